@@ -1,0 +1,83 @@
+# Annotated Attention — every task a maintainer or reader needs, from a bare python3.
+#   make book     set up .venv (once) and build the HTML book from the stored notebook outputs
+#   make test     set up .venv (once), then ruff, unit tests, nbval, pairing/toc checks, strict book build
+#   make lab      JupyterLab on the notebooks
+#   make sync     pair notebooks/NN_topic.py (the source) with NN_topic.ipynb (jupytext)
+#   make execute  re-execute every notebook in place (stores outputs), printing the time each took
+#   make bench    time and peak-memory benchmark of the attention kernels
+#   make clean    remove build outputs (keeps .venv); make distclean also removes .venv
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
+SOURCES   := $(sort $(wildcard notebooks/*.py))
+
+# Local copy of Tiny Shakespeare for the lab and the notebooks (the library downloads it otherwise).
+SHARED_TEXT := $(abspath ../shared/data/tinyshakespeare.txt)
+ifneq ($(wildcard $(SHARED_TEXT)),)
+export ANNOTATED_TINYSHAKESPEARE ?= $(SHARED_TEXT)
+endif
+# Same numbers on every machine: no multithreading surprises beyond the 2 cores we plan for.
+export OMP_NUM_THREADS ?= 2
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: install book test lint unit nbval check-notebooks book-strict lab sync execute bench clean distclean
+
+install: $(STAMP)
+
+# Re-runs only when the lock file or the package metadata change.
+$(STAMP): requirements-lock.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-lock.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --keep-going
+	@echo "The book is at file://$(abspath _build/html/index.html)"
+
+test: $(STAMP)
+	$(MAKE) --no-print-directory lint unit nbval book-strict
+	@echo "make test: all checks passed"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+nbval: $(STAMP)
+	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider $(NOTEBOOKS)
+
+book-strict: $(STAMP)
+	rm -rf _build/html _build/.doctrees
+	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
+	@echo "The book is at file://$(abspath _build/html/index.html)"
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+sync: $(STAMP)
+	$(BIN)/jupytext --set-formats ipynb,py:percent $(SOURCES)
+	$(BIN)/jupytext --sync $(SOURCES)
+
+# NB=notebooks/01_attention.ipynb limits it to one notebook.
+NB ?= $(NOTEBOOKS)
+execute: $(STAMP)
+	@for nb in $(NB); do \
+	  start=$$(date +%s); \
+	  $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=600 "$$nb" || exit 1; \
+	  printf '%-45s %4d s\n' "$$nb" "$$(( $$(date +%s) - start ))"; \
+	done
+
+bench: $(STAMP)
+	$(BIN)/python -m annotated.bench --out _build/bench
+
+clean:
+	rm -rf _build .pytest_cache .ruff_cache .hypothesis
+
+distclean: clean
+	rm -rf $(VENV)
