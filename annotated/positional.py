@@ -293,7 +293,7 @@ class AlibiBias(PositionalEncoding):
 
     def __init__(self, n_heads: int, *, causal: bool = True):
         super().__init__()
-        self.causal = causal
+        self.n_heads, self.causal = n_heads, causal
         self.register_buffer("slopes", alibi_slopes(n_heads), persistent=False)  # (H,)
 
     def score_bias(self, q_pos, k_pos):
@@ -347,7 +347,8 @@ class T5RelativeBias(PositionalEncoding):
 
     def __init__(self, n_heads: int, *, bidirectional: bool = False, num_buckets: int = 32, max_distance: int = 128):
         super().__init__()
-        self.bidirectional, self.num_buckets, self.max_distance = bidirectional, num_buckets, max_distance
+        self.n_heads, self.bidirectional = n_heads, bidirectional
+        self.num_buckets, self.max_distance = num_buckets, max_distance
         self.bucket_bias = nn.Embedding(num_buckets, n_heads)  # (num_buckets, H)
         nn.init.normal_(self.bucket_bias.weight, std=0.02)
 
