@@ -114,7 +114,7 @@ for q in ([0.0, 3.0], [1.5, 1.5], [10.0, 0.0]):
 # ## 2. The formula and the code
 #
 # With queries $Q \in \mathbb{R}^{T_q\times d_k}$, keys $K \in \mathbb{R}^{T_k\times d_k}$ and
-# values $V \in \mathbb{R}^{T_k\times d_v}$ (Vaswani et al. 2017, eq. 1):
+# values $V \in \mathbb{R}^{T_k\times d_v}$ ({cite:t}`vaswani2017attention`, eq. 1):
 #
 # $$
 # \mathrm{Attention}(Q, K, V) = \underbrace{\mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_k}} + B\right)}_{\text{weights } A \,\in\, \mathbb{R}^{T_q\times T_k}} V ,
