@@ -87,3 +87,81 @@ def new_figure(*args, **kwargs) -> Figure:
     fig = Figure(*args, **kwargs)
     FigureCanvasAgg(fig)
     return fig
+
+
+def attention_row_bars(row, ax, *, key_labels=None, title: str | None = None, color: str = "tab:blue"):
+    """Draw one query's attention distribution over the keys (Tk,) as vertical bars.
+
+    The bars sit in the same left-to-right order as the heatmap's columns, so the two can be
+    read side by side; the largest weight is drawn in a darker shade.
+    """
+    w = _to_numpy(row)
+    if w.ndim != 1:
+        raise ValueError(f"attention_row_bars needs one row of weights (Tk,), got shape {w.shape}")
+    bars = ax.bar(range(len(w)), w, color=color)
+    if len(w):
+        bars[int(w.argmax())].set_color("navy")
+    if key_labels is not None:
+        if len(key_labels) != len(w):
+            raise ValueError(f"{len(key_labels)} key labels for a row of {len(w)} weights; pass one label per key")
+        ax.set_xticks(range(len(w)), labels=list(key_labels), rotation=90 if len(w) > 8 else 0)
+    ax.set_ylim(0, 1)
+    ax.set_xlim(-0.6, len(w) - 0.4)
+    ax.set_xlabel("key")
+    ax.set_ylabel("weight")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def head_grid(weights, *, query_labels=None, key_labels=None, titles=None, ncols: int | None = None,
+              figsize=None, annotate: bool = False, fig=None):
+    """One heatmap per head for a stack of attention matrices ``(H, Tq, Tk)``, sharing one colour bar.
+
+    ``fig``: draw onto this (empty) figure instead of a new pyplot one — the widgets pass an
+    off-screen figure. Returns the figure.
+    """
+    w = _to_numpy(weights)
+    if w.ndim != 3:
+        raise ValueError(f"head_grid needs a stack of attention matrices (H, Tq, Tk), got shape {w.shape}")
+    n = w.shape[0]
+    ncols = min(n, 4) if ncols is None else ncols
+    nrows = -(-n // ncols)
+    if fig is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=figsize or (3.2 * ncols + 0.8, 3.0 * nrows))
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    titles = [f"head {h}" for h in range(n)] if titles is None else list(titles)
+    im = None
+    for h, ax in enumerate(axes):
+        if h >= n:
+            ax.axis("off")
+            continue
+        im = attention_heatmap(w[h], ax, query_labels=query_labels, key_labels=key_labels, title=titles[h],
+                               annotate=annotate, colorbar=False)
+        if h % ncols:
+            ax.set_ylabel("")
+    fig.colorbar(im, ax=list(axes[:n]), fraction=0.03, pad=0.02)
+    return fig
+
+
+def signed_heatmap(matrix, ax, *, title: str | None = None, xlabel: str = "", ylabel: str = "",
+                   cmap: str = "RdBu_r", colorbar: bool = True, symmetric: bool = True):
+    """Draw any real matrix (positional encodings, biases, similarities) with a diverging colour map
+    centred on 0 (``symmetric=True``) or spanning its range. Returns the image."""
+    m = _to_numpy(matrix)
+    if m.ndim != 2:
+        raise ValueError(f"signed_heatmap needs a 2-D matrix, got shape {m.shape}")
+    if symmetric:
+        lim = float(np.abs(m).max()) or 1.0
+        im = ax.imshow(m, cmap=cmap, vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+    else:
+        im = ax.imshow(m, cmap=cmap, aspect="auto", interpolation="nearest")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return im
