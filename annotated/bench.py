@@ -6,7 +6,10 @@ measures, for each kind and length T:
 
 * forward time and forward + backward time: the fastest of ``repeats`` runs after one
   warm-up (on a shared machine the minimum is the least disturbed estimate;
-  ``torch.cuda.synchronize`` around each run on a GPU);
+  ``torch.cuda.synchronize`` around each run on a GPU). ``timer="wall"`` (default) reads
+  ``time.perf_counter``; ``timer="cpu"`` reads ``time.process_time``, the CPU seconds of
+  this process, which other processes on a busy machine cannot inflate; with one torch
+  thread it equals the wall time of an idle machine (CPU only);
 * peak memory of the forward pass under ``torch.no_grad`` (so saved-for-backward tensors
   do not count): on CUDA ``torch.cuda.max_memory_allocated`` minus what was allocated
   before; on CPU, PyTorch has no peak counter, so we record every allocation and free of
@@ -116,16 +119,17 @@ def peak_forward_bytes(fn, device: torch.device | str = "cpu") -> int:
     return peak
 
 
-def _fastest_seconds(fn, repeats: int, device: torch.device) -> float:
+def _fastest_seconds(fn, repeats: int, device: torch.device, timer: str = "wall") -> float:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda *_: None)
+    clock = time.process_time if timer == "cpu" else time.perf_counter
     fn()  # warm-up: first-call allocations, kernel selection
     times = []
     for _ in range(repeats):
         sync(device)
-        start = time.perf_counter()
+        start = clock()
         fn()
         sync(device)
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return min(times)
 
 
@@ -161,6 +165,7 @@ def run_benchmark(
     out_dir=None,
     memory_budget_bytes: int | None = None,
     seed: int = 0,
+    timer: str = "wall",
     progress: bool = True,
 ) -> BenchmarkResult:
     """Time and peak memory of each attention kind at each length T; optionally write files.
@@ -178,6 +183,8 @@ def run_benchmark(
     if repeats <= 0 or any(int(t) <= 0 for t in lengths):
         raise ValueError(f"repeats and every length must be positive, got repeats={repeats}, lengths={list(lengths)}")
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    if timer not in ("wall", "cpu") or (timer == "cpu" and device.type != "cpu"):
+        raise ValueError(f"timer must be 'wall', or 'cpu' on a CPU device; got timer={timer!r} on {device}")
     if memory_budget_bytes is None:
         memory_budget_bytes = torch.cuda.mem_get_info(device)[0] // 2 if device.type == "cuda" else CPU_BUDGET_BYTES
     gen = torch.Generator().manual_seed(seed)
@@ -188,8 +195,9 @@ def run_benchmark(
         kernel, params = ATTENTION_KERNELS[kind], KERNEL_PARAMS.get(kind, {})
         shape = dict(batch=batch, n_heads=n_heads, d_head=d_head)
         estimate = estimate_forward_bytes(kind, t, **shape, params=params)
-        row = dict(kind=kind, T=t, **shape, causal=causal, device=str(device), forward_ms=None,
-                   forward_backward_ms=None, peak_forward_mib=None, estimated_mib=round(estimate / 2**20, 2))  # fmt: skip
+        row = dict(kind=kind, T=t, **shape, causal=causal, device=str(device), threads=torch.get_num_threads(),
+                   timer=timer, forward_ms=None, forward_backward_ms=None, peak_forward_mib=None,
+                   estimated_mib=round(estimate / 2**20, 2))  # fmt: skip
         if estimate * (2 if backward else 1) > memory_budget_bytes:
             row["status"] = f"skipped: estimated {estimate / 2**20:.0f} MiB > budget {memory_budget_bytes / 2**20:.0f} MiB"
             rows.append(row)
@@ -201,7 +209,7 @@ def run_benchmark(
                 return kernel.fn(q, k, v, causal=causal, **params)[0]
 
         row["peak_forward_mib"] = round(peak_forward_bytes(forward, device) / 2**20, 3)
-        row["forward_ms"] = round(1e3 * _fastest_seconds(forward, repeats, device), 3)
+        row["forward_ms"] = round(1e3 * _fastest_seconds(forward, repeats, device, timer), 3)
         if backward:
             leaves = [x.detach().requires_grad_(True) for x in (q, k, v)]
             grad_out = torch.randn(batch, n_heads, t, d_head, generator=gen).to(device)
@@ -211,7 +219,7 @@ def run_benchmark(
                     x.grad = None
                 kernel.fn(*leaves, causal=causal, **params)[0].backward(grad_out)
 
-            row["forward_backward_ms"] = round(1e3 * _fastest_seconds(forward_backward, repeats, device), 3)
+            row["forward_backward_ms"] = round(1e3 * _fastest_seconds(forward_backward, repeats, device, timer), 3)
         row["status"] = "ok"
         rows.append(row)
         del q, k, v
@@ -287,14 +295,18 @@ def main(argv=None) -> BenchmarkResult:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--d-head", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is steadiest on a busy machine)")
+    parser.add_argument("--timer", choices=["wall", "cpu"], default="wall", help="cpu: process CPU time (busy CPU hosts)")
     parser.add_argument("--budget-mib", type=float, default=None, help="skip points estimated above this memory")
     args = parser.parse_args(argv)
     lengths = args.lengths or (QUICK_LENGTHS if args.quick else DEFAULT_LENGTHS)
     repeats = args.repeats or (2 if args.quick else 3)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     budget = None if args.budget_mib is None else int(args.budget_mib * 2**20)
     result = run_benchmark(
         args.kinds, lengths, d_head=args.d_head, n_heads=args.heads, batch=args.batch, backward=not args.no_backward,
-        repeats=repeats, device=args.device, out_dir=args.out, memory_budget_bytes=budget,
+        repeats=repeats, device=args.device, out_dir=args.out, memory_budget_bytes=budget, timer=args.timer,
     )  # fmt: skip
     print(markdown_table(result))
     print("wrote " + ", ".join(str(p) for p in result.files.values()))

@@ -89,12 +89,15 @@ def test_points_over_the_memory_budget_are_skipped_and_recorded(tmp_path):
 
 def test_main_command_line_and_bad_arguments(tmp_path, capsys):
     result = main(["--lengths", "16", "32", "--kinds", "linear", "--out", str(tmp_path), "--repeats", "1",
-                   "--no-backward", "--d-head", "8", "--heads", "1", "--device", "cpu"])  # fmt: skip
+                   "--no-backward", "--d-head", "8", "--heads", "1", "--device", "cpu", "--timer", "cpu"])  # fmt: skip
     assert [r["T"] for r in result.rows] == [16, 32] and result.rows[0]["forward_backward_ms"] is None
+    assert result.rows[0]["timer"] == "cpu"
     assert "| linear | 16 |" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["--kinds", "nonsense"])
     with pytest.raises(ValueError, match="unknown attention kinds"):
         run_benchmark(["dense"], [16], progress=False)
+    with pytest.raises(ValueError, match="timer must be"):
+        run_benchmark(["full"], [16], timer="gpu", device="cpu", progress=False)
     with pytest.raises(ValueError, match="positive"):
         run_benchmark(["full"], [0], progress=False)
