@@ -23,7 +23,8 @@ endif
 export OMP_NUM_THREADS ?= 2
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: install book test lint unit nbval check-notebooks book-strict lab sync execute bench clean distclean
+.PHONY: install book test lint unit nbval check-notebooks book-strict lab sync execute bench clean distclean \
+        browser-deps check-site check-lab
 
 install: $(STAMP)
 
@@ -40,7 +41,7 @@ book: $(STAMP)
 	@echo "The book is at file://$(abspath _build/html/index.html)"
 
 test: $(STAMP)
-	$(MAKE) --no-print-directory lint unit nbval book-strict
+	$(MAKE) --no-print-directory lint unit nbval book-strict check-site check-lab
 	@echo "make test: all checks passed"
 
 lint: $(STAMP)
@@ -56,6 +57,29 @@ book-strict: $(STAMP)
 	rm -rf _build/html _build/.doctrees
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "The book is at file://$(abspath _build/html/index.html)"
+
+# Debian's Chromium for check-site: installed when missing and we may (root with apt-get, as in CI);
+# otherwise a notice, and check-site skips.
+CHROMIUM ?= /usr/bin/chromium
+browser-deps:
+	@if [ -x "$(CHROMIUM)" ]; then \
+	  echo "browser-deps: $$($(CHROMIUM) --version 2>/dev/null)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "browser-deps: installing chromium (apt-get)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+	    || echo "*** NOTICE: apt-get could not install chromium; check-site will be skipped ***"; \
+	else \
+	  echo "*** NOTICE: no $(CHROMIUM), and not root with apt-get: check-site will be skipped." \
+	       "Install it with: sudo apt-get install chromium ***"; \
+	fi
+
+# Open every page of the built book (make book-strict first) in headless Chromium; screenshots in _build/screenshots.
+check-site: $(STAMP) browser-deps
+	$(BIN)/python scripts/check_site.py --html _build/html --screenshots _build/screenshots --chromium $(CHROMIUM)
+
+# Run a notebook through a JupyterLab server's kernel websocket and check its ipywidgets models.
+check-lab: $(STAMP)
+	$(BIN)/python scripts/check_lab.py notebooks/01_attention.ipynb
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
