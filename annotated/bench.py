@@ -20,7 +20,10 @@ measures, for each kind and length T:
 A (kind, T) whose estimated memory exceeds the budget is skipped and recorded as such.
 Results go to a CSV, a Markdown table and a log-log plot whose legend holds each kind's
 fitted exponent (least-squares slope of log cost against log T): ≈ 2 is the O(T²) wall,
-≈ 1 linear. Run ``python -m annotated.bench --help``. Timings are never asserted by tests.
+≈ 1 linear. A kernel with a fixed working set (block-wise tiles) plus an O(T) output has
+a fitted memory slope below 1 at short T that tends to 1 as T grows. Run
+``python -m annotated.bench --help``; ``make bench`` writes to ``_build/bench``. Timings
+are never asserted by tests.
 
 Legend: B batch, H heads, T time, D head dim.
 """
@@ -199,7 +202,9 @@ def run_benchmark(
                    timer=timer, forward_ms=None, forward_backward_ms=None, peak_forward_mib=None,
                    estimated_mib=round(estimate / 2**20, 2))  # fmt: skip
         if estimate * (2 if backward else 1) > memory_budget_bytes:
-            row["status"] = f"skipped: estimated {estimate / 2**20:.0f} MiB > budget {memory_budget_bytes / 2**20:.0f} MiB"
+            row["status"] = (
+                f"skipped: estimated {estimate / 2**20:.0f} MiB > budget {memory_budget_bytes / 2**20:.0f} MiB"
+            )
             rows.append(row)
             continue
         q, k, v = (torch.randn(batch, n_heads, t, d_head, generator=gen).to(device) for _ in range(3))  # (B, H, T, D)
@@ -250,6 +255,7 @@ def plot_scaling(result: BenchmarkResult, path=None):
     if path is not None:
         matplotlib.use("Agg", force=False)  # no display needed to save a file
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, axes = plt.subplots(1, len(METRICS), figsize=(5 * len(METRICS), 4), constrained_layout=True)
     for ax, (metric, label) in zip(axes, METRICS.items(), strict=True):
@@ -258,6 +264,10 @@ def plot_scaling(result: BenchmarkResult, path=None):
             if done:
                 slope = fits[metric]
                 ax.loglog([r["T"] for r in done], [r[metric] for r in done], "o-", label=f"{kind} (slope {slope:.2f})")
+        lengths = sorted({r["T"] for r in result.rows})
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(lengths, [str(t) for t in lengths], rotation=45 if len(lengths) > 5 else 0)
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set(xlabel="sequence length T", ylabel=label, title=label)
         ax.grid(True, which="both", alpha=0.3)
         if ax.lines:
@@ -295,8 +305,12 @@ def main(argv=None) -> BenchmarkResult:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--d-head", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is steadiest on a busy machine)")
-    parser.add_argument("--timer", choices=["wall", "cpu"], default="wall", help="cpu: process CPU time (busy CPU hosts)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (1 is steadiest on a busy machine)"
+    )
+    parser.add_argument(
+        "--timer", choices=["wall", "cpu"], default="wall", help="cpu: process CPU time (busy CPU hosts)"
+    )
     parser.add_argument("--budget-mib", type=float, default=None, help="skip points estimated above this memory")
     args = parser.parse_args(argv)
     lengths = args.lengths or (QUICK_LENGTHS if args.quick else DEFAULT_LENGTHS)

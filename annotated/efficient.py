@@ -239,12 +239,14 @@ def local_attention(
 
     if t_q != t_k:
         raise ValueError(f"global tokens need as many queries as keys (one sequence), got Tq={t_q}, Tk={t_k}")
-    if (g.min() < 0 or g.max() >= t_k):
+    if g.min() < 0 or g.max() >= t_k:
         raise ValueError(f"global_positions must lie in [0, {t_k}), got {g.tolist()}")
     is_global = torch.zeros(t_k, dtype=torch.bool, device=dev)
     is_global[g] = True
     keep = keep & ~is_global[idx][:, None, :]  # a global key is read through its own column, once
-    g_keep = g[None, None, :] <= q_pos[:, :, None] if causal else torch.ones(1, 1, g.numel(), dtype=torch.bool, device=dev)
+    g_keep = (
+        g[None, None, :] <= q_pos[:, :, None] if causal else torch.ones(1, 1, g.numel(), dtype=torch.bool, device=dev)
+    )
     # g_keep: (N, C, G) or (1, 1, G)
     if key_keep is not None:
         g_keep = g_keep & key_keep[..., g][..., None, None, :]  # (..., N, C, G)

@@ -222,8 +222,12 @@ def test_grouped_query_attention_by_repeating_kv(name):
     params = {"window": 21, "top_k": 21, "block_size": 8}
     kernel = ATTENTION_KERNELS[name]
     out, _ = kernel.fn(
-        q, k.repeat_interleave(3, dim=1), v.repeat_interleave(3, dim=1), causal=True,
-        **{p: params[p] for p in kernel.params}, **({"block_size": 8} if name == "blockwise" else {}),
+        q,
+        k.repeat_interleave(3, dim=1),
+        v.repeat_interleave(3, dim=1),
+        causal=True,
+        **{p: params[p] for p in kernel.params},
+        **({"block_size": 8} if name == "blockwise" else {}),
     )
     ref = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
