@@ -258,7 +258,7 @@ def local_attention(
     )  # (..., N, C, L + G)
     out = weights[..., :span] @ v_spans + weights[..., span:] @ v[..., None, g, :]  # (..., N, C, Dv)
     out = out.flatten(-3, -2)[..., :t_q, :]  # (..., Tq, Dv)
-    row_keep = causal_mask(t_q, t_k, device=dev)[g] if causal else None  # (G, Tk)
+    row_keep = torch.arange(t_k, device=dev)[None, :] <= g[:, None] if causal else None  # (G, Tk), not Tq × Tk
     g_mask = combine_masks(row_keep, None if key_keep is None else key_keep[..., None, :])
     g_out, _ = attend(q[..., g, :], k, v, mask=g_mask, scale=scale)  # (..., G, Dv) global rows see all
     return out.index_copy(-2, g, g_out), None
