@@ -1,0 +1,486 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["remove-cell"]
+# Set-up: makes this notebook run anywhere, Colab included (the book hides this cell).
+try:
+    import annotated  # noqa: F401
+except ImportError:  # not installed here (e.g. Colab): install the library from the repository
+    # %pip install -q "annotated @ git+https://github.com/annotated-attention/annotated-attention"
+    pass
+try:
+    from google.colab import output  # type: ignore
+
+    output.enable_custom_widget_manager()  # Colab needs this for ipywidgets
+except ImportError:
+    pass
+
+# %% [markdown]
+# # Week 2 — Multi-head attention
+#
+# **Learning goals.** By the end of this chapter you can
+#
+# 1. say why a transformer runs several small attention heads instead of one big one;
+# 2. read the library's `MultiHeadAttention` and check that it computes exactly what
+#    `torch.nn.MultiheadAttention` computes, given the same weights;
+# 3. explain grouped-query and multi-query attention (GQA/MQA) and compute the key–value
+#    memory they save;
+# 4. train a tiny model on a task that needs two heads, and watch the heads specialise —
+#    in attention maps, in per-head entropy, and in an interactive explorer.
+#
+# The code lives in `annotated/attention.py` (`MultiHeadAttention`, `KVCache`,
+# `attention_entropy`); the explorer is `annotated.widgets.AttentionExplorer`.
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from annotated.attention import KVCache, MultiHeadAttention, attention_entropy
+from annotated.masks import causal_mask
+from annotated.positional import LearnedAbsoluteEncoding
+from annotated.viz import head_grid
+from annotated.widgets import AttentionExplorer
+
+torch.manual_seed(0)
+# Tiny models train faster on one thread than on several (no synchronisation between threads),
+# and one thread gives the same numbers on every machine.
+torch.set_num_threads(1)
+
+# %% [markdown]
+# ## 1. Why several heads?
+#
+# One attention head turns each query into **one** probability distribution over the keys
+# and returns **one** weighted average of the values. If a token needs two pieces of
+# information from two different places — say the previous token *and* the token three
+# back — a single head has to split its weight between them, and what comes out is a
+# blend: $0.5\,v_{i-1} + 0.5\,v_{i-3}$ no longer says which value came from where.
+#
+# Multi-head attention {cite:p}`vaswani2017attention` runs $H$ heads side by side, each in
+# its own subspace of size $D = C/H$ (for model width $C$), and concatenates the results:
+#
+# $$
+# \mathrm{head}_h = \mathrm{Attention}(X W_q^h,\; X W_k^h,\; X W_v^h), \qquad
+# \mathrm{MHA}(X) = [\mathrm{head}_1; \dots; \mathrm{head}_H]\, W_o ,
+# $$
+#
+# with $W_q^h, W_k^h, W_v^h \in \mathbb{R}^{C\times D}$ and $W_o \in \mathbb{R}^{C\times C}$.
+# Each head can now look at a different place, and the concatenation keeps their answers
+# apart. In code the $H$ projections are one $C\times C$ matrix whose output is cut into
+# $H$ pieces — the "head split" is a reshape:
+#
+# ```python
+# q = self.q_proj(x).view(B, T, H, D).transpose(1, 2)   # (B, T, C) -> (B, H, T, D)
+# ```
+#
+# So heads cost nothing extra: the parameter count of `MultiHeadAttention` does not depend
+# on $H$, only on $C$.
+
+# %%
+for n_heads in (1, 2, 4, 8):
+    mha = MultiHeadAttention(64, n_heads)
+    print(f"d_model 64, {n_heads} head(s) of size {64 // n_heads:>2}: "
+          f"{sum(p.numel() for p in mha.parameters())} parameters")
+
+# %% [markdown]
+# ## 2. The same as `torch.nn.MultiheadAttention`
+#
+# PyTorch ships its own multi-head attention. It keeps $W_q, W_k, W_v$ stacked in one
+# `in_proj_weight` of shape $(3C, C)$. We copy our projections into it and compare outputs
+# *and* per-head weights — for causal self-attention, and for cross-attention with padded
+# keys. One trap: PyTorch's boolean masks mean the opposite of ours (`True` = **hidden**),
+# hence the `~`.
+
+# %%
+d_model, n_heads = 32, 4
+ours = MultiHeadAttention(d_model, n_heads)
+theirs = nn.MultiheadAttention(d_model, n_heads, batch_first=True)
+with torch.no_grad():  # copy our weights into PyTorch's module
+    theirs.in_proj_weight.copy_(torch.cat([ours.q_proj.weight, ours.k_proj.weight, ours.v_proj.weight]))
+    theirs.in_proj_bias.copy_(torch.cat([ours.q_proj.bias, ours.k_proj.bias, ours.v_proj.bias]))
+    theirs.out_proj.weight.copy_(ours.out_proj.weight)
+    theirs.out_proj.bias.copy_(ours.out_proj.bias)
+
+g = torch.Generator().manual_seed(0)
+x = torch.randn(2, 6, d_model, generator=g)  # (B, T, C)
+context = torch.randn(2, 9, d_model, generator=g)  # (B, S, C): another sequence, for cross-attention
+real = torch.ones(2, 9, dtype=torch.bool)
+real[1, 6:] = False  # the second context has 3 padding tokens
+
+out_a, w_a = ours(x, causal=True, need_weights=True)
+out_b, w_b = theirs(x, x, x, attn_mask=~causal_mask(6), need_weights=True, average_attn_weights=False)
+out_c, w_c = ours(x, context, mask=real[:, None, None, :], need_weights=True)
+out_d, w_d = theirs(x, context, context, key_padding_mask=~real, need_weights=True, average_attn_weights=False)
+for case, (o1, o2, w1, w2) in {"causal self-attention": (out_a, out_b, w_a, w_b),
+                               "cross-attention + padding": (out_c, out_d, w_c, w_d)}.items():
+    print(f"{case:>26}: max |Δ output| < 1e-6: {(o1 - o2).abs().max().item() < 1e-6}, "
+          f"max |Δ weights| < 1e-6: {(w1 - w2).abs().max().item() < 1e-6}, weights shape {tuple(w1.shape)}")
+
+# %% [markdown]
+# Both agree to within float32 rounding. The weights come back per head, $(B, H, T_q, T_k)$:
+# that is what we will plot below. Without `need_weights=True`, `MultiHeadAttention` takes
+# its fast path through `F.scaled_dot_product_attention` and returns no weights; the unit
+# tests check that both paths give the same output.
+#
+# ## 3. Grouped-query and multi-query attention
+#
+# When a decoder generates text token by token it keeps the keys and values of every past
+# token in a **KV cache**, so that it does not recompute them at every step. That cache,
+# not the weights, is what fills the memory at long contexts. Its size per token is
+#
+# $$
+# \text{bytes per token} = 2 \;(\text{k and v}) \times L \times H_{kv} \times D \times \text{bytes per number},
+# $$
+#
+# for $L$ layers, $H_{kv}$ key/value heads of size $D$. **Multi-query attention** (MQA,
+# Shazeer 2019) lets all $H$ query heads share a single key/value head ($H_{kv}=1$);
+# **grouped-query attention** {cite:p}`ainslie2023gqa` is the middle ground: groups of
+# $H/H_{kv}$ query heads share one key/value head. In `MultiHeadAttention` it is the
+# argument `n_kv_heads`; query head $h$ reads key/value head $\lfloor h / (H/H_{kv})\rfloor$.
+#
+# A GQA layer *is* an ordinary multi-head layer whose key and value projections repeat
+# within each group — which we can check by building that MHA layer:
+
+# %%
+gqa = MultiHeadAttention(32, n_heads=4, n_kv_heads=2)  # head size 8; k/v projections are (16, 32)
+mha = MultiHeadAttention(32, n_heads=4)  # k/v projections are (32, 32)
+with torch.no_grad():
+    for name in ("q_proj", "out_proj"):
+        getattr(mha, name).load_state_dict(getattr(gqa, name).state_dict())
+    for name in ("k_proj", "v_proj"):
+        w = getattr(gqa, name).weight.view(2, 8, 32)  # (Hkv, D, C)
+        b = getattr(gqa, name).bias.view(2, 8)
+        getattr(mha, name).weight.copy_(w.repeat_interleave(2, dim=0).reshape(32, 32))  # heads 0,1 ← kv 0; 2,3 ← kv 1
+        getattr(mha, name).bias.copy_(b.repeat_interleave(2, dim=0).reshape(32))
+out_gqa, _ = gqa(x, causal=True)
+out_mha, _ = mha(x, causal=True)
+print("GQA equals MHA with repeated k/v heads, max |Δ| < 1e-6:", (out_gqa - out_mha).abs().max().item() < 1e-6)
+print("k/v parameters: GQA", sum(p.numel() for n, p in gqa.named_parameters() if n[0] in "kv"),
+      "vs MHA", sum(p.numel() for n, p in mha.named_parameters() if n[0] in "kv"))
+
+# %% [markdown]
+# Now the memory. We run a layer with a `KVCache` over 100 tokens and weigh what it
+# stores, for every choice of $H_{kv}$, against the formula above (float32, 4 bytes):
+
+# %%
+x_long = torch.randn(1, 100, 64, generator=g)  # (B=1, T=100, C=64)
+for n_kv in (8, 4, 2, 1):
+    layer = MultiHeadAttention(64, n_heads=8, n_kv_heads=n_kv)
+    cache = KVCache()
+    layer(x_long, causal=True, cache=cache)
+    stored = cache.k.numel() * cache.k.element_size() + cache.v.numel() * cache.v.element_size()
+    formula = 2 * 1 * n_kv * 8 * 4 * 100  # k and v, 1 layer, n_kv heads of size 8, float32, 100 tokens
+    print(f"n_kv_heads = {n_kv}: cache holds k {tuple(cache.k.shape)}, {stored:>6} bytes; formula {formula:>6}")
+
+# %% [markdown]
+# The same formula at the sizes of real models. The shapes below are those of familiar
+# open models (layers, query heads, head size), with 16-bit numbers (2 bytes); each column
+# sets a different number of key/value heads.
+
+# %%
+shapes = {  # name: (layers L, query heads H, head size D)
+    "GPT-2 medium-like (24 × 16 × 64)": (24, 16, 64),
+    "Llama-2-7B-like (32 × 32 × 128)": (32, 32, 128),
+    "Llama-2-70B-like (80 × 64 × 128)": (80, 64, 128),
+}
+columns = ("H", "H/2", "H/4", "H/8", "1")
+print(f"{'KV cache per token, KiB (fp16)':<34}" + "".join(f"{c:>10}" for c in columns) + f"{'4k tokens, H':>14}")
+for name, (n_layers, h, d) in shapes.items():
+    per_token = {c: 2 * n_layers * n_kv * d * 2 / 1024 for c, n_kv in zip(columns, (h, h // 2, h // 4, h // 8, 1))}
+    full_context_gib = 2 * n_layers * h * d * 2 * 4096 / 2**30
+    print(f"{name:<34}" + "".join(f"{per_token[c]:>10.1f}" for c in columns) + f"{full_context_gib:>11.2f} GiB")
+
+# %% [markdown]
+# Read the table row by row: a 7B-sized model with one key/value head per query head
+# stores 512 KiB for every token of context — 2.00 GiB for a 4096-token conversation,
+# per sequence in the batch. With 8 key/value heads (the $H/4$ column) it is 128 KiB,
+# and with MQA only 16 KiB. The 70B-sized shape with 8 KV heads (its $H/8$ column, 320
+# KiB) stores less per token than the 7B shape without GQA. Fewer key/value heads lose
+# some quality; {cite:t}`ainslie2023gqa` found a few groups recover most of it.
+#
+# ## 4. An experiment: a task that needs two heads
+#
+# To see heads specialise we need a task where each output needs **two** tokens from two
+# **different** places. We use sequences of $T=16$ random digits $x_0 \dots x_{15}$ from
+# $V=8$ symbols and ask, at every position $i \ge 3$,
+#
+# $$
+# y_i = (x_{i-1} - x_{i-3}) \bmod V .
+# $$
+#
+# A difference, not a sum: $x_{i-1} + x_{i-3}$ is symmetric in its two inputs, so a single
+# head that averages the two positions would already have all it needs (exercise 2 looks at
+# that case). For the difference the model must tell the two tokens apart.
+#
+# The model is as small as it can be while still showing the lesson: token embedding plus a
+# learned position vector (next week is all about positions), **one** causal
+# `MultiHeadAttention` layer with a residual connection, and a small MLP that reads the
+# answer out. Nothing but the attention layer can move information between positions.
+
+# %%
+V, T = 8, 16  # symbols, sequence length
+IGNORE = -100  # F.cross_entropy skips targets equal to this
+
+
+def two_offset_batch(batch_size: int, generator: torch.Generator, combine=lambda a, b: a - b):
+    """Random digits x (B, T) and targets y_i = combine(x[i-1], x[i-3]) mod V for i >= 3 (else IGNORE)."""
+    x = torch.randint(0, V, (batch_size, T), generator=generator)  # (B, T)
+    y = torch.full((batch_size, T), IGNORE)
+    y[:, 3:] = combine(x[:, 2:-1], x[:, :-3]) % V  # x[i-1], x[i-3] for i = 3 .. T-1
+    return x, y
+
+
+class OneLayerAttentionModel(nn.Module):
+    """Embeddings + learned positions → one causal multi-head attention layer (+ residual) → MLP readout."""
+
+    def __init__(self, n_heads: int, n_kv_heads: int | None = None, d_model: int = 32, hidden: int = 64):
+        super().__init__()
+        self.embed = nn.Embedding(V, d_model)
+        self.positions = LearnedAbsoluteEncoding(T, d_model, init_std=0.5)
+        self.attention = MultiHeadAttention(d_model, n_heads, n_kv_heads)
+        self.readout = nn.Sequential(nn.Linear(d_model, hidden), nn.ReLU(), nn.Linear(hidden, V))
+
+    def forward(self, idx, need_weights: bool = False):
+        x = self.positions(self.embed(idx))  # (B, T, C)
+        a, w = self.attention(x, causal=True, need_weights=need_weights)  # (B, T, C), (B, H, T, T) or None
+        return self.readout(x + a), [w]  # logits (B, T, V), one weight tensor per layer
+
+
+def train_two_offset(n_heads: int, n_kv_heads=None, combine=lambda a, b: a - b, steps: int = 300, seed: int = 0):
+    torch.manual_seed(seed)  # the initial weights
+    data = torch.Generator().manual_seed(seed)  # the training batches
+    model = OneLayerAttentionModel(n_heads, n_kv_heads)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
+    losses = []
+    for _ in range(steps):
+        x, y = two_offset_batch(64, data, combine)
+        logits, _ = model(x)
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return model.eval(), losses
+
+
+test_x, test_y = two_offset_batch(1000, torch.Generator().manual_seed(123))  # held-out batch
+
+
+def accuracy(model, x=test_x, y=test_y) -> float:
+    with torch.no_grad():
+        logits, _ = model(x)
+    return (logits.argmax(-1) == y)[:, 3:].float().mean().item()
+
+
+# %% [markdown]
+# We train a one-head and a two-head model with the same width ($C=32$), the same data and
+# the same 300 AdamW steps (a few seconds on a CPU):
+
+# %% tags=["nbval-ignore-output"]
+import time
+
+start = time.perf_counter()
+models, curves = {}, {}
+for n_heads in (1, 2):
+    models[n_heads], curves[n_heads] = train_two_offset(n_heads)
+print(f"trained both models in {time.perf_counter() - start:.1f} s")
+
+# %%
+for n_heads, model in models.items():
+    print(f"{n_heads} head(s): final training loss {curves[n_heads][-1]:.3f}, "
+          f"held-out accuracy {accuracy(model):.3f} (chance {1 / V:.3f})")
+
+fig, ax = plt.subplots(figsize=(6.5, 3.2))
+for n_heads, losses in curves.items():
+    smooth = torch.tensor(losses).unfold(0, 10, 10).mean(1)  # mean of every 10 steps
+    ax.plot(range(10, len(losses) + 1, 10), smooth, label=f"{n_heads} head(s)")
+ax.axhline(math.log(V), color="grey", ls=":", lw=0.8)
+ax.text(300, math.log(V) - 0.12, "chance (ln 8)", ha="right", color="grey", fontsize=8)
+ax.set_xlabel("training step")
+ax.set_ylabel("loss (nats)")
+ax.set_title(r"training loss on $y_i = (x_{i-1} - x_{i-3})\ \mathrm{mod}\ 8$")
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# ### What each head looks at
+#
+# We run the held-out batch through both models with `need_weights=True` and draw the
+# weights of the first example: the single head of the one-head model, then the two heads
+# of the two-head model. Rows are the positions that predict, columns the positions they read.
+
+# %%
+with torch.no_grad():
+    _, (w1,) = models[1](test_x, need_weights=True)  # (B, 1, T, T)
+    _, (w2,) = models[2](test_x, need_weights=True)  # (B, 2, T, T)
+
+digits = [str(t) for t in test_x[0].tolist()]
+fig = head_grid(torch.cat([w1[0], w2[0]]), query_labels=digits, key_labels=digits, ncols=3, figsize=(13, 4.2),
+                titles=["1-head model", "2-head model: head 0", "2-head model: head 1"])
+fig.suptitle("attention weights, first held-out sequence (rows: query position, columns: key position)")
+plt.show()
+
+# %% [markdown]
+# Two numbers per head summarise those maps over the whole held-out batch (positions
+# $i\ge 3$): the mean weight on the key one back and three back, and the **entropy** of the
+# rows — 0 nats when a row puts all its weight on one key, $\ln T_k$ when it is uniform.
+
+# %%
+i = torch.arange(3, T)  # the positions with a target
+for name, w in (("1-head model", w1), ("2-head model", w2)):
+    entropy = attention_entropy(w)[:, :, 3:].mean((0, 2))  # (H,): mean over examples and positions
+    back1, back3 = w[:, :, i, i - 1].mean((0, 2)), w[:, :, i, i - 3].mean((0, 2))  # (H,)
+    for h in range(w.shape[1]):
+        print(f"{name}, head {h}: weight on x[i-1] {back1[h]:.2f}, on x[i-3] {back3[h]:.2f}, "
+              f"entropy {entropy[h]:.2f} nats")
+
+# %% [markdown]
+# **What we saw.** Both models sit at chance for about a hundred steps. The two-head model
+# leaves that plateau first, reaches zero loss first and solves the task (held-out accuracy
+# 1.000): its heads
+# divided the work — head 0 puts 0.92 of its weight on $x_{i-1}$, head 1 puts 0.91 on
+# $x_{i-3}$ — and both have sharp rows (entropy 0.28 and 0.29 nats). Nobody told them to:
+# the split emerged from training.
+#
+# A surprise: the one-head model also got far — held-out accuracy 0.980 — though it cannot
+# look at two places at once. It found a trick: it splits its weight *unequally*, 0.63 on
+# $x_{i-1}$ and 0.34 on $x_{i-3}$, so the blend $0.63\,v(x_{i-1}) + 0.34\,v(x_{i-3})$ still
+# says which token sat where, and the MLP decodes it. The price is visible: its rows are
+# blurry (entropy 0.78 nats) and it learned more slowly. With wider vocabularies or more
+# tokens to fetch such tricks run out; separate heads do not.
+#
+# ## 5. Explore the attention
+#
+# `AttentionExplorer` takes what a model returns with `need_weights=True` — one
+# $(B, H, T_q, T_k)$ tensor per layer — and the tokens of each example. Pick a layer, a head
+# (or the mean over heads) and an example; the slider picks a query row, whose distribution
+# over the keys is drawn as bars beside the heatmap. In JupyterLab or Colab the controls are
+# live; the book shows head 0 of the two-head model at query position 10.
+
+# %%
+tokens = [[str(t) for t in row] for row in test_x[:8].tolist()]
+explorer = AttentionExplorer([w2[:8]], tokens, head=0, query=10, layer_names=["attention layer"],
+                             description="attention explorer, two-head model")
+explorer
+
+# %% [markdown]
+# Query 10 of the first sequence reads the key one position back; switch to head 1 and the
+# bar moves three positions back, and the *mean over heads* shows two bars of about half
+# height — the picture a single averaged map would give, which hides the division of labour.
+
+# %%
+row = explorer.selected_weights(layer=0, head="mean", example=0)[10]
+print("mean over heads, query 10: largest weights at keys", row.topk(2).indices.sort().values.tolist(),
+      "with", [round(v, 2) for v in row.topk(2).values.tolist()])
+
+# %% [markdown]
+# ## Exercises
+#
+# ```{exercise}
+# :label: ex-02-params
+# Count the parameters of `MultiHeadAttention(d_model=512, n_heads=8, n_kv_heads=k)` for
+# $k = 8, 4, 2, 1$, and check the count against $2C^2 + 2\,C\,(k D) + $ biases by hand.
+# ```
+#
+# ```{solution-start} ex-02-params
+# :class: dropdown
+# ```
+
+# %%
+C, H = 512, 8
+D = C // H
+for k in (8, 4, 2, 1):
+    counted = sum(p.numel() for p in MultiHeadAttention(C, H, k).parameters())
+    by_hand = 2 * C * C + 2 * C * (k * D) + 2 * C + 2 * (k * D)  # q and out: C×C; k and v: C×kD; biases
+    print(f"n_kv_heads = {k}: {counted:>7} parameters, by hand {by_hand:>7}, equal: {counted == by_hand}")
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-02-sum
+# Train the two-head model on the *symmetric* target $y_i = (x_{i-1} + x_{i-3}) \bmod V$
+# (pass `combine=lambda a, b: a + b`). Do the heads still specialise? Explain what you see.
+# ```
+#
+# ```{solution-start} ex-02-sum
+# :class: dropdown
+# ```
+
+# %%
+model_sum, _ = train_two_offset(2, combine=lambda a, b: a + b)
+sum_x, sum_y = two_offset_batch(1000, torch.Generator().manual_seed(123), lambda a, b: a + b)
+with torch.no_grad():
+    _, (w_sum,) = model_sum(sum_x, need_weights=True)
+print(f"held-out accuracy {accuracy(model_sum, sum_x, sum_y):.3f}")
+for h in range(2):
+    print(f"head {h}: weight on x[i-1] {w_sum[:, h, i, i - 1].mean():.2f}, on x[i-3] {w_sum[:, h, i, i - 3].mean():.2f}")
+
+# %% [markdown]
+# The model solves the sum (accuracy 1.000), but its heads did **not** divide the work:
+# each splits its weight roughly evenly between the two positions (0.45/0.55 and
+# 0.55/0.43). An even split returns $\tfrac12\,(v(x_{i-1}) + v(x_{i-3}))$, which is symmetric
+# in the two tokens — and so is the target, so nothing pushes the heads apart.
+# Specialisation appears when the task requires it, not by default.
+#
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-02-mqa
+# Train the two-head model with **one** key/value head (`n_kv_heads=1`, multi-query
+# attention). Can the two query heads still read different positions? Why?
+# ```
+#
+# ```{solution-start} ex-02-mqa
+# :class: dropdown
+# ```
+
+# %%
+model_mqa, _ = train_two_offset(2, n_kv_heads=1)
+with torch.no_grad():
+    _, (w_mqa,) = model_mqa(test_x, need_weights=True)
+print(f"MQA held-out accuracy {accuracy(model_mqa):.3f}")
+for h in range(2):
+    print(f"head {h}: weight on x[i-1] {w_mqa[:, h, i, i - 1].mean():.2f}, on x[i-3] {w_mqa[:, h, i, i - 3].mean():.2f}")
+
+# %% [markdown]
+# Yes: with a single shared key/value head the model still reaches accuracy 1.000, and the
+# two query heads still specialise (head 1 puts 0.94 on $x_{i-1}$, head 0 puts 0.89 on
+# $x_{i-3}$). Where a head looks is decided by its own *query* projection against the
+# shared keys, so two query heads can pick different positions; what they share is the
+# value projection, i.e. *what* they read there — enough here, since both heads need the
+# same thing (a token's identity) from different places.
+#
+# ```{solution-end}
+# ```
+#
+# ## Summary
+#
+# * Multi-head attention splits the model width into $H$ subspaces; each head computes its
+#   own attention pattern, and the concatenation keeps their results apart. It costs no
+#   extra parameters.
+# * The library's `MultiHeadAttention` matches `torch.nn.MultiheadAttention` given the same
+#   weights, for self- and cross-attention with masks (mind PyTorch's inverted mask meaning).
+# * GQA/MQA share key/value heads between groups of query heads; the KV cache shrinks by
+#   the factor $H/H_{kv}$.
+# * On a task that needs two positions, two heads specialise — one per offset, with sharp
+#   rows — and learn faster than one head, which can only blend.
+#
+# Next week: where the positions come from.
