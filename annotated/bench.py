@@ -249,15 +249,16 @@ def markdown_table(result: BenchmarkResult) -> str:
 
 
 def plot_scaling(result: BenchmarkResult, path=None):
-    """Log-log panels of each metric against T, one line per kind, fitted slope in the legend."""
-    import matplotlib
+    """Log-log panels of each metric against T, one line per kind, fitted slope in the legend.
 
-    if path is not None:
-        matplotlib.use("Agg", force=False)  # no display needed to save a file
-    import matplotlib.pyplot as plt
+    Built on a bare ``matplotlib.figure.Figure`` (Agg canvas, no pyplot): saving needs no
+    display and never switches a notebook's backend; a notebook shows the returned figure.
+    """
     import matplotlib.ticker
+    from matplotlib.figure import Figure
 
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(5 * len(METRICS), 4), constrained_layout=True)
+    fig = Figure(figsize=(5 * len(METRICS), 4), layout="constrained")
+    axes = fig.subplots(1, len(METRICS))
     for ax, (metric, label) in zip(axes, METRICS.items(), strict=True):
         for kind, fits in result.exponents.items():
             done = [r for r in result.rows if r["kind"] == kind and r["status"] == "ok" and r[metric] is not None]
@@ -274,7 +275,6 @@ def plot_scaling(result: BenchmarkResult, path=None):
             ax.legend(fontsize=8)
     if path is not None:
         fig.savefig(path, dpi=120)
-        plt.close(fig)
     return fig
 
 
