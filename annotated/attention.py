@@ -137,6 +137,70 @@ def repeat_kv(t: torch.Tensor, groups: int) -> torch.Tensor:
     return t if groups == 1 else t.repeat_interleave(groups, dim=-3)
 
 
+_KERNEL_CALL_ARGS = ("q", "k", "v", "mask", "bias", "causal", "scale")
+
+
+def check_kernel_params(kernel: str, params: dict | None) -> dict:
+    """Check a kernel name and its settings before any tensor exists; return the settings as a dict.
+
+    The name must be in :data:`annotated.efficient.ATTENTION_KERNELS`, every required setting
+    (``window`` for "local", ``top_k`` for "topk") must be given, each setting must be a
+    keyword of that kernel, and integer sizes must be positive.
+    """
+    import inspect
+
+    from annotated.efficient import ATTENTION_KERNELS
+
+    if kernel not in ATTENTION_KERNELS:
+        raise ValueError(f"unknown attention kernel {kernel!r}; choose one of {sorted(ATTENTION_KERNELS)}")
+    params = dict(params or {})
+    spec = ATTENTION_KERNELS[kernel]
+    accepted = [n for n in inspect.signature(spec.fn).parameters if n not in _KERNEL_CALL_ARGS and n != "dropout_p"]
+    missing = [n for n in spec.params if n not in params]
+    if missing:
+        example = ", ".join(f"{n!r}: 64" for n in missing)
+        raise ValueError(f"attention kernel {kernel!r} needs {missing}; pass e.g. {{{example}}}")
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ValueError(f"attention kernel {kernel!r} takes no setting {unknown}; it takes {accepted or 'none'}")
+    for name, value in params.items():
+        if name in ("window", "top_k", "block_size", "query_block_size", "chunk_size") and value is not None:
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} of attention kernel {kernel!r} must be a positive integer, got {value!r}")
+    return params
+
+
+def kernel_weights(kernel: str, q, k, v, mask=None, bias=None, *, causal=False, scale=None, **params):
+    """``(out, weights (..., Tq, Tk))`` of a kernel, written the O(T²) way so the weights exist.
+
+    For plots and attention entropy: the weights are the ones the kernel effectively uses —
+    dense attention restricted to the band for "local" (Longformer's global tokens
+    included), linear attention's normalised φ(q)·φ(k) for "linear", the kept scores for
+    "topk", and dense attention for the exact "full" and "blockwise". The outputs equal the
+    kernel's own to float tolerance (tests check it).
+    """
+    from annotated.efficient import ATTENTION_KERNELS, linear_attention_quadratic, topk_attention
+    from annotated.masks import global_token_mask, sliding_window_mask
+
+    if bias is not None and not ATTENTION_KERNELS[kernel].supports_bias:
+        raise ValueError(
+            f"attention kernel {kernel!r} cannot take a score bias (ALiBi, T5 relative bias); use 'full', "
+            "'blockwise' or 'topk', or a positional encoding that acts on q/k (RoPE) or the embeddings"
+        )
+    if kernel == "linear":
+        feature_map = {"feature_map": params["feature_map"]} if "feature_map" in params else {}
+        return linear_attention_quadratic(q, k, v, mask, bias, causal=causal, scale=scale, **feature_map)
+    if kernel == "topk":
+        return topk_attention(q, k, v, params["top_k"], mask, bias, causal=causal, scale=scale)
+    if kernel == "local":
+        t_q, t_k = q.shape[-2], k.shape[-2]
+        band = sliding_window_mask(t_q, params["window"], t_k, causal=causal, device=q.device)  # (Tq, Tk)
+        if params.get("global_positions") is not None and len(params["global_positions"]):
+            band = band | global_token_mask(t_k, params["global_positions"], device=q.device)  # needs Tq == Tk
+        mask = combine_masks(mask, band)
+    return attend(q, k, v, mask, bias, causal=causal, scale=scale)
+
+
 @functools.cache
 def _sdpa_supports_gqa() -> bool:
     """``enable_gqa`` appeared in PyTorch 2.5; probe once instead of parsing versions."""
@@ -220,6 +284,13 @@ class MultiHeadAttention(nn.Module):
     ``F.scaled_dot_product_attention`` runs with the same mask/bias meaning and no weights
     are returned. Both live in :meth:`_attend`, the one place a kernel is called.
 
+    ``kernel`` names another kernel of :data:`annotated.efficient.ATTENTION_KERNELS`
+    ("linear", "local", "topk", "blockwise"), with its settings in ``kernel_params``
+    (e.g. ``{"window": 64}``); k and v are repeated to H heads before it runs. Such a
+    kernel has no attention dropout (``dropout`` must be 0), and with ``need_weights=True``
+    the weights *that kernel uses* are computed the O(T²) way (:func:`kernel_weights`),
+    so a plot or an entropy sees the approximation, not dense attention.
+
     Legend: B batch, T/Tq query length, Tk key length, C d_model, H heads, Hkv k/v heads, D head dim.
     """
 
@@ -232,6 +303,8 @@ class MultiHeadAttention(nn.Module):
         bias: bool = True,
         dropout: float = 0.0,
         positional=None,
+        kernel: str = "full",
+        kernel_params: dict | None = None,
     ):
         super().__init__()
         n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
@@ -258,6 +331,20 @@ class MultiHeadAttention(nn.Module):
         self.out_proj = nn.Linear(n_heads * self.head_dim, d_model, bias=bias)
         self.positional = positional
         self._check_positional(positional)
+        self.use_kernel(kernel, kernel_params)
+
+    def use_kernel(self, kernel: str = "full", kernel_params: dict | None = None) -> MultiHeadAttention:
+        """Choose the attention kernel by name (see the class docstring); returns ``self``."""
+        self.kernel, self.kernel_params = kernel, check_kernel_params(kernel, kernel_params)
+        if kernel != "full" and self.dropout > 0:
+            raise ValueError(
+                f"kernel={kernel!r} has no attention dropout, but dropout={self.dropout}; "
+                "set dropout=0 or use kernel='full'"
+            )
+        return self
+
+    def extra_repr(self) -> str:
+        return "" if self.kernel == "full" else f"kernel={self.kernel!r}, kernel_params={self.kernel_params}"
 
     def _check_positional(self, positional) -> None:
         from annotated.positional import PositionalEncoding
@@ -364,6 +451,16 @@ class MultiHeadAttention(nn.Module):
         """
         groups = self.n_heads // self.n_kv_heads
         dropout_p = self.dropout if self.training else 0.0
+        if self.kernel != "full":  # an efficient kernel: same mask/bias meaning, H heads for k and v
+            k, v = repeat_kv(k, groups), repeat_kv(v, groups)
+            if need_weights:
+                return kernel_weights(self.kernel, q, k, v, mask, bias, causal=causal, **self.kernel_params)
+            from annotated.efficient import ATTENTION_KERNELS
+
+            out, _ = ATTENTION_KERNELS[self.kernel].fn(
+                q, k, v, mask=mask, bias=bias, causal=causal, **self.kernel_params
+            )
+            return out, None
         if need_weights:  # reference path: readable, returns the weights
             return attend(q, repeat_kv(k, groups), repeat_kv(v, groups), mask, bias, causal=causal, dropout_p=dropout_p)
         t_q, t_k = q.shape[-2], k.shape[-2]

@@ -9,7 +9,11 @@
 All three are built from :mod:`annotated.blocks` and configured by one :class:`ModelConfig`.
 :func:`generate` decodes greedily or by sampling (temperature, top-k) with a key-value
 cache that gives exactly the tokens recomputation gives; ``save`` / :func:`load_model` keep
-the config with the weights. Left out: embedding scaling by √C, GPT-2's 1/√(2N)
+the config with the weights. ``ModelConfig.attention`` picks the self-attention kernel of
+:mod:`annotated.efficient` in every block (settings in ``attention_params``); cross-attention
+always runs dense, since a source of another length has no window or causal order to
+exploit. Combinations a kernel cannot honour (a score bias with linear or local attention,
+attention dropout with any kernel but "full") are refused when the config is made. Left out: embedding scaling by √C, GPT-2's 1/√(2N)
 residual init, T5's RMSNorm and bias-free layers, a cache for the cross-attention keys.
 
 Legend: B batch, T time (target / decoder), S source (encoder) length, C d_model, V vocab,
@@ -26,7 +30,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from annotated.attention import KVCache
+from annotated.attention import KVCache, check_kernel_params
 from annotated.blocks import ACTIVATIONS, NORM_PLACEMENTS, DecoderBlock, EncoderBlock, check_choice
 from annotated.efficient import ATTENTION_KERNELS
 from annotated.positional import POSITIONAL_ENCODINGS, make_positional
@@ -50,7 +54,8 @@ class ModelConfig:
     max_len: int = 256  # longest sequence the learned positional table holds (the training length)
     dropout: float = 0.0
     positional: str = "rope"  # a name in annotated.positional.POSITIONAL_ENCODINGS
-    attention: str = "full"  # a kernel name in annotated.efficient.ATTENTION_KERNELS; only "full" is wired
+    attention: str = "full"  # self-attention kernel in annotated.efficient.ATTENTION_KERNELS (cross-attention: "full")
+    attention_params: dict = field(default_factory=dict)  # e.g. {"window": 64}, {"top_k": 8}, {"block_size": 64}
     norm: str = "pre"  # LayerNorm placement: "pre" (GPT-2) or "post" (original transformer)
     activation: str = "gelu"  # feed-forward non-linearity: "gelu" or "relu"
     tie_weights: bool = True  # output projection shares the token-embedding matrix (Press & Wolf 2017)
@@ -62,6 +67,8 @@ class ModelConfig:
         check_choice("arch", self.arch, ARCHITECTURES)
         check_choice("positional encoding", self.positional, POSITIONAL_ENCODINGS)
         check_choice("attention kernel", self.attention, ATTENTION_KERNELS)
+        self.attention_params = check_kernel_params(self.attention, self.attention_params)
+        self._check_attention_kernel()
         check_choice("norm placement", self.norm, NORM_PLACEMENTS)
         check_choice("activation", self.activation, ACTIVATIONS)
         for name in ("vocab_size", "d_model", "n_layers", "n_heads", "max_len"):
@@ -97,6 +104,20 @@ class ModelConfig:
                 raise ValueError(f"n_classes must be at least 2, got {self.n_classes}")
         if self.pad_id is not None and not 0 <= self.pad_id < self.vocab_size:
             raise ValueError(f"pad_id={self.pad_id} must be a token id in [0, vocab_size={self.vocab_size})")
+
+    def _check_attention_kernel(self) -> None:
+        """Refuse what a kernel cannot honour (the kernel applies to self-attention only)."""
+        kernel = ATTENTION_KERNELS[self.attention]
+        if POSITIONAL_ENCODINGS[self.positional].where == "score" and not kernel.supports_bias:
+            raise ValueError(
+                f"attention={self.attention!r} cannot add the score bias of positional={self.positional!r} "
+                "(it never forms the T × T scores); use positional='rope' or an embedding-level encoding, "
+                "or attention='full', 'blockwise' or 'topk'"
+            )
+        if self.attention != "full" and self.dropout > 0:
+            raise ValueError(
+                f"attention={self.attention!r} has no attention-weight dropout; set dropout=0.0 or attention='full'"
+            )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -174,6 +195,8 @@ class Stack(nn.Module):
                   dropout=c.dropout, bias=c.bias, positional=in_attention, **extra)
             for _ in range(c.n_layers)
         )  # fmt: skip
+        for block in self.blocks:  # the chosen kernel runs the self-attention; cross-attention stays dense
+            block.self_attn.sublayer.use_kernel(c.attention, c.attention_params)
         self.final_norm = nn.LayerNorm(c.d_model) if c.norm == "pre" else nn.Identity()
 
     def forward(self, x, memory=None, *, mask=None, memory_mask=None, need_weights=False, positions=None, caches=None):
@@ -202,11 +225,6 @@ class AnnotatedModel(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        if config.attention != "full":
-            raise NotImplementedError(
-                f"attention={config.attention!r} is a kernel of annotated.efficient but is not wired into the "
-                "models yet; use attention='full'"
-            )
         self.config = config
         self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)  # (V, C)
 
