@@ -497,10 +497,12 @@ def write_plots(folder: Path, history: History, model=None, task=None, length=No
         }
         viz.accuracy_vs_length(curves, ax, train_length=length, ylabel="accuracy")
         plots["accuracy_vs_length.png"] = fig
-    if model is not None and task is not None:
+    attentions = None
+    if model is not None and task is not None and length is not None:
         batch = task.sample(1, length, torch.Generator().manual_seed(0), split="val")
         with torch.no_grad():
             attentions = model.eval()(batch.inputs, need_weights=True).attentions  # L × (1, H, T, T)
+    if attentions and all(w is not None for w in attentions):
         stack = torch.cat([w[0] for w in attentions])  # (L*H, T, T)
         heads = attentions[0].shape[1]
         labels = task.decode(batch.inputs[0]).split(" ") if " " in task.decode(batch.inputs[0][:2]) else None

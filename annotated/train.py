@@ -243,7 +243,7 @@ def evaluate(model, task: Task, length: int, config: TrainConfig, device: torch.
         scored += int(mask.sum())
         exact += int(hits.all(dim=1).sum())
         sequences += batch.inputs.shape[0]
-        if attentions:  # mean entropy over the scored queries: (L, H)
+        if attentions and all(w is not None for w in attentions):  # mean entropy over the scored queries: (L, H)
             per_query = torch.stack([attention_entropy(w.float()) for w in attentions])  # (L, B, H, T)
             weights = mask[None, :, None, :].float()
             entropy = (per_query * weights).sum((1, 3)) / weights.sum((1, 3)).clamp_min(1)

@@ -99,7 +99,8 @@ def test_folders_are_never_overwritten(tmp_path):
         ({"modle": {}}, "unknown experiment field.*modle"),
         ({"model__layers": 2}, "unknown ModelConfig field.*layers"),
         ({"name": "a/b"}, "name must be"),
-        ({"model__attention": "linear"}, "not wired"),
+        ({"model__attention": "linear", "model__positional": "alibi"}, "cannot add the score bias"),
+        ({"model__attention": "local"}, "needs \\['window'\\]"),
     ],
 )
 def test_bad_configs_fail_before_any_folder(tmp_path, changes, message):
