@@ -1,0 +1,486 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["remove-cell"]
+# Set-up: makes this notebook run anywhere, Colab included (the book hides this cell).
+try:
+    import annotated  # noqa: F401
+except ImportError:  # not installed here (e.g. Colab): install the library from the repository
+    # %pip install -q "annotated @ git+https://github.com/annotated-attention/annotated-attention"
+    pass
+try:
+    from google.colab import output  # type: ignore
+
+    output.enable_custom_widget_manager()  # Colab needs this for ipywidgets
+except ImportError:
+    pass
+
+# %% [markdown]
+# # Week 3 — Positional encodings
+#
+# **Learning goals.** By the end of this chapter you can
+#
+# 1. show that self-attention on its own ignores word order (it is *permutation-equivariant*);
+# 2. name the three places where an encoding can put order back — the embeddings, the
+#    queries and keys, or the scores — and the encodings that act at each;
+# 3. read the pictures of sinusoidal, learned, rotary (RoPE), ALiBi and T5 encodings;
+# 4. measure how each one copes with sequences longer than those seen in training.
+#
+# Everything here is in `annotated/positional.py`; the small language models come from
+# `annotated/models.py`.
+
+# %%
+import math
+import time
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+
+from annotated.attention import MultiHeadAttention
+from annotated.models import ModelConfig, build_model
+from annotated.positional import (
+    POSITIONAL_ENCODINGS,
+    alibi_slopes,
+    apply_rope,
+    make_positional,
+    sinusoidal_encoding,
+    t5_relative_bucket,
+)
+from annotated.tasks import get_task
+from annotated.viz import signed_heatmap
+
+torch.manual_seed(0)
+torch.set_num_threads(1)  # tiny models: one thread is faster than several, and gives the same numbers everywhere
+
+# %% [markdown]
+# ## 1. Attention alone does not know the order
+#
+# Self-attention compares every token with every other through dot products, then averages.
+# Nothing in $\mathrm{softmax}(QK^\top/\sqrt{d})V$ refers to *where* a token sits: shuffle
+# the input rows with a permutation $P$ and the output rows are shuffled the same way,
+#
+# $$
+# \mathrm{SelfAttn}(PX) = P\,\mathrm{SelfAttn}(X).
+# $$
+#
+# So "dog bites man" and "man bites dog" give the same set of outputs. We check it on a
+# random sequence — and then check that each kind of positional encoding, and a causal
+# mask, breaks the symmetry.
+
+# %%
+g = torch.Generator().manual_seed(0)
+x = torch.randn(1, 8, 32, generator=g)  # (B, T, C)
+perm = torch.randperm(8, generator=g)
+
+
+def equivariance_gap(attention, add_positions=None, causal=False) -> float:
+    """max |f(x[perm]) - f(x)[perm]| for f = (optional embedding encoding) + attention."""
+    def f(inp):
+        inp = add_positions(inp) if add_positions is not None else inp
+        return attention(inp, causal=causal)[0]
+    return (f(x[:, perm]) - f(x)[:, perm]).abs().max().item()
+
+
+torch.manual_seed(0)
+plain = MultiHeadAttention(32, 4)
+cases = {
+    "no positions, no mask": (plain, None, False),
+    "no positions, causal mask (NoPE decoder)": (plain, None, True),
+    "sinusoidal, added to the embeddings": (plain, make_positional("sinusoidal", d_model=32, n_heads=4, max_len=8),
+                                            False),
+    "RoPE, rotating q and k": (MultiHeadAttention(32, 4, positional=make_positional("rope", d_model=32, n_heads=4,
+                                                                                      max_len=8)), None, False),
+    "ALiBi, added to the scores": (MultiHeadAttention(32, 4, positional=make_positional(
+        "alibi", d_model=32, n_heads=4, max_len=8, causal=False)), None, False),
+}
+with torch.no_grad():
+    for name, (attention, add_positions, causal) in cases.items():
+        gap = equivariance_gap(attention, add_positions, causal)
+        print(f"{name:<42} permutation-equivariant (gap < 1e-5): {gap < 1e-5}")
+
+# %% [markdown]
+# Without positions the gap is zero up to rounding: the layer is blind to order. Every
+# encoding breaks the symmetry — and so does a causal mask, because "who may see whom"
+# already depends on order. That is why a decoder with **no** positional encoding (NoPE)
+# can still learn about positions {cite:p}`kazemnejad2023nope`; an encoder cannot.
+#
+# ## 2. Three places to put the order back
+#
+# Each encoding in the library declares where it acts, and `MultiHeadAttention` and the
+# models apply it there — no copied `forward` per encoding:
+
+# %%
+for name, cls in POSITIONAL_ENCODINGS.items():
+    print(f"{name:>11}: where = {cls.where!r:<12} ({cls.__name__})")
+
+# %% [markdown]
+# * **embedding** — a vector $p_t$ is added to the token embedding at position $t$:
+#   fixed sinusoids {cite:p}`vaswani2017attention`, a learned table (GPT-2), or sinusoids of
+#   randomly drawn, sorted positions during training {cite:p}`ruoss2023randomized`.
+# * **qk** — RoPE {cite:p}`su2021roformer` rotates each query and key by an angle
+#   proportional to its position, so their dot product depends on the *difference* of positions.
+# * **score** — a bias $b_h(i - j)$ is added to the attention score of query $i$ and key
+#   $j$ in head $h$: a fixed linear penalty in ALiBi {cite:p}`press2022alibi`, a learned
+#   scalar per distance bucket in T5 {cite:p}`raffel2020t5`, descendants of the relative
+#   positions of {cite:t}`shaw2018relative`.
+# * **none** — NoPE: only the causal mask.
+#
+# ## 3. What each encoding looks like
+#
+# ### Sinusoids
+#
+# $\mathrm{PE}[t, 2i] = \sin(t/10000^{2i/C})$ and $\mathrm{PE}[t, 2i+1] = \cos(t/10000^{2i/C})$:
+# each pair of dimensions is a clock turning at its own speed, from one turn every $2\pi$
+# positions down to one every $2\pi \cdot 10000$. Right: the dot product between the
+# encodings of two positions depends only on how far apart they are.
+
+# %%
+positions = torch.arange(64)
+pe = sinusoidal_encoding(positions, 64)  # (T, C)
+fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+signed_heatmap(pe, axes[0], title="sinusoidal encoding PE[t, :]", xlabel="dimension", ylabel="position t")
+signed_heatmap(pe @ pe.T, axes[1], title="PE[m] · PE[n]", xlabel="position n", ylabel="position m")
+fig.tight_layout()
+plt.show()
+near_diagonals = [(pe[k:] * pe[: 64 - k]).sum(-1) for k in (1, 10)]  # PE[m]·PE[m+k] for every m
+for k, values in zip((1, 10), near_diagonals):
+    print(f"PE[m]·PE[m+{k}] = {values.mean():.3f} for every m (spread < 1e-4: {(values.max() - values.min()) < 1e-4})")
+
+# %% [markdown]
+# ### RoPE: the score depends only on $m - n$
+#
+# RoPE rotates dimension pair $i$ of a query at position $m$ by the angle $m\theta_i$ (and of
+# a key at position $n$ by $n\theta_i$), with $\theta_i = 10000^{-2i/D}$. A rotation
+# preserves lengths, and $\langle R_{m\theta} q, R_{n\theta} k\rangle = \langle q, R_{(n-m)\theta} k\rangle$:
+# the score sees only the offset. We take *one* query vector and *one* key vector, place
+# them at every pair of positions $m, n \in [0, 64)$, and plot all 4096 scores against $m - n$.
+
+# %%
+g = torch.Generator().manual_seed(1)
+q = torch.randn(64, generator=g, dtype=torch.float64)  # one head, D = 64
+k = torch.randn(64, generator=g, dtype=torch.float64)
+m = torch.arange(64)
+rq = apply_rope(q.expand(64, 64), m)  # (T, D): q at every position
+rk = apply_rope(k.expand(64, 64), m)  # (T, D): k at every position
+scores = rq @ rk.T  # (m, n)
+offset = (m[:, None] - m[None, :]).flatten()  # m - n
+spread = max(scores.flatten()[offset == d].max() - scores.flatten()[offset == d].min() for d in range(-63, 64))
+print(f"largest spread among scores with the same m - n < 1e-10: {spread.item() < 1e-10}")
+print("norms preserved:", torch.allclose(rq.norm(dim=-1), q.norm().expand(64)))
+
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+signed_heatmap(scores, axes[0], title="RoPE score ⟨rope(q, m), rope(k, n)⟩", xlabel="key position n",
+               ylabel="query position m")
+axes[1].plot(offset, scores.flatten(), ".", ms=3)
+axes[1].set_xlabel("m − n")
+axes[1].set_ylabel("score")
+axes[1].set_title("all 4096 scores against m − n: one curve")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The heatmap is constant along every diagonal, and the 4096 points fall on a single curve:
+# the scores with equal $m-n$ agree to within $10^{-10}$ (float64 rounding). Note what the
+# curve is *not*: it is not monotone in the distance. Whether a query prefers near or far
+# keys is up to the learned $q$ and $k$.
+#
+# ### ALiBi: a linear penalty per head
+#
+# ALiBi adds $-s_h\,(i - j)$ to the score of query $i$ and key $j \le i$: a straight line
+# with a fixed slope $s_h$ per head, the geometric sequence $2^{-8/H}, 2^{-16/H}, \dots, 2^{-8}$.
+# Steep heads look locally, shallow heads far. There are no parameters.
+
+# %%
+slopes = alibi_slopes(8)
+print("slopes for 8 heads:", [f"2^-{-math.log2(s):.0f}" for s in slopes.tolist()])
+alibi = make_positional("alibi", d_model=64, n_heads=8, max_len=16)
+bias = alibi.score_bias(torch.arange(16), torch.arange(16))  # (H, Tq, Tk)
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+for ax, h in zip(axes[:2], (0, 7)):
+    signed_heatmap(bias[h].masked_fill(~torch.ones(16, 16, dtype=torch.bool).tril(), float("nan")), ax,
+                   title=f"head {h}: slope {slopes[h]:.4f}", xlabel="key j", ylabel="query i", symmetric=False,
+                   cmap="viridis")
+distance = torch.arange(16)
+for h in range(8):
+    axes[2].plot(distance, -slopes[h] * distance, label=f"head {h}")
+axes[2].set_xlabel("distance i − j")
+axes[2].set_ylabel("bias added to the score")
+axes[2].set_title("ALiBi bias against distance")
+axes[2].legend(fontsize=7, ncol=2)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ### T5: learned biases on logarithmic buckets
+#
+# T5 learns one scalar per (bucket, head). Small distances get a bucket each; larger ones
+# share logarithmically wider buckets, and everything beyond `max_distance` (128) shares the
+# last one. A bidirectional encoder uses half the buckets for keys before the query and half
+# for keys after; a causal decoder puts every future key in bucket 0.
+
+# %%
+rel = torch.arange(-160, 161)
+fig, ax = plt.subplots(figsize=(9, 3.4))
+ax.step(rel, t5_relative_bucket(rel, bidirectional=True), where="mid", label="bidirectional (encoder)")
+ax.step(rel, t5_relative_bucket(rel, bidirectional=False), where="mid", label="causal (decoder)")
+ax.set_xlabel("relative position j − i (key minus query)")
+ax.set_ylabel("bucket")
+ax.set_title("T5 relative-position buckets (32 buckets, max_distance 128)")
+ax.legend()
+plt.show()
+for d in (-1, -7, -8, -20, -127, -128, -1000):
+    print(f"j − i = {d:>5}: bucket {t5_relative_bucket(torch.tensor(d), bidirectional=False).item():>2} (causal)")
+
+# %% [markdown]
+# Distances 0–15 (causal) each have their own bucket; 20 shares a bucket with its
+# neighbours; 128 and 1000 fall in the same last bucket, 31. The bias table is learned; the
+# last picture of this section shows a learned encoding, the absolute table of a trained
+# model — so we train some models first.
+#
+# ## 4. Longer than in training
+#
+# An encoding that works on the lengths it was trained on may fail on longer ones: the
+# model meets positions (or distances) it has never seen. We measure this the way
+# {cite:t}`press2022alibi` did, on a language model: seven small character-level models of
+# Tiny Shakespeare, identical but for the positional encoding (2 layers, width 64, 4 heads),
+# each trained for 200 steps on windows of $L = 32$ characters, then evaluated on held-out
+# text at $L$, $2L$ and $4L$.
+#
+# One change to the library's GPT-style initialisation: it draws token embeddings with
+# standard deviation 0.02 while a sinusoid has entries of size 1, so the positions would
+# drown the tokens (the original transformer scales embeddings by $\sqrt{C}$ for the same
+# reason). We draw token embeddings with standard deviation 1 and untie them from the output
+# layer, for every model alike.
+
+# %%
+task = get_task("tiny_shakespeare")  # reads the corpus (downloads it once if there is no local copy)
+L = 32
+ENCODINGS = ["sinusoidal", "learned", "randomized", "rope", "alibi", "t5", "nope"]
+
+
+def train_char_model(positional: str, steps: int = 200, seed: int = 0):
+    torch.manual_seed(seed)  # initial weights
+    data = torch.Generator().manual_seed(seed)  # training windows
+    config = ModelConfig(arch="decoder", vocab_size=task.vocab_size, d_model=64, n_layers=2, n_heads=4,
+                         max_len=L, positional=positional, tie_weights=False)
+    model = build_model(config)
+    torch.nn.init.normal_(model.tok_emb.weight, std=1.0)  # tokens as large as the sinusoids
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.0)
+    for _ in range(steps):
+        batch = task.sample(32, L, data)
+        loss = F.cross_entropy(model(batch.inputs).logits.flatten(0, 1), batch.targets.flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval(), loss.item()
+
+
+start = time.perf_counter()
+char_models, final_loss = {}, {}
+for name in ENCODINGS:
+    char_models[name], final_loss[name] = train_char_model(name)
+training_seconds = time.perf_counter() - start
+
+# %% tags=["nbval-ignore-output"]
+print(f"trained {len(ENCODINGS)} models in {training_seconds:.0f} s")
+
+# %% [markdown]
+# The learned table has $L = 32$ rows. Asked for position 32, the model refuses, with an
+# error that says what to do:
+
+# %%
+held_out = {n: task.sample(128, n, torch.Generator().manual_seed(1), split="val") for n in (L, 2 * L, 4 * L)}
+try:
+    char_models["learned"](held_out[2 * L].inputs)
+except ValueError as error:
+    print("ValueError:", error)
+
+# %% [markdown]
+# So for the measurement we pick the explicit fallback, `overflow="clamp"`: every position
+# past the table reuses the last learned vector. Then we compute, for every model and
+# length, the mean next-character loss over all positions, and over the last $L$ positions
+# only (the ones furthest beyond the training length).
+
+# %%
+char_models["learned"].decoder.positional.overflow = "clamp"  # explicit: positions ≥ 32 reuse row 31
+position_loss = {}  # encoding -> loss at each position of the 4L windows, mean over the batch
+print(f"{'encoding':<11} {'train':>6} | {'loss, all positions':^23} | {'loss, last 32 positions':^23}")
+print(f"{'':<11} {'':>6} | {'L':>7}{'2L':>8}{'4L':>8} | {'L':>7}{'2L':>8}{'4L':>8}")
+with torch.no_grad():
+    for name, model in char_models.items():
+        row = []
+        for batch in held_out.values():
+            loss = F.cross_entropy(model(batch.inputs).logits.transpose(1, 2), batch.targets, reduction="none")
+            row.append((loss.mean().item(), loss[:, -L:].mean().item()))
+        position_loss[name] = loss.mean(0)  # (4L,): from the last, longest length
+        print(f"{name:<11} {final_loss[name]:>6.3f} | " + "".join(f"{a:>8.3f}" for a, _ in row)[1:]
+              + " | " + "".join(f"{b:>8.3f}" for _, b in row)[1:])
+
+# %%
+fig, ax = plt.subplots(figsize=(10, 4.2))
+for name, losses in position_loss.items():
+    smooth = losses.unfold(0, 8, 8).mean(1)  # mean over blocks of 8 positions
+    ax.plot(torch.arange(4, 4 * L, 8), smooth, "o-", ms=3, label=name + (" (clamped)" if name == "learned" else ""))
+ax.axvline(L - 0.5, color="grey", ls="--", lw=1)
+ax.text(L + 1, ax.get_ylim()[0], " training length", color="grey", va="bottom", fontsize=9)
+ax.set_xlabel("position in a 128-character window")
+ax.set_ylabel("next-character loss (nats)")
+ax.set_title("held-out loss by position: trained on 32 characters, tested on 128")
+ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+plt.show()
+
+# %% [markdown]
+# **What we saw.** Within the training length (the $L$ columns) all seven models land
+# between 2.2 and 2.5 nats after 200 steps; RoPE and T5 are the best, NoPE and the learned
+# table the worst. Past it the picture splits:
+#
+# * **ALiBi** extrapolates: its loss on positions 96–127 is about what it is within the
+#   training length. A linear penalty means distant tokens hardly matter, whatever the
+#   length — the result {cite:t}`press2022alibi` reported.
+# * **Randomized positions** also stay nearly flat at $4L$: during training they saw
+#   position values up to $4L$, so nothing at test time is new
+#   {cite:p}`ruoss2023randomized`. They pay for it within the training length, where they
+#   are behind most others after this short training.
+# * **Sinusoidal** and **RoPE** break down beyond $L$: the sinusoidal loss climbs right after
+#   the dashed line, RoPE's a few positions later, and RoPE ends the *worst* of all at $4L$
+#   although it was the best within $L$. A formula that is defined at every position is not the same as a model that
+#   generalises to it; the model never learned what the unseen angles mean.
+# * **T5** degrades too, less than RoPE: trained on distances up to 31 (causal buckets
+#   0–21), it meets distances whose buckets (up to 31) never received a gradient.
+# * **Learned** cannot go past its table at all (the error above); clamped, it degrades
+#   moderately — every late position looks like position 31.
+# * **NoPE** degrades moderately as well: the causal mask gives it some sense of position,
+#   and that sense is tuned to the lengths it saw.
+#
+# These are tiny models trained for seconds; the ranking of the middle of the field
+# can change with more training, but ALiBi's flat curve and the failure of sinusoids and
+# RoPE beyond the training length are the classic findings.
+#
+# ### The learned table after training
+#
+# The last encoding to draw: the table the learned model ended up with, and the cosine
+# similarity between its rows.
+
+# %%
+table = char_models["learned"].decoder.positional.table.weight.detach()  # (L, C)
+unit = F.normalize(table, dim=-1)
+fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+signed_heatmap(table, axes[0], title="learned position table (32 × 64) after 200 steps", xlabel="dimension",
+               ylabel="position")
+signed_heatmap(unit @ unit.T, axes[1], title="cosine similarity between positions", xlabel="position",
+               ylabel="position")
+fig.tight_layout()
+plt.show()
+near = torch.stack([(unit[i] * unit[i + 1]).sum() for i in range(L - 1)]).mean()
+far = torch.stack([(unit[i] * unit[i + 16]).sum() for i in range(L - 16)]).mean()
+print(f"mean cosine similarity of neighbouring positions {near:.2f}, of positions 16 apart {far:.2f}")
+
+# %% [markdown]
+# Nobody told the table that positions are ordered, yet after 200 steps neighbouring rows
+# are similar (mean cosine 0.51) and rows 16 apart point away from each other (−0.19): the
+# band along the diagonal of the similarity map. The table has learned a coarse sense of
+# distance — only for the 32 positions it has rows for.
+
+# %% [markdown]
+# ## Exercises
+#
+# ```{exercise}
+# :label: ex-03-rope-base
+# RoPE's `base` (10000 by default) sets how fast its slowest pair of dimensions turns.
+# Show that with `base=100` the score of a fixed $q, k$ still depends only on $m - n$, and
+# that the rotations still preserve norms.
+# ```
+#
+# ```{solution-start} ex-03-rope-base
+# :class: dropdown
+# ```
+
+# %%
+rq100, rk100 = apply_rope(q.expand(64, 64), m, base=100.0), apply_rope(k.expand(64, 64), m, base=100.0)
+s100 = rq100 @ rk100.T
+same_offset = all(torch.allclose(s100.diagonal(d), s100.diagonal(d)[:1].expand(64 - abs(d))) for d in range(-63, 64))
+print("depends only on m - n:", same_offset, "| norms preserved:", torch.allclose(rq100.norm(dim=-1), q.norm().expand(64)))
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-03-alibi-12
+# The ALiBi paper's rule for a head count that is not a power of two: take the slopes for
+# the closest smaller power of two, then every other slope of twice that many heads.
+# Write the 12 slopes out by hand and compare with `alibi_slopes(12)`.
+# ```
+#
+# ```{solution-start} ex-03-alibi-12
+# :class: dropdown
+# ```
+
+# %%
+eight = [2 ** (-8 * (i + 1) / 8) for i in range(8)]  # 2^-1 … 2^-8
+sixteen = [2 ** (-8 * (i + 1) / 16) for i in range(16)]  # 2^-0.5 … 2^-8
+by_hand = eight + sixteen[0::2][:4]  # the 4 missing heads: 2^-0.5, 2^-1.5, 2^-2.5, 2^-3.5
+print([round(s, 4) for s in by_hand])
+print("equal to alibi_slopes(12):", torch.allclose(torch.tensor(by_hand), alibi_slopes(12)))
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-03-randomized-eval
+# The randomized model was evaluated on the plain positions $0 \dots T-1$. The paper's code
+# draws random sorted positions at test time too (`sample_in_eval=True`). Evaluate the
+# trained randomized model that way at $4L$ and compare with the table above.
+# ```
+#
+# ```{solution-start} ex-03-randomized-eval
+# :class: dropdown
+# ```
+
+# %%
+randomized = char_models["randomized"].decoder.positional
+randomized.sample_in_eval, randomized.generator = True, torch.Generator().manual_seed(0)
+with torch.no_grad():
+    for n in (2 * L, 4 * L):
+        batch = held_out[n]
+        loss = F.cross_entropy(char_models["randomized"](batch.inputs).logits.transpose(1, 2), batch.targets)
+        print(f"randomized model at length {n} with random sorted positions at test time: loss {loss.item():.3f}")
+randomized.sample_in_eval = False
+
+# %% [markdown]
+# Compare with the "all positions" columns of the table. At $4L = 128$ the two evaluations
+# must agree: the model draws from `range(128)` ($4L$ by default), and the only 128 sorted
+# distinct positions there are $0 \dots 127$ — the plain ones. At $2L$ they differ, and the
+# random positions give the *lower* loss (2.357 against 2.427 with plain positions): in
+# training, 32 positions drawn from 128 lie about 4 apart, and 64 random ones out of 128
+# (about 2 apart) look more like that than the tightly packed $0 \dots 63$.
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ## Summary
+#
+# * Self-attention is permutation-equivariant; positional information must be added — to
+#   the embeddings (sinusoidal, learned, randomized), to the queries and keys (RoPE) or to
+#   the scores (ALiBi, T5) — or come from the causal mask alone (NoPE).
+# * RoPE and the score biases make attention depend on relative position; RoPE's score is a
+#   function of $m - n$ only.
+# * A learned table has no rows past its training length: the library raises an error
+#   unless you ask for the explicit `overflow="clamp"` fallback.
+# * Being defined at every position is not extrapolation: in our measurement sinusoids and
+#   RoPE degrade beyond the training length, while ALiBi and randomized positions hold up.
