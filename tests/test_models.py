@@ -323,12 +323,6 @@ def test_config_round_trips_through_json_and_defaults():
     assert isinstance(build_model(config.to_dict()), EncoderOnly)
 
 
-def test_unwired_attention_kernel_is_refused_by_the_builder():
-    config = ModelConfig(vocab_size=V, attention="linear")  # a valid kernel name ...
-    with pytest.raises(NotImplementedError, match="not wired"):  # ... that the models do not use yet
-        build_model(config)
-
-
 def test_bad_inputs():
     model = make("decoder")
     with pytest.raises(ValueError, match="outside"):
