@@ -121,6 +121,7 @@ class Resolved:
     train_config: TrainConfig
     lengths: tuple[int, int]
     eval_lengths: list[int]
+    plugins: list[str]
 
     def build_model(self):
         with torch.random.fork_rng(devices=[]):
@@ -131,15 +132,18 @@ class Resolved:
         values = self.config.to_dict() | {"model": self.model_config.to_dict(), "train": self.train_config.to_dict()}
         values["train"].pop("seed")
         values.pop("grid")
+        values["plugins"] = self.plugins
         return values
 
 
 _LOADED_PLUGINS: dict[str, object] = {}
 
 
-def load_plugins(plugins, base_dir=None) -> None:
+def load_plugins(plugins, base_dir=None) -> list[str]:
     """Import each plugin once: a ``.py`` file (relative to ``base_dir``, then the working directory)
-    or an importable module name. Tasks it registers become available by name."""
+    or an importable module name. Tasks it registers become available by name. Returns the plugins
+    with files as absolute paths (what a run's config.yaml records, so it resumes from anywhere)."""
+    loaded = []
     for plugin in plugins:
         if not isinstance(plugin, str) or not plugin:
             raise ValueError(f"a plugin is a .py file path or a module name, got {plugin!r}")
@@ -151,6 +155,7 @@ def load_plugins(plugins, base_dir=None) -> None:
                     f"plugin file {plugin!r} not found (looked in {base_dir or '.'} and the working directory)"
                 )
             key = str(path.resolve())
+            loaded.append(key)
             if key in _LOADED_PLUGINS:
                 continue
             spec = importlib.util.spec_from_file_location(f"annotated_plugin_{len(_LOADED_PLUGINS)}_{path.stem}", path)
@@ -166,13 +171,16 @@ def load_plugins(plugins, base_dir=None) -> None:
                 _LOADED_PLUGINS[plugin] = importlib.import_module(plugin)
             except ImportError as error:
                 raise ValueError(f"plugin module {plugin!r} could not be imported: {error}") from error
+        if not plugin.endswith(".py"):
+            loaded.append(plugin)
+    return loaded
 
 
 def resolve(config: ExperimentConfig) -> Resolved:
     """Check everything that can be checked without training; raise ValueError saying what to change."""
     if not isinstance(config.name, str) or not re.fullmatch(NAME_PATTERN, config.name):
         raise ValueError(f"name must be letters, digits, '_', '-', '.', '=' (it names a folder), got {config.name!r}")
-    load_plugins(config.plugins, config.base_dir)
+    plugins = load_plugins(config.plugins, config.base_dir)
     task = get_task(config.task)
     if config.task_kwargs:
         try:
@@ -194,7 +202,9 @@ def resolve(config: ExperimentConfig) -> Resolved:
         raise ValueError("set the seed at the top level of the experiment (seed: N), not in train")
     train_config = TrainConfig.from_dict({**config.train, "seed": config.seed})
     check_lengths(model_config, task, sorted({low, high, *config.eval_lengths}))
-    resolved = Resolved(config, task, model_config, train_config, (low, high), sorted(set(config.eval_lengths)))
+    resolved = Resolved(
+        config, task, model_config, train_config, (low, high), sorted(set(config.eval_lengths)), plugins
+    )
     try:
         with torch.device("meta"):  # builds nothing real: only the constructor checks run
             build_model(model_config)
@@ -505,7 +515,8 @@ def write_plots(folder: Path, history: History, model=None, task=None, length=No
     if attentions and all(w is not None for w in attentions):
         stack = torch.cat([w[0] for w in attentions])  # (L*H, T, T)
         heads = attentions[0].shape[1]
-        labels = task.decode(batch.inputs[0]).split(" ") if " " in task.decode(batch.inputs[0][:2]) else None
+        ids = batch.inputs[0].tolist()
+        labels = [task.token_names[i] for i in ids] if len(ids) <= 40 else None
         fig = viz.new_figure(figsize=(3.2 * heads + 0.8, 3.0 * len(attentions)))
         viz.head_grid(stack, query_labels=labels, key_labels=labels, ncols=heads, fig=fig,
                       titles=[f"layer {i // heads} head {i % heads}" for i in range(len(stack))])  # fmt: skip

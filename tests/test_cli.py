@@ -104,7 +104,7 @@ def test_train_then_report_with_a_user_task_in_a_subprocess(tmp_path):
     assert done.stdout.startswith(f"runs/{folder.name}: completed; exact match n=3:")
     summary = json.loads((folder / "report.json").read_text())
     assert summary["task"] == "increment_cli" and set(summary["per_length"]) == {"3", "5"}
-    assert yaml.safe_load((folder / "config.yaml").read_text())["plugins"] == ["increment_cli.py"]
+    assert yaml.safe_load((folder / "config.yaml").read_text())["plugins"] == [str(tmp_path / "increment_cli.py")]
 
 
 def test_runtime_failure_exits_1_and_marks_the_run(tmp_path, capsys):
