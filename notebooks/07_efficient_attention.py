@@ -1,0 +1,538 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["remove-cell"]
+# Set-up: makes this notebook run anywhere, Colab included (the book hides this cell).
+try:
+    import annotated  # noqa: F401
+except ImportError:  # not installed here (e.g. Colab): install the library from the repository
+    # %pip install -q "annotated @ git+https://github.com/annotated-attention/annotated-attention"
+    pass
+try:
+    from google.colab import output  # type: ignore
+
+    output.enable_custom_widget_manager()  # Colab needs this for ipywidgets
+except ImportError:
+    pass
+
+# %% [markdown]
+# # Week 7 — Efficient and long-context attention
+#
+# **Learning goals.** By the end of this chapter you can
+#
+# 1. measure the O(T²) wall of dense attention and say which part of it is memory and which is time;
+# 2. explain four ways around it — linear, local, top-k sparse and block-wise ("flash")
+#    attention — and derive the online softmax that makes the block-wise one exact;
+# 3. check which of them compute *the same function* as dense attention and which approximate it;
+# 4. read a measured scaling plot with fitted exponents;
+# 5. see what each approximation costs on a task with a long-range dependency, at equal training budget;
+# 6. extend a model's reach beyond its segment with Transformer-XL's memory.
+#
+# The code lives in `annotated/efficient.py` (the kernels), `annotated/bench.py` (the
+# measurements), `annotated/memory.py` (segment recurrence); a model picks a kernel with
+# `ModelConfig(attention=..., attention_params=...)`.
+
+# %%
+import math
+import time
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+from IPython.display import Image, display
+
+from annotated.attention import attend
+from annotated.bench import peak_forward_bytes, plot_scaling, run_benchmark
+from annotated.efficient import (
+    ATTENTION_KERNELS,
+    blockwise_attention,
+    linear_attention,
+    linear_attention_quadratic,
+    local_attention,
+    topk_attention,
+)
+from annotated.masks import sliding_window_mask
+from annotated.memory import forward_in_segments, forward_segment
+from annotated.models import ModelConfig, build_model
+from annotated.tasks import KBackTask
+from annotated.train import TrainConfig, train
+from annotated.viz import figure_png
+
+torch.manual_seed(0)
+# Tiny models train faster on one thread than on several (no synchronisation between threads),
+# and one thread gives the same numbers on every machine.
+torch.set_num_threads(1)
+
+# %% [markdown]
+# ## 1. The O(T²) wall
+#
+# Dense attention forms the score matrix $S = QK^\top/\sqrt{d}$ — one number for every
+# (query, key) pair — then a softmax of the same size. For $T$ tokens, $H$ heads and 4-byte
+# floats, *one* such matrix takes $4HT^2$ bytes per sequence, whatever the model width.
+# Doubling the context quadruples it:
+
+# %%
+H = 8
+for T in (1024, 4096, 16384, 65536):
+    print(f"T = {T:>6}: one layer's scores for {H} heads = {4 * H * T * T / 2**30:8.2f} GiB")
+
+# %% [markdown]
+# Now measured. `peak_forward_bytes` records every allocation of PyTorch's CPU allocator during
+# one forward pass and returns the peak above what was allocated before (see
+# `annotated/bench.py`). We time the same call. Timings depend on the machine (this cell's
+# output is not compared when the notebook is tested); the memory is a count of bytes.
+
+# %% tags=["nbval-ignore-output"]
+gen = torch.Generator().manual_seed(0)
+wall = []
+for T in (256, 512, 1024, 2048):
+    q, k, v = (torch.randn(1, 2, T, 32, generator=gen) for _ in range(3))  # (B, H, T, D)
+    with torch.no_grad():
+        mib = peak_forward_bytes(lambda q=q, k=k, v=v: attend(q, k, v, causal=True)) / 2**20
+        attend(q, k, v, causal=True)  # warm-up
+        start = time.perf_counter()
+        attend(q, k, v, causal=True)
+        ms = 1e3 * (time.perf_counter() - start)
+    wall.append((T, mib))
+    print(f"T = {T:>5}: peak forward memory {mib:7.2f} MiB, time {ms:7.2f} ms")
+
+# %%
+ratios = [b[1] / a[1] for a, b in zip(wall, wall[1:])]
+print("memory ratio per doubling of T:", [round(r, 1) for r in ratios])
+
+# %% [markdown]
+# Each doubling of $T$ multiplies the memory by four: the scores, the mask and the softmax are
+# all $T \times T$. The time grows steeply too, though by how much varies from run to run.
+# The rest of the chapter is about not paying $T^2$.
+#
+# ## 2. Four ways around the wall
+#
+# All kernels in `annotated/efficient.py` keep the call shape of `attend` —
+# `kernel(q, k, v, mask=None, bias=None, *, causal=False, scale=None, **params) -> (out, weights or None)` —
+# and are registered with what they can honour:
+
+# %%
+print(f"{'kernel':<10} {'exact':<6} {'bias':<5} {'any mask':<9} {'memory':<16} idea")
+for name, kernel in ATTENTION_KERNELS.items():
+    print(f"{name:<10} {kernel.exact!s:<6} {kernel.supports_bias!s:<5} {kernel.supports_mask!s:<9} "
+          f"{kernel.memory:<16} {kernel.summary}")  # fmt: skip
+
+# %% [markdown]
+# **Linear attention** {cite:p}`katharopoulos2020linear` replaces $\exp(q\cdot k)$ by a
+# kernel $\phi(q)\cdot\phi(k)$ with a positive feature map, here $\phi(x) = \mathrm{elu}(x)+1$.
+# Then the sums can be reordered:
+#
+# $$
+# \mathrm{out}_i = \frac{\sum_j \phi(q_i)^\top \phi(k_j)\, v_j^\top}{\sum_j \phi(q_i)^\top\phi(k_j)}
+#   = \frac{\phi(q_i)^\top S}{\phi(q_i)^\top z},\qquad
+#   S = \sum_j \phi(k_j) v_j^\top \in \mathbb{R}^{D\times D},\quad z = \sum_j \phi(k_j).
+# $$
+#
+# $S$ and $z$ have no $T$ in their size, so time and memory are O(T). With a causal mask
+# they become prefix sums $S_i = \sum_{j\le i}\phi(k_j)v_j^\top$ — an RNN whose state is $S_i$.
+# It is **another model**, not an approximation that converges to softmax attention.
+#
+# **Local (sliding-window) attention** {cite:p}`beltagy2020longformer` lets query $i$ see only
+# keys $i-w < j \le i$. Computed in chunks, only a band of $T \times w$ scores exists. It is
+# exact *for the windowed model*; information from further back must hop through layers,
+# $w-1$ positions per layer. Longformer adds a few *global* tokens that see and are seen by all.
+#
+# **Top-k sparse attention** keeps each query's $k$ largest scores and drops the rest before the
+# softmax. It still computes every score (O(T²) here); it shows what sparsity costs in quality.
+#
+# **Block-wise attention** {cite:p}`dao2022flashattention` computes *exactly* dense attention,
+# one tile of keys at a time, never holding the $T\times T$ matrix. The trick is the online softmax.
+#
+# **Grouped-query attention** {cite:p}`ainslie2023gqa` (week 2) attacks a different memory: the
+# key–value *cache* of generation, by sharing each key/value head between a group of query
+# heads. It works with every kernel here (`n_kv_heads` in `ModelConfig`); k and v are repeated
+# to $H$ heads just before the kernel runs.
+#
+# ## 3. The online softmax, step by step
+#
+# For one query with scores $s_1,\dots,s_T$ and values $v_j$, attention returns
+# $\sum_j e^{s_j} v_j / \sum_j e^{s_j}$. For numerical safety we subtract the maximum $m$ first
+# (it cancels). Suppose the keys arrive in blocks. After some blocks we hold
+#
+# $$ m = \max_{j\ \mathrm{seen}} s_j, \qquad \ell = \sum_{j\ \mathrm{seen}} e^{s_j - m}, \qquad a = \sum_{j\ \mathrm{seen}} e^{s_j - m}\, v_j . $$
+#
+# A new block with scores $s_j$ raises the maximum to $m' = \max(m, \max_j s_j)$. The old sums
+# were taken relative to $m$; multiplying by $e^{m - m'}$ re-expresses them relative to $m'$
+# (since $e^{s-m}e^{m-m'} = e^{s-m'}$), and we add the new terms:
+#
+# $$ \ell' = e^{m-m'}\,\ell + \sum_{j\in\text{block}} e^{s_j-m'}, \qquad a' = e^{m-m'}\,a + \sum_{j\in\text{block}} e^{s_j-m'}\,v_j . $$
+#
+# After the last block, $a/\ell$ is exactly the softmax-weighted average. Only $(m, \ell, a)$ —
+# a few numbers per query — survive between blocks. Here it is on six scores in blocks of two:
+
+# %%
+scores = torch.tensor([1.0, 3.0, 0.5, 2.0, 4.0, -1.0])
+values = torch.tensor([10.0, 20.0, 30.0, 40.0, 50.0, 60.0])
+m, l, a = -math.inf, 0.0, 0.0  # noqa: E741
+for start in range(0, 6, 2):
+    s, v_block = scores[start : start + 2], values[start : start + 2]
+    m_new = max(m, float(s.max()))
+    rescale = math.exp(m - m_new)  # e^(m - m'): 0 on the first block
+    l = rescale * l + float(torch.exp(s - m_new).sum())  # noqa: E741
+    a = rescale * a + float((torch.exp(s - m_new) * v_block).sum())
+    m = m_new
+    print(f"block {start // 2}: scores {s.tolist()}  m = {m:.1f}  rescale = {rescale:.3f}  "
+          f"l = {l:.3f}  a = {a:.3f}  a/l = {a / l:.3f}")  # fmt: skip
+print(f"dense softmax(s)·v = {float(torch.softmax(scores, 0) @ values):.3f}")
+
+# %% [markdown]
+# The running answer $a/\ell$ after each block is the attention over the keys seen so far;
+# after the last block it equals the dense result. `blockwise_attention` does the same with
+# matrices: a tile of queries against a tile of keys, $m, \ell, a$ per query row. Its backward
+# pass stores only the output and $m + \log \ell$ per query and recomputes each tile's
+# probabilities, so training needs no $T\times T$ matrix either.
+#
+# ## 4. Exact or not? Checked against dense attention
+#
+# For each kernel we compare its output with the dense computation *it claims to equal*,
+# and with plain dense attention. Block-wise should equal dense attention (forward and
+# gradients, with a length that is not a multiple of the block); local attention should equal
+# dense attention under a sliding-window mask; top-k with $k = T$ should equal dense; causal
+# linear attention should equal its own quadratic form — and not softmax attention.
+
+# %%
+gen = torch.Generator().manual_seed(1)
+q, k, v = (torch.randn(2, 4, 100, 16, generator=gen, requires_grad=True) for _ in range(3))  # (B, H, T, D)
+dense, _ = attend(q, k, v, causal=True)
+
+
+def max_diff(x, y):
+    return float((x - y).detach().abs().max())
+
+
+checks = {
+    "blockwise (block 32) = dense": max_diff(blockwise_attention(q, k, v, causal=True, block_size=32)[0], dense),
+    "local (w = 10) = dense with window mask": max_diff(
+        local_attention(q, k, v, 10, causal=True)[0],
+        attend(q, k, v, mask=sliding_window_mask(100, 10), causal=True)[0],
+    ),
+    "top-k (k = T) = dense": max_diff(topk_attention(q, k, v, 100, causal=True)[0], dense),
+    "top-k (k = 8) = dense": max_diff(topk_attention(q, k, v, 8, causal=True)[0], dense),
+    "linear = its quadratic form": max_diff(
+        linear_attention(q, k, v, causal=True)[0], linear_attention_quadratic(q, k, v, causal=True)[0]
+    ),
+    "linear = dense softmax": max_diff(linear_attention(q, k, v, causal=True)[0], dense),
+}
+for name, diff in checks.items():
+    shown = "< 1e-5" if diff < 1e-5 else f"{diff:.2f}"
+    print(f"{name:<40} equal within 1e-5: {diff < 1e-5!s:<5}  max |Δ| {shown}")
+
+# %%
+grad_out = torch.randn(dense.shape, generator=gen)
+dense_grads = torch.autograd.grad(dense, (q, k, v), grad_out)
+block_grads = torch.autograd.grad(blockwise_attention(q, k, v, causal=True, block_size=32)[0], (q, k, v), grad_out)
+for name, g_dense, g_block in zip("qkv", dense_grads, block_grads, strict=True):
+    print(f"gradient w.r.t. {name}: block-wise equals dense within 1e-5: {max_diff(g_block, g_dense) < 1e-5}")
+
+# %% [markdown]
+# Block-wise attention equals dense attention in values and in all three gradients; local and
+# top-k ($k = T$) equal the dense computations they claim to; linear attention equals its own
+# quadratic form. Top-k with $k = 8$ and linear attention compute *different functions* from
+# dense softmax attention — how much that matters is a question for training (section 6).
+#
+# ## 5. Scaling, measured
+#
+# `run_benchmark` times each kernel forward and forward + backward and records the peak forward
+# memory at each length, then fits the exponent $p$ in cost $\propto T^p$ (a least-squares
+# line in log–log). We run a small grid here (two heads of 32 dims, one timed run per point,
+# process CPU time); `make bench` runs the full one up to $T = 16384$. Timings vary between
+# machines and runs, so this cell's output is not compared when the notebook is tested.
+
+# %% tags=["nbval-ignore-output"]
+result = run_benchmark(lengths=(256, 512, 1024, 2048), n_heads=2, d_head=32, repeats=1, timer="cpu", progress=False)
+display(Image(figure_png(plot_scaling(result))))
+for kind, fits in result.exponents.items():
+    print(f"{kind:<10} fitted exponent: forward time {fits['forward_ms']:.2f}, "
+          f"forward+backward time {fits['forward_backward_ms']:.2f}, peak memory {fits['peak_forward_mib']:.2f}")  # fmt: skip
+
+# %% [markdown]
+# The memory exponents are counts of bytes, so they do not depend on how busy the machine is.
+# Rounded to one decimal:
+
+# %%
+memory_slopes = {kind: round(fits["peak_forward_mib"], 1) for kind, fits in result.exponents.items()}
+print("fitted peak-memory exponents:", memory_slopes)
+print("dense and top-k memory ≈ quadratic (slope > 1.8):", all(memory_slopes[k] > 1.8 for k in ("full", "topk")))
+print("linear, local, block-wise memory at most linear (slope ≤ 1.2):",
+      all(memory_slopes[k] <= 1.2 for k in ("linear", "local", "blockwise")))  # fmt: skip
+
+# %% [markdown]
+# **What we saw.** Dense and top-k attention pay quadratic memory (fitted slopes of about 2):
+# top-k computes every score before it selects. Linear and local attention grow linearly
+# (slope about 1), and block-wise attention is nearly flat on this grid — its tiles have a fixed
+# size and only the $O(T)$ output grows, so its slope stays below 1 here and would tend to 1
+# at larger $T$. The timing slopes printed with the plot change from machine to machine and
+# run to run, so we draw no firm conclusion from them. Our block-wise kernel is a Python loop
+# over tiles; FlashAttention's *speed* comes from keeping the tiles in a GPU's on-chip memory,
+# which plain PyTorch cannot express. What carries over to this implementation is the memory.
+#
+# ## 6. What each approximation costs
+#
+# Exact kernels cost nothing in quality. The others change the model; how much that matters
+# depends on the task. We use a task with a fixed long-range dependency: **k-back**, where the
+# label at position $i$ says whether $x_i = x_{i-8}$ (every position from 8 on is scored; chance
+# is 0.5). Each kind trains the same tiny model (2 layers, width 32, 4 heads, RoPE) with the same
+# seed, data and 400 steps. The local window is $w = 4$: two layers reach back at most
+# $2(w-1) = 6 < 8$ positions, so a local model *cannot* see $x_{i-8}$. Top-k keeps $k = 4$ keys.
+
+# %%
+task = KBackTask(k=8, n_symbols=4)
+LENGTH, STEPS = 24, 400
+KINDS = {"full": {}, "blockwise": {"block_size": 8}, "topk": {"top_k": 4}, "local": {"window": 4}, "linear": {}}
+train_config = TrainConfig(steps=STEPS, batch_size=32, lr=3e-3, warmup_steps=30, eval_every=50, eval_batches=8)
+histories = {}
+for kind, params in KINDS.items():
+    torch.manual_seed(0)  # the same initial weights for every kind
+    config = ModelConfig(vocab_size=task.vocab_size, d_model=32, n_heads=4, n_layers=2, max_len=64,
+                         attention=kind, attention_params=params)  # fmt: skip
+    histories[kind] = train(build_model(config), task, train_length=LENGTH, config=train_config)
+    final = histories[kind].final_evals()[LENGTH]
+    print(f"{kind:<10} held-out token accuracy after {STEPS} steps: {final['token_accuracy']:.3f}")
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for kind, history in histories.items():
+    steps, accuracy = history.series("token_accuracy", length=LENGTH)
+    style = "x--" if kind == "blockwise" else "o-"  # block-wise lies exactly on dense: draw it dashed on top
+    ax.plot(steps, accuracy, style, label=kind, alpha=0.8)
+ax.axhline(0.5, color="gray", linestyle=":", label="chance")
+ax.set(
+    xlabel="training step", ylabel="held-out token accuracy", title=f"k-back (k = 8), T = {LENGTH}", ylim=(0.4, 1.02)
+)
+ax.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# **What we saw.** Block-wise attention follows dense attention's learning curve point for
+# point, as an exact kernel must. Local attention stays at chance: with a window of 4 the answer
+# is out of reach, whatever the training budget. Linear attention also stays at chance within this
+# budget — its weights $\phi(q)\cdot\phi(k)$ cannot easily concentrate on one key at a fixed
+# offset, which this task needs. The surprise is top-k: it reaches 1.000 while dense attention
+# is still at 0.824. A plausible reading: keeping 4 keys per query forces sharp rows from the
+# start, and a sharp lookup is what this task needs; on a task that must average over many keys
+# the same restriction would hurt. One seed on one task does not settle it.
+#
+# ## 7. Memory beyond the segment: Transformer-XL
+#
+# Local attention limits how far a token can look *within* a sequence. A model trained on
+# segments of length $S$ has the same limit at the segment's start. Transformer-XL
+# {cite:p}`dai2019transformerxl` keeps, for each layer, the hidden states of the previous segment
+# as a **memory** $m^l$ that the next segment's queries attend to:
+#
+# $$ \tilde h^l = [\,\mathrm{SG}(m^l)\,;\,h^l\,], \qquad k^l, v^l = \tilde h^l W_k, \tilde h^l W_v,
+#    \qquad q^l = h^l W_q . $$
+#
+# $\mathrm{SG}$ stops the gradient: backpropagation stays inside the segment, and the memory
+# costs no stored activations. Positions keep counting across segments and the encoding must
+# depend only on distances — we use RoPE, so a memory key sits at the right distance from each
+# query. `forward_segment` runs one segment and returns the new memory; `forward_in_segments`
+# runs a whole stream.
+#
+# First a check: when the memory holds every past token, segment-by-segment processing gives
+# exactly the plain model's logits (a causal model never revises a past token's states).
+
+# %%
+torch.manual_seed(0)
+model = build_model(ModelConfig(vocab_size=task.vocab_size, d_model=32, n_heads=4, n_layers=2)).eval()
+ids = task.sample(2, 32, torch.Generator().manual_seed(2)).inputs
+with torch.no_grad():
+    plain = model(ids).logits
+    in_segments = forward_in_segments(model, ids, segment_len=8, mem_len=32).logits
+    out, memory = forward_segment(model, ids[:, :8])
+print("segments with unlimited memory = whole sequence:", torch.allclose(in_segments, plain, atol=1e-5))
+print("memory per layer:", tuple(memory.states[0].shape), "positions", memory.positions.tolist())
+
+# %% [markdown]
+# Now training. The task is k-back with $k = 6$ on 32 tokens, read in segments of $S = 8$: in
+# every segment after the first, positions 0–5 need a token from the *previous* segment. One
+# model trains with no memory (`mem_len=0`), one with a memory of one segment (`mem_len=8`);
+# same seed, data and 300 steps, a short AdamW loop written out here. We then evaluate both on
+# streams of 64 tokens — twice the training length.
+
+# %%
+memory_task = KBackTask(k=6, n_symbols=4)
+SEGMENT = 8
+
+
+def train_with_memory(mem_len, steps=300):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(vocab_size=memory_task.vocab_size, d_model=32, n_heads=4, n_layers=2))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    data = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        batch = memory_task.sample(32, 32, data)
+        logits = forward_in_segments(model, batch.inputs, SEGMENT, mem_len=mem_len).logits  # (B, T, V)
+        loss = F.cross_entropy(logits[batch.target_mask], batch.targets[batch.target_mask])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+test_batch = memory_task.sample(256, 64, torch.Generator().manual_seed(3))
+position_accuracy = {}
+for mem_len in (0, SEGMENT):
+    trained = train_with_memory(mem_len)
+    with torch.no_grad():
+        predicted = forward_in_segments(trained, test_batch.inputs, SEGMENT, mem_len=mem_len).logits.argmax(-1)
+    right = (predicted == test_batch.targets) & test_batch.target_mask  # (B, T)
+    position_accuracy[mem_len] = right.float().sum(0) / test_batch.target_mask.float().sum(0).clamp_min(1)  # (T,)
+    overall = float(right.sum() / test_batch.target_mask.sum())
+    in_segment = torch.arange(64) % SEGMENT >= memory_task.k  # (T,): the k-back partner lies in the same segment
+    inside = float(position_accuracy[mem_len][in_segment].mean())
+    print(f"mem_len = {mem_len}: token accuracy on 64-token streams {overall:.3f} "
+          f"(at positions answerable inside their segment: {inside:.3f})")  # fmt: skip
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 3))
+scored = torch.arange(64) >= memory_task.k
+for mem_len, acc in position_accuracy.items():
+    ax.plot(torch.arange(64)[scored], acc[scored], ".-", label=f"mem_len = {mem_len}")
+for boundary in range(0, 64, SEGMENT):
+    ax.axvline(boundary - 0.5, color="gray", linewidth=0.5)
+ax.axvline(31.5, color="black", linestyle="--", linewidth=1, label="training length")
+ax.set(xlabel="position in the stream (grey lines: segment starts)", ylabel="token accuracy", ylim=(0.3, 1.05),
+       title="k-back (k = 6) read in segments of 8")  # fmt: skip
+ax.legend(fontsize=8, loc="center right")
+plt.show()
+
+# %% [markdown]
+# **What we saw.** With a memory of one segment the model is right at every scored position,
+# also beyond the 32 tokens it was trained on: the memory has a fixed size, and RoPE sees only
+# distances, so position 60 looks like position 20. Without memory the model stays at chance
+# everywhere — even at the two positions per segment whose answer lies inside the segment
+# (0.499): within 300 steps it did not learn those either, when most of its scored positions
+# could not be learned at all.
+# Notice that the memory model learned to read a memory it never received gradient through:
+# $W_k$ and $W_v$ are shared with the current segment, and they do receive gradient from the
+# memory's keys and values, which are recomputed from the cached states with the current weights.
+#
+# ## Exercises
+#
+# ```{exercise}
+# :label: ex-07-merge
+# Two workers each process half of the keys and return their $(m, \ell, a)$. Write the
+# function that merges two such states (this is how FlashAttention splits a long row across
+# processors), and check it on the six scores of section 3 split as 3 + 3.
+# ```
+#
+# ```{solution-start} ex-07-merge
+# :class: dropdown
+# ```
+
+
+# %%
+def partial_state(s, v_part):
+    m_part = float(s.max())
+    weights = torch.exp(s - m_part)
+    return m_part, float(weights.sum()), float(weights @ v_part)
+
+
+def merge(state_1, state_2):
+    (m1, l1, a1), (m2, l2, a2) = state_1, state_2
+    m_new = max(m1, m2)
+    c1, c2 = math.exp(m1 - m_new), math.exp(m2 - m_new)  # bring both to the common maximum
+    return m_new, c1 * l1 + c2 * l2, c1 * a1 + c2 * a2
+
+
+m_all, l_all, a_all = merge(partial_state(scores[:3], values[:3]), partial_state(scores[3:], values[3:]))
+print(f"merged a/l = {a_all / l_all:.3f}, dense = {float(torch.softmax(scores, 0) @ values):.3f}")
+
+# %% [markdown]
+# The merge is the online-softmax update with a whole block's state in place of a block of
+# scores; it is associative, so any split of the keys, in any order of merging, gives the same
+# result.
+#
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-07-reach
+# How far back can the last position of an $L$-layer model with local attention of window $w$
+# see? Answer with a formula, then check it with gradients: build an untrained 2-layer model with
+# `attention="local"`, `window = 4`, and find the earliest input position whose embedding gets a
+# non-zero gradient from the last position's logits.
+# ```
+#
+# ```{solution-start} ex-07-reach
+# :class: dropdown
+# ```
+
+# %%
+torch.manual_seed(0)
+local_model = build_model(ModelConfig(vocab_size=8, d_model=16, n_heads=2, n_layers=2, attention="local",
+                                      attention_params={"window": 4}))  # fmt: skip
+embedded = local_model.tok_emb(torch.arange(20).remainder(8)[None]).detach().requires_grad_()  # (1, T, C)
+hidden, _, _ = local_model.decoder(embedded)
+local_model.lm_head(hidden)[0, -1].sum().backward()
+reached = (embedded.grad[0].abs().sum(-1) > 0).nonzero().flatten()
+print(f"last position 19 depends on positions {int(reached.min())}…{int(reached.max())}: "
+      f"{19 - int(reached.min())} back = L·(w − 1) = {2 * (4 - 1)}")  # fmt: skip
+
+# %% [markdown]
+# Each layer moves information at most $w - 1$ positions, so $L$ layers reach $L(w-1)$ back —
+# here 6, which is why the local model of section 6 could not solve k-back with $k = 8$.
+#
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-07-xl-reach
+# With memory length $M$ per layer and $L$ layers, how far back can a Transformer-XL token see?
+# Gradients do not pass through the memory, so check it by perturbation: change one early token
+# and see whether the last segment's logits move.
+# ```
+#
+# ```{solution-start} ex-07-xl-reach
+# :class: dropdown
+# ```
+
+# %%
+torch.manual_seed(0)
+xl = build_model(ModelConfig(vocab_size=8, d_model=16, n_heads=2, n_layers=2)).eval()
+stream = torch.randint(0, 8, (1, 32), generator=torch.Generator().manual_seed(4))
+with torch.no_grad():
+    base = forward_in_segments(xl, stream, 8, mem_len=8).logits[0, -1]
+    for p in (7, 8, 15, 16):
+        changed = stream.clone()
+        changed[0, p] = (changed[0, p] + 1) % 8
+        moved = not torch.allclose(forward_in_segments(xl, changed, 8, mem_len=8).logits[0, -1], base)
+        print(f"changing token {p:>2} moves the logits at position 31: {moved}")
+
+# %% [markdown]
+# Position 31 (last segment, positions 24–31) sees positions 16–23 directly through layer 1's
+# memory, and one more segment further back through layer 2, whose memory holds layer-2 inputs
+# that had themselves read their own memory: tokens 8–15 matter, token 7 does not. The reach is
+# $L \cdot M$ tokens before the segment — the receptive field grows with depth, as for local attention.
+#
+# ```{solution-end}
+# ```
+#
+# ## Summary
+#
+# * Dense attention's memory grows as $T^2$; every kernel here dodges that in its own way.
+# * Block-wise attention with the online softmax is **exact**: same values, same gradients,
+#   memory nearly flat in $T$. On a GPU, with tiles in on-chip memory, it is also fast.
+# * Linear, local and top-k attention are **different models**. What they cost depends on the
+#   task: a window shorter than the dependency makes it unlearnable; linear attention struggled
+#   to make the sharp lookup k-back needs; top-k's sparsity even helped here.
+# * Transformer-XL's memory carries information across segments with constant memory and no
+#   gradient through the past; a relative positional encoding (RoPE) makes positions continue
+#   seamlessly, so the model also runs on streams longer than it was trained on.
