@@ -250,6 +250,14 @@ def main(argv=None) -> int:
         elif args.command == "sweep":
             folder = lab.sweep(config, args.out, progress=args.progress)
             print(f"{folder}: summary.csv and report.md written")
+            failed = [
+                r["run"]
+                for r in lab.read_csv(folder / "summary.csv")
+                if r["kind"] == "run" and r["status"] != "completed"
+            ]
+            if failed:
+                print(f"error: {len(failed)} run(s) failed: {', '.join(failed)} (see their report.md)", file=sys.stderr)
+                return 1
         elif args.command == "resume":
             _print_run(lab.resume(args.path, progress=args.progress))
         else:

@@ -160,3 +160,20 @@ def test_shipped_configs_are_valid():
     }
     for point in points:
         resolve(point)
+
+
+def test_sweep_with_a_failing_run_still_summarizes_and_exits_1(tmp_path, capsys):
+    write_plugin(tmp_path, "increment_sweep_broken", fail_after=2)
+    config = {"name": "broken", "task": "copy", "train_length": 3, "plugins": ["increment_sweep_broken.py"],
+              "model": {"d_model": 16, "n_layers": 1, "n_heads": 2},
+              "train": {"steps": 4, "warmup_steps": 1, "batch_size": 8, "eval_batches": 1},
+              "grid": {"task": ["copy", "increment_sweep_broken"]}}  # fmt: skip
+    (tmp_path / "broken.yaml").write_text(yaml.safe_dump(config))
+    assert main(["sweep", str(tmp_path / "broken.yaml"), "--out", str(tmp_path / "out")]) == 1
+    assert "1 run(s) failed: broken-task=increment_sweep_broken" in capsys.readouterr().err
+    (folder,) = (tmp_path / "out").iterdir()
+    rows = read_csv(folder / "summary.csv")
+    assert [(r["task"], r["status"]) for r in rows if r["kind"] == "run"] == [
+        ("copy", "completed"),
+        ("increment_sweep_broken", "failed"),
+    ]
