@@ -56,7 +56,7 @@ import yaml
 
 import annotated
 from annotated import viz
-from annotated.models import ModelConfig, build_model, count_parameters, load_model, read_checkpoint
+from annotated.models import ModelConfig, build_model, count_parameters, load_model, read_checkpoint, write_checkpoint
 from annotated.tasks import Task, get_task
 from annotated.train import History, TrainConfig, check_lengths, length_range, resolve_device, train
 
@@ -262,14 +262,7 @@ def environment(device) -> dict:
 def save_checkpoint(path: Path, resolved: Resolved, state: dict) -> None:
     """model.pt: loadable by ``annotated.models.load_model``, plus the state :func:`resume` needs."""
     state = dict(state)
-    payload = {"format": "annotated-model", "format_version": 1, "config": resolved.model_config.to_dict()}
-    payload |= {"state_dict": state.pop("model"), "training_state": state}
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_checkpoint(path, resolved.model_config, state.pop("model"), training_state=state)
 
 
 # --- runs ---------------------------------------------------------------------------------------

@@ -419,14 +419,16 @@ def generate(model, prompt, max_new_tokens, *, src=None, src_padding_mask=None, 
 # --- save / load ----------------------------------------------------------------------------
 
 
-def save_model(model: AnnotatedModel, path) -> None:
-    """Write the model with its config to ``path`` atomically: a crash leaves the old file intact."""
+def write_checkpoint(path, config: ModelConfig, state_dict: dict, **extra) -> None:
+    """Write a checkpoint (config + weights + any ``extra`` entries) to ``path`` atomically:
+    a temporary file beside it is moved into place, so a crash leaves the old file intact."""
     path = Path(path)
     payload = {
         "format": CHECKPOINT_KIND,
         "format_version": FORMAT_VERSION,
-        "config": model.config.to_dict(),
-        "state_dict": model.state_dict(),
+        "config": config.to_dict(),
+        "state_dict": state_dict,
+        **extra,
     }
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
@@ -434,6 +436,11 @@ def save_model(model: AnnotatedModel, path) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def save_model(model: AnnotatedModel, path) -> None:
+    """Write the model with its config to ``path`` atomically (see :func:`write_checkpoint`)."""
+    write_checkpoint(path, model.config, model.state_dict())
 
 
 def read_checkpoint(path) -> dict:
