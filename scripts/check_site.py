@@ -136,8 +136,8 @@ def site_pages(html_dir: Path) -> list[str]:
     return pages
 
 
-def toc_pages(toc_path: Path) -> list[str]:
-    """The HTML pages the book's ``_toc.yml`` promises: its root and every ``file`` entry."""
+def toc_files(toc_path: Path) -> list[str]:
+    """Every document ``_toc.yml`` names — its root and each ``file`` entry — without suffix."""
     toc = yaml.safe_load(toc_path.read_text())
     files = [toc["root"]]
 
@@ -152,7 +152,12 @@ def toc_pages(toc_path: Path) -> list[str]:
                 walk(item)
 
     walk({k: v for k, v in toc.items() if k != "root"})
-    return [Path(f).with_suffix("").as_posix() + ".html" for f in files]
+    return [Path(f).with_suffix("").as_posix() for f in files]
+
+
+def toc_pages(toc_path: Path) -> list[str]:
+    """The HTML pages the book's ``_toc.yml`` promises."""
+    return [f + ".html" for f in toc_files(toc_path)]
 
 
 def split_link(href: str, origin: str) -> tuple[str, str, str] | None:

@@ -1,21 +1,16 @@
 """The pure helpers of scripts/check_lab.py (the JupyterLab check itself runs in `make check-lab`)."""
 
-import importlib.util
 import json
 import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from _scripts import load_script
 from jupyter_server.services.kernels.connection.base import serialize_binary_message
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("check_lab", ROOT / "scripts" / "check_lab.py")
-check_lab = importlib.util.module_from_spec(_spec)
-sys.modules["check_lab"] = check_lab  # dataclasses look their module up there
-_spec.loader.exec_module(check_lab)
+check_lab = load_script("check_lab")
 
 
 def _message(buffers):

@@ -6,29 +6,16 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
-import yaml
+from _scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
+check_site = load_script("check_site")  # the table-of-contents reader lives with the site check
 SOURCES = sorted((ROOT / "notebooks").glob("*.py"))
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 def _toc_files() -> set[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = {toc["root"]}
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "file" in node:
-                files.add(node["file"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(toc.get("parts", toc.get("chapters", [])))
-    return {str(Path(f).with_suffix("")) for f in files}
+    return set(check_site.toc_files(ROOT / "_toc.yml"))
 
 
 def test_there_are_chapters():

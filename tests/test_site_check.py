@@ -1,16 +1,12 @@
 """The pure helpers of scripts/check_site.py (the browser check itself runs in `make check-site`)."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from _scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("check_site", ROOT / "scripts" / "check_site.py")
-check_site = importlib.util.module_from_spec(_spec)
-sys.modules["check_site"] = check_site  # dataclasses look their module up there
-_spec.loader.exec_module(check_site)
+check_site = load_script("check_site")
 
 ORIGIN = "http://127.0.0.1:8765"
 
