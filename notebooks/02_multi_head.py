@@ -15,10 +15,16 @@
 
 # %% tags=["remove-cell"]
 # Set-up: makes this notebook run anywhere, Colab included (the book hides this cell).
+import os
+
 try:
     import annotated  # noqa: F401
 except ImportError:  # not installed here (e.g. Colab): install the library from the repository
-    # %pip install -q "annotated @ git+https://github.com/annotated-attention/annotated-attention"
+    # ANNOTATED_PIP_SPEC, when set, installs another copy instead (scripts/check_download.py tests a local one)
+    pip_spec = os.environ.get(
+        "ANNOTATED_PIP_SPEC", "annotated @ git+https://github.com/annotated-attention/annotated-attention"
+    )
+    # %pip install -q "{pip_spec}"
     pass
 try:
     from google.colab import output  # type: ignore
