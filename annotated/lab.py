@@ -33,15 +33,11 @@ reports, plots and summaries from the files of a run or sweep folder.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import importlib
 import importlib.util
-import io
 import itertools
 import json
-import math
-import os
 import re
 import subprocess
 import sys
@@ -55,8 +51,8 @@ import torch
 import yaml
 
 import annotated
-from annotated import viz
 from annotated.models import ModelConfig, build_model, count_parameters, load_model, read_checkpoint, write_checkpoint
+from annotated.reports import group_statistics, read_csv, sweep_markdown, write_atomic, write_csv, write_report
 from annotated.tasks import Task, get_task
 from annotated.train import History, TrainConfig, check_lengths, length_range, resolve_device, train
 
@@ -224,16 +220,6 @@ def as_config(config) -> ExperimentConfig:
 # --- files --------------------------------------------------------------------------------------
 
 
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write to a temporary file beside ``path`` and move it into place."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def new_folder(parent: Path, name: str, *, stamp: bool = True) -> Path:
     """Create ``parent/<stamp>_<name>`` (or ``parent/name``); a taken name gets ``-2``, ``-3``…"""
     parent.mkdir(parents=True, exist_ok=True)
@@ -389,149 +375,7 @@ def report(path) -> Path:
     return path
 
 
-# --- reports ------------------------------------------------------------------------------------
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_atomic(path, buffer.getvalue())
-
-
-def _cell(text: str):
-    if text == "":
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def read_csv(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as f:
-        return [{k: _cell(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
-def summarize(info: dict, history: History | None) -> dict:
-    """report.json: ``info`` (status, size, time…) + in-distribution and per-length results + the gap."""
-    summary = dict(info)
-    finals = history.final_evals() if history else {}
-    keep = ("loss", "perplexity", "token_accuracy", "exact_match")
-    summary["per_length"] = {str(n): {k: row.get(k) for k in keep} for n, row in sorted(finals.items())}
-    train_high = info["train_length"][1]
-    summary["in_distribution"] = {"length": train_high, **summary["per_length"].get(str(train_high), {})}
-    longer = [row for n, row in finals.items() if n > train_high]
-    summary["generalisation_gap"] = None
-    if longer and train_high in finals:
-        summary["generalisation_gap"] = {
-            k: finals[train_high][k] - sum(r[k] for r in longer) / len(longer)
-            for k in ("token_accuracy", "exact_match")
-        }
-    if history:
-        summary |= {"steps_done": history.meta.get("steps_done"), "train_time_s": history.meta.get("train_time_s")}
-        summary["final_train_loss"] = history.steps[-1]["loss"] if history.steps else None
-    return summary
-
-
-def _fmt(value, digits=4) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return "–" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-
-def markdown_report(summary: dict, plots: list[str]) -> str:
-    lines = [
-        f"# {summary['name']}",
-        "",
-        f"**Status: {summary['status']}**" + (f" — `{summary['error']}`" if summary.get("error") else ""),
-        "",
-    ]
-    lines += [
-        f"- task: `{summary['task']}`, training length {summary['train_length']}, evaluation lengths {summary['eval_lengths']}"
-    ]
-    lines += [f"- parameters: {_fmt(summary['parameters'])}; device: {summary['device']}"]
-    lines += [f"- steps: {summary.get('steps_done')}; training time: {_fmt(summary.get('train_time_s'), 1)} s; "
-              f"final training loss: {_fmt(summary.get('final_train_loss'))}", ""]  # fmt: skip
-    lines += ["| length | loss | token accuracy | exact match |", "|---:|---:|---:|---:|"]
-    for n, row in summary["per_length"].items():
-        mark = " (train)" if int(n) == summary["in_distribution"]["length"] else ""
-        lines.append(
-            f"| {n}{mark} | {_fmt(row['loss'])} | {_fmt(row['token_accuracy'])} | {_fmt(row['exact_match'])} |"
-        )
-    gap = summary.get("generalisation_gap")
-    lines += ["", "Generalisation gap (in-distribution minus mean over longer lengths): " + (
-        f"token accuracy {gap['token_accuracy']:.4f}, exact match {gap['exact_match']:.4f}" if gap else "no longer lengths"
-    ), ""]  # fmt: skip
-    lines += [f"![{p}]({p})" for p in plots]
-    return "\n".join(lines) + "\n"
-
-
-def save_figure(fig, path: Path) -> None:
-    write_atomic(path, viz.figure_png(fig))
-
-
-def write_plots(folder: Path, history: History, model=None, task=None, length=None) -> list[str]:
-    if not history.steps:
-        return []
-    plots = {}
-    fig = viz.new_figure(figsize=(11, 3.6))
-    ax_loss, ax_acc = fig.subplots(1, 2)
-    viz.loss_curves(history, ax_loss)
-    if history.evals:
-        viz.accuracy_curves(history, ax_acc)
-    plots["curves.png"] = fig
-    fig = viz.new_figure(figsize=(6, 3.6))
-    viz.grad_norm_curves(history, fig.subplots())
-    plots["grad_norms.png"] = fig
-    finals = history.final_evals()
-    if finals:
-        fig = viz.new_figure(figsize=(6, 3.6))
-        ax = fig.subplots()
-        lengths = sorted(finals)
-        curves = {
-            m.replace("_", " "): (lengths, [finals[n][m] for n in lengths]) for m in ("exact_match", "token_accuracy")
-        }
-        viz.accuracy_vs_length(curves, ax, train_length=length, ylabel="accuracy")
-        plots["accuracy_vs_length.png"] = fig
-    attentions = None
-    if model is not None and task is not None and length is not None:
-        batch = task.sample(1, length, torch.Generator().manual_seed(0), split="val")
-        with torch.no_grad():
-            attentions = model.eval()(batch.inputs, need_weights=True).attentions  # L × (1, H, T, T)
-    if attentions and all(w is not None for w in attentions):
-        stack = torch.cat([w[0] for w in attentions])  # (L*H, T, T)
-        heads = attentions[0].shape[1]
-        ids = batch.inputs[0].tolist()
-        labels = [task.token_names[i] for i in ids] if len(ids) <= 40 else None
-        fig = viz.new_figure(figsize=(3.2 * heads + 0.8, 3.0 * len(attentions)))
-        viz.head_grid(stack, query_labels=labels, key_labels=labels, ncols=heads, fig=fig,
-                      titles=[f"layer {i // heads} head {i % heads}" for i in range(len(stack))])  # fmt: skip
-        plots["attention.png"] = fig
-    for name, fig in plots.items():
-        save_figure(fig, folder / name)
-    return list(plots)
-
-
-def write_report(folder: Path, info: dict, history: History | None, *, model=None, task=None, length=None) -> dict:
-    """metrics.csv, eval.csv, plots, report.json and report.md of one run folder."""
-    plots = []
-    if history is not None:
-        write_csv(folder / "metrics.csv", history.steps)
-        write_csv(folder / "eval.csv", history.evals)
-        plots = write_plots(folder, history, model, task, length)
-        if model is None and (folder / "attention.png").is_file():
-            plots.append("attention.png")
-    summary = summarize(info, history)
-    write_atomic(folder / "report.json", json.dumps(summary, indent=2) + "\n")
-    write_atomic(folder / "report.md", markdown_report(summary, plots))
-    return summary
+# --- reports (rendering lives in annotated.reports) ---------------------------------------------
 
 
 def rerender_run(folder: Path) -> dict:
@@ -576,64 +420,7 @@ def write_summary(folder: Path) -> list[dict]:
         for n, result in summary.get("per_length", {}).items():
             row[f"exact_match@{n}"], row[f"token_accuracy@{n}"] = result["exact_match"], result["token_accuracy"]
         rows.append(row)
-    group_keys = [k for k in keys if k != "seed"]
-    groups: dict[tuple, list[dict]] = {}
-    for row in rows:
-        groups.setdefault(tuple(str(row[k]) for k in group_keys), []).append(row)
-    metrics = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in ("kind", "run", "status", *keys)]
-    group_rows = []
-    for label, members in groups.items():
-        group = {
-            "kind": "group",
-            "run": "",
-            "status": f"{sum(m['status'] == 'completed' for m in members)}/{len(members)} completed",
-        }
-        group |= dict(zip(group_keys, label)) | ({"seed": "*"} if "seed" in keys else {})
-        for metric in metrics:
-            values = [m[metric] for m in members if isinstance(m.get(metric), int | float)]
-            mean = sum(values) / len(values) if values else None
-            std = (
-                math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-                if len(values) > 1
-                else (0.0 if values else None)
-            )
-            group[metric], group[f"{metric}_std"] = mean, std
-        group_rows.append(group)
+    group_rows = group_statistics(rows, keys)
     write_csv(folder / "summary.csv", rows + group_rows)
-    write_atomic(folder / "report.md", sweep_markdown(folder, sweep_config, rows, group_rows, group_keys))
+    write_atomic(folder / "report.md", sweep_markdown(folder, sweep_config.name, sweep_config.grid, rows, group_rows))
     return rows + group_rows
-
-
-def sweep_markdown(folder: Path, config: ExperimentConfig, rows, group_rows, group_keys) -> str:
-    lengths = sorted({int(k.split("@")[1]) for r in rows for k in r if k.startswith("exact_match@")})
-    pm = lambda g, k: "–" if g.get(k) is None else f"{g[k]:.3f} ± {g[f'{k}_std']:.3f}"  # noqa: E731
-    lines = [
-        f"# Sweep {config.name}",
-        "",
-        f"Grid: `{json.dumps(config.grid)}`; {len(rows)} runs. Mean ± std over seeds.",
-        "",
-    ]
-    head = [*group_keys, "runs", "in-distribution exact match", *[f"exact match n={n}" for n in lengths], "gap (exact)"]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for g in group_rows:
-        cells = [str(g[k]) for k in group_keys] + [g["status"], pm(g, "in_dist_exact_match")]
-        cells += [pm(g, f"exact_match@{n}") for n in lengths] + [pm(g, "gap_exact_match")]
-        lines.append("| " + " | ".join(cells) + " |")
-    curves = {}
-    for g in group_rows:
-        present = [n for n in lengths if g.get(f"exact_match@{n}") is not None]
-        curves[", ".join(str(g[k]) for k in group_keys) or config.name] = (
-            present,
-            [g[f"exact_match@{n}"] for n in present],
-            [g[f"exact_match@{n}_std"] for n in present],
-        )
-    fig = viz.new_figure(figsize=(7, 4))
-    viz.accuracy_vs_length(curves, fig.subplots(), ylabel="exact match (mean ± std over seeds)")
-    save_figure(fig, folder / "accuracy_vs_length.png")
-    lines += ["", "![accuracy vs length](accuracy_vs_length.png)", "", "## Runs side by side", ""]
-    lines += ["| run | status | curves | accuracy vs length | attention |", "|---|---|---|---|---|"]
-    for r in rows:
-        pics = [f'<img src="{r["run"]}/{p}" width="320">' if (folder / r["run"] / p).is_file() else "–"
-                for p in ("curves.png", "accuracy_vs_length.png", "attention.png")]  # fmt: skip
-        lines.append(f"| [{r['run']}]({r['run']}/report.md) | {r['status']} | " + " | ".join(pics) + " |")
-    return "\n".join(lines) + "\n"
