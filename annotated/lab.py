@@ -52,7 +52,15 @@ import yaml
 
 import annotated
 from annotated.models import ModelConfig, build_model, count_parameters, load_model, read_checkpoint, write_checkpoint
-from annotated.reports import group_statistics, read_csv, sweep_markdown, write_atomic, write_csv, write_report
+from annotated.reports import (
+    group_statistics,
+    read_csv,
+    run_row,
+    sweep_markdown,
+    write_atomic,
+    write_csv,
+    write_report,
+)
 from annotated.tasks import Task, get_task
 from annotated.train import History, TrainConfig, check_lengths, length_range, resolve_device, train
 
@@ -412,14 +420,7 @@ def write_summary(folder: Path) -> list[dict]:
         for key in keys:
             head, _, rest = key.partition(".")
             row[key] = values[head][rest] if rest else values[head]
-        row |= {"parameters": summary.get("parameters"), "train_time_s": summary.get("train_time_s")}
-        row |= {"final_train_loss": summary.get("final_train_loss")}
-        for metric in ("token_accuracy", "exact_match"):
-            row[f"in_dist_{metric}"] = summary.get("in_distribution", {}).get(metric)
-            row[f"gap_{metric}"] = (summary.get("generalisation_gap") or {}).get(metric)
-        for n, result in summary.get("per_length", {}).items():
-            row[f"exact_match@{n}"], row[f"token_accuracy@{n}"] = result["exact_match"], result["token_accuracy"]
-        rows.append(row)
+        rows.append(row | run_row(summary))
     group_rows = group_statistics(rows, keys)
     write_csv(folder / "summary.csv", rows + group_rows)
     write_atomic(folder / "report.md", sweep_markdown(folder, sweep_config.name, sweep_config.grid, rows, group_rows))

@@ -78,6 +78,22 @@ def summarize(info: dict, history: History | None) -> dict:
     return summary
 
 
+def run_row(summary: dict) -> dict:
+    """One run's results as a flat row (a row of a sweep's summary.csv, of the dashboard's table):
+    size, time, final training loss, in-distribution loss and accuracies, the gaps, and
+    ``exact_match@n`` / ``token_accuracy@n`` / ``loss@n`` per evaluated length ``n``."""
+    row = {"parameters": summary.get("parameters"), "train_time_s": summary.get("train_time_s")}
+    row |= {"final_train_loss": summary.get("final_train_loss")}
+    for metric in ("token_accuracy", "exact_match"):
+        row[f"in_dist_{metric}"] = summary.get("in_distribution", {}).get(metric)
+        row[f"gap_{metric}"] = (summary.get("generalisation_gap") or {}).get(metric)
+    row["in_dist_loss"] = summary.get("in_distribution", {}).get("loss")
+    for n, result in summary.get("per_length", {}).items():
+        row[f"exact_match@{n}"], row[f"token_accuracy@{n}"] = result["exact_match"], result["token_accuracy"]
+        row[f"loss@{n}"] = result.get("loss")
+    return row
+
+
 def _fmt(value, digits=4) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
