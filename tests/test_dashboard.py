@@ -1,0 +1,146 @@
+"""The comparison dashboard: its configs are the command line's, its numbers are the command line's
+(``lab.run``), its table and static figure hold every chosen encoding, and a choice it cannot
+train is refused with a message (in the UI) or a ValueError (from code)."""
+
+import base64
+import json
+
+import pytest
+import torch
+
+from annotated.__main__ import build_parser, experiment_from_args, main
+from annotated.dashboard import ComparisonDashboard, parse_lengths
+from annotated.lab import resolve
+
+TINY = {"steps": 8, "d_model": 16, "n_layers": 1, "n_heads": 2, "batch_size": 8, "eval_batches": 1, "eval_every": 4,
+        "train_length": 4, "eval_lengths": [6]}  # fmt: skip
+CLI_TINY = ["--train-length", "4", "--eval-lengths", "6", "--steps", "8", "--d-model", "16", "--layers", "1",
+            "--heads", "2", "--batch-size", "8", "--eval-batches", "1", "--eval-every", "4"]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A dashboard that has trained nope and ALiBi on copy (one seed each), and its result."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    dashboard = ComparisonDashboard(task="copy", encodings=["nope", "alibi"], out_dir=tmp_path_factory.mktemp("runs"),
+                                    **TINY)  # fmt: skip
+    assert dashboard._repr_mimebundle_().get("image/png") is None  # nothing to show before training
+    result = dashboard.train()
+    torch.set_num_threads(before)
+    return dashboard, result
+
+
+def test_configs_are_what_the_command_line_builds(tmp_path):
+    dashboard = ComparisonDashboard(task="reverse", encodings=["rope", "learned"], seeds=2, out_dir=tmp_path, **TINY)
+    configs = dashboard.configs()
+    assert [(c.model["positional"], c.seed) for c in configs] == [("rope", 0), ("rope", 1), ("learned", 0),
+                                                                  ("learned", 1)]  # fmt: skip
+    parser = build_parser()
+    for config in configs:
+        pe, seed = config.model["positional"], config.seed
+        argv = ["train", "--task", "reverse", *CLI_TINY, "--pe", pe, "--seed", str(seed)]
+        argv += ["--max-len", "12"] if pe == "learned" else []  # reverse at n=6: 6 + SEP + 6 tokens, 12 inputs
+        expected = experiment_from_args(parser.parse_args([*argv, "--name", f"reverse_{pe}-seed={seed}"]))
+        assert config == expected
+        assert resolve(config).to_dict() == resolve(expected).to_dict()
+    assert resolve(configs[2]).model_config.max_len == 12 and resolve(configs[0]).model_config.max_len == 8
+    assert dashboard.command_lines()[0].startswith("python -m annotated train --task reverse --train-length 4")
+    dashboard.controls["steps"].value = 40  # the controls drive the configs
+    dashboard.controls["d_model"].value = 32
+    config = dashboard.configs()[0]
+    assert (config.train["steps"], config.train["warmup_steps"], config.model["d_model"]) == (40, 4, 32)
+    assert "--steps 40" in dashboard.commands.value
+    assert not any(tmp_path.iterdir())  # building configs trains nothing
+
+
+def test_trains_what_the_command_line_trains(trained, tmp_path, capsys):
+    dashboard, result = trained
+    assert main(["train", "--task", "copy", "--pe", "alibi", *CLI_TINY, "--out", str(tmp_path)]) == 0
+    (folder,) = tmp_path.iterdir()
+    cli = json.loads((folder / "report.json").read_text())
+    nope, alibi = result.runs
+    assert (nope.encoding, alibi.encoding) == ("nope", "alibi")
+    assert alibi.report["per_length"] == cli["per_length"]  # the same numbers, to the last bit
+    assert alibi.report["final_train_loss"] == cli["final_train_loss"]
+    assert nope.report["per_length"] != cli["per_length"]  # …and the encoding does change them
+    group = next(g for g in result.groups() if g["encoding"] == "alibi")
+    assert group["in_dist_exact_match"] == cli["in_distribution"]["exact_match"]
+    assert group["in_dist_loss"] == cli["per_length"]["4"]["loss"]
+    assert group["ood_loss"] == group["loss@6"] == cli["per_length"]["6"]["loss"]
+    assert group["ood_token_accuracy"] == cli["per_length"]["6"]["token_accuracy"]
+    assert group["gap_token_accuracy"] == cli["generalisation_gap"]["token_accuracy"]
+    assert group["gap_token_accuracy"] == pytest.approx(group["in_dist_token_accuracy"] - group["ood_token_accuracy"])
+    assert [r["step"] for r in alibi.history.evals] == [4, 4, 8, 8]  # eval every 4 steps at n = 4 and 6
+
+
+def test_table_and_static_figure_hold_every_encoding(trained):
+    dashboard, result = trained
+    assert [g["encoding"] for g in result.groups()] == ["nope", "alibi"]
+    table = dashboard.table.value
+    for group in result.groups():
+        assert f"<b>{group['encoding']}</b>" in table
+        for key in ("in_dist_exact_match", "in_dist_loss", "ood_loss", "ood_exact_match", "gap_exact_match"):
+            assert f"<td>{group[key]:.3f}</td>" in table
+    assert all(title in table for title in ("in-dist loss", "OOD exact match", "gap (exact match)", "exact match n=6"))
+    bundle = dashboard._repr_mimebundle_()
+    png = base64.b64decode(bundle["image/png"])
+    assert png.startswith(b"\x89PNG") and png == dashboard.image.value
+    assert "application/vnd.jupyter.widget-view+json" in bundle and bundle["text/html"].startswith("<table")
+    assert bundle["text/plain"] == "<comparison dashboard: copy, nope, alibi; 2 runs trained>"
+    assert dashboard.progress.value == dashboard.progress.max == 16
+    assert all((run.folder / "model.pt").is_file() and run.folder.parent == dashboard.out_dir for run in result.runs)
+
+
+def test_attention_explorer_of_a_trained_run(trained):
+    dashboard, _ = trained
+    explorer = dashboard.explorer("alibi")
+    assert explorer.weights.shape == (1, 1, 2, 8, 8)  # (L, B, H, T, T): copy at n=4 is 4 + SEP + 4 tokens
+    torch.testing.assert_close(explorer.weights.sum(-1), torch.ones(1, 1, 2, 8))
+    with pytest.raises(ValueError, match="no trained run for encoding 'rope'"):
+        dashboard.explorer("rope")
+
+
+def test_bad_choices_are_refused_with_a_message(tmp_path):
+    dashboard = ComparisonDashboard(encodings=["rope"], out_dir=tmp_path, **TINY)
+    dashboard.controls["encodings"].value = ()
+    with pytest.raises(ValueError, match="choose at least one positional encoding"):
+        dashboard.train()
+    assert "choose at least one positional encoding" in dashboard.commands.value  # shown while choosing
+    dashboard.button.click()
+    assert "cannot train" in dashboard.status.value and "at least one positional encoding" in dashboard.status.value
+    assert not dashboard.button.disabled and dashboard.result is None
+    dashboard.controls["encodings"].value = ("rope",)
+    dashboard.controls["eval_lengths"].value = "2 6"  # training length 4
+    with pytest.raises(ValueError, match=r"evaluation length\(s\) \[2\] are shorter than the training length 4"):
+        dashboard.configs()
+    dashboard.button.click()
+    assert "shorter than the training length" in dashboard.status.value
+    dashboard.controls["eval_lengths"].value = "6, x"
+    with pytest.raises(ValueError, match="whole numbers separated by spaces or commas"):
+        dashboard.configs()
+    dashboard.controls["eval_lengths"].value = "6"
+    dashboard.controls["d_model"].value = 32
+    dashboard.fixed["heads"] = 3  # the lab's own checks speak too: 32 is not divisible by 3 heads
+    with pytest.raises(ValueError, match="divisible"):
+        dashboard.configs()
+    assert not any(tmp_path.iterdir())  # nothing was written
+    with pytest.raises(ValueError, match="unknown positional encoding"):
+        ComparisonDashboard(encodings=["rope", "rotary-ish"])
+    with pytest.raises(ValueError, match="unknown task"):
+        ComparisonDashboard(task="sorting")
+
+
+def test_parse_lengths():
+    assert parse_lengths("12 16, 32") == [12, 16, 32] == parse_lengths([12, 16, 32])
+    assert parse_lengths("") == [] == parse_lengths(())
+    with pytest.raises(ValueError, match="positive"):
+        parse_lengths("0 4")
