@@ -39,6 +39,7 @@ from pathlib import Path
 
 import ipywidgets as widgets
 import torch
+from matplotlib.ticker import LogFormatter
 
 from annotated import lab
 from annotated.models import load_model
@@ -178,6 +179,8 @@ class Comparison:
                 ax_acc.plot(*run.history.series("exact_match", length=length), style, color=color, marker="o", ms=3,
                             label=f"{run.encoding} n={length}" if first else None)  # fmt: skip
         ax_loss.set(yscale="log", xlabel="step", ylabel="cross-entropy (nats)", title="training loss")
+        ax_loss.yaxis.set_major_formatter(LogFormatter())  # 2.3, not 2.3×10⁰
+        ax_loss.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
         ax_acc.set(ylim=(-0.02, 1.02), xlabel="step", ylabel="exact match",
                    title=f"held-out exact match (solid n={self.train_length}, dashed n={longest})")  # fmt: skip
         for ax in (ax_loss, ax_acc):
