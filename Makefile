@@ -24,7 +24,7 @@ export OMP_NUM_THREADS ?= 2
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 .PHONY: install book test lint unit nbval check-notebooks book-strict lab sync execute bench clean distclean \
-        browser-deps check-site check-lab
+        browser-deps check-site check-lab check-download
 
 install: $(STAMP)
 
@@ -41,7 +41,7 @@ book: $(STAMP)
 	@echo "The book is at file://$(abspath _build/html/index.html)"
 
 test: $(STAMP)
-	$(MAKE) --no-print-directory lint unit nbval book-strict check-site check-lab
+	$(MAKE) --no-print-directory lint unit nbval book-strict check-site check-lab check-download
 	@echo "make test: all checks passed"
 
 lint: $(STAMP)
@@ -80,6 +80,11 @@ check-site: $(STAMP) browser-deps
 # Run a notebook through a JupyterLab server's kernel websocket and check its ipywidgets models.
 check-lab: $(STAMP)
 	$(BIN)/python scripts/check_lab.py notebooks/01_attention.ipynb
+
+# Run the notebook a chapter page offers for download (make book-strict first) in a fresh venv
+# (not .venv) whose only set-up is the notebook's first cell, installing this checkout (~2-3 min).
+check-download: $(STAMP)
+	$(BIN)/python scripts/check_download.py --html _build/html --page notebooks/01_attention
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
