@@ -342,10 +342,12 @@ for temperature in (0.1, 1.0, 10.0):
     print("         weights of the second 'the' (row 5):", [round(x, 2) for x in w[4].tolist()])
 
 # %% [markdown]
-# **What we saw.** At $\tau=0.1$ the rows are nearly one-hot (mean largest weight 0.90):
-# most queries pick their own token, since a vector is most similar to itself, and the
-# second "the" splits its weight exactly in half between the two identical "the" vectors
-# (0.5 and 0.5). At $\tau=10$ its row is close to uniform over the five keys it may see
+# **What we saw.** At $\tau=0.1$ the rows are nearly one-hot (mean largest weight 0.90),
+# and the second "the" splits its weight exactly in half between the two identical "the"
+# vectors (0.5 and 0.5). Already in the figure at $\tau=1$ every query puts its largest
+# weight on its own token (the second "the" ties with the first, 0.34 and 0.34), since a
+# vector is most similar to itself (the printout shows only row 5 at the other settings).
+# At $\tau=10$ the second "the" is close to uniform over the five keys it may see
 # (0.18–0.21), and the mean entropy has grown from 0.15 to 1.30 nats. The mask is untouched
 # by temperature: the upper triangle stays exactly zero.
 #
