@@ -146,8 +146,8 @@ for case, (o1, o2, w1, w2) in {"causal self-attention": (out_a, out_b, w_a, w_b)
 # ## 3. Grouped-query and multi-query attention
 #
 # When a decoder generates text token by token it keeps the keys and values of every past
-# token in a **KV cache**, so that it does not recompute them at every step. That cache,
-# not the weights, is what fills the memory at long contexts. Its size per token is
+# token in a **KV cache**, so that it does not recompute them at every step. Unlike the
+# weights, that cache grows with the length of the context. Its size per token is
 #
 # $$
 # \text{bytes per token} = 2 \;(\text{k and v}) \times L \times H_{kv} \times D \times \text{bytes per number},
@@ -357,18 +357,19 @@ for name, w in (("1-head model", w1), ("2-head model", w2)):
 
 # %% [markdown]
 # **What we saw.** Both models sit at chance for about a hundred steps. The two-head model
-# leaves that plateau first, reaches zero loss first and solves the task (held-out accuracy
-# 1.000): its heads
+# leaves that plateau first, ends at a training loss of 0.000 (the one-head model at 0.045)
+# and solves the task (held-out accuracy 1.000): its heads
 # divided the work — head 0 puts 0.92 of its weight on $x_{i-1}$, head 1 puts 0.91 on
 # $x_{i-3}$ — and both have sharp rows (entropy 0.28 and 0.29 nats). Nobody told them to:
 # the split emerged from training.
 #
 # A surprise: the one-head model also got far — held-out accuracy 0.980 — though it cannot
-# look at two places at once. It found a trick: it splits its weight *unequally*, 0.63 on
-# $x_{i-1}$ and 0.34 on $x_{i-3}$, so the blend $0.63\,v(x_{i-1}) + 0.34\,v(x_{i-3})$ still
-# says which token sat where, and the MLP decodes it. The price is visible: its rows are
-# blurry (entropy 0.78 nats) and it learned more slowly. With wider vocabularies or more
-# tokens to fetch such tricks run out; separate heads do not.
+# look at two places at once. Its head splits its weight *unequally*, 0.63 on $x_{i-1}$ and
+# 0.34 on $x_{i-3}$. A likely reading (we did not test it): the blend
+# $0.63\,v(x_{i-1}) + 0.34\,v(x_{i-3})$ still says which token sat where, and the MLP decodes
+# it. The price is visible: its rows are blurry (entropy 0.78 nats), it learned more slowly,
+# and it stays short of perfect (0.980). We expect such tricks to run out with wider
+# vocabularies or more tokens to fetch, but this chapter does not measure that.
 #
 # ## 5. Explore the attention
 #
@@ -442,8 +443,8 @@ for h in range(2):
 # The model solves the sum (accuracy 1.000), but its heads did **not** divide the work:
 # each splits its weight roughly evenly between the two positions (0.45/0.55 and
 # 0.55/0.43). An even split returns $\tfrac12\,(v(x_{i-1}) + v(x_{i-3}))$, which is symmetric
-# in the two tokens — and so is the target, so nothing pushes the heads apart.
-# Specialisation appears when the task requires it, not by default.
+# in the two tokens — and so is the target, so nothing pushes the heads apart. In these
+# runs (one seed each) the heads specialised for the difference and not for the sum.
 #
 # ```{solution-end}
 # ```
@@ -486,7 +487,8 @@ for h in range(2):
 #   weights, for self- and cross-attention with masks (mind PyTorch's inverted mask meaning).
 # * GQA/MQA share key/value heads between groups of query heads; the KV cache shrinks by
 #   the factor $H/H_{kv}$.
-# * On a task that needs two positions, two heads specialise — one per offset, with sharp
-#   rows — and learn faster than one head, which can only blend.
+# * On a task that needs two positions, our two-head model's heads specialised — one per
+#   offset, with sharp rows — and it learned faster than the one-head model, which can only
+#   blend (one seed each).
 #
 # Next week: where the positions come from.
