@@ -207,7 +207,8 @@ plt.show()
 #
 # ALiBi adds $-s_h\,(i - j)$ to the score of query $i$ and key $j \le i$: a straight line
 # with a fixed slope $s_h$ per head, the geometric sequence $2^{-8/H}, 2^{-16/H}, \dots, 2^{-8}$.
-# Steep heads look locally, shallow heads far. There are no parameters.
+# A steep head penalises distant keys strongly, a shallow one hardly at all, so shallow heads
+# can look far. There are no parameters.
 
 # %%
 slopes = alibi_slopes(8)
@@ -353,25 +354,27 @@ plt.show()
 # between 2.2 and 2.5 nats after 200 steps; RoPE and T5 are the best, NoPE and the learned
 # table the worst. Past it the picture splits:
 #
-# * **ALiBi** extrapolates: its loss on positions 96–127 is about what it is within the
-#   training length. A linear penalty means distant tokens hardly matter, whatever the
-#   length — the result {cite:t}`press2022alibi` reported.
+# * **ALiBi** extrapolates: its loss on positions 96–127 (2.274) is about what it is within
+#   the training length (2.286) — the result {cite:t}`press2022alibi` reported. Its bias at
+#   an unseen distance is the same straight line continued; no learned number is new.
 # * **Randomized positions** also stay nearly flat at $4L$: during training they saw
 #   position values up to $4L$, so nothing at test time is new
 #   {cite:p}`ruoss2023randomized`. They pay for it within the training length, where they
 #   are behind most others after this short training.
 # * **Sinusoidal** and **RoPE** break down beyond $L$: the sinusoidal loss climbs right after
-#   the dashed line, RoPE's a few positions later, and RoPE ends the *worst* of all at $4L$
-#   although it was the best within $L$. A formula that is defined at every position is not the same as a model that
-#   generalises to it; the model never learned what the unseen angles mean.
-# * **T5** degrades too, less than RoPE: trained on distances up to 31 (causal buckets
-#   0–21), it meets distances whose buckets (up to 31) never received a gradient.
+#   the dashed line, RoPE's one block of 8 positions later, and RoPE ends the *worst* of all
+#   at $4L$ (2.898 over all positions, 3.448 over the last 32) although it was the best
+#   within $L$. A formula that is defined at every position is not the same as a model that
+#   generalises to it; presumably the model never learned what the unseen angles mean.
+# * **T5** degrades too, less than RoPE (2.388 against 2.898 at $4L$): trained on distances
+#   up to 31 only, it meets longer distances in buckets (up to 31, printed above) that
+#   distances below 32 never reach, so their biases never received a gradient.
 # * **Learned** cannot go past its table at all (the error above); clamped, it degrades
 #   moderately — every late position looks like position 31.
-# * **NoPE** degrades moderately as well: the causal mask gives it some sense of position,
-#   and that sense is tuned to the lengths it saw.
+# * **NoPE** degrades moderately as well (2.445 at $L$, 2.534 at $4L$); the causal mask gives
+#   it some sense of position, which may be what fails to carry over to unseen lengths.
 #
-# These are tiny models trained for seconds; the ranking of the middle of the field
+# These are tiny models trained for seconds, one seed each; the ranking of the middle of the field
 # can change with more training, but ALiBi's flat curve and the failure of sinusoids and
 # RoPE beyond the training length are the classic findings.
 #
@@ -396,9 +399,12 @@ print(f"mean cosine similarity of neighbouring positions {near:.2f}, of position
 
 # %% [markdown]
 # Nobody told the table that positions are ordered, yet after 200 steps neighbouring rows
-# are similar (mean cosine 0.51) and rows 16 apart point away from each other (−0.19): the
-# band along the diagonal of the similarity map. The table has learned a coarse sense of
-# distance — only for the 32 positions it has rows for.
+# are similar (mean cosine 0.51) and rows 16 apart point away from each other (−0.19). The
+# similarity map shows this as two blocks rather than an even band: the early rows (up to
+# about 8) resemble each other, so do the late ones (from about 16), and the two groups
+# point away from each other; the rows in between are only weakly similar to their
+# neighbours. The table has learned a coarse sense of early versus late — only for the 32
+# positions it has rows for.
 
 # %% [markdown]
 # ## Exercises
