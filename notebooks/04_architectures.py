@@ -81,7 +81,8 @@ torch.set_num_threads(1)
 # \mathrm{FFN}(x) = W_2\,\mathrm{GELU}(W_1 x + b_1) + b_2, \qquad W_1 \in \mathbb{R}^{4C\times C},\; W_2 \in \mathbb{R}^{C \times 4C}.
 # $$
 #
-# The FFN holds two thirds of a block's parameters. Because it acts on each position
+# Its two matrices hold $8C^2$ weights, twice the $4C^2$ of attention's four $C\times C$
+# projections: about two thirds of a block's parameters. Because it acts on each position
 # separately, changing one position's input changes only that position's output:
 
 # %%
@@ -257,19 +258,21 @@ for (depth, norm, warmup), losses in curves.items():
 # gradients are about the same in every layer (between 0.68 and 0.90 at 12 layers) — the
 # rise towards the output in the paper's figure does not show up in this small model — while
 # pre-LN gradients fall from 1.12 in the first layer to 0.30 in the last. The depth table
-# does match the theorem: the last pre-LN layer's gradient times $\sqrt{L}$ stays close to 1
-# up to 8 layers (0.72 at 16), while the post-LN one does not shrink with depth. At 12 layers
-# the last post-LN layer gets a gradient almost three times the pre-LN one (0.86 against 0.30),
-# and Adam turns such gradients into full-size steps from the very first update.
+# matches the theorem up to 8 layers: the last pre-LN layer's gradient times $\sqrt{L}$ stays
+# close to 1 (0.96 to 1.13), but drops to 0.72 at 16; the post-LN one stays between 0.71 and
+# 1.11 with no $1/\sqrt{L}$ trend. At 12 layers the last post-LN layer gets a gradient almost
+# three times the pre-LN one (0.86 against 0.30).
 #
-# The loss curves show what that does. With 2 layers all four runs learn and end between
-# 0.35 and 0.52; warm-up only slows the start, since the learning rate is small at first.
+# The loss curves: with 2 layers all four runs learn and end between 0.35 and 0.52; the
+# runs with warm-up start slower (the learning rate is small at first) and stay behind for
+# all 80 steps, ending at 0.52 and 0.44 against 0.35 and 0.37 without.
 # With 12 layers the two pre-LN runs end at 0.37 and 0.40, as low as the shallow ones, but
 # post-LN without warm-up stalls on a plateau near 2.3 — about $\ln 10$, the loss of guessing
 # among the ten digits — and ends at 2.03. The same post-LN stack *with* warm-up leaves the
-# plateau after about 50 steps and ends at 1.30. That is the paper's point in miniature: the
-# deep post-LN stack needs the warm-up, the pre-LN stack does not (one seed, 80 steps: the
-# size of the gaps would change with the seed, the learning rate and the depth).
+# plateau after about 50 steps and ends at 1.30 — better, but still far behind the pre-LN
+# runs. That is the paper's point in miniature: the deep post-LN stack does much worse
+# without the warm-up, the pre-LN stack does not need it (one seed, 80 steps: the size of
+# the gaps would change with the seed, the learning rate and the depth).
 #
 # ## 4. Three architectures from one block
 #
@@ -339,13 +342,15 @@ for layer, ax in enumerate(axes):
 plt.show()
 
 # %% [markdown]
-# **What we saw.** After 300 steps (seconds on a laptop CPU; the timing above varies by machine) the
-# GPT gets 0.962 of the answer tokens and 0.782 of the whole answers right on held-out
-# problems, and sorts the example correctly. In layer 1 several answer queries look at the
+# **What we saw.** After 300 steps (7.2 s here; the timing varies by machine) the GPT gets
+# 0.962 of the answer tokens and 0.782 of the whole answers right on held-out problems —
+# teacher-forced: each answer token is predicted from the true tokens before it — and it
+# sorts the example correctly. In layer 1 several answer queries look at the
 # prompt number they are about to write: the `SEP` query (which writes 0) at the 0, the query
-# that writes 7 at the 7, the one that writes 9 at the 9. Layer 2 mostly looks at the answer
-# written so far, strongest on the newest tokens. Attention maps like these hint at a
-# mechanism; they do not prove one.
+# that writes 7 at the 7, the one that writes 9 at the 9. In layer 2 the queries at the
+# answer's 2, 2 and 5 put their largest weight on the answer token just before them; the
+# `SEP`, 0 and 7 queries spread theirs more widely. Attention maps like these
+# hint at a mechanism; they do not prove one.
 #
 # ### 4.2 BERT recovers masked tokens
 #
@@ -489,11 +494,14 @@ plt.show()
 
 # %% [markdown]
 # **What we saw.** The T5 writes 0.830 of the answer tokens and 0.563 of the whole answers
-# right by greedy decoding — less than the GPT on the same task after the same number of
-# steps; we have not tuned either model, and they differ in more than the architecture (T5's
-# relative bias here, RoPE in the GPT). The cross-attention is the clearest map in this
+# right by greedy decoding — fewer whole answers than the GPT's 0.782 after the same number
+# of steps. Whole answers compare fairly (a greedy answer is all right exactly when every
+# teacher-forced prediction is); the token accuracies do not, since the GPT's 0.962 was
+# teacher-forced. We have not tuned either model, and they differ in more than the
+# architecture (T5's relative bias here, RoPE in the GPT). The cross-attention is the clearest map in this
 # chapter: the `SEP` query, which writes 0, looks at the 0 in the source; the queries that
-# write 5, 7 and 9 look at the 5, the 7 and the 9; the query that writes 2 after 0 looks at
+# write 5, 7 and 9 look at the 5, the 7 and the 9; the query that writes the second 2 looks
+# at both 2s about equally, the one that writes the first 2 mostly at the 0 and a little at
 # both 2s. The decoder's self-attention is causal (nothing above the diagonal); the first
 # query can only look at `SEP`, later ones spread their weight over what was written.
 #
@@ -540,9 +548,9 @@ for name in ("greedy", "τ = 1", "τ = 2", "τ = 2, top-k 3"):
 # the same 0.798. The five samples show the other side: greedy writes the same (here wrong)
 # answer every time (`0 1 1 1 1 1` for `0 1 1 1 8 9`), while sampling gives different answers,
 # more varied at $\tau = 2$; the top-3 samples avoid the rare digits that plain $\tau = 2$
-# sampling draws (the `4` in its second sample is not even in the prompt). On a task with one right
-# answer diversity is only a cost; for open-ended text it is what makes samples less
-# repetitive.
+# sampling draws (the `4` in its second sample and the `7` in its third are not even in the
+# prompt). On this task, with one right answer, diversity only costs accuracy; for
+# open-ended text it is what one samples for (not measured here).
 #
 # ## 6. The key-value cache
 #
@@ -583,11 +591,12 @@ plt.show()
 
 # %% [markdown]
 # **What we saw.** The tokens are identical at every length. The timings (above, they differ
-# from run to run) show the cache winning by more the longer the generation: recomputing
-# costs a forward pass over the whole prefix at every step, so its total time grows roughly
-# with the square of the length, while the cached steps each process one token. For a few
-# dozen tokens of this small model the saving is modest, since every step also pays
-# Python and kernel overhead.
+# from run to run) show the cache winning by more the longer the generation, from 2.3× at 25
+# tokens to 5.9× at 200. Recomputing costs a forward pass over the whole prefix at every
+# step, so its total time grows faster than the length (0.17 s to 3.79 s for 8 times the
+# tokens), while the cached steps each process one token (0.07 s to 0.64 s). For a few
+# dozen tokens of this small model the saving is modest, presumably because every step also
+# pays Python and kernel overhead.
 #
 # ## 7. Save and load
 #
@@ -636,10 +645,10 @@ print(
 
 # %% [markdown]
 # The gradients are several times larger (5.33 instead of 1.12 in the first layer, 1.43
-# instead of 0.30 in the last). Without the final LayerNorm the residual stream, a sum of 13
-# unnormalised terms, reaches the output layer at its full, depth-dependent size, and so do the
-# logits and their gradients. The final LN is what keeps a pre-LN model's output on one scale
-# however deep the stack is.
+# instead of 0.30 in the last). Our explanation (the cell measures only the gradients):
+# without the final LayerNorm the residual stream, a sum of the embedding and 24 sub-layer
+# outputs, reaches the output layer at its full, depth-dependent size, and so do the logits
+# and their gradients; the final LN puts the output back on one scale.
 #
 # ```{solution-end}
 # ```
@@ -700,7 +709,8 @@ print(f"recovered: first half {right[~second_half].float().mean():.2f}, second h
 # * A block is attention (mixing positions) and an FFN (per position), each inside a
 #   residual connection with a LayerNorm.
 # * Post-LN normalises after the residual sum; pre-LN normalises the sub-layer's input and
-#   leaves the residual path untouched, which is why deep pre-LN stacks train without warm-up.
+#   leaves the residual path untouched. In our 12-layer runs (one seed) pre-LN trained well
+#   without warm-up, post-LN stalled without it.
 # * GPT, BERT and T5 are the same block with a causal mask, without one, or both plus
 #   cross-attention; the training objective follows from what each may see.
 # * Decoding rules trade accuracy for diversity; a KV cache makes each decoding step cost
