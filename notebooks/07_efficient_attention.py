@@ -283,8 +283,8 @@ print("linear, local, block-wise memory at most linear (slope ≤ 1.2):",
 # **What we saw.** Dense and top-k attention pay quadratic memory (fitted slopes of about 2):
 # top-k computes every score before it selects. Linear and local attention grow linearly
 # (slope about 1), and block-wise attention is nearly flat on this grid — its tiles have a fixed
-# size and only the $O(T)$ output grows, so its slope stays below 1 here and would tend to 1
-# at larger $T$. The timing slopes printed with the plot change from machine to machine and
+# size and only the $O(T)$ output grows, so its slope (0.26) stays below 1 here; we expect it
+# to approach 1 at larger $T$, which this grid does not reach. The timing slopes printed with the plot change from machine to machine and
 # run to run, so we draw no firm conclusion from them. Our block-wise kernel is a Python loop
 # over tiles; FlashAttention's *speed* comes from keeping the tiles in a GPU's on-chip memory,
 # which plain PyTorch cannot express. What carries over to this implementation is the memory.
@@ -329,8 +329,8 @@ plt.show()
 # **What we saw.** Block-wise attention follows dense attention's learning curve point for
 # point, as an exact kernel must. Local attention stays at chance: with a window of 4 the answer
 # is out of reach, whatever the training budget. Linear attention also stays at chance within this
-# budget — its weights $\phi(q)\cdot\phi(k)$ cannot easily concentrate on one key at a fixed
-# offset, which this task needs. The surprise is top-k: it reaches 1.000 while dense attention
+# budget. A likely reason, not tested here: its weights $\phi(q)\cdot\phi(k)$ cannot easily
+# concentrate on one key at a fixed offset, which this task needs. The surprise is top-k: it reaches 1.000 while dense attention
 # is still at 0.824. A plausible reading: keeping 4 keys per query forces sharp rows from the
 # start, and a sharp lookup is what this task needs; on a task that must average over many keys
 # the same restriction would hurt. One seed on one task does not settle it.
@@ -523,19 +523,23 @@ with torch.no_grad():
         print(f"changing token {p:>2} moves the logits at position 31: {moved}")
 
 # %% [markdown]
-# Position 31 (last segment, positions 24–31) sees positions 16–23 directly through layer 1's
-# memory, and one more segment further back through layer 2, whose memory holds layer-2 inputs
-# that had themselves read their own memory: tokens 8–15 matter, token 7 does not. The reach is
-# $L \cdot M$ tokens before the segment — the receptive field grows with depth, as for local attention.
+# Position 31 (last segment, positions 24–31) sees the previous segment (16–23) directly
+# through layer 1's memory — token 16 moves its logits — and one more segment further back
+# through layer 2, whose memory holds layer-2 inputs that had themselves read their own
+# memory: tokens 8 and 15, the two ends of that segment, move it too; token 7 does not. That
+# fits a reach of $L \cdot M = 16$ tokens before the segment — the receptive field grows with
+# depth, as for local attention.
 #
 # ```{solution-end}
 # ```
 #
 # ## Summary
 #
-# * Dense attention's memory grows as $T^2$; every kernel here dodges that in its own way.
+# * Dense attention's memory grows as $T^2$; linear, local and block-wise attention dodge that,
+#   each in its own way, while top-k (as written here) still computes every score.
 # * Block-wise attention with the online softmax is **exact**: same values, same gradients,
-#   memory nearly flat in $T$. On a GPU, with tiles in on-chip memory, it is also fast.
+#   memory nearly flat in $T$ on our grid. Its speed on a GPU (FlashAttention keeps the tiles
+#   in on-chip memory) is not something this Python version shows.
 # * Linear, local and top-k attention are **different models**. What they cost depends on the
 #   task: a window shorter than the dependency makes it unlearnable; linear attention struggled
 #   to make the sharp lookup k-back needs; top-k's sparsity even helped here.
