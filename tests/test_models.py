@@ -24,6 +24,7 @@ from annotated.models import (
     summary,
 )
 from annotated.positional import POSITIONAL_ENCODINGS
+from annotated.tasks import get_task
 
 V, C, H = 13, 32, 4
 ENCODINGS = sorted(set(POSITIONAL_ENCODINGS) - {"nope"})  # "nope" is an alias of "none"
@@ -101,6 +102,34 @@ def test_classification_head_learns_and_pools_only_real_tokens():
     torch.testing.assert_close(explicit, model.classify(x))
     with pytest.raises(ValueError, match="n_classes"):
         make("encoder").classify(x)
+
+
+def reverse_accuracy(embedding_scale):
+    """Held-out token accuracy of a sinusoidal GPT after 150 AdamW steps on reversing 6 symbols."""
+    task = get_task("reverse")
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(vocab_size=task.vocab_size, d_model=64, n_layers=2, n_heads=2, max_len=16,
+                                    positional="sinusoidal", embedding_scale=embedding_scale))  # fmt: skip
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    data = torch.Generator().manual_seed(0)
+    for _ in range(150):
+        batch = task.sample(64, 6, data)
+        logits = model(batch.inputs).logits
+        loss = F.cross_entropy(logits[batch.target_mask], batch.targets[batch.target_mask])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    batch = task.sample(512, 6, torch.Generator().manual_seed(123))
+    with torch.no_grad():
+        right = model.eval()(batch.inputs).logits.argmax(-1) == batch.targets  # (B, T)
+    return right[batch.target_mask].float().mean().item()
+
+
+def test_sinusoidal_decoder_learns_to_reverse_with_the_automatic_embedding_scale():
+    """A fixed step budget: √C-scaled tokens learn; unscaled tokens (std 0.02) under amplitude-1
+    sinusoids stay near chance (1 / 10 symbols) in the same 150 steps."""
+    assert reverse_accuracy(None) >= 0.95
+    assert reverse_accuracy(1.0) < 0.5
 
 
 # --- who sees what -----------------------------------------------------------------------------
@@ -303,6 +332,12 @@ def test_truncated_foreign_and_damaged_files(tmp_path):
         ({"pad_id": V}, rf"pad_id={V} must be a token id"),
         ({"vocab_size": 0}, r"vocab_size must be a positive integer"),
         ({"d_ff": -1}, r"d_ff must be positive"),
+        ({"embedding_scale": 0}, r"embedding_scale must be a positive finite number"),
+        ({"embedding_scale": -2.0}, r"embedding_scale must be a positive finite number"),
+        ({"embedding_scale": float("nan")}, r"embedding_scale must be a positive finite number"),
+        ({"embedding_scale": float("inf")}, r"embedding_scale must be a positive finite number"),
+        ({"embedding_scale": True}, r"embedding_scale must be a positive finite number"),
+        ({"embedding_scale": "8"}, r"embedding_scale must be a positive finite number"),
     ],
 )
 def test_invalid_configs_say_what_to_change(kw, message):
@@ -331,6 +366,67 @@ def test_bad_inputs():
         model(torch.zeros(2, 3))
     with pytest.raises(ValueError, match="padding_mask must be boolean"):
         make("encoder")(ids(2, 4), padding_mask=torch.ones(2, 4))
+
+
+# --- embedding scale ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("positional", sorted(POSITIONAL_ENCODINGS))
+def test_embedding_scale_is_sqrt_d_model_only_for_fixed_positions_added_to_the_embeddings(positional):
+    config = ModelConfig(vocab_size=V, d_model=64, n_heads=H, positional=positional)
+    expected = 8.0 if positional in ("sinusoidal", "randomized") else 1.0  # √64; learned/qk/score/none: 1
+    assert config.embedding_scale is None and config.effective_embedding_scale == expected
+    chosen = ModelConfig(vocab_size=V, d_model=64, n_heads=H, positional=positional, embedding_scale=3)
+    assert chosen.embedding_scale == 3.0 and chosen.effective_embedding_scale == 3.0
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("positional, embedding_scale, scale", [
+    ("sinusoidal", None, C**0.5), ("randomized", None, C**0.5), ("rope", None, 1.0), ("learned", 2.5, 2.5),
+])  # fmt: skip
+def test_every_stack_reads_scaled_tokens_and_the_tied_head_the_raw_matrix(arch, positional, embedding_scale, scale):
+    model = make(arch, positional=positional, embedding_scale=embedding_scale)
+    stacks = [getattr(model, name) for name in ("encoder", "decoder") if hasattr(model, name)]  # in call order
+    inputs, outputs = [], []
+    for stack in stacks:
+        stack.register_forward_pre_hook(lambda module, args: inputs.append(args[0]))
+        stack.register_forward_hook(lambda module, args, out: outputs.append(out[0]))
+    src, tgt = ids(2, 6, seed=1), ids(2, 4, seed=2)
+    logits = logits_of(model, src, tgt)
+    table = model.tok_emb.weight  # (V, C)
+    read = [src] if arch != "encoder-decoder" else [src, tgt]
+    assert len(inputs) == len(read)
+    for x, tokens in zip(inputs, read):
+        torch.testing.assert_close(x, table[tokens] * scale)
+    assert model.lm_head.weight is table
+    torch.testing.assert_close(logits, outputs[-1] @ table.T)  # the head reads the unscaled matrix
+
+
+def test_embedding_scale_round_trips_and_old_configs_without_it_still_load(tmp_path):
+    for value in (None, 2.0):
+        config = ModelConfig(vocab_size=V, d_model=C, n_heads=H, positional="sinusoidal", embedding_scale=value)
+        assert ModelConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    old = ModelConfig(vocab_size=V, d_model=C, n_heads=H, positional="sinusoidal").to_dict()
+    del old["embedding_scale"]  # a config file written before the field existed: a new run, scaled automatically
+    assert ModelConfig.from_dict(old).effective_embedding_scale == C**0.5
+    x = ids(2, 6)
+    for value in (None, 2.0):
+        model = make("decoder", positional="sinusoidal", embedding_scale=value)
+        model.save(tmp_path / "m.pt")
+        loaded = load_model(tmp_path / "m.pt")
+        assert loaded.config.embedding_scale == value
+        assert torch.equal(loaded(x).logits, model(x).logits)
+    # A checkpoint saved before the field existed holds weights trained unscaled; it loads unscaled.
+    for positional, pinned in (("sinusoidal", 1.0), ("rope", None)):
+        model = make("decoder", positional=positional, embedding_scale=1.0)
+        model.save(tmp_path / "m.pt")
+        checkpoint = torch.load(tmp_path / "m.pt", weights_only=True)
+        del checkpoint["config"]["embedding_scale"]
+        torch.save(checkpoint, tmp_path / "old.pt")
+        loaded = load_model(tmp_path / "old.pt")
+        assert loaded.config.embedding_scale == pinned and loaded.config.effective_embedding_scale == 1.0
+        assert torch.equal(loaded(x).logits, model(x).logits)
+    make("decoder", positional="rope").load_weights(tmp_path / "old.pt")  # equal to a config made today
 
 
 # --- size --------------------------------------------------------------------------------------
