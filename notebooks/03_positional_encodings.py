@@ -266,11 +266,14 @@ for d in (-1, -7, -8, -20, -127, -128, -1000):
 # each trained for 200 steps on windows of $L = 32$ characters, then evaluated on held-out
 # text at $L$, $2L$ and $4L$.
 #
-# One change to the library's GPT-style initialisation: it draws token embeddings with
-# standard deviation 0.02 while a sinusoid has entries of size 1, so the positions would
-# drown the tokens (the original transformer scales embeddings by $\sqrt{C}$ for the same
-# reason). We draw token embeddings with standard deviation 1 and untie them from the output
-# layer, for every model alike.
+# One detail matters for the two fixed encodings. The library draws token embeddings
+# GPT-style with standard deviation 0.02, while a sinusoid has entries of size 1: added
+# as they are, the positions would drown the tokens. So, like the original transformer
+# {cite:p}`vaswani2017attention`, the models multiply token embeddings by $\sqrt{C}$ (8 here)
+# when the encoding adds a fixed signal to them — sinusoidal and randomized — and by 1
+# otherwise (a learned table starts at the tokens' own scale; the other encodings add
+# nothing to the embeddings). `ModelConfig.embedding_scale` overrides the choice. Every
+# model here also keeps a separate output layer (`tie_weights=False`).
 
 # %%
 task = get_task("tiny_shakespeare")  # reads the corpus (downloads it once if there is no local copy)
@@ -278,13 +281,12 @@ L = 32
 ENCODINGS = ["sinusoidal", "learned", "randomized", "rope", "alibi", "t5", "nope"]
 
 
-def train_char_model(positional: str, steps: int = 200, seed: int = 0):
+def train_char_model(positional: str, steps: int = 200, seed: int = 0, embedding_scale: float | None = None):
     torch.manual_seed(seed)  # initial weights
     data = torch.Generator().manual_seed(seed)  # training windows
     config = ModelConfig(arch="decoder", vocab_size=task.vocab_size, d_model=64, n_layers=2, n_heads=4,
-                         max_len=L, positional=positional, tie_weights=False)
-    model = build_model(config)
-    torch.nn.init.normal_(model.tok_emb.weight, std=1.0)  # tokens as large as the sinusoids
+                         max_len=L, positional=positional, tie_weights=False, embedding_scale=embedding_scale)
+    model = build_model(config)  # token embeddings × √64 for sinusoidal and randomized, × 1 otherwise
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.0)
     for _ in range(steps):
         batch = task.sample(32, L, data)
@@ -300,6 +302,8 @@ char_models, final_loss = {}, {}
 for name in ENCODINGS:
     char_models[name], final_loss[name] = train_char_model(name)
 training_seconds = time.perf_counter() - start
+scales = {name: model.config.effective_embedding_scale for name, model in char_models.items()}
+print("token-embedding scale: " + ", ".join(f"{name} {scale:g}" for name, scale in scales.items()))
 
 # %% tags=["nbval-ignore-output"]
 print(f"trained {len(ENCODINGS)} models in {training_seconds:.0f} s")
@@ -350,29 +354,46 @@ ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 plt.show()
 
 # %% [markdown]
+# And what the $\sqrt{C}$ scale buys: the same sinusoidal model once more, with
+# `embedding_scale=1.0` — tokens of size 0.02 under sinusoids of size 1.
+
+# %%
+unscaled, unscaled_train_loss = train_char_model("sinusoidal", embedding_scale=1.0)
+runs = {"× 8 (default)": (char_models["sinusoidal"], final_loss["sinusoidal"]), "× 1": (unscaled, unscaled_train_loss)}
+with torch.no_grad():
+    for scale_name, (model, train_loss) in runs.items():
+        loss = F.cross_entropy(model(held_out[L].inputs).logits.transpose(1, 2), held_out[L].targets).item()
+        print(f"sinusoidal, token embeddings {scale_name:<13}: train {train_loss:.3f}, held-out at L {loss:.3f}")
+
+# %% [markdown]
 # **What we saw.** Within the training length (the $L$ columns) all seven models land
-# between 2.2 and 2.5 nats after 200 steps; RoPE and T5 are the best, NoPE and the learned
-# table the worst. Past it the picture splits:
+# between 2.306 and 2.532 nats after 200 steps; RoPE (2.306) and the sinusoids (2.327) are
+# the best, NoPE (2.532) the worst. The sinusoids owe their place to the $\sqrt{C}$ scale:
+# with token embeddings left at size 0.02 the same model reaches only 2.454, behind every
+# other encoding but the learned table and NoPE. Past the training length the picture splits:
 #
-# * **ALiBi** extrapolates: its loss on positions 96–127 (2.274) is about what it is within
-#   the training length (2.286) — the result {cite:t}`press2022alibi` reported. Its bias at
-#   an unseen distance is the same straight line continued; no learned number is new.
-# * **Randomized positions** also stay nearly flat at $4L$: during training they saw
-#   position values up to $4L$, so nothing at test time is new
-#   {cite:p}`ruoss2023randomized`. They pay for it within the training length, where they
-#   are behind most others after this short training.
+# * **ALiBi** extrapolates: its loss on positions 96–127 (2.442) is about what it is within the
+#   training length (2.453) — the result {cite:t}`press2022alibi` reported. Its bias at an
+#   unseen distance is the same straight line continued; no learned number is new.
+# * **Randomized positions** stay flat as well (2.429 at $L$, 2.436 at $4L$): during
+#   training they saw position values up to $4L$, so nothing at test time is new
+#   {cite:p}`ruoss2023randomized`. They pay for it within the training length, where the
+#   same sinusoids at the plain positions do better (2.327). At $4L$ the two of them are
+#   the best of the seven.
 # * **Sinusoidal** and **RoPE** break down beyond $L$: the sinusoidal loss climbs right after
 #   the dashed line, RoPE's one block of 8 positions later, and RoPE ends the *worst* of all
-#   at $4L$ (2.898 over all positions, 3.448 over the last 32) although it was the best
+#   at $4L$ (2.721 over all positions, 3.073 over the last 32) although it was the best
 #   within $L$. A formula that is defined at every position is not the same as a model that
 #   generalises to it; presumably the model never learned what the unseen angles mean.
-# * **T5** degrades too, less than RoPE (2.388 against 2.898 at $4L$): trained on distances
+# * **T5** degrades too, less than RoPE (2.540 against 2.721 at $4L$): trained on distances
 #   up to 31 only, it meets longer distances in buckets (up to 31, printed above) that
 #   distances below 32 never reach, so their biases never received a gradient.
 # * **Learned** cannot go past its table at all (the error above); clamped, it degrades
-#   moderately — every late position looks like position 31.
-# * **NoPE** degrades moderately as well (2.445 at $L$, 2.534 at $4L$); the causal mask gives
-#   it some sense of position, which may be what fails to carry over to unseen lengths.
+#   about as much as the sinusoids (2.684 against 2.693 at $4L$) — every late position
+#   looks like position 31.
+# * **NoPE** degrades only a little (2.532 at $L$, 2.580 at $4L$), from the worst start; the
+#   causal mask gives it some sense of position, which may be what fails to carry over to
+#   unseen lengths.
 #
 # These are tiny models trained for seconds, one seed each; the ranking of the middle of the field
 # can change with more training, but ALiBi's flat curve and the failure of sinusoids and
@@ -399,12 +420,11 @@ print(f"mean cosine similarity of neighbouring positions {near:.2f}, of position
 
 # %% [markdown]
 # Nobody told the table that positions are ordered, yet after 200 steps neighbouring rows
-# are similar (mean cosine 0.51) and rows 16 apart point away from each other (−0.19). The
-# similarity map shows this as two blocks rather than an even band: the early rows (up to
-# about 8) resemble each other, so do the late ones (from about 16), and the two groups
-# point away from each other; the rows in between are only weakly similar to their
-# neighbours. The table has learned a coarse sense of early versus late — only for the 32
-# positions it has rows for.
+# are similar (mean cosine 0.66) and rows 16 apart point slightly away from each other
+# (−0.12). The similarity map shows this as two blocks rather than an even band: the rows
+# before 16 resemble each other, so do the rows from 16 on, with a sharp edge between the
+# two; the earliest and the latest rows point away from each other. The table has learned
+# a coarse sense of early versus late — only for the 32 positions it has rows for.
 
 # %% [markdown]
 # ## Exercises
@@ -477,7 +497,7 @@ randomized.sample_in_eval = False
 # Compare with the "all positions" columns of the table. At $4L = 128$ the two evaluations
 # must agree: the model draws from `range(128)` ($4L$ by default), and the only 128 sorted
 # distinct positions there are $0 \dots 127$ — the plain ones. At $2L$ they differ, and the
-# random positions give the *lower* loss (2.357 against 2.427 with plain positions): in
+# random positions give the *lower* loss (2.371 against 2.438 with plain positions): in
 # training, 32 positions drawn from 128 lie about 4 apart, and 64 random ones out of 128
 # (about 2 apart) look more like that than the tightly packed $0 \dots 63$.
 
