@@ -111,8 +111,12 @@ def copy_package(dest: Path) -> Path:
 
 
 def _run(cmd: list[str], *, env: dict[str, str], cwd: Path | None = None) -> None:
+    """Run ``cmd``; its output (pip is chatty) is shown only when it fails."""
     print("  $", " ".join(str(c) for c in cmd), flush=True)
-    subprocess.run(cmd, env=env, cwd=cwd, check=True)
+    done = subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if done.returncode != 0:
+        print(done.stdout[-20_000:], file=sys.stderr)
+        raise subprocess.CalledProcessError(done.returncode, cmd)
 
 
 def _fresh_env(venv: Path, tmp: Path) -> dict[str, str]:
@@ -164,6 +168,7 @@ def check_download(html_dir: Path, page: str, workdir: Path) -> dict[str, float]
     print(f"  ANNOTATED_PIP_SPEC={env['ANNOTATED_PIP_SPEC']}")
     (workdir / "run_notebook.py").write_text(RUNNER, encoding="utf-8")
     _run([python, str(workdir / "run_notebook.py"), notebook.name, KERNEL_NAME], env=env, cwd=run_dir)
+    print("  executed every cell without error")
     lap("notebook (its first cell installs the library)")
 
     where = subprocess.run(
