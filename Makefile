@@ -1,6 +1,8 @@
 # Annotated Attention — every task a maintainer or reader needs, from a bare python3.
 #   make book     set up .venv (once) and build the HTML book from the stored notebook outputs
-#   make test     set up .venv (once), then ruff, unit tests, nbval, pairing/toc checks, strict book build
+#   make test     set up .venv (once), then ruff, unit tests (with pairing/toc checks), nbval, strict book build,
+#                 the site in headless Chromium (check-site), a notebook through JupyterLab (check-lab) and a
+#                 notebook downloaded from the site run in a fresh venv from its first cell (check-download)
 #   make lab      JupyterLab on the notebooks
 #   make sync     pair notebooks/NN_topic.py (the source) with NN_topic.ipynb (jupytext)
 #   make execute  re-execute every notebook in place (stores outputs), printing the time each took

@@ -103,7 +103,7 @@ def forward_segment(
         )
     start = 0 if memory is None else memory.next_position
     positions = torch.arange(start, start + s, device=idx.device)  # (S,) absolute positions in the stream
-    x = stack.drop(stack.positional(model.tok_emb(idx), positions))  # (B, S, C); no-op for relative encodings
+    x = stack.drop(stack.positional(model.embed(idx), positions))  # (B, S, C); no-op for relative encodings
     old_positions = positions[:0] if memory is None else memory.positions  # (M_old,)
     keep_from = max(0, old_positions.numel() + s - mem_len)  # the new memory: the last mem_len tokens
     states, attentions = [], []
