@@ -151,7 +151,8 @@ def test_bench_is_delegated(capsys):
 
 def test_shipped_configs_are_valid():
     names = sorted(p.name for p in CONFIG_DIR.glob("*.yaml"))
-    assert names == ["sort_rope.yaml", "sweep_small.yaml"]
+    length_tasks = ["addition_reversed", "contains_pattern", "k_back", "long_range_match", "reverse", "running_sum", "sort"]
+    assert names == sorted([*(f"length_{t}.yaml" for t in length_tasks), "sort_rope.yaml", "sweep_small.yaml"])
     resolve(ExperimentConfig.from_file(CONFIG_DIR / "sort_rope.yaml"))
     points = expand_grid(ExperimentConfig.from_file(CONFIG_DIR / "sweep_small.yaml"))
     assert len(points) == 8  # 2 encodings × 2 tasks × 2 seeds
@@ -160,6 +161,16 @@ def test_shipped_configs_are_valid():
     }
     for point in points:
         resolve(point)
+    for task in length_tasks:  # week 6: 7 encodings x 3 seeds, every evaluated length within each model's reach
+        config = ExperimentConfig.from_file(CONFIG_DIR / f"length_{task}.yaml")
+        points = expand_grid(config)
+        assert config.task == task and len(points) == 21
+        assert {p.model["positional"] for p in points} == {"nope", "sinusoidal", "learned", "rope", "alibi", "t5",
+                                                           "randomized"}  # fmt: skip
+        assert config.eval_lengths == [config.train_length * 3 // 2, 2 * config.train_length, 4 * config.train_length]
+        for point in points:
+            resolved = resolve(point)  # refuses a learned table too short for 4x the training length
+            assert resolved.model_config.max_len == resolved.task.seq_len(4 * config.train_length)
 
 
 def test_sweep_with_a_failing_run_still_summarizes_and_exits_1(tmp_path, capsys):
