@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import itertools
+from pathlib import Path
 
 import pytest
 import torch
@@ -249,6 +251,34 @@ def test_builtin_names():
     expected = {"copy", "reverse", "sort", "addition", "addition_reversed", "running_sum", "parity", "k_back"}
     expected |= {"contains_pattern", "long_range_match", "associative_recall", "tiny_shakespeare"}
     assert expected <= set(TASKS)
+
+
+def test_registered_tasks_keep_their_arguments(registry):
+    assert get_task("addition_reversed").reverse_digits is True and get_task("addition").reverse_digits is False
+    assert (get_task("k_back").k, get_task("k_back").n_symbols) == (2, 4)
+    mine = KBackTask(k=3, n_symbols=5)
+    register_task("k_back_3", mine)
+    assert get_task("k_back_3") is mine and get_task("k_back_3")(2, 6, 0).target_mask[:, :3].sum() == 0
+
+
+def test_modules_import_only_modules_below_them():
+    """base ← families ← registry ← package: no module of annotated.tasks imports one above it."""
+    order = ["base", "sequences", "arithmetic", "matching", "text", "registry"]
+    families = {"sequences", "arithmetic", "matching", "text"}
+    folder = Path(tasks.__file__).parent
+    assert sorted(p.stem for p in folder.glob("*.py")) == sorted([*order, "__init__"])
+    for name in order:
+        tree = ast.parse((folder / f"{name}.py").read_text(encoding="utf-8"))
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("annotated"):
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names if a.name.startswith("annotated")}
+        allowed = {"annotated.tasks.base"} if name in families else set()
+        if name == "registry":
+            allowed = {f"annotated.tasks.{m}" for m in order[:-1]}
+        assert imported <= allowed, (name, imported - allowed)
 
 
 def test_user_task_registered_from_user_code(registry):

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from annotated import text
-from annotated.tasks import TASKS, Batch
-from annotated.text import (
+from annotated.tasks import TASKS, Batch, text
+from annotated.tasks.text import (
     CACHE_FILENAME,
     TINY_SHAKESPEARE_SHA256,
     CharTokenizer,

@@ -2,9 +2,10 @@
 
 A character-level language model (Karpathy's char-rnn, 2015; nanoGPT) predicts the next
 character: the vocabulary is the set of characters in the corpus, ids in sorted order.
-:class:`TextDataset` is a :class:`~annotated.tasks.Task` whose ``length`` is the context
-length, so the training loop treats text like any algorithmic task; it is registered as
-``"tiny_shakespeare"`` and reads the corpus on first use (not at import).
+:class:`TextDataset` is a :class:`~annotated.tasks.base.Task` whose ``length`` is the context
+length, so the training loop treats text like any algorithmic task; the registry
+(:mod:`annotated.tasks.registry`) names it ``"tiny_shakespeare"``, and it reads the corpus on
+first use (not at import).
 
 Where the corpus comes from (:func:`load_tiny_shakespeare`), first match wins:
 
@@ -34,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from annotated.tasks import SPLITS, Batch, Task, as_generator, check_count, register_task
+from annotated.tasks.base import SPLITS, Batch, Task, as_generator, check_count
 
 TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 TINY_SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
@@ -253,6 +254,3 @@ class TextDataset(Task):
         windows = ids[starts + torch.arange(length + 1)]  # (B, T + 1)
         inputs, targets = windows[:, :-1], windows[:, 1:]  # (B, T) each
         return Batch(inputs, targets, torch.ones_like(inputs, dtype=torch.bool))
-
-
-register_task("tiny_shakespeare", TextDataset(load_tiny_shakespeare))

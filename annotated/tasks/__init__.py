@@ -1,0 +1,75 @@
+"""Tasks: pure, seeded generators of training batches, and the registry that names them.
+
+The layout of DeepMind's randomized-positional-encodings code (Ruoss et al. 2023), each
+module importing only those before it in this list:
+
+``base``        the task API: :class:`Batch`, :class:`Task`, :class:`PromptAnswerTask`, :class:`LabellingTask`
+``sequences``   copy, reverse, sort
+``arithmetic``  addition, modular running sum, parity
+``matching``    k-back, contains-pattern, long-range match, associative recall
+``text``        the Tiny Shakespeare corpus and character-level windows (:class:`TextDataset`)
+``registry``    ``TASKS``, :func:`register_task`, :func:`get_task`, and the built-in names
+
+Every public name is importable from here: ``from annotated.tasks import get_task, KBackTask``.
+"""
+
+from annotated.tasks.arithmetic import AdditionTask, ModularRunningSumTask, ParityTask
+from annotated.tasks.base import (
+    PAD,
+    SEP,
+    SPLITS,
+    Batch,
+    LabellingTask,
+    PromptAnswerTask,
+    Task,
+    as_generator,
+    check_count,
+    digit_names,
+    letter_names,
+)
+from annotated.tasks.matching import AssociativeRecallTask, ContainsPatternTask, KBackTask, LongRangeMatchTask
+from annotated.tasks.registry import TASKS, get_task, register_task
+from annotated.tasks.sequences import CopyTask, ReverseTask, SortTask
+from annotated.tasks.text import (
+    CharTokenizer,
+    ChecksumMismatchError,
+    CorpusUnavailableError,
+    TextDataset,
+    download_tiny_shakespeare,
+    load_tiny_shakespeare,
+    tiny_shakespeare_path,
+)
+
+__all__ = [
+    "PAD",
+    "SEP",
+    "SPLITS",
+    "TASKS",
+    "AdditionTask",
+    "AssociativeRecallTask",
+    "Batch",
+    "CharTokenizer",
+    "ChecksumMismatchError",
+    "ContainsPatternTask",
+    "CopyTask",
+    "CorpusUnavailableError",
+    "KBackTask",
+    "LabellingTask",
+    "LongRangeMatchTask",
+    "ModularRunningSumTask",
+    "ParityTask",
+    "PromptAnswerTask",
+    "ReverseTask",
+    "SortTask",
+    "Task",
+    "TextDataset",
+    "as_generator",
+    "check_count",
+    "digit_names",
+    "download_tiny_shakespeare",
+    "get_task",
+    "letter_names",
+    "load_tiny_shakespeare",
+    "register_task",
+    "tiny_shakespeare_path",
+]
