@@ -16,10 +16,12 @@ from annotated.train import (
     History,
     TrainConfig,
     TrainingDiverged,
+    check_lengths,
     evaluate,
     layer_groups,
     learning_rate,
     length_range,
+    resolve_device,
     train,
 )
 
@@ -77,6 +79,15 @@ def test_train_config_round_trip_and_unknown_field():
     assert TrainConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="unknown TrainConfig fields \\['stpes'\\]"):
         TrainConfig.from_dict({"stpes": 3})
+
+
+def test_public_names_are_reexported_from_their_modules():
+    from annotated import evaluation, metrics, optim, train_config
+
+    assert (TrainConfig, History, evaluate) == (train_config.TrainConfig, metrics.History, evaluation.evaluate)
+    assert (check_lengths, length_range, learning_rate) == (evaluation.check_lengths, evaluation.length_range,
+                                                             optim.learning_rate)  # fmt: skip
+    assert resolve_device("cpu") == torch.device("cpu")
 
 
 def test_length_range():

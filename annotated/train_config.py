@@ -1,0 +1,70 @@
+"""How to train: one small dataclass, :class:`TrainConfig`, read by the optimiser, the
+evaluation and the loop (:mod:`annotated.optim`, :mod:`annotated.evaluation`, :mod:`annotated.train`).
+
+A bad value fails here, before any model or folder exists, with a sentence naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass
+class TrainConfig:
+    """How to train. ``eval_every=0`` evaluates only at the end; ``checkpoint_every=0`` never
+    calls the checkpoint function (the lab saves one at the end anyway)."""
+
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01  # AdamW's decoupled decay, on matrices only (not biases, norms, embeddings)
+    betas: tuple[float, float] = (0.9, 0.98)
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1  # the cosine ends at lr * min_lr_ratio
+    grad_clip: float | None = 1.0  # max total gradient norm; None = no clipping
+    eval_every: int = 0
+    eval_batches: int = 4
+    eval_batch_size: int | None = None  # None = batch_size
+    log_every: int = 1
+    checkpoint_every: int = 0
+    seed: int = 0
+    device: str | None = None  # None = "cuda" when available, else "cpu"
+
+    def __post_init__(self):
+        self.betas = tuple(self.betas)
+        counts = {"steps": (self.steps, 1), "batch_size": (self.batch_size, 1), "eval_batches": (self.eval_batches, 1)}
+        counts |= {"warmup_steps": (self.warmup_steps, 0), "eval_every": (self.eval_every, 0)}
+        counts |= {"log_every": (self.log_every, 1), "checkpoint_every": (self.checkpoint_every, 0)}
+        if self.eval_batch_size is not None:
+            counts["eval_batch_size"] = (self.eval_batch_size, 1)
+        for name, (value, least) in counts.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"TrainConfig.{name} must be an integer ≥ {least}, got {value!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"TrainConfig.seed must be a non-negative integer, got {self.seed!r}")
+        if not (isinstance(self.lr, int | float) and self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"TrainConfig.lr must be a positive number, got {self.lr!r}")
+        if not (isinstance(self.weight_decay, int | float) and self.weight_decay >= 0):
+            raise ValueError(f"TrainConfig.weight_decay must be ≥ 0, got {self.weight_decay!r}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"TrainConfig.betas must be two numbers in [0, 1), got {self.betas!r}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"TrainConfig.min_lr_ratio must lie in [0, 1], got {self.min_lr_ratio!r}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"TrainConfig.grad_clip must be positive or None (no clipping), got {self.grad_clip!r}")
+        if self.warmup_steps > self.steps:
+            raise ValueError(f"warmup_steps={self.warmup_steps} exceeds steps={self.steps}; lower warmup_steps")
+        if self.device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?|mps", str(self.device)):
+            raise ValueError(f"TrainConfig.device must be 'cpu', 'cuda', 'cuda:N', 'mps' or None, got {self.device!r}")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "betas": list(self.betas)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {unknown}; valid: {sorted(f.name for f in fields(cls))}")
+        return cls(**values)
