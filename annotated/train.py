@@ -4,7 +4,7 @@ A decoder-only model is trained as a language model on a task's batches (next-to
 cross-entropy on the scored positions, see :mod:`annotated.tasks`). The recipe is the
 one most transformers since GPT use, each piece in its own module:
 
-- AdamW, linear warm-up then cosine decay
+- AdamW decaying ``nn.Linear`` weights only, linear warm-up then cosine decay
   (:mod:`annotated.optim`), and gradient-norm clipping (Pascanu et al. 2013);
 - evaluation on held-out batches at every requested length (:mod:`annotated.evaluation`);
 - a :class:`~annotated.metrics.History` of what was logged (:mod:`annotated.metrics`);
@@ -32,12 +32,12 @@ import torch.nn.functional as F
 
 from annotated.evaluation import EVAL_SEED_OFFSET, check_lengths, evaluate, length_range, model_logits
 from annotated.metrics import History, grad_norms, layer_groups, peak_memory_bytes
-from annotated.optim import learning_rate, make_optimizer
+from annotated.optim import decay_groups, learning_rate, make_optimizer
 from annotated.tasks import Task, get_task
 from annotated.train_config import TrainConfig
 
 __all__ = [  # the loop's own names, and those of its parts that callers import from here
-    "EVAL_SEED_OFFSET", "History", "TrainConfig", "TrainingDiverged", "check_lengths", "evaluate",
+    "EVAL_SEED_OFFSET", "History", "TrainConfig", "TrainingDiverged", "check_lengths", "decay_groups", "evaluate",
     "layer_groups", "learning_rate", "length_range", "make_optimizer", "resolve_device", "train", "training_state",
 ]  # fmt: skip
 

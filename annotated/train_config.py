@@ -19,7 +19,7 @@ class TrainConfig:
     steps: int = 1000
     batch_size: int = 32
     lr: float = 1e-3
-    weight_decay: float = 0.01  # AdamW's decoupled decay, on matrices only (not biases, norms, embeddings)
+    weight_decay: float = 0.01  # AdamW's decoupled decay, on Linear weights only (see annotated.optim)
     betas: tuple[float, float] = (0.9, 0.98)
     warmup_steps: int = 100
     min_lr_ratio: float = 0.1  # the cosine ends at lr * min_lr_ratio

@@ -17,10 +17,12 @@ from annotated.train import (
     TrainConfig,
     TrainingDiverged,
     check_lengths,
+    decay_groups,
     evaluate,
     layer_groups,
     learning_rate,
     length_range,
+    make_optimizer,
     resolve_device,
     train,
 )
@@ -88,6 +90,73 @@ def test_public_names_are_reexported_from_their_modules():
     assert (check_lengths, length_range, learning_rate) == (evaluation.check_lengths, evaluation.length_range,
                                                              optim.learning_rate)  # fmt: skip
     assert resolve_device("cpu") == torch.device("cpu")
+
+
+# --- weight decay by module type (minGPT's configure_optimizers) -------------------------------------
+
+
+def decay_names(model):
+    decay, no_decay = decay_groups(model)
+    return set(decay), set(no_decay)
+
+
+@pytest.mark.parametrize("positional", ["learned", "t5", "rope", "randomized"])
+@pytest.mark.parametrize("tie_weights", [True, False])
+def test_only_linear_weights_decay(positional, tie_weights):
+    model = small_model(positional, tie_weights=tie_weights)
+    decay, no_decay = decay_names(model)
+    modules = dict(model.named_modules())
+    for name in decay:
+        owner, _, leaf = name.rpartition(".")
+        assert leaf == "weight" and isinstance(modules[owner], nn.Linear), name
+    linear_weights = {f"{n}.weight" for n, m in modules.items() if isinstance(m, nn.Linear)}
+    assert decay == linear_weights - ({"lm_head.weight"} if tie_weights else set())
+    assert all(name.endswith("bias") or "norm" in name or "emb" in name or "positional" in name for name in no_decay)
+    assert "tok_emb.weight" in no_decay
+    assert ("lm_head.weight" in decay) is not tie_weights  # a tied head is the embedding: not decayed
+    tables = {"learned": "decoder.positional.table.weight", "t5": "decoder.positional.bucket_bias.weight"}
+    if positional in tables:
+        assert tables[positional] in no_decay
+
+
+def test_every_parameter_in_exactly_one_group_and_counts_add_up():
+    model = small_model("t5", bias=True)
+    decay, no_decay = decay_groups(model)
+    assert not set(decay) & set(no_decay)
+    assert set(decay) | set(no_decay) == {name for name, _ in model.named_parameters()}
+    assert sum(p.numel() for p in [*decay.values(), *no_decay.values()]) == sum(p.numel() for p in model.parameters())
+    assert {n for n in no_decay if n.endswith("bias")} and {n for n in no_decay if ".norm" in n}  # biases, LayerNorms
+    optimizer = make_optimizer(model, TrainConfig(weight_decay=0.1, warmup_steps=0))
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.1, 0.0]
+    grouped = [list(g["params"]) for g in optimizer.param_groups]
+    assert [len(g) for g in grouped] == [len(decay), len(no_decay)]
+    assert len({id(p) for g in grouped for p in g}) == len(list(model.parameters()))
+
+
+class TablesHere(nn.Module):
+    """A position table as a bare ``nn.Parameter`` on a positional encoding, next to a Linear."""
+
+    def __init__(self):
+        super().__init__()
+        from annotated.positional import PositionalEncoding
+
+        self.positional = PositionalEncoding()
+        self.positional.table = nn.Parameter(torch.zeros(8, 4))
+        self.proj = nn.Linear(4, 4)
+        self.frozen = nn.Linear(4, 4)
+        self.frozen.requires_grad_(False)
+
+
+def test_bare_position_table_is_not_decayed_and_frozen_parameters_are_left_out():
+    decay, no_decay = decay_names(TablesHere())
+    assert decay == {"proj.weight"} and no_decay == {"positional.table", "proj.bias"}
+
+
+def test_a_parameter_without_a_rule_is_refused_by_name():
+    model = TablesHere()
+    model.scale = nn.Parameter(torch.ones(4))  # a bare parameter on a plain module: decay it or not?
+    with pytest.raises(ValueError, match="no weight-decay rule for parameter 'scale' of a TablesHere"):
+        make_optimizer(model, TrainConfig(warmup_steps=0))
 
 
 def test_length_range():
