@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +45,7 @@ import torch.nn as nn
 from annotated.attention import KVCache, check_kernel_params
 from annotated.blocks import ACTIVATIONS, NORM_PLACEMENTS, DecoderBlock, EncoderBlock, check_choice
 from annotated.efficient import ATTENTION_KERNELS
+from annotated.files import atomic_path
 from annotated.positional import POSITIONAL_ENCODINGS, make_positional
 
 ARCHITECTURES = ("decoder", "encoder", "encoder-decoder")
@@ -467,12 +467,8 @@ def write_checkpoint(path, config: ModelConfig, state_dict: dict, **extra) -> No
         "state_dict": state_dict,
         **extra,
     }
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def save_model(model: AnnotatedModel, path) -> None:

@@ -1,8 +1,9 @@
 """Reports of the lab: CSV files, plots, report.json / report.md of a run, and a sweep's summary.
 
 Everything here turns results that :mod:`annotated.lab` already has (a
-:class:`~annotated.train.History`, run summaries) into files; every file is written to a
-temporary name beside its target and moved into place, so none is ever half-written.
+:class:`~annotated.metrics.History`, run summaries) into files; every file is written to a
+temporary name beside its target and moved into place (:mod:`annotated.files`), so none is ever
+half-written.
 """
 
 from __future__ import annotations
@@ -11,23 +12,13 @@ import csv
 import io
 import json
 import math
-import os
 from pathlib import Path
 
 import torch
 
 from annotated import viz
-from annotated.train import History
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write to a temporary file beside ``path`` and move it into place."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+from annotated.files import write_atomic  # lab.py imports it from here too
+from annotated.metrics import History
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
