@@ -1,0 +1,180 @@
+"""An experiment's config, the configs shipped with the library, and the check that runs before training.
+
+An :class:`ExperimentConfig` (a dataclass, or the same fields in YAML / JSON) names a task,
+the training length (or ``[low, high]``), the evaluation lengths, the model (any
+:class:`~annotated.models.ModelConfig` field but ``vocab_size``, which the task gives), the
+training (any :class:`~annotated.train.TrainConfig` field but ``seed``) and one ``seed`` that
+seeds both the model's initialisation and training. :func:`resolve` checks all of it without
+training and returns a :class:`Resolved` experiment: ``model.max_len`` defaults to the training
+sequence length, and a left-out ``train.warmup_steps`` to a tenth of the steps (at most
+TrainConfig's default), so a short run needs no warm-up setting of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import yaml
+
+from annotated.lab.plugins import load_plugins
+from annotated.models import ModelConfig, build_model
+from annotated.tasks import Task, get_task
+from annotated.train import TrainConfig, check_lengths, length_range
+
+NAME_PATTERN = r"[A-Za-z0-9_.\-=]+"
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+@dataclass
+class ExperimentConfig:
+    """One experiment (or, with ``grid``, a sweep of them)."""
+
+    name: str = "experiment"  # names the run folder <date>_<name>: letters, digits, _ - . =
+    task: str = "sort"  # a name in annotated.tasks.TASKS (or one a plugin registers)
+    task_kwargs: dict = field(default_factory=dict)  # arguments for a fresh instance of the task's class
+    train_length: int | list[int] = 8  # problem length, or [low, high] drawn per step
+    eval_lengths: list[int] = field(default_factory=list)  # besides the training length
+    model: dict = field(default_factory=dict)  # ModelConfig fields (vocab_size comes from the task)
+    train: dict = field(default_factory=dict)  # TrainConfig fields (the seed is the one below)
+    seed: int = 0  # seeds the model's initialisation and the training batches
+    plugins: list[str] = field(default_factory=list)  # .py files or module names to import first
+    grid: dict = field(default_factory=dict)  # sweeps only: {"model.positional": [...], "seed": [...]}
+    base_dir: str | None = field(default=None, repr=False, compare=False)  # where relative plugin paths start
+
+    @classmethod
+    def from_dict(cls, values: dict, *, base_dir=None) -> ExperimentConfig:
+        values = {k: v for k, v in dict(values).items() if k != "environment"}  # a run's config.yaml reads back
+        known = {f.name for f in dataclasses.fields(cls)} - {"base_dir"}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown experiment field(s) {unknown}; valid fields: {sorted(known)}")
+        config = cls(**values, base_dir=None if base_dir is None else str(base_dir))
+        for name, kind in (("task_kwargs", dict), ("model", dict), ("train", dict), ("grid", dict), ("plugins", list)):
+            if not isinstance(getattr(config, name), kind):
+                raise ValueError(f"{name} must be a {kind.__name__}, got {getattr(config, name)!r}")
+        return config
+
+    @classmethod
+    def from_file(cls, path) -> ExperimentConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"no config file at {path}")
+        text = path.read_text(encoding="utf-8")
+        try:
+            values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (json.JSONDecodeError, yaml.YAMLError) as error:
+            raise ValueError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {error}") from error
+        if not isinstance(values, dict):
+            raise ValueError(f"{path} must hold a mapping of experiment fields, got {type(values).__name__}")
+        return cls.from_dict(values, base_dir=path.parent)
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "base_dir"}
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+def shipped_configs() -> list[str]:
+    """The names of the configs in annotated/configs/."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def find_config(name) -> Path:
+    """A path, or the name of a config shipped in annotated/configs/ (with or without .yaml)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = CONFIG_DIR / (name if str(name).endswith(".yaml") else f"{name}.yaml")
+    if shipped.is_file():
+        return shipped
+    raise ValueError(
+        f"no config file {name!r}; give a path or one of the shipped configs: {', '.join(shipped_configs())}"
+    )
+
+
+def as_config(config) -> ExperimentConfig:
+    """An ExperimentConfig from itself, a dict of its fields, or a YAML / JSON file."""
+    if isinstance(config, ExperimentConfig):
+        return config
+    if isinstance(config, dict):
+        return ExperimentConfig.from_dict(config)
+    return ExperimentConfig.from_file(config)
+
+
+@dataclass
+class Resolved:
+    """A checked experiment: the task instance, the model and training configs, the lengths."""
+
+    config: ExperimentConfig
+    task: Task
+    model_config: ModelConfig
+    train_config: TrainConfig
+    lengths: tuple[int, int]
+    eval_lengths: list[int]
+    plugins: list[str]
+
+    def build_model(self):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            return build_model(self.model_config)
+
+    def to_dict(self) -> dict:
+        values = self.config.to_dict() | {"model": self.model_config.to_dict(), "train": self.train_config.to_dict()}
+        values["train"].pop("seed")
+        values.pop("grid")
+        values["plugins"] = self.plugins
+        return values
+
+
+def train_values(train: dict, seed) -> dict:
+    """TrainConfig's fields for an experiment: its ``train`` section, its seed, and (when left out)
+    a warm-up of a tenth of the steps, at most TrainConfig's default."""
+    values = {**train, "seed": seed}
+    defaults = TrainConfig()
+    steps = values.get("steps", defaults.steps)
+    if "warmup_steps" not in values and isinstance(steps, int) and not isinstance(steps, bool):
+        values["warmup_steps"] = min(defaults.warmup_steps, max(steps, 0) // 10)
+    return values
+
+
+def resolve(config: ExperimentConfig) -> Resolved:
+    """Check everything that can be checked without training; raise ValueError saying what to change."""
+    if not isinstance(config.name, str) or not re.fullmatch(NAME_PATTERN, config.name):
+        raise ValueError(f"name must be letters, digits, '_', '-', '.', '=' (it names a folder), got {config.name!r}")
+    plugins = load_plugins(config.plugins, config.base_dir)
+    task = get_task(config.task)
+    if config.task_kwargs:
+        try:
+            task = type(task)(**config.task_kwargs)
+        except TypeError as error:
+            raise ValueError(f"task_kwargs {config.task_kwargs} do not fit task {config.task!r}: {error}") from error
+    low, high = length_range(config.train_length)
+    if not isinstance(config.eval_lengths, list) or not all(isinstance(n, int) and n > 0 for n in config.eval_lengths):
+        raise ValueError(f"eval_lengths must be a list of positive integers, got {config.eval_lengths!r}")
+    if not isinstance(config.seed, int) or isinstance(config.seed, bool) or config.seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {config.seed!r}")
+    model = dict(config.model)
+    if model.get("vocab_size", task.vocab_size) != task.vocab_size:
+        raise ValueError(f"model.vocab_size comes from the task ({task.vocab_size}); leave it out")
+    if model.get("arch", "decoder") != "decoder":
+        raise ValueError("the lab trains decoder-only models on next-token batches; set model.arch to 'decoder'")
+    model_config = ModelConfig.from_dict({"max_len": task.seq_len(high), **model, "vocab_size": task.vocab_size})
+    if "seed" in config.train:
+        raise ValueError("set the seed at the top level of the experiment (seed: N), not in train")
+    train_config = TrainConfig.from_dict(train_values(config.train, config.seed))
+    check_lengths(model_config, task, sorted({low, high, *config.eval_lengths}))
+    resolved = Resolved(
+        config, task, model_config, train_config, (low, high), sorted(set(config.eval_lengths)), plugins
+    )
+    try:
+        with torch.device("meta"):  # builds nothing real: only the constructor checks run
+            build_model(model_config)
+    except NotImplementedError as error:
+        raise ValueError(str(error)) from error
+    return resolved

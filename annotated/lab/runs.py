@@ -1,0 +1,132 @@
+"""Runs: train one experiment into a dated folder, and continue one that stopped.
+
+:func:`run` writes ``<out_dir>/<YYYYmmdd-HHMMSS>_<name>/``::
+
+    config.yaml     the resolved config + environment (library, torch, python, device, git commit)
+    metrics.csv     one row per logged step          eval.csv     one row per evaluation and length
+    model.pt        weights + config (annotated.models.load_model reads it) + optimizer/RNG state
+    *.png           loss, accuracy, gradient norms, accuracy vs length, attention maps
+    report.json     status, in-distribution and per-length accuracy, generalisation gap, time, size
+    report.md       the same for people
+
+The whole config is checked before any folder exists, so a bad config leaves nothing behind.
+Folders are never overwritten (a taken name gets ``-2``, ``-3``…) and every file is written
+to a temporary name and moved into place, so no file is ever half-written. report.json says
+``"running"`` while training; a run that fails keeps its folder, marked ``"failed"`` (or
+``"interrupted"``) with the error, metrics so far and its last checkpoint, from which
+:func:`resume` continues in the same folder.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import time
+import traceback
+from datetime import datetime
+from pathlib import Path
+
+import torch
+import yaml
+
+import annotated
+from annotated.lab.config import ExperimentConfig, Resolved, as_config, resolve
+from annotated.models import count_parameters, read_checkpoint, write_checkpoint
+from annotated.reports import write_atomic, write_report
+from annotated.train import History, resolve_device, train
+
+
+def new_folder(parent: Path, name: str, *, stamp: bool = True) -> Path:
+    """Create ``parent/<stamp>_<name>`` (or ``parent/name``); a taken name gets ``-2``, ``-3``…"""
+    parent.mkdir(parents=True, exist_ok=True)
+    base = f"{datetime.now():%Y%m%d-%H%M%S}_{name}" if stamp else name
+    for i in itertools.count(1):
+        folder = parent / (base if i == 1 else f"{base}-{i}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+
+
+def environment(device) -> dict:
+    """What produced a run: library, torch and python versions, device, git commit, time."""
+    commit = None
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(annotated.__file__).parent, capture_output=True,
+                             text=True, timeout=5)  # fmt: skip
+        commit = out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"annotated": annotated.__version__, "torch": str(torch.__version__), "python": sys.version.split()[0],
+            "device": str(device), "git_commit": commit, "created": datetime.now().isoformat(timespec="seconds")}  # fmt: skip
+
+
+def save_checkpoint(path: Path, resolved: Resolved, state: dict) -> None:
+    """model.pt: loadable by ``annotated.models.load_model``, plus the state :func:`resume` needs."""
+    state = dict(state)
+    write_checkpoint(path, resolved.model_config, state.pop("model"), training_state=state)
+
+
+def run(config, out_dir="experiments", *, progress: bool = False, callback=None, _folder: Path | None = None) -> Path:
+    """Train one experiment into a new run folder and return its path (see the module docstring).
+    Errors in the config raise ValueError before any folder is made; a failure during training
+    re-raises after marking the folder's report ``failed``. ``callback(kind, row)`` sees every
+    logged step (``kind == "step"``) and evaluation row as it is made."""
+    config = as_config(config)
+    if config.grid:
+        raise ValueError("this config has a grid: run it with sweep(), or remove grid")
+    resolved = resolve(config)
+    folder = _folder or new_folder(Path(out_dir), config.name)
+    return _train_into(folder, resolved, progress=progress, callback=callback)
+
+
+def resume(folder, *, progress: bool = False, callback=None) -> Path:
+    """Continue an interrupted or failed run from its last checkpoint (model.pt) in its own folder."""
+    folder = Path(folder)
+    status = (
+        json.loads((folder / "report.json").read_text()).get("status") if (folder / "report.json").is_file() else None
+    )
+    if status == "completed":
+        raise ValueError(f"{folder} is already complete; nothing to resume")
+    if not (folder / "model.pt").is_file():
+        raise ValueError(f"{folder} has no checkpoint (model.pt); it cannot be resumed — start it again with run()")
+    resolved = resolve(ExperimentConfig.from_file(folder / "config.yaml"))
+    checkpoint = read_checkpoint(folder / "model.pt")
+    state = {**checkpoint["training_state"], "model": checkpoint["state_dict"]}
+    return _train_into(folder, resolved, progress=progress, callback=callback, resume_state=state)
+
+
+def _train_into(folder: Path, resolved: Resolved, *, progress, callback, resume_state=None) -> Path:
+    device = resolve_device(resolved.train_config.device)
+    write_atomic(folder / "config.yaml", yaml.safe_dump(resolved.to_dict() | {"environment": environment(device)},
+                                                        sort_keys=False, allow_unicode=True))  # fmt: skip
+    model = resolved.build_model()
+    info = {"name": resolved.config.name, "task": resolved.config.task, "parameters": count_parameters(model)}
+    info |= {"train_length": list(resolved.lengths), "eval_lengths": resolved.eval_lengths, "device": str(device)}
+    write_report(folder, info | {"status": "running"}, None)
+    began = time.perf_counter()
+    live = History.from_dict(resume_state["history"]) if resume_state else History()  # what a failure keeps
+
+    def record(kind, row):
+        (live.steps if kind == "step" else live.evals).append(row)
+        if callback:
+            callback(kind, row)
+
+    try:
+        history = train(model, resolved.task, train_length=list(resolved.lengths), eval_lengths=resolved.eval_lengths,
+                        config=resolved.train_config, progress=progress, callback=record, resume_state=resume_state,
+                        checkpoint=lambda state: save_checkpoint(folder / "model.pt", resolved, state))  # fmt: skip
+    except BaseException as error:
+        history = getattr(error, "history", None) or live
+        history.meta["steps_done"] = history.steps[-1]["step"] if history.steps else 0
+        status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        info |= {"status": status, "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}
+        info["wall_time_s"] = time.perf_counter() - began
+        write_report(folder, info, history)
+        raise
+    info |= {"status": "completed", "error": None, "wall_time_s": time.perf_counter() - began}
+    write_report(folder, info, history, model=model.cpu(), task=resolved.task, length=resolved.lengths[1])
+    return folder
