@@ -11,9 +11,8 @@ import jupytext
 import nbformat
 import pytest
 import yaml
-from _scripts import load_script
+from _scripts import ROOT, load_script
 
-ROOT = Path(__file__).resolve().parents[1]
 check_download = load_script("check_download")
 NOTEBOOK_FILES = sorted((ROOT / "notebooks").glob("*.py")) + sorted((ROOT / "notebooks").glob("*.ipynb"))
 GIT_ADDRESS = re.compile(r"git\+(?P<url>https?://[^\s\"'@]+)")

@@ -4,26 +4,26 @@ model on the whole sequence, no gradient reaches the memory, bad inputs raise cl
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import random_ids, tiny_model
 
 from annotated.memory import SegmentMemory, forward_in_segments, forward_segment
 from annotated.models import ModelConfig, build_model
 
 V, C, H, T = 11, 16, 4, 12
 ATOL = dict(atol=1e-5, rtol=1e-4)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def model_for(positional="rope", attention="full", params=None, n_layers=2, seed=0, **kw):
-    torch.manual_seed(seed)
-    config = ModelConfig(vocab_size=V, d_model=C, n_heads=H, n_layers=n_layers, max_len=32, positional=positional,
-                         attention=attention, attention_params=params or {}, **kw)  # fmt: skip
-    model = build_model(config).eval()
+    model = tiny_model(seed, vocab_size=V, d_model=C, n_heads=H, n_layers=n_layers, positional=positional,
+                       attention=attention, attention_params=params or {}, **kw).eval()  # fmt: skip
     if positional == "t5":  # make the relative bias matter
         torch.nn.init.normal_(model.decoder.positional.bucket_bias.weight, std=1.0)
     return model
 
 
 def tokens(batch=2, length=T, seed=1):
-    return torch.randint(0, V, (batch, length), generator=torch.Generator().manual_seed(seed))
+    return random_ids(batch, length, high=V, seed=seed)
 
 
 @pytest.mark.parametrize(

@@ -5,10 +5,12 @@ checkpoints fail with errors that say what is wrong."""
 
 import json
 import time
+from functools import partial
 
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import random_ids, tiny_model
 
 from annotated.models import (
     ARCHITECTURES,
@@ -28,27 +30,12 @@ from annotated.tasks import get_task
 
 V, C, H = 13, 32, 4
 ENCODINGS = sorted(set(POSITIONAL_ENCODINGS) - {"nope"})  # "nope" is an alias of "none"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread; two threads spin against each other on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def ids(*shape, seed=0, high=V):
-    return torch.randint(0, high, shape, generator=torch.Generator().manual_seed(seed))
+pytestmark = pytest.mark.usefixtures("one_thread")
+ids = partial(random_ids, high=V)  # ids(*shape, seed=0)
 
 
 def make(arch="decoder", seed=0, **kw):
-    kw.setdefault("d_model", C)
-    kw.setdefault("n_heads", H)
-    kw.setdefault("max_len", 32)
-    torch.manual_seed(seed)
-    return build_model(ModelConfig(arch=arch, vocab_size=V, **kw)).eval()
+    return tiny_model(seed, arch=arch, vocab_size=V, d_model=C, n_heads=H, **kw).eval()
 
 
 def logits_of(model, a, b=None):

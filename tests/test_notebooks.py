@@ -1,14 +1,11 @@
 """Every chapter source notebooks/NN_topic.py is paired with, and in sync with, its
 executed NN_topic.ipynb, and listed in _toc.yml; the stored notebooks are fully executed."""
 
-from pathlib import Path
-
 import jupytext
 import nbformat
 import pytest
-from _scripts import load_script
+from _scripts import ROOT, load_script
 
-ROOT = Path(__file__).resolve().parents[1]
 check_site = load_script("check_site")  # the table-of-contents reader lives with the site check
 SOURCES = sorted((ROOT / "notebooks").glob("*.py"))
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

@@ -1,11 +1,8 @@
 """The pure helpers of scripts/check_site.py (the browser check itself runs in `make check-site`)."""
 
-from pathlib import Path
-
 import pytest
-from _scripts import load_script
+from _scripts import ROOT, load_script
 
-ROOT = Path(__file__).resolve().parents[1]
 check_site = load_script("check_site")
 
 ORIGIN = "http://127.0.0.1:8765"

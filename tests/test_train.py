@@ -8,8 +8,9 @@ import math
 import pytest
 import torch
 import torch.nn as nn
+from conftest import tiny_model
 
-from annotated.models import ModelConfig, ModelOutput, build_model
+from annotated.models import ModelOutput
 from annotated.tasks import get_task
 from annotated.train import (
     EVAL_SEED_OFFSET,
@@ -28,21 +29,11 @@ from annotated.train import (
 )
 
 SORT = get_task("sort")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The test machine is shared: one intra-op thread is faster than two that fight for cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_model(positional="rope", seed=0, **kwargs):
-    torch.manual_seed(seed)
-    return build_model(ModelConfig(vocab_size=SORT.vocab_size, d_model=32, n_layers=2, n_heads=2, max_len=32,
-                                   positional=positional, **kwargs))  # fmt: skip
+    return tiny_model(seed, vocab_size=SORT.vocab_size, n_heads=2, positional=positional, **kwargs)
 
 
 # --- schedule and config ---------------------------------------------------------------------
@@ -257,9 +248,9 @@ def test_global_rng_is_left_alone_and_runs_repeat():
 
 def test_sort_length_8_reaches_99_percent_exact_match():
     """A fixed step budget (not a time): 250 AdamW steps of a 2-layer, d=64 model with a learned table."""
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(vocab_size=SORT.vocab_size, d_model=64, n_layers=2, n_heads=4, max_len=16,
-                                    positional="learned"))  # fmt: skip
+    model = tiny_model(
+        0, vocab_size=SORT.vocab_size, d_model=64, n_layers=2, n_heads=4, max_len=16, positional="learned"
+    )
     config = TrainConfig(steps=250, batch_size=128, lr=3e-3, warmup_steps=20, weight_decay=0.0,
                          eval_batches=4, eval_batch_size=256, device="cpu")  # fmt: skip
     history = train(model, SORT, train_length=8, config=config)

@@ -7,6 +7,7 @@ import ipywidgets as widgets
 import numpy as np
 import pytest
 import torch
+from conftest import seeded
 from matplotlib.figure import Figure
 
 from annotated.widgets import AttentionExplorer, InteractiveFigure
@@ -39,7 +40,7 @@ def test_needs_a_control():
 
 
 def _attentions(n_layers=2, b=2, h=3, t_q=4, t_k=4, seed=0):
-    g = torch.Generator().manual_seed(seed)
+    g = seeded(seed)
     return [torch.softmax(torch.randn(b, h, t_q, t_k, generator=g) * 2, dim=-1) for _ in range(n_layers)]
 
 
