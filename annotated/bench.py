@@ -1,6 +1,6 @@
 """How time and memory grow with T for each attention kernel, measured.
 
-Dense attention costs O(T²) time and memory; the kernels of :mod:`annotated.efficient`
+Dense attention costs O(T²) time and memory; the kernels of :mod:`annotated.kernels`
 promise O(T) memory (block-wise, local, linear) or O(T) time (linear, local). This module
 measures, for each kind and length T:
 
@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from annotated.efficient import ATTENTION_KERNELS
+from annotated.kernels import ATTENTION_KERNELS
 
 DEFAULT_LENGTHS = tuple(2**i for i in range(8, 15))  # 256 … 16384
 QUICK_LENGTHS = tuple(2**i for i in range(8, 13))  # 256 … 4096

@@ -29,7 +29,7 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from annotated.attention import KVCache, MultiHeadAttention
+from annotated.multihead import KVCache, MultiHeadAttention
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"gelu": nn.GELU, "relu": nn.ReLU}
 NORM_PLACEMENTS = ("pre", "post")

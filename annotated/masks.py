@@ -1,43 +1,192 @@
-"""Attention masks: which keys each query may look at.
+"""Attention masks as small functions: which keys each query may look at.
 
-Convention used everywhere in this library (and by PyTorch's
-``F.scaled_dot_product_attention`` for boolean masks): a mask is a boolean tensor
-broadcastable to the score shape ``(B, H, Tq, Tk)`` and ``True`` means *may attend*.
-``False`` entries get a score of ``-inf`` before the softmax.
+A mask is a *predicate* over one score entry, PyTorch FlexAttention's ``mask_mod``::
+
+    mask_mod(b, h, q_idx, k_idx) -> bool      True = query q_idx of (batch b, head h) may read key k_idx
+
+and a score modification is FlexAttention's ``score_mod``::
+
+    score_mod(score, b, h, q_idx, k_idx) -> score      e.g. ALiBi: score - slope[h] * (q_idx - k_idx)
+
+Both are written for one entry but called with *index tensors that broadcast* to a block
+of scores (B, H, Tq, Tk), or to one tile of it: a kernel that works tile by tile asks
+only for the tile's entries, so no (Tq, Tk) tensor ever has to exist. Where a dense
+tensor is the lesson (a heat map, the SDPA fast path), :func:`materialize_mask` and
+:func:`materialize_score` evaluate a mod over the whole grid.
+
+Index convention (the library's everywhere): ``k_idx`` is a key's index ``0 … Tk-1`` and the
+queries are the *last* Tq positions of the keys, so ``q_idx = (Tk - Tq) + i`` for query row
+``i``. With Tq = Tk that is just ``i``; with a KV cache (new queries after cached keys)
+"causal" stays ``q_idx >= k_idx``.
+
+Tensor masks follow PyTorch's ``F.scaled_dot_product_attention``: boolean, broadcastable
+to (B, H, Tq, Tk), ``True`` = may attend; the ``*_mask`` functions below return them.
 
 Legend: B batch, H heads, Tq query length, Tk key length.
-
-Every function returns a fresh boolean tensor; combine them with :func:`combine_masks`
-(logical AND: a key is visible only if every mask allows it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+
+MaskMod = Callable[..., torch.Tensor]  # (b, h, q_idx, k_idx) -> bool tensor
+ScoreMod = Callable[..., torch.Tensor]  # (score, b, h, q_idx, k_idx) -> score tensor
+
+
+# --- predicates ------------------------------------------------------------------------------
+
+
+def causal(b, h, q_idx, k_idx):
+    """GPT's causal mask (Radford et al. 2018): a query sees itself and the keys before it."""
+    return q_idx >= k_idx
+
+
+def sliding_window(window: int, *, causal: bool = True) -> MaskMod:
+    """Local attention (Beltagy et al. 2020): keys within ``window`` positions of the query.
+
+    Causal: keys ``i - window + 1 … i`` (``window`` keys including itself); bidirectional:
+    ``|i - j| < window``.
+    """
+    if isinstance(window, bool) or not isinstance(window, int) or window <= 0:
+        raise ValueError(f"window must be a positive number of positions, got {window!r}")
+
+    def in_window(b, h, q_idx, k_idx):
+        distance = q_idx - k_idx
+        return (distance >= 0) & (distance < window) if causal else distance.abs() < window
+
+    return in_window
+
+
+def padding(lengths) -> MaskMod:
+    """Hide padded keys: sequence ``b`` has ``lengths[b]`` real tokens, then padding."""
+    lengths = torch.as_tensor(lengths)
+    if lengths.dim() != 1:
+        raise ValueError(f"lengths must be 1-D (one length per sequence), got shape {tuple(lengths.shape)}")
+
+    def not_padding(b, h, q_idx, k_idx):
+        return k_idx < lengths.to(k_idx.device)[b]
+
+    return not_padding
+
+
+def prefix(prefix_len: int) -> MaskMod:
+    """Prefix LM (Raffel et al. 2020): the first ``prefix_len`` keys are visible to every query,
+    the rest causally."""
+    if isinstance(prefix_len, bool) or not isinstance(prefix_len, int) or prefix_len < 0:
+        raise ValueError(f"prefix_len must be a non-negative integer, got {prefix_len!r}")
+
+    def prefix_or_causal(b, h, q_idx, k_idx):
+        return (k_idx < prefix_len) | (q_idx >= k_idx)
+
+    return prefix_or_causal
+
+
+def global_tokens(positions) -> MaskMod:
+    """Longformer's global tokens: listed positions see every key and every query sees them.
+
+    On its own this hides everything else; combine it with a window: ``or_masks(window, globals)``.
+    """
+    positions = torch.as_tensor(positions, dtype=torch.long).unique()
+
+    def touches_global(b, h, q_idx, k_idx):
+        g = positions.to(q_idx.device)
+        return torch.isin(q_idx, g) | torch.isin(k_idx, g)
+
+    return touches_global
+
+
+def and_masks(*mods: MaskMod | None) -> MaskMod | None:
+    """A key is visible when *every* mod allows it (``None`` entries are ignored)."""
+    mods = [m for m in mods if m is not None]
+    if len(mods) <= 1:
+        return mods[0] if mods else None
+
+    def all_of(b, h, q_idx, k_idx):
+        keep = mods[0](b, h, q_idx, k_idx)
+        for m in mods[1:]:
+            keep = keep & m(b, h, q_idx, k_idx)
+        return keep
+
+    return all_of
+
+
+def or_masks(*mods: MaskMod) -> MaskMod:
+    """A key is visible when *any* mod allows it."""
+    if not mods:
+        raise ValueError("or_masks needs at least one mask_mod")
+
+    def any_of(b, h, q_idx, k_idx):
+        keep = mods[0](b, h, q_idx, k_idx)
+        for m in mods[1:]:
+            keep = keep | m(b, h, q_idx, k_idx)
+        return keep
+
+    return any_of
+
+
+# --- evaluating mods on a grid ---------------------------------------------------------------
+
+
+def batch_head_indices(lead: tuple, trailing: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``b`` and ``h`` index tensors for scores whose leading dims are ``lead`` (``(B, H)``,
+    ``(H,)`` or ``()``), each followed by ``trailing`` singleton dims so they broadcast
+    against the (q, k) indices of a grid or a tile."""
+    ones = (1,) * trailing
+    b = torch.zeros((), dtype=torch.long, device=device)
+    h = torch.zeros((), dtype=torch.long, device=device)
+    if len(lead) >= 1:
+        h = torch.arange(lead[-1], device=device).view(lead[-1], *ones)  # (H, 1, …)
+    if len(lead) >= 2:
+        b = torch.arange(lead[-2], device=device).view(lead[-2], 1, *ones)  # (B, 1, 1, …)
+    return b, h
+
+
+def score_grid(lead: tuple, t_q: int, t_k: int, device=None) -> tuple[torch.Tensor, ...]:
+    """``(b, h, q_idx, k_idx)`` for the full ``(*lead, Tq, Tk)`` score grid; queries are the last Tq keys."""
+    b, h = batch_head_indices(lead, 2, device)
+    q_idx = torch.arange(t_k - t_q, t_k, device=device)[:, None]  # (Tq, 1)
+    k_idx = torch.arange(t_k, device=device)[None, :]  # (1, Tk)
+    return b, h, q_idx, k_idx
+
+
+def materialize_mask(mask_mod: MaskMod, t_q: int, t_k: int | None = None, *, batch=None, heads=None, device=None):
+    """Evaluate a predicate on every (query, key): ``(Tq, Tk)``, or ``(B|1, H|1, Tq, Tk)`` when
+    ``batch`` or ``heads`` is given. This is the O(Tq·Tk) tensor tiled kernels never build."""
+    t_k = t_q if t_k is None else t_k
+    if t_q <= 0 or t_k <= 0:
+        raise ValueError(f"a mask needs positive lengths, got t_q={t_q}, t_k={t_k}")
+    lead = () if batch is None and heads is None else (batch or 1, heads or 1)
+    keep = mask_mod(*score_grid(lead, t_q, t_k, device))
+    return keep.expand(*lead, t_q, t_k)
+
+
+def materialize_score(score_mod: ScoreMod, t_q: int, t_k: int | None = None, *, batch=None, heads=None, device=None):
+    """The bias an *additive* score_mod adds: ``score_mod(0, …)`` on every (query, key)."""
+    t_k = t_q if t_k is None else t_k
+    lead = () if batch is None and heads is None else (batch or 1, heads or 1)
+    b, h, q_idx, k_idx = score_grid(lead, t_q, t_k, device)
+    bias = score_mod(torch.zeros((), device=device), b, h, q_idx, k_idx)
+    return bias.expand(*torch.broadcast_shapes(bias.shape, (*lead, t_q, t_k)))
+
+
+# --- dense masks, for plots and for callers that want a tensor --------------------------------
 
 
 def causal_mask(t_q: int, t_k: int | None = None, *, device=None) -> torch.Tensor:
-    """Lower-triangular mask: query ``i`` sees keys ``0 … i`` (GPT, Radford et al. 2018).
-
-    When ``t_k > t_q`` (new queries appended to a cached prefix), the queries are the
-    *last* ``t_q`` positions, so query ``i`` sees keys ``0 … i + (t_k - t_q)``.
+    """:func:`causal` as a ``(Tq, Tk)`` tensor.
 
     >>> causal_mask(3).int()
     tensor([[1, 0, 0],
             [1, 1, 0],
             [1, 1, 1]], dtype=torch.int32)
     """
-    t_k = t_q if t_k is None else t_k
-    if t_q <= 0 or t_k <= 0:
-        raise ValueError(f"causal_mask needs positive lengths, got t_q={t_q}, t_k={t_k}")
-    offset = t_k - t_q
-    return torch.ones(t_q, t_k, dtype=torch.bool, device=device).tril(diagonal=offset)  # (Tq, Tk)
+    return materialize_mask(causal, t_q, t_k, device=device)
 
 
 def padding_mask(lengths, max_len: int | None = None, *, device=None) -> torch.Tensor:
-    """Hide padded keys: sequence ``b`` has ``lengths[b]`` real tokens, then padding.
-
-    Returns shape ``(B, 1, 1, Tk)`` so it broadcasts over heads and queries.
+    """:func:`padding` as a ``(B, 1, 1, Tk)`` tensor that broadcasts over heads and queries.
 
     >>> padding_mask([2, 3], 4)[:, 0, 0].int()
     tensor([[1, 1, 0, 0],
@@ -49,50 +198,28 @@ def padding_mask(lengths, max_len: int | None = None, *, device=None) -> torch.T
     max_len = int(lengths.max()) if max_len is None else max_len
     if (lengths < 0).any() or (lengths > max_len).any():
         raise ValueError(f"every length must lie in [0, {max_len}], got {lengths.tolist()}")
-    keep = torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]  # (B, Tk)
-    return keep[:, None, None, :]  # (B, 1, 1, Tk)
+    return materialize_mask(padding(lengths), 1, max_len, batch=len(lengths), device=device)  # (B, 1, 1, Tk)
 
 
-def sliding_window_mask(t_q: int, window: int, t_k: int | None = None, *, causal: bool = True, device=None) -> torch.Tensor:
-    """Local attention (Beltagy et al. 2020): query ``i`` sees keys within ``window`` positions.
-
-    Causal: keys ``i - window + 1 … i`` (``window`` keys including itself).
-    Bidirectional: keys with ``|i - j| < window``.
-    """
-    if window <= 0:
-        raise ValueError(f"window must be a positive number of positions, got {window}")
-    t_k = t_q if t_k is None else t_k
-    offset = t_k - t_q
-    i = torch.arange(t_q, device=device)[:, None] + offset  # absolute query positions
-    j = torch.arange(t_k, device=device)[None, :]
-    dist = i - j  # (Tq, Tk)
-    if causal:
-        return (dist >= 0) & (dist < window)
-    return dist.abs() < window
+def sliding_window_mask(t_q: int, window: int, t_k: int | None = None, *, causal: bool = True, device=None):
+    """:func:`sliding_window` as a ``(Tq, Tk)`` tensor."""
+    return materialize_mask(sliding_window(window, causal=causal), t_q, t_k, device=device)
 
 
 def global_token_mask(t: int, global_positions, *, device=None) -> torch.Tensor:
-    """Longformer's global tokens: listed positions see everything and are seen by everyone.
-
-    Combine with a local mask by logical OR: ``sliding_window_mask(...) | global_token_mask(...)``.
-    """
-    g = torch.zeros(t, dtype=torch.bool, device=device)
-    g[torch.as_tensor(global_positions, dtype=torch.long, device=device)] = True
-    return g[:, None] | g[None, :]  # (T, T)
+    """:func:`global_tokens` as a ``(T, T)`` tensor; OR it with a window mask."""
+    return materialize_mask(global_tokens(global_positions), t, device=device)
 
 
 def prefix_mask(t: int, prefix_len: int, *, device=None) -> torch.Tensor:
-    """Prefix LM (Raffel et al. 2020): the first ``prefix_len`` tokens see each other fully,
-    the rest attend causally."""
+    """:func:`prefix` as a ``(T, T)`` tensor."""
     if not 0 <= prefix_len <= t:
         raise ValueError(f"prefix_len must lie in [0, {t}], got {prefix_len}")
-    m = causal_mask(t, device=device)
-    m[:, :prefix_len] = True
-    return m
+    return materialize_mask(prefix(prefix_len), t, device=device)
 
 
 def combine_masks(*masks: torch.Tensor | None) -> torch.Tensor | None:
-    """Logical AND of the given masks (``None`` entries are ignored); broadcasting applies."""
+    """Logical AND of boolean mask tensors (``None`` entries are ignored); broadcasting applies."""
     out = None
     for m in masks:
         if m is None:

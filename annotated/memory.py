@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import torch
 
-from annotated.attention import KVCache
+from annotated.multihead import KVCache
 from annotated.models import DecoderOnly, ModelOutput, _check_ids
 
 RELATIVE_WHERE = ("qk", "score", "none")

@@ -10,7 +10,7 @@ All three are built from :mod:`annotated.blocks` and configured by one :class:`M
 :func:`generate` decodes greedily or by sampling (temperature, top-k) with a key-value
 cache that gives exactly the tokens recomputation gives; ``save`` / :func:`load_model` keep
 the config with the weights. ``ModelConfig.attention`` picks the self-attention kernel of
-:mod:`annotated.efficient` in every block (settings in ``attention_params``); cross-attention
+:mod:`annotated.kernels` in every block (settings in ``attention_params``); cross-attention
 always runs dense, since a source of another length has no window or causal order to
 exploit. Combinations a kernel cannot honour (a score bias with linear or local attention,
 attention dropout with any kernel but "full") are refused when the config is made.
@@ -42,14 +42,13 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from annotated.attention import KVCache, check_kernel_params
 from annotated.blocks import ACTIVATIONS, NORM_PLACEMENTS, DecoderBlock, EncoderBlock, check_choice
-from annotated.efficient import ATTENTION_KERNELS
 from annotated.files import atomic_path
+from annotated.kernels import ATTENTION_KERNELS, check_kernel_params
+from annotated.multihead import KVCache
 from annotated.positional import POSITIONAL_ENCODINGS, make_positional
 
 ARCHITECTURES = ("decoder", "encoder", "encoder-decoder")
-FIXED_POSITIONAL_ENCODINGS = ("sinusoidal", "randomized")  # add an untrained, amplitude-1 signal to the embeddings
 FORMAT_VERSION = 1
 CHECKPOINT_KIND = "annotated-model"
 
@@ -68,7 +67,7 @@ class ModelConfig:
     max_len: int = 256  # longest sequence the learned positional table holds (the training length)
     dropout: float = 0.0
     positional: str = "rope"  # a name in annotated.positional.POSITIONAL_ENCODINGS
-    attention: str = "full"  # self-attention kernel in annotated.efficient.ATTENTION_KERNELS (cross-attention: "full")
+    attention: str = "full"  # self-attention kernel in annotated.kernels.ATTENTION_KERNELS (cross-attention: "full")
     attention_params: dict = field(default_factory=dict)  # e.g. {"window": 64}, {"top_k": 8}, {"block_size": 64}
     norm: str = "pre"  # LayerNorm placement: "pre" (GPT-2) or "post" (original transformer)
     activation: str = "gelu"  # feed-forward non-linearity: "gelu" or "relu"
@@ -100,11 +99,7 @@ class ModelConfig:
                 f"n_kv_heads={self.n_kv_heads} must be a positive divisor of n_heads={self.n_heads}; "
                 "use None for ordinary multi-head attention"
             )
-        if self.positional == "rope" and (self.d_model // self.n_heads) % 2:
-            raise ValueError(
-                f"RoPE rotates pairs of dims but the head dim d_model // n_heads = {self.d_model // self.n_heads} "
-                "is odd; pick d_model and n_heads with an even quotient, or another positional encoding"
-            )
+        self.positional_encoding.check_head_dim(self.d_model // self.n_heads)
         self.d_ff = 4 * self.d_model if self.d_ff is None else self.d_ff
         if self.d_ff <= 0:
             raise ValueError(f"d_ff must be positive (or None for 4 * d_model), got {self.d_ff}")
@@ -130,21 +125,26 @@ class ModelConfig:
     @property
     def effective_embedding_scale(self) -> float:
         """The factor token embeddings are multiplied by: ``embedding_scale``, or when None √d_model
-        for an encoding in ``FIXED_POSITIONAL_ENCODINGS`` and 1.0 for every other one."""
+        for an encoding that adds a fixed signal to the embeddings (``fixed_signal``) and 1.0 for every other one."""
         if self.embedding_scale is not None:
             return self.embedding_scale
-        return math.sqrt(self.d_model) if self.positional in FIXED_POSITIONAL_ENCODINGS else 1.0
+        return math.sqrt(self.d_model) if self.positional_encoding.fixed_signal else 1.0
+
+    @property
+    def positional_encoding(self) -> type:
+        """The class of the positional encoding (what it needs and has: ``where``, ``even_head_dim``, …)."""
+        return POSITIONAL_ENCODINGS[self.positional]
 
     def _check_attention_kernel(self) -> None:
         """Refuse what a kernel cannot honour (the kernel applies to self-attention only)."""
         kernel = ATTENTION_KERNELS[self.attention]
-        if POSITIONAL_ENCODINGS[self.positional].where == "score" and not kernel.supports_bias:
+        if self.positional_encoding.where == "score" and not kernel.score_mods:
             raise ValueError(
-                f"attention={self.attention!r} cannot add the score bias of positional={self.positional!r} "
-                "(it never forms the T × T scores); use positional='rope' or an embedding-level encoding, "
-                "or attention='full', 'blockwise' or 'topk'"
+                f"attention={self.attention!r} cannot apply the score_mod of positional={self.positional!r} "
+                "(it never forms the q·k scores); use positional='rope' or an embedding-level encoding, or one of "
+                f"the kernels that take score mods: {[n for n, k in ATTENTION_KERNELS.items() if k.score_mods]}"
             )
-        if self.attention != "full" and self.dropout > 0:
+        if not kernel.dropout and self.dropout > 0:
             raise ValueError(
                 f"attention={self.attention!r} has no attention-weight dropout; set dropout=0.0 or attention='full'"
             )
@@ -502,7 +502,7 @@ def read_checkpoint(path) -> dict:
     if not isinstance(checkpoint.get("config"), dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise ValueError(f"{path} is damaged: its 'config' or 'state_dict' entry is missing")
     config = checkpoint["config"]
-    if "embedding_scale" not in config and config.get("positional", "rope") in FIXED_POSITIONAL_ENCODINGS:
+    if "embedding_scale" not in config and POSITIONAL_ENCODINGS[config.get("positional", "rope")].fixed_signal:
         config["embedding_scale"] = 1.0  # saved before the field existed: these weights were trained unscaled
     return checkpoint
 

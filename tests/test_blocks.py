@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from annotated.attention import KVCache
+from annotated.multihead import KVCache
 from annotated.blocks import DecoderBlock, EncoderBlock, FeedForward, Residual, TransformerBlock
 from annotated.positional import make_positional
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from annotated.attention import attend
-from annotated.efficient import (
+from annotated.kernels import (
     ATTENTION_KERNELS,
     AttentionKernel,
     blockwise_attention,
@@ -226,7 +226,7 @@ def test_grouped_query_attention_by_repeating_kv(name):
         k.repeat_interleave(3, dim=1),
         v.repeat_interleave(3, dim=1),
         causal=True,
-        **{p: params[p] for p in kernel.params},
+        **{p: params[p] for p in kernel.required},
         **({"block_size": 8} if name == "blockwise" else {}),
     )
     ref = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
@@ -266,9 +266,13 @@ def test_kernels_refuse_what_they_cannot_honour():
     q, k, v = qkv(t_q=6)
     bias = torch.zeros(6, 6, dtype=torch.float64)
     arbitrary = sliding_window_mask(6, 2)
-    for fn in (linear_attention, linear_attention_quadratic, lambda *a, **kw: local_attention(*a, window=2, **kw)):
+    for fn in (linear_attention, linear_attention_quadratic):
         with pytest.raises(ValueError, match="score bias"):
             fn(q, k, v, bias=bias)
+        with pytest.raises(ValueError, match="score_mod"):
+            fn(q, k, v, score_mod=lambda s, b, h, i, j: s)
+        with pytest.raises(ValueError, match="mask_mod"):
+            fn(q, k, v, mask_mod=lambda b, h, i, j: i >= j)
     for fn in (linear_attention, lambda *a, **kw: local_attention(*a, window=2, **kw)):
         with pytest.raises(ValueError, match="key-padding masks"):
             fn(q, k, v, mask=arbitrary)
@@ -277,7 +281,7 @@ def test_kernels_refuse_what_they_cannot_honour():
 
 
 def test_registry_flags_match_behaviour():
-    assert set(ATTENTION_KERNELS) == {"full", "linear", "local", "topk", "blockwise"}
+    assert set(ATTENTION_KERNELS) == {"full", "linear", "local", "topk", "blockwise", "flex"}
     q, k, v = qkv(t_q=12, d=4)
     g = torch.Generator().manual_seed(7)
     bias = torch.randn(12, 12, generator=g, dtype=torch.float64)
@@ -285,17 +289,21 @@ def test_registry_flags_match_behaviour():
     params = {"window": 3, "top_k": 4}
     for name, kernel in ATTENTION_KERNELS.items():
         assert isinstance(kernel, AttentionKernel) and kernel.memory and kernel.summary
-        kw = {p: params[p] for p in kernel.params}
-        out, weights = kernel.fn(q, k, v, mask=None, bias=None, causal=True, scale=None, **kw)
-        assert out.shape == (2, 3, 12, 5) and (weights is not None) == kernel.returns_weights
+        if "cpu" not in kernel.devices:
+            with pytest.raises(ValueError, match="CUDA"):
+                kernel.fn(q, k, v, causal=True)
+            continue
+        kw = {p: params[p] for p in kernel.required}
+        out, _ = kernel.fn(q, k, v, mask=None, bias=None, causal=True, scale=None, **kw)
+        assert out.shape == (2, 3, 12, 5)
         ref, _ = attend(q, k, v, mask=mask, bias=bias, causal=True)
-        if kernel.supports_bias and kernel.supports_mask:
+        if kernel.score_mods and kernel.query_masks:
             out, _ = kernel.fn(q, k, v, mask=mask, bias=bias, causal=True, **kw)
             assert torch.allclose(out, ref, rtol=1e-10, atol=1e-10) == kernel.exact, name
-        if not kernel.supports_bias:
+        if not kernel.score_mods:
             with pytest.raises(ValueError):
                 kernel.fn(q, k, v, bias=bias, causal=True, **kw)
-        if not kernel.supports_mask:
+        if not kernel.query_masks:
             with pytest.raises(ValueError):
                 kernel.fn(q, k, v, mask=mask, causal=True, **kw)
             kernel.fn(q, k, v, mask=padding_mask([12, 9], 12), causal=True, **kw)  # key padding is fine

@@ -4,8 +4,8 @@ the dense model's numbers, every kind trains, impossible configs are refused wit
 import pytest
 import torch
 
-from annotated.attention import KVCache, MultiHeadAttention, check_kernel_params, kernel_weights
-from annotated.efficient import ATTENTION_KERNELS
+from annotated.kernels import ATTENTION_KERNELS, check_kernel_params, kernel_weights
+from annotated.multihead import KVCache, MultiHeadAttention
 from annotated.masks import padding_mask
 from annotated.models import ModelConfig, build_model, generate
 from annotated.positional import make_positional
@@ -40,7 +40,7 @@ def attention_pair(kernel, params, *, n_kv_heads=None, positional="rope", causal
 @pytest.mark.parametrize("n_kv_heads", [None, 2, 1])
 @pytest.mark.parametrize("causal", [True, False])
 def test_exact_kernels_equal_dense_multihead_attention(kernel, n_kv_heads, causal):
-    positional = "alibi" if ATTENTION_KERNELS[kernel].supports_bias else "rope"
+    positional = "alibi" if ATTENTION_KERNELS[kernel].score_mods else "rope"
     dense, other = attention_pair(kernel, EXACT_AT_T[kernel], n_kv_heads=n_kv_heads, positional=positional)
     x = torch.randn(2, T, C, generator=seeded(1))
     keep = padding_mask([T, 6], T)  # (B, 1, 1, T): key padding, which every kernel honours
@@ -203,12 +203,12 @@ def test_cross_attention_stays_dense():
 
 
 def test_impossible_combinations_are_refused():
-    for attention, params in (("linear", {}), ("local", {"window": 4})):
-        for positional in ("alibi", "t5"):
-            with pytest.raises(ValueError, match=f"cannot add the score bias of positional='{positional}'"):
-                config(attention=attention, params=params, positional=positional)
-    config(attention="blockwise", positional="alibi")  # bias-capable kernels accept it
+    for positional in ("alibi", "t5"):
+        with pytest.raises(ValueError, match=f"cannot apply the score_mod of positional='{positional}'"):
+            config(attention="linear", positional=positional)
+    config(attention="blockwise", positional="alibi")  # kernels that take score mods accept them
     config(attention="topk", params={"top_k": 4}, positional="t5")
+    config(attention="local", params={"window": 4}, positional="t5")
     with pytest.raises(ValueError, match="set dropout=0.0"):
         config(attention="blockwise", dropout=0.1)
     with pytest.raises(ValueError, match="needs \\['top_k'\\]"):

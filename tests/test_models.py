@@ -306,7 +306,7 @@ def test_truncated_foreign_and_damaged_files(tmp_path):
     [
         ({"arch": "gpt"}, r"arch 'gpt'.*'decoder', 'encoder', 'encoder-decoder'"),
         ({"d_model": 30, "n_heads": 4}, r"d_model=30 must be divisible by n_heads=4"),
-        ({"d_model": 12, "n_heads": 4, "positional": "rope"}, r"RoPE .* head dim .* 3 is odd"),
+        ({"d_model": 12, "n_heads": 4, "positional": "rope"}, r"rotates pairs of dims but the head dim .* 3 is odd"),
         ({"positional": "learned", "max_len": 0}, r"max_len must be a positive integer"),
         ({"positional": "xpos"}, r"unknown positional encoding 'xpos'.*'alibi'"),
         ({"attention": "sparse"}, r"unknown attention kernel 'sparse'.*'blockwise'"),

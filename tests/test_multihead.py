@@ -6,7 +6,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from annotated.attention import KVCache, MultiHeadAttention, attend, repeat_kv
+from annotated.attention import attend
+from annotated.multihead import KVCache, MultiHeadAttention, repeat_kv
 from annotated.masks import causal_mask, padding_mask
 from annotated.positional import AlibiBias, RotaryEncoding, apply_rope, make_positional
 

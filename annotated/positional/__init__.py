@@ -1,0 +1,58 @@
+"""Positional encodings: how a permutation-equivariant attention layer learns about order.
+
+Each encoding acts at one place — added to the embeddings (:mod:`~annotated.positional.absolute`,
+:mod:`~annotated.positional.randomized`), rotating q and k (:mod:`~annotated.positional.rope`),
+or as a ``score_mod`` on the scores (:mod:`~annotated.positional.bias`); NoPE does nothing.
+:mod:`~annotated.positional.base` holds the interface and the properties each encoding
+declares. This module is the registry.
+"""
+
+from __future__ import annotations
+
+from annotated.positional.absolute import LearnedAbsoluteEncoding, SinusoidalEncoding, sinusoidal_encoding
+from annotated.positional.base import NoPositionalEncoding, PositionalEncoding
+from annotated.positional.bias import AlibiBias, T5RelativeBias, alibi_slopes, t5_relative_bucket
+from annotated.positional.randomized import RandomizedPositions
+from annotated.positional.rope import RotaryEncoding, apply_rope
+
+POSITIONAL_ENCODINGS: dict[str, type[PositionalEncoding]] = {
+    "none": NoPositionalEncoding,
+    "nope": NoPositionalEncoding,
+    "sinusoidal": SinusoidalEncoding,
+    "learned": LearnedAbsoluteEncoding,
+    "rope": RotaryEncoding,
+    "alibi": AlibiBias,
+    "t5": T5RelativeBias,
+    "randomized": RandomizedPositions,
+}
+
+
+def make_positional(name: str, *, d_model: int, n_heads: int, max_len: int, causal: bool = True, **kwargs):
+    """Build the encoding called ``name`` from model-level sizes.
+
+    ``max_len`` is the training length (the learned table size; randomized draws from
+    ``4 * max_len`` positions unless ``max_positions`` is given). ``causal`` picks the causal
+    or bidirectional form of ALiBi and T5. Extra ``kwargs`` go to the encoding's constructor.
+    """
+    key = name.lower() if isinstance(name, str) else name
+    if key not in POSITIONAL_ENCODINGS:
+        raise ValueError(f"unknown positional encoding {name!r}; choose one of {sorted(POSITIONAL_ENCODINGS)}")
+    return POSITIONAL_ENCODINGS[key].build(d_model=d_model, n_heads=n_heads, max_len=max_len, causal=causal, **kwargs)
+
+
+__all__ = [
+    "POSITIONAL_ENCODINGS",
+    "AlibiBias",
+    "LearnedAbsoluteEncoding",
+    "NoPositionalEncoding",
+    "PositionalEncoding",
+    "RandomizedPositions",
+    "RotaryEncoding",
+    "SinusoidalEncoding",
+    "T5RelativeBias",
+    "alibi_slopes",
+    "apply_rope",
+    "make_positional",
+    "sinusoidal_encoding",
+    "t5_relative_bucket",
+]

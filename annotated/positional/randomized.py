@@ -1,0 +1,72 @@
+"""Randomized positional encodings (Ruoss et al. 2023): train on random sorted positions.
+
+Legend: B batch, T time, C model dim.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from annotated.positional.absolute import SinusoidalEncoding
+from annotated.positional.base import PositionalEncoding
+
+
+class RandomizedPositions(PositionalEncoding):
+    """Randomized positional encodings (Ruoss et al. 2023, "Randomized Positional Encodings
+    Boost Length Generalization of Transformers").
+
+    While training, each sequence of length T gets T *sorted* positions drawn without
+    replacement from ``range(max_positions)`` with ``max_positions`` much larger than the
+    training length, so the model sees large position values and learns to use their order,
+    not their values. The positions are then encoded by ``inner`` (sinusoidal by default).
+
+    Randomness comes from ``generator`` (or a private one seeded with ``seed``); with
+    neither, the global torch RNG is used.
+
+    Evaluation (``self.training`` False): we use the plain positions ``0..T-1`` by default,
+    which is deterministic and comparable with the other encodings. The paper's reference
+    implementation samples random sorted positions at evaluation too; set
+    ``sample_in_eval=True`` to follow it. Explicitly passed ``positions`` are always used as given.
+    """
+
+    where = "embedding"
+    fixed_signal = True
+
+    def __init__(
+        self,
+        d_model: int,
+        max_positions: int,
+        *,
+        inner: PositionalEncoding | None = None,
+        sample_in_eval: bool = False,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+    ):
+        super().__init__()
+        if max_positions <= 0:
+            raise ValueError(f"max_positions must be positive, got {max_positions}")
+        self.max_positions, self.sample_in_eval = max_positions, sample_in_eval
+        self.inner = SinusoidalEncoding(d_model) if inner is None else inner
+        if self.inner.where != "embedding":
+            raise ValueError(f"inner must be an embedding-level encoding, got where={self.inner.where!r}")
+        self.generator = torch.Generator().manual_seed(seed) if generator is None and seed is not None else generator
+
+    def sample_positions(self, batch: int, length: int) -> torch.Tensor:
+        """``(B, T)`` sorted positions, distinct within each row, from ``range(max_positions)``."""
+        if length > self.max_positions:
+            raise ValueError(
+                f"cannot draw {length} distinct positions from range({self.max_positions}); "
+                "raise max_positions above the longest sequence"
+            )
+        noise = torch.rand(batch, self.max_positions, generator=self.generator)  # (B, max_positions)
+        return noise.argsort(dim=-1)[:, :length].sort(dim=-1).values  # (B, T): a random sorted subset
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        if positions is None and (self.training or self.sample_in_eval):
+            positions = self.sample_positions(x.shape[0], x.shape[1]).to(x.device)
+        return self.inner(x, positions)
+
+    @classmethod
+    def build(cls, *, d_model, n_heads, max_len, causal=True, **kwargs):
+        kwargs.setdefault("max_positions", 4 * max_len)  # the paper uses L >> N; 4x the training length here
+        return cls(d_model, **kwargs)
