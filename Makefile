@@ -6,7 +6,7 @@
 #   make lab      JupyterLab on the notebooks
 #   make sync     pair notebooks/NN_topic.py (the source) with NN_topic.ipynb (jupytext)
 #   make execute  re-execute every notebook in place (stores outputs), printing the time each took
-#   make bench    time and peak-memory benchmark of the attention kernels
+#   make bench    time and peak-memory benchmark of the attention kernels, and block-wise memory per encoding
 #   make clean    remove build outputs (keeps .venv); make distclean also removes .venv
 
 PYTHON ?= python3

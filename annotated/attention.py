@@ -21,7 +21,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from annotated.masks import MaskMod, ScoreMod, and_masks, causal as causal_mod, score_grid
+from annotated.masks import MaskMod, ScoreMod, and_masks, score_grid
+from annotated.masks import causal as causal_mod
 
 
 def attend(

@@ -39,8 +39,8 @@ from dataclasses import dataclass
 
 import torch
 
-from annotated.multihead import KVCache
 from annotated.models import DecoderOnly, ModelOutput, _check_ids
+from annotated.multihead import KVCache
 
 RELATIVE_WHERE = ("qk", "score", "none")
 

@@ -8,6 +8,9 @@ import torch
 
 from annotated.bench import (
     BenchmarkResult,
+    encoding_exponents,
+    encoding_memory,
+    encoding_table,
     fit_exponent,
     main,
     markdown_table,
@@ -94,6 +97,7 @@ def test_points_over_the_memory_budget_are_skipped_and_recorded(tmp_path):
 
 def test_main_command_line_and_bad_arguments(tmp_path, capsys):
     result = main(["--lengths", "16", "32", "--kinds", "linear", "--out", str(tmp_path), "--repeats", "1",
+                   "--encoding-lengths", "64", "128",
                    "--no-backward", "--d-head", "8", "--heads", "1", "--device", "cpu", "--timer", "cpu"])  # fmt: skip
     assert [r["T"] for r in result.rows] == [16, 32] and result.rows[0]["forward_backward_ms"] is None
     assert result.rows[0]["timer"] == "cpu"
@@ -106,3 +110,14 @@ def test_main_command_line_and_bad_arguments(tmp_path, capsys):
         run_benchmark(["full"], [16], timer="gpu", device="cpu", progress=False)
     with pytest.raises(ValueError, match="positive"):
         run_benchmark(["full"], [0], progress=False)
+
+
+def test_score_mods_keep_blockwise_memory_near_ropes_and_a_bias_tensor_does_not():
+    """Memory, not time: at T=512 the (H, T, T) ALiBi tensor alone is 4 MiB; the mods cost a tile."""
+    rows = encoding_memory(lengths=(256, 512), block_size=32, progress=False)
+    at = {(r["variant"], r["T"]): r for r in rows}
+    for variant in ("alibi", "t5"):
+        assert at[(variant, 512)]["vs_rope"] <= 2.0
+    assert at[("alibi (bias tensor)", 512)]["peak_forward_mib"] >= 4.0 > 2 * at[("alibi", 512)]["peak_forward_mib"]
+    assert encoding_exponents(rows)["alibi (bias tensor)"] > 1.5
+    assert "| alibi |" in encoding_table(rows) and "exponent" in encoding_table(rows)

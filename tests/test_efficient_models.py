@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from annotated.kernels import ATTENTION_KERNELS, check_kernel_params, kernel_weights
-from annotated.multihead import KVCache, MultiHeadAttention
 from annotated.masks import padding_mask
 from annotated.models import ModelConfig, build_model, generate
+from annotated.multihead import KVCache, MultiHeadAttention
 from annotated.positional import make_positional
 from annotated.train import TrainConfig, train
 

@@ -7,8 +7,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from annotated.attention import attend
-from annotated.multihead import KVCache, MultiHeadAttention, repeat_kv
 from annotated.masks import causal_mask, padding_mask
+from annotated.multihead import KVCache, MultiHeadAttention, repeat_kv
 from annotated.positional import AlibiBias, RotaryEncoding, apply_rope, make_positional
 
 C, H, T = 16, 4, 8

@@ -24,7 +24,8 @@ import math
 import torch
 
 from annotated.attention import check_qkv
-from annotated.masks import MaskMod, ScoreMod, and_masks, batch_head_indices, causal as causal_mod
+from annotated.masks import MaskMod, ScoreMod, and_masks, batch_head_indices
+from annotated.masks import causal as causal_mod
 
 
 def blockwise_attention(

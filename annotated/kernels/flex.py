@@ -17,7 +17,8 @@ import importlib.util
 import torch
 
 from annotated.attention import check_qkv
-from annotated.masks import MaskMod, ScoreMod, and_masks, causal as causal_mod
+from annotated.masks import MaskMod, ScoreMod, and_masks
+from annotated.masks import causal as causal_mod
 
 
 def flex_available(device) -> bool:

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 from annotated.attention import check_qkv
 from annotated.kernels.checks import key_padding, positive_int
-from annotated.masks import MaskMod, ScoreMod, and_masks, batch_head_indices, causal as causal_mod, sliding_window
+from annotated.masks import MaskMod, ScoreMod, and_masks, batch_head_indices, sliding_window
+from annotated.masks import causal as causal_mod
 
 
 def local_attention(

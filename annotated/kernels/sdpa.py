@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from annotated.attention import check_mask_and_bias
-from annotated.masks import MaskMod, ScoreMod, and_masks, causal as causal_mod, score_grid
+from annotated.masks import MaskMod, ScoreMod, and_masks, score_grid
+from annotated.masks import causal as causal_mod
 
 
 def sdpa_attention(

@@ -18,7 +18,8 @@ import torch
 
 from annotated.attention import check_qkv
 from annotated.kernels.checks import positive_int
-from annotated.masks import MaskMod, ScoreMod, and_masks, causal as causal_mod, score_grid
+from annotated.masks import MaskMod, ScoreMod, and_masks, score_grid
+from annotated.masks import causal as causal_mod
 
 
 def topk_attention(

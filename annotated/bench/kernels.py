@@ -30,24 +30,20 @@ Legend: B batch, H heads, T time, D head dim.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import csv
 import math
-import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from annotated.bench.measure import fastest_seconds, fit_exponent, peak_forward_bytes
 from annotated.kernels import ATTENTION_KERNELS
 
 DEFAULT_LENGTHS = tuple(2**i for i in range(8, 15))  # 256 … 16384
 QUICK_LENGTHS = tuple(2**i for i in range(8, 13))  # 256 … 4096
 # Settings for the kernels that need one; block 128 keeps the Python tile loop short on a CPU.
-KERNEL_PARAMS = {"local": {"window": 128}, "topk": {"top_k": 32}, "blockwise": {"block_size": 128}, "linear": {}}
+KERNEL_PARAMS = {"local": {"window": 128}, "topk": {"top_k": 32}, "blockwise": {"block_size": 128}, "linear": {}, "flex": {}}
 METRICS = {"forward_ms": "forward time (ms)", "forward_backward_ms": "forward + backward time (ms)",
            "peak_forward_mib": "peak forward memory (MiB)"}  # fmt: skip
 CPU_BUDGET_BYTES = 8 * 2**30
@@ -73,76 +69,10 @@ def estimate_forward_bytes(kind: str, t: int, *, batch: int, n_heads: int, d_hea
         "local": 5 * 2 * params.get("window", 128) + 4 * d_head,  # band scores + gathered k, v spans
         "linear": 4 * params.get("chunk_size", 64) + 4 * d_head * d_head // params.get("chunk_size", 64) + 6 * d_head,
         "blockwise": 4 * d_head,  # running accumulators; tiles are counted below
+        "flex": 4 * d_head,  # a fused tiled kernel
     }[kind]
     tiles = 8 * params.get("block_size", 64) ** 2 * bh * f if kind == "blockwise" else 0
     return io + bh * t * per_row * f + tiles
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """The CPU profiler prints start/stop lines from C++; keep them out of the progress bar."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # no real stderr (some notebook front ends)
-        yield
-        return
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def peak_forward_bytes(fn, device: torch.device | str = "cpu") -> int:
-    """Peak bytes allocated while ``fn()`` runs, above what was allocated before it (see module doc)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
-        fn()
-        torch.cuda.synchronize(device)
-        return torch.cuda.max_memory_allocated(device) - before
-    prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True)
-    with _native_stderr_silenced():
-        prof.__enter__()
-    try:
-        fn()
-    finally:
-        with _native_stderr_silenced():
-            prof.__exit__(None, None, None)
-    # Allocator events: nbytes > 0 is an allocation, < 0 a free, in the order they happened.
-    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
-    running = peak = 0
-    for _, nbytes in events:
-        running += nbytes
-        peak = max(peak, running)
-    return peak
-
-
-def _fastest_seconds(fn, repeats: int, device: torch.device, timer: str = "wall") -> float:
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda *_: None)
-    clock = time.process_time if timer == "cpu" else time.perf_counter
-    fn()  # warm-up: first-call allocations, kernel selection
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        start = clock()
-        fn()
-        sync(device)
-        times.append(clock() - start)
-    return min(times)
-
-
-def fit_exponent(lengths, values) -> float:
-    """Least-squares slope of log(value) against log(T): cost ∝ T^slope."""
-    pairs = [(t, v) for t, v in zip(lengths, values, strict=True) if v is not None and v > 0 and math.isfinite(v)]
-    if len(pairs) < 2:
-        return float("nan")
-    x, y = np.log([p[0] for p in pairs]), np.log([p[1] for p in pairs])
-    return float(np.polyfit(x, y, 1)[0])
 
 
 def fit_exponents(rows: list[dict]) -> dict[str, dict[str, float]]:
@@ -155,7 +85,7 @@ def fit_exponents(rows: list[dict]) -> dict[str, dict[str, float]]:
 
 
 def run_benchmark(
-    kinds=tuple(ATTENTION_KERNELS),
+    kinds=None,
     lengths=DEFAULT_LENGTHS,
     *,
     d_head: int = 64,
@@ -180,12 +110,13 @@ def run_benchmark(
     """
     from tqdm.auto import tqdm
 
+    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    kinds = [k for k, spec in ATTENTION_KERNELS.items() if device.type in spec.devices] if kinds is None else kinds
     unknown = [k for k in kinds if k not in ATTENTION_KERNELS]
     if unknown:
         raise ValueError(f"unknown attention kinds {unknown}; choose from {sorted(ATTENTION_KERNELS)}")
     if repeats <= 0 or any(int(t) <= 0 for t in lengths):
         raise ValueError(f"repeats and every length must be positive, got repeats={repeats}, lengths={list(lengths)}")
-    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     if timer not in ("wall", "cpu") or (timer == "cpu" and device.type != "cpu"):
         raise ValueError(f"timer must be 'wall', or 'cpu' on a CPU device; got timer={timer!r} on {device}")
     if memory_budget_bytes is None:
@@ -214,7 +145,7 @@ def run_benchmark(
                 return kernel.fn(q, k, v, causal=causal, **params)[0]
 
         row["peak_forward_mib"] = round(peak_forward_bytes(forward, device) / 2**20, 3)
-        row["forward_ms"] = round(1e3 * _fastest_seconds(forward, repeats, device, timer), 3)
+        row["forward_ms"] = round(1e3 * fastest_seconds(forward, repeats, device, timer), 3)
         if backward:
             leaves = [x.detach().requires_grad_(True) for x in (q, k, v)]
             grad_out = torch.randn(batch, n_heads, t, d_head, generator=gen).to(device)
@@ -224,7 +155,7 @@ def run_benchmark(
                     x.grad = None
                 kernel.fn(*leaves, causal=causal, **params)[0].backward(grad_out)
 
-            row["forward_backward_ms"] = round(1e3 * _fastest_seconds(forward_backward, repeats, device, timer), 3)
+            row["forward_backward_ms"] = round(1e3 * fastest_seconds(forward_backward, repeats, device, timer), 3)
         row["status"] = "ok"
         rows.append(row)
         del q, k, v
@@ -290,42 +221,3 @@ def write_outputs(result: BenchmarkResult, out_dir) -> dict[str, Path]:
     files["markdown"].write_text(markdown_table(result))
     plot_scaling(result, files["plot"])
     return files
-
-
-def main(argv=None) -> BenchmarkResult:
-    """Command line: ``python -m annotated.bench [--quick] [--lengths ...] [--kinds ...] [--out DIR]``."""
-    parser = argparse.ArgumentParser(prog="python -m annotated.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--lengths", type=int, nargs="+", help="sequence lengths T (default 256 … 16384)")
-    parser.add_argument("--kinds", nargs="+", choices=list(ATTENTION_KERNELS), default=list(ATTENTION_KERNELS))
-    parser.add_argument("--out", default="_build/bench", help="folder for results.csv, results.md, scaling.png")
-    parser.add_argument("--quick", action="store_true", help="T = 256 … 4096 and two timed runs each")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per point (default 3, 2 with --quick)")
-    parser.add_argument("--no-backward", action="store_true", help="skip the forward+backward timing")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--d-head", type=int, default=64)
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (1 is steadiest on a busy machine)"
-    )
-    parser.add_argument(
-        "--timer", choices=["wall", "cpu"], default="wall", help="cpu: process CPU time (busy CPU hosts)"
-    )
-    parser.add_argument("--budget-mib", type=float, default=None, help="skip points estimated above this memory")
-    args = parser.parse_args(argv)
-    lengths = args.lengths or (QUICK_LENGTHS if args.quick else DEFAULT_LENGTHS)
-    repeats = args.repeats or (2 if args.quick else 3)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    budget = None if args.budget_mib is None else int(args.budget_mib * 2**20)
-    result = run_benchmark(
-        args.kinds, lengths, d_head=args.d_head, n_heads=args.heads, batch=args.batch, backward=not args.no_backward,
-        repeats=repeats, device=args.device, out_dir=args.out, memory_budget_bytes=budget, timer=args.timer,
-    )  # fmt: skip
-    print(markdown_table(result))
-    print("wrote " + ", ".join(str(p) for p in result.files.values()))
-    return result
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,52 @@
+"""Benchmarks: how time and memory grow with T, measured, never asserted by a test.
+
+* :mod:`annotated.bench.kernels` — time and peak memory of every attention kernel against T;
+* :mod:`annotated.bench.encodings` — peak memory of block-wise attention with RoPE, ALiBi and
+  T5 (score mods against a materialised bias);
+* :mod:`annotated.bench.measure` — the meters (peak allocator bytes, fastest of n runs, fitted slope).
+
+``python -m annotated.bench --help``; ``make bench`` writes everything to ``_build/bench``.
+"""
+
+from __future__ import annotations
+
+from annotated.bench.encodings import encoding_exponents, encoding_memory, encoding_table
+from annotated.bench.kernels import (
+    DEFAULT_LENGTHS,
+    KERNEL_PARAMS,
+    QUICK_LENGTHS,
+    BenchmarkResult,
+    estimate_forward_bytes,
+    fit_exponents,
+    markdown_table,
+    plot_scaling,
+    run_benchmark,
+    write_outputs,
+)
+from annotated.bench.measure import fastest_seconds, fit_exponent, peak_forward_bytes
+
+__all__ = [
+    "DEFAULT_LENGTHS",
+    "KERNEL_PARAMS",
+    "QUICK_LENGTHS",
+    "BenchmarkResult",
+    "encoding_exponents",
+    "encoding_memory",
+    "encoding_table",
+    "estimate_forward_bytes",
+    "fastest_seconds",
+    "fit_exponent",
+    "fit_exponents",
+    "main",
+    "markdown_table",
+    "peak_forward_bytes",
+    "plot_scaling",
+    "run_benchmark",
+    "write_outputs",
+]
+
+
+def main(argv=None):
+    from annotated.bench.__main__ import main as _main
+
+    return _main(argv)
