@@ -39,7 +39,7 @@ def check_lengths(model_config, task: Task, lengths: Sequence[int]) -> None:
     learned absolute encoding, which has no vector past its table) ``seq_len > max_len``."""
     for length in lengths:
         task.check_length(length)
-        if model_config is None or getattr(model_config, "positional", None) != "learned":
+        if model_config is None or not model_config.positional_encoding.table_limit:
             continue
         if task.seq_len(length) > model_config.max_len:
             raise ValueError(
