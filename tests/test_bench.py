@@ -19,7 +19,7 @@ from annotated.bench import (
     run_benchmark,
 )
 
-KINDS = ["full", "blockwise", "linear", "local", "topk"]
+KINDS = ["reference", "full", "blockwise", "linear", "local", "topk"]
 
 
 def test_fit_exponent_recovers_known_powers():

@@ -8,15 +8,21 @@ from pathlib import Path
 import torch
 
 from annotated.bench.encodings import ENCODING_LENGTHS, encoding_memory, encoding_table
-from annotated.bench.kernels import DEFAULT_LENGTHS, QUICK_LENGTHS, BenchmarkResult, markdown_table, run_benchmark
-from annotated.kernels import ATTENTION_KERNELS
+from annotated.bench.kernels import (
+    BENCH_KERNELS,
+    DEFAULT_LENGTHS,
+    QUICK_LENGTHS,
+    BenchmarkResult,
+    markdown_table,
+    run_benchmark,
+)
 
 
 def main(argv=None) -> BenchmarkResult | list[dict]:
     """Command line: ``python -m annotated.bench [--quick] [--lengths ...] [--kinds ...] [--out DIR]``."""
     parser = argparse.ArgumentParser(prog="python -m annotated.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--lengths", type=int, nargs="+", help="sequence lengths T (default 256 … 16384)")
-    parser.add_argument("--kinds", nargs="+", choices=list(ATTENTION_KERNELS), default=None,
+    parser.add_argument("--kinds", nargs="+", choices=list(BENCH_KERNELS), default=None,
                         help="kernels to time (default: every kernel that runs on the device)")
     parser.add_argument("--encoding-lengths", type=int, nargs="+", default=list(ENCODING_LENGTHS),
                         help="T for the block-wise memory table of RoPE / ALiBi / T5 (default 1024 … 8192)")

@@ -37,12 +37,20 @@ from pathlib import Path
 
 import torch
 
+from annotated.attention import attend
 from annotated.bench.measure import fastest_seconds, fit_exponent, peak_forward_bytes
-from annotated.kernels import ATTENTION_KERNELS
+from annotated.kernels import ATTENTION_KERNELS, AttentionKernel
 
 DEFAULT_LENGTHS = tuple(2**i for i in range(8, 15))  # 256 … 16384
 QUICK_LENGTHS = tuple(2**i for i in range(8, 13))  # 256 … 4096
 # Settings for the kernels that need one; block 128 keeps the Python tile loop short on a CPU.
+# The readable reference, for the O(T²) wall: "full" is PyTorch's fused SDPA, which on a CPU
+# runs a flash-style kernel and never holds the T × T scores either.
+BENCH_KERNELS = {
+    "reference": AttentionKernel(attend, attend, exact=True, score_mods=True, mask_mods=True, query_masks=True,
+                                 memory="O(T²)", summary="the readable attend (scores, softmax, weights)"),
+    **ATTENTION_KERNELS,
+}  # fmt: skip
 KERNEL_PARAMS = {"local": {"window": 128}, "topk": {"top_k": 32}, "blockwise": {"block_size": 128}, "linear": {}, "flex": {}}
 METRICS = {"forward_ms": "forward time (ms)", "forward_backward_ms": "forward + backward time (ms)",
            "peak_forward_mib": "peak forward memory (MiB)"}  # fmt: skip
@@ -64,7 +72,8 @@ def estimate_forward_bytes(kind: str, t: int, *, batch: int, n_heads: int, d_hea
     bh, f = batch * n_heads, 4
     io = 2 * bh * t * d_head * f  # output + one scaled copy of the inputs
     per_row = {  # float32 elements alive per query row, beyond io
-        "full": 3 * t,  # scores, masked scores, softmax (+ boolean masks)
+        "reference": 3 * t,  # scores, masked scores, softmax (+ boolean masks)
+        "full": 3 * t,  # as the reference, an upper bound: a fused kernel may need far less
         "topk": 9 * t // 2,  # as full, plus top-k indices and the keep mask
         "local": 5 * 2 * params.get("window", 128) + 4 * d_head,  # band scores + gathered k, v spans
         "linear": 4 * params.get("chunk_size", 64) + 4 * d_head * d_head // params.get("chunk_size", 64) + 6 * d_head,
@@ -111,10 +120,10 @@ def run_benchmark(
     from tqdm.auto import tqdm
 
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-    kinds = [k for k, spec in ATTENTION_KERNELS.items() if device.type in spec.devices] if kinds is None else kinds
-    unknown = [k for k in kinds if k not in ATTENTION_KERNELS]
+    kinds = [k for k, spec in BENCH_KERNELS.items() if device.type in spec.devices] if kinds is None else kinds
+    unknown = [k for k in kinds if k not in BENCH_KERNELS]
     if unknown:
-        raise ValueError(f"unknown attention kinds {unknown}; choose from {sorted(ATTENTION_KERNELS)}")
+        raise ValueError(f"unknown attention kinds {unknown}; choose from {sorted(BENCH_KERNELS)}")
     if repeats <= 0 or any(int(t) <= 0 for t in lengths):
         raise ValueError(f"repeats and every length must be positive, got repeats={repeats}, lengths={list(lengths)}")
     if timer not in ("wall", "cpu") or (timer == "cpu" and device.type != "cpu"):
@@ -126,7 +135,7 @@ def run_benchmark(
     bar = tqdm([(k, int(t)) for k in kinds for t in lengths], desc="attention benchmark", disable=not progress)
     for kind, t in bar:
         bar.set_postfix_str(f"{kind} T={t}")
-        kernel, params = ATTENTION_KERNELS[kind], KERNEL_PARAMS.get(kind, {})
+        kernel, params = BENCH_KERNELS[kind], KERNEL_PARAMS.get(kind, {})
         shape = dict(batch=batch, n_heads=n_heads, d_head=d_head)
         estimate = estimate_forward_bytes(kind, t, **shape, params=params)
         row = dict(kind=kind, T=t, **shape, causal=causal, device=str(device), threads=torch.get_num_threads(),

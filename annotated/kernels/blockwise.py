@@ -66,7 +66,7 @@ def blockwise_attention(
         bias = bias.reshape(*(1,) * (2 - bias.dim()), *bias.shape)
     mods = (and_masks(mask_mod, causal_mod if causal else None), score_mod, causal)
     captured = captured_tensors(score_mod) if score_mod is not None else []
-    out = _BlockwiseAttention.apply(q, k, v, mask, bias, mods, scale, q_block, block_size, *captured)
+    out = BlockwiseAttentionFunction.apply(q, k, v, mask, bias, mods, scale, q_block, block_size, *captured)
     return out, None
 
 
@@ -97,7 +97,7 @@ def _masked(s: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
     return s if keep is None else s.masked_fill(~keep, float("-inf"))
 
 
-class _BlockwiseAttention(torch.autograd.Function):
+class BlockwiseAttentionFunction(torch.autograd.Function):
     """FlashAttention forward (online softmax) and backward (recompute the tiles from the log-sum-exp)."""
 
     @staticmethod
