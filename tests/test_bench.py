@@ -76,9 +76,9 @@ def test_run_benchmark_writes_csv_markdown_and_plot(tmp_path):
     )
     assert (tmp_path / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     fig = plot_scaling(result)  # one log-log panel per metric, one line per kind, slopes in the legend
-    assert [len(ax.lines) for ax in fig.axes] == [5, 5, 5]
+    assert [len(ax.lines) for ax in fig.axes] == [len(KINDS)] * 3
     legend = [t.get_text() for t in fig.axes[2].get_legend().get_texts()]
-    assert legend[0] == f"full (slope {result.exponents['full']['peak_forward_mib']:.2f})"
+    assert legend[0] == f"reference (slope {result.exponents['reference']['peak_forward_mib']:.2f})"
 
 
 def test_points_over_the_memory_budget_are_skipped_and_recorded(tmp_path):
