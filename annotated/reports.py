@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from annotated import viz
-from annotated.files import write_atomic  # annotated.lab imports it from here too
+from annotated.files import write_atomic
 from annotated.metrics import History
 
 

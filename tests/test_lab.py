@@ -26,12 +26,7 @@ RUN_FILES = {"config.yaml", "metrics.csv", "eval.csv", "model.pt", "report.json"
 RUN_FILES |= {"curves.png", "grad_norms.png", "accuracy_vs_length.png", "attention.png"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def tiny(**changes):
@@ -99,7 +94,7 @@ def test_folders_are_never_overwritten(tmp_path):
         ({"modle": {}}, "unknown experiment field.*modle"),
         ({"model__layers": 2}, "unknown ModelConfig field.*layers"),
         ({"name": "a/b"}, "name must be"),
-        ({"model__attention": "linear", "model__positional": "alibi"}, "cannot add the score bias"),
+        ({"model__attention": "linear", "model__positional": "alibi"}, "cannot apply the score_mod"),
         ({"model__attention": "local"}, "needs \\['window'\\]"),
     ],
 )

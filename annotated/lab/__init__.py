@@ -17,6 +17,7 @@ than training (None if there are none). Every public name is importable from her
 
 from annotated.lab.config import (
     CONFIG_DIR,
+    LAB_DEFAULTS,
     NAME_PATTERN,
     ExperimentConfig,
     Resolved,
@@ -35,6 +36,7 @@ from annotated.reports import read_csv
 __all__ = [
     "CONFIG_DIR",
     "GRID_KEYS",
+    "LAB_DEFAULTS",
     "NAME_PATTERN",
     "ExperimentConfig",
     "Resolved",

@@ -28,6 +28,10 @@ from annotated.train import TrainConfig, check_lengths, length_range
 
 NAME_PATTERN = r"[A-Za-z0-9_.\-=]+"
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+LAB_DEFAULTS = {  # the defaults resolve() sets in place of the dataclasses' own (the command line's --help shows them)
+    "model": {"max_len": "the sequence length of the longest training problem"},
+    "train": {"warmup_steps": f"a tenth of the steps, at most {TrainConfig.warmup_steps}"},
+}
 
 
 @dataclass
@@ -136,10 +140,9 @@ def train_values(train: dict, seed) -> dict:
     """TrainConfig's fields for an experiment: its ``train`` section, its seed, and (when left out)
     a warm-up of a tenth of the steps, at most TrainConfig's default."""
     values = {**train, "seed": seed}
-    defaults = TrainConfig()
-    steps = values.get("steps", defaults.steps)
+    steps = values.get("steps", TrainConfig.steps)
     if "warmup_steps" not in values and isinstance(steps, int) and not isinstance(steps, bool):
-        values["warmup_steps"] = min(defaults.warmup_steps, max(steps, 0) // 10)
+        values["warmup_steps"] = min(TrainConfig.warmup_steps, max(steps, 0) // 10)
     return values
 
 

@@ -32,9 +32,10 @@ import torch
 import yaml
 
 import annotated
+from annotated.files import write_atomic
 from annotated.lab.config import ExperimentConfig, Resolved, as_config, resolve
 from annotated.models import count_parameters, read_checkpoint, write_checkpoint
-from annotated.reports import write_atomic, write_report
+from annotated.reports import write_report
 from annotated.train import History, resolve_device, train
 
 

@@ -14,9 +14,10 @@ import json
 import re
 from pathlib import Path
 
+from annotated.files import write_atomic
 from annotated.lab.config import ExperimentConfig, as_config, resolve
 from annotated.lab.runs import new_folder, run
-from annotated.reports import group_statistics, run_row, sweep_markdown, write_atomic, write_csv
+from annotated.reports import group_statistics, run_row, sweep_markdown, write_csv
 
 GRID_KEYS = ("task", "task_kwargs", "train_length", "eval_lengths", "seed", "model", "train")
 
