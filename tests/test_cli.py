@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
 import sys
 import textwrap
+import typing
+from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
-from annotated.__main__ import CONFIG_DIR, build_parser, main
+from annotated.__main__ import CONFIG_DIR, NOT_FLAGS, build_parser, experiment_from_args, main
+from annotated.blocks import ACTIVATIONS, NORM_PLACEMENTS
+from annotated.flags import field_docs
+from annotated.kernels import ATTENTION_KERNELS
 from annotated.lab import ExperimentConfig, expand_grid, read_csv, resolve
+from annotated.models import ARCHITECTURES, ModelConfig
+from annotated.positional import POSITIONAL_ENCODINGS
+from annotated.tasks import TASKS
+from annotated.train import TrainConfig
 
+ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--d-model", "16", "--layers", "1", "--heads", "2", "--steps", "8", "--batch-size", "8", "--eval-batches", "1"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def write_plugin(folder, task_name, *, fail_after=None):
@@ -151,7 +156,15 @@ def test_bench_is_delegated(capsys):
 
 def test_shipped_configs_are_valid():
     names = sorted(p.name for p in CONFIG_DIR.glob("*.yaml"))
-    length_tasks = ["addition_reversed", "contains_pattern", "k_back", "long_range_match", "reverse", "running_sum", "sort"]
+    length_tasks = [
+        "addition_reversed",
+        "contains_pattern",
+        "k_back",
+        "long_range_match",
+        "reverse",
+        "running_sum",
+        "sort",
+    ]
     assert names == sorted([*(f"length_{t}.yaml" for t in length_tasks), "sort_rope.yaml", "sweep_small.yaml"])
     resolve(ExperimentConfig.from_file(CONFIG_DIR / "sort_rope.yaml"))
     points = expand_grid(ExperimentConfig.from_file(CONFIG_DIR / "sweep_small.yaml"))
@@ -188,3 +201,140 @@ def test_sweep_with_a_failing_run_still_summarizes_and_exits_1(tmp_path, capsys)
         ("copy", "completed"),
         ("increment_sweep_broken", "failed"),
     ]
+
+
+# --- flags generated from the config dataclasses -------------------------------------------------
+
+CONFIGS = {"experiment": ExperimentConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def train_parser():
+    return build_parser()._subparsers._group_actions[0].choices["train"]
+
+
+def flag_of(section: str, name: str):
+    (action,) = [a for a in train_parser()._actions if a.dest == f"{section}.{name}"]
+    return action
+
+
+def test_every_config_field_has_a_flag_with_help():
+    assert NOT_FLAGS == {"experiment": ("model", "train", "grid", "base_dir"), "model": ("vocab_size",),
+                         "train": ("seed",)}  # fmt: skip
+    for section, cls in CONFIGS.items():
+        for field in dataclasses.fields(cls):
+            if field.name in NOT_FLAGS[section]:
+                continue
+            action = flag_of(section, field.name)
+            assert action.option_strings[0] == "--" + field.name.replace("_", "-")
+            assert action.help and "(default: " in action.help
+    assert flag_of("model", "n_kv_heads").help.startswith("< n_heads: grouped-query attention")  # the field's comment
+    assert flag_of("train", "eval_every").help.startswith("eval_every=0 evaluates only at the end")  # its docstring
+    assert "a tenth of the steps" in flag_of("train", "warmup_steps").help  # the lab's own default
+
+
+def test_every_flag_that_worked_before_still_parses():
+    used = {"--config", "--name", "--task", "--task-arg", "--train-length", "--eval-lengths", "--seed", "--pe",
+            "--attention", "--attention-param", "--layers", "--d-model", "--heads", "--kv-heads", "--d-ff", "--max-len",
+            "--dropout", "--norm", "--activation", "--steps", "--batch-size", "--lr", "--weight-decay", "--warmup",
+            "--min-lr-ratio", "--grad-clip", "--eval-every", "--eval-batches", "--checkpoint-every", "--device",
+            "--plugin", "--out", "--progress", "--no-progress"}  # fmt: skip
+    for text in [ROOT / "README.md", *sorted((ROOT / "notebooks").glob("*.py"))]:  # and those the docs show
+        for command in re.findall(r"python -m annotated train((?:[^\n]*\\\n)*[^\n]*)", text.read_text()):
+            used |= set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", command))
+    options = {option for action in train_parser()._actions for option in action.option_strings}
+    assert used <= options, sorted(used - options)
+    args = build_parser().parse_args(["train", "--pe", "alibi", "--layers", "3", "--heads", "2", "--kv-heads", "1",
+                                      "--warmup", "5", "--task-arg", "n_symbols=5", "--attention-param", "window=4",
+                                      "--plugin", "a_module"])  # fmt: skip
+    config = experiment_from_args(args)
+    assert config.model == {"positional": "alibi", "n_layers": 3, "n_heads": 2, "n_kv_heads": 1,
+                            "attention_params": {"window": 4}}  # fmt: skip
+    assert (config.train, config.task_kwargs, config.plugins) == ({"warmup_steps": 5}, {"n_symbols": 5}, ["a_module"])
+
+
+def test_every_registry_name_is_a_choice():
+    registries = {("model", "positional"): POSITIONAL_ENCODINGS, ("model", "attention"): ATTENTION_KERNELS,
+                  ("model", "arch"): ARCHITECTURES, ("model", "norm"): NORM_PLACEMENTS,
+                  ("model", "activation"): ACTIVATIONS}  # fmt: skip
+    parser = build_parser()
+    for (section, name), registry in registries.items():
+        assert sorted(flag_of(section, name).choices) == sorted(registry)
+        for value in registry:
+            config = experiment_from_args(parser.parse_args(["train", f"--{name}", value]))
+            assert config.model[name] == value
+    for task in TASKS:  # open: a plugin named in a config file may add one, so the lab checks the name
+        assert experiment_from_args(parser.parse_args(["train", "--task", task])).task == task
+        assert task in flag_of("experiment", "task").help
+
+
+def sample(annotation, default, choices) -> tuple[object, list[list[str]]]:
+    """A value of a field's type unlike its default, and the words after each use of its flag."""
+    if choices:
+        value = next(c for c in choices if c != default)
+        return value, [[value]]
+    if annotation is int or annotation == int | None:
+        value = 3 if default in (None, 3) else default + 1
+        return value, [[str(value)]]
+    if annotation is float or annotation == float | None:
+        return 0.25, [["0.25"]]
+    if annotation is str or annotation == str | None:
+        return "cpu", [["cpu"]]
+    if annotation == int | list[int]:
+        return [4, 8], [["4:8"]]
+    if annotation == list[int]:
+        return [12, 16], [["12", "16"]]
+    if annotation == list[str]:  # one name per flag, repeatable
+        return ["a.py", "b.py"], [["a.py"], ["b.py"]]
+    if annotation == tuple[float, float]:  # a list, as a config file (and TrainConfig.to_dict) gives it
+        return [0.8, 0.9], [["0.8", "0.9"]]
+    if annotation is dict:  # merged over its uses
+        return {"a": 1, "b": "x"}, [["a=1"], ["{b: x}"]]
+    raise AssertionError(f"no sample for {annotation}")
+
+
+def test_flags_round_trip_to_the_config():
+    argv, values = ["train"], {"model": {}, "train": {}}
+    for section, cls in CONFIGS.items():
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            if field.name in NOT_FLAGS[section]:
+                continue
+            flag = "--" + field.name.replace("_", "-")
+            default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+            if hints[field.name] is bool:
+                value, argv = not default, [*argv, flag if not default else "--no-" + flag[2:]]
+            else:
+                value, uses = sample(hints[field.name], default, flag_of(section, field.name).choices)
+                argv += [word for words in uses for word in [flag, *words]]
+            (values if section == "experiment" else values[section])[field.name] = value
+    config = experiment_from_args(build_parser().parse_args(argv))
+    assert config == ExperimentConfig.from_dict(values)
+    assert config.model["n_kv_heads"] == 3 and config.train["betas"] == [0.8, 0.9]
+    none = experiment_from_args(build_parser().parse_args(["train", "--grad-clip", "none", "--d-ff", "None"]))
+    assert none.train == {"grad_clip": None} and none.model == {"d_ff": None}
+
+
+def test_flags_override_a_config_file(tmp_path):
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump({"name": "base", "task": "copy", "task_kwargs": {"n_symbols": 4},
+                                                        "model": {"d_model": 32, "attention_params": {"window": 2}},
+                                                        "train": {"steps": 50}, "plugins": ["first"]}))  # fmt: skip
+    argv = ["train", "--config", str(tmp_path / "base.yaml"), "--steps", "60", "--attention-params", "chunk_size=8",
+            "--plugin", "second", "--task-kwargs", "n_symbols=5"]  # fmt: skip
+    config = experiment_from_args(build_parser().parse_args(argv))
+    assert (config.name, config.task, config.task_kwargs) == ("base", "copy", {"n_symbols": 5})
+    assert config.model == {"d_model": 32, "attention_params": {"window": 2, "chunk_size": 8}}
+    assert config.train == {"steps": 60} and config.plugins == ["first", "second"]
+    assert config.base_dir == str(tmp_path)
+
+
+def test_field_docs_read_metadata_comments_and_the_docstring():
+    @dataclasses.dataclass
+    class Example:
+        """An example. ``b=0`` turns b off; nothing about c."""
+
+        a: int = 1  # the comment after a
+        b: int = 2
+        c: int = dataclasses.field(default=3, metadata={"help": "from metadata"})  # not this comment
+        d: int = 4  # fmt: skip
+
+    assert field_docs(Example) == {"a": "the comment after a", "b": "b=0 turns b off", "c": "from metadata"}
