@@ -1,4 +1,4 @@
-"""The comparison dashboard: train one model per positional encoding and compare them (week 6).
+"""The comparison dashboard: controls that train one model per positional encoding and compare them (week 6).
 
 The question of the length-generalisation chapter — which positional encoding lets a model
 trained on short problems solve longer ones (Kazemnejad et al. 2023; Ruoss et al. 2023;
@@ -8,19 +8,21 @@ number of seeds. "Train" trains one model per encoding and seed, then shows the 
 table (in- and out-of-distribution exact match, token accuracy and loss, and the gap), the
 learning curves, accuracy against length and one example's attention maps per encoding.
 
-It has no training code of its own. Each choice becomes a command line
-``python -m annotated train …`` (:meth:`ComparisonDashboard.command_lines`), which the CLI's
-own parser and :func:`annotated.__main__.experiment_from_args` turn into an
-:class:`~annotated.lab.ExperimentConfig` (:meth:`ComparisonDashboard.configs`), and
-:func:`annotated.lab.run` trains it into a run folder, exactly as the command line does. So the
-dashboard and the CLI give the same numbers for the same choice, and every run can be
-re-rendered or resumed like any other. The table's rows are those of a sweep's summary.csv
-(:func:`annotated.reports.run_row`, mean and std over seeds by
-:func:`annotated.reports.group_statistics`).
+It has no training code and no loop of its own. The controls become one sweep config
+(:meth:`ComparisonDashboard.sweep_config`): the task, the lengths, the model and training
+settings and a grid over ``model.positional`` and ``seed``. :func:`annotated.lab.sweep` runs it
+into a sweep folder, exactly as ``python -m annotated sweep`` runs the same config
+(:meth:`ComparisonDashboard.command_lines` spells it out), and
+:meth:`~annotated.comparison.Comparison.from_sweep` reads the folder back as the table and the
+figure. So the dashboard and the command line give the same numbers for the same choice, the
+sweep folder has its own summary.csv and report.md, and every run can be re-rendered or
+resumed like any other.
 
-The learned absolute encoding has no vector past its table, so the dashboard sizes its table
-to the longest evaluation length (``--max-len``). The rows past the training length are never
-trained, and that is part of what the comparison shows.
+Every encoding gets ``model.max_len`` = the sequence length of the longest evaluated length,
+as the shipped ``length_<task>`` sweeps do: the learned absolute table gets a row for every
+evaluated position (the rows past the training length are never trained, and that is part of
+what the comparison shows) and randomized draws its positions from 4× that; no other
+encoding reads ``max_len``.
 
 Training runs synchronously in the kernel (the controls wait). :meth:`ComparisonDashboard.train`
 does the same from code or tests. Where no widget front end exists (the rendered book, a
@@ -31,28 +33,23 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import re
 import shlex
-from dataclasses import dataclass
 from pathlib import Path
 
 import ipywidgets as widgets
-import torch
-from matplotlib.ticker import LogFormatter
 
 from annotated import lab
-from annotated.models import load_model
+from annotated.comparison import METRICS, Comparison, RunResult
 from annotated.positional import POSITIONAL_ENCODINGS
-from annotated.reports import group_statistics, read_csv, run_row
-from annotated.tasks import TASKS
-from annotated.train import History
-from annotated.viz import accuracy_vs_length, attention_heatmap, figure_png, new_figure
+from annotated.tasks import TASKS, get_task
+from annotated.viz import figure_png
 from annotated.widgets import AttentionExplorer
+
+__all__ = ["METRICS", "Comparison", "ComparisonDashboard", "RunResult", "parse_lengths"]
 
 DEFAULT_ENCODINGS = ("nope", "rope", "alibi")
 MODEL_WIDTHS = (16, 32, 64, 128, 256)  # the d_model slider's stops
-METRICS = ("exact_match", "token_accuracy", "loss")
 
 
 def parse_lengths(text) -> list[int]:
@@ -69,150 +66,14 @@ def parse_lengths(text) -> list[int]:
     return lengths
 
 
-def _mean(values):
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else None
-
-
-@dataclass
-class RunResult:
-    """One trained run: which encoding and seed, its config, its run folder, report.json and history."""
-
-    encoding: str
-    seed: int
-    config: lab.ExperimentConfig
-    folder: Path
-    report: dict
-    history: History
-
-    def row(self) -> dict:
-        """A summary.csv row, plus ``ood_*``: the mean over the evaluation lengths longer than training."""
-        row = {"kind": "run", "run": self.folder.name, "status": self.report["status"]}
-        row |= {"encoding": self.encoding, "seed": self.seed} | run_row(self.report)
-        trained = self.report["in_distribution"]["length"]
-        longer = [r for n, r in self.report["per_length"].items() if int(n) > trained]
-        for metric in METRICS:
-            row[f"ood_{metric}"] = _mean(r.get(metric) for r in longer)
-        return row
-
-    def attention_example(self, length: int) -> tuple[list[torch.Tensor], list[str]]:
-        """The attention weights (one ``(1, H, T, T)`` per layer) and token labels of one held-out
-        example of ``length`` — the example of the run folder's attention.png."""
-        model = load_model(self.folder / "model.pt").eval()
-        task = lab.resolve(self.config).task
-        batch = task.sample(1, length, torch.Generator().manual_seed(0), split="val")
-        with torch.no_grad():
-            attentions = model(batch.inputs, need_weights=True).attentions  # L × (1, H, T, T)
-        return list(attentions), [task.token_names[i] for i in batch.inputs[0].tolist()]
-
-
-@dataclass
-class Comparison:
-    """What one press of "Train" produced: the runs, their table and their figure."""
-
-    task: str
-    train_length: int
-    eval_lengths: list[int]
-    runs: list[RunResult]
-
-    @property
-    def encodings(self) -> list[str]:
-        return list(dict.fromkeys(r.encoding for r in self.runs))
-
-    @property
-    def lengths(self) -> list[int]:
-        return sorted({self.train_length, *self.eval_lengths})
-
-    def rows(self) -> list[dict]:
-        return [r.row() for r in self.runs]
-
-    def groups(self) -> list[dict]:
-        """One row per encoding: mean and ``*_std`` over its seeds of every metric."""
-        return group_statistics(self.rows(), ["encoding", "seed"])
-
-    def table_html(self) -> str:
-        """The summary as an HTML table: one row per encoding, mean ± std over seeds."""
-        n_seeds = len({r.seed for r in self.runs})
-        longer = [n for n in self.lengths if n > self.train_length]
-
-        def cell(g, key):
-            if g.get(key) is None:
-                return "–"
-            return f"{g[key]:.3f}" if n_seeds == 1 else f"{g[key]:.3f} ± {g[f'{key}_std']:.3f}"
-
-        columns = [("in-dist exact match", "in_dist_exact_match"), ("in-dist token acc.", "in_dist_token_accuracy"),
-                   ("in-dist loss", "in_dist_loss"), ("OOD exact match", "ood_exact_match"),
-                   ("OOD token acc.", "ood_token_accuracy"), ("OOD loss", "ood_loss"),
-                   ("gap (exact match)", "gap_exact_match")]  # fmt: skip
-        columns += [(f"exact match n={n}", f"exact_match@{n}") for n in self.lengths]
-        head = "".join(f"<th>{html.escape(title)}</th>" for title in ["encoding", "runs", *[c[0] for c in columns]])
-        body = "".join(
-            f"<tr><td><b>{html.escape(g['encoding'])}</b></td><td>{html.escape(g['status'])}</td>"
-            + "".join(f"<td>{cell(g, key)}</td>" for _, key in columns)
-            + "</tr>"
-            for g in self.groups()
-        )
-        ood = f"mean over n = {', '.join(map(str, longer))}" if longer else "no longer lengths evaluated"
-        spread = "one seed" if n_seeds == 1 else f"mean ± std over {n_seeds} seeds"
-        caption = (f"Task <code>{html.escape(self.task)}</code>, trained at n = {self.train_length}; "
-                   f"out of distribution (OOD) = {ood}; gap = in-dist − OOD; {spread}.")  # fmt: skip
-        return (f'<table style="text-align:right"><caption style="caption-side:top">{caption}</caption>'
-                f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")  # fmt: skip
-
-    def figure(self):
-        """Learning curves, accuracy vs length, and per encoding the attention maps (mean over heads,
-        one row per layer) of one held-out example at the training length."""
-        colors = {e: f"C{i}" for i, e in enumerate(self.encodings)}
-        examples = {e: next(r for r in self.runs if r.encoding == e).attention_example(self.train_length)
-                    for e in self.encodings}  # fmt: skip
-        n_layers = max(len(attentions) for attentions, _ in examples.values())
-        fig = new_figure(figsize=(max(13, 3.4 * len(examples)), 3.8 + 3.2 * n_layers), layout="constrained")
-        top, bottom = fig.subfigures(2, 1, height_ratios=[3.8, 3.2 * n_layers])
-        ax_loss, ax_acc, ax_len = top.subplots(1, 3)
-        longest = self.lengths[-1]
-        for run in self.runs:
-            first = run is next(r for r in self.runs if r.encoding == run.encoding)
-            color = colors[run.encoding]
-            ax_loss.plot(*run.history.series("loss"), color=color, lw=0.8, alpha=0.8,
-                         label=run.encoding if first else None)  # fmt: skip
-            for length, style in {self.train_length: "-", longest: "--"}.items():
-                ax_acc.plot(*run.history.series("exact_match", length=length), style, color=color, marker="o", ms=3,
-                            label=f"{run.encoding} n={length}" if first else None)  # fmt: skip
-        ax_loss.set(yscale="log", xlabel="step", ylabel="cross-entropy (nats)", title="training loss")
-        ax_loss.yaxis.set_major_formatter(LogFormatter())  # 2.3, not 2.3×10⁰
-        ax_loss.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
-        ax_acc.set(ylim=(-0.02, 1.02), xlabel="step", ylabel="exact match",
-                   title=f"held-out exact match (solid n={self.train_length}, dashed n={longest})")  # fmt: skip
-        for ax in (ax_loss, ax_acc):
-            ax.legend(fontsize=7)
-        curves = {}
-        for g in self.groups():
-            present = [n for n in self.lengths if g.get(f"exact_match@{n}") is not None]
-            curves[g["encoding"]] = (present, [g[f"exact_match@{n}"] for n in present],
-                                     [g[f"exact_match@{n}_std"] for n in present])  # fmt: skip
-        accuracy_vs_length(curves, ax_len, train_length=self.train_length, ylabel="exact match (mean ± std)")
-        axes = bottom.subplots(n_layers, len(examples), squeeze=False)  # (layers, encodings)
-        for column, (encoding, (attentions, labels)) in enumerate(examples.items()):
-            labels = labels if len(labels) <= 40 else None
-            for layer in range(n_layers):
-                ax = axes[layer, column]
-                if layer >= len(attentions) or attentions[layer] is None:
-                    ax.axis("off")
-                    continue
-                attention_heatmap(attentions[layer][0].mean(0), ax, query_labels=labels, key_labels=labels,
-                                  colorbar=False, title=f"{encoding}: layer {layer}, mean over heads")  # fmt: skip
-        bottom.suptitle(f"attention of one held-out example at n = {self.train_length}", fontsize=10)
-        return fig
-
-
 class ComparisonDashboard:
-    """Controls → one ``python -m annotated train`` per encoding and seed → table and figures.
+    """Controls → one sweep over encodings and seeds (:func:`annotated.lab.sweep`) → table and figures.
 
     The keyword arguments are the controls' initial values (``encodings`` a list of names in
     ``POSITIONAL_ENCODINGS``; ``eval_lengths`` a list or ``"12 16 32"``; ``seeds`` the number of
     seeds, 0..seeds-1). ``n_heads``, ``batch_size``, ``lr``, ``eval_every`` (default steps // 10),
-    ``eval_batches`` and ``device`` are fixed settings passed on as the CLI's flags (None = the
-    CLI's default). Run folders go to ``out_dir``, as with ``--out``.
+    ``eval_batches`` and ``device`` are fixed settings, kept in ``fixed`` by the config section
+    they fill (None = the lab's default). The sweep folder goes to ``out_dir``, as with ``--out``.
     """
 
     def __init__(self, *, task: str = "sort", encodings=DEFAULT_ENCODINGS, steps: int = 500, d_model: int = 64,
@@ -229,8 +90,10 @@ class ComparisonDashboard:
                             ("seeds", seeds), ("d_model", d_model)):  # fmt: skip
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        self.fixed = {"heads": n_heads, "batch-size": batch_size, "lr": lr, "eval-batches": eval_batches,
-                      "device": device}  # fmt: skip
+        self.fixed = {
+            "model": {"n_heads": n_heads},
+            "train": {"batch_size": batch_size, "lr": lr, "eval_batches": eval_batches, "device": device},
+        }
         self.eval_every, self.out_dir = eval_every, Path(out_dir)
         self.controls = {
             "task": widgets.Dropdown(options=sorted(TASKS), value=task, description="task"),
@@ -267,8 +130,9 @@ class ComparisonDashboard:
     def values(self) -> dict:
         return {name: control.value for name, control in self.controls.items()}
 
-    def plan(self) -> list[tuple[str, int, list[str]]]:
-        """``(encoding, seed, CLI arguments)`` per run; ValueError if the choice cannot be trained."""
+    def sweep_config(self) -> lab.ExperimentConfig:
+        """The controls as one sweep config: a grid over the chosen encodings and seeds 0..seeds-1.
+        ValueError if the choice cannot be trained."""
         v = self.values
         if not v["encodings"]:
             raise ValueError("choose at least one positional encoding (Ctrl/Cmd-click to choose several)")
@@ -279,67 +143,54 @@ class ComparisonDashboard:
                              "this dashboard trains short and tests long: raise them or lower the training length")  # fmt: skip
         steps = v["steps"]
         eval_every = max(1, steps // 10) if self.eval_every is None else self.eval_every
-        common = ["--task", v["task"], "--train-length", str(train_length), "--steps", str(steps),
-                  "--d-model", str(v["d_model"]), "--layers", str(v["n_layers"]), "--eval-every", str(eval_every)]  # fmt: skip
-        if eval_lengths:
-            common += ["--eval-lengths", *map(str, eval_lengths)]
-        common += [arg for flag, value in self.fixed.items() if value is not None for arg in (f"--{flag}", str(value))]
-        runs = []
-        for encoding in v["encodings"]:
-            extra = []
-            if encoding == "learned":  # a table row for every evaluated position (see the module docstring)
-                extra = ["--max-len", str(TASKS[v["task"]].seq_len(max([train_length, *eval_lengths])))]
-            for seed in range(v["seeds"]):
-                name = f"{v['task']}_{encoding}-seed={seed}"
-                runs.append((encoding, seed, ["train", *common, "--pe", encoding, *extra, "--seed", str(seed),
-                                              "--name", name, "--out", str(self.out_dir)]))  # fmt: skip
-        return runs
-
-    def command_lines(self) -> list[str]:
-        """The same runs as shell commands."""
-        return [shlex.join(["python", "-m", "annotated", *argv]) for _, _, argv in self.plan()]
+        longest = get_task(v["task"]).seq_len(max([train_length, *eval_lengths]))  # see the module docstring
+        model = {"d_model": v["d_model"], "n_layers": v["n_layers"], "max_len": longest}
+        train = {"steps": steps, "eval_every": eval_every}
+        model |= {key: value for key, value in self.fixed["model"].items() if value is not None}
+        train |= {key: value for key, value in self.fixed["train"].items() if value is not None}
+        grid = {"model.positional": list(v["encodings"]), "seed": list(range(v["seeds"]))}
+        return lab.ExperimentConfig(name=f"compare_{v['task']}", task=v["task"], train_length=train_length,
+                                    eval_lengths=eval_lengths, model=model, train=train, grid=grid)  # fmt: skip
 
     def configs(self) -> list[lab.ExperimentConfig]:
-        """One checked ExperimentConfig per run, built by the CLI's parser from :meth:`plan`'s arguments."""
-        from annotated.__main__ import build_parser, experiment_from_args
+        """One checked ExperimentConfig per run: the points of :meth:`sweep_config`'s grid."""
+        points = lab.expand_grid(self.sweep_config())
+        for point in points:
+            lab.resolve(point)  # raises ValueError saying what to change
+        return points
 
-        parser, configs = build_parser(), []
-        for _, _, argv in self.plan():
-            try:
-                args = parser.parse_args(argv)
-            except SystemExit:
-                raise ValueError(f"the command line refused: {shlex.join(argv)}") from None
-            config = experiment_from_args(args)
-            lab.resolve(config)  # raises ValueError saying what to change
-            configs.append(config)
-        return configs
+    def command_lines(self) -> list[str]:
+        """The same sweep from a shell: its config written to a YAML file, then ``python -m annotated sweep``."""
+        config = self.sweep_config()
+        path = f"{config.name}.yaml"
+        command = shlex.join(["python", "-m", "annotated", "sweep", path, "--out", str(self.out_dir)])
+        return [f"cat > {path} <<'EOF'", *config.to_yaml().splitlines(), "EOF", command]
 
     def train(self, *, progress: bool = False) -> Comparison:
-        """Train every run with :func:`annotated.lab.run` (``progress``: a tqdm bar per run as well)
-        and show the result."""
-        plan, configs = self.plan(), self.configs()
-        total = sum(config.train["steps"] for config in configs)
-        self.progress.max, self.progress.value = total, 0
-        runs, done = [], 0
-        for (encoding, seed, _), config in zip(plan, configs):
-            self.progress.description = f"{encoding} s{seed}"
+        """Run the sweep with :func:`annotated.lab.sweep` (``progress``: a tqdm bar per run as well)
+        and show the result; RuntimeError if a run failed (its report.md says why)."""
+        config, points = self.sweep_config(), self.configs()
+        steps = config.train["steps"]
+        offsets = {point.name: i * steps for i, point in enumerate(points)}
+        self.progress.max, self.progress.value = steps * len(points), 0
 
-            def advance(kind, row, done=done):
-                if kind == "step":
-                    self.progress.value = done + row["step"]
+        def advance(point, kind, row):
+            self.progress.description = f"{point.model['positional']} s{point.seed}"
+            if kind == "step":
+                self.progress.value = offsets[point.name] + row["step"]
 
-            folder = lab.run(config, self.out_dir, progress=progress, callback=advance)
-            report = json.loads((folder / "report.json").read_text())
-            history = History(read_csv(folder / "metrics.csv"), read_csv(folder / "eval.csv"))
-            runs.append(RunResult(encoding, seed, config, folder, report, history))
-            done += config.train["steps"]
+        folder = lab.sweep(config, self.out_dir, progress=progress, callback=advance)
+        result = Comparison.from_sweep(folder)
+        failed = [run for run in result.runs if run.report["status"] != "completed"]
+        if failed:
+            reasons = "; ".join(f"{run.folder.name}: {run.report.get('error')}" for run in failed)
+            raise RuntimeError(f"{len(failed)} run(s) failed ({reasons}); see their report.md in {folder}")
         self.progress.description = "done"
-        v = self.values
-        self.result = Comparison(v["task"], v["train_length"], parse_lengths(v["eval_lengths"]), runs)
-        self._png = figure_png(self.result.figure())
-        self.table.value, self.image.value = self.result.table_html(), self._png
-        self.status.value = f"trained {len(runs)} run(s) into <code>{html.escape(str(self.out_dir))}</code>"
-        return self.result
+        self.result = result
+        self._png = figure_png(result.figure())
+        self.table.value, self.image.value = result.table_html(), self._png
+        self.status.value = f"trained {len(result.runs)} run(s) into <code>{html.escape(str(folder))}</code>"
+        return result
 
     def train_clicked(self) -> None:
         """The button: train, or say in the status line why not."""

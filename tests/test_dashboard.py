@@ -1,16 +1,20 @@
-"""The comparison dashboard: its configs are the command line's, its numbers are the command line's
-(``lab.run``), its table and static figure hold every chosen encoding, and a choice it cannot
-train is refused with a message (in the UI) or a ValueError (from code)."""
+"""The comparison dashboard: its choice is one sweep (``lab.sweep``) whose points are the configs the
+command line's flags build, its numbers are the command line's, its table and static figure hold
+every chosen encoding, and a choice it cannot train is refused with a message (in the UI) or a
+ValueError (from code)."""
 
 import base64
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from annotated.__main__ import build_parser, experiment_from_args, main
 from annotated.dashboard import ComparisonDashboard, parse_lengths
-from annotated.lab import resolve
+from annotated.lab import ExperimentConfig, expand_grid, read_csv, resolve
+from annotated.tasks import CopyTask, register_task
 
 TINY = {"steps": 8, "d_model": 16, "n_layers": 1, "n_heads": 2, "batch_size": 8, "eval_batches": 1, "eval_every": 4,
         "train_length": 4, "eval_lengths": [6]}  # fmt: skip
@@ -18,48 +22,49 @@ CLI_TINY = ["--train-length", "4", "--eval-lengths", "6", "--steps", "8", "--d-m
             "--heads", "2", "--batch-size", "8", "--eval-batches", "1", "--eval-every", "4"]  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(one_thread, tmp_path_factory):
     """A dashboard that has trained nope and ALiBi on copy (one seed each), and its result."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
     dashboard = ComparisonDashboard(task="copy", encodings=["nope", "alibi"], out_dir=tmp_path_factory.mktemp("runs"),
                                     **TINY)  # fmt: skip
     assert dashboard._repr_mimebundle_().get("image/png") is None  # nothing to show before training
-    result = dashboard.train()
-    torch.set_num_threads(before)
-    return dashboard, result
+    return dashboard, dashboard.train()
 
 
-def test_configs_are_what_the_command_line_builds(tmp_path):
-    dashboard = ComparisonDashboard(task="reverse", encodings=["rope", "learned"], seeds=2, out_dir=tmp_path, **TINY)
+def test_configs_are_one_sweep_that_the_command_line_runs_too(tmp_path):
+    out = tmp_path / "runs"
+    dashboard = ComparisonDashboard(task="reverse", encodings=["rope", "learned"], seeds=2, out_dir=out, **TINY)
+    sweep = dashboard.sweep_config()
+    assert sweep.grid == {"model.positional": ["rope", "learned"], "seed": [0, 1]}
     configs = dashboard.configs()
+    assert configs == expand_grid(sweep)
     assert [(c.model["positional"], c.seed) for c in configs] == [("rope", 0), ("rope", 1), ("learned", 0),
                                                                   ("learned", 1)]  # fmt: skip
     parser = build_parser()
-    for config in configs:
+    for config in configs:  # each point is the config the command line's train flags build
         pe, seed = config.model["positional"], config.seed
-        argv = ["train", "--task", "reverse", *CLI_TINY, "--pe", pe, "--seed", str(seed)]
-        argv += ["--max-len", "12"] if pe == "learned" else []  # reverse at n=6: 6 + SEP + 6 tokens, 12 inputs
-        expected = experiment_from_args(parser.parse_args([*argv, "--name", f"reverse_{pe}-seed={seed}"]))
+        argv = ["train", "--task", "reverse", *CLI_TINY, "--pe", pe, "--seed", str(seed), "--name", config.name]
+        expected = experiment_from_args(parser.parse_args([*argv, "--max-len", "12"]))  # reverse at n=6: 12 inputs
         assert config == expected
         assert resolve(config).to_dict() == resolve(expected).to_dict()
-    assert resolve(configs[2]).model_config.max_len == 12 and resolve(configs[0]).model_config.max_len == 8
-    assert dashboard.command_lines()[0].startswith("python -m annotated train --task reverse --train-length 4")
+    assert {resolve(c).model_config.max_len for c in configs} == {12}  # the learned table reaches n = 6
+    lines = dashboard.command_lines()  # a shell script: write the sweep's YAML, run it
+    assert lines[0] == "cat > compare_reverse.yaml <<'EOF'" and lines[-2] == "EOF"
+    assert lines[-1] == f"python -m annotated sweep compare_reverse.yaml --out {out}"
+    shell = tmp_path / "shell"
+    shell.mkdir()
+    subprocess.run(["bash", "-c", "\n".join(lines[:-1])], cwd=shell, check=True)
+    assert expand_grid(ExperimentConfig.from_file(shell / "compare_reverse.yaml")) == configs
     dashboard.controls["steps"].value = 40  # the controls drive the configs
     dashboard.controls["d_model"].value = 32
     config = dashboard.configs()[0]
-    assert (config.train["steps"], config.train["warmup_steps"], config.model["d_model"]) == (40, 4, 32)
-    assert "--steps 40" in dashboard.commands.value
-    assert not any(tmp_path.iterdir())  # building configs trains nothing
+    assert (config.train["steps"], config.model["d_model"]) == (40, 32)
+    assert resolve(config).train_config.warmup_steps == 4  # the lab's default: a tenth of the steps
+    assert "steps: 40" in dashboard.commands.value
+    assert not out.exists()  # building configs trains nothing
 
 
 def test_trains_what_the_command_line_trains(trained, tmp_path, capsys):
@@ -80,6 +85,9 @@ def test_trains_what_the_command_line_trains(trained, tmp_path, capsys):
     assert group["gap_token_accuracy"] == cli["generalisation_gap"]["token_accuracy"]
     assert group["gap_token_accuracy"] == pytest.approx(group["in_dist_token_accuracy"] - group["ood_token_accuracy"])
     assert [r["step"] for r in alibi.history.evals] == [4, 4, 8, 8]  # eval every 4 steps at n = 4 and 6
+    summary = {r["run"]: r for r in read_csv(result.folder / "summary.csv")}  # the sweep's own summary agrees
+    assert summary[alibi.folder.name]["in_dist_exact_match"] == cli["in_distribution"]["exact_match"]
+    assert summary[alibi.folder.name]["model.positional"] == "alibi"
 
 
 def test_table_and_static_figure_hold_every_encoding(trained):
@@ -97,7 +105,8 @@ def test_table_and_static_figure_hold_every_encoding(trained):
     assert "application/vnd.jupyter.widget-view+json" in bundle and bundle["text/html"].startswith("<table")
     assert bundle["text/plain"] == "<comparison dashboard: copy, nope, alibi; 2 runs trained>"
     assert dashboard.progress.value == dashboard.progress.max == 16
-    assert all((run.folder / "model.pt").is_file() and run.folder.parent == dashboard.out_dir for run in result.runs)
+    assert result.folder.parent == dashboard.out_dir and (result.folder / "sweep.yaml").is_file()
+    assert all((run.folder / "model.pt").is_file() and run.folder.parent == result.folder for run in result.runs)
 
 
 def test_attention_explorer_of_a_trained_run(trained):
@@ -129,7 +138,7 @@ def test_bad_choices_are_refused_with_a_message(tmp_path):
         dashboard.configs()
     dashboard.controls["eval_lengths"].value = "6"
     dashboard.controls["d_model"].value = 32
-    dashboard.fixed["heads"] = 3  # the lab's own checks speak too: 32 is not divisible by 3 heads
+    dashboard.fixed["model"]["n_heads"] = 3  # the lab's own checks speak too: 32 is not divisible by 3 heads
     with pytest.raises(ValueError, match="divisible"):
         dashboard.configs()
     assert not any(tmp_path.iterdir())  # nothing was written
@@ -137,6 +146,35 @@ def test_bad_choices_are_refused_with_a_message(tmp_path):
         ComparisonDashboard(encodings=["rope", "rotary-ish"])
     with pytest.raises(ValueError, match="unknown task"):
         ComparisonDashboard(task="sorting")
+
+
+class BrokenCopyTask(CopyTask):
+    """Copy, until its fourth batch: then it raises, as a user's buggy task might."""
+
+    calls = 0
+
+    def solve(self, prompt):
+        BrokenCopyTask.calls += 1
+        if BrokenCopyTask.calls > 3:
+            raise RuntimeError("the user's task broke")
+        return prompt
+
+
+def test_a_failed_run_is_reported(tmp_path):
+    register_task("broken_copy_dashboard", BrokenCopyTask(), replace=True)
+    dashboard = ComparisonDashboard(task="broken_copy_dashboard", encodings=["nope"], out_dir=tmp_path,
+                                    **(TINY | {"steps": 4, "eval_every": 0}))  # fmt: skip
+    dashboard.button.click()
+    status = dashboard.status.value
+    assert "cannot train" in status and "1 run(s) failed" in status and "the user&#x27;s task broke" in status
+    assert dashboard.result is None and not dashboard.button.disabled
+    (folder,) = tmp_path.iterdir()  # the sweep folder keeps the failed run and a summary that says so
+    assert [r["status"] for r in read_csv(folder / "summary.csv") if r["kind"] == "run"] == ["failed"]
+
+
+def test_the_dashboard_does_not_import_the_command_line():
+    code = "import sys, annotated.dashboard; assert 'annotated.__main__' not in sys.modules, 'imports the CLI'"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_parse_lengths():
