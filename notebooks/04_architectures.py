@@ -60,7 +60,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from annotated.blocks import DecoderBlock, EncoderBlock, FeedForward, Residual
-from annotated.models import ModelConfig, build_model, count_parameters, generate, summary
+from annotated.generate import generate
+from annotated.models import ModelConfig, build_model, count_parameters, summary
 from annotated.tasks import get_task
 from annotated.viz import attention_heatmap
 

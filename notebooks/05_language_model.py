@@ -57,7 +57,8 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from annotated.models import ModelConfig, build_model, count_parameters, sample_next
+from annotated.generate import sample_next
+from annotated.models import ModelConfig, build_model, count_parameters
 from annotated.tasks import get_task
 from annotated.train import TrainConfig, evaluate, train
 from annotated.viz import loss_curves

@@ -4,9 +4,10 @@ the dense model's numbers, every kind trains, impossible configs are refused wit
 import pytest
 import torch
 
+from annotated.generate import generate
 from annotated.kernels import ATTENTION_KERNELS, check_kernel_params, kernel_weights
 from annotated.masks import padding_mask
-from annotated.models import ModelConfig, build_model, generate
+from annotated.models import ModelConfig, build_model
 from annotated.multihead import KVCache, MultiHeadAttention
 from annotated.positional import make_positional
 from annotated.train import TrainConfig, train

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from conftest import random_ids, tiny_model
 
+from annotated.generate import generate, sample_next
 from annotated.models import (
     ARCHITECTURES,
     DecoderOnly,
@@ -20,9 +21,7 @@ from annotated.models import (
     ModelConfig,
     build_model,
     count_parameters,
-    generate,
     load_model,
-    sample_next,
     summary,
 )
 from annotated.positional import POSITIONAL_ENCODINGS
