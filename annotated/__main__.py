@@ -22,6 +22,7 @@ is written), 1 a failure while running (the run folder is marked ``failed``), 13
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 ok, 2 usage/config error, 1 failure while running, 130 interrupted.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    command = functools.partial(commands.add_parser, formatter_class=OneMetavarFormatter)
 
     def output_options(p):
         p.add_argument(
@@ -96,26 +98,26 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=sys.stderr.isatty(),
                        help="show a progress bar (default: on in a terminal)")  # fmt: skip
 
-    t = commands.add_parser("train", help="train one model into a new run folder", formatter_class=OneMetavarFormatter,
-                            description="Every flag sets one config field; flags not given keep the config's value.")  # fmt: skip
+    t = command("train", help="train one model into a new run folder",
+                description="Every flag sets one config field; flags not given keep the config's value.")  # fmt: skip
     t.add_argument("--config", help=f"YAML/JSON experiment file or shipped name ({', '.join(shipped_configs())}); "
                    "flags given as well override it")  # fmt: skip
     t.set_defaults(config_flags=add_experiment_flags(t))
     output_options(t)
 
-    s = commands.add_parser("sweep", help="run the grid of a config (cross product) into a sweep folder")
+    s = command("sweep", help="run the grid of a config (cross product) into a sweep folder")
     s.add_argument("config", help=f"YAML/JSON file with a grid, or a shipped name ({', '.join(shipped_configs())})")
     add_plugin_flag(s)
     output_options(s)
-    r = commands.add_parser("report", help="re-render reports, plots and summary of a run or sweep folder")
+    r = command("report", help="re-render reports, plots and summary of a run or sweep folder")
     r.add_argument("path", help="a run folder (config.yaml) or a sweep folder (sweep.yaml)")
     add_plugin_flag(r)
-    u = commands.add_parser("resume", help="continue an interrupted run from its last checkpoint")
+    u = command("resume", help="continue an interrupted run from its last checkpoint")
     u.add_argument("path", help="the run folder")
     u.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=sys.stderr.isatty(), help="progress bar"
     )
-    lst = commands.add_parser("list", help="list tasks, positional encodings, attention kernels and shipped configs")
+    lst = command("list", help="list tasks, positional encodings, attention kernels and shipped configs")
     add_plugin_flag(lst)
     commands.add_parser("bench", help="attention benchmarks: python -m annotated bench --help", add_help=False)
     return parser

@@ -129,7 +129,8 @@ def _reading(annotation, name: str) -> tuple[dict, str, str]:
         if set(rest) == {int, list[int]}:
             return {"type": parse_range, "metavar": "N|LOW:HIGH"}, "value", ""
     if origin is list and args and args[0] in (int, float):
-        return {"type": args[0], "nargs": "+", "action": "extend", "metavar": metavar}, "value", ""
+        numbers = {"type": args[0], "nargs": "+", "action": "extend", "metavar": "N" if args[0] is int else "X"}
+        return numbers, "value", ""
     if origin is list and args and args[0] is str:
         return {"type": str, "action": "append", "metavar": metavar}, "extend", "; repeatable"
     if origin is tuple and args and len(set(args)) == 1 and ... not in args:
