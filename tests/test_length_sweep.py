@@ -20,11 +20,12 @@ import pytest
 import torch
 import yaml
 
+import annotated
 from annotated import lab
 from annotated.__main__ import CONFIG_DIR
 from annotated.reports import read_csv
 
-DATA = Path(lab.__file__).parent / "data"
+DATA = Path(annotated.__file__).parent / "data"
 TASKS = ["addition_reversed", "contains_pattern", "k_back", "long_range_match", "reverse", "running_sum", "sort"]
 ENCODINGS = ["nope", "sinusoidal", "learned", "rope", "alibi", "t5", "randomized"]
 CELL = {"task": "contains_pattern", "model.positional": "nope", "seed": 0}  # 600 steps at n = 8: ~6 s

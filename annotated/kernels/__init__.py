@@ -86,7 +86,7 @@ def _linear_weights(q, k, v, mask=None, bias=None, *, causal=False, scale=None, 
 
 ATTENTION_KERNELS: dict[str, AttentionKernel] = {
     "full": AttentionKernel(sdpa_attention, _dense_weights, exact=True, score_mods=True, mask_mods=True, query_masks=True,
-                            dropout=True, grouped_kv=True, memory="O(T²)", summary="dense softmax attention (SDPA)"),
+                            dropout=True, grouped_kv=True, memory="O(T²) or fused", summary="dense softmax attention (SDPA)"),
     "linear": AttentionKernel(linear_attention, _linear_weights, exact=False, score_mods=False, mask_mods=False, query_masks=False,
                               sizes=("chunk_size",), memory="O(T·D²/C + T·C)",
                               summary="elu+1 feature map, prefix sums"),
