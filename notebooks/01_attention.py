@@ -43,7 +43,8 @@ except ImportError:
 # 3. explain, with measurements, why the scores are divided by $\sqrt{d_k}$;
 # 4. build causal and padding masks and say what each one hides.
 #
-# Everything here uses two files of the library: `annotated/attention.py` and `annotated/masks.py`.
+# Everything here uses two files of the library: `annotated/attention.py` (the primitive, alone in its
+# file) and `annotated/masks.py` (masks as small functions).
 
 # %%
 import math
@@ -54,7 +55,8 @@ import torch
 import torch.nn.functional as F
 
 from annotated.attention import attend, attention_entropy
-from annotated.masks import causal_mask, combine_masks, padding_mask
+from annotated.masks import and_masks, causal, causal_mask, combine_masks, materialize_mask, padding, padding_mask
+from annotated.showcode import show_source
 from annotated.viz import attention_heatmap, mask_heatmap
 from annotated.widgets import InteractiveFigure
 
@@ -129,13 +131,10 @@ for q in ([0.0, 3.0], [1.5, 1.5], [10.0, 0.0]):
 # where the softmax runs over the keys (each row of $A$ sums to one), $B$ is an optional
 # additive bias (later chapters put positional information there), and masked-out entries
 # get a score of $-\infty$, hence a weight of exactly zero. The library's `attend` is this
-# formula and nothing more; the heart of it is five lines:
+# formula and nothing more. Here it is, exactly as the tests run it:
 
 # %%
-import inspect
-
-source = inspect.getsource(attend)
-print(source[source.index("    scale = 1.0") :])
+show_source(attend)
 
 # %% [markdown]
 # `attend` returns the weights as well as the output, because we want to look at them.
@@ -250,13 +249,13 @@ plt.show()
 tokens = [["the", "cat", "sat", "on", "the", "mat"], ["a", "dog", "ran", "<pad>", "<pad>", "<pad>"]]
 lengths = [6, 3]
 T = 6
-causal = causal_mask(T)  # (T, T)
-padding = padding_mask(lengths, T)  # (B, 1, 1, T)
-both = combine_masks(causal, padding)  # (B, 1, T, T)
+causal_t = causal_mask(T)  # (T, T)
+padding_t = padding_mask(lengths, T)  # (B, 1, 1, T)
+both = combine_masks(causal_t, padding_t)  # (B, 1, T, T)
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-mask_heatmap(causal, axes[0], title="causal (any sequence)", labels=range(T))
-mask_heatmap(padding[1, 0].expand(T, T), axes[1], title="padding (sequence 2)", labels=tokens[1])
+mask_heatmap(causal_t, axes[0], title="causal (any sequence)", labels=range(T))
+mask_heatmap(padding_t[1, 0].expand(T, T), axes[1], title="padding (sequence 2)", labels=tokens[1])
 mask_heatmap(both[1, 0], axes[2], title="causal AND padding (sequence 2)", labels=tokens[1])
 fig.suptitle("Masks: dark = may attend, light = hidden")
 fig.tight_layout()
@@ -287,6 +286,33 @@ print("weight on padding keys, sequence 2:", round(w[1, 0, :, 3:].sum().item(), 
 # The padding queries of sequence 2 (rows 4–6) still produce an output — they attend to the
 # real tokens — and a model simply ignores those positions in its loss.
 #
+# ### Masks as functions
+#
+# A mask tensor has Tq × Tk entries, which is exactly what long-context kernels cannot
+# afford (chapter 7). So the library writes each mask as a *predicate* over one entry —
+# PyTorch FlexAttention's `mask_mod(b, h, q_idx, k_idx)` — and builds a tensor only where a
+# tensor is the lesson. The causal mask and the padding mask are one line each:
+
+# %%
+show_source(causal)
+
+# %%
+show_source(padding)
+
+# %% [markdown]
+# A predicate is called with index tensors that broadcast, so the same line answers for one
+# entry, one tile or the whole grid. `materialize_mask` evaluates it on every (query, key);
+# `and_masks` combines predicates as `&` combines tensors. Passed to `attend` as
+# `mask_mod=`, the predicates give the very weights the tensors gave:
+
+# %%
+mods = and_masks(causal, padding(lengths))
+print("materialize_mask(causal, 6) equals causal_mask(6):", torch.equal(materialize_mask(causal, T), causal_t))
+print("same (B, 1, T, T) mask as the tensors:", torch.equal(materialize_mask(mods, T, batch=2), both))
+_, w_mod = attend(q, k, v, mask_mod=mods)
+print("attend(mask_mod=…) equals attend(mask=…):", torch.equal(w_mod, w))
+
+# %% [markdown]
 # What if *every* key of a row is hidden? Then the softmax would compute $0/0$. `attend`
 # documents its choice: such a row gets all-zero weights and a zero output, never NaN —
 # the same result PyTorch's SDPA gives.

@@ -46,8 +46,9 @@ except ImportError:
 # 4. train a tiny model on a task that needs two heads, and watch the heads specialise —
 #    in attention maps, in per-head entropy, and in an interactive explorer.
 #
-# The code lives in `annotated/attention.py` (`MultiHeadAttention`, `KVCache`,
-# `attention_entropy`); the explorer is `annotated.widgets.AttentionExplorer`.
+# The code lives in `annotated/multihead.py` (`MultiHeadAttention`, `KVCache`), on top of
+# chapter 1's `attend` and `attention_entropy` in `annotated/attention.py`; the explorer is
+# `annotated.widgets.AttentionExplorer`.
 
 # %%
 import math
@@ -57,9 +58,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from annotated.attention import KVCache, MultiHeadAttention, attention_entropy
+from annotated.attention import attention_entropy
 from annotated.masks import causal_mask
+from annotated.multihead import KVCache, MultiHeadAttention
 from annotated.positional import LearnedAbsoluteEncoding
+from annotated.showcode import show_source
 from annotated.viz import head_grid
 from annotated.widgets import AttentionExplorer
 
@@ -106,6 +109,21 @@ for n_heads in (1, 2, 4, 8):
 # %% [markdown]
 # ## 2. The same as `torch.nn.MultiheadAttention`
 #
+# Here is the library's `forward`: project, split into heads (B, T, C) → (B, H, T, D), let the
+# positional encoding act where it declares (RoPE rotates q and k; ALiBi and T5 hand over a
+# `score_mod`), append to the cache if there is one, attend, and join the heads again.
+
+# %%
+show_source(MultiHeadAttention.forward)
+
+# %% [markdown]
+# The attention itself is one call, `_attend`: the kernel chosen by name (chapter 7), and
+# with `need_weights=True` chapter 1's `attend`, which returns the weights we plot below.
+
+# %%
+show_source(MultiHeadAttention._attend)
+
+# %% [markdown]
 # PyTorch ships its own multi-head attention. It keeps $W_q, W_k, W_v$ stacked in one
 # `in_proj_weight` of shape $(3C, C)$. We copy our projections into it and compare outputs
 # *and* per-head weights — for causal self-attention, and for cross-attention with padded
@@ -356,20 +374,19 @@ for name, w in (("1-head model", w1), ("2-head model", w2)):
               f"entropy {entropy[h]:.2f} nats")
 
 # %% [markdown]
-# **What we saw.** Both models sit at chance for about a hundred steps. The two-head model
-# leaves that plateau first, ends at a training loss of 0.000 (the one-head model at 0.045)
-# and solves the task (held-out accuracy 1.000): its heads
-# divided the work — head 0 puts 0.92 of its weight on $x_{i-1}$, head 1 puts 0.91 on
-# $x_{i-3}$ — and both have sharp rows (entropy 0.28 and 0.29 nats). Nobody told them to:
-# the split emerged from training.
+# **What we saw.** The two-head model ends at a training loss of 0.000 (the one-head model
+# at 0.004) and solves the task (held-out accuracy 1.000): its heads divided the work —
+# head 0 puts 0.92 of its weight on $x_{i-1}$, head 1 puts 0.87 on $x_{i-3}$ — and both have
+# sharp rows (entropy 0.27 and 0.32 nats). Nobody told them to: the split emerged from
+# training.
 #
-# A surprise: the one-head model also got far — held-out accuracy 0.980 — though it cannot
-# look at two places at once. Its head splits its weight *unequally*, 0.63 on $x_{i-1}$ and
-# 0.34 on $x_{i-3}$. A likely reading (we did not test it): the blend
-# $0.63\,v(x_{i-1}) + 0.34\,v(x_{i-3})$ still says which token sat where, and the MLP decodes
-# it. The price is visible: its rows are blurry (entropy 0.78 nats), it learned more slowly,
-# and it stays short of perfect (0.980). We expect such tricks to run out with wider
-# vocabularies or more tokens to fetch, but this chapter does not measure that.
+# A surprise: the one-head model solves it too — held-out accuracy 1.000 — though it cannot
+# look at two places at once. Its head splits its weight *unequally*, 0.65 on $x_{i-1}$ and
+# 0.32 on $x_{i-3}$. A likely reading (we did not test it): the blend
+# $0.65\,v(x_{i-1}) + 0.32\,v(x_{i-3})$ still says which token sat where, and the MLP decodes
+# it. The price is visible in its blurry rows (entropy 0.79 nats against 0.27–0.32). We
+# expect such tricks to run out with wider vocabularies or more tokens to fetch, but this
+# chapter does not measure that.
 #
 # ## 5. Explore the attention
 #
@@ -440,9 +457,9 @@ for h in range(2):
     print(f"head {h}: weight on x[i-1] {w_sum[:, h, i, i - 1].mean():.2f}, on x[i-3] {w_sum[:, h, i, i - 3].mean():.2f}")
 
 # %% [markdown]
-# The model solves the sum (accuracy 1.000), but its heads did **not** divide the work:
-# each splits its weight roughly evenly between the two positions (0.45/0.55 and
-# 0.55/0.43). An even split returns $\tfrac12\,(v(x_{i-1}) + v(x_{i-3}))$, which is symmetric
+# The model nearly solves the sum (accuracy 0.989), but its heads did **not** divide the
+# work: each splits its weight evenly between the two positions (0.50/0.50 and
+# 0.50/0.49). An even split returns $\tfrac12\,(v(x_{i-1}) + v(x_{i-3}))$, which is symmetric
 # in the two tokens — and so is the target, so nothing pushes the heads apart. In these
 # runs (one seed each) the heads specialised for the difference and not for the sum.
 #
@@ -469,7 +486,7 @@ for h in range(2):
 
 # %% [markdown]
 # Yes: with a single shared key/value head the model still reaches accuracy 1.000, and the
-# two query heads still specialise (head 1 puts 0.94 on $x_{i-1}$, head 0 puts 0.89 on
+# two query heads still specialise (head 1 puts 0.98 on $x_{i-1}$, head 0 puts 0.96 on
 # $x_{i-3}$). Where a head looks is decided by its own *query* projection against the
 # shared keys, so two query heads can pick different positions; what they share is the
 # value projection, i.e. *what* they read there — enough here, since both heads need the

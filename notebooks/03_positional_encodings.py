@@ -44,7 +44,7 @@ except ImportError:
 # 3. read the pictures of sinusoidal, learned, rotary (RoPE), ALiBi and T5 encodings;
 # 4. measure how each one copes with sequences longer than those seen in training.
 #
-# Everything here is in `annotated/positional.py`; the small language models come from
+# Everything here is in `annotated/positional/` (one file per family); the small language models come from
 # `annotated/models.py`.
 
 # %%
@@ -55,16 +55,18 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from annotated.attention import MultiHeadAttention
 from annotated.models import ModelConfig, build_model
+from annotated.multihead import MultiHeadAttention
 from annotated.positional import (
     POSITIONAL_ENCODINGS,
+    AlibiBias,
     alibi_slopes,
     apply_rope,
     make_positional,
     sinusoidal_encoding,
     t5_relative_bucket,
 )
+from annotated.showcode import show_source
 from annotated.tasks import get_task
 from annotated.viz import signed_heatmap
 
@@ -209,6 +211,13 @@ plt.show()
 # with a fixed slope $s_h$ per head, the geometric sequence $2^{-8/H}, 2^{-16/H}, \dots, 2^{-8}$.
 # A steep head penalises distant keys strongly, a shallow one hardly at all, so shallow heads
 # can look far. There are no parameters.
+#
+# The library gives ALiBi to attention as a `score_mod` (chapter 1's hook): a function of one
+# score and its indices, so a tiled kernel can evaluate it one tile at a time (chapter 7).
+# `score_bias` evaluates the same function on every (query, key) for the pictures below.
+
+# %%
+show_source(AlibiBias.score_mod)
 
 # %%
 slopes = alibi_slopes(8)
@@ -367,13 +376,13 @@ with torch.no_grad():
 
 # %% [markdown]
 # **What we saw.** Within the training length (the $L$ columns) all seven models land
-# between 2.306 and 2.532 nats after 200 steps; RoPE (2.306) and the sinusoids (2.327) are
-# the best, NoPE (2.532) the worst. The sinusoids owe their place to the $\sqrt{C}$ scale:
-# with token embeddings left at size 0.02 the same model reaches only 2.454, behind every
-# other encoding but the learned table and NoPE. Past the training length the picture splits:
+# between 2.309 and 2.525 nats after 200 steps; RoPE (2.309) and the sinusoids (2.327) are
+# the best, NoPE (2.525) the worst. The sinusoids owe their place to the $\sqrt{C}$ scale:
+# with token embeddings left at size 0.02 the same model reaches only 2.461, behind RoPE, the
+# scaled sinusoids and the randomized positions. Past the training length the picture splits:
 #
-# * **ALiBi** extrapolates: its loss on positions 96–127 (2.442) is about what it is within the
-#   training length (2.453) — the result {cite:t}`press2022alibi` reported. Its bias at an
+# * **ALiBi** extrapolates: its loss on positions 96–127 (2.429) is no higher than within the
+#   training length (2.462) — the result {cite:t}`press2022alibi` reported. Its bias at an
 #   unseen distance is the same straight line continued; no learned number is new.
 # * **Randomized positions** stay flat as well (2.429 at $L$, 2.436 at $4L$): during
 #   training they saw position values up to $4L$, so nothing at test time is new
@@ -382,16 +391,16 @@ with torch.no_grad():
 #   the best of the seven.
 # * **Sinusoidal** and **RoPE** break down beyond $L$: the sinusoidal loss climbs right after
 #   the dashed line, RoPE's one block of 8 positions later, and RoPE ends the *worst* of all
-#   at $4L$ (2.721 over all positions, 3.073 over the last 32) although it was the best
+#   at $4L$ (2.729 over all positions, 3.078 over the last 32) although it was the best
 #   within $L$. A formula that is defined at every position is not the same as a model that
 #   generalises to it; presumably the model never learned what the unseen angles mean.
-# * **T5** degrades too, less than RoPE (2.540 against 2.721 at $4L$): trained on distances
+# * **T5** degrades too, less than RoPE (2.576 against 2.729 at $4L$): trained on distances
 #   up to 31 only, it meets longer distances in buckets (up to 31, printed above) that
 #   distances below 32 never reach, so their biases never received a gradient.
 # * **Learned** cannot go past its table at all (the error above); clamped, it degrades
 #   about as much as the sinusoids (2.684 against 2.693 at $4L$) — every late position
 #   looks like position 31.
-# * **NoPE** degrades only a little (2.532 at $L$, 2.580 at $4L$), from the worst start; the
+# * **NoPE** degrades only a little (2.525 at $L$, 2.593 at $4L$), from the worst start; the
 #   causal mask gives it some sense of position, which may be what fails to carry over to
 #   unseen lengths.
 #

@@ -47,8 +47,8 @@ except ImportError:
 #    their attention maps;
 # 4. decode greedily, with a temperature and with top-k, and measure what a key-value cache saves.
 #
-# The code lives in `annotated/blocks.py` (the block) and `annotated/models.py` (the models,
-# generation, save/load).
+# The code lives in `annotated/blocks.py` (the block), `annotated/models.py` (the models,
+# save/load), `annotated/model_config.py` (their one config) and `annotated/generate.py` (decoding).
 
 # %%
 import inspect
@@ -343,8 +343,8 @@ for layer, ax in enumerate(axes):
 plt.show()
 
 # %% [markdown]
-# **What we saw.** After 300 steps (7.2 s here; the timing varies by machine) the GPT gets
-# 0.962 of the answer tokens and 0.782 of the whole answers right on held-out problems —
+# **What we saw.** After 300 steps (4.8 s here; the timing varies by machine) the GPT gets
+# 0.961 of the answer tokens and 0.775 of the whole answers right on held-out problems —
 # teacher-forced: each answer token is predicted from the true tokens before it — and it
 # sorts the example correctly. In layer 1 several answer queries look at the
 # prompt number they are about to write: the `SEP` query (which writes 0) at the 0, the query
@@ -494,10 +494,10 @@ attention_heatmap(out.attentions[-1][0].mean(0), axes[1], query_labels=sort_task
 plt.show()
 
 # %% [markdown]
-# **What we saw.** The T5 writes 0.830 of the answer tokens and 0.563 of the whole answers
-# right by greedy decoding — fewer whole answers than the GPT's 0.782 after the same number
+# **What we saw.** The T5 writes 0.989 of the answer tokens and 0.938 of the whole answers
+# right by greedy decoding — more whole answers than the GPT's 0.775 after the same number
 # of steps. Whole answers compare fairly (a greedy answer is all right exactly when every
-# teacher-forced prediction is); the token accuracies do not, since the GPT's 0.962 was
+# teacher-forced prediction is); the token accuracies do not, since the GPT's 0.961 was
 # teacher-forced. We have not tuned either model, and they differ in more than the
 # architecture (T5's relative bias here, RoPE in the GPT). The cross-attention is the clearest map in this
 # chapter: the `SEP` query, which writes 0, looks at the 0 in the source; the queries that
@@ -542,11 +542,11 @@ for name in ("greedy", "τ = 1", "τ = 2", "τ = 2, top-k 3"):
     print(f"{name:>15}:", " | ".join(sort_task.decode(row) for row in completion))
 
 # %% [markdown]
-# **What we saw.** Greedy decoding gets 0.798 of the answers right. Sampling at $\tau = 0.5$
-# is almost as good (0.782); at $\tau = 1$ it drops to 0.704 and at $\tau = 2$ to 0.294.
-# Keeping only the top 3 tokens at $\tau = 2$ brings it back up to 0.474, because the wild
+# **What we saw.** Greedy decoding gets 0.776 of the answers right. Sampling at $\tau = 0.5$
+# is almost as good (0.766); at $\tau = 1$ it drops to 0.712 and at $\tau = 2$ to 0.326.
+# Keeping only the top 3 tokens at $\tau = 2$ brings it back up to 0.514, because the wild
 # low-probability tokens can no longer be drawn; top-1 sampling *is* greedy decoding, hence
-# the same 0.798. The five samples show the other side: greedy writes the same (here wrong)
+# the same 0.776. The five samples show the other side: greedy writes the same (here wrong)
 # answer every time (`0 1 1 1 1 1` for `0 1 1 1 8 9`), while sampling gives different answers,
 # more varied at $\tau = 2$; the top-3 samples avoid the rare digits that plain $\tau = 2$
 # sampling draws (the `4` in its second sample and the `7` in its third are not even in the
@@ -592,10 +592,10 @@ plt.show()
 
 # %% [markdown]
 # **What we saw.** The tokens are identical at every length. The timings (above, they differ
-# from run to run) show the cache winning by more the longer the generation, from 2.3× at 25
-# tokens to 5.9× at 200. Recomputing costs a forward pass over the whole prefix at every
-# step, so its total time grows faster than the length (0.17 s to 3.79 s for 8 times the
-# tokens), while the cached steps each process one token (0.07 s to 0.64 s). For a few
+# from run to run) show the cache winning by more the longer the generation, from 2.1× at 25
+# tokens to 6.2× at 200. Recomputing costs a forward pass over the whole prefix at every
+# step, so its total time grows faster than the length (0.14 s to 3.28 s for 8 times the
+# tokens), while the cached steps each process one token (0.06 s to 0.53 s). For a few
 # dozen tokens of this small model the saving is modest, presumably because every step also
 # pays Python and kernel overhead.
 #

@@ -47,7 +47,7 @@ except ImportError:
 #    1×, 2× and 4× the training context.
 #
 # The model is the decoder-only GPT of week 4 (`annotated/models.py`), the data the text task
-# of `annotated/text.py`, the loop `annotated/train.py`.
+# of `annotated/tasks/text.py`, the loop `annotated/train.py`.
 
 # %%
 import math
