@@ -48,8 +48,8 @@ except ImportError:
 # 5. say where this small run agrees with published results and where it does not.
 #
 # The models are the decoder-only transformers of week 4 (`annotated/models.py`), the
-# positional encodings those of week 3 (`annotated/positional.py`), the tasks
-# `annotated/tasks.py`, and every run goes through the lab (`annotated/lab.py`), the same
+# positional encodings those of week 3 (`annotated/positional/`), the tasks
+# `annotated/tasks/`, and every run goes through the lab (`annotated/lab/`), the same
 # code as `python -m annotated sweep`.
 
 # %%
@@ -343,9 +343,9 @@ plt.show()
 # ## 6. The comparison dashboard
 #
 # The dashboard asks the same question with controls: choose a task, encodings, steps, model
-# size, lengths and seeds; "Train" trains one run per encoding and seed through the same
-# `lab.run` (each choice is also a `python -m annotated train …` command line, shown under
-# the controls), then shows the summary table, the learning curves, accuracy against length
+# size, lengths and seeds; "Train" runs one sweep over encodings and seeds through the same
+# `lab.sweep` (the choice is also a sweep config and a `python -m annotated sweep …` command,
+# shown under the controls), then shows the summary table, the learning curves, accuracy against length
 # and attention maps. Here it is trained once, small (300 steps, $d_\text{model} = 32$, one
 # seed, RoPE against the learned table on contains-pattern), so that the book shows its
 # output; in a live notebook, change the controls and press Train. The widget's own output

@@ -29,7 +29,10 @@ DATA = Path(annotated.__file__).parent / "data"
 TASKS = ["addition_reversed", "contains_pattern", "k_back", "long_range_match", "reverse", "running_sum", "sort"]
 ENCODINGS = ["nope", "sinusoidal", "learned", "rope", "alibi", "t5", "randomized"]
 CELL = {"task": "contains_pattern", "model.positional": "nope", "seed": 0}  # 600 steps at n = 8: ~6 s
-TOLERANCE = 0.01
+# Re-training on this 2-core machine gives exact match 0.607 at n = 16 against the stored 0.590, with
+# the library before and after the mask_mod/score_mod refactor alike (same losses step by step); the
+# stored sweep ran elsewhere. 0.02 admits that float-level drift over 600 steps and nothing larger.
+TOLERANCE = 0.02
 
 
 @pytest.fixture(scope="module")
