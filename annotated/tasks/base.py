@@ -44,11 +44,16 @@ SPLITS = ("train", "val")
 
 @dataclass(frozen=True)
 class Batch:
-    """One batch: ``inputs`` and ``targets`` (B, T) long, ``target_mask`` (B, T) bool (True = scored)."""
+    """One batch: ``inputs`` and ``targets`` (B, T) long, ``target_mask`` (B, T) bool (True = scored).
+
+    ``positions`` (B, T) long, optional: the position id of each token, for task formats that
+    number tokens themselves (position coupling, Abacus); ``None`` = 0…T−1 (or the model's own rule).
+    Training and evaluation pass it to the model as ``model(inputs, positions=positions)``."""
 
     inputs: torch.Tensor
     targets: torch.Tensor
     target_mask: torch.Tensor
+    positions: torch.Tensor | None = None
 
     def __post_init__(self):
         if (
@@ -62,9 +67,15 @@ class Batch:
             )
         if self.inputs.dtype != torch.long or self.targets.dtype != torch.long or self.target_mask.dtype != torch.bool:
             raise ValueError("inputs and targets must be torch.long and target_mask torch.bool")
+        if self.positions is not None and (self.positions.shape != self.inputs.shape or self.positions.dtype != torch.long):
+            raise ValueError(
+                f"positions must be a torch.long tensor of the inputs' shape {tuple(self.inputs.shape)}; "
+                f"got {self.positions.dtype} {tuple(self.positions.shape)}"
+            )
 
     def to(self, device) -> Batch:
-        return Batch(self.inputs.to(device), self.targets.to(device), self.target_mask.to(device))
+        positions = None if self.positions is None else self.positions.to(device)
+        return Batch(self.inputs.to(device), self.targets.to(device), self.target_mask.to(device), positions)
 
 
 def digit_names(n: int) -> tuple[str, ...]:
