@@ -100,6 +100,8 @@ class MultiHeadAttention(nn.Module):
     Legend: B batch, T/Tq query length, Tk key length, C d_model, H heads, Hkv k/v heads, D head dim.
     """
 
+    head_hook = None  # a callable (B, H, T, D) -> (B, H, T, D) on the heads' outputs, or None (annotated.interpret)
+
     def __init__(
         self,
         d_model: int,
@@ -237,6 +239,8 @@ class MultiHeadAttention(nn.Module):
             v = self._split_heads(self.v_proj(context), self.n_kv_heads)  # (B, Hkv, Tk, D)
         check_mask_and_bias(mask, bias, (b, self.n_heads, t, k.shape[-2]))
         out, weights = self._attend(q, k, v, mask, bias, score_mod, causal, need_weights)  # (B, H, T, D)
+        if self.head_hook is not None:  # read or edit each head's output before W_o (annotated.interpret's ablations)
+            out = self.head_hook(out)  # (B, H, T, D)
         out = out.transpose(1, 2).reshape(b, t, self.n_heads * self.head_dim)  # (B, H, T, D) -> (B, T, H*D)
         return self.out_proj(out), weights
 
