@@ -7,6 +7,7 @@ module importing only those before it in this list:
 ``sequences``   copy, reverse, sort
 ``arithmetic``  addition, modular running sum, parity
 ``matching``    k-back, contains-pattern, long-range match, associative recall
+``extrapolation`` reversed addition with Abacus or coupled position ids, copy with EOS (counting copy)
 ``text``        the Tiny Shakespeare corpus and character-level windows (:class:`TextDataset`)
 ``registry``    ``TASKS``, :func:`register_task`, :func:`get_task`, and the built-in names
 
@@ -27,6 +28,7 @@ from annotated.tasks.base import (
     digit_names,
     letter_names,
 )
+from annotated.tasks.extrapolation import EOS, CopyEOSTask, ReversedAdditionTask, digit_places
 from annotated.tasks.matching import AssociativeRecallTask, ContainsPatternTask, KBackTask, LongRangeMatchTask
 from annotated.tasks.registry import TASKS, get_task, register_task
 from annotated.tasks.sequences import CopyTask, ReverseTask, SortTask
@@ -41,6 +43,7 @@ from annotated.tasks.text import (
 )
 
 __all__ = [
+    "EOS",
     "PAD",
     "SEP",
     "SPLITS",
@@ -51,6 +54,7 @@ __all__ = [
     "CharTokenizer",
     "ChecksumMismatchError",
     "ContainsPatternTask",
+    "CopyEOSTask",
     "CopyTask",
     "CorpusUnavailableError",
     "KBackTask",
@@ -60,12 +64,14 @@ __all__ = [
     "ParityTask",
     "PromptAnswerTask",
     "ReverseTask",
+    "ReversedAdditionTask",
     "SortTask",
     "Task",
     "TextDataset",
     "as_generator",
     "check_count",
     "digit_names",
+    "digit_places",
     "download_tiny_shakespeare",
     "get_task",
     "letter_names",

@@ -19,6 +19,7 @@ import re
 
 from annotated.tasks.arithmetic import AdditionTask, ModularRunningSumTask, ParityTask
 from annotated.tasks.base import Task
+from annotated.tasks.extrapolation import CopyEOSTask, ReversedAdditionTask
 from annotated.tasks.matching import AssociativeRecallTask, ContainsPatternTask, KBackTask, LongRangeMatchTask
 from annotated.tasks.sequences import CopyTask, ReverseTask, SortTask
 from annotated.tasks.text import TextDataset, load_tiny_shakespeare
@@ -68,4 +69,8 @@ register_task("k_back", KBackTask())
 register_task("contains_pattern", ContainsPatternTask())
 register_task("long_range_match", LongRangeMatchTask())
 register_task("associative_recall", AssociativeRecallTask())
+register_task("copy_eos", CopyEOSTask())  # Kazemnejad et al. 2023: copy, then EOS
+register_task("counting_copy", CopyEOSTask(repeated=True))  # one symbol n times, then EOS: counting
+register_task("addition_coupled", ReversedAdditionTask(end_marker=True, position_ids="coupled"))  # Cho et al. 2024
+register_task("addition_abacus", ReversedAdditionTask(position_ids="abacus"))  # McLeish et al. 2024
 register_task("tiny_shakespeare", TextDataset(load_tiny_shakespeare))  # reads the corpus on first use
