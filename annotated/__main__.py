@@ -3,6 +3,8 @@
     python -m annotated train --task sort --pe rope --layers 2 --d-model 64 --steps 500 --eval-lengths 12 16
     python -m annotated train --config sort_rope            # a config shipped in annotated/configs/
     python -m annotated sweep sweep_small                   # or a path to your own YAML / JSON
+    python -m annotated sweep sweep_small --jobs 2          # two runs at once, one torch thread each
+    python -m annotated sweep --resume experiments/20250101-120000_sweep_small   # finish a stopped sweep
     python -m annotated report experiments/20250101-120000_sort_rope
     python -m annotated list
 
@@ -105,8 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(config_flags=add_experiment_flags(t))
     output_options(t)
 
-    s = command("sweep", help="run the grid of a config (cross product) into a sweep folder")
-    s.add_argument("config", help=f"YAML/JSON file with a grid, or a shipped name ({', '.join(shipped_configs())})")
+    s = command("sweep", help="run the grid of a config (cross product) into a sweep folder",
+                description="Run every grid point into a new sweep folder, or finish one with --resume FOLDER: "
+                "completed runs are skipped, stopped runs resume from their checkpoints, missing runs start. "
+                "On a Ray cluster (pip install 'annotated[cluster]'): ray start --head on one machine, "
+                "then --executor ray --address HEAD_IP:6379 (or auto).")  # fmt: skip
+    s.add_argument("config", nargs="?",
+                   help=f"YAML/JSON file with a grid, or a shipped name ({', '.join(shipped_configs())})")  # fmt: skip
+    s.add_argument("--resume", metavar="FOLDER", help="finish the sweep in FOLDER (a sweep folder) instead")
+    s.add_argument("--jobs", type=int, default=1, help="runs at once in local processes, one torch thread each "
+                   "(default: %(default)s, in this process)")  # fmt: skip
+    s.add_argument("--executor", choices=lab.EXECUTORS, default="local", help="where runs train (default: %(default)s)")
+    s.add_argument("--address", help="the Ray cluster's address (HOST:PORT or auto); --executor ray only")
     add_plugin_flag(s)
     output_options(s)
     r = command("report", help="re-render reports, plots and summary of a run or sweep folder")
@@ -135,6 +147,24 @@ def experiment_from_args(args) -> ExperimentConfig:
         task = config.get("task", ExperimentConfig.task)
         config["name"] = f"{task}_{config['model'].get('positional', ModelConfig.positional)}"
     return ExperimentConfig.from_dict(config, base_dir=path.parent if path else None)
+
+
+def sweep_from_args(args, plugins) -> ExperimentConfig | None:
+    """The sweep's config (None with ``--resume``), every point and the executor checked: ValueError if not."""
+    if (args.config is None) == (args.resume is None):
+        raise ValueError("give a sweep config or --resume FOLDER (one of them)")
+    lab.check_executor(args.executor, args.jobs, args.address)
+    if args.resume:
+        points = [point for point, _ in lab.sweep_runs(args.resume)]
+        config = None
+    else:
+        config = ExperimentConfig.from_file(find_config(args.config))
+        config.plugins = list(config.plugins) + list(plugins)
+        points = lab.expand_grid(config)
+    for point in points:
+        point.plugins = list(point.plugins) + ([] if config else list(plugins))
+        lab.resolve(point)
+    return config
 
 
 def _print_run(folder) -> None:
@@ -166,10 +196,7 @@ def main(argv=None) -> int:
                 raise ValueError("this config has a grid; run it with: python -m annotated sweep CONFIG")
             lab.resolve(config)
         elif args.command == "sweep":
-            config = ExperimentConfig.from_file(find_config(args.config))
-            config.plugins = list(config.plugins) + list(plugins)
-            for point in lab.expand_grid(config):
-                lab.resolve(point)
+            config = sweep_from_args(args, plugins)
         elif not Path(args.path).is_dir():
             raise ValueError(f"{args.path} is not a folder")
     except ValueError as error:
@@ -179,7 +206,11 @@ def main(argv=None) -> int:
         if args.command == "train":
             _print_run(lab.run(config, args.out, progress=args.progress))
         elif args.command == "sweep":
-            folder = lab.sweep(config, args.out, progress=args.progress)
+            where = {"jobs": args.jobs, "executor": args.executor, "address": args.address, "progress": args.progress}
+            if args.resume:
+                folder = lab.resume_sweep(args.resume, plugins=plugins, **where)
+            else:
+                folder = lab.sweep(config, args.out, **where)
             print(f"{folder}: summary.csv and report.md written")
             failed = [
                 r["run"]

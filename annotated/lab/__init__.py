@@ -5,7 +5,9 @@ Each module imports only those above it in this list:
 ``plugins``   :func:`load_plugins`: a user's file or module that registers tasks
 ``config``    :class:`ExperimentConfig`, the shipped configs (:func:`find_config`), :func:`resolve`
 ``runs``      :func:`run` one experiment into a dated folder, :func:`resume` one that stopped
-``sweeps``    :func:`sweep` a grid into one folder, summary.csv over seeds (:func:`expand_grid`)
+``executors`` where a sweep's runs train: this process, ``jobs=N`` local processes, or Ray
+``sweeps``    :func:`sweep` a grid into one folder, summary.csv over seeds (:func:`expand_grid`);
+              :func:`resume_sweep` finishes one on its folder
 ``rerender``  :func:`report`: redraw a run's or a sweep's reports from its files
 
 ``plugins`` lists Python files or modules imported first, so a task a user registers with
@@ -27,20 +29,23 @@ from annotated.lab.config import (
     shipped_configs,
     train_values,
 )
+from annotated.lab.executors import EXECUTORS, check_executor
 from annotated.lab.plugins import load_plugins
 from annotated.lab.rerender import report, rerender_run
 from annotated.lab.runs import environment, new_folder, resume, run, save_checkpoint
-from annotated.lab.sweeps import GRID_KEYS, expand_grid, sweep, sweep_runs, write_summary
+from annotated.lab.sweeps import GRID_KEYS, expand_grid, resume_sweep, sweep, sweep_runs, write_summary
 from annotated.reports import read_csv
 
 __all__ = [
     "CONFIG_DIR",
+    "EXECUTORS",
     "GRID_KEYS",
     "LAB_DEFAULTS",
     "NAME_PATTERN",
     "ExperimentConfig",
     "Resolved",
     "as_config",
+    "check_executor",
     "environment",
     "expand_grid",
     "find_config",
@@ -51,6 +56,7 @@ __all__ = [
     "rerender_run",
     "resolve",
     "resume",
+    "resume_sweep",
     "run",
     "save_checkpoint",
     "shipped_configs",
