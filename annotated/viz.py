@@ -52,8 +52,15 @@ def attention_heatmap(
     if annotate:
         for i in range(w.shape[0]):
             for j in range(w.shape[1]):
-                ax.text(j, i, f"{w[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                        color="white" if w[i, j] < 0.6 * (vmax or w.max()) else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{w[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if w[i, j] < 0.6 * (vmax or w.max()) else "black",
+                )
     if colorbar:
         ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     return im
@@ -80,6 +87,17 @@ def figure_png(fig: Figure, dpi: int = 100) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return buf.getvalue()
+
+
+def figure_image(fig: Figure, dpi: int = 100):
+    """A figure as an ``IPython.display.Image``: shown as a cell's value whatever the plotting backend.
+
+    A figure made with :func:`new_figure` is not known to pyplot, so a notebook would not draw
+    it by itself; the chapters show the diagrams of :mod:`annotated.diagrams` this way.
+    """
+    from IPython.display import Image
+
+    return Image(figure_png(fig, dpi=dpi))
 
 
 def new_figure(*args, **kwargs) -> Figure:
@@ -114,8 +132,17 @@ def attention_row_bars(row, ax, *, key_labels=None, title: str | None = None, co
     return ax
 
 
-def head_grid(weights, *, query_labels=None, key_labels=None, titles=None, ncols: int | None = None,
-              figsize=None, annotate: bool = False, fig=None):
+def head_grid(
+    weights,
+    *,
+    query_labels=None,
+    key_labels=None,
+    titles=None,
+    ncols: int | None = None,
+    figsize=None,
+    annotate: bool = False,
+    fig=None,
+):
     """One heatmap per head for a stack of attention matrices ``(H, Tq, Tk)``, sharing one colour bar.
 
     ``fig``: draw onto this (empty) figure instead of a new pyplot one — the widgets pass an
@@ -138,16 +165,32 @@ def head_grid(weights, *, query_labels=None, key_labels=None, titles=None, ncols
         if h >= n:
             ax.axis("off")
             continue
-        im = attention_heatmap(w[h], ax, query_labels=query_labels, key_labels=key_labels, title=titles[h],
-                               annotate=annotate, colorbar=False)
+        im = attention_heatmap(
+            w[h],
+            ax,
+            query_labels=query_labels,
+            key_labels=key_labels,
+            title=titles[h],
+            annotate=annotate,
+            colorbar=False,
+        )
         if h % ncols:
             ax.set_ylabel("")
     fig.colorbar(im, ax=list(axes[:n]), fraction=0.03, pad=0.02)
     return fig
 
 
-def signed_heatmap(matrix, ax, *, title: str | None = None, xlabel: str = "", ylabel: str = "",
-                   cmap: str = "RdBu_r", colorbar: bool = True, symmetric: bool = True):
+def signed_heatmap(
+    matrix,
+    ax,
+    *,
+    title: str | None = None,
+    xlabel: str = "",
+    ylabel: str = "",
+    cmap: str = "RdBu_r",
+    colorbar: bool = True,
+    symmetric: bool = True,
+):
     """Draw any real matrix (positional encodings, biases, similarities) with a diverging colour map
     centred on 0 (``symmetric=True``) or spanning its range. Returns the image."""
     m = _to_numpy(matrix)
