@@ -12,16 +12,20 @@ Legend: B batch, T sequence length, V vocabulary, L layers, H heads.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from annotated.attention import attention_entropy
+from annotated.intervals import wilson_interval
+from annotated.positional.randomized import sample_sorted_positions
 from annotated.tasks import Task
 from annotated.train_config import TrainConfig
 
 EVAL_SEED_OFFSET = 1_000_003  # held-out stream: seed * this + length, never the training stream
+POSITION_SEED_SHIFT = 500_001  # randomized positions at evaluation: their own stream, apart from the data's
 
 
 def length_range(train_length) -> tuple[int, int]:
@@ -49,6 +53,36 @@ def check_lengths(model_config, task: Task, lengths: Sequence[int]) -> None:
             )
 
 
+def batch_positions(model, batch, generator: torch.Generator) -> dict:
+    """The ``positions=`` keyword for one batch: the task's own ids (coupling, Abacus), else for a
+    randomized model (``model.position_range > 0``) a sorted random draw per sequence from
+    ``generator`` (Ruoss et al. draw them at training *and* test time), else nothing (0…T−1)."""
+    if batch.positions is not None:
+        return {"positions": batch.positions}
+    limit = getattr(model, "position_range", 0)
+    if not limit:
+        return {}
+    b, t = batch.inputs.shape
+    return {"positions": sample_sorted_positions(b, t, limit, generator).to(batch.inputs.device)}
+
+
+def expand_lengths(spec) -> list[int]:
+    """Evaluation lengths from a list of ints, or a range written ``"1..40"`` / ``"2..40:2"`` (every
+    length from 1 to 40, or every second one), as accuracy-vs-length curves need."""
+    if isinstance(spec, str):
+        match = re.fullmatch(r"\s*(\d+)\s*\.\.\s*(\d+)\s*(?::\s*(\d+))?\s*", spec)
+        if not match or int(match[1]) < 1 or int(match[1]) > int(match[2]) or match[3] == "0":
+            raise ValueError(f"a length range reads 'LOW..HIGH' or 'LOW..HIGH:STEP' with 1 ≤ LOW ≤ HIGH, got {spec!r}")
+        return list(range(int(match[1]), int(match[2]) + 1, int(match[3] or 1)))
+    if isinstance(spec, Sequence):
+        out = []
+        for item in spec:
+            out += expand_lengths(item) if isinstance(item, str) else [item]
+        if all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in out):
+            return sorted(set(out))
+    raise ValueError(f"eval_lengths must be positive integers or ranges like '1..40', got {spec!r}")
+
+
 def model_logits(model, inputs, **kwargs):
     """``(logits (B, T, V), attention weights per layer or None)`` of a model that returns either a
     :class:`~annotated.models.ModelOutput` or bare logits."""
@@ -64,13 +98,15 @@ def evaluate(model, task: Task, length: int, config: TrainConfig, device: torch.
     scored queries, one value per layer and head (``entropy/L0H1``).
     """
     generator = torch.Generator().manual_seed(config.seed * EVAL_SEED_OFFSET + length)
+    position_rng = torch.Generator().manual_seed(config.seed * EVAL_SEED_OFFSET + length + POSITION_SEED_SHIFT)
     was_training = model.training
     model.eval()
     loss_sum, correct, scored, exact, sequences = 0.0, 0, 0, 0, 0
     entropy = None
     for i in range(config.eval_batches):
         batch = task.sample(config.eval_batch_size or config.batch_size, length, generator, split="val").to(device)
-        logits, attentions = model_logits(model, batch.inputs, need_weights=i == 0)  # (B, T, V); L × (B, H, T, Tk)
+        positions = batch_positions(model, batch, position_rng)  # None, the task's ids, or a random sorted draw
+        logits, attentions = model_logits(model, batch.inputs, need_weights=i == 0, **positions)  # (B,T,V); L×(B,H,T,Tk)
         mask = batch.target_mask  # (B, T)
         loss_sum += float(F.cross_entropy(logits[mask].float(), batch.targets[mask], reduction="sum"))
         hits = (logits.argmax(-1) == batch.targets) | ~mask  # (B, T): right, or not scored
@@ -86,6 +122,9 @@ def evaluate(model, task: Task, length: int, config: TrainConfig, device: torch.
     loss = loss_sum / max(scored, 1)
     row = {"length": length, "loss": loss, "perplexity": math.exp(min(loss, 700.0))}
     row |= {"token_accuracy": correct / max(scored, 1), "exact_match": exact / max(sequences, 1)}
+    row |= {"n_sequences": sequences, "n_scored": scored}
+    row["exact_match_lo"], row["exact_match_hi"] = wilson_interval(exact, sequences)
+    row["token_accuracy_lo"], row["token_accuracy_hi"] = wilson_interval(correct, scored)
     if entropy is not None:
         row |= {f"entropy/L{i}H{h}": float(e) for i, layer in enumerate(entropy.tolist()) for h, e in enumerate(layer)}
     return row

@@ -49,6 +49,7 @@ class ModelConfig:
     n_classes: int | None = None  # encoder only: size of the sequence-classification head (None = no head)
     pad_id: int | None = None  # token id of padding: encoders hide these keys when no padding mask is given
     embedding_scale: float | None = None  # token embeddings × this; None → √d_model for sinusoidal/randomized, else 1
+    random_positions: int = 0  # > 0: positions are a sorted random subset of range(this) (Ruoss et al. 2023); 0: 0…T−1
 
     def __post_init__(self):
         check_choice("arch", self.arch, ARCHITECTURES)
@@ -87,6 +88,7 @@ class ModelConfig:
                 raise ValueError(f"n_classes must be at least 2, got {self.n_classes}")
         if self.pad_id is not None and not 0 <= self.pad_id < self.vocab_size:
             raise ValueError(f"pad_id={self.pad_id} must be a token id in [0, vocab_size={self.vocab_size})")
+        self._check_random_positions()
         if self.embedding_scale is not None:
             scale = self.embedding_scale
             if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale < math.inf:
@@ -107,6 +109,17 @@ class ModelConfig:
     def positional_encoding(self) -> type:
         """The class of the positional encoding (what it needs and has: ``where``, ``even_head_dim``, …)."""
         return POSITIONAL_ENCODINGS[self.positional]
+
+    def _check_random_positions(self) -> None:
+        """Randomized positions (any encoding): a table must hold every position that can be drawn."""
+        r = self.random_positions
+        if isinstance(r, bool) or not isinstance(r, int) or r < 0:
+            raise ValueError(f"random_positions must be an integer ≥ 0 (0 = positions 0…T−1), got {r!r}")
+        if r and self.positional_encoding.table_limit and r > self.max_len:
+            raise ValueError(
+                f"random_positions={r} draws positions up to {r - 1} but the learned table has max_len={self.max_len} "
+                f"rows; set max_len ≥ {r}"
+            )
 
     def _check_attention_kernel(self) -> None:
         """Refuse what a kernel cannot honour (the kernel applies to self-attention only)."""

@@ -50,6 +50,7 @@ from annotated.model_config import ARCHITECTURES, ModelConfig  # noqa: F401  (AR
 from annotated.model_summary import count_parameters, summary  # noqa: F401  (re-exported)
 from annotated.multihead import KVCache
 from annotated.positional import make_positional
+from annotated.positional.randomized import sample_sorted_positions
 
 
 @dataclass
@@ -194,8 +195,17 @@ class DecoderOnly(AnnotatedModel):
         """``idx (B, T)`` → logits ``(B, T, V)``; with ``caches`` (from :meth:`new_caches`) the
         tokens continue the cached ones (their positions start at the cache length)."""
         _check_ids(idx, self.config.vocab_size)
+        if positions is None and caches is None and self.config.random_positions:  # Ruoss et al.: train and test alike
+            positions = sample_sorted_positions(idx.shape[0], idx.shape[1], self.config.random_positions).to(idx.device)
         h, attn, _ = self.decoder(self.embed(idx), need_weights=need_weights, positions=positions, caches=caches)
         return ModelOutput(self.lm_head(h), attn)
+
+    @property
+    def position_range(self) -> int:
+        """How many positions randomized training draws from (0 = none): ``config.random_positions``, or the
+        randomized encoding's own ``max_positions``. :func:`annotated.train.train` and
+        :func:`annotated.evaluation.evaluate` pass positions drawn from seeded generators."""
+        return self.config.random_positions or getattr(self.decoder.positional, "max_positions", 0)
 
 
 class EncoderOnly(AnnotatedModel):

@@ -31,6 +31,10 @@ class TrainConfig:
     checkpoint_every: int = 0
     seed: int = 0
     device: str | None = None  # None = "cuda" when available, else "cpu"
+    stop_accuracy: float | None = None  # stop once held-out exact match at the training lengths reaches this…
+    stop_patience: int = 2  # …in this many evaluations in a row (needs eval_every > 0); steps is then the cap
+    snapshot_every: int = 50  # keep the state every N steps, to fall back to after a divergence or a stop
+    compile: bool = False  # torch.compile the model for the training steps (needs a C++ compiler on the CPU)
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
@@ -58,6 +62,22 @@ class TrainConfig:
             raise ValueError(f"warmup_steps={self.warmup_steps} exceeds steps={self.steps}; lower warmup_steps")
         if self.device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?|mps", str(self.device)):
             raise ValueError(f"TrainConfig.device must be 'cpu', 'cuda', 'cuda:N', 'mps' or None, got {self.device!r}")
+
+        self._check_stop_rule()
+
+    def _check_stop_rule(self) -> None:
+        if self.stop_accuracy is not None:
+            acc = self.stop_accuracy
+            if isinstance(acc, bool) or not isinstance(acc, int | float) or not 0 < acc <= 1:
+                raise ValueError(f"TrainConfig.stop_accuracy must be a number in (0, 1] or None, got {acc!r}")
+            if not self.eval_every:
+                raise ValueError("the stop rule reads held-out accuracy every eval_every steps; set eval_every > 0")
+        for name in ("stop_patience", "snapshot_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be an integer ≥ 1, got {value!r}")
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"TrainConfig.compile must be true or false, got {self.compile!r}")
 
     def to_dict(self) -> dict:
         return {**asdict(self), "betas": list(self.betas)}

@@ -96,8 +96,11 @@ def main(argv=None) -> None:
         "seeds": {str(d): [0, *EXTRA_SEEDS.get(d, ())] for d in WIDTHS},
         "evaluation": f"mean next-character loss (nats) over {EVAL_WINDOWS} windows of {CONTEXT} characters per "
         "split, drawn with torch.Generator seed 1234 (annotated.scaling.heldout_loss)",
-        "corpus": {"name": "tiny_shakespeare", "sha256": hashlib.sha256(corpus.read_bytes()).hexdigest(),
-                   "val_fraction": 0.1},  # fmt: skip
+        "corpus": {
+            "name": "tiny_shakespeare",
+            "sha256": hashlib.sha256(corpus.read_bytes()).hexdigest(),
+            "val_fraction": 0.1,
+        },  # fmt: skip
         "total_wall_time_s": round(sum(r["wall_time_s"] for r in rows), 1),
         "environment": environment("cpu") | {"threads": 1},
     }

@@ -284,7 +284,11 @@ def test_nan_loss_stops_with_last_good_weights():
     callback = lambda kind, row: after_step.setdefault(row["step"], copy.deepcopy(model.state_dict()))  # noqa: E731
     with pytest.raises(TrainingDiverged, match="diverged at step 5: the loss is nan.*lower lr") as caught:
         train(
-            model, SORT, train_length=4, config=TrainConfig(steps=10, warmup_steps=0, batch_size=8), callback=callback
+            model,
+            SORT,
+            train_length=4,
+            config=TrainConfig(steps=10, warmup_steps=0, batch_size=8, snapshot_every=3),
+            callback=callback,
         )
     assert caught.value.step == 5
     assert [r["step"] for r in caught.value.history.steps] == [1, 2, 3, 4]
@@ -310,7 +314,9 @@ def test_resume_from_a_checkpoint_ends_like_an_uninterrupted_run():
     with pytest.raises(KeyboardInterrupt):
         train(broken, SORT, train_length=[2, 5], config=config, callback=interrupt,
               checkpoint=lambda state: saved.append(copy.deepcopy(state)))  # fmt: skip
-    assert [s["step"] for s in saved] == [4, 8]
+    # checkpoints at 4 and 8, then on the interrupt the last snapshot (step 8) once more, marked
+    assert [s["step"] for s in saved] == [4, 8, 8]
+    assert saved[-1]["status"] == "interrupted" and "status" not in saved[1]
     fresh = small_model(dropout=0.1, seed=123)  # different init: everything must come from the checkpoint
     resumed = train(fresh, SORT, train_length=[2, 5], config=config, resume_state=saved[-1])
     for name, value in whole.state_dict().items():

@@ -11,6 +11,19 @@ from annotated.positional.absolute import SinusoidalEncoding
 from annotated.positional.base import PositionalEncoding
 
 
+def sample_sorted_positions(batch: int, length: int, max_positions: int, generator=None) -> torch.Tensor:
+    """``(B, T)`` positions: for each row a sorted subset of ``range(max_positions)`` drawn
+    uniformly without replacement (Ruoss et al. 2023, their reference implementation's
+    ``np.sort(np.random.choice(L, size=T, replace=False))``)."""
+    if length > max_positions:
+        raise ValueError(
+            f"cannot draw {length} distinct positions from range({max_positions}); "
+            "raise the position range (random_positions / max_positions) above the longest sequence"
+        )
+    noise = torch.rand(batch, max_positions, generator=generator)  # (B, L)
+    return noise.argsort(dim=-1)[:, :length].sort(dim=-1).values  # (B, T): a random sorted subset
+
+
 class RandomizedPositions(PositionalEncoding):
     """Randomized positional encodings (Ruoss et al. 2023, "Randomized Positional Encodings
     Boost Length Generalization of Transformers").
@@ -23,10 +36,13 @@ class RandomizedPositions(PositionalEncoding):
     Randomness comes from ``generator`` (or a private one seeded with ``seed``); with
     neither, the global torch RNG is used.
 
-    Evaluation (``self.training`` False): we use the plain positions ``0..T-1`` by default,
-    which is deterministic and comparable with the other encodings. The paper's reference
-    implementation samples random sorted positions at evaluation too; set
-    ``sample_in_eval=True`` to follow it. Explicitly passed ``positions`` are always used as given.
+    Evaluation (``self.training`` False) with no ``positions`` given uses ``0..T-1`` unless
+    ``sample_in_eval=True``. The library's training loop and evaluation do what the paper's
+    reference implementation does: they pass random sorted positions in training *and* in
+    evaluation (:func:`annotated.evaluation.evaluate` draws them from a seeded generator), since a
+    model trained on large position values has never seen ``0..T-1``. Any other encoding is
+    randomized the same way with ``ModelConfig.random_positions``. Explicitly passed
+    ``positions`` are always used as given.
     """
 
     where = "embedding"
@@ -53,13 +69,7 @@ class RandomizedPositions(PositionalEncoding):
 
     def sample_positions(self, batch: int, length: int) -> torch.Tensor:
         """``(B, T)`` sorted positions, distinct within each row, from ``range(max_positions)``."""
-        if length > self.max_positions:
-            raise ValueError(
-                f"cannot draw {length} distinct positions from range({self.max_positions}); "
-                "raise max_positions above the longest sequence"
-            )
-        noise = torch.rand(batch, self.max_positions, generator=self.generator)  # (B, max_positions)
-        return noise.argsort(dim=-1)[:, :length].sort(dim=-1).values  # (B, T): a random sorted subset
+        return sample_sorted_positions(batch, length, self.max_positions, self.generator)
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         if positions is None and (self.training or self.sample_in_eval):
