@@ -24,6 +24,7 @@ import yaml
 from annotated.lab.plugins import load_plugins
 from annotated.models import ModelConfig, build_model
 from annotated.tasks import Task, get_task
+from annotated.trackers import check_tracker
 from annotated.train import TrainConfig, check_lengths, length_range
 
 NAME_PATTERN = r"[A-Za-z0-9_.\-=]+"
@@ -47,6 +48,7 @@ class ExperimentConfig:
     train: dict = field(default_factory=dict)  # TrainConfig fields (the seed is the one below)
     seed: int = 0  # seeds the model's initialisation and the training batches
     plugins: list[str] = field(default_factory=list)  # .py files or module names to import first
+    tracker: str = "none"  # also log the metrics to "tensorboard" or "wandb" (offline unless logged in); see annotated.trackers
     grid: dict = field(default_factory=dict)  # sweeps only: {"model.positional": [...], "seed": [...]}
     base_dir: str | None = field(default=None, repr=False, compare=False)  # where relative plugin paths start
 
@@ -151,6 +153,7 @@ def resolve(config: ExperimentConfig) -> Resolved:
     if not isinstance(config.name, str) or not re.fullmatch(NAME_PATTERN, config.name):
         raise ValueError(f"name must be letters, digits, '_', '-', '.', '=' (it names a folder), got {config.name!r}")
     plugins = load_plugins(config.plugins, config.base_dir)
+    check_tracker(config.tracker)
     task = get_task(config.task)
     if config.task_kwargs:
         try:
