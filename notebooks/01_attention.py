@@ -55,9 +55,10 @@ import torch
 import torch.nn.functional as F
 
 from annotated.attention import attend, attention_entropy
+from annotated.diagrams import qkv_diagram
 from annotated.masks import and_masks, causal, causal_mask, combine_masks, materialize_mask, padding, padding_mask
 from annotated.showcode import show_source
-from annotated.viz import attention_heatmap, mask_heatmap
+from annotated.viz import attention_heatmap, figure_image, mask_heatmap
 from annotated.widgets import InteractiveFigure
 
 torch.manual_seed(0)
@@ -131,7 +132,13 @@ for q in ([0.0, 3.0], [1.5, 1.5], [10.0, 0.0]):
 # where the softmax runs over the keys (each row of $A$ sums to one), $B$ is an optional
 # additive bias (later chapters put positional information there), and masked-out entries
 # get a score of $-\infty$, hence a weight of exactly zero. The library's `attend` is this
-# formula and nothing more. Here it is, exactly as the tests run it:
+# formula and nothing more. The picture, with the shape of every operand:
+
+# %% tags=["hide-input"]
+figure_image(qkv_diagram())
+
+# %% [markdown]
+# Here is `attend`, exactly as the tests run it:
 
 # %%
 show_source(attend)
