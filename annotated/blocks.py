@@ -25,13 +25,19 @@ F d_ff, H heads, Tk keys of self-attention (cached tokens included).
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn as nn
 
 from annotated.multihead import KVCache, MultiHeadAttention
 
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"gelu": nn.GELU, "relu": nn.ReLU}
+# GELU exact (BERT), its tanh approximation (GPT-2's "gelu_new"; Hendrycks & Gimpel 2016, §2), ReLU (original, T5)
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "gelu": nn.GELU,
+    "gelu_tanh": partial(nn.GELU, approximate="tanh"),
+    "relu": nn.ReLU,
+}
 NORM_PLACEMENTS = ("pre", "post")
 
 
@@ -47,8 +53,10 @@ class FeedForward(nn.Module):
         FFN(x) = W₂ · act(W₁ x + b₁) + b₂,     W₁: C → F,  W₂: F → C
 
     applied to every position separately (the only place a block mixes channels without
-    mixing positions). ``act`` is GELU (Hendrycks & Gimpel 2016; GPT, BERT) or ReLU (the
-    original and T5). Dropout acts on the hidden layer; the residual sub-layer adds its own.
+    mixing positions). ``act`` is GELU (Hendrycks & Gimpel 2016; BERT), its tanh
+    approximation ``0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`` ("gelu_tanh", which GPT-2
+    uses; it differs from exact GELU by up to ~5e-4) or ReLU (the original and T5). Dropout
+    acts on the hidden layer; the residual sub-layer adds its own.
     Gated variants (SwiGLU) are left out.
     """
 
@@ -73,14 +81,17 @@ class Residual(nn.Module):
     ``h = x`` (post); extra arguments (an encoder output for cross-attention, masks, a
     cache) pass through untouched — in particular the encoder output is not normalised
     here. ``f`` may return a tensor or a tuple ``(tensor, extra)`` such as attention's
-    ``(out, weights)``; the result is always ``(new x, extra or None)``.
+    ``(out, weights)``; the result is always ``(new x, extra or None)``. ``eps`` is the
+    LayerNorm's ε (PyTorch's and GPT-2's 1e-5; BERT's 1e-12).
     """
 
-    def __init__(self, sublayer: nn.Module, d_model: int, *, norm: str = "pre", dropout: float = 0.0):
+    def __init__(
+        self, sublayer: nn.Module, d_model: int, *, norm: str = "pre", dropout: float = 0.0, eps: float = 1e-5
+    ):
         super().__init__()
         check_choice("norm placement", norm, NORM_PLACEMENTS)
         self.sublayer, self.norm_placement = sublayer, norm
-        self.norm = nn.LayerNorm(d_model)
+        self.norm = nn.LayerNorm(d_model, eps=eps)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor, object]:
@@ -102,6 +113,7 @@ class TransformerBlock(nn.Module):
             self-attention (RoPE, ALiBi, T5 bias act there); cross-attention gets none.
         n_kv_heads: grouped-query attention in both attentions (see
             :class:`~annotated.attention.MultiHeadAttention`).
+        norm_eps: the ε of every LayerNorm in the block (BERT: 1e-12).
 
     ``forward`` returns ``(x (B, T, C), self weights (B, H, T, Tk) or None, cross weights
     (B, H, T, S) or None)``; weights are computed only with ``need_weights=True``.
@@ -121,6 +133,7 @@ class TransformerBlock(nn.Module):
         dropout: float = 0.0,
         bias: bool = True,
         positional=None,
+        norm_eps: float = 1e-5,
     ):
         super().__init__()
         d_ff = 4 * d_model if d_ff is None else d_ff
@@ -129,11 +142,10 @@ class TransformerBlock(nn.Module):
         def attention(pe=None) -> MultiHeadAttention:
             return MultiHeadAttention(d_model, n_heads, n_kv_heads, bias=bias, dropout=dropout, positional=pe)
 
-        self.self_attn = Residual(attention(positional), d_model, norm=norm, dropout=dropout)
-        self.cross_attn = Residual(attention(), d_model, norm=norm, dropout=dropout) if cross_attention else None
-        self.ff = Residual(
-            FeedForward(d_model, d_ff, activation, dropout, bias=bias), d_model, norm=norm, dropout=dropout
-        )
+        residual = partial(Residual, d_model=d_model, norm=norm, dropout=dropout, eps=norm_eps)
+        self.self_attn = residual(attention(positional))
+        self.cross_attn = residual(attention()) if cross_attention else None
+        self.ff = residual(FeedForward(d_model, d_ff, activation, dropout, bias=bias))
 
     def forward(
         self,

@@ -109,12 +109,14 @@ class Stack(nn.Module):
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(
             block(c.d_model, c.n_heads, c.d_ff, n_kv_heads=c.n_kv_heads, norm=c.norm, activation=c.activation,
-                  dropout=c.dropout, bias=c.bias, positional=in_attention, **extra)
+                  dropout=c.dropout, bias=c.bias, positional=in_attention, norm_eps=c.norm_eps, **extra)
             for _ in range(c.n_layers)
         )  # fmt: skip
         for block in self.blocks:  # the chosen kernel runs the self-attention; cross-attention stays dense
             block.self_attn.sublayer.use_kernel(c.attention, c.attention_params)
-        self.final_norm = nn.LayerNorm(c.d_model) if c.norm == "pre" else nn.Identity()
+        self.final_norm = nn.LayerNorm(c.d_model, eps=c.norm_eps) if c.norm == "pre" else nn.Identity()
+        # BERT normalises the summed embeddings before the first block (Devlin et al. 2019).
+        self.embedding_norm = nn.LayerNorm(c.d_model, eps=c.norm_eps) if c.embedding_norm else None
 
     def forward(self, x, memory=None, *, mask=None, memory_mask=None, need_weights=False, positions=None, caches=None):
         """``x`` token embeddings (B, T, C) → (hidden (B, T, C), self weights per layer, cross weights per layer)."""
@@ -124,7 +126,8 @@ class Stack(nn.Module):
         pe_positions = positions
         if positions is None and offset:  # continuing a cached sequence: the new tokens sit after the cache
             pe_positions = torch.arange(offset, offset + x.shape[1], device=x.device)  # (T,)
-        x = self.drop(self.positional(x, pe_positions))  # identity unless the encoding acts on embeddings
+        x = self.positional(x, pe_positions)  # identity unless the encoding acts on embeddings
+        x = self.drop(x if self.embedding_norm is None else self.embedding_norm(x))
         self_w, cross_w = [], []
         for i, block in enumerate(self.blocks):
             cache = None if caches is None else caches[i]
@@ -144,13 +147,25 @@ class AnnotatedModel(nn.Module):
         super().__init__()
         self.config = config
         self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)  # (V, C)
+        # BERT's segment embedding (Devlin et al. 2019, §3.2): one learned vector per token type.
+        self.type_emb = nn.Embedding(config.n_token_types, config.d_model) if config.n_token_types else None
 
-    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+    def embed(self, idx: torch.Tensor, token_types: torch.Tensor | None = None) -> torch.Tensor:
         """Token ids ``(B, T)`` → token embeddings ``(B, T, C)`` times the config's
-        ``effective_embedding_scale`` (Vaswani et al. 2017, §3.4); every model reads its tokens here."""
+        ``effective_embedding_scale`` (Vaswani et al. 2017, §3.4); every model reads its tokens here.
+        With ``n_token_types`` the type embedding of ``token_types (B, T)`` (all type 0 when None) is added."""
         scale = self.config.effective_embedding_scale
         x = self.tok_emb(idx)  # (B, T, C)
-        return x if scale == 1.0 else x * scale
+        x = x if scale == 1.0 else x * scale
+        if self.type_emb is None and token_types is not None:
+            raise ValueError("token_types given, but this model has no token-type embedding; set n_token_types")
+        if self.type_emb is not None:
+            types = torch.zeros_like(idx) if token_types is None else token_types  # (B, T)
+            _check_ids(types, self.config.n_token_types, "token_types")
+            if types.shape != idx.shape:
+                raise ValueError(f"token_types must have the ids' shape {tuple(idx.shape)}, got {tuple(types.shape)}")
+            x = x + self.type_emb(types)  # (B, T, C)
+        return x
 
     def _make_lm_head(self) -> nn.Linear:
         return nn.Linear(self.config.d_model, self.config.vocab_size, bias=False)  # C -> V
@@ -219,22 +234,23 @@ class EncoderOnly(AnnotatedModel):
         self.classifier = nn.Linear(config.d_model, config.n_classes) if config.n_classes else None  # C -> K
         self._init_weights()
 
-    def encode(self, idx, *, padding_mask=None, need_weights=False):
+    def encode(self, idx, *, padding_mask=None, need_weights=False, token_types=None):
+        """``idx (B, T)`` [, BERT's ``token_types (B, T)``] → (states (B, T, C), weights, key mask (B, 1, 1, T))."""
         _check_ids(idx, self.config.vocab_size)
         mask = _key_mask(padding_mask, idx, self.config.pad_id)
-        h, attn, _ = self.encoder(self.embed(idx), mask=mask, need_weights=need_weights)
+        h, attn, _ = self.encoder(self.embed(idx, token_types), mask=mask, need_weights=need_weights)
         return h, attn, mask
 
-    def forward(self, idx, *, padding_mask=None, need_weights=False) -> ModelOutput:
+    def forward(self, idx, *, padding_mask=None, need_weights=False, token_types=None) -> ModelOutput:
         """``idx (B, T)``, ``padding_mask (B, T)`` bool (True = real token) → MLM logits ``(B, T, V)``."""
-        h, attn, _ = self.encode(idx, padding_mask=padding_mask, need_weights=need_weights)
+        h, attn, _ = self.encode(idx, padding_mask=padding_mask, need_weights=need_weights, token_types=token_types)
         return ModelOutput(self.lm_head(h), attn)
 
-    def classify(self, idx, *, padding_mask=None) -> torch.Tensor:
+    def classify(self, idx, *, padding_mask=None, token_types=None) -> torch.Tensor:
         """Class logits ``(B, K)`` from the mean final state over the real tokens."""
         if self.classifier is None:
             raise ValueError("this model has no classification head; set n_classes in its ModelConfig")
-        h, _, mask = self.encode(idx, padding_mask=padding_mask)
+        h, _, mask = self.encode(idx, padding_mask=padding_mask, token_types=token_types)
         weight = torch.ones_like(idx, dtype=h.dtype) if mask is None else mask[:, 0, 0].to(h.dtype)  # (B, T)
         pooled = (h * weight[..., None]).sum(1) / weight.sum(1, keepdim=True).clamp_min(1)  # (B, C)
         return self.classifier(pooled)  # (B, K)
