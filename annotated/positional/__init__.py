@@ -3,15 +3,19 @@
 Each encoding acts at one place — added to the embeddings (:mod:`~annotated.positional.absolute`,
 :mod:`~annotated.positional.randomized`), rotating q and k (:mod:`~annotated.positional.rope`),
 or as a ``score_mod`` on the scores (:mod:`~annotated.positional.bias`); NoPE does nothing.
+Two read ids the task gives with the batch: Abacus (:mod:`~annotated.positional.abacus`, digit
+places) and the coupled relative bias (:mod:`~annotated.positional.coupled`, position coupling).
 :mod:`~annotated.positional.base` holds the interface and the properties each encoding
 declares. This module is the registry.
 """
 
 from __future__ import annotations
 
+from annotated.positional.abacus import AbacusEncoding
 from annotated.positional.absolute import LearnedAbsoluteEncoding, SinusoidalEncoding, sinusoidal_encoding
 from annotated.positional.base import NoPositionalEncoding, PositionalEncoding
 from annotated.positional.bias import AlibiBias, T5RelativeBias, alibi_slopes, t5_relative_bucket
+from annotated.positional.coupled import CoupledRelativeBias
 from annotated.positional.randomized import RandomizedPositions
 from annotated.positional.rope import RotaryEncoding, apply_rope
 
@@ -24,6 +28,8 @@ POSITIONAL_ENCODINGS: dict[str, type[PositionalEncoding]] = {
     "alibi": AlibiBias,
     "t5": T5RelativeBias,
     "randomized": RandomizedPositions,
+    "abacus": AbacusEncoding,  # reads digit places from the batch (McLeish et al. 2024)
+    "coupled_bias": CoupledRelativeBias,  # reads coupled ids from the batch (Cho et al. 2024)
 }
 
 
@@ -42,7 +48,9 @@ def make_positional(name: str, *, d_model: int, n_heads: int, max_len: int, caus
 
 __all__ = [
     "POSITIONAL_ENCODINGS",
+    "AbacusEncoding",
     "AlibiBias",
+    "CoupledRelativeBias",
     "LearnedAbsoluteEncoding",
     "NoPositionalEncoding",
     "PositionalEncoding",
