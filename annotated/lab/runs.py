@@ -8,6 +8,7 @@
     *.png           loss, accuracy, gradient norms, accuracy vs length, attention maps
     report.json     status, in-distribution and per-length accuracy, generalisation gap, time, size
     report.md       the same for people
+    tensorboard/    with ``tracker: tensorboard`` (wandb/ with ``tracker: wandb``): the same metrics, see annotated.trackers
 
 The whole config is checked before any folder exists, so a bad config leaves nothing behind.
 Folders are never overwritten (a taken name gets ``-2``, ``-3``…) and every file is written
@@ -36,6 +37,7 @@ from annotated.files import write_atomic
 from annotated.lab.config import ExperimentConfig, Resolved, as_config, resolve
 from annotated.models import count_parameters, read_checkpoint, write_checkpoint
 from annotated.reports import write_report
+from annotated.trackers import open_tracker
 from annotated.train import History, resolve_device, train
 
 
@@ -110,11 +112,13 @@ def _train_into(folder: Path, resolved: Resolved, *, progress, callback, resume_
     write_report(folder, info | {"status": "running"}, None)
     began = time.perf_counter()
     live = History.from_dict(resume_state["history"]) if resume_state else History()  # what a failure keeps
+    tracker = open_tracker(resolved.config.tracker, folder, run_name=resolved.config.name, config=resolved.to_dict())
 
     def record(kind, row):
         (live.steps if kind == "step" else live.evals).append(row)
-        if callback:
-            callback(kind, row)
+        for listener in (tracker, callback):
+            if listener:
+                listener(kind, row)
 
     try:
         history = train(model, resolved.task, train_length=list(resolved.lengths), eval_lengths=resolved.eval_lengths,
@@ -128,6 +132,9 @@ def _train_into(folder: Path, resolved: Resolved, *, progress, callback, resume_
         info["wall_time_s"] = time.perf_counter() - began
         write_report(folder, info, history)
         raise
+    finally:
+        if tracker:
+            tracker.close()
     info |= {"status": "completed", "error": None, "wall_time_s": time.perf_counter() - began}
     write_report(folder, info, history, model=model.cpu(), task=resolved.task, length=resolved.lengths[1])
     return folder
