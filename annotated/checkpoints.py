@@ -1,17 +1,20 @@
 """A checkpoint keeps the config with the weights, so a file alone rebuilds its model.
 
 A checkpoint is a ``torch.save`` dict ``{"format", "format_version", "config",
-"state_dict"}`` (plus any extra entries a caller adds, e.g. a run's optimizer and RNG
-state). :func:`write_checkpoint` writes it atomically — a temporary file beside the target
+"state_dict", "sha256"}`` (plus any extra entries a caller adds, e.g. a run's optimizer and RNG
+state). ``sha256`` is :func:`payload_digest` of everything else: a torch archive does not check
+its own bytes, so a file damaged inside a tensor would otherwise load with other weights; a
+checkpoint written before the checksum existed loads unchecked. :func:`write_checkpoint` writes it atomically — a temporary file beside the target
 is moved into place, so a crash leaves the old file intact — and :func:`read_checkpoint`
 loads it with ``weights_only=True`` and says what is wrong with a file that is missing,
-truncated, not a torch file, or of another format version. :func:`load_state` puts weights
+truncated, damaged (checksum), not a torch file, or of another format version. :func:`load_state` puts weights
 into a model with an error that names the file. Building the model from the config is
 :func:`annotated.models.load_model`'s job; this module needs no model class.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -36,6 +39,7 @@ def write_checkpoint(path, config: ModelConfig, state_dict: dict, **extra) -> No
         "state_dict": state_dict,
         **extra,
     }
+    payload["sha256"] = payload_digest(payload)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -63,12 +67,47 @@ def read_checkpoint(path) -> dict:
     version = checkpoint.get("format_version")
     if version != FORMAT_VERSION:
         raise ValueError(f"{path} has checkpoint format_version {version!r}; this library reads {FORMAT_VERSION}")
+    if "sha256" in checkpoint:
+        stored = checkpoint.pop("sha256")
+        if stored != payload_digest(checkpoint):
+            raise ValueError(
+                f"{path} is damaged: its contents no longer match the sha256 checksum written with it (bytes were "
+                "changed on disk or in a copy); use another copy of the file, or train again"
+            )
     if not isinstance(checkpoint.get("config"), dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise ValueError(f"{path} is damaged: its 'config' or 'state_dict' entry is missing")
     config = checkpoint["config"]
     if "embedding_scale" not in config and POSITIONAL_ENCODINGS[config.get("positional", "rope")].fixed_signal:
         config["embedding_scale"] = 1.0  # saved before the field existed: these weights were trained unscaled
     return checkpoint
+
+
+def payload_digest(payload) -> str:
+    """sha256 over a checkpoint's contents — tensors by dtype, shape and bytes; dicts in key order; other
+    values by type and ``repr`` — so the same contents give the same digest whatever the file layout."""
+    digest = hashlib.sha256()
+    _feed(digest, payload)
+    return digest.hexdigest()
+
+
+def _feed(digest, value) -> None:
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"tensor {tensor.dtype} {tuple(value.shape)}:".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    elif isinstance(value, dict):
+        digest.update(b"{")
+        for key in sorted(value, key=lambda k: (type(k).__name__, repr(k))):
+            _feed(digest, key)
+            _feed(digest, value[key])
+        digest.update(b"}")
+    elif isinstance(value, list | tuple):
+        digest.update(f"{type(value).__name__}[".encode())
+        for item in value:
+            _feed(digest, item)
+        digest.update(b"]")
+    else:
+        digest.update(f"{type(value).__name__} {value!r};".encode())
 
 
 def describe_differences(differ: dict) -> str:

@@ -13,6 +13,8 @@ Legend: B batch, T time (target / decoder), S source (encoder) length, V vocab.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from annotated.models import DecoderOnly, EncoderDecoder
@@ -24,18 +26,48 @@ def sample_next(logits, *, temperature=1.0, top_k=None, greedy=False, generator=
     Greedy: the argmax. Otherwise sample from ``softmax(logits / temperature)`` restricted to
     the ``top_k`` largest logits (Fan et al. 2018) when ``top_k`` is given.
     """
+    check_sampling(logits.shape[-1], temperature=temperature, top_k=top_k, greedy=greedy)
     if greedy:
         return logits.argmax(-1, keepdim=True)
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0 (use greedy=True for argmax decoding), got {temperature}")
     logits = logits / temperature
     if top_k is not None:
-        if not 1 <= top_k <= logits.shape[-1]:
-            raise ValueError(f"top_k must lie in [1, vocab_size={logits.shape[-1]}], got {top_k}")
         kth = logits.topk(top_k, dim=-1).values[:, -1:]  # (B, 1): the k-th largest logit
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = torch.softmax(logits.float(), dim=-1)  # (B, V)
     return torch.multinomial(probs, 1, generator=generator)  # (B, 1)
+
+
+def check_sampling(vocab_size: int, *, temperature, top_k, greedy) -> None:
+    """Refuse sampling settings that cannot work, with a sentence saying what to pass instead."""
+    if not isinstance(greedy, bool):
+        raise ValueError(f"greedy must be True or False, got {greedy!r} ({type(greedy).__name__})")
+    if greedy:
+        return
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 < temperature < math.inf:
+        raise ValueError(
+            f"temperature must be a positive finite number (use greedy=True for argmax decoding), got {temperature!r}"
+        )
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= vocab_size):
+        raise ValueError(
+            f"top_k must be an integer in [1, vocab_size={vocab_size}] or None (no restriction), got {top_k!r} "
+            f"({type(top_k).__name__})"
+        )
+
+
+def check_prompt(prompt, name: str = "prompt") -> None:
+    """A prompt is a (B, T0) tensor of token ids with at least one token per row."""
+    if not isinstance(prompt, torch.Tensor):
+        raise ValueError(f"{name} must be a (B, T0) tensor of token ids, got a {type(prompt).__name__}")
+    if prompt.dim() != 2 or prompt.dtype not in (torch.long, torch.int32, torch.int16, torch.uint8):
+        raise ValueError(
+            f"{name} must be a (B, T0) tensor of integer token ids, got shape {tuple(prompt.shape)} and dtype "
+            f"{prompt.dtype}; e.g. torch.tensor([[bos_id]]) (add a batch dimension with ids[None])"
+        )
+    if prompt.shape[0] == 0 or prompt.shape[1] == 0:
+        raise ValueError(
+            f"{name} of shape {tuple(prompt.shape)} is empty; give at least one token per row to start from, "
+            "e.g. a beginning-of-sequence or separator token: torch.tensor([[bos_id]])"
+        )
 
 
 @torch.no_grad()
@@ -55,8 +87,10 @@ def generate(model, prompt, max_new_tokens, *, src=None, src_padding_mask=None, 
     is_seq2seq = isinstance(model, EncoderDecoder)
     if is_seq2seq and src is None:
         raise ValueError("an encoder-decoder model generates from a source: pass src=(B, S) token ids")
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    check_prompt(prompt)
+    check_sampling(model.config.vocab_size, temperature=temperature, top_k=top_k, greedy=greedy)
     was_training = model.training
     model.eval()
     try:

@@ -22,23 +22,20 @@ from dataclasses import dataclass, field
 from annotated.blocks import ACTIVATIONS, NORM_PLACEMENTS, check_choice
 from annotated.kernels import ATTENTION_KERNELS, check_kernel_params
 from annotated.positional import POSITIONAL_ENCODINGS
+from annotated.validation import check_fields
 
 ARCHITECTURES = ("decoder", "encoder", "encoder-decoder")
+RANGES = {  # ModelConfig's numbers, checked with every field's type first (annotated.validation.check_fields)
+    "vocab_size": "positive", "d_model": "positive", "n_layers": "positive", "n_heads": "positive",
+    "n_kv_heads": "positive", "d_ff": "positive", "max_len": "positive", "dropout": "[0, 1)", "pad_id": "non-negative",
+    "embedding_scale": "positive", "norm_eps": "(0, 1)", "n_token_types": "non-negative",
+    "random_positions": "non-negative",
+}  # fmt: skip
 
 
 @dataclass(kw_only=True)
 class ModelConfig:
-    """Everything needed to rebuild a model; ``to_dict`` / ``from_dict`` for JSON and YAML.
-
-    Four fields exist so that published models can be expressed exactly (the converters in
-    :mod:`annotated.hf` set them); their defaults leave every model as it was.
-    ``activation="gelu_tanh"`` is GPT-2's tanh-approximate GELU (Radford et al. 2019; exact
-    GELU differs by up to ~5e-4 per unit). ``norm_eps`` is every LayerNorm's ε (Ba et al.
-    2016): 1e-5 in PyTorch and GPT-2, 1e-12 in BERT (Devlin et al. 2019).
-    ``embedding_norm`` puts a LayerNorm on token + position (+ token-type) embeddings before
-    the first block, and ``n_token_types`` adds BERT's learned segment embedding (sentence A
-    or B; type 0 when none is given).
-    """
+    """Everything needed to rebuild a model; ``to_dict`` / ``from_dict`` for JSON and YAML."""
 
     arch: str = "decoder"  # "decoder" (GPT), "encoder" (BERT) or "encoder-decoder" (T5)
     vocab_size: int
@@ -53,10 +50,7 @@ class ModelConfig:
     attention: str = "full"  # self-attention kernel in annotated.kernels.ATTENTION_KERNELS (cross-attention: "full")
     attention_params: dict = field(default_factory=dict)  # e.g. {"window": 64}, {"top_k": 8}, {"block_size": 64}
     norm: str = "pre"  # LayerNorm placement: "pre" (GPT-2) or "post" (original transformer)
-    activation: str = "gelu"  # feed-forward non-linearity: "gelu" (BERT), "gelu_tanh" (GPT-2) or "relu" (original, T5)
-    norm_eps: float = 1e-5  # ε of every LayerNorm: 1e-5 (GPT-2, PyTorch), 1e-12 (BERT)
-    embedding_norm: bool = False  # a LayerNorm on the summed embeddings before the first block (BERT)
-    n_token_types: int = 0  # > 0: a learned token-type (segment A/B) embedding added to the tokens (BERT: 2)
+    activation: str = "gelu"  # feed-forward non-linearity: "gelu" or "relu"
     tie_weights: bool = True  # output projection shares the token-embedding matrix (Press & Wolf 2017)
     bias: bool = True  # biases in the attention and feed-forward linear layers
     n_classes: int | None = None  # encoder only: size of the sequence-classification head (None = no head)
@@ -65,6 +59,7 @@ class ModelConfig:
     random_positions: int = 0  # > 0: positions are a sorted random subset of range(this) (Ruoss et al. 2023); 0: 0…T−1
 
     def __post_init__(self):
+        check_fields(self, RANGES)  # every field's type and range first: nothing below meets a wrong type
         check_choice("arch", self.arch, ARCHITECTURES)
         check_choice("positional encoding", self.positional, POSITIONAL_ENCODINGS)
         check_choice("attention kernel", self.attention, ATTENTION_KERNELS)
@@ -72,26 +67,18 @@ class ModelConfig:
         self._check_attention_kernel()
         check_choice("norm placement", self.norm, NORM_PLACEMENTS)
         check_choice("activation", self.activation, ACTIVATIONS)
-        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "max_len"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"d_model={self.d_model} must be divisible by n_heads={self.n_heads} (each head gets "
                 "d_model // n_heads dims); change d_model or n_heads"
             )
-        if self.n_kv_heads is not None and (self.n_kv_heads <= 0 or self.n_heads % self.n_kv_heads):
+        if self.n_kv_heads is not None and self.n_heads % self.n_kv_heads:
             raise ValueError(
                 f"n_kv_heads={self.n_kv_heads} must be a positive divisor of n_heads={self.n_heads}; "
                 "use None for ordinary multi-head attention"
             )
         self.positional_encoding.check_head_dim(self.d_model // self.n_heads)
         self.d_ff = 4 * self.d_model if self.d_ff is None else self.d_ff
-        if self.d_ff <= 0:
-            raise ValueError(f"d_ff must be positive (or None for 4 * d_model), got {self.d_ff}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
         if self.n_classes is not None:
             if self.arch != "encoder":
                 raise ValueError(
@@ -103,12 +90,7 @@ class ModelConfig:
             raise ValueError(f"pad_id={self.pad_id} must be a token id in [0, vocab_size={self.vocab_size})")
         self._check_random_positions()
         if self.embedding_scale is not None:
-            scale = self.embedding_scale
-            if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale < math.inf:
-                raise ValueError(
-                    f"embedding_scale must be a positive finite number (or None for automatic), got {scale!r}"
-                )
-            self.embedding_scale = float(scale)
+            self.embedding_scale = float(self.embedding_scale)
 
     @property
     def effective_embedding_scale(self) -> float:

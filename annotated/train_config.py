@@ -1,14 +1,24 @@
 """How to train: one small dataclass, :class:`TrainConfig`, read by the optimiser, the
 evaluation and the loop (:mod:`annotated.optim`, :mod:`annotated.evaluation`, :mod:`annotated.train`).
 
-A bad value fails here, before any model or folder exists, with a sentence naming the field.
+A bad value fails here, before any model or folder exists, with a sentence naming the field, the
+value, its type and what to write instead (:func:`annotated.validation.check_fields`).
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import asdict, dataclass, fields
+
+from annotated.validation import check_fields
+
+RANGES = {  # TrainConfig's numbers (types come from the annotations; see annotated.validation)
+    "steps": "[1, inf)", "batch_size": "[1, inf)", "lr": "positive", "weight_decay": "non-negative",
+    "betas": "[0, 1)", "warmup_steps": "[0, inf)", "min_lr_ratio": "[0, 1]", "grad_clip": "positive",
+    "eval_every": "[0, inf)", "eval_batches": "[1, inf)", "eval_batch_size": "[1, inf)", "log_every": "[1, inf)",
+    "checkpoint_every": "[0, inf)", "seed": "non-negative", "stop_accuracy": "(0, 1]", "stop_patience": "[1, inf)",
+    "snapshot_every": "[1, inf)",
+}  # fmt: skip
 
 
 @dataclass
@@ -37,27 +47,8 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model for the training steps (needs a C++ compiler on the CPU)
 
     def __post_init__(self):
+        check_fields(self, RANGES)  # every field's type and range first: nothing below meets a wrong type
         self.betas = tuple(self.betas)
-        counts = {"steps": (self.steps, 1), "batch_size": (self.batch_size, 1), "eval_batches": (self.eval_batches, 1)}
-        counts |= {"warmup_steps": (self.warmup_steps, 0), "eval_every": (self.eval_every, 0)}
-        counts |= {"log_every": (self.log_every, 1), "checkpoint_every": (self.checkpoint_every, 0)}
-        if self.eval_batch_size is not None:
-            counts["eval_batch_size"] = (self.eval_batch_size, 1)
-        for name, (value, least) in counts.items():
-            if not isinstance(value, int) or isinstance(value, bool) or value < least:
-                raise ValueError(f"TrainConfig.{name} must be an integer ≥ {least}, got {value!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ValueError(f"TrainConfig.seed must be a non-negative integer, got {self.seed!r}")
-        if not (isinstance(self.lr, int | float) and self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"TrainConfig.lr must be a positive number, got {self.lr!r}")
-        if not (isinstance(self.weight_decay, int | float) and self.weight_decay >= 0):
-            raise ValueError(f"TrainConfig.weight_decay must be ≥ 0, got {self.weight_decay!r}")
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise ValueError(f"TrainConfig.betas must be two numbers in [0, 1), got {self.betas!r}")
-        if not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError(f"TrainConfig.min_lr_ratio must lie in [0, 1], got {self.min_lr_ratio!r}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"TrainConfig.grad_clip must be positive or None (no clipping), got {self.grad_clip!r}")
         if self.warmup_steps > self.steps:
             raise ValueError(f"warmup_steps={self.warmup_steps} exceeds steps={self.steps}; lower warmup_steps")
         if self.device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?|mps", str(self.device)):

@@ -284,6 +284,7 @@ def test_truncated_foreign_and_damaged_files(tmp_path):
         with pytest.raises(ValueError, match="not an annotated checkpoint"):
             load_model(tmp_path / "foreign.pt")
     checkpoint = torch.load(good, weights_only=True)
+    del checkpoint["sha256"]  # edited by hand below: without its checksum it loads unchecked (test_robustness)
     checkpoint["format_version"] = 99
     torch.save(checkpoint, tmp_path / "future.pt")
     with pytest.raises(ValueError, match="format_version 99"):
@@ -317,7 +318,7 @@ def test_truncated_foreign_and_damaged_files(tmp_path):
         ({"arch": "encoder", "n_classes": 1}, r"n_classes must be at least 2"),
         ({"pad_id": V}, rf"pad_id={V} must be a token id"),
         ({"vocab_size": 0}, r"vocab_size must be a positive integer"),
-        ({"d_ff": -1}, r"d_ff must be positive"),
+        ({"d_ff": -1}, r"d_ff must be a positive integer or None"),
         ({"embedding_scale": 0}, r"embedding_scale must be a positive finite number"),
         ({"embedding_scale": -2.0}, r"embedding_scale must be a positive finite number"),
         ({"embedding_scale": float("nan")}, r"embedding_scale must be a positive finite number"),
@@ -407,7 +408,7 @@ def test_embedding_scale_round_trips_and_old_configs_without_it_still_load(tmp_p
         model = make("decoder", positional=positional, embedding_scale=1.0)
         model.save(tmp_path / "m.pt")
         checkpoint = torch.load(tmp_path / "m.pt", weights_only=True)
-        del checkpoint["config"]["embedding_scale"]
+        del checkpoint["config"]["embedding_scale"], checkpoint["sha256"]  # old files had no checksum either
         torch.save(checkpoint, tmp_path / "old.pt")
         loaded = load_model(tmp_path / "old.pt")
         assert loaded.config.embedding_scale == pinned and loaded.config.effective_embedding_scale == 1.0

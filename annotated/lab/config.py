@@ -21,14 +21,17 @@ from pathlib import Path
 import torch
 import yaml
 
+from annotated.evaluation import expand_lengths
 from annotated.lab.plugins import load_plugins
 from annotated.models import ModelConfig, build_model
 from annotated.tasks import Task, get_task
 from annotated.trackers import check_tracker
-from annotated.train import TrainConfig, check_lengths, length_range
+from annotated.train import TrainConfig, check_lengths, length_range, resolve_device
+from annotated.validation import check_fields
 
 NAME_PATTERN = r"[A-Za-z0-9_.\-=]+"
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+RANGES = {"train_length": "[1, inf)", "eval_lengths": "[1, inf)", "seed": "non-negative"}  # with the types
 LAB_DEFAULTS = {  # the defaults resolve() sets in place of the dataclasses' own (the command line's --help shows them)
     "model": {"max_len": "the sequence length of the longest training problem"},
     "train": {"warmup_steps": f"a tenth of the steps, at most {TrainConfig.warmup_steps}"},
@@ -43,13 +46,14 @@ class ExperimentConfig:
     task: str = "sort"  # a name in annotated.tasks.TASKS (or one a plugin registers)
     task_kwargs: dict = field(default_factory=dict)  # arguments for a fresh instance of the task's class
     train_length: int | list[int] = 8  # problem length, or [low, high] drawn per step
-    eval_lengths: list[int] = field(default_factory=list)  # besides the training length
+    eval_lengths: list[int] = field(default_factory=list)  # besides the training length; "1..40" = every length 1 to 40
     model: dict = field(default_factory=dict)  # ModelConfig fields (vocab_size comes from the task)
     train: dict = field(default_factory=dict)  # TrainConfig fields (the seed is the one below)
     seed: int = 0  # seeds the model's initialisation and the training batches
     plugins: list[str] = field(default_factory=list)  # .py files or module names to import first
     tracker: str = "none"  # also log the metrics to "tensorboard" or "wandb" (offline unless logged in); see annotated.trackers
     grid: dict = field(default_factory=dict)  # sweeps only: {"model.positional": [...], "seed": [...]}
+    overrides: list = field(default_factory=list)  # sweeps only: [{when: {model.positional: learned}, set: {...}}]
     base_dir: str | None = field(default=None, repr=False, compare=False)  # where relative plugin paths start
 
     @classmethod
@@ -59,10 +63,11 @@ class ExperimentConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown experiment field(s) {unknown}; valid fields: {sorted(known)}")
+        lengths = values.get("eval_lengths")
+        if isinstance(lengths, str) or (isinstance(lengths, list) and any(isinstance(v, str) for v in lengths)):
+            values["eval_lengths"] = expand_lengths(lengths)  # "1..40" → [1, 2, …, 40]
         config = cls(**values, base_dir=None if base_dir is None else str(base_dir))
-        for name, kind in (("task_kwargs", dict), ("model", dict), ("train", dict), ("grid", dict), ("plugins", list)):
-            if not isinstance(getattr(config, name), kind):
-                raise ValueError(f"{name} must be a {kind.__name__}, got {getattr(config, name)!r}")
+        check_fields(config, RANGES)  # every field's type: a section that is not a mapping, a length that is text…
         return config
 
     @classmethod
@@ -148,8 +153,29 @@ def train_values(train: dict, seed) -> dict:
     return values
 
 
+def check_device(device: str | None) -> None:
+    """Refuse a device this machine does not have, before any folder exists."""
+    kind = resolve_device(device).type
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"train.device is {device!r} but CUDA is not available here; write device: cpu, or leave it out"
+        )
+    if (
+        kind == "cuda"
+        and resolve_device(device).index is not None
+        and resolve_device(device).index >= torch.cuda.device_count()
+    ):
+        raise ValueError(f"train.device is {device!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(
+            f"train.device is {device!r} but MPS is not available here; write device: cpu, or leave it out"
+        )
+
+
 def resolve(config: ExperimentConfig) -> Resolved:
-    """Check everything that can be checked without training; raise ValueError saying what to change."""
+    """Check everything that can be checked without training; raise ValueError saying what to change
+    (a missing corpus raises the task's own error, e.g. CorpusUnavailableError)."""
+    check_fields(config, RANGES)
     if not isinstance(config.name, str) or not re.fullmatch(NAME_PATTERN, config.name):
         raise ValueError(f"name must be letters, digits, '_', '-', '.', '=' (it names a folder), got {config.name!r}")
     plugins = load_plugins(config.plugins, config.base_dir)
@@ -161,10 +187,6 @@ def resolve(config: ExperimentConfig) -> Resolved:
         except TypeError as error:
             raise ValueError(f"task_kwargs {config.task_kwargs} do not fit task {config.task!r}: {error}") from error
     low, high = length_range(config.train_length)
-    if not isinstance(config.eval_lengths, list) or not all(isinstance(n, int) and n > 0 for n in config.eval_lengths):
-        raise ValueError(f"eval_lengths must be a list of positive integers, got {config.eval_lengths!r}")
-    if not isinstance(config.seed, int) or isinstance(config.seed, bool) or config.seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {config.seed!r}")
     model = dict(config.model)
     if model.get("vocab_size", task.vocab_size) != task.vocab_size:
         raise ValueError(f"model.vocab_size comes from the task ({task.vocab_size}); leave it out")
@@ -174,6 +196,7 @@ def resolve(config: ExperimentConfig) -> Resolved:
     if "seed" in config.train:
         raise ValueError("set the seed at the top level of the experiment (seed: N), not in train")
     train_config = TrainConfig.from_dict(train_values(config.train, config.seed))
+    check_device(train_config.device)
     check_lengths(model_config, task, sorted({low, high, *config.eval_lengths}))
     resolved = Resolved(
         config, task, model_config, train_config, (low, high), sorted(set(config.eval_lengths)), plugins
