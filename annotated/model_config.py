@@ -35,7 +35,17 @@ RANGES = {  # ModelConfig's numbers, checked with every field's type first (anno
 
 @dataclass(kw_only=True)
 class ModelConfig:
-    """Everything needed to rebuild a model; ``to_dict`` / ``from_dict`` for JSON and YAML."""
+    """Everything needed to rebuild a model; ``to_dict`` / ``from_dict`` for JSON and YAML.
+
+    Four fields exist so that published models can be expressed exactly (the converters in
+    :mod:`annotated.hf` set them); their defaults leave every model as it was.
+    ``activation="gelu_tanh"`` is GPT-2's tanh-approximate GELU (Radford et al. 2019; exact
+    GELU differs by up to ~5e-4 per unit). ``norm_eps`` is every LayerNorm's ε (Ba et al.
+    2016): 1e-5 in PyTorch and GPT-2, 1e-12 in BERT (Devlin et al. 2019).
+    ``embedding_norm`` puts a LayerNorm on token + position (+ token-type) embeddings before
+    the first block, and ``n_token_types`` adds BERT's learned segment embedding (sentence A
+    or B; type 0 when none is given).
+    """
 
     arch: str = "decoder"  # "decoder" (GPT), "encoder" (BERT) or "encoder-decoder" (T5)
     vocab_size: int
@@ -50,7 +60,10 @@ class ModelConfig:
     attention: str = "full"  # self-attention kernel in annotated.kernels.ATTENTION_KERNELS (cross-attention: "full")
     attention_params: dict = field(default_factory=dict)  # e.g. {"window": 64}, {"top_k": 8}, {"block_size": 64}
     norm: str = "pre"  # LayerNorm placement: "pre" (GPT-2) or "post" (original transformer)
-    activation: str = "gelu"  # feed-forward non-linearity: "gelu" or "relu"
+    activation: str = "gelu"  # feed-forward non-linearity: "gelu" (BERT), "gelu_tanh" (GPT-2) or "relu" (original, T5)
+    norm_eps: float = 1e-5  # ε of every LayerNorm: 1e-5 (GPT-2, PyTorch), 1e-12 (BERT)
+    embedding_norm: bool = False  # a LayerNorm on the summed embeddings before the first block (BERT)
+    n_token_types: int = 0  # > 0: a learned token-type (segment A/B) embedding added to the tokens (BERT: 2)
     tie_weights: bool = True  # output projection shares the token-embedding matrix (Press & Wolf 2017)
     bias: bool = True  # biases in the attention and feed-forward linear layers
     n_classes: int | None = None  # encoder only: size of the sequence-classification head (None = no head)
