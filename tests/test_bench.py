@@ -97,7 +97,7 @@ def test_points_over_the_memory_budget_are_skipped_and_recorded(tmp_path):
 
 def test_main_command_line_and_bad_arguments(tmp_path, capsys):
     result = main(["--lengths", "16", "32", "--kinds", "linear", "--out", str(tmp_path), "--repeats", "1",
-                   "--encoding-lengths", "64", "128",
+                   "--encoding-lengths", "64", "128", "--skip-throughput",
                    "--no-backward", "--d-head", "8", "--heads", "1", "--device", "cpu", "--timer", "cpu"])  # fmt: skip
     assert [r["T"] for r in result.rows] == [16, 32] and result.rows[0]["forward_backward_ms"] is None
     assert result.rows[0]["timer"] == "cpu"

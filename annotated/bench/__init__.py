@@ -3,6 +3,8 @@
 * :mod:`annotated.bench.kernels` — time and peak memory of every attention kernel against T;
 * :mod:`annotated.bench.encodings` — peak memory of block-wise attention with RoPE, ALiBi and
   T5 (score mods against a materialised bias);
+* :mod:`annotated.bench.throughput` — training tokens/s of the library's decoder against the same
+  network built from ``torch.nn.TransformerEncoderLayer``, and of the ``train`` loop;
 * :mod:`annotated.bench.measure` — the meters (peak allocator bytes, fastest of n runs, fitted slope).
 
 ``python -m annotated.bench --help``; ``make bench`` writes everything to ``_build/bench``.
@@ -24,12 +26,15 @@ from annotated.bench.kernels import (
     write_outputs,
 )
 from annotated.bench.measure import fastest_seconds, fit_exponent, peak_forward_bytes
+from annotated.bench.throughput import THROUGHPUT_SIZES, ReferenceDecoder, run_throughput, throughput_table
 
 __all__ = [
     "DEFAULT_LENGTHS",
     "KERNEL_PARAMS",
     "QUICK_LENGTHS",
+    "THROUGHPUT_SIZES",
     "BenchmarkResult",
+    "ReferenceDecoder",
     "encoding_exponents",
     "encoding_memory",
     "encoding_table",
@@ -42,6 +47,8 @@ __all__ = [
     "peak_forward_bytes",
     "plot_scaling",
     "run_benchmark",
+    "run_throughput",
+    "throughput_table",
     "write_outputs",
 ]
 

@@ -1,4 +1,5 @@
-"""``python -m annotated.bench``: the kernel benchmark and the encoding memory table (see :mod:`annotated.bench`)."""
+"""``python -m annotated.bench``: the kernel benchmark, the encoding memory table and the training throughput
+table (see :mod:`annotated.bench`)."""
 
 from __future__ import annotations
 
@@ -16,17 +17,40 @@ from annotated.bench.kernels import (
     markdown_table,
     run_benchmark,
 )
+from annotated.bench.throughput import THROUGHPUT_SIZES, run_throughput, throughput_table
 
 
 def main(argv=None) -> BenchmarkResult | list[dict]:
     """Command line: ``python -m annotated.bench [--quick] [--lengths ...] [--kinds ...] [--out DIR]``."""
     parser = argparse.ArgumentParser(prog="python -m annotated.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--lengths", type=int, nargs="+", help="sequence lengths T (default 256 … 16384)")
-    parser.add_argument("--kinds", nargs="+", choices=list(BENCH_KERNELS), default=None,
-                        help="kernels to time (default: every kernel that runs on the device)")
-    parser.add_argument("--encoding-lengths", type=int, nargs="+", default=list(ENCODING_LENGTHS),
-                        help="T for the block-wise memory table of RoPE / ALiBi / T5 (default 1024 … 8192)")
-    parser.add_argument("--skip-kernels", action="store_true", help="only the encoding memory table")
+    parser.add_argument(
+        "--kinds",
+        nargs="+",
+        choices=list(BENCH_KERNELS),
+        default=None,
+        help="kernels to time (default: every kernel that runs on the device)",
+    )
+    parser.add_argument(
+        "--encoding-lengths",
+        type=int,
+        nargs="+",
+        default=list(ENCODING_LENGTHS),
+        help="T for the block-wise memory table of RoPE / ALiBi / T5 (default 1024 … 8192)",
+    )
+    parser.add_argument("--skip-kernels", action="store_true", help="no kernel timings")
+    parser.add_argument("--skip-throughput", action="store_true", help="no training-throughput table")
+    parser.add_argument(
+        "--throughput-only",
+        action="store_true",
+        help="only the training-throughput table (library decoder vs nn.TransformerEncoderLayer)",
+    )
+    parser.add_argument(
+        "--throughput-repeats",
+        type=int,
+        default=7,
+        help="timed runs per model in the throughput table; the median is reported (default 7)",
+    )
     parser.add_argument("--out", default="_build/bench", help="folder for results.csv, results.md, scaling.png")
     parser.add_argument("--quick", action="store_true", help="T = 256 … 4096 and two timed runs each")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per point (default 3, 2 with --quick)")
@@ -50,6 +74,12 @@ def main(argv=None) -> BenchmarkResult | list[dict]:
     budget = None if args.budget_mib is None else int(args.budget_mib * 2**20)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if not args.skip_throughput:
+        # One torch thread (set inside run_throughput) whatever --threads says: tokens/s of one core.
+        steps = run_throughput(THROUGHPUT_SIZES, repeats=args.throughput_repeats, timer=args.timer, out_dir=out)
+        print("Training throughput, one step (forward, loss, backward, AdamW):\n" + throughput_table(steps))
+        if args.throughput_only:
+            return steps
     rows = encoding_memory(lengths=args.encoding_lengths, device=args.device or "cpu")
     (out / "encodings.md").write_text(encoding_table(rows))
     print("Peak forward memory of block-wise attention (H=4, D=16), MiB (× RoPE):\n" + encoding_table(rows))

@@ -100,7 +100,9 @@ class ReferenceDecoder(nn.Module):
 def library_decoder(size: ThroughputSize, positional: str = "learned") -> DecoderOnly:
     """The library's decoder at ``size``: pre-LN, GELU, dropout 0, tied head, ``max_len`` = context."""
     if positional not in POSITIONS:
-        raise ValueError(f"positional must be one of {sorted(POSITIONS)} (the reference has no other), got {positional!r}")
+        raise ValueError(
+            f"positional must be one of {sorted(POSITIONS)} (the reference has no other), got {positional!r}"
+        )
     config = ModelConfig(
         arch="decoder", vocab_size=size.vocab_size, d_model=size.d_model, n_layers=size.n_layers,
         n_heads=size.n_heads, max_len=size.context, positional=positional, norm="pre", activation="gelu",
