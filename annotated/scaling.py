@@ -31,6 +31,15 @@ import torch.nn.functional as F
 KAPLAN_ALPHA_N = 0.076  # Kaplan et al. (2020), eq. 1.1: α_N for L(N), non-embedding parameters
 KAPLAN_N_C = 8.8e13
 
+# Chapter 8's sweep (scripts/scaling_sweep.py): one recipe, seven widths, the same tokens for every size.
+CONTEXT = 64
+WIDTHS = (16, 24, 32, 48, 64, 96, 128)
+EXTRA_SEEDS = {16: (1,), 128: (1,)}  # the smallest and the largest size get a second seed
+MODEL = {"arch": "decoder", "n_layers": 2, "n_heads": 4, "max_len": CONTEXT, "positional": "rope"}
+TRAIN = {"steps": 1000, "batch_size": 16, "lr": 2e-3, "warmup_steps": 50, "min_lr_ratio": 0.1, "weight_decay": 0.1,
+         "grad_clip": 1.0, "log_every": 50, "device": "cpu"}  # fmt: skip
+EVAL_WINDOWS = 512  # per split, drawn by heldout_loss with its default seed
+
 
 @dataclass
 class PowerLawFit:
@@ -143,3 +152,29 @@ def fit_power_law_with_floor(n, loss, *, bootstrap: int = 200, seed: int = 0) ->
     alpha, n_c, error = _fit(n, loss, floor)
     interval = _bootstrap(n, loss, True, bootstrap, seed) if bootstrap else (float("nan"),) * 2
     return PowerLawFit(alpha, n_c, floor, interval, float(np.sqrt(error / len(n))))
+
+
+def sweep_points() -> list[tuple[int, int]]:
+    """``(d_model, seed)`` of every run of the sweep."""
+    return [(d, s) for d in WIDTHS for s in (0, *EXTRA_SEEDS.get(d, ()))]
+
+
+def train_point(task, d_model: int, seed: int, *, steps: int | None = None) -> dict:
+    """Train one size of the sweep (``steps`` overrides the recipe's) and measure it: a row of scaling_runs.csv."""
+    import time
+
+    from annotated.models import ModelConfig, build_model, count_parameters
+    from annotated.train import TrainConfig, train
+
+    config = ModelConfig(vocab_size=task.vocab_size, d_model=d_model, **MODEL)
+    recipe = TRAIN | ({} if steps is None else {"steps": steps, "warmup_steps": min(TRAIN["warmup_steps"], steps)})
+    torch.manual_seed(seed)
+    model = build_model(config)
+    began = time.perf_counter()
+    train(model, task, train_length=CONTEXT, config=TrainConfig(**recipe, seed=seed, eval_batches=1))
+    seconds = time.perf_counter() - began
+    losses = {split: heldout_loss(model, task, CONTEXT, EVAL_WINDOWS, split=split) for split in ("val", "train")}
+    return {"d_model": d_model, "seed": seed, "non_embedding_params": non_embedding_parameters(model),
+            "params": count_parameters(model), "val_loss": round(losses["val"], 5),
+            "train_loss": round(losses["train"], 5), "tokens": recipe["steps"] * recipe["batch_size"] * CONTEXT,
+            "wall_time_s": round(seconds, 1)}  # fmt: skip

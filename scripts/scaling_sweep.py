@@ -22,48 +22,19 @@ import argparse
 import csv
 import hashlib
 import json
-import time
 from pathlib import Path
 
 import torch
 import yaml
 
 from annotated.lab import environment
-from annotated.scaling import heldout_loss, non_embedding_parameters
+from annotated.scaling import CONTEXT, EVAL_WINDOWS, EXTRA_SEEDS, MODEL, TRAIN, WIDTHS, sweep_points, train_point
 from annotated.tasks import get_task
 from annotated.tasks.text import tiny_shakespeare_path
-from annotated.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "annotated" / "data"
-CONTEXT = 64
-WIDTHS = (16, 24, 32, 48, 64, 96, 128)
-EXTRA_SEEDS = {16: (1,), 128: (1,)}  # the smallest and the largest size get a second seed
-MODEL = {"arch": "decoder", "n_layers": 2, "n_heads": 4, "max_len": CONTEXT, "positional": "rope"}
-TRAIN = {"steps": 1000, "batch_size": 16, "lr": 2e-3, "warmup_steps": 50, "min_lr_ratio": 0.1, "weight_decay": 0.1,
-         "grad_clip": 1.0, "log_every": 50, "device": "cpu"}  # fmt: skip
-EVAL_WINDOWS = 512
 FIELDS = ["d_model", "seed", "non_embedding_params", "params", "val_loss", "train_loss", "tokens", "wall_time_s"]
-
-
-def points() -> list[tuple[int, int]]:
-    return [(d, s) for d in WIDTHS for s in (0, *EXTRA_SEEDS.get(d, ()))]
-
-
-def train_point(task, d_model: int, seed: int) -> dict:
-    from annotated.models import ModelConfig, build_model, count_parameters
-
-    config = ModelConfig(vocab_size=task.vocab_size, d_model=d_model, **MODEL)
-    torch.manual_seed(seed)
-    model = build_model(config)
-    began = time.perf_counter()
-    train(model, task, train_length=CONTEXT, config=TrainConfig(**TRAIN, seed=seed, eval_batches=1))
-    seconds = time.perf_counter() - began
-    losses = {split: heldout_loss(model, task, CONTEXT, EVAL_WINDOWS, split=split) for split in ("val", "train")}
-    return {"d_model": d_model, "seed": seed, "non_embedding_params": non_embedding_parameters(model),
-            "params": count_parameters(model), "val_loss": round(losses["val"], 5),
-            "train_loss": round(losses["train"], 5), "tokens": TRAIN["steps"] * TRAIN["batch_size"] * CONTEXT,
-            "wall_time_s": round(seconds, 1)}  # fmt: skip
 
 
 def main(argv=None) -> None:
@@ -74,7 +45,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     args.work.mkdir(parents=True, exist_ok=True)
     task = get_task("tiny_shakespeare")
-    for d_model, seed in points():
+    for d_model, seed in sweep_points():
         done = args.work / f"d{d_model}_seed{seed}.json"
         if done.is_file():
             continue
@@ -82,7 +53,7 @@ def main(argv=None) -> None:
         done.write_text(json.dumps(row))
         print(f"d_model={d_model} seed={seed}: val {row['val_loss']:.4f} train {row['train_loss']:.4f} "
               f"({row['wall_time_s']:.0f} s)", flush=True)  # fmt: skip
-    rows = [json.loads((args.work / f"d{d}_seed{s}.json").read_text()) for d, s in points()]
+    rows = [json.loads((args.work / f"d{d}_seed{s}.json").read_text()) for d, s in sweep_points()]
     with open(args.out / "scaling_runs.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, FIELDS)
         writer.writeheader()

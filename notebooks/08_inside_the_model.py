@@ -1,0 +1,506 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["remove-cell"]
+# Set-up: makes this notebook run anywhere, Colab included (the book hides this cell).
+import os
+
+try:
+    import annotated  # noqa: F401
+except ImportError:  # not installed here (e.g. Colab): install the library from the repository
+    # ANNOTATED_PIP_SPEC, when set, installs another copy instead (scripts/check_download.py tests a local one)
+    pip_spec = os.environ.get(
+        "ANNOTATED_PIP_SPEC", "annotated @ git+https://github.com/annotated-attention/annotated-attention"
+    )
+    # %pip install -q "{pip_spec}"
+    pass
+
+# %% [markdown]
+# # Week 8 — Inside a trained model
+#
+# **Learning goals.** By the end of this chapter you can
+#
+# 1. turn attention maps into measurements: score every head of a trained model for six
+#    behaviours (previous token, same character, delimiters, first position, distance,
+#    induction) over a thousand held-out windows, and label heads by the scores;
+# 2. remove a head (zero and mean ablation) and read what the loss loses, overall and per
+#    kind of character, with an interval, and say why a score alone proves nothing;
+# 3. follow attention back to the input with attention rollout, and name what it leaves out;
+# 4. fit a scaling law $L(N) = (N_c/N)^\alpha$ to models of seven sizes, give $\alpha$ a 95 %
+#    interval, and set it beside Kaplan et al.'s $\alpha \approx 0.076$.
+#
+# The model is week 5's character-level GPT on Tiny Shakespeare, trained in full once and
+# stored with the library; the analyses are `annotated/interpret/`, the fits
+# `annotated/scaling.py`.
+
+# %%
+import math
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import yaml
+
+import annotated
+from annotated.interpret import (
+    ROLE_SCORES,
+    ablate_head,
+    ablation_table,
+    attention_rollout,
+    attention_weights,
+    character_classes,
+    head_scores,
+    induction_scores,
+    label_heads,
+    window_scores,
+)
+from annotated.lab import read_csv
+from annotated.models import load_model
+from annotated.scaling import KAPLAN_ALPHA_N, fit_power_law, fit_power_law_with_floor, heldout_loss
+from annotated.showcode import show_source
+from annotated.tasks import get_task
+
+torch.manual_seed(0)
+torch.set_num_threads(1)  # the same numbers on every machine (and no slower for these small models)
+DATA = Path(annotated.__file__).parent / "data"
+
+# %% [markdown]
+# ## 1. The model
+#
+# The model is the nanoGPT CPU recipe of week 5 trained for its full 2000 steps: 4 layers of
+# 4 heads, width 128, RoPE, context 64, AdamW at $10^{-3}$ with cosine decay. Training takes
+# several minutes, so `scripts/train_inside_model.py` ran it once and stored the weights in
+# float16 (1.6 MB) beside a provenance file; here we load them into a float32 model.
+
+# %%
+provenance = yaml.safe_load((DATA / "inside_model_provenance.yaml").read_text())
+model = load_model(DATA / "inside_model.pt")  # eval mode, float32
+task = get_task("tiny_shakespeare")
+env = provenance["environment"]
+print(f"{provenance['script']}: {provenance['parameters']:,} parameters, {provenance['train']['steps']} steps, "
+      f"{provenance['train']['tokens_seen']:,} characters seen")  # fmt: skip
+print(f"torch {env['torch']}, commit {env['git_commit'][:7]}, {env['created'][:10]}, "
+      f"{provenance['wall_time_s'] / 60:.1f} min on one thread of a shared machine")  # fmt: skip
+print("validation loss during training:", ", ".join(f"step {r['step']}: {r['loss']:.3f}"
+                                                    for r in provenance["validation"]))  # fmt: skip
+print(f"validation loss now (512 windows): {heldout_loss(model, task, 64, 512):.3f} nats")
+
+# %% [markdown]
+# ## 2. Six scores for every head
+#
+# An attention map of one sentence (weeks 2 and 4) shows where a head looked *there*. To
+# say what a head *does* we average over many windows. With $A$ one head's weights on a
+# window $x_0 \dots x_{T-1}$ (row $t$ is query $t$; causal, so $A_{tj}=0$ for $j>t$):
+#
+# | score | per query $t$ | idea |
+# |---|---|---|
+# | previous token | $A_{t,t-1}$ | reads the character just before |
+# | same character | $\sum_{j<t,\;x_j=x_t} A_{tj}$ (queries with an earlier copy) | finds earlier copies of itself |
+# | delimiter | $\sum_{j\le t,\;x_j\in\{\text{space, newline, punctuation}\}} A_{tj}$ | reads word and line boundaries |
+# | first position | $A_{t,0}$ | the "attention sink": parks weight on the first token (Xiao et al. 2023) |
+# | mean distance | $\sum_j A_{tj}\,(t-j)$ | how far back it reads, in characters |
+# | induction | $A_{t,\,t-n+1}$ on $n$ random tokens repeated twice, $t \ge n$ | "… A B … A → look at B" (Olsson et al. 2022) |
+#
+# The first five are averaged over held-out windows of Shakespeare; the induction score
+# needs text in which only a repeat can help, so it runs on random letters repeated once:
+# in the second half, the query at $t$ holds the same letter as position $t-n$, and an
+# induction head looks one step further, at $t-n+1$, the letter that came next last time.
+# The library computes the sums for a batch at once (counts returned separately, so batches
+# add up):
+
+# %%
+show_source(window_scores)
+
+# %%
+show_source(induction_scores)
+
+# %% [markdown]
+# We score all 16 heads on 1,024 held-out windows of 64 characters, and on 1,024 random
+# sequences of 30 lower-case letters repeated twice (60 characters). A head is labelled by
+# its largest *role* score (the five fractions; distance is not a role) when that score is
+# at least **0.4**, else "mixed".
+
+# %%
+began = time.perf_counter()
+result = head_scores(model, task, windows=1024, length=64, induction_n=30, seed=0)
+score_seconds = time.perf_counter() - began
+scores = result["scores"]
+THRESHOLD = 0.4
+labels = label_heads(scores, threshold=THRESHOLD)
+n_layers, n_heads = scores["previous_token"].shape
+columns = ["previous_token", "same_character", "delimiter", "first_position", "mean_distance", "induction"]
+short = {"previous_token": "prev", "same_character": "same", "delimiter": "delim", "first_position": "first",
+         "mean_distance": "dist", "induction": "induct"}  # fmt: skip
+print("head  " + "".join(f"{short[c]:>8}" for c in columns) + "   label")
+for layer in range(n_layers):
+    for head in range(n_heads):
+        values = "".join(f"{float(scores[c][layer, head]):8.2f}" for c in columns)
+        print(f"L{layer}H{head}" + values + f"   {labels[layer][head]}")
+first, second = result["induction_loss"]
+print(f"\nloss on the repeated random letters: first half {first:.2f} nats, second half {second:.2f} nats "
+      f"(uniform over 26 letters: {math.log(26):.2f})")  # fmt: skip
+
+# %% tags=["nbval-ignore-output"]
+print(f"scored 16 heads on 2 × 1024 windows in {score_seconds:.0f} s")
+
+# %% tags=["hide-input"]
+fig, ax = plt.subplots(figsize=(9, 3.2))
+grid = torch.stack([scores[c].flatten() for c in ROLE_SCORES]).numpy()  # (roles, L*H)
+image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+ax.set_yticks(range(len(ROLE_SCORES)), [short[c] for c in ROLE_SCORES])
+ax.set_xticks(range(n_layers * n_heads), [f"L{i // n_heads}H{i % n_heads}" for i in range(n_layers * n_heads)],
+              rotation=90)  # fmt: skip
+for (r, c), value in np.ndenumerate(grid):
+    ax.text(c, r, f"{value:.2f}", ha="center", va="center", fontsize=6, color="white" if value < 0.6 else "black")
+fig.colorbar(image, ax=ax, label="share of attention")
+ax.set_title(f"role scores of every head (1,024 windows; label when ≥ {THRESHOLD})")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 3. Ablations: what breaks without a head
+#
+# A score says where a head *looks*. Whether that matters is another question: a head can
+# look at the previous character and write nothing the next layers use. The classic test is
+# to remove the head and measure the loss. A head's output $o_h = A_h V_h$ reaches the rest
+# of the network only through the output projection, $\mathrm{concat}(o_1,\dots,o_H)\,W_O$,
+# so we replace $o_h$ there:
+#
+# * **zero ablation**, $o_h \leftarrow 0$ (a value the next layers never saw in training);
+# * **mean ablation**, $o_h \leftarrow \mathbb{E}[o_h]$ at each position, the head's mean
+#   output over the same windows: what stays is the head's "typical" contribution, what goes
+#   is everything that depends on the input.
+#
+# The change $\Delta L = L_\text{ablated} - L$ is measured on the same 512 held-out windows
+# with and without the head (paired), and its 95 % interval is $\pm 1.96$ standard errors of
+# the per-window differences. Per character class, positions are grouped by the character
+# the model has just read: after a space it must guess the first letter of a word, after a
+# newline usually a speaker's name or a capital, after a letter mostly the rest of a word.
+# The hook is one line in `MultiHeadAttention.forward` (`head_hook`); the ablation is a
+# context manager that always removes it:
+
+# %%
+show_source(ablate_head)
+
+# %%
+chars = [task.decode([i]) for i in range(task.vocab_size)]
+classes = character_classes(chars)
+batch = task.sample(512, 64, torch.Generator().manual_seed(1), split="val")
+began = time.perf_counter()
+rows = ablation_table(model, batch.inputs, batch.targets, classes)
+ablation_seconds = time.perf_counter() - began
+base = rows[0]
+kinds = ["all", "after space", "after newline", "after punctuation", "after letter"]
+print("loss without ablation: " + ", ".join(f"{k} {base['L ' + k]:.3f}" for k in kinds))
+by_head = {(r["layer"], r["head"], r["mode"]): r for r in rows[1:]}
+print("\nΔ loss (nats) when one head is removed; ± is the 95 % interval of Δ all")
+print(f"{'head':<6}{'label':<16}{'zero: all':>16}{'mean: all':>16}" + "".join(f"{k[6:] or k:>10}" for k in kinds[1:]))
+for layer in range(n_layers):
+    for head in range(n_heads):
+        z, m = by_head[(layer, head, "zero")], by_head[(layer, head, "mean")]
+        print(f"L{layer}H{head}  {labels[layer][head]:<16}{z['Δ all']:+9.3f} ±{z['± all']:.3f}"
+              f"{m['Δ all']:+9.3f} ±{m['± all']:.3f}" + "".join(f"{m['Δ ' + k]:+10.3f}" for k in kinds[1:]))  # fmt: skip
+
+# %% tags=["nbval-ignore-output"]
+print(f"{len(rows) - 1} ablations of 512 windows in {ablation_seconds:.0f} s")
+
+# %% [markdown]
+# The per-class columns are mean ablation. Does a role the scores found survive the test?
+# For every head labelled previous-token or induction, the mean-ablation change with its
+# interval:
+
+# %%
+for layer in range(n_layers):
+    for head in range(n_heads):
+        if labels[layer][head] in ("previous_token", "induction"):
+            m = by_head[(layer, head, "mean")]
+            low, high = m["Δ all"] - m["± all"], m["Δ all"] + m["± all"]
+            verdict = "changes the loss" if low > 0 else "no measurable change"
+            print(f"L{layer}H{head} ({labels[layer][head]}): ΔL = {m['Δ all']:+.3f} "
+                  f"[{low:+.3f}, {high:+.3f}] → {verdict}")  # fmt: skip
+
+# %% [markdown]
+# An induction head should matter most where copying helps. On the repeated random letters
+# we can ask that directly: the loss on the second half with each induction-labelled head
+# mean-ablated (means from the same random sequences):
+
+# %%
+from annotated.interpret import head_means  # noqa: E402
+
+letters = task.encode("abcdefghijklmnopqrstuvwxyz")
+rng = torch.Generator().manual_seed(2)
+half = letters[torch.randint(0, 26, (256, 30), generator=rng)]
+repeated = torch.cat([half, half], dim=1)  # (256, 60)
+means = head_means(model, repeated)
+
+
+def second_half_loss(model) -> float:
+    with torch.no_grad():
+        logits = model(repeated).logits[:, 30:-1]  # predicts positions 31..59
+        return float(torch.nn.functional.cross_entropy(logits.transpose(1, 2), repeated[:, 31:]))
+
+
+print(f"second half, whole model: {second_half_loss(model):.3f} nats")
+for layer in range(n_layers):
+    for head in range(n_heads):
+        if scores["induction"][layer, head] >= 0.2:
+            with ablate_head(model, layer, head, mode="mean", mean=means[layer, head]):
+                print(f"  without L{layer}H{head} (induction {float(scores['induction'][layer, head]):.2f}): "
+                      f"{second_half_loss(model):.3f} nats")  # fmt: skip
+
+# %% [markdown]
+# ## 4. Attention rollout
+#
+# The attention of layer 4 weighs layer 3's positions, which are already mixtures of other
+# positions. Abnar and Zuidema (2020) follow the mixing back to the input: each layer is
+# taken as half attention (averaged over heads) and half the residual connection's identity,
+# and the layers are multiplied,
+#
+# $$
+# \hat A_\ell = \mathrm{rownorm}\big(\tfrac12\,\overline{A}_\ell + \tfrac12 I\big),\qquad
+# R = \hat A_L \cdots \hat A_1 .
+# $$
+#
+# $R_{tj}$ estimates how much of position $t$'s final representation comes from input
+# character $j$. It ignores the values, the feed-forward layers and the norms, and weighs
+# every head alike: a linear bookkeeping, not a measurement.
+
+# %%
+show_source(attention_rollout)
+
+# %%
+passage = task.sample(1, 64, torch.Generator().manual_seed(3), split="val").inputs  # (1, 64)
+weights = attention_weights(model, passage)[0]  # (L, H, T, T)
+rollout = attention_rollout(list(weights))[-1]  # (T, T)
+text = task.decode(passage[0])
+print(repr(text))
+t = 63
+print(f"query {t} ({text[t]!r}): raw last-layer attention puts {float(weights[-1, :, t, t - 1].mean()):.2f} "
+      f"on the previous character, rollout {float(rollout[t, t - 1]):.2f}; rollout on the character itself "
+      f"{float(rollout[t, t]):.2f}, on the first 32 characters {float(rollout[t, :32].sum()):.2f}")  # fmt: skip
+
+# %% tags=["hide-input"]
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.8))
+labels_axis = [c if c not in " \n" else {" ": "␣", "\n": "⏎"}[c] for c in text]
+for ax, matrix, title in ((axes[0], weights[-1].mean(0), "raw attention, last layer (mean of heads)"),
+                          (axes[1], rollout, "attention rollout through all 4 layers")):  # fmt: skip
+    ax.imshow(matrix.numpy() ** 0.5, cmap="magma")
+    ax.set_title(title, fontsize=10)
+    ax.set_xticks(range(0, 64, 4), labels_axis[::4], fontsize=7)
+    ax.set_yticks(range(0, 64, 4), labels_axis[::4], fontsize=7)
+    ax.set_xlabel("key (input character)")
+axes[0].set_ylabel("query")
+fig.suptitle("one passage: colour = √weight (square root, so small weights show)", fontsize=10)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 5. A scaling law
+#
+# Kaplan et al. (2020) found that a language model's test loss falls as a power of its
+# non-embedding parameter count $N$ when data and compute are not the limit,
+#
+# $$
+# L(N) = \left(\frac{N_c}{N}\right)^{\alpha}, \qquad \alpha \approx 0.076,
+# $$
+#
+# a straight line on log-log axes. Later work adds an irreducible term,
+# $L(N) = E + (N_c/N)^\alpha$: the entropy of the text no model can remove.
+#
+# **The sweep.** Seven widths (16 … 128) of a 2-layer, 4-head GPT with RoPE, context 64, one
+# recipe (AdamW $2\cdot10^{-3}$, 50 warm-up steps, cosine, weight decay 0.1), and **the same
+# token budget for every size**: 1000 steps of 16 windows, 1,024,000 characters, about one
+# pass over the training split, not compute-matched. Widths 16 and 128 ran with two seeds.
+# `scripts/scaling_sweep.py` ran it (resumable, one thread per run) and stored the results:
+
+# %%
+scaling = read_csv(DATA / "scaling_runs.csv")
+scaling_provenance = yaml.safe_load((DATA / "scaling_provenance.yaml").read_text())
+print(
+    f"{len(scaling)} runs, {scaling_provenance['train']['tokens_per_run']:,} characters each, "
+    f"{scaling_provenance['total_wall_time_s'] / 60:.0f} min of training in all (one thread each, shared machine)"
+)
+print(f"{'width':>6}{'seed':>6}{'non-emb. N':>12}{'val loss':>10}{'train loss':>12}{'gap':>8}")
+for r in scaling:
+    print(f"{r['d_model']:>6}{r['seed']:>6}{r['non_embedding_params']:>12,}{r['val_loss']:>10.4f}"
+          f"{r['train_loss']:>12.4f}{r['val_loss'] - r['train_loss']:>8.4f}")  # fmt: skip
+n = np.array([r["non_embedding_params"] for r in scaling], dtype=float)
+loss = np.array([r["val_loss"] for r in scaling])
+print(f"non-embedding parameters span {n.max() / n.min():.0f}×")
+
+# %% [markdown]
+# Both laws, fitted by least squares on log-log axes; the 95 % interval of $\alpha$ comes
+# from the bootstrap over the nine runs (resample runs with replacement, refit, take the
+# 2.5th and 97.5th percentiles):
+
+# %%
+show_source(fit_power_law)
+
+# %%
+pure = fit_power_law(n, loss, bootstrap=1000)
+floored = fit_power_law_with_floor(n, loss, bootstrap=200)
+print(f"L = (N_c/N)^α:      α = {pure.alpha:.3f}  95% [{pure.alpha_interval[0]:.3f}, {pure.alpha_interval[1]:.3f}], "
+      f"N_c = {pure.n_c:.2g}, rms error {pure.rmse:.3f} nats")  # fmt: skip
+print(f"L = E + (N_c/N)^α:  α = {floored.alpha:.3f}  95% [{floored.alpha_interval[0]:.3f}, "
+      f"{floored.alpha_interval[1]:.3f}], E = {floored.floor:.2f} nats, rms error {floored.rmse:.3f} nats")  # fmt: skip
+print(f"Kaplan et al. (2020): α = {KAPLAN_ALPHA_N}")
+small, large = n < np.sqrt(n.min() * n.max()), n > np.sqrt(n.min() * n.max())
+for name, part in (("smaller half", small), ("larger half", large)):
+    local = fit_power_law(n[part], loss[part], bootstrap=0)
+    print(f"local slope over the {name} of the sizes: α = {local.alpha:.3f}")
+
+# %% tags=["hide-input"]
+fig, ax = plt.subplots(figsize=(6.5, 4.2))
+ax.scatter(n, loss, color="black", zorder=3, label="runs (val loss)")
+ax.scatter(
+    n, [r["train_loss"] for r in scaling], color="tab:gray", marker="x", zorder=3, label="same runs, train split"
+)
+grid_n = np.geomspace(n.min() / 1.5, n.max() * 1.5, 100)
+ax.plot(
+    grid_n,
+    pure.predict(grid_n),
+    color="tab:blue",
+    label=f"(N_c/N)^α, α = {pure.alpha:.3f} [{pure.alpha_interval[0]:.3f}, {pure.alpha_interval[1]:.3f}]",
+)
+ax.plot(
+    grid_n,
+    floored.predict(grid_n),
+    color="tab:orange",
+    linestyle="--",
+    label=f"E + (N_c/N)^α, α = {floored.alpha:.2f}, E = {floored.floor:.2f}",
+)
+anchor = pure.predict(n.min())
+ax.plot(grid_n, anchor * (grid_n / n.min()) ** -KAPLAN_ALPHA_N, color="tab:red", linestyle=":",
+        label=f"Kaplan's slope α = {KAPLAN_ALPHA_N} (through the smallest)")  # fmt: skip
+ax.set_xscale("log")
+ax.set_yscale("log")
+ax.set_xlabel("non-embedding parameters N")
+ax.set_ylabel("loss (nats per character)")
+ax.set_title("Tiny Shakespeare, 1.0M characters per run", fontsize=10)
+ax.legend(fontsize=7)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **A live slice.** The smallest model of the sweep, trained again here with the same recipe
+# and seed, should land on its stored loss (the same code, the same data order; one thread):
+
+# %%
+from annotated.scaling import train_point  # noqa: E402
+
+began = time.perf_counter()
+live = train_point(task, 16, 0)
+live_seconds = time.perf_counter() - began
+stored = next(r for r in scaling if r["d_model"] == 16 and r["seed"] == 0)
+print(f"width 16, seed 0: validation loss {live['val_loss']:.4f} live, {stored['val_loss']:.4f} stored "
+      f"(difference {live['val_loss'] - stored['val_loss']:+.4f})")  # fmt: skip
+
+# %% tags=["nbval-ignore-output"]
+print(f"trained and evaluated in {live_seconds:.0f} s (stored run: {stored['wall_time_s']:.0f} s on a shared machine)")
+
+# %% [markdown]
+# ## What we saw
+#
+# WHAT_WE_SAW
+#
+# ## Exercises
+#
+# ```{exercise}
+# :label: ex-08-threshold
+# The labels depend on the threshold 0.4. Relabel the heads at 0.3 and at 0.6: which heads
+# change their label, and which keep it? What does that say about a head "having a role"?
+# ```
+#
+# ```{solution-start} ex-08-threshold
+# :class: dropdown
+# ```
+
+# %%
+for threshold in (0.3, 0.4, 0.6):
+    relabelled = label_heads(scores, threshold=threshold)
+    print(f"threshold {threshold}: " + ", ".join(f"L{i}H{j} {relabelled[i][j]}" for i in range(n_layers)
+                                                for j in range(n_heads) if relabelled[i][j] != "mixed"))  # fmt: skip
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-08-rollout-share
+# Rollout gives the residual connection half the weight of every layer. Recompute the
+# rollout of the passage with a residual share of 0.1 and 0.9 and report, for the last
+# query, how much weight lands on the character itself. Which share is "right"?
+# ```
+#
+# ```{solution-start} ex-08-rollout-share
+# :class: dropdown
+# ```
+
+# %%
+for share in (0.1, 0.5, 0.9):
+    rolled = attention_rollout(list(weights), residual=share)[-1]
+    print(f"residual share {share}: weight of query 63 on itself {float(rolled[63, 63]):.2f}, "
+          f"on the previous character {float(rolled[63, 62]):.2f}")  # fmt: skip
+
+# %% [markdown]
+# None is measured: the share is an assumption about how much the residual stream carries,
+# and the result moves with it. The paper's ½ is a convention; a gradient- or
+# ablation-based attribution would measure instead of assume.
+#
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-08-scores-random
+# Score an *untrained* model of the same shape (seed 0). Which scores are already high
+# before any training, and why? (Hint: a causal head that attends uniformly has a
+# first-position score of $\frac{1}{T-1}\sum_{t=1}^{T-1} \frac{1}{t+1}$.)
+# ```
+#
+# ```{solution-start} ex-08-scores-random
+# :class: dropdown
+# ```
+
+# %%
+from annotated.models import build_model  # noqa: E402
+
+torch.manual_seed(0)
+untrained = build_model(model.config).eval()
+fresh = head_scores(untrained, task, windows=128, length=64, induction_n=30, seed=0)["scores"]
+uniform_first = sum(1 / (t + 1) for t in range(1, 64)) / 63
+for name in ("previous_token", "first_position", "delimiter", "mean_distance", "induction"):
+    print(f"{name:>15}: untrained mean {float(fresh[name].mean()):.3f}, trained mean {float(scores[name].mean()):.3f}")
+print(f"uniform causal attention: first position {uniform_first:.3f}, previous token the same, "
+      f"mean distance {sum(t / 2 for t in range(64)) / 64:.1f}")  # fmt: skip
+
+# %% [markdown]
+# An untrained head attends almost uniformly to the past, so every score has a baseline
+# that is not zero: about 0.07 for first position and previous token, a mean distance near
+# 16 characters, and a delimiter share equal to the share of delimiters in the text. A
+# score means something only against that baseline.
+#
+# ```{solution-end}
+# ```
+#
+# ## References
+#
+# * Abnar, S., Zuidema, W. (2020). Quantifying Attention Flow in Transformers. ACL.
+# * Kaplan, J. et al. (2020). Scaling Laws for Neural Language Models. arXiv:2001.08361.
+# * Hoffmann, J. et al. (2022). Training Compute-Optimal Large Language Models. arXiv:2203.15556.
+# * Michel, P., Levy, O., Neubig, G. (2019). Are Sixteen Heads Really Better than One? NeurIPS.
+# * Olsson, C. et al. (2022). In-context Learning and Induction Heads. Transformer Circuits Thread.
+# * Xiao, G. et al. (2023). Efficient Streaming Language Models with Attention Sinks. arXiv:2309.17453.
