@@ -101,6 +101,16 @@ def test_gpt2_untied_head_and_relu(transformers):
     assert max_diff(ours(ids).logits, hf(ids).logits) <= TOL
 
 
+@torch.no_grad()
+def test_gpt2_model_without_head_reads_out_through_the_token_embedding(transformers):
+    from annotated.hf import from_hf
+
+    hf, ids = gpt2(transformers).transformer, random_ids(2, T, high=V)  # a GPT2Model
+    assert isinstance(hf, transformers.GPT2Model)
+    reference = hf(ids).last_hidden_state @ hf.wte.weight.T  # (B, T, V)
+    assert max_diff(from_hf(hf)(ids).logits, reference) <= TOL
+
+
 def test_converted_model_shares_no_storage_and_keeps_the_callers_rng(transformers):
     from annotated.hf import from_hf
 
