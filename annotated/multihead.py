@@ -149,7 +149,11 @@ class MultiHeadAttention(nn.Module):
                 f"kernel={kernel!r} has no attention dropout, but dropout={self.dropout}; "
                 "set dropout=0 or use kernel='full'"
             )
-        if self.positional is not None and self.positional.where == "score" and not ATTENTION_KERNELS[kernel].score_mods:
+        if (
+            self.positional is not None
+            and self.positional.where == "score"
+            and not ATTENTION_KERNELS[kernel].score_mods
+        ):
             raise ValueError(
                 f"kernel={kernel!r} cannot apply the score_mod of {type(self.positional).__name__}; "
                 "use a kernel that takes score mods or a positional encoding that acts on q/k or the embeddings"
@@ -213,15 +217,16 @@ class MultiHeadAttention(nn.Module):
         if context is None:  # self-attention: positions and the cache apply
             k = self._split_heads(self.k_proj(x), self.n_kv_heads)  # (B, Hkv, T, D)
             v = self._split_heads(self.v_proj(x), self.n_kv_heads)  # (B, Hkv, T, D)
-            offset = 0 if cache is None else cache.seq_len
-            if positions is None:
-                positions = torch.arange(offset, offset + t, device=x.device)  # (T,)
-            elif positions.dim() not in (1, 2) or positions.shape[-1] != t or positions.is_floating_point():
-                raise ValueError(
-                    f"positions must be integers of shape (T,) or (B, T) with T={t}, got {tuple(positions.shape)}"
-                )
-            k_positions = positions
             pe = self.positional
+            if positions is not None:
+                if positions.dim() not in (1, 2) or positions.shape[-1] != t or positions.is_floating_point():
+                    raise ValueError(
+                        f"positions must be integers of shape (T,) or (B, T) with T={t}, got {tuple(positions.shape)}"
+                    )
+            elif cache is not None or (pe is not None and pe.where in ("qk", "score")):  # only then are they read
+                offset = 0 if cache is None else cache.seq_len
+                positions = torch.arange(offset, offset + t, device=x.device)  # (T,)
+            k_positions = positions
             if pe is not None and pe.where == "qk":
                 q, k = pe.rotate_qk(q, k, positions, positions)  # rotate before caching
             if cache is not None:
