@@ -51,7 +51,7 @@ class ExperimentConfig:
     train: dict = field(default_factory=dict)  # TrainConfig fields (the seed is the one below)
     seed: int = 0  # seeds the model's initialisation and the training batches
     plugins: list[str] = field(default_factory=list)  # .py files or module names to import first
-    tracker: str = "none"  # also log the metrics to "tensorboard" or "wandb" (offline unless logged in); see annotated.trackers
+    tracker: str = "none"  # also log the metrics to tensorboard or wandb (annotated.trackers); none: nothing extra
     grid: dict = field(default_factory=dict)  # sweeps only: {"model.positional": [...], "seed": [...]}
     overrides: list = field(default_factory=list)  # sweeps only: [{when: {model.positional: learned}, set: {...}}]
     base_dir: str | None = field(default=None, repr=False, compare=False)  # where relative plugin paths start
