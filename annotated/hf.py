@@ -64,7 +64,7 @@ def _activation(name: str) -> str:
 
 
 def gpt2_config(hf_config) -> ModelConfig:
-    """The :class:`ModelConfig` of a ``transformers.GPT2Config`` (refuses what the library cannot express)."""
+    """The :class:`~annotated.model_config.ModelConfig` of a ``transformers.GPT2Config`` (refuses what the library cannot express)."""
     c = hf_config
     if not c.scale_attn_weights or c.scale_attn_by_inverse_layer_idx or c.add_cross_attention:
         raise ValueError(
@@ -81,7 +81,7 @@ def gpt2_config(hf_config) -> ModelConfig:
 
 
 def bert_config(hf_config) -> ModelConfig:
-    """The :class:`ModelConfig` of a ``transformers.BertConfig`` (refuses what the library cannot express)."""
+    """The :class:`~annotated.model_config.ModelConfig` of a ``transformers.BertConfig`` (refuses what the library cannot express)."""
     c = hf_config
     if getattr(c, "position_embedding_type", None) not in (None, "absolute") or c.is_decoder or c.add_cross_attention:
         raise ValueError(
@@ -110,7 +110,7 @@ def _copy(state: dict, prefix: str, layer: nn.Module) -> None:
 
 
 def gpt2_state(model) -> dict[str, torch.Tensor]:
-    """The weights of a ``GPT2LMHeadModel`` / ``GPT2Model`` under the library's :class:`DecoderOnly` names."""
+    """The weights of a ``GPT2LMHeadModel`` / ``GPT2Model`` under the library's :class:`~annotated.models.DecoderOnly` names."""
     t = getattr(model, "transformer", model)  # GPT2LMHeadModel wraps a GPT2Model
     state: dict[str, torch.Tensor] = {"tok_emb.weight": t.wte.weight, "decoder.positional.table.weight": t.wpe.weight}
     for i, block in enumerate(t.h):
@@ -133,7 +133,7 @@ def gpt2_state(model) -> dict[str, torch.Tensor]:
 
 
 def bert_state(model) -> dict[str, torch.Tensor]:
-    """The weights of a ``BertModel`` under the library's :class:`EncoderOnly` names (the pooler is left out)."""
+    """The weights of a ``BertModel`` under the library's :class:`~annotated.models.EncoderOnly` names (the pooler is left out)."""
     e = model.embeddings
     state: dict[str, torch.Tensor] = {
         "tok_emb.weight": e.word_embeddings.weight,
