@@ -277,6 +277,8 @@ def test_t5_bias_looks_up_learned_table_per_head():
         ("rope", "qk"),
         ("alibi", "score"),
         ("t5", "score"),
+        ("abacus", "embedding"),
+        ("coupled_bias", "score"),
     ],
 )
 def test_registry_builds_each_encoding(name, where):
