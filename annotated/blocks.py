@@ -113,7 +113,8 @@ class TransformerBlock(nn.Module):
             self-attention (RoPE, ALiBi, T5 bias act there); cross-attention gets none.
         n_kv_heads: grouped-query attention in both attentions (see
             :class:`~annotated.attention.MultiHeadAttention`).
-        norm_eps: the ε of every LayerNorm in the block (BERT: 1e-12).
+        norm_eps: the ε of every LayerNorm in the block (1e-5, as PyTorch and GPT-2;
+            BERT: 1e-12).
 
     ``forward`` returns ``(x (B, T, C), self weights (B, H, T, Tk) or None, cross weights
     (B, H, T, S) or None)``; weights are computed only with ``need_weights=True``.
