@@ -106,6 +106,8 @@ class Stack(nn.Module):
         in_attention = self.positional if self.positional.where in ("qk", "score") else None
         block = DecoderBlock if causal else EncoderBlock
         extra = {"cross_attention": cross_attention} if causal else {}
+        # BERT normalises the summed embeddings before the first block (Devlin et al. 2019).
+        self.embedding_norm = nn.LayerNorm(c.d_model, eps=c.norm_eps) if c.embedding_norm else None
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(
             block(c.d_model, c.n_heads, c.d_ff, n_kv_heads=c.n_kv_heads, norm=c.norm, activation=c.activation,
@@ -115,8 +117,6 @@ class Stack(nn.Module):
         for block in self.blocks:  # the chosen kernel runs the self-attention; cross-attention stays dense
             block.self_attn.sublayer.use_kernel(c.attention, c.attention_params)
         self.final_norm = nn.LayerNorm(c.d_model, eps=c.norm_eps) if c.norm == "pre" else nn.Identity()
-        # BERT normalises the summed embeddings before the first block (Devlin et al. 2019).
-        self.embedding_norm = nn.LayerNorm(c.d_model, eps=c.norm_eps) if c.embedding_norm else None
 
     def forward(self, x, memory=None, *, mask=None, memory_mask=None, need_weights=False, positions=None, caches=None):
         """``x`` token embeddings (B, T, C) → (hidden (B, T, C), self weights per layer, cross weights per layer)."""
