@@ -14,7 +14,7 @@ from conftest import randn, seeded, tiny_model
 
 from annotated.multihead import MultiHeadAttention
 from annotated.optim import make_optimizer
-from annotated.positional import AbacusEncoding, CoupledRelativeBias, make_positional
+from annotated.positional import AbacusEncoding, CoupledRelativeBias, FireBias, make_positional
 from annotated.tasks import CopyEOSTask, ReversedAdditionTask, digit_places, get_task
 from annotated.train_config import TrainConfig
 
@@ -178,6 +178,32 @@ def test_coupled_attention_depends_only_on_id_differences_and_kernels_agree():
         torch.testing.assert_close(mha(x, causal=True, positions=p + 7)[0], outs[kernel])  # shift all ids: same
         assert not torch.allclose(mha(x, causal=True)[0], outs[kernel])  # the ids matter
     torch.testing.assert_close(outs["full"], outs["blockwise"], atol=1e-5, rtol=1e-5)
+
+
+def test_fire_score_mod_equals_the_paper_formula_and_kernels_agree():
+    enc = FireBias(n_heads=3, hidden=8, threshold=4.0)
+    with torch.no_grad():
+        enc.log_c.fill_(0.3)
+    p = torch.arange(9)
+    bias = enc.score_bias(p, p)  # (H, T, T)
+    c, i, j = torch.tensor(0.3).exp(), p[:, None].float(), p[None, :].float()
+
+    def psi(x):  # the paper's ψ(x) = log(c·x + 1)
+        return torch.log(c * x + 1)
+
+    normalised = psi((i - j).clamp(min=0)) / psi(i.clamp(min=4.0))  # (T, T): ψ(i − j) / ψ(max(L, i))
+    expected = enc.mlp(normalised[..., None]).permute(2, 0, 1)  # (H, T, T)
+    causal = j <= i
+    torch.testing.assert_close(bias[:, causal], expected[:, causal])
+    assert bias.shape == (3, 9, 9) and normalised[causal].max() <= 1.0  # every visible distance maps into [0, 1]
+    x = randn(2, 9, 12)
+    full = MultiHeadAttention(12, 3, positional=enc)
+    block = MultiHeadAttention(12, 3, positional=enc, kernel="blockwise", kernel_params={"block_size": 4})
+    block.load_state_dict(full.state_dict())
+    out = full(x, causal=True)[0]
+    torch.testing.assert_close(out, block(x, causal=True)[0], atol=1e-5, rtol=1e-5)
+    out.sum().backward()
+    assert enc.log_c.grad is not None and enc.threshold.grad is not None  # c and L are learned
 
 
 # --- the task trains --------------------------------------------------------------------------

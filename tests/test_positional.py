@@ -279,6 +279,7 @@ def test_t5_bias_looks_up_learned_table_per_head():
         ("t5", "score"),
         ("abacus", "embedding"),
         ("coupled_bias", "score"),
+        ("fire", "score"),
     ],
 )
 def test_registry_builds_each_encoding(name, where):

@@ -2,7 +2,8 @@
 
 Each encoding acts at one place — added to the embeddings (:mod:`~annotated.positional.absolute`,
 :mod:`~annotated.positional.randomized`), rotating q and k (:mod:`~annotated.positional.rope`),
-or as a ``score_mod`` on the scores (:mod:`~annotated.positional.bias`); NoPE does nothing.
+or as a ``score_mod`` on the scores (:mod:`~annotated.positional.bias`, :mod:`~annotated.positional.fire`);
+NoPE does nothing.
 Two read ids the task gives with the batch: Abacus (:mod:`~annotated.positional.abacus`, digit
 places) and the coupled relative bias (:mod:`~annotated.positional.coupled`, position coupling).
 :mod:`~annotated.positional.base` holds the interface and the properties each encoding
@@ -16,6 +17,7 @@ from annotated.positional.absolute import LearnedAbsoluteEncoding, SinusoidalEnc
 from annotated.positional.base import NoPositionalEncoding, PositionalEncoding
 from annotated.positional.bias import AlibiBias, T5RelativeBias, alibi_slopes, t5_relative_bucket
 from annotated.positional.coupled import CoupledRelativeBias
+from annotated.positional.fire import FireBias
 from annotated.positional.randomized import RandomizedPositions
 from annotated.positional.rope import RotaryEncoding, apply_rope
 
@@ -30,6 +32,7 @@ POSITIONAL_ENCODINGS: dict[str, type[PositionalEncoding]] = {
     "randomized": RandomizedPositions,
     "abacus": AbacusEncoding,  # reads digit places from the batch (McLeish et al. 2024)
     "coupled_bias": CoupledRelativeBias,  # reads coupled ids from the batch (Cho et al. 2024)
+    "fire": FireBias,  # an MLP of the normalised distance (Li et al. 2024)
 }
 
 
@@ -51,6 +54,7 @@ __all__ = [
     "AbacusEncoding",
     "AlibiBias",
     "CoupledRelativeBias",
+    "FireBias",
     "LearnedAbsoluteEncoding",
     "NoPositionalEncoding",
     "PositionalEncoding",
