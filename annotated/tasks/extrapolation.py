@@ -117,7 +117,7 @@ class ReversedAdditionTask(PromptAnswerTask):
         return total
 
     def ids(self, s: torch.Tensor) -> torch.Tensor | None:
-        """Position ids (B, L) of a whole laid-out sequence ``s = prompt = answer EOS``."""
+        """Position ids (B, L) of whole laid-out sequences ``s`` (prompt, ``=``, answer digits, EOS)."""
         if self.position_ids == "abacus":
             return digit_places(s, torch.arange(self.vocab_size) < 10)
         if self.position_ids == "none":
@@ -136,10 +136,11 @@ class ReversedAdditionTask(PromptAnswerTask):
 
 
 class CopyEOSTask(PromptAnswerTask):
-    """Copy the prompt after SEP, then write EOS (Kazemnejad et al. 2023). Length 3::
+    """Copy the prompt after SEP, then write EOS (Kazemnejad et al. 2023). Length 3, ``repeated=False``
+    then ``repeated=True`` (one symbol, drawn per sequence, ``n`` times)::
 
-    repeated=False   4 1 7 SEP 4 1 7 EOS
-    repeated=True    5 5 5 SEP 5 5 5 EOS      (one symbol, drawn per sequence, n times)
+        4 1 7 SEP 4 1 7 EOS
+        5 5 5 SEP 5 5 5 EOS
     """
 
     def __init__(self, n_symbols: int = 10, *, repeated: bool = False):
