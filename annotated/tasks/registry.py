@@ -72,5 +72,7 @@ register_task("associative_recall", AssociativeRecallTask())
 register_task("copy_eos", CopyEOSTask())  # Kazemnejad et al. 2023: copy, then EOS
 register_task("counting_copy", CopyEOSTask(repeated=True))  # one symbol n times, then EOS: counting
 register_task("addition_coupled", ReversedAdditionTask(end_marker=True, position_ids="coupled"))  # Cho et al. 2024
+register_task("addition_coupled_nomarker", ReversedAdditionTask(position_ids="coupled"))  # without 0 $ per operand
 register_task("addition_abacus", ReversedAdditionTask(position_ids="abacus"))  # McLeish et al. 2024
+register_task("addition_marked", ReversedAdditionTask(end_marker=True, position_ids="none"))  # baselines: 0…T−1
 register_task("tiny_shakespeare", TextDataset(load_tiny_shakespeare))  # reads the corpus on first use
