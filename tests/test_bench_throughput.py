@@ -84,3 +84,10 @@ def test_command_line_throughput_only(tmp_path, monkeypatch, capsys):
     assert [r["size"] for r in rows] == ["tiny"]
     assert "| tiny |" in capsys.readouterr().out
     assert {p.name for p in tmp_path.iterdir()} == {"throughput.csv", "throughput.md"}
+
+
+def test_command_line_profile_names_the_operators(monkeypatch, capsys):
+    monkeypatch.setattr("annotated.bench.__main__.THROUGHPUT_SIZES", (TINY,))
+    (table,) = main(["--profile", "reference"])
+    assert "aten::" in table and "Self CPU" in table
+    assert "reference, tiny: operators by self CPU time" in capsys.readouterr().out

@@ -17,10 +17,10 @@ from annotated.bench.kernels import (
     markdown_table,
     run_benchmark,
 )
-from annotated.bench.throughput import THROUGHPUT_SIZES, run_throughput, throughput_table
+from annotated.bench.throughput import THROUGHPUT_SIZES, profile_step, run_throughput, throughput_table
 
 
-def main(argv=None) -> BenchmarkResult | list[dict]:
+def main(argv=None) -> BenchmarkResult | list[dict] | list[str]:
     """Command line: ``python -m annotated.bench [--quick] [--lengths ...] [--kinds ...] [--out DIR]``."""
     parser = argparse.ArgumentParser(prog="python -m annotated.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--lengths", type=int, nargs="+", help="sequence lengths T (default 256 … 16384)")
@@ -51,6 +51,12 @@ def main(argv=None) -> BenchmarkResult | list[dict]:
         default=7,
         help="timed runs per model in the throughput table; the median is reported (default 7)",
     )
+    parser.add_argument(
+        "--profile",
+        choices=["library", "reference"],
+        default=None,
+        help="print torch.profiler's operator table of that model's training step at each throughput size, and stop",
+    )
     parser.add_argument("--out", default="_build/bench", help="folder for results.csv, results.md, scaling.png")
     parser.add_argument("--quick", action="store_true", help="T = 256 … 4096 and two timed runs each")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per point (default 3, 2 with --quick)")
@@ -72,6 +78,12 @@ def main(argv=None) -> BenchmarkResult | list[dict]:
     if args.threads:
         torch.set_num_threads(args.threads)
     budget = None if args.budget_mib is None else int(args.budget_mib * 2**20)
+    if args.profile:
+        torch.set_num_threads(1)
+        tables = [profile_step(size, args.profile) for size in THROUGHPUT_SIZES]
+        for size, table in zip(THROUGHPUT_SIZES, tables, strict=True):
+            print(f"{args.profile}, {size.name}: operators by self CPU time over 3 steps\n{table}")
+        return tables
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if not args.skip_throughput:

@@ -173,6 +173,32 @@ def loop_runner(size: ThroughputSize, model: DecoderOnly, *, warmup: int, steps:
     return run
 
 
+def step_functions(size: ThroughputSize, positional: str = "learned", seed: int = 0) -> tuple[DecoderOnly, dict]:
+    """The library's decoder (seeded) and ``{"library": step, "reference": step}`` on one random batch,
+    the reference holding the library's weights."""
+    g = torch.Generator().manual_seed(seed)
+    inputs, targets = (torch.randint(0, size.vocab_size, (size.batch, size.context), generator=g) for _ in range(2))
+    torch.manual_seed(seed)
+    library = library_decoder(size, positional)
+    reference = copy_library_weights(ReferenceDecoder(size, positions=POSITIONS[positional]), library)
+    return library, {
+        "library": training_step(library, inputs, targets),
+        "reference": training_step(reference, inputs, targets),
+    }
+
+
+def profile_step(size: ThroughputSize, model: str = "library", *, steps: int = 3, row_limit: int = 20) -> str:
+    """``torch.profiler``'s operators by self CPU time over ``steps`` training steps (after two
+    warm-up steps) of the ``"library"`` or ``"reference"`` model: where a step's time goes."""
+    step = step_functions(size)[1][model]
+    for _ in range(2):
+        step()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=row_limit)
+
+
 def measure_size(size: ThroughputSize, *, repeats: int = 7, steps: int = 5, warmup: int = 2,
                  timer: str = "wall", positional: str = "learned", loop: bool = True, seed: int = 0) -> dict:  # fmt: skip
     """Seconds per step of the library, the reference and (with ``loop``) ``train``: one table row."""
@@ -181,12 +207,7 @@ def measure_size(size: ThroughputSize, *, repeats: int = 7, steps: int = 5, warm
     if repeats < 1 or steps < 1 or warmup < 0:
         raise ValueError(f"repeats and steps must be ≥ 1 and warmup ≥ 0, got {repeats}, {steps}, {warmup}")
     clock = TIMERS[timer]
-    g = torch.Generator().manual_seed(seed)
-    inputs, targets = (torch.randint(0, size.vocab_size, (size.batch, size.context), generator=g) for _ in range(2))
-    torch.manual_seed(seed)
-    library = library_decoder(size, positional)
-    reference = copy_library_weights(ReferenceDecoder(size, positions=POSITIONS[positional]), library)
-    runs = {"library": training_step(library, inputs, targets), "reference": training_step(reference, inputs, targets)}
+    library, runs = step_functions(size, positional, seed)
 
     def timed(step):
         def run() -> float:
