@@ -208,12 +208,12 @@ kinds = ["all", "after space", "after newline", "after punctuation", "after lett
 print("loss without ablation: " + ", ".join(f"{k} {base['L ' + k]:.3f}" for k in kinds))
 by_head = {(r["layer"], r["head"], r["mode"]): r for r in rows[1:]}
 print("\nΔ loss (nats) when one head is removed; ± is the 95 % interval of Δ all")
-print(f"{'head':<6}{'label':<16}{'zero: all':>16}{'mean: all':>16}" + "".join(f"{k[6:] or k:>10}" for k in kinds[1:]))
+print(f"{'head':<6}{'label':<16}{'zero: all':>16}{'mean: all':>16}" + "".join(f"{k[6:]:>13}" for k in kinds[1:]))
 for layer in range(n_layers):
     for head in range(n_heads):
         z, m = by_head[(layer, head, "zero")], by_head[(layer, head, "mean")]
         print(f"L{layer}H{head}  {labels[layer][head]:<16}{z['Δ all']:+9.3f} ±{z['± all']:.3f}"
-              f"{m['Δ all']:+9.3f} ±{m['± all']:.3f}" + "".join(f"{m['Δ ' + k]:+10.3f}" for k in kinds[1:]))  # fmt: skip
+              f"{m['Δ all']:+9.3f} ±{m['± all']:.3f}" + "".join(f"{m['Δ ' + k]:+13.3f}" for k in kinds[1:]))  # fmt: skip
 
 # %% tags=["nbval-ignore-output"]
 print(f"{len(rows) - 1} ablations of 512 windows in {ablation_seconds:.0f} s")
@@ -358,10 +358,10 @@ print(f"L = (N_c/N)^α:      α = {pure.alpha:.3f}  95% [{pure.alpha_interval[0]
 print(f"L = E + (N_c/N)^α:  α = {floored.alpha:.3f}  95% [{floored.alpha_interval[0]:.3f}, "
       f"{floored.alpha_interval[1]:.3f}], E = {floored.floor:.2f} nats, rms error {floored.rmse:.3f} nats")  # fmt: skip
 print(f"Kaplan et al. (2020): α = {KAPLAN_ALPHA_N}")
-small, large = n < np.sqrt(n.min() * n.max()), n > np.sqrt(n.min() * n.max())
-for name, part in (("smaller half", small), ("larger half", large)):
+sizes = np.unique(n)
+for name, part in (("four smallest", n <= sizes[3]), ("four largest", n >= sizes[-4])):
     local = fit_power_law(n[part], loss[part], bootstrap=0)
-    print(f"local slope over the {name} of the sizes: α = {local.alpha:.3f}")
+    print(f"local slope over the {name} sizes: α = {local.alpha:.3f}")
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6.5, 4.2))
@@ -399,7 +399,7 @@ plt.show()
 # **A live slice.** The smallest model of the sweep, trained again here with the same recipe
 # and seed, should land on its stored loss (the same code, the same data order; one thread):
 
-# %%
+# %% tags=["nbval-ignore-output"]
 from annotated.scaling import train_point  # noqa: E402
 
 began = time.perf_counter()
@@ -409,8 +409,11 @@ stored = next(r for r in scaling if r["d_model"] == 16 and r["seed"] == 0)
 print(f"width 16, seed 0: validation loss {live['val_loss']:.4f} live, {stored['val_loss']:.4f} stored "
       f"(difference {live['val_loss'] - stored['val_loss']:+.4f})")  # fmt: skip
 
-# %% tags=["nbval-ignore-output"]
 print(f"trained and evaluated in {live_seconds:.0f} s (stored run: {stored['wall_time_s']:.0f} s on a shared machine)")
+
+# %%
+# The digits above may differ on another CPU (float sums in another order); the check below does not.
+print("live run within 0.02 nats of the stored one:", abs(live["val_loss"] - stored["val_loss"]) < 0.02)
 
 # %% [markdown]
 # ## What we saw
