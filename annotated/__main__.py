@@ -17,8 +17,11 @@ registries), so ``--help`` says what the configs say. Older spellings (``--pe``,
 
 ``--plugin my_tasks.py`` (or a module name) is imported before anything else, so tasks it
 registers with ``annotated.tasks.register_task`` can be named with ``--task``; sweep configs
-list theirs under ``plugins:``. Exit status: 0 success, 2 a usage or config error (nothing
-is written), 1 a failure while running (the run folder is marked ``failed``), 130 interrupted.
+list theirs under ``plugins:``. Exit status: 0 success; 2 a usage or config error, one line on
+stderr and nothing written (a wrong type or range, a missing corpus, a device this machine lacks,
+a run that cannot be resumed, a damaged file ``report`` reads); 1 a failure while running (the run
+folder is marked ``failed``, or ``diverged`` with its last good state in model.pt); 130
+interrupted by Ctrl-C or SIGTERM (model.pt holds the last good state: ``resume`` continues it).
 """
 
 from __future__ import annotations
@@ -34,16 +37,18 @@ from annotated.blocks import ACTIVATIONS, NORM_PLACEMENTS
 from annotated.flags import OneMetavarFormatter, add_flags, apply_flags
 from annotated.kernels import ATTENTION_KERNELS
 from annotated.lab import CONFIG_DIR, ExperimentConfig, find_config, shipped_configs
+from annotated.lab.runs import check_resumable
 from annotated.models import ARCHITECTURES, ModelConfig
 from annotated.positional import POSITIONAL_ENCODINGS
 from annotated.tasks import TASKS
+from annotated.tasks.text import ChecksumMismatchError, CorpusUnavailableError
 from annotated.train import TrainConfig
 
 __all__ = ["CONFIG_DIR", "build_parser", "experiment_from_args", "main"]
 
 SECTIONS = ("experiment", "model", "train")  # where a train flag's value goes: the experiment, or its model / train
 NOT_FLAGS = {
-    "experiment": ("model", "train", "grid", "base_dir"),  # sections (their fields are flags); sweeps only; internal
+    "experiment": ("model", "train", "grid", "overrides", "base_dir"),  # sections (flags per field); sweeps; internal
     "model": ("vocab_size",),  # the task gives it
     "train": ("seed",),  # the experiment's --seed seeds training too
 }
@@ -53,6 +58,7 @@ ALIASES = {  # the flags' older names, kept so that commands written for them st
               "n_kv_heads": ("--kv-heads",), "attention_params": ("--attention-param",)},
     "train": {"warmup_steps": ("--warmup",)},
 }  # fmt: skip
+USER_ERRORS = (ValueError, CorpusUnavailableError, ChecksumMismatchError)  # exit 2 (ConfigError is a ValueError)
 DEFAULT_NAME = "<task>_<positional>"  # a run's name when neither --name nor --config gives one
 
 
@@ -199,9 +205,14 @@ def main(argv=None) -> int:
             config = sweep_from_args(args, plugins)
         elif not Path(args.path).is_dir():
             raise ValueError(f"{args.path} is not a folder")
-    except ValueError as error:
+        elif args.command == "resume":
+            check_resumable(args.path)  # complete, still training, no checkpoint, a damaged file: said before training
+    except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     try:
         if args.command == "train":
             _print_run(lab.run(config, args.out, progress=args.progress))
@@ -224,13 +235,24 @@ def main(argv=None) -> int:
             _print_run(lab.resume(args.path, progress=args.progress))
         else:
             print(f"re-rendered {lab.report(args.path)}")
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM while a run trains
+        print(f"interrupted{_resume_hint(error)}", file=sys.stderr)
         return 130
-    except Exception as error:  # the run folder says "failed" with the traceback
-        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+    except Exception as error:  # the run folder says "failed" (or "diverged") with the traceback
+        if args.command == "report" and isinstance(error, USER_ERRORS):  # report only reads: a damaged file
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(f"error: {type(error).__name__}: {error}{_resume_hint(error)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _resume_hint(error: BaseException) -> str:
+    """Where a stopped run keeps its last good state, and the command that continues it."""
+    folder = getattr(error, "run_folder", None)
+    if folder is None or not (Path(folder) / "model.pt").is_file():
+        return ""
+    return f"; {folder}/model.pt holds its last good state — continue with: python -m annotated resume {folder}"
 
 
 def list_everything() -> int:

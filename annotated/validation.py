@@ -227,7 +227,7 @@ def _advice(value, hint, interval: Interval | None, example) -> str:
             mantissa = mantissa if "." in mantissa else f"{mantissa}.0"
             fixed = f"{mantissa}e{exponent if exponent[0] in '+-' else '+' + exponent}"
             return f"YAML reads {text} as a string; write {fixed}"
-        return f"the number is quoted; write {text} without quotes"
+        return f"write {text} without quotes (quoted, a number is text)"
     if isinstance(value, str) and value.strip().lower() in ("none", "null", "~") and type(None) in _parts(hint):
         return "write null in YAML, none on the command line, None in Python (unquoted)"
     if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no") and bool in _parts(hint):

@@ -219,7 +219,7 @@ def flag_of(section: str, name: str):
 
 
 def test_every_config_field_has_a_flag_with_help():
-    assert NOT_FLAGS == {"experiment": ("model", "train", "grid", "base_dir"), "model": ("vocab_size",),
+    assert NOT_FLAGS == {"experiment": ("model", "train", "grid", "overrides", "base_dir"), "model": ("vocab_size",),
                          "train": ("seed",)}  # fmt: skip
     for section, cls in CONFIGS.items():
         for field in dataclasses.fields(cls):

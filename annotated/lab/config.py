@@ -75,20 +75,43 @@ class ExperimentConfig:
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"no config file at {path}")
-        text = path.read_text(encoding="utf-8")
         try:
+            text = path.read_text(encoding="utf-8")
             values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (json.JSONDecodeError, yaml.YAMLError) as error:
+        except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as error:
             raise ValueError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {error}") from error
         if not isinstance(values, dict):
             raise ValueError(f"{path} must hold a mapping of experiment fields, got {type(values).__name__}")
-        return cls.from_dict(values, base_dir=path.parent)
+        try:
+            return cls.from_dict(values, base_dir=path.parent)
+        except ValueError as error:  # name the file: a run's config.yaml, a sweep's, the user's own
+            raise type(error)(f"{path}: {error}") from error
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "base_dir"}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+def read_json_file(path) -> dict:
+    """A JSON mapping from ``path`` (a run's report.json), with an error naming the file when it is damaged."""
+    return _read_mapping(Path(path), json.loads, (json.JSONDecodeError, UnicodeDecodeError), "JSON")
+
+
+def read_yaml_file(path) -> dict:
+    """A YAML mapping from ``path`` (a run's config.yaml), with an error naming the file when it is damaged."""
+    return _read_mapping(Path(path), yaml.safe_load, (yaml.YAMLError, UnicodeDecodeError), "YAML")
+
+
+def _read_mapping(path: Path, parse, errors, kind: str) -> dict:
+    try:
+        values = parse(path.read_text(encoding="utf-8"))
+    except errors as error:
+        raise ValueError(f"{path} is damaged: not valid {kind} ({error}); restore it, or delete the folder") from error
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} is damaged: it holds a {type(values).__name__}, not a mapping of fields")
+    return values
 
 
 def shipped_configs() -> list[str]:

@@ -7,12 +7,9 @@ a file was deleted, without training again.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import yaml
-
-from annotated.lab.config import ExperimentConfig, resolve
+from annotated.lab.config import ExperimentConfig, read_json_file, read_yaml_file, resolve
 from annotated.lab.sweeps import write_summary
 from annotated.models import count_parameters, load_model
 from annotated.reports import read_csv, write_report
@@ -35,8 +32,11 @@ def report(path) -> Path:
 
 def rerender_run(folder: Path) -> dict:
     """Rebuild a run's plots and reports from its CSVs (and its model.pt for the attention maps)."""
-    info = json.loads((folder / "report.json").read_text()) if (folder / "report.json").is_file() else {}
-    config = yaml.safe_load((folder / "config.yaml").read_text())
+    info = read_json_file(folder / "report.json") if (folder / "report.json").is_file() else {}
+    config = read_yaml_file(folder / "config.yaml")
+    missing = [k for k in ("name", "task", "train_length", "eval_lengths") if k not in config]
+    if missing:
+        raise ValueError(f"{folder / 'config.yaml'} is damaged: it lacks {missing}")
     info = {k: v for k, v in info.items() if k not in ("per_length", "in_distribution", "generalisation_gap")}
     low, high = length_range(config["train_length"])
     info = {"name": config["name"], "task": config["task"], "train_length": [low, high],

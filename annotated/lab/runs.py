@@ -13,19 +13,29 @@
 The whole config is checked before any folder exists, so a bad config leaves nothing behind.
 Folders are never overwritten (a taken name gets ``-2``, ``-3``…) and every file is written
 to a temporary name and moved into place, so no file is ever half-written. report.json says
-``"running"`` while training; a run that fails keeps its folder, marked ``"failed"`` (or
-``"interrupted"``) with the error, metrics so far and its last checkpoint, from which
-:func:`resume` continues in the same folder.
+``"running"`` while training; a run that fails keeps its folder, marked ``"failed"`` with the
+error and the metrics so far. A run stopped by Ctrl-C, by SIGTERM (turned into the same
+KeyboardInterrupt while a run trains) or by a divergence writes its last good state to model.pt
+before it stops and is marked ``"interrupted"`` or ``"diverged"``; :func:`resume` continues any
+of them in the same folder. While a run trains, ``run.lock`` holds its process id, so a second
+process cannot resume it at the same time; a lock whose process is gone (a ``kill -9``) is
+stale and is taken over with a notice.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -33,12 +43,14 @@ import torch
 import yaml
 
 import annotated
-from annotated.files import write_atomic
-from annotated.lab.config import ExperimentConfig, Resolved, as_config, resolve
+from annotated.files import pid_alive, write_atomic
+from annotated.lab.config import ExperimentConfig, Resolved, as_config, read_json_file, resolve
 from annotated.models import count_parameters, read_checkpoint, write_checkpoint
 from annotated.reports import write_report
 from annotated.trackers import open_tracker
-from annotated.train import History, resolve_device, train
+from annotated.train import History, TrainingDiverged, resolve_device, train
+
+LOCK = "run.lock"  # {"pid", "host", "since"} of the process training in this folder
 
 
 def new_folder(parent: Path, name: str, *, stamp: bool = True) -> Path:
@@ -87,22 +99,97 @@ def run(config, out_dir="experiments", *, progress: bool = False, callback=None,
 
 
 def resume(folder, *, progress: bool = False, callback=None) -> Path:
-    """Continue an interrupted or failed run from its last checkpoint (model.pt) in its own folder."""
+    """Continue an interrupted, diverged or failed run from its last checkpoint (model.pt) in its own folder."""
+    resolved, state = check_resumable(folder)
+    return _train_into(Path(folder), resolved, progress=progress, callback=callback, resume_state=state)
+
+
+def check_resumable(folder) -> tuple[Resolved, dict]:
+    """The checked experiment and training state :func:`resume` starts from; ValueError (naming the
+    folder or file) when the run is complete, still training in another process, or has no checkpoint."""
     folder = Path(folder)
-    status = (
-        json.loads((folder / "report.json").read_text()).get("status") if (folder / "report.json").is_file() else None
-    )
-    if status == "completed":
+    if not (folder / "config.yaml").is_file():
+        raise ValueError(f"{folder} is not a run folder (it has no config.yaml)")
+    holder = lock_holder(folder)
+    if holder is not None:
+        raise ValueError(
+            f"{folder} is still training in process {holder['pid']} on {holder['host']} ({folder / LOCK}); wait for it "
+            f"to finish or stop it (kill -INT {holder['pid']}) and resume then"
+        )
+    report = read_json_file(folder / "report.json") if (folder / "report.json").is_file() else {}
+    if report.get("status") == "completed":
         raise ValueError(f"{folder} is already complete; nothing to resume")
     if not (folder / "model.pt").is_file():
         raise ValueError(f"{folder} has no checkpoint (model.pt); it cannot be resumed — start it again with run()")
     resolved = resolve(ExperimentConfig.from_file(folder / "config.yaml"))
     checkpoint = read_checkpoint(folder / "model.pt")
-    state = {**checkpoint["training_state"], "model": checkpoint["state_dict"]}
-    return _train_into(folder, resolved, progress=progress, callback=callback, resume_state=state)
+    if not isinstance(checkpoint.get("training_state"), dict):
+        raise ValueError(f"{folder / 'model.pt'} holds weights but no training state; it cannot be resumed")
+    return resolved, {**checkpoint["training_state"], "model": checkpoint["state_dict"]}
+
+
+def lock_holder(folder) -> dict | None:
+    """``{"pid", "host", …}`` of the live process training in ``folder``, or None. A lock left by a
+    process that is gone (killed) is stale: it is removed, with a notice on stderr."""
+    path = Path(folder) / LOCK
+    try:
+        holder = json.loads(path.read_text(encoding="utf-8"))
+        pid, host = int(holder["pid"]), str(holder["host"])
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):  # a lock cut short by a kill: nobody holds it
+        holder, pid, host = {}, 0, socket.gethostname()
+    if host != socket.gethostname() or (pid != os.getpid() and pid_alive(pid)):
+        return {**holder, "pid": pid, "host": host}
+    print(f"notice: {path} names process {pid}, which is no longer running (stopped without cleaning up); "
+          "taking the run over", file=sys.stderr)  # fmt: skip
+    path.unlink(missing_ok=True)
+    return None
+
+
+@contextmanager
+def run_lock(folder: Path) -> Iterator[None]:
+    """Hold ``folder/run.lock`` while the block runs (refusing a folder a live process holds)."""
+    holder = lock_holder(folder)
+    if holder is not None and holder["pid"] != os.getpid():
+        raise ValueError(f"{folder} is being trained by process {holder['pid']} on {holder['host']}; not starting")
+    mine = {"pid": os.getpid(), "host": socket.gethostname(), "since": datetime.now().isoformat(timespec="seconds")}
+    write_atomic(folder / LOCK, json.dumps(mine))
+    try:
+        yield
+    finally:
+        (folder / LOCK).unlink(missing_ok=True)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (``kill PID``, a scheduler's stop) raises KeyboardInterrupt as Ctrl-C
+    does, so training saves its last good state. Only the main thread can set a handler; elsewhere
+    the block runs unchanged."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _train_into(folder: Path, resolved: Resolved, *, progress, callback, resume_state=None) -> Path:
+    with run_lock(folder), sigterm_as_interrupt():
+        try:
+            return _train_locked(folder, resolved, progress=progress, callback=callback, resume_state=resume_state)
+        except BaseException as error:
+            error.run_folder = folder  # the command line names it in its message
+            raise
+
+
+def _train_locked(folder: Path, resolved: Resolved, *, progress, callback, resume_state=None) -> Path:
     device = resolve_device(resolved.train_config.device)
     write_atomic(folder / "config.yaml", yaml.safe_dump(resolved.to_dict() | {"environment": environment(device)},
                                                         sort_keys=False, allow_unicode=True))  # fmt: skip
@@ -120,15 +207,23 @@ def _train_into(folder: Path, resolved: Resolved, *, progress, callback, resume_
             if listener:
                 listener(kind, row)
 
+    saved = {"step": resume_state["step"] if resume_state else None}  # the step model.pt holds
+
+    def save(state):
+        save_checkpoint(folder / "model.pt", resolved, state)
+        saved["step"] = state["step"]
+
     try:
         history = train(model, resolved.task, train_length=list(resolved.lengths), eval_lengths=resolved.eval_lengths,
                         config=resolved.train_config, progress=progress, callback=record, resume_state=resume_state,
-                        checkpoint=lambda state: save_checkpoint(folder / "model.pt", resolved, state))  # fmt: skip
+                        checkpoint=save)  # fmt: skip
     except BaseException as error:
         history = getattr(error, "history", None) or live
         history.meta["steps_done"] = history.steps[-1]["step"] if history.steps else 0
         status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        status = "diverged" if isinstance(error, TrainingDiverged) else status
         info |= {"status": status, "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}
+        info["checkpoint_step"] = saved["step"]
         info["wall_time_s"] = time.perf_counter() - began
         write_report(folder, info, history)
         raise
