@@ -280,7 +280,8 @@ def throughput_table(rows: list[dict]) -> str:
         r = rows[0]
         lines.append(
             f"\nMedian of {r['repeats']} runs of {r['steps']} steps after {r['warmup']} warm-up steps, one torch "
-            f"thread, {r['timer']} clock; positions: {r['positional']}. A ratio below 1 means faster than the reference."
+            f"thread, {r['timer']} clock; positions: {r['positional']}. A ratio below 1 means faster than the reference. "
+            "train(): the library's whole loop per step (data, schedule, gradient norms, clipping, divergence guard)."
         )
     return "\n".join(lines) + "\n"
 
