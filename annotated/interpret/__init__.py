@@ -1,9 +1,9 @@
 """Inside a trained model: head-role scores, head ablations and attention rollout.
 
-``scores``    :func:`head_scores` (previous-token, same-character, delimiter, first-position,
-              mean distance, induction) and :func:`label_heads`
-``ablation``  :func:`ablate_head` (zero or mean), :func:`ablation_table` per character class
-``rollout``   :func:`attention_rollout` (Abnar and Zuidema 2020)
+- ``scores``: :func:`head_scores` (previous-token, same-character, delimiter, first-position,
+  mean distance, induction) and :func:`label_heads`
+- ``ablation``: :func:`ablate_head` (zero or mean), :func:`ablation_table` per character class
+- ``rollout``: :func:`attention_rollout` (Abnar and Zuidema 2020)
 
 Each reads a model from :mod:`annotated.models`; none trains one. Chapter 8 uses them all.
 """

@@ -7,14 +7,16 @@ different way, and each keeps ``attend``'s call shape and hooks::
     kernel(q, k, v, mask=None, bias=None, *, causal=False, scale=None,
            mask_mod=None, score_mod=None, **settings) -> (out, weights | None)
 
-| kernel | idea | exact? | memory |
-|---|---|---|---|
-| ``full`` (:func:`sdpa_attention`) | PyTorch's fused SDPA, mods materialised once | yes | O(T²) on CPU |
-| :func:`linear_attention` | softmax → kernel feature map, reorder the products | no (another model) | O(T) |
-| :func:`local_attention` | keep only a band of width ``window`` | exact under its window | O(T·w) |
-| :func:`topk_attention` | keep each query's ``top_k`` scores | no (k = Tk is exact) | O(T²) |
-| :func:`blockwise_attention` | online softmax over tiles, mods per tile | yes | O(T·block) |
-| :func:`flex_attention` | PyTorch's FlexAttention (CUDA): mods compiled | yes | O(T·block) |
+=================================== ================================================== ====================== ============
+kernel                              idea                                               exact?                 memory
+=================================== ================================================== ====================== ============
+``full`` (:func:`sdpa_attention`)   PyTorch's fused SDPA, mods materialised once       yes                    O(T²) on CPU
+:func:`linear_attention`            softmax → kernel feature map, reorder the products no (another model)     O(T)
+:func:`local_attention`             keep only a band of width ``window``               exact under its window O(T·w)
+:func:`topk_attention`              keep each query's ``top_k`` scores                 no (k = Tk is exact)   O(T²)
+:func:`blockwise_attention`         online softmax over tiles, mods per tile           yes                    O(T·block)
+:func:`flex_attention`              PyTorch's FlexAttention (CUDA): mods compiled      yes                    O(T·block)
+=================================== ================================================== ====================== ============
 
 :data:`ATTENTION_KERNELS` lists them; each :class:`AttentionKernel` carries what it can
 honour as fields, so a config can refuse a combination without knowing kernel names.

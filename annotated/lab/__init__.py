@@ -2,13 +2,13 @@
 
 Each module imports only those above it in this list:
 
-``plugins``   :func:`load_plugins`: a user's file or module that registers tasks
-``config``    :class:`ExperimentConfig`, the shipped configs (:func:`find_config`), :func:`resolve`
-``runs``      :func:`run` one experiment into a dated folder, :func:`resume` one that stopped
-``executors`` where a sweep's runs train: this process, ``jobs=N`` local processes, or Ray
-``sweeps``    :func:`sweep` a grid into one folder, summary.csv over seeds (:func:`expand_grid`);
-              :func:`resume_sweep` finishes one on its folder
-``rerender``  :func:`report`: redraw a run's or a sweep's reports from its files
+- ``plugins``: :func:`load_plugins`, a user's file or module that registers tasks
+- ``config``: :class:`ExperimentConfig`, the shipped configs (:func:`find_config`), :func:`resolve`
+- ``runs``: :func:`run` one experiment into a dated folder, :func:`resume` one that stopped
+- ``executors``: where a sweep's runs train: this process, ``jobs=N`` local processes, or Ray
+- ``sweeps``: :func:`sweep` a grid into one folder, summary.csv over seeds (:func:`expand_grid`);
+  :func:`resume_sweep` finishes one on its folder
+- ``rerender``: :func:`~annotated.lab.rerender.report` redraws a run's or a sweep's reports from its files
 
 ``plugins`` lists Python files or modules imported first, so a task a user registers with
 :func:`~annotated.tasks.register_task` runs like a built-in one. The generalisation gap of a
