@@ -5,7 +5,8 @@ Each module imports only those above it in this list:
 - ``plugins``: :func:`load_plugins`, a user's file or module that registers tasks
 - ``config``: :class:`ExperimentConfig`, the shipped configs (:func:`find_config`), :func:`resolve`
 - ``runs``: :func:`run` one experiment into a dated folder, :func:`resume` one that stopped
-- ``executors``: where a sweep's runs train: this process, ``jobs=N`` local processes, or Ray
+- ``executors``: where a sweep's runs train: this process, ``jobs=N`` local processes, or a Ray
+  cluster (``ray start --head`` on one machine, then ``executor="ray"``, ``address=``; see its docstring)
 - ``sweeps``: :func:`sweep` a grid into one folder, summary.csv over seeds (:func:`expand_grid`);
   :func:`resume_sweep` finishes one on its folder
 - ``rerender``: :func:`~annotated.lab.rerender.report` redraws a run's or a sweep's reports from its files
