@@ -41,6 +41,12 @@ import torch.nn.functional as F
 from annotated.models import DecoderOnly, ModelConfig, build_model
 
 TIMERS = {"wall": time.perf_counter, "cpu": time.process_time}
+TABLE_COLUMNS = {  # header -> (row key, format)
+    "reference ms": ("reference_ms", ".2f"), "library ms": ("library_ms", ".2f"),
+    "library / reference": ("library_vs_reference", ".3f"), "train() ms": ("train_loop_ms", ".2f"),
+    "train() / reference": ("train_loop_vs_reference", ".3f"), "reference tok/s": ("reference_tokens_per_s", ",.0f"),
+    "library tok/s": ("library_tokens_per_s", ",.0f"), "train() tok/s": ("train_loop_tokens_per_s", ",.0f"),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,7 @@ class ThroughputSize:
         return self.batch * self.context
 
 
+#: The timed sizes: nanoGPT's CPU recipe and a small model with a wide batch.
 THROUGHPUT_SIZES = (
     ThroughputSize("nanoGPT CPU", n_layers=4, n_heads=4, d_model=128, context=64, batch=12),
     ThroughputSize("small", n_layers=2, n_heads=4, d_model=64, context=32, batch=64),
@@ -260,22 +267,12 @@ def run_throughput(sizes=THROUGHPUT_SIZES, *, threads: int = 1, out_dir=None, pr
 
 def throughput_table(rows: list[dict]) -> str:
     """Markdown: per size, ms per step and tokens/s of reference, library and loop, and time ratios."""
-
-    def num(value, fmt):
-        return "—" if value is None else format(value, fmt)
-
-    head = ("| size | L × C × T × B | parameters | reference ms | library ms | library / reference "
-            "| train() ms | train() / reference | reference tok/s | library tok/s | train() tok/s |")  # fmt: skip
-    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    head = "| size | L × C × T × B | parameters | " + " | ".join(TABLE_COLUMNS) + " |"
+    lines = [head, "|---" * (len(TABLE_COLUMNS) + 3) + "|"]
     for r in rows:
-        shape = f"{r['layers']} × {r['width']} × {r['context']} × {r['batch']}"
-        lines.append(
-            f"| {r['size']} | {shape} | {r['parameters']:,} | {num(r['reference_ms'], '.2f')} "
-            f"| {num(r['library_ms'], '.2f')} | {num(r['library_vs_reference'], '.3f')} "
-            f"| {num(r['train_loop_ms'], '.2f')} | {num(r['train_loop_vs_reference'], '.3f')} "
-            f"| {num(r['reference_tokens_per_s'], ',.0f')} | {num(r['library_tokens_per_s'], ',.0f')} "
-            f"| {num(r['train_loop_tokens_per_s'], ',.0f')} |"
-        )
+        cells = [r["size"], f"{r['layers']} × {r['width']} × {r['context']} × {r['batch']}", f"{r['parameters']:,}"]
+        cells += ["—" if r[key] is None else format(r[key], fmt) for key, fmt in TABLE_COLUMNS.values()]
+        lines.append("| " + " | ".join(cells) + " |")
     if rows:
         r = rows[0]
         lines.append(
