@@ -245,7 +245,7 @@ def measure_size(size: ThroughputSize, *, repeats: int = 7, steps: int = 5, warm
         row[f"{name}_tokens_per_s"] = None if s is None else size.tokens / s
         if name != "reference":
             row[f"{name}_vs_reference"] = None if s is None else s / median["reference"]
-    return row | {"timer": timer, "repeats": repeats, "steps": steps, "warmup": warmup}
+    return row | {"timer": timer, "repeats": repeats, "steps": steps, "warmup": warmup, "torch": torch.__version__}
 
 
 def run_throughput(sizes=THROUGHPUT_SIZES, *, threads: int = 1, out_dir=None, progress: bool = True,
@@ -277,8 +277,9 @@ def throughput_table(rows: list[dict]) -> str:
         r = rows[0]
         lines.append(
             f"\nMedian of {r['repeats']} runs of {r['steps']} steps after {r['warmup']} warm-up steps, one torch "
-            f"thread, {r['timer']} clock; positions: {r['positional']}. A ratio below 1 means faster than the reference. "
-            "train(): the library's whole loop per step (data, schedule, gradient norms, clipping, divergence guard)."
+            f"thread, {r['timer']} clock, torch {r['torch']}; positions: {r['positional']}. A ratio below 1 means "
+            "faster than the reference. train(): the library's whole loop per step (data, schedule, gradient norms, "
+            "clipping, divergence guard)."
         )
     return "\n".join(lines) + "\n"
 
