@@ -5,18 +5,18 @@ spellings as aliases). Its help is the field's ``metadata["help"]``, else the on
 after it in the source, else the clause of the class docstring that names it, and it ends with
 the default. The field's type decides how the flag reads its value:
 
-=========================  ===============================================================
-field type                 flag
-=========================  ===============================================================
-``int``, ``float``, ``str``  one value of that type (``choices`` from a registry when given)
-``bool``                   ``--x`` / ``--no-x``
-``X | None``               one value of X, or ``none``
-``int | list[int]``        ``N`` or ``LOW:HIGH`` (a length, or a range drawn from)
-``list[int]``              one or more numbers after the flag (``--eval-lengths 12 16``)
-``list[str]``              one name per flag, repeatable (``--plugins a.py --plugins b.py``)
-``tuple[X, X]``            two values
-``dict``                   ``KEY=VALUE`` or a YAML mapping, repeatable; merged
-=========================  ===============================================================
+============================  ===============================================================
+field type                    flag
+============================  ===============================================================
+``int``, ``float``, ``str``   one value of that type (``choices`` from a registry when given)
+``bool``                      ``--x`` / ``--no-x``
+``X | None``                  one value of X, or ``none``
+``int | list[int]``           ``N`` or ``LOW:HIGH`` (a length, or a range drawn from)
+``list[int]``                 one or more numbers after the flag (``--eval-lengths 12 16``)
+``list[str]``                 one name per flag, repeatable (``--plugins a.py --plugins b.py``)
+``tuple[X, X]``               two values
+``dict``                      ``KEY=VALUE`` or a YAML mapping, repeatable; merged
+============================  ===============================================================
 
 A flag that is not given leaves nothing in the namespace (``argparse.SUPPRESS``), so
 :func:`apply_flags` writes only what was typed and a config file underneath keeps the rest.
