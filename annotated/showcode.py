@@ -7,6 +7,7 @@ same lines the tests run, syntax-highlighted in HTML and as plain text everywher
 from __future__ import annotations
 
 import inspect
+import textwrap
 
 
 def show_source(obj):
@@ -17,4 +18,4 @@ def show_source(obj):
         source = inspect.getsource(obj)
     except TypeError as err:
         raise ValueError(f"show_source needs a function, class or method, got {type(obj).__name__}") from err
-    return Code(inspect.cleandoc(source) if source.startswith((" ", "\t")) else source, language="python")
+    return Code(textwrap.dedent(source), language="python")  # a method's body stays indented under its def
