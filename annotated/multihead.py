@@ -217,16 +217,15 @@ class MultiHeadAttention(nn.Module):
         if context is None:  # self-attention: positions and the cache apply
             k = self._split_heads(self.k_proj(x), self.n_kv_heads)  # (B, Hkv, T, D)
             v = self._split_heads(self.v_proj(x), self.n_kv_heads)  # (B, Hkv, T, D)
-            pe = self.positional
-            if positions is not None:
-                if positions.dim() not in (1, 2) or positions.shape[-1] != t or positions.is_floating_point():
-                    raise ValueError(
-                        f"positions must be integers of shape (T,) or (B, T) with T={t}, got {tuple(positions.shape)}"
-                    )
-            elif cache is not None or (pe is not None and pe.where in ("qk", "score")):  # only then are they read
-                offset = 0 if cache is None else cache.seq_len
+            offset = 0 if cache is None else cache.seq_len
+            if positions is None:
                 positions = torch.arange(offset, offset + t, device=x.device)  # (T,)
+            elif positions.dim() not in (1, 2) or positions.shape[-1] != t or positions.is_floating_point():
+                raise ValueError(
+                    f"positions must be integers of shape (T,) or (B, T) with T={t}, got {tuple(positions.shape)}"
+                )
             k_positions = positions
+            pe = self.positional
             if pe is not None and pe.where == "qk":
                 q, k = pe.rotate_qk(q, k, positions, positions)  # rotate before caching
             if cache is not None:
