@@ -347,7 +347,9 @@ def test_resume_and_report_usage_errors_exit_2(stopped, tmp_path, capsys):
         code, err = run_cli(argv, capsys)
         assert code == 2, argv
         assert_one_message(err, words)
-    done = run(TINY, tmp_path / "done")
+    done = copy_of(stopped, tmp_path / "done")
+    report = json.loads((done / "report.json").read_text())
+    (done / "report.json").write_text(json.dumps(report | {"status": "completed"}))
     code, err = run_cli(["resume", done], capsys)
     assert code == 2
     assert_one_message(err, "already complete")
