@@ -110,3 +110,97 @@ def test_format_table_pads_columns():
     assert lines[0] == "page              ok"
     assert lines[1] == "----------------  -----"
     assert lines[3] == "notebooks/b.html  10/12"
+
+
+def test_external_resources_finds_what_a_page_loads_from_other_hosts():
+    html = (
+        '<script src="../_static/mathjax/tex-chtml.js"></script>'
+        '<script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"></script>'
+        '<script src="//unpkg.com/@jupyter-widgets/html-manager@1/dist/embed-amd.js"></script>'
+        '<link rel="stylesheet" href="https://fonts.example.org/a.css"><link rel="stylesheet" href="_static/a.css">'
+        '<img src="http://example.org/x.png"><img src="_images/y.png">'
+        '<a href="https://github.com/annotated-attention/annotated-attention">a link is not a resource</a>'
+        '<link rel="canonical" href="https://example.org/page.html">'
+    )
+    assert check_site.external_resources(html) == [
+        "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js",
+        "//unpkg.com/@jupyter-widgets/html-manager@1/dist/embed-amd.js",
+        "https://fonts.example.org/a.css",
+        "http://example.org/x.png",
+    ]
+
+
+def _layout(**changes):
+    return {"window": 1280, "page": 1280, "prose": [], "outputs": [], "split": []} | changes
+
+
+def test_layout_problems_of_a_page_that_fits_are_none():
+    assert check_site.layout_problems(_layout(), 1280) == []
+    assert check_site.layout_problems(_layout(window=390, page=390), 390) == []
+
+
+def test_layout_problems_fail_prose_at_every_width():
+    prose = [{"tag": "p", "text": "averyveryverylongword", "overflow": 40}]
+    for width in (1280, 390):
+        problems = check_site.layout_problems(_layout(window=width, page=width + 40, prose=prose), width)
+        assert len(problems) == 2
+        assert f"scrolls sideways at {width} px" in problems[0] and f"{width + 40} px wide" in problems[0]
+        assert "by 40 px: <p> 'averyveryverylongword'" in problems[1]
+
+
+def test_layout_problems_fail_outputs_and_split_prints_at_desktop_width_only():
+    outputs = [{"text": "a wide table", "chars": 112, "content": 976, "column": 688}]
+    split = [{"blocks": 3, "text": "row 1"}]
+    desktop = check_site.layout_problems(_layout(outputs=outputs, split=split), 1280)
+    assert len(desktop) == 2
+    assert "976 px of text in a 688 px column" in desktop[0] and "112 characters" in desktop[0]
+    assert "3 separate output blocks" in desktop[1]
+    assert check_site.layout_problems(_layout(window=390, page=390, outputs=outputs, split=split), 390) == []
+
+
+def test_math_problem_only_when_formulas_stay_raw():
+    assert check_site.math_problem({"formulas": 0, "rendered": 0}) is None
+    assert check_site.math_problem({"formulas": 5, "rendered": 5}) is None
+    assert "5 formula(s) left as raw TeX" in check_site.math_problem({"formulas": 5, "rendered": 0})
+
+
+class _FakeRoute:
+    def __init__(self, url):
+        self.request = type("Request", (), {"url": url})()
+        self.outcome = None
+
+    def continue_(self):
+        self.outcome = "continued"
+
+    def abort(self, reason):
+        self.outcome = reason
+
+
+@pytest.mark.parametrize(
+    ("url", "outcome", "blocked"),
+    [
+        (f"{ORIGIN}/_static/mathjax/tex-chtml.js", "continued", False),
+        ("data:image/png;base64,iVBORw0KGgo=", "continued", False),
+        ("https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js", "blockedbyclient", True),
+        (f"{ORIGIN}0/x.js", "blockedbyclient", True),
+    ],
+)
+def test_route_lets_our_host_through_and_blocks_and_records_every_other(url, outcome, blocked):
+    report = check_site.PageReport("p.html", 1280)
+    route = _FakeRoute(url)
+    check_site._route(route, ORIGIN, report)
+    assert route.outcome == outcome
+    assert report.blocked == ([url] if blocked else [])
+
+
+def test_summarize_fails_on_a_blocked_request_and_passes_known_upstream_errors(tmp_path, capsys):
+    thebe = "uncaught script error: Identifier 'THEBE_JS_URL' has already been declared"
+    clean = check_site.PageReport("book/intro.html", 1280, errors=[thebe])
+    assert check_site.summarize([clean], [], [], tmp_path, 1.0) == 0
+    offline = check_site.PageReport("book/intro.html", 390, blocked=["https://cdn.example.org/x.js"] * 2)
+    assert check_site.summarize([clean, offline], [], [], tmp_path, 1.0) == 1
+    err = capsys.readouterr().err
+    assert "FAILED: 1 problem(s)" in err
+    assert "book/intro.html @ 390 px: request to another host (blocked; the site must work offline)" in err
+    static = ["book/intro.html: the HTML loads a resource from another host: https://cdn.example.org/x.js"]
+    assert check_site.summarize([clean], static, [], tmp_path, 1.0) == 1

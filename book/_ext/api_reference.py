@@ -1,0 +1,202 @@
+"""Sphinx extension for the book's API reference (book/api/): which page documents which module.
+
+``.. api-modules:: GROUP`` (inside an ``{eval-rst}`` block) writes one ``automodule`` for every
+module of ``annotated`` that belongs to GROUP. The groups are listed once, below, as patterns;
+the last group takes every module no other group claims, so a new module is documented the
+moment it exists and never twice.
+
+The extension also resolves the short cross-references the docstrings use (:func:`attend`
+written in annotated.multihead, :class:`annotated.models.ModelConfig` for a name that models
+re-exports from annotated.model_config): a target that names no documented object is looked
+up by its last dotted part, and linked when exactly one documented object has that name.
+
+What a module documents is what it defines: a top-level ``def``, ``class`` or assignment in
+its source whose name does not start with ``_`` (narrowed to ``__all__`` where a module has
+one). Names a module imports (a package's re-exports, shared constants) are documented once,
+where they are defined.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import importlib
+import inspect
+import pkgutil
+from pathlib import Path
+
+from docutils import nodes
+from docutils.statemachine import StringList
+from sphinx.util.docutils import SphinxDirective
+from sphinx.util.nodes import make_refnode
+
+PACKAGE = "annotated"
+# (group, patterns): a module belongs to the first group with a matching pattern; "other" takes the rest.
+GROUPS: list[tuple[str, list[str]]] = [
+    ("package", ["annotated"]),
+    ("attention", ["annotated.attention", "annotated.masks", "annotated.multihead", "annotated.showcode"]),
+    ("positional", ["annotated.positional", "annotated.positional.*"]),
+    (
+        "models",
+        [
+            "annotated.blocks",
+            "annotated.model_config",
+            "annotated.models",
+            "annotated.model_summary",
+            "annotated.checkpoints",
+            "annotated.generate",
+            "annotated.memory",
+            "annotated.hf",
+        ],
+    ),  # fmt: skip
+    ("kernels", ["annotated.kernels", "annotated.kernels.*"]),
+    ("tasks", ["annotated.tasks", "annotated.tasks.*"]),
+    (
+        "training",
+        [
+            "annotated.train_config",
+            "annotated.train",
+            "annotated.optim",
+            "annotated.metrics",
+            "annotated.evaluation",
+            "annotated.validation",
+            "annotated.intervals",
+            "annotated.trackers",
+        ],
+    ),  # fmt: skip
+    (
+        "lab",
+        [
+            "annotated.lab",
+            "annotated.lab.*",
+            "annotated.reports",
+            "annotated.files",
+            "annotated.flags",
+            "annotated.__main__",
+        ],
+    ),  # fmt: skip
+    ("analysis", ["annotated.interpret", "annotated.interpret.*", "annotated.scaling"]),
+    (
+        "figures",
+        [
+            "annotated.viz",
+            "annotated.diagrams",
+            "annotated.widgets",
+            "annotated.comparison",
+            "annotated.dashboard",
+            "annotated.bench",
+            "annotated.bench.*",
+        ],
+    ),  # fmt: skip
+    ("other", ["*"]),
+]
+REFERENCE_TYPES = {"func", "class", "meth", "attr", "data", "obj", "exc", "mod", "const"}
+
+
+def library_modules() -> list[str]:
+    """Every module of the package, the package first, then in name order."""
+    package = importlib.import_module(PACKAGE)
+    return [PACKAGE] + sorted(m.name for m in pkgutil.walk_packages(package.__path__, PACKAGE + "."))
+
+
+def group_of(module: str) -> str:
+    return next(group for group, patterns in GROUPS if any(fnmatch.fnmatchcase(module, p) for p in patterns))
+
+
+def modules_of(group: str) -> list[str]:
+    if group not in dict(GROUPS):
+        raise ValueError(f"unknown API group {group!r}; the groups are {[g for g, _ in GROUPS]} (book/_ext)")
+    return [m for m in library_modules() if group_of(m) == group]
+
+
+def defined_names(module_name: str) -> list[str]:
+    """The public names a module defines at top level, in source order (``__all__`` narrows them)."""
+    module = importlib.import_module(module_name)
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+    names = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, ast.Assign):
+            names += [target.id for target in node.targets if isinstance(target, ast.Name)]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.append(node.target.id)
+    public = [name for name in dict.fromkeys(names) if not name.startswith("_")]
+    listed = getattr(module, "__all__", None)
+    return [name for name in public if name in listed] if listed is not None else public
+
+
+def directive_for(obj) -> str:
+    if inspect.isclass(obj):
+        return "autoexception" if issubclass(obj, BaseException) else "autoclass"
+    return "autofunction" if inspect.isroutine(obj) else "autodata"
+
+
+def module_rst(module_name: str) -> list[str]:
+    """reST for one module: its docstring, then one autodoc directive per name it defines."""
+    module = importlib.import_module(module_name)
+    lines = [f".. automodule:: {module_name}", "   :no-members:", ""]
+    for name in defined_names(module_name):
+        lines += [f".. {directive_for(getattr(module, name))}:: {module_name}.{name}", ""]
+    return lines
+
+
+class ApiModules(SphinxDirective):
+    """``.. api-modules:: GROUP``: each module of the group, in name order, with the names it defines."""
+
+    required_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        lines = StringList()
+        for module in modules_of(self.arguments[0]):
+            for line in module_rst(module):
+                lines.append(line, "<api-modules>")
+        container = nodes.container()
+        self.state.nested_parse(lines, self.content_offset, container)
+        return container.children
+
+
+def resolve_short_reference(app, env, node, contnode):
+    """Link a Python reference that names no object to the one documented object it must mean.
+
+    A short target (``attend``, ``Batch.positions``), as written inside the library, matches the
+    objects whose full name ends with it; a full ``annotated.`` path that names nothing (a name
+    moved to another module, or re-exported) matches by its last name. Only this package's
+    objects are documented, so another package's names never match; no match or several: no link.
+    """
+    if node.get("refdomain") != "py" or node.get("reftype") not in REFERENCE_TYPES:
+        return None
+    target = node["reftarget"].lstrip("~.")
+    suffix = "." + (target.rsplit(".", 1)[-1] if target.startswith(PACKAGE + ".") else target)
+    want_module = node["reftype"] == "mod"
+    matches = [
+        (full, obj)
+        for full, obj in env.get_domain("py").objects.items()
+        if full.endswith(suffix) and (obj.objtype == "module") == want_module and not obj.aliased
+    ]
+    if len(matches) != 1:
+        return None
+    full, obj = matches[0]
+    return make_refnode(app.builder, node["refdoc"], obj.docname, obj.node_id, contnode, full)
+
+
+def tidy_docstring(app, what, name, obj, options, lines):
+    """Two fixes before napoleon (which runs at the default priority, 500) reads a docstring.
+
+    - A constant without a docstring of its own would show its type's (``dict``'s): drop it.
+    - Napoleon reads ``X: y`` on the first line of a property's docstring as "type: description";
+      ours use the colon as punctuation ("Token ids: each split ..."). An empty reST comment
+      first keeps the sentence as written.
+    """
+    type_doc = inspect.getdoc(type(obj)) or ""
+    if what == "data" and type_doc and "\n".join(lines).strip() == type_doc.strip():
+        lines[:] = []
+    elif what in ("attribute", "property", "data") and lines and ":" in lines[0]:
+        lines[:0] = ["..", ""]
+
+
+def setup(app):
+    app.add_directive("api-modules", ApiModules)
+    app.connect("missing-reference", resolve_short_reference)
+    app.connect("autodoc-process-docstring", tidy_docstring, priority=100)  # napoleon: 500
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
