@@ -25,7 +25,9 @@ class _SymbolSequenceTask(PromptAnswerTask):
 
 
 class CopyTask(_SymbolSequenceTask):
-    """Copy the prompt after SEP (Graves et al. 2014). Length 3, prompt ``4 1 7``::
+    """Copy the prompt after SEP (Graves et al. 2014).
+
+    Length 3, prompt ``4 1 7``::
 
         s       4 1 7 SEP 4 1 7
         inputs  4 1 7 SEP 4 1        targets 1 7 SEP 4 1 7        scored . . . x x x
