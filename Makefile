@@ -76,9 +76,13 @@ browser-deps:
 	       "Install it with: sudo apt-get install chromium ***"; \
 	fi
 
-# Open every page of the built book (make book-strict first) in headless Chromium; screenshots in _build/screenshots.
+# Open every page of the built book (make book-strict first) in headless Chromium at 1280 and 390 px, with the
+# network blocked; screenshots in _build/screenshots/{1280,390}. Then the tests that read the built pages:
+# each chapter shows the library source it teaches, the API reference has every public name.
 check-site: $(STAMP) browser-deps
 	$(BIN)/python scripts/check_site.py --html _build/html --screenshots _build/screenshots --chromium $(CHROMIUM)
+	ANNOTATED_BUILT_SITE=$(abspath _build/html) $(BIN)/python -m pytest -q -p no:cacheprovider \
+	  tests/test_chapter_sources.py tests/test_api_reference.py
 
 # Run a notebook through a JupyterLab server's kernel websocket and check its ipywidgets models.
 check-lab: $(STAMP)

@@ -26,8 +26,14 @@ CHAPTER_SOURCES = {
     "02_multi_head": [
         "annotated.multihead:MultiHeadAttention.forward",
         "annotated.multihead:MultiHeadAttention._attend",
+        "annotated.multihead:KVCache",
     ],
-    "03_positional_encodings": ["annotated.positional.bias:AlibiBias.score_mod"],
+    "03_positional_encodings": [
+        "annotated.positional.rope:apply_rope",
+        "annotated.positional.bias:AlibiBias.score_mod",
+        "annotated.positional.bias:T5RelativeBias.score_mod",
+    ],
+    "04_architectures": ["annotated.blocks:Residual.forward", "annotated.generate:generate"],
     "07_efficient_attention": ["annotated.kernels.blockwise:BlockwiseAttentionFunction.forward"],
 }
 BUILT_SITE = Path(os.environ.get("ANNOTATED_BUILT_SITE") or ROOT / "_build" / "html")
