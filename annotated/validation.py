@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import numbers
 import re
 import types
 import typing
@@ -232,6 +233,8 @@ def _advice(value, hint, interval: Interval | None, example) -> str:
         return "write null in YAML, none on the command line, None in Python (unquoted)"
     if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no") and bool in _parts(hint):
         return f"the value is quoted; write {value.strip().lower() in ('true', 'yes') and 'true' or 'false'} unquoted"
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool | int) and int in _parts(hint):
+        return f"write {int(value)} (a Python int: int(value))"  # e.g. a numpy integer
     if isinstance(value, float) and math.isfinite(value) and int in _parts(hint):
         whole = round(value)
         if _in_range(whole, int, interval):

@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -148,6 +149,8 @@ def test_python_configs_refuse_wrong_types_at_construction():
         TrainConfig(lr=math.nan)
     with pytest.raises(ValueError, match=r"grad_clip .* got 'none' \(a str\); write null in YAML"):
         TrainConfig(grad_clip="none")
+    with pytest.raises(ValueError, match=r"steps must be an integer ≥ 1, got np.int64\(5\) .*write 5"):
+        TrainConfig(steps=np.int64(5), warmup_steps=0)
     assert TrainConfig(betas=[0.8, 0.9], lr=1).betas == (0.8, 0.9)  # a list (YAML's) and an int are fine
 
 

@@ -114,7 +114,8 @@ def check_resumable(folder) -> tuple[Resolved, dict]:
     if holder is not None:
         raise ValueError(
             f"{folder} is still training in process {holder['pid']} on {holder['host']} ({folder / LOCK}); wait for it "
-            f"to finish or stop it (kill -INT {holder['pid']}) and resume then"
+            f"to finish or stop it (kill -INT {holder['pid']}) and resume then; if no such process runs (it was "
+            f"killed on another machine), delete {LOCK}"
         )
     report = read_json_file(folder / "report.json") if (folder / "report.json").is_file() else {}
     if report.get("status") == "completed":
