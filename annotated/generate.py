@@ -26,11 +26,14 @@ def sample_next(logits, *, temperature=1.0, top_k=None, greedy=False, generator=
     Greedy: the argmax. Otherwise sample from ``softmax(logits / temperature)`` restricted to
     the ``top_k`` largest logits (Fan et al. 2018) when ``top_k`` is given.
     """
-    check_sampling(logits.shape[-1], temperature=temperature, top_k=top_k, greedy=greedy)
     if greedy:
         return logits.argmax(-1, keepdim=True)
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0 (use greedy=True for argmax decoding), got {temperature}")
     logits = logits / temperature
     if top_k is not None:
+        if not 1 <= top_k <= logits.shape[-1]:
+            raise ValueError(f"top_k must lie in [1, vocab_size={logits.shape[-1]}], got {top_k}")
         kth = logits.topk(top_k, dim=-1).values[:, -1:]  # (B, 1): the k-th largest logit
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = torch.softmax(logits.float(), dim=-1)  # (B, V)
@@ -38,7 +41,8 @@ def sample_next(logits, *, temperature=1.0, top_k=None, greedy=False, generator=
 
 
 def check_sampling(vocab_size: int, *, temperature, top_k, greedy) -> None:
-    """Refuse sampling settings that cannot work, with a sentence saying what to pass instead."""
+    """Refuse sampling settings that cannot work, with a sentence saying what to pass instead
+    (:func:`generate` calls it before any step; :func:`sample_next` stays the bare lines chapter 5 shows)."""
     if not isinstance(greedy, bool):
         raise ValueError(f"greedy must be True or False, got {greedy!r} ({type(greedy).__name__})")
     if greedy:
