@@ -18,6 +18,7 @@ import torch
 
 from annotated import viz
 from annotated.files import write_atomic
+from annotated.intervals import format_interval, t_interval
 from annotated.metrics import History
 
 
@@ -52,7 +53,8 @@ def summarize(info: dict, history: History | None) -> dict:
     """report.json: ``info`` (status, size, time…) + in-distribution and per-length results + the gap."""
     summary = dict(info)
     finals = history.final_evals() if history else {}
-    keep = ("loss", "perplexity", "token_accuracy", "exact_match")
+    keep = ("loss", "perplexity", "token_accuracy", "exact_match", "n_sequences")
+    keep += ("exact_match_lo", "exact_match_hi", "token_accuracy_lo", "token_accuracy_hi")  # Wilson 95%
     summary["per_length"] = {str(n): {k: row.get(k) for k in keep} for n, row in sorted(finals.items())}
     train_high = info["train_length"][1]
     summary["in_distribution"] = {"length": train_high, **summary["per_length"].get(str(train_high), {})}
@@ -63,8 +65,12 @@ def summarize(info: dict, history: History | None) -> dict:
             k: finals[train_high][k] - sum(r[k] for r in longer) / len(longer)
             for k in ("token_accuracy", "exact_match")
         }
+    low = info["train_length"][0]
+    in_range = [row["exact_match"] for n, row in finals.items() if low <= n <= train_high]
+    summary["in_range_exact_match"] = sum(in_range) / len(in_range) if in_range else None  # mean over 1…L
     if history:
         summary |= {"steps_done": history.meta.get("steps_done"), "train_time_s": history.meta.get("train_time_s")}
+        summary |= {k: history.meta[k] for k in ("learned", "steps_to_learn", "stop_accuracy") if k in history.meta}
         summary["final_train_loss"] = history.steps[-1]["loss"] if history.steps else None
     return summary
 
@@ -79,9 +85,14 @@ def run_row(summary: dict) -> dict:
         row[f"in_dist_{metric}"] = summary.get("in_distribution", {}).get(metric)
         row[f"gap_{metric}"] = (summary.get("generalisation_gap") or {}).get(metric)
     row["in_dist_loss"] = summary.get("in_distribution", {}).get("loss")
+    row["in_range_exact_match"] = summary.get("in_range_exact_match")
+    if "learned" in summary:
+        row["learned"], row["steps_to_learn"] = int(bool(summary["learned"])), summary.get("steps_to_learn")
     for n, result in summary.get("per_length", {}).items():
         row[f"exact_match@{n}"], row[f"token_accuracy@{n}"] = result["exact_match"], result["token_accuracy"]
         row[f"loss@{n}"] = result.get("loss")
+        if result.get("exact_match_lo") is not None:  # Wilson 95% interval for this run's test set
+            row[f"exact_match_lo@{n}"], row[f"exact_match_hi@{n}"] = result["exact_match_lo"], result["exact_match_hi"]
     return row
 
 
@@ -103,13 +114,17 @@ def markdown_report(summary: dict, plots: list[str]) -> str:
     ]
     lines += [f"- parameters: {_fmt(summary['parameters'])}; device: {summary['device']}"]
     lines += [f"- steps: {summary.get('steps_done')}; training time: {_fmt(summary.get('train_time_s'), 1)} s; "
-              f"final training loss: {_fmt(summary.get('final_train_loss'))}", ""]  # fmt: skip
-    lines += ["| length | loss | token accuracy | exact match |", "|---:|---:|---:|---:|"]
+              f"final training loss: {_fmt(summary.get('final_train_loss'))}"]  # fmt: skip
+    if "learned" in summary:
+        lines += [f"- stop rule (exact match ≥ {summary.get('stop_accuracy')} at the training lengths): "
+                  + (f"learned at step {summary['steps_to_learn']}" if summary["learned"] else "**not learned**")]  # fmt: skip
+    lines += ["", "| length | loss | token accuracy | exact match [95% Wilson interval] |", "|---:|---:|---:|---:|"]
     for n, row in summary["per_length"].items():
         mark = " (train)" if int(n) == summary["in_distribution"]["length"] else ""
-        lines.append(
-            f"| {n}{mark} | {_fmt(row['loss'])} | {_fmt(row['token_accuracy'])} | {_fmt(row['exact_match'])} |"
-        )
+        exact = _fmt(row["exact_match"], 3)
+        if row.get("exact_match_lo") is not None:
+            exact += f" [{row['exact_match_lo']:.3f}, {row['exact_match_hi']:.3f}]"
+        lines.append(f"| {n}{mark} | {_fmt(row['loss'])} | {_fmt(row['token_accuracy'])} | {exact} |")
     gap = summary.get("generalisation_gap")
     lines += ["", "Generalisation gap (in-distribution minus mean over longer lengths): " + (
         f"token accuracy {gap['token_accuracy']:.4f}, exact match {gap['exact_match']:.4f}" if gap else "no longer lengths"
@@ -180,12 +195,16 @@ def write_report(folder: Path, info: dict, history: History | None, *, model=Non
 
 
 def group_statistics(rows: list[dict], keys: list[str]) -> list[dict]:
-    """Mean and sample std over seeds: one ``kind=group`` row per setting of the non-seed grid keys."""
+    """Mean, sample std and a 95% Student-t interval (``*_ci_lo``, ``*_ci_hi``) over seeds: one
+    ``kind=group`` row per setting of the non-seed grid keys, with ``learned`` = seeds that learned."""
     group_keys = [k for k in keys if k != "seed"]
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         groups.setdefault(tuple(str(row[k]) for k in group_keys), []).append(row)
-    metrics = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in ("kind", "run", "status", *keys)]
+    skip = ("kind", "run", "status", "learned", *keys)
+    metrics = [
+        k for k in dict.fromkeys(k for r in rows for k in r) if k not in skip and "_lo@" not in k and "_hi@" not in k
+    ]
     group_rows = []
     for label, members in groups.items():
         group = {
@@ -203,37 +222,55 @@ def group_statistics(rows: list[dict], keys: list[str]) -> list[dict]:
                 else (0.0 if values else None)
             )
             group[metric], group[f"{metric}_std"] = mean, std
+            _, lo, hi = t_interval(values) if values else (None,) * 3  # one seed: no interval (None, not NaN)
+            group[f"{metric}_ci_lo"], group[f"{metric}_ci_hi"] = _or(lo, None), _or(hi, None)
+        if any("learned" in m for m in members):
+            group["learned"] = f"{sum(int(m.get('learned') or 0) for m in members)}/{len(members)}"
         group_rows.append(group)
     return group_rows
+
+
+def _or(value, default):
+    """``value`` unless it is None or NaN (an interval that one seed cannot give)."""
+    return default if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
 def sweep_markdown(folder: Path, name: str, grid: dict, rows: list[dict], group_rows: list[dict]) -> str:
     """The sweep's report.md: the group table (mean ± std over seeds), accuracy vs length, runs side by side."""
     group_keys = [k for k in grid if k != "seed"]
     lengths = sorted({int(k.split("@")[1]) for r in rows for k in r if k.startswith("exact_match@")})
-    pm = lambda g, k: "–" if g.get(k) is None else f"{g[k]:.3f} ± {g[f'{k}_std']:.3f}"  # noqa: E731
+    pm = lambda g, k: (
+        "–"
+        if g.get(k) is None
+        else format_interval(  # noqa: E731
+            g[k], _or(g[f"{k}_ci_lo"], math.nan), _or(g[f"{k}_ci_hi"], math.nan), 3
+        )
+    )
     lines = [
         f"# Sweep {name}",
         "",
-        f"Grid: `{json.dumps(grid)}`; {len(rows)} runs. Mean ± std over seeds.",
+        f"Grid: `{json.dumps(grid)}`; {len(rows)} runs. Mean over seeds [95% t-interval over seeds].",
         "",
     ]
-    head = [*group_keys, "runs", "in-distribution exact match", *[f"exact match n={n}" for n in lengths], "gap (exact)"]
+    learned = any("learned" in g for g in group_rows)
+    head = [*group_keys, "runs", *(["learned"] if learned else []), "in-distribution exact match"]
+    head += [*[f"exact match n={n}" for n in lengths], "gap (exact)"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for g in group_rows:
-        cells = [str(g[k]) for k in group_keys] + [g["status"], pm(g, "in_dist_exact_match")]
+        cells = [str(g[k]) for k in group_keys] + [g["status"], *([g.get("learned", "–")] if learned else [])]
+        cells += [pm(g, "in_dist_exact_match")]
         cells += [pm(g, f"exact_match@{n}") for n in lengths] + [pm(g, "gap_exact_match")]
         lines.append("| " + " | ".join(cells) + " |")
     curves = {}
     for g in group_rows:
         present = [n for n in lengths if g.get(f"exact_match@{n}") is not None]
-        curves[", ".join(str(g[k]) for k in group_keys) or name] = (
-            present,
-            [g[f"exact_match@{n}"] for n in present],
-            [g[f"exact_match@{n}_std"] for n in present],
-        )
+        means = [g[f"exact_match@{n}"] for n in present]
+        lows = [_or(g.get(f"exact_match@{n}_ci_lo"), m) for n, m in zip(present, means)]
+        highs = [_or(g.get(f"exact_match@{n}_ci_hi"), m) for n, m in zip(present, means)]
+        errors = [[max(m - lo, 0.0) for m, lo in zip(means, lows)], [max(hi - m, 0.0) for m, hi in zip(means, highs)]]
+        curves[", ".join(str(g[k]) for k in group_keys) or name] = (present, means, errors)
     fig = viz.new_figure(figsize=(7, 4))
-    viz.accuracy_vs_length(curves, fig.subplots(), ylabel="exact match (mean ± std over seeds)")
+    viz.accuracy_vs_length(curves, fig.subplots(), ylabel="exact match (mean, 95% interval over seeds)")
     save_figure(fig, folder / "accuracy_vs_length.png")
     lines += ["", "![accuracy vs length](accuracy_vs_length.png)", "", "## Runs side by side", ""]
     lines += ["| run | status | curves | accuracy vs length | attention |", "|---|---|---|---|---|"]

@@ -20,7 +20,13 @@ TINY = {
     "model": {"d_model": 16, "n_layers": 2, "n_heads": 2},
     "train": {"steps": 20, "warmup_steps": 2, "batch_size": 8, "eval_every": 10, "eval_batches": 1, "device": "cpu"},
 }
-VOLATILE = ("train_time_s", "train_time_s_std", "peak_memory_bytes")  # what differs between two equal runs
+VOLATILE = (
+    "train_time_s",
+    "train_time_s_std",
+    "train_time_s_ci_lo",
+    "train_time_s_ci_hi",
+    "peak_memory_bytes",
+)  # differ between equal runs
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # the serial sweep uses one torch thread, as each worker does
 

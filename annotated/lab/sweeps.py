@@ -44,15 +44,20 @@ def expand_grid(config: ExperimentConfig) -> list[ExperimentConfig]:
             raise ValueError(f"grid key {key!r} is not sweepable; use one of {list(GRID_KEYS)} or model.X / train.X")
         if not isinstance(values, list) or not values:
             raise ValueError(f"grid[{key!r}] must be a non-empty list of values, got {values!r}")
+    check_overrides(config.overrides)
     points = []
     for point in itertools.product(*config.grid.values()):
-        values = config.to_dict() | {"grid": {}}
+        values = config.to_dict() | {"grid": {}, "overrides": []}
         values["model"], values["train"] = dict(values["model"]), dict(values["train"])
         parts = []
         for key, value in zip(config.grid, point):
             head, _, rest = key.partition(".")
             (values[head].__setitem__(rest, value) if rest else values.__setitem__(head, value))
             parts.append(f"{rest or head}={re.sub(r'[^A-Za-z0-9_.]+', '_', str(value))}")
+        for override in config.overrides:  # per-point settings, e.g. a larger max_len for one encoding
+            if all(_get(values, key) == value for key, value in override["when"].items()):
+                for key, value in override["set"].items():
+                    _set(values, key, value)
         values["name"] = "-".join([config.name, *parts])
         points.append(values)
     taken = Counter(values["name"] for values in points)
@@ -60,6 +65,32 @@ def expand_grid(config: ExperimentConfig) -> list[ExperimentConfig]:
         if taken[values["name"]] > 1:
             values["name"] += f"-p{index}"  # cannot meet another point's name: theirs end in key=value
     return [ExperimentConfig.from_dict(values, base_dir=config.base_dir) for values in points]
+
+
+def check_overrides(overrides) -> None:
+    """``overrides``: a list of ``{"when": {key: value, …}, "set": {key: value, …}}`` with grid-style keys."""
+    example = "overrides: [{when: {model.positional: learned}, set: {model.max_len: 90}}]"
+    if not isinstance(overrides, list):
+        raise ValueError(f"overrides must be a list, e.g. {example}; got {overrides!r}")
+    for item in overrides:
+        if not (
+            isinstance(item, dict) and set(item) == {"when", "set"} and all(isinstance(item[k], dict) for k in item)
+        ):
+            raise ValueError(f"each override is a mapping with 'when' and 'set' mappings, e.g. {example}; got {item!r}")
+        for key in [*item["when"], *item["set"]]:
+            head = key.split(".")[0]
+            if head not in GRID_KEYS or (head in ("model", "train")) != ("." in key):
+                raise ValueError(f"override key {key!r}: use one of {list(GRID_KEYS)} or model.X / train.X")
+
+
+def _get(values: dict, key: str):
+    head, _, rest = key.partition(".")
+    return values[head].get(rest) if rest else values.get(head)
+
+
+def _set(values: dict, key: str, value) -> None:
+    head, _, rest = key.partition(".")
+    (values[head].__setitem__(rest, value) if rest else values.__setitem__(head, value))
 
 
 def sweep(config, out_dir="experiments", *, jobs: int = 1, executor: str = "local", address: str | None = None,
