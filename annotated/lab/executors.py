@@ -14,7 +14,9 @@ clean folder, or resume it from its checkpoint — and hands the jobs to one exe
 On one machine ``--jobs 2`` on 2 cores is the laptop's setting; one torch thread per run keeps
 two runs from fighting over the cores, and a run gives the same numbers in any executor. With
 every run in its own process, a run's rows cannot reach a callback in this process, so a
-callback needs ``jobs=1``. Ctrl-C in a terminal reaches every worker: each run stops, marks its
+callback needs ``jobs=1``. Worker processes start as fresh interpreters (``spawn``), so a script
+that calls ``sweep(..., jobs=2)`` does so under ``if __name__ == "__main__":`` (notebooks and the
+command line need nothing). Ctrl-C in a terminal reaches every worker: each run stops, marks its
 report ``interrupted`` (with its checkpoint) and the sweep re-raises; re-running the sweep on
 its folder continues from there (:func:`annotated.lab.sweeps.resume_sweep`).
 
