@@ -227,7 +227,7 @@ def _advice(value, hint, interval: Interval | None, example) -> str:
         if exponent and ("." not in mantissa or exponent[0] not in "+-"):
             mantissa = mantissa if "." in mantissa else f"{mantissa}.0"
             fixed = f"{mantissa}e{exponent if exponent[0] in '+-' else '+' + exponent}"
-            return f"YAML reads {text} as a string; write {fixed}"
+            return f"YAML reads {text} as a string; write {fixed} (JSON and Python read {text} unquoted as a number)"
         return f"write {text} without quotes (quoted, a number is text)"
     if isinstance(value, str) and value.strip().lower() in ("none", "null", "~") and type(None) in _parts(hint):
         return "write null in YAML, none on the command line, None in Python (unquoted)"

@@ -126,7 +126,7 @@ def test_the_message_tells_yaml_strings_from_quoted_numbers_and_its_spelling_rea
     with pytest.raises(ConfigError) as caught:
         check_value("TrainConfig.lr", text, float, Interval.parse("positive"))
     if isinstance(yaml.safe_load(text), str):  # PyYAML itself is the reference: YAML 1.1 read it as text
-        fixed = re.search(f"YAML reads {re.escape(text)} as a string; write (\\S+)$", str(caught.value))[1]
+        fixed = re.search(f"YAML reads {re.escape(text)} as a string; write (\\S+) ", str(caught.value))[1]
         assert yaml.safe_load(fixed) == float(text)
     else:  # a number to YAML: it must have been quoted
         assert str(caught.value).endswith(f"write {text} without quotes (quoted, a number is text)")
