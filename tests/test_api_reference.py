@@ -113,8 +113,7 @@ def test_built_api_reference_has_an_entry_and_source_link_for_every_public_name(
             if os.environ.get("ANNOTATED_BUILT_SITE"):
                 pytest.fail(f"no built page {path}: build the book with `make book-strict` first")
             pytest.skip(f"{path} is not built: `make book-strict` builds it")
-        page = _read(path)
-        ids = check_site.html_ids(page)
+        page, ids = _read(path)
         missing += [f"{module}.{name}" for name in defined_names(module) if f"{module}.{name}" not in ids]
         if defined_names(module) and f"_modules/{module.replace('.', '/')}.html" not in page:
             unlinked.append(module)
@@ -123,5 +122,7 @@ def test_built_api_reference_has_an_entry_and_source_link_for_every_public_name(
 
 
 @functools.cache
-def _read(path: Path) -> str:
-    return path.read_text(encoding="utf-8")
+def _read(path: Path) -> tuple[str, frozenset[str]]:
+    """A built page's HTML and its ids, read once."""
+    page = path.read_text(encoding="utf-8")
+    return page, frozenset(check_site.html_ids(page))
