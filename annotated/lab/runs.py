@@ -142,8 +142,8 @@ def lock_holder(folder) -> dict | None:
         holder, pid, host = {}, 0, socket.gethostname()
     if host != socket.gethostname() or (pid != os.getpid() and pid_alive(pid)):
         return {**holder, "pid": pid, "host": host}
-    print(f"notice: {path} names process {pid}, which is no longer running (stopped without cleaning up); "
-          "taking the run over", file=sys.stderr)  # fmt: skip
+    gone = f"names process {pid}, which is no longer running" if pid else "cannot be read (cut short by a kill)"
+    print(f"notice: {path} {gone}; the run stopped without cleaning up; taking it over", file=sys.stderr)
     path.unlink(missing_ok=True)
     return None
 
@@ -165,13 +165,14 @@ def run_lock(folder: Path) -> Iterator[None]:
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """Within the block, SIGTERM (``kill PID``, a scheduler's stop) raises KeyboardInterrupt as Ctrl-C
-    does, so training saves its last good state. Only the main thread can set a handler; elsewhere
-    the block runs unchanged."""
+    does, so training saves its last good state; later SIGTERMs are ignored until the block ends (SIGKILL
+    does not). Only the main thread can set a handler; elsewhere the block runs unchanged."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupt(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: a second must not cut the save short
         raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
     previous = signal.signal(signal.SIGTERM, interrupt)
