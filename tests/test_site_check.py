@@ -1,4 +1,8 @@
-"""The pure helpers of scripts/check_site.py (the browser check itself runs in `make check-site`)."""
+"""scripts/check_site.py: its pure helpers, and the browser check itself on a tiny site (where Chromium is).
+
+The full check of the built book runs in `make check-site`."""
+
+import os
 
 import pytest
 from _scripts import ROOT, load_script
@@ -204,3 +208,44 @@ def test_summarize_fails_on_a_blocked_request_and_passes_known_upstream_errors(t
     assert "book/intro.html @ 390 px: request to another host (blocked; the site must work offline)" in err
     static = ["book/intro.html: the HTML loads a resource from another host: https://cdn.example.org/x.js"]
     assert check_site.summarize([clean], static, [], tmp_path, 1.0) == 1
+
+
+def _chromium() -> str | None:
+    chromium = os.environ.get("CHROMIUM", check_site.CHROMIUM)
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return None
+    return chromium if os.access(chromium, os.X_OK) else None
+
+
+@pytest.mark.skipif(_chromium() is None, reason="needs Chromium and playwright (make browser-deps)")
+def test_the_browser_check_fails_a_page_that_reaches_off_the_machine(tmp_path, capsys):
+    """The real check, in Chromium, on a two-page site: the clean page passes, the other fails on
+    its request to another host (blocked before it leaves), its missing image and its wide prose."""
+    site = tmp_path / "html"
+    site.mkdir()
+    (site / "index.html").write_text('<meta http-equiv="refresh" content="0; url=clean.html">')
+    (site / "clean.html").write_text(
+        "<!doctype html><meta name=viewport content='width=device-width'><main><p>Fits.</p>"
+        "<a href='offline.html'>next</a></main>"
+    )
+    (site / "offline.html").write_text(
+        "<!doctype html><meta name=viewport content='width=device-width'><main>"
+        "<script src='https://cdn.example.invalid/lib.js'></script><img src='missing.png'>"
+        f"<p>{'x' * 300}</p><a href='clean.html#nowhere'>back</a></main>"
+    )
+    code = check_site.run(site, tmp_path / "shots", _chromium(), only="*.html")
+    err = capsys.readouterr().err
+    assert code == 1
+    assert (
+        "offline.html @ 1280 px: request to another host (blocked; the site must work offline): https://cdn.example.invalid/lib.js"
+        in err
+    )
+    assert "offline.html: the HTML loads a resource from another host: https://cdn.example.invalid/lib.js" in err
+    assert "image missing: /missing.png" in err
+    assert "offline.html @ 390 px: the page scrolls sideways" in err
+    assert "broken link (no id 'nowhere' on the target page)" in err
+    assert "clean.html @" not in err
+    assert (tmp_path / "shots" / "390" / "offline.png").is_file()
+    assert (tmp_path / "shots" / "1280" / "clean.png").is_file()
