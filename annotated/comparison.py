@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import torch
 from matplotlib.ticker import LogFormatter
 
 from annotated import lab
+from annotated.intervals import format_interval
 from annotated.models import load_model
 from annotated.reports import group_statistics, read_csv, run_row
 from annotated.train import History, length_range
@@ -109,14 +111,15 @@ class Comparison:
         return group_statistics(self.rows(), ["encoding", "seed"])
 
     def table_html(self) -> str:
-        """The summary as an HTML table: one row per encoding, mean ± std over seeds."""
+        """The summary as an HTML table: one row per encoding, mean [95% t-interval] over seeds."""
         n_seeds = len({r.seed for r in self.runs})
         longer = [n for n in self.lengths if n > self.train_length]
 
         def cell(g, key):
             if g.get(key) is None:
                 return "–"
-            return f"{g[key]:.3f}" if n_seeds == 1 else f"{g[key]:.3f} ± {g[f'{key}_std']:.3f}"
+            low, high = g.get(f"{key}_ci_lo"), g.get(f"{key}_ci_hi")
+            return format_interval(g[key], math.nan if low is None else low, math.nan if high is None else high, 3)
 
         columns = [("in-dist exact match", "in_dist_exact_match"), ("in-dist token acc.", "in_dist_token_accuracy"),
                    ("in-dist loss", "in_dist_loss"), ("OOD exact match", "ood_exact_match"),
@@ -131,7 +134,7 @@ class Comparison:
             for g in self.groups()
         )
         ood = f"mean over n = {', '.join(map(str, longer))}" if longer else "no longer lengths evaluated"
-        spread = "one seed" if n_seeds == 1 else f"mean ± std over {n_seeds} seeds"
+        spread = "one seed" if n_seeds == 1 else f"mean [95% t-interval] over {n_seeds} seeds"
         caption = (f"Task <code>{html.escape(self.task)}</code>, trained at n = {self.train_length}; "
                    f"out of distribution (OOD) = {ood}; gap = in-dist − OOD; {spread}.")  # fmt: skip
         return (f'<table style="text-align:right"><caption style="caption-side:top">{caption}</caption>'
@@ -166,9 +169,13 @@ class Comparison:
         curves = {}
         for g in self.groups():
             present = [n for n in self.lengths if g.get(f"exact_match@{n}") is not None]
-            curves[g["encoding"]] = (present, [g[f"exact_match@{n}"] for n in present],
-                                     [g[f"exact_match@{n}_std"] for n in present])  # fmt: skip
-        accuracy_vs_length(curves, ax_len, train_length=self.train_length, ylabel="exact match (mean ± std)")
+            means = [g[f"exact_match@{n}"] for n in present]
+            lows = [g.get(f"exact_match@{n}_ci_lo") for n in present]
+            highs = [g.get(f"exact_match@{n}_ci_hi") for n in present]
+            errors = [[0.0 if lo is None else max(m - lo, 0.0) for m, lo in zip(means, lows)],
+                      [0.0 if hi is None else max(hi - m, 0.0) for m, hi in zip(means, highs)]]  # fmt: skip
+            curves[g["encoding"]] = (present, means, errors)
+        accuracy_vs_length(curves, ax_len, train_length=self.train_length, ylabel="exact match (mean, 95% interval)")
         axes = bottom.subplots(n_layers, len(examples), squeeze=False)  # (layers, encodings)
         for column, (encoding, (attentions, labels)) in enumerate(examples.items()):
             labels = labels if len(labels) <= 40 else None
