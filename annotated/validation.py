@@ -7,8 +7,9 @@ checks, so a value typed in Python, read from YAML / JSON or given on the comman
 same rule and the same sentence. The sentence names the field, the value and its type, and says
 what to write instead::
 
-    ModelConfig.d_ff must be a positive integer or None, got 2.5 (a float); write e.g. 512
-    TrainConfig.lr must be a positive finite number, got '3e-4' (a str); YAML reads 3e-4 as a string; write 3.0e-4
+    ModelConfig.d_ff must be a positive integer or None, got 2.5 (a float); write a whole number, e.g. 2
+    TrainConfig.lr must be a positive finite number, got '3e-4' (a str); YAML reads 3e-4 as a string;
+        write 3.0e-4 (JSON and Python read 3e-4 unquoted as a number)
 
 The YAML case deserves its sentence: PyYAML follows YAML 1.1, whose floats need a dot and a
 signed exponent, so ``3e-4`` arrives as the string ``'3e-4'`` while ``3.0e-4`` is a float.
