@@ -278,17 +278,16 @@ def test_divergence_keeps_the_last_good_state_and_marks_the_run(tmp_path, capsys
 
 def test_sigterm_stops_a_run_like_ctrl_c_in_a_subprocess(tmp_path):
     command = [sys.executable, "-m", "annotated", "train", "--task", "sort", "--train-length", "4", "--d-model", "16",
-               "--layers", "1", "--heads", "2", "--steps", "100000", "--batch-size", "8", "--snapshot-every", "3",
+               "--layers", "1", "--heads", "2", "--steps", "100000", "--batch-size", "8", "--checkpoint-every", "4",
                "--device", "cpu", "--out", "out", "--no-progress"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        while not list(tmp_path.glob(f"out/*/{LOCK}")) and time.monotonic() < deadline:
+        while not list(tmp_path.glob("out/*/model.pt")) and time.monotonic() < deadline:  # training has begun
             time.sleep(0.2)
         locks = list(tmp_path.glob(f"out/*/{LOCK}"))
         assert locks and json.loads(locks[0].read_text())["pid"] == process.pid
-        time.sleep(2.0)  # training steps, snapshots every 3
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=120)
     finally:
