@@ -121,6 +121,16 @@ def test_yaml_reads_3e_4_as_a_string_and_the_message_says_so(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_sweep_with_a_wrong_value_exits_2_before_any_folder(tmp_path, capsys):
+    path = tmp_path / "sweep.yaml"
+    sweep = config_with("model", "d_ff", 2.5) | {"grid": {"model.positional": ["rope", "alibi"]}}
+    path.write_text(yaml.safe_dump(sweep))
+    code, err = run_cli(["sweep", path, "--out", tmp_path / "out"], capsys)
+    assert code == 2
+    assert_one_message(err, "ModelConfig.d_ff must be a positive integer or None, got 2.5 (a float)")
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("text", ["3e-4", "1e3", "1.0e5", "2.5E-2", "0.1", "5"])
 def test_the_message_tells_yaml_strings_from_quoted_numbers_and_its_spelling_reads_back(text):
     with pytest.raises(ConfigError) as caught:
