@@ -249,3 +249,15 @@ def test_the_browser_check_fails_a_page_that_reaches_off_the_machine(tmp_path, c
     assert "clean.html @" not in err
     assert (tmp_path / "shots" / "390" / "offline.png").is_file()
     assert (tmp_path / "shots" / "1280" / "clean.png").is_file()
+
+
+def test_summarize_can_report_wide_outputs_without_failing(tmp_path, capsys):
+    wide = check_site.layout_problems(
+        _layout(outputs=[{"text": "a wide table", "chars": 112, "content": 976, "column": 688}]), 1280
+    )
+    report = check_site.PageReport("notebooks/06.html", 1280, errors=wide)
+    assert check_site.summarize([report], [], [], tmp_path, 1.0) == 1
+    assert check_site.summarize([report], [], [], tmp_path, 1.0, wide_outputs="report") == 0
+    assert "reported, not failed" in capsys.readouterr().out
+    blocked = check_site.PageReport("notebooks/06.html", 1280, errors=wide, blocked=["https://x.example/y.js"])
+    assert check_site.summarize([blocked], [], [], tmp_path, 1.0, wide_outputs="report") == 1
