@@ -47,7 +47,7 @@ from pathlib import Path
 import torch
 
 from annotated.lab.config import ExperimentConfig
-from annotated.lab.runs import resume, run
+from annotated.lab.runs import lock_holder, resume, run
 
 EXECUTORS = ("local", "ray")
 ACTIONS = ("fresh", "resume")  # start in a clean folder; continue from the folder's model.pt
@@ -94,6 +94,8 @@ def run_job(job: Job, *, progress: bool = False, callback=None) -> dict:
             resume(job.folder, progress=progress, callback=callback)
         else:
             if job.folder.exists():  # a run stopped before its first checkpoint: nothing in it to keep
+                if (holder := lock_holder(job.folder)) is not None:
+                    raise ValueError(f"{job.folder} is being trained by process {holder['pid']} on {holder['host']}")
                 shutil.rmtree(job.folder)
             job.folder.mkdir(parents=True)
             run(job.config, progress=progress, callback=callback, _folder=job.folder)
