@@ -251,13 +251,23 @@ def test_the_browser_check_fails_a_page_that_reaches_off_the_machine(tmp_path, c
     assert (tmp_path / "shots" / "1280" / "clean.png").is_file()
 
 
-def test_summarize_can_report_wide_outputs_without_failing(tmp_path, capsys):
+def test_layout_problems_fail_figures_shrunk_more_than_twice_at_desktop_width():
+    figures = [{"src": "a.png", "drawn": 1961, "shown": 688}, {"src": "b.png", "drawn": 1311, "shown": 688}]
+    problems = check_site.layout_problems(_layout(figures=figures), 1280)
+    assert problems == [
+        "figure shrunk 2.9× at 1280 px (1961 px drawn, 688 px shown; at most 2× keeps its labels readable): "
+        "split it or draw it narrower: a.png"
+    ]
+    assert check_site.layout_problems(_layout(window=390, page=390, figures=figures), 390) == []
+
+
+def test_summarize_can_report_presentation_problems_without_failing(tmp_path, capsys):
     wide = check_site.layout_problems(
         _layout(outputs=[{"text": "a wide table", "chars": 112, "content": 976, "column": 688}]), 1280
     )
     report = check_site.PageReport("notebooks/06.html", 1280, errors=wide)
     assert check_site.summarize([report], [], [], tmp_path, 1.0) == 1
-    assert check_site.summarize([report], [], [], tmp_path, 1.0, wide_outputs="report") == 0
+    assert check_site.summarize([report], [], [], tmp_path, 1.0, presentation="report") == 0
     assert "reported, not failed" in capsys.readouterr().out
     blocked = check_site.PageReport("notebooks/06.html", 1280, errors=wide, blocked=["https://x.example/y.js"])
-    assert check_site.summarize([blocked], [], [], tmp_path, 1.0, wide_outputs="report") == 1
+    assert check_site.summarize([blocked], [], [], tmp_path, 1.0, presentation="report") == 1
