@@ -155,7 +155,11 @@ LAYOUT_JS = """() => {
   const figures = [];
   for (const img of article.querySelectorAll("img")) {
     if (img.naturalWidth > 0 && img.clientWidth > 0) {
-      figures.push({src: img.getAttribute("src"), drawn: img.naturalWidth, shown: img.clientWidth});
+      const cell = img.closest(".cell");
+      const code = cell ? (cell.querySelector(".cell_input pre") || {}).textContent || "" : "";
+      const line = code.split("\\n").find((l) => l.trim() && !l.trim().startsWith("#")) || img.alt || "";
+      figures.push({src: img.getAttribute("src"), drawn: img.naturalWidth, shown: img.clientWidth,
+                    cell: line.trim().slice(0, 60)});
     }
   }
   return {window: document.documentElement.clientWidth, page: document.documentElement.scrollWidth,
@@ -324,9 +328,9 @@ def layout_problems(layout: dict, width: int) -> list[str]:
         for item in layout.get("figures", []):
             if item["drawn"] > MAX_SHRINK * item["shown"]:
                 problems.append(
-                    f"{SHRUNK_FIGURE} {item['drawn'] / item['shown']:.1f}× at {width} px ({item['drawn']} px drawn, "
+                    f"{SHRUNK_FIGURE} {item['drawn'] / item['shown']:.2f}× at {width} px ({item['drawn']} px drawn, "
                     f"{item['shown']} px shown; at most {MAX_SHRINK:g}× keeps its labels readable): split it or "
-                    f"draw it narrower: {item['src']}"
+                    f"draw it narrower: {item.get('cell') or item['src']!r}"
                 )
     return problems
 
@@ -582,10 +586,11 @@ def summarize(
         for failure in failures:
             print(f"  {failure}", file=sys.stderr)
         return 1
+    fits = "every output block fits the column" if presentation == "fail" else "presentation listed above"
     print(
         f"check-site: every page at {DESKTOP[0]} and {PHONE[0]} px loads with the network blocked and no request "
         "leaving the machine, without script errors; every internal link, image and formula works; no prose "
-        "scrolls sideways and every output block fits the column"
+        f"scrolls sideways; {fits}"
     )
     return 0
 

@@ -255,8 +255,8 @@ def test_layout_problems_fail_figures_shrunk_more_than_twice_at_desktop_width():
     figures = [{"src": "a.png", "drawn": 1961, "shown": 688}, {"src": "b.png", "drawn": 1311, "shown": 688}]
     problems = check_site.layout_problems(_layout(figures=figures), 1280)
     assert problems == [
-        "figure shrunk 2.9× at 1280 px (1961 px drawn, 688 px shown; at most 2× keeps its labels readable): "
-        "split it or draw it narrower: a.png"
+        "figure shrunk 2.85× at 1280 px (1961 px drawn, 688 px shown; at most 2× keeps its labels readable): "
+        "split it or draw it narrower: 'a.png'"
     ]
     assert check_site.layout_problems(_layout(window=390, page=390, figures=figures), 390) == []
 
