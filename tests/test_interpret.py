@@ -1,9 +1,12 @@
 """Head scores, ablations and rollout on hand-built attention patterns and tiny models."""
 
+import hashlib
 from types import SimpleNamespace
 
 import pytest
 import torch
+import yaml
+from _scripts import ROOT
 from conftest import random_ids, seeded, tiny_model
 
 from annotated.interpret import (
@@ -20,6 +23,7 @@ from annotated.interpret import (
     loss_change,
     window_scores,
 )
+from annotated.models import count_parameters, load_model
 from annotated.tasks.text import TextDataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -206,3 +210,14 @@ def test_head_scores_and_ablation_table_on_a_tiny_text_model():
     rows = ablation_table(model, batch.inputs, batch.targets, classes)
     assert rows[0]["mode"] == "none" and len(rows) == 1 + 2 * 4 * 2
     assert {"Δ all", "± all", "Δ after space", "Δ after letter"} <= set(rows[1])
+
+
+def test_stored_model_is_the_one_its_provenance_describes():
+    data = ROOT / "annotated" / "data"
+    provenance = yaml.safe_load((data / "inside_model_provenance.yaml").read_text())
+    path = data / provenance["checkpoint"]["file"]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == provenance["checkpoint"]["sha256"]
+    assert path.stat().st_size < 2_000_000, "keep the stored checkpoint small (float16)"
+    model = load_model(path)
+    assert count_parameters(model) == provenance["parameters"]
+    assert next(model.parameters()).dtype == torch.float32
