@@ -35,6 +35,13 @@ CHAPTER_SOURCES = {
     ],
     "04_architectures": ["annotated.blocks:Residual.forward", "annotated.generate:generate"],
     "07_efficient_attention": ["annotated.kernels.blockwise:BlockwiseAttentionFunction.forward"],
+    "08_inside_the_model": [
+        "annotated.interpret.scores:window_scores",
+        "annotated.interpret.scores:induction_scores",
+        "annotated.interpret.ablation:ablate_head",
+        "annotated.interpret.rollout:attention_rollout",
+        "annotated.scaling:fit_power_law",
+    ],
 }
 BUILT_SITE = Path(os.environ.get("ANNOTATED_BUILT_SITE") or ROOT / "_build" / "html")
 CASES = [(chapter, name) for chapter, names in CHAPTER_SOURCES.items() for name in names]
