@@ -28,12 +28,17 @@ class CoupledRelativeBias(PositionalEncoding):
     difference); the paper's main method feeds the same ids to a *learned absolute* table with a random
     start instead (:class:`~annotated.positional.abacus.AbacusEncoding` given coupled ids does that).
 
-    Why this variant: measured on this machine (1 layer, width 128, trained on 1…10 digits), the
-    absolute table over coupled ids fitted 10 digits but scored 4.6% exact match at 15 and 0 at 20,
-    while the relative bias on coupled ids, with an end marker per operand, scored 100% at 20, 30, 50
-    and 100 digits in 2 of 2 seeds. A reading: with an absolute table a query id only meets key ids
-    within about ±12 of itself during training, so longer inputs pair ids never trained together;
-    the clipped difference has no such gap, since every pair differs by one of the 7 trained values.
+    Why this variant: in the project's calibration runs (1 layer, width 128, trained on 1…10 digits,
+    throw-away scripts) the absolute table over coupled ids fitted 10 digits but scored 4.6% exact
+    match at 15 and 0 at 20, while the relative bias on coupled ids, with an end marker per operand,
+    scored 100% at 20 to 100 digits in 2 of 2 seeds. A reading: with an absolute table a query id
+    only meets key ids within about ±12 of itself during training, so longer inputs pair ids never
+    trained together; the clipped difference has no such gap (every pair has one of 7 trained values).
+    This class, trained by :func:`annotated.train.train` on ``addition_coupled`` (1 layer, width 128,
+    4 heads, batch 128, AdamW lr 2e-3 with 3% warm-up and cosine to 2%, no weight decay, clip 1.0),
+    single seeds, teacher-forced exact match over 1,000 problems per length: 6,000 steps (seed 0,
+    456 s of one CPU thread) gave 1.000 at 10, 15, 20, 30, 50, 100 and 200 digits; 1,200 steps
+    (seed 1, 91 s) gave 1.000 at 20, 0.920 at 50 and 0.324 at 100.
 
     ``lr_scale`` multiplies the table, ``b = lr_scale · θ`` with ``θ`` the trained parameter (zero at
     the start): under Adam, whose steps do not depend on the gradient's scale, that trains ``b`` with
