@@ -36,11 +36,12 @@ many at once as the cluster has CPUs (``--jobs`` is for the local executor).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import multiprocessing
 import shutil
 import tempfile
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,12 +145,16 @@ def _one_thread() -> None:
 
 def _execute_processes(jobs: list[Job], workers: int, bar) -> list[dict]:
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools or locks
-    outcomes = []
+    outcomes, waiting = [], iter(jobs)
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context, initializer=_one_thread) as pool:
-        futures = [pool.submit(run_job, job) for job in jobs]
+        # one job per worker at a time: the pool would queue one more, which Ctrl-C could no longer cancel
+        running = {pool.submit(run_job, job) for job in itertools.islice(waiting, workers)}
         try:
-            for future in as_completed(futures):
-                outcomes.append(_advance(bar, future.result()))
+            while running:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    outcomes.append(_advance(bar, future.result()))
+                    running |= {pool.submit(run_job, job) for job in itertools.islice(waiting, 1)}
         except BaseException:  # Ctrl-C (the workers mark their runs interrupted) or a worker that died
             pool.shutdown(wait=True, cancel_futures=True)  # start nothing new; let running runs write their state
             raise
