@@ -16,6 +16,7 @@ from annotated.multihead import MultiHeadAttention
 from annotated.optim import make_optimizer
 from annotated.positional import AbacusEncoding, CoupledRelativeBias, FireBias, make_positional
 from annotated.tasks import CopyEOSTask, ReversedAdditionTask, digit_places, get_task
+from annotated.train import train
 from annotated.train_config import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -225,3 +226,17 @@ def test_addition_trains_with_its_position_ids(task, positional):
         losses.append(loss.item())
     first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
     assert last < 0.8 * first, (first, last)  # measured: 2.33 -> 1.16 (coupled), 2.30 -> 1.60 (abacus)
+
+
+@pytest.mark.parametrize(("task", "positional"), [("addition_coupled", "coupled_bias"), ("addition_abacus", "abacus")])
+def test_the_training_loop_passes_the_task_ids_to_the_model(task, positional):
+    task = get_task(task)
+    model = tiny_model(0, vocab_size=task.vocab_size, positional=positional, n_layers=1, max_len=24)
+    seen = []
+    model.decoder.positional.register_forward_pre_hook(lambda module, args: seen.append(args[1]))  # (x, positions)
+    config = TrainConfig(steps=4, batch_size=8, weight_decay=0.0, warmup_steps=1, eval_batches=1)
+    history = train(model, task, train_length=(1, 3), eval_lengths=[6], config=config)
+    assert sorted({row["length"] for row in history.evals}) == [3, 6]
+    assert len(seen) == 4 + 2 and all(p is not None for p in seen)  # 4 steps, 2 evaluation batches
+    last = task.sample(1, 6, 0).positions[0]
+    assert torch.equal(seen[-1][0], last)  # evaluation at n = 6 read the task's ids, not 0…T−1
