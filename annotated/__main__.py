@@ -121,10 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("config", nargs="?",
                    help=f"YAML/JSON file with a grid, or a shipped name ({', '.join(shipped_configs())})")  # fmt: skip
     s.add_argument("--resume", metavar="FOLDER", help="finish the sweep in FOLDER (a sweep folder) instead")
-    s.add_argument("--jobs", type=int, default=1, help="runs at once in local processes, one torch thread each "
+    s.add_argument("--jobs", type=int, default=1, metavar="N", help="runs at once in local processes, one torch thread each "
                    "(default: %(default)s, in this process)")  # fmt: skip
     s.add_argument("--executor", choices=lab.EXECUTORS, default="local", help="where runs train (default: %(default)s)")
-    s.add_argument("--address", help="the Ray cluster's address (HOST:PORT or auto); --executor ray only")
+    s.add_argument("--address", metavar="ADDR", help="the Ray cluster's address: HOST:PORT, or auto for the one "
+                   "ray start made on this machine (--executor ray only)")  # fmt: skip
     add_plugin_flag(s)
     output_options(s)
     r = command("report", help="re-render reports, plots and summary of a run or sweep folder")
