@@ -21,6 +21,9 @@ The formats of the papers that made transformers extrapolate on these tasks:
     above the carry-out digit). Ids start at 0; a random start is the encoding's business.
 
   For reversed operands of equal length the two agree on every digit; they differ on the other tokens.
+  Cho et al.'s code (``HanseulJo/position-coupling``) writes the operands most significant digit
+  first and reverses only the answer by default; reversing all three, as here, is McLeish et al.'s
+  format and one of Cho et al.'s ablations (``reverse_input=True``).
 
 * **Copy with EOS** (Kazemnejad et al. 2023, "The Impact of Positional Encoding on Length
   Generalization in Transformers", their copy task): ``x_1 … x_n SEP x_1 … x_n EOS``, scored from
