@@ -161,8 +161,10 @@ def resolve_short_reference(app, env, node, contnode):
 
     A short target (``attend``, ``Batch.positions``), as written inside the library, matches the
     objects whose full name ends with it; a full ``annotated.`` path that names nothing (a name
-    moved to another module, or re-exported) matches by its last name. Only this package's
-    objects are documented, so another package's names never match; no match or several: no link.
+    moved to another module, or re-exported) matches by its last name. Of several matches, those
+    sharing the most leading parts with the target's path (or, for a short target, with the
+    docstring's module) win. Only this package's objects are documented, so another package's
+    names never match; no match, or a tie: no link.
     """
     if node.get("refdomain") != "py" or node.get("reftype") not in REFERENCE_TYPES:
         return None
@@ -174,10 +176,25 @@ def resolve_short_reference(app, env, node, contnode):
         for full, obj in env.get_domain("py").objects.items()
         if full.endswith(suffix) and (obj.objtype == "module") == want_module and not obj.aliased
     ]
+    if len(matches) > 1:  # several: the ones nearest the target's path, or the docstring's own module
+        near = target if target.startswith(PACKAGE + ".") else node.get("py:module") or ""
+        closeness = {full: _shared_parts(full, near) for full, _ in matches}
+        best = max(closeness.values())
+        matches = [(full, obj) for full, obj in matches if closeness[full] == best]
     if len(matches) != 1:
         return None
     full, obj = matches[0]
     return make_refnode(app.builder, node["refdoc"], obj.docname, obj.node_id, contnode, full)
+
+
+def _shared_parts(a: str, b: str) -> int:
+    """How many leading dotted parts two names share: ('annotated.lab.sweeps.sweep', 'annotated.lab') -> 2."""
+    shared = 0
+    for x, y in zip(a.split("."), b.split(".")):
+        if x != y:
+            break
+        shared += 1
+    return shared
 
 
 def tidy_docstring(app, what, name, obj, options, lines):
