@@ -75,7 +75,7 @@ GROUPS: list[tuple[str, list[str]]] = [
             "annotated.__main__",
         ],
     ),  # fmt: skip
-    ("analysis", ["annotated.interpret", "annotated.interpret.*", "annotated.scaling"]),
+    ("analysis", ["annotated.interpret", "annotated.interpret.*", "annotated.scaling", "annotated.claims"]),
     (
         "figures",
         [
