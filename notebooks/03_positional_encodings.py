@@ -49,6 +49,7 @@ except ImportError:
 
 # %%
 import math
+import textwrap
 import time
 
 import matplotlib.pyplot as plt
@@ -337,7 +338,7 @@ training_seconds = time.perf_counter() - start
 char_models = {name: seed_models[name, 0] for name in ENCODINGS}  # seed 0: the single-model pictures below
 final_loss = {name: seed_final_loss[name, 0] for name in ENCODINGS}
 scales = {name: model.config.effective_embedding_scale for name, model in char_models.items()}
-print("token-embedding scale: " + ", ".join(f"{name} {scale:g}" for name, scale in scales.items()))
+print("token-embedding scale:\n" + ", ".join(f"{name} {scale:g}" for name, scale in scales.items()))
 
 # %% tags=["nbval-ignore-output"]
 print(f"trained {len(seed_models)} models in {training_seconds:.0f} s")
@@ -351,7 +352,7 @@ held_out = {n: task.sample(128, n, torch.Generator().manual_seed(1), split="val"
 try:
     char_models["learned"](held_out[2 * L].inputs)
 except ValueError as error:
-    print("ValueError:", error)
+    print(textwrap.fill(f"ValueError: {error}", 88))
 
 # %% [markdown]
 # So for the measurement we pick the explicit fallback, `overflow="clamp"`: every position
@@ -554,6 +555,7 @@ print("equal to alibi_slopes(12):", torch.allclose(torch.tensor(by_hand), alibi_
 # %%
 randomized = char_models["randomized"].decoder.positional
 randomized.generator = torch.Generator().manual_seed(0)
+lines = []
 with torch.no_grad():
     for n in (2 * L, 4 * L):
         batch = held_out[n]
@@ -561,7 +563,8 @@ with torch.no_grad():
         drawn = F.cross_entropy(char_models["randomized"](batch.inputs).logits.transpose(1, 2), batch.targets)
         randomized.sample_in_eval = False
         plain = F.cross_entropy(char_models["randomized"](batch.inputs).logits.transpose(1, 2), batch.targets)
-        print(f"length {n:>3}: loss {drawn.item():.3f} at random sorted positions, {plain.item():.3f} at 0..{n - 1}")
+        lines.append(f"length {n:>3}: loss {drawn.item():.3f} at random sorted positions, {plain.item():.3f} at 0..{n - 1}")
+print("\n".join(lines))
 
 # %% [markdown]
 # Each line sets the two evaluations of the seed-0 model side by side. At $4L = 128$ they
