@@ -298,7 +298,8 @@ print("weight on padding keys, sequence 2:", round(w[1, 0, :, 3:].sum().item(), 
 # A mask tensor has Tq × Tk entries, which is exactly what long-context kernels cannot
 # afford (chapter 7). So the library writes each mask as a *predicate* over one entry —
 # PyTorch FlexAttention's `mask_mod(b, h, q_idx, k_idx)` — and builds a tensor only where a
-# tensor is the lesson. The causal mask and the padding mask are one line each:
+# tensor is the lesson. The causal mask is one line of code; the padding mask is built from the
+# sequence lengths and returns a predicate that is one line as well:
 
 # %%
 show_source(causal)
