@@ -5,6 +5,8 @@ and a grid with a repeated value gives every point its own folder and summary ro
 from __future__ import annotations
 
 import json
+import os
+import socket
 
 import pytest
 
@@ -133,3 +135,17 @@ def test_sweep_usage_errors_exit_2_and_write_nothing(tmp_path, capsys, argv, mes
     assert main([*argv, "--out", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_a_run_another_process_is_training_is_left_alone(tmp_path):
+    config = ExperimentConfig.from_dict(tiny(grid={"seed": [0]}))
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    (folder / "sweep.yaml").write_text(config.to_yaml())
+    busy = folder / "tiny-seed=0"  # no checkpoint yet, and a live process (this one's parent) holds its lock
+    busy.mkdir()
+    (busy / "run.lock").write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname()}))
+    with pytest.raises(RuntimeError, match=f"being trained by process {os.getppid()}"):
+        resume_sweep(folder)
+    assert sorted(p.name for p in busy.iterdir()) == ["run.lock"]
+    assert [r["status"] for r in read_csv(folder / "summary.csv") if r["kind"] == "run"] == ["missing"]
