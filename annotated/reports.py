@@ -236,16 +236,15 @@ def _or(value, default):
 
 
 def sweep_markdown(folder: Path, name: str, grid: dict, rows: list[dict], group_rows: list[dict]) -> str:
-    """The sweep's report.md: the group table (mean ± std over seeds), accuracy vs length, runs side by side."""
+    """The sweep's report.md: the group table (mean [95% t-interval] over seeds), accuracy vs length, runs side by side."""
     group_keys = [k for k in grid if k != "seed"]
     lengths = sorted({int(k.split("@")[1]) for r in rows for k in r if k.startswith("exact_match@")})
-    pm = lambda g, k: (
-        "–"
-        if g.get(k) is None
-        else format_interval(  # noqa: E731
-            g[k], _or(g[f"{k}_ci_lo"], math.nan), _or(g[f"{k}_ci_hi"], math.nan), 3
-        )
-    )
+
+    def pm(g: dict, k: str) -> str:  # mean [95% t-interval], or – when the metric is missing
+        if g.get(k) is None:
+            return "–"
+        return format_interval(g[k], _or(g[f"{k}_ci_lo"], math.nan), _or(g[f"{k}_ci_hi"], math.nan), 3)
+
     lines = [
         f"# Sweep {name}",
         "",

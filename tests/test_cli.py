@@ -69,7 +69,10 @@ def test_help_explains_every_option(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = capsys.readouterr().out
-    assert "--pe {alibi,learned,none,nope,randomized,rope,sinusoidal,t5}" in out and "(default: rope)" in out
+    from annotated.positional import POSITIONAL_ENCODINGS
+
+    assert "--pe {" + ",".join(sorted(POSITIONAL_ENCODINGS)) + "}" in out  # every registered encoding, by name
+    assert "(default: rope)" in out
 
 
 @pytest.mark.parametrize(
@@ -166,7 +169,10 @@ def test_shipped_configs_are_valid():
         "running_sum",
         "sort",
     ]
-    assert names == sorted([*(f"length_{t}.yaml" for t in length_tasks), "sort_rope.yaml", "sweep_small.yaml"])
+    protocol = ["length_counting_copy.yaml", "length_copy_eos.yaml", "randomized_sort.yaml"]  # the papers' protocol
+    assert names == sorted(
+        [*(f"length_{t}.yaml" for t in length_tasks), "sort_rope.yaml", "sweep_small.yaml", *protocol]
+    )
     resolve(ExperimentConfig.from_file(CONFIG_DIR / "sort_rope.yaml"))
     points = expand_grid(ExperimentConfig.from_file(CONFIG_DIR / "sweep_small.yaml"))
     assert len(points) == 8  # 2 encodings × 2 tasks × 2 seeds
@@ -185,6 +191,13 @@ def test_shipped_configs_are_valid():
         for point in points:
             resolved = resolve(point)  # refuses a learned table too short for 4x the training length
             assert resolved.model_config.max_len == resolved.task.seq_len(4 * config.train_length)
+    for name in protocol:  # lengths drawn from a range, every length up to 2L evaluated, the stop rule
+        config = ExperimentConfig.from_file(CONFIG_DIR / name)
+        low, high = config.train_length
+        assert low == 1 and config.eval_lengths == list(range(1, 2 * high + 1))
+        for point in expand_grid(config):
+            resolved = resolve(point)  # the override gives the learned table a row for every evaluated position
+            assert resolved.train_config.stop_accuracy == 0.95
 
 
 def test_sweep_with_a_failing_run_still_summarizes_and_exits_1(tmp_path, capsys):
