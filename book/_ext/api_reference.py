@@ -28,7 +28,7 @@ from pathlib import Path
 from docutils import nodes
 from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
-from sphinx.util.nodes import make_refnode
+from sphinx.util.nodes import make_refnode, nested_parse_with_titles
 
 PACKAGE = "annotated"
 # (group, patterns): a module belongs to the first group with a matching pattern; "other" takes the rest.
@@ -90,6 +90,7 @@ GROUPS: list[tuple[str, list[str]]] = [
     ),  # fmt: skip
     ("other", ["*"]),
 ]
+MAX_VALUE_CHARS = 60  # a longer constant (a registry, a table of settings) is described by its docstring
 REFERENCE_TYPES = {"func", "class", "meth", "attr", "data", "obj", "exc", "mod", "const"}
 
 
@@ -133,11 +134,19 @@ def directive_for(obj) -> str:
 
 
 def module_rst(module_name: str) -> list[str]:
-    """reST for one module: its docstring, then one autodoc directive per name it defines."""
+    """reST for one module: a heading, its docstring, then one autodoc directive per name it defines.
+
+    A constant whose value would print longer than a line shows its name and type only.
+    """
     module = importlib.import_module(module_name)
-    lines = [f".. automodule:: {module_name}", "   :no-members:", ""]
+    title = f"``{module_name}``"
+    lines = [title, "-" * len(title), "", f".. automodule:: {module_name}", "   :no-members:", ""]
     for name in defined_names(module_name):
-        lines += [f".. {directive_for(getattr(module, name))}:: {module_name}.{name}", ""]
+        obj = getattr(module, name)
+        lines.append(f".. {directive_for(obj)}:: {module_name}.{name}")
+        if directive_for(obj) == "autodata" and len(repr(obj)) > MAX_VALUE_CHARS:
+            lines.append("   :no-value:")
+        lines.append("")
     return lines
 
 
@@ -152,7 +161,7 @@ class ApiModules(SphinxDirective):
             for line in module_rst(module):
                 lines.append(line, "<api-modules>")
         container = nodes.container()
-        self.state.nested_parse(lines, self.content_offset, container)
+        nested_parse_with_titles(self.state, lines, container, self.content_offset)
         return container.children
 
 
