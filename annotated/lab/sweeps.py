@@ -28,7 +28,7 @@ from pathlib import Path
 from annotated.files import write_atomic
 from annotated.lab.config import ExperimentConfig, as_config, resolve
 from annotated.lab.executors import Job, check_executor, execute, run_status
-from annotated.lab.runs import new_folder
+from annotated.lab.runs import new_folder, sigterm_as_interrupt
 from annotated.reports import group_statistics, run_row, sweep_markdown, write_csv
 
 GRID_KEYS = ("task", "task_kwargs", "train_length", "eval_lengths", "seed", "model", "train")
@@ -143,8 +143,9 @@ def _finish(folder: Path, points, *, jobs, executor, address, progress, callback
     todo, done = plan(folder, points)
     bar = tqdm(total=len(points), initial=len(done), desc=f"sweep {folder.name}", unit="run", disable=not progress)
     try:
-        outcomes = execute(todo, executor, workers=jobs, address=address, progress=progress and jobs == 1,
-                           callback=callback, bar=bar)  # fmt: skip
+        with sigterm_as_interrupt():  # kill PID stops the sweep as Ctrl-C does: workers save, the summary is written
+            outcomes = execute(todo, executor, workers=jobs, address=address, progress=progress and jobs == 1,
+                               callback=callback, bar=bar)  # fmt: skip
     finally:
         bar.close()
         write_summary(folder)  # also after Ctrl-C: the summary says which runs are done
