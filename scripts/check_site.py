@@ -28,6 +28,10 @@ Where Chromium is not installed (``make browser-deps`` installs it where it can)
 check is skipped with a notice and exits 0. Usage::
 
     python scripts/check_site.py [--html _build/html] [--screenshots _build/screenshots]
+                                 [--only 'notebooks/05*'] [--presentation {fail,report}]
+
+``--only`` checks some pages (a quick look while editing a chapter); ``--presentation report``
+lists wide output blocks and shrunk figures without failing on them.
 """
 
 from __future__ import annotations
