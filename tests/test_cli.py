@@ -169,7 +169,12 @@ def test_shipped_configs_are_valid():
         "running_sum",
         "sort",
     ]
-    protocol = ["length_counting_copy.yaml", "length_copy_eos.yaml", "randomized_sort.yaml"]  # the papers' protocol
+    protocol = [
+        "length_addition_coupled.yaml",
+        "length_counting_copy.yaml",
+        "length_copy_eos.yaml",
+        "randomized_sort.yaml",
+    ]
     assert names == sorted(
         [*(f"length_{t}.yaml" for t in length_tasks), "sort_rope.yaml", "sweep_small.yaml", *protocol]
     )
@@ -194,10 +199,10 @@ def test_shipped_configs_are_valid():
     for name in protocol:  # lengths drawn from a range, every length up to 2L evaluated, the stop rule
         config = ExperimentConfig.from_file(CONFIG_DIR / name)
         low, high = config.train_length
-        assert low == 1 and config.eval_lengths == list(range(1, 2 * high + 1))
+        assert low == 1 and set(range(1, 2 * high + 1)) <= set(config.eval_lengths)  # every length up to 2L
         for point in expand_grid(config):
             resolved = resolve(point)  # the override gives the learned table a row for every evaluated position
-            assert resolved.train_config.stop_accuracy == 0.95
+            assert resolved.train_config.stop_accuracy >= 0.95
 
 
 def test_sweep_with_a_failing_run_still_summarizes_and_exits_1(tmp_path, capsys):
