@@ -68,6 +68,8 @@ from annotated.bench import (
     plot_scaling,
     run_benchmark,
 )
+from annotated.diagrams import tiling_diagram
+from annotated.intervals import format_interval, t_interval
 from annotated.kernels import (
     ATTENTION_KERNELS,
     blockwise_attention,
@@ -84,7 +86,7 @@ from annotated.positional import make_positional
 from annotated.showcode import show_source
 from annotated.tasks import KBackTask
 from annotated.train import TrainConfig, train
-from annotated.viz import figure_png
+from annotated.viz import figure_image, figure_png
 
 torch.manual_seed(0)
 # Tiny models train faster on one thread than on several (no synchronisation between threads),
@@ -101,8 +103,8 @@ torch.set_num_threads(1)
 
 # %%
 H = 8
-for T in (1024, 4096, 16384, 65536):
-    print(f"T = {T:>6}: one layer's scores for {H} heads = {4 * H * T * T / 2**30:8.2f} GiB")
+print("\n".join(f"T = {T:>6}: one layer's scores for {H} heads = {4 * H * T * T / 2**30:8.2f} GiB"
+                 for T in (1024, 4096, 16384, 65536)))  # fmt: skip
 
 # %% [markdown]
 # Now measured. `peak_forward_bytes` records every allocation of PyTorch's CPU allocator during
@@ -112,7 +114,7 @@ for T in (1024, 4096, 16384, 65536):
 
 # %% tags=["nbval-ignore-output"]
 gen = torch.Generator().manual_seed(0)
-wall = []
+wall, lines = [], []
 for T in (256, 512, 1024, 2048):
     q, k, v = (torch.randn(1, 2, T, 32, generator=gen) for _ in range(3))  # (B, H, T, D)
     with torch.no_grad():
@@ -122,7 +124,8 @@ for T in (256, 512, 1024, 2048):
         attend(q, k, v, causal=True)
         ms = 1e3 * (time.perf_counter() - start)
     wall.append((T, mib))
-    print(f"T = {T:>5}: peak forward memory {mib:7.2f} MiB, time {ms:7.2f} ms")
+    lines.append(f"T = {T:>5}: peak forward memory {mib:7.2f} MiB, time {ms:7.2f} ms")
+print("\n".join(lines))
 
 # %%
 ratios = [b[1] / a[1] for a, b in zip(wall, wall[1:])]
@@ -142,10 +145,11 @@ print("memory ratio per doubling of T:", [round(r, 1) for r in ratios])
 # FlexAttention, which compiles the same mods into a GPU kernel and runs only on CUDA.
 
 # %%
-print(f"{'kernel':<10} {'exact':<6} {'score mods':<11} {'any mask':<9} {'memory':<16} idea")
+table = [f"{'kernel':<10} {'exact':<6} {'score mods':<11} {'any mask':<9} memory", "  the idea"]
 for name, kernel in ATTENTION_KERNELS.items():
-    print(f"{name:<10} {kernel.exact!s:<6} {kernel.score_mods!s:<11} {kernel.query_masks!s:<9} "
-          f"{kernel.memory:<16} {kernel.summary}")  # fmt: skip
+    table.append(f"{name:<10} {kernel.exact!s:<6} {kernel.score_mods!s:<11} {kernel.query_masks!s:<9} {kernel.memory}")
+    table.append(f"  {kernel.summary}")
+print("\n".join(table))
 
 # %% [markdown]
 # **Linear attention** {cite:p}`katharopoulos2020linear` replaces $\exp(q\cdot k)$ by a
@@ -193,12 +197,21 @@ for name, kernel in ATTENTION_KERNELS.items():
 # $$ \ell' = e^{m-m'}\,\ell + \sum_{j\in\text{block}} e^{s_j-m'}, \qquad a' = e^{m-m'}\,a + \sum_{j\in\text{block}} e^{s_j-m'}\,v_j . $$
 #
 # After the last block, $a/\ell$ is exactly the softmax-weighted average. Only $(m, \ell, a)$ —
-# a few numbers per query — survive between blocks. Here it is on six scores in blocks of two:
+# a few numbers per query — survive between blocks. With many queries the same happens tile by
+# tile: a block of queries walks along its row of key blocks, and under a causal mask the
+# tiles wholly in the future are never visited:
+
+# %% tags=["hide-input"]
+figure_image(tiling_diagram())
+
+# %% [markdown]
+# Here it is on six scores in blocks of two:
 
 # %%
 scores = torch.tensor([1.0, 3.0, 0.5, 2.0, 4.0, -1.0])
 values = torch.tensor([10.0, 20.0, 30.0, 40.0, 50.0, 60.0])
 m, l, a = -math.inf, 0.0, 0.0  # noqa: E741
+lines = []
 for start in range(0, 6, 2):
     s, v_block = scores[start : start + 2], values[start : start + 2]
     m_new = max(m, float(s.max()))
@@ -206,9 +219,10 @@ for start in range(0, 6, 2):
     l = rescale * l + float(torch.exp(s - m_new).sum())  # noqa: E741
     a = rescale * a + float((torch.exp(s - m_new) * v_block).sum())
     m = m_new
-    print(f"block {start // 2}: scores {s.tolist()}  m = {m:.1f}  rescale = {rescale:.3f}  "
-          f"l = {l:.3f}  a = {a:.3f}  a/l = {a / l:.3f}")  # fmt: skip
-print(f"dense softmax(s)·v = {float(torch.softmax(scores, 0) @ values):.3f}")
+    lines.append(f"block {start // 2}: scores {s.tolist()}  m = {m:.1f}  rescale = {rescale:.3f}  "
+                 f"l = {l:.3f}  a = {a:.3f}  a/l = {a / l:.3f}")  # fmt: skip
+lines.append(f"dense softmax(s)·v = {float(torch.softmax(scores, 0) @ values):.3f}")
+print("\n".join(lines))
 
 # %% [markdown]
 # The running answer $a/\ell$ after each block is the attention over the keys seen so far;
@@ -223,7 +237,18 @@ show_source(BlockwiseAttentionFunction.forward)
 # Each tile's mask and score bias come from `mask_mod` and `score_mod` evaluated on *that
 # tile's* indices (`_tile`), so causality, a sliding window, ALiBi or T5 never need a
 # $T\times T$ tensor. Its backward pass stores only the output and $m + \log \ell$ per query
-# and recomputes each tile's probabilities, so training needs no $T\times T$ matrix either.
+# and recomputes each tile's probabilities, so training needs no $T\times T$ matrix either:
+
+# %%
+show_source(BlockwiseAttentionFunction.backward)
+
+# %% [markdown]
+# With the probabilities $P$ of a tile rebuilt from the stored $m + \log \ell$, the gradients
+# are those of dense attention, tile by tile: $dV \mathrel{+}= P^\top dO$,
+# $dP = dO\,V^\top$, $dS = P \circ (dP - \mathrm{rowsum}(dO \circ O))$, then
+# $dQ \mathrel{+}= dS\,K \cdot \text{scale}$ and $dK \mathrel{+}= dS^\top Q \cdot \text{scale}$ — the
+# backward pass of {cite:t}`dao2022flashattention` (their appendix B). A `score_mod` is re-run
+# under autograd on each tile to carry $dS$ back through it, and into a learned table such as T5's.
 #
 # ## 4. Exact or not? Checked against dense attention
 #
@@ -265,16 +290,15 @@ checks["local + ALiBi = dense + ALiBi, window mask"] = max_diff(
     local_attention(q, k, v, 10, causal=True, score_mod=alibi)[0],
     attend(q, k, v, causal=True, mask_mod=sliding_window(10), score_mod=alibi)[0],
 )
-for name, diff in checks.items():
-    shown = "< 1e-5" if diff < 1e-5 else f"{diff:.2f}"
-    print(f"{name:<40} equal within 1e-5: {diff < 1e-5!s:<5}  max |Δ| {shown}")
+print("\n".join(f"{name:<40} equal within 1e-5: {diff < 1e-5!s:<5}  max |Δ| {'< 1e-5' if diff < 1e-5 else f'{diff:.2f}'}"
+                 for name, diff in checks.items()))  # fmt: skip
 
 # %%
 grad_out = torch.randn(dense.shape, generator=gen)
 dense_grads = torch.autograd.grad(dense, (q, k, v), grad_out)
 block_grads = torch.autograd.grad(blockwise_attention(q, k, v, causal=True, block_size=32)[0], (q, k, v), grad_out)
-for name, g_dense, g_block in zip("qkv", dense_grads, block_grads, strict=True):
-    print(f"gradient w.r.t. {name}: block-wise equals dense within 1e-5: {max_diff(g_block, g_dense) < 1e-5}")
+print("\n".join(f"gradient w.r.t. {name}: block-wise equals dense within 1e-5: {max_diff(g_block, g_dense) < 1e-5}"
+                 for name, g_dense, g_block in zip("qkv", dense_grads, block_grads, strict=True)))  # fmt: skip
 
 # %% [markdown]
 # Block-wise attention equals dense attention in values and in all three gradients, with and
@@ -294,9 +318,9 @@ for name, g_dense, g_block in zip("qkv", dense_grads, block_grads, strict=True):
 # %% tags=["nbval-ignore-output"]
 result = run_benchmark(lengths=(256, 512, 1024, 2048), n_heads=2, d_head=32, repeats=1, timer="cpu", progress=False)
 display(Image(figure_png(plot_scaling(result))))
-for kind, fits in result.exponents.items():
-    print(f"{kind:<10} fitted exponent: forward time {fits['forward_ms']:.2f}, "
-          f"forward+backward time {fits['forward_backward_ms']:.2f}, peak memory {fits['peak_forward_mib']:.2f}")  # fmt: skip
+print("\n".join(f"{kind:<10} fitted exponents: forward time {fits['forward_ms']:.2f}, "
+                 f"forward+backward {fits['forward_backward_ms']:.2f}, peak memory {fits['peak_forward_mib']:.2f}"
+                 for kind, fits in result.exponents.items()))  # fmt: skip
 
 # %% [markdown]
 # The memory exponents are counts of bytes, so they do not depend on how busy the machine is.
@@ -304,11 +328,11 @@ for kind, fits in result.exponents.items():
 
 # %%
 memory_slopes = {kind: round(fits["peak_forward_mib"], 1) for kind, fits in result.exponents.items()}
-print("fitted peak-memory exponents:", memory_slopes)
-print("reference attend and top-k memory ≈ quadratic (slope > 1.8):",
-      all(memory_slopes[k] > 1.8 for k in ("reference", "topk")))  # fmt: skip
-print("linear, local, block-wise memory at most linear (slope ≤ 1.2):",
-      all(memory_slopes[k] <= 1.2 for k in ("linear", "local", "blockwise")))  # fmt: skip
+print("fitted peak-memory exponents: " + ", ".join(f"{kind} {slope}" for kind, slope in memory_slopes.items())
+      + "\nreference attend and top-k memory ≈ quadratic (slope > 1.8): "
+      + str(all(memory_slopes[k] > 1.8 for k in ("reference", "topk")))
+      + "\nlinear, local, block-wise memory at most linear (slope ≤ 1.2): "
+      + str(all(memory_slopes[k] <= 1.2 for k in ("linear", "local", "blockwise"))))  # fmt: skip
 
 # %% [markdown]
 # **What we saw.** The readable `attend` ("reference") and top-k attention pay quadratic memory
@@ -334,8 +358,8 @@ print("linear, local, block-wise memory at most linear (slope ≤ 1.2):",
 
 # %%
 enc_rows = encoding_memory(lengths=(512, 1024, 2048), progress=False)
-print(encoding_table(enc_rows))
-print("fitted memory exponents:", {v: round(e, 2) for v, e in encoding_exponents(enc_rows).items()})
+print(encoding_table(enc_rows) + "\nfitted memory exponents: "
+      + ", ".join(f"{v} {e:.2f}" for v, e in encoding_exponents(enc_rows).items()))  # fmt: skip
 
 # %% [markdown]
 # **What we saw.** Given as score mods, ALiBi and T5 cost block-wise attention no more memory
@@ -350,45 +374,63 @@ print("fitted memory exponents:", {v: round(e, 2) for v, e in encoding_exponents
 # depends on the task. We use a task with a fixed long-range dependency: **k-back**, where the
 # label at position $i$ says whether $x_i = x_{i-8}$ (every position from 8 on is scored; chance
 # is 0.5). Each kind trains the same tiny model (2 layers, width 32, 4 heads, RoPE) with the same
-# seed, data and 400 steps. The local window is $w = 4$: two layers reach back at most
-# $2(w-1) = 6 < 8$ positions, so a local model *cannot* see $x_{i-8}$. Top-k keeps $k = 4$ keys.
+# seed, data and 400 steps, three times (seeds 0, 1, 2 set the initial weights and the batches).
+# Block-wise attention is exact, so it trains with seed 0 only, beside dense attention's seed-0
+# run. The local window is $w = 4$: two layers reach back at most $2(w-1) = 6 < 8$ positions,
+# so a local model *cannot* see $x_{i-8}$. Top-k keeps $k = 4$ keys.
 
 # %%
 task = KBackTask(k=8, n_symbols=4)
 LENGTH, STEPS = 24, 400
 KINDS = {"full": {}, "blockwise": {"block_size": 8}, "topk": {"top_k": 4}, "local": {"window": 4}, "linear": {}}
-train_config = TrainConfig(steps=STEPS, batch_size=32, lr=3e-3, warmup_steps=30, eval_every=50, eval_batches=8)
-histories = {}
+SEEDS = (0, 1, 2)
+histories = {}  # (kind, seed) -> training history
 for kind, params in KINDS.items():
-    torch.manual_seed(0)  # the same initial weights for every kind
-    config = ModelConfig(vocab_size=task.vocab_size, d_model=32, n_heads=4, n_layers=2, max_len=64,
-                         attention=kind, attention_params=params)  # fmt: skip
-    histories[kind] = train(build_model(config), task, train_length=LENGTH, config=train_config)
-    final = histories[kind].final_evals()[LENGTH]
-    print(f"{kind:<10} held-out token accuracy after {STEPS} steps: {final['token_accuracy']:.3f}")
+    for seed in SEEDS if kind != "blockwise" else (0,):
+        torch.manual_seed(seed)  # the same initial weights for every kind
+        train_config = TrainConfig(steps=STEPS, batch_size=32, lr=3e-3, warmup_steps=30, eval_every=50,
+                                   eval_batches=8, seed=seed)  # fmt: skip
+        config = ModelConfig(vocab_size=task.vocab_size, d_model=32, n_heads=4, n_layers=2, max_len=64,
+                             attention=kind, attention_params=params)  # fmt: skip
+        histories[kind, seed] = train(build_model(config), task, train_length=LENGTH, config=train_config)
+table = [f"held-out token accuracy after {STEPS} steps, seeds 0 1 2, and the mean [95% CI, clipped to 1]"]
+for kind in KINDS:
+    accs = [h.final_evals()[LENGTH]["token_accuracy"] for (k, _), h in histories.items() if k == kind]
+    mean, low, high = t_interval(accs)
+    mean = f"   mean {format_interval(mean, low, min(high, 1.0), 3)}" if len(accs) > 1 else "   (exact: seed 0 only)"
+    table.append(f"{kind:<10} " + " ".join(f"{a:.3f}" for a in accs) + mean)
+print("\n".join(table))
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.5))
-for kind, history in histories.items():
+for (kind, seed), history in histories.items():
     steps, accuracy = history.series("token_accuracy", length=LENGTH)
     style = "x--" if kind == "blockwise" else "o-"  # block-wise lies exactly on dense: draw it dashed on top
-    ax.plot(steps, accuracy, style, label=kind, alpha=0.8)
+    color = f"C{list(KINDS).index(kind)}"
+    ax.plot(steps, accuracy, style, color=color, label=kind if seed == 0 else None, alpha=0.8 if seed == 0 else 0.3)
 ax.axhline(0.5, color="gray", linestyle=":", label="chance")
 ax.set(
-    xlabel="training step", ylabel="held-out token accuracy", title=f"k-back (k = 8), T = {LENGTH}", ylim=(0.4, 1.02)
+    xlabel="training step", ylabel="held-out token accuracy", ylim=(0.4, 1.02),
+    title=f"k-back (k = 8), T = {LENGTH}; seed 0 dark, seeds 1 and 2 light",
 )
 ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# **What we saw.** Block-wise attention follows dense attention's learning curve point for
-# point, as an exact kernel must. Local attention stays at chance: with a window of 4 the answer
-# is out of reach, whatever the training budget. Linear attention also stays at chance within this
-# budget. A likely reason, not tested here: its weights $\phi(q)\cdot\phi(k)$ cannot easily
-# concentrate on one key at a fixed offset, which this task needs. The surprise is top-k: it reaches 1.000 while dense attention
-# is still at 0.824. A plausible reading: keeping 4 keys per query forces sharp rows from the
-# start, and a sharp lookup is what this task needs; on a task that must average over many keys
-# the same restriction would hurt. One seed on one task does not settle it.
+# **What we saw.** Block-wise attention follows dense attention's learning curve closely (seed
+# 0): the two compute the same function, but their floating-point sums differ in the last bits,
+# and 400 steps of training carry that to 0.823 against 0.829 at the end. Local attention stays
+# at chance in all three seeds (0.504 on average): with a window of 4 the answer is out of
+# reach, whatever the training budget. Linear attention also stays at chance within this
+# budget, in all three seeds. A likely reason, not tested here: its weights
+# $\phi(q)\cdot\phi(k)$ cannot easily concentrate on one key at a fixed offset, which this task
+# needs. The surprise is top-k: it reaches 1.000 in all three seeds, while dense attention ends
+# at 0.829, 1.000 and 0.954 — 0.928 on average, with an interval ([0.708, 1.000]) wide enough
+# to contain top-k's. So in these runs top-k learned k-back at least as reliably as dense
+# attention, ahead of it after 400 steps in two seeds of three and level in the third. A
+# plausible reading: keeping 4 keys per query forces sharp rows from the start, and a sharp
+# lookup is what this task needs; on a task that must average over many keys the same
+# restriction would hurt. One task does not settle whether sparsity helps.
 #
 # ## 7. Memory beyond the segment: Transformer-XL
 #
@@ -424,19 +466,33 @@ print("memory per layer:", tuple(memory.states[0].shape), "positions", memory.po
 # Now training. The task is k-back with $k = 6$ on 32 tokens, read in segments of $S = 8$: in
 # every segment after the first, positions 0–5 need a token from the *previous* segment. One
 # model trains with no memory (`mem_len=0`), one with a memory of one segment (`mem_len=8`);
-# same seed, data and 300 steps, a short AdamW loop written out here. We then evaluate both on
-# streams of 64 tokens — twice the training length.
+# same seed, data and 300 steps, a short AdamW loop written out here, around the library's
+# segment loop:
+
+# %%
+show_source(forward_in_segments)
+
+# %% [markdown]
+# which runs `forward_segment` once per segment — the memory's keys and values go into each
+# layer's `KVCache` before the segment's own tokens:
+
+# %%
+show_source(forward_segment)
+
+# %% [markdown]
+# We train each setting with seeds 0, 1 and 2 and evaluate on streams of 64 tokens — twice the
+# training length.
 
 # %%
 memory_task = KBackTask(k=6, n_symbols=4)
 SEGMENT = 8
 
 
-def train_with_memory(mem_len, steps=300):
-    torch.manual_seed(0)
+def train_with_memory(mem_len, steps=300, seed=0):
+    torch.manual_seed(seed)
     model = build_model(ModelConfig(vocab_size=memory_task.vocab_size, d_model=32, n_heads=4, n_layers=2))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    data = torch.Generator().manual_seed(0)
+    data = torch.Generator().manual_seed(seed)
     for _ in range(steps):
         batch = memory_task.sample(32, 32, data)
         logits = forward_in_segments(model, batch.inputs, SEGMENT, mem_len=mem_len).logits  # (B, T, V)
@@ -448,39 +504,50 @@ def train_with_memory(mem_len, steps=300):
 
 
 test_batch = memory_task.sample(256, 64, torch.Generator().manual_seed(3))
-position_accuracy = {}
+in_segment = torch.arange(64) % SEGMENT >= memory_task.k  # (T,): the k-back partner lies in the same segment
+position_accuracy, scores_by_memory = {}, {}  # (mem_len, seed) -> (T,); mem_len -> [(overall, inside)]
 for mem_len in (0, SEGMENT):
-    trained = train_with_memory(mem_len)
-    with torch.no_grad():
-        predicted = forward_in_segments(trained, test_batch.inputs, SEGMENT, mem_len=mem_len).logits.argmax(-1)
-    right = (predicted == test_batch.targets) & test_batch.target_mask  # (B, T)
-    position_accuracy[mem_len] = right.float().sum(0) / test_batch.target_mask.float().sum(0).clamp_min(1)  # (T,)
-    overall = float(right.sum() / test_batch.target_mask.sum())
-    in_segment = torch.arange(64) % SEGMENT >= memory_task.k  # (T,): the k-back partner lies in the same segment
-    inside = float(position_accuracy[mem_len][in_segment].mean())
-    print(f"mem_len = {mem_len}: token accuracy on 64-token streams {overall:.3f} "
-          f"(at positions answerable inside their segment: {inside:.3f})")  # fmt: skip
+    for seed in SEEDS:
+        trained = train_with_memory(mem_len, seed=seed)
+        with torch.no_grad():
+            predicted = forward_in_segments(trained, test_batch.inputs, SEGMENT, mem_len=mem_len).logits.argmax(-1)
+        right = (predicted == test_batch.targets) & test_batch.target_mask  # (B, T)
+        acc = right.float().sum(0) / test_batch.target_mask.float().sum(0).clamp_min(1)  # (T,)
+        position_accuracy[mem_len, seed] = acc
+        overall = float(right.sum() / test_batch.target_mask.sum())
+        scores_by_memory.setdefault(mem_len, []).append((overall, float(acc[in_segment].mean())))
+table = ["token accuracy on 64-token streams, seeds 0 1 2 → mean [95% CI, clipped to 1]"]
+for mem_len, rows in scores_by_memory.items():
+    for j, what in enumerate(("all scored positions", "answerable in-segment")):
+        per_seed = [row[j] for row in rows]
+        table.append(f"mem_len = {mem_len}, {what:<21}: " + " ".join(f"{x:.3f}" for x in per_seed)
+                     + f" → {format_interval(*t_interval(per_seed)[:2], min(t_interval(per_seed)[2], 1.0), 3)}")  # fmt: skip
+print("\n".join(table))
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(7, 3))
 scored = torch.arange(64) >= memory_task.k
-for mem_len, acc in position_accuracy.items():
-    ax.plot(torch.arange(64)[scored], acc[scored], ".-", label=f"mem_len = {mem_len}")
+for (mem_len, seed), acc in position_accuracy.items():
+    ax.plot(torch.arange(64)[scored], acc[scored], ".-", color="C0" if mem_len else "C1", alpha=1.0 if seed == 0 else 0.35,
+            label=f"mem_len = {mem_len}" if seed == 0 else None)  # fmt: skip
 for boundary in range(0, 64, SEGMENT):
     ax.axvline(boundary - 0.5, color="gray", linewidth=0.5)
 ax.axvline(31.5, color="black", linestyle="--", linewidth=1, label="training length")
 ax.set(xlabel="position in the stream (grey lines: segment starts)", ylabel="token accuracy", ylim=(0.3, 1.05),
-       title="k-back (k = 6) read in segments of 8")  # fmt: skip
+       title="k-back (k = 6) read in segments of 8; seed 0 dark, seeds 1 and 2 light")  # fmt: skip
 ax.legend(fontsize=8, loc="center right")
 plt.show()
 
 # %% [markdown]
-# **What we saw.** With a memory of one segment the model is right at every scored position,
-# also beyond the 32 tokens it was trained on: the memory has a fixed size, and RoPE sees only
-# distances, so position 60 looks like position 20. Without memory the model stays at chance
-# everywhere — even at the two positions per segment whose answer lies inside the segment
-# (0.499): within 300 steps it did not learn those either, when most of its scored positions
-# could not be learned at all.
+# **What we saw.** With a memory of one segment, seed 1 learned the task completely: right at
+# every scored position (1.000), also beyond the 32 tokens it was trained on — the memory has a
+# fixed size, and RoPE sees only distances, so position 60 looks like position 20. Seeds 0
+# and 2 learned it only in part within 300 steps (0.710 and 0.592 over all scored positions),
+# so the mean is 0.767 with a wide interval. Without memory the model stays at chance in all
+# three seeds (0.501 on average) — even at the two positions per segment whose answer lies
+# inside the segment (0.500): within 300 steps it did not learn those either, when most of its
+# scored positions could not be learned at all. Every run with memory ends above every run
+# without it.
 # Notice that the memory model learned to read a memory it never received gradient through:
 # $W_k$ and $W_v$ are shared with the current segment, and they do receive gradient from the
 # memory's keys and values, which are recomputed from the cached states with the current weights.
@@ -597,7 +664,10 @@ with torch.no_grad():
 #   in on-chip memory) is not something this Python version shows.
 # * Linear, local and top-k attention are **different models**. What they cost depends on the
 #   task: a window shorter than the dependency makes it unlearnable; linear attention struggled
-#   to make the sharp lookup k-back needs; top-k's sparsity even helped here.
+#   to make the sharp lookup k-back needs; top-k matched or beat dense attention on k-back in all
+#   three seeds (1.000 against 0.928 on average) — one task, not a general advantage of sparsity.
 # * Transformer-XL's memory carries information across segments with constant memory and no
 #   gradient through the past; a relative positional encoding (RoPE) makes positions continue
-#   seamlessly, so the model also runs on streams longer than it was trained on.
+#   seamlessly. One of three seeds learned the segment task completely in 300 steps and then
+#   ran on streams twice the training length without error; every run with memory beat every
+#   run without it.

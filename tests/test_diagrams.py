@@ -1,0 +1,61 @@
+"""Every chapter's diagram draws, renders to PNG, and names what it teaches; each chapter shows its own."""
+
+from pathlib import Path
+
+import pytest
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from annotated import diagrams
+from annotated.viz import figure_png
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+# Words each diagram must write: the operands and shapes it exists to show.
+MUST_SAY = {
+    "qkv_diagram": ["Q", "Kᵀ", "V", "(Tq, d_k)", "(d_k, Tk)", "(Tq, Tk)", "(Tk, d_v)", "softmax"],
+    "heads_diagram": ["(B, T, C)", "(B, H, T, D)", "h1", "h4", "attend per head"],
+    "positional_diagram": ["RoPE", "ALiBi", "NoPE", "sinusoidal"],
+    "architecture_masks_diagram": ["GPT", "BERT", "T5 encoder", "T5 decoder self", "T5 cross-attention"],
+    "next_character_diagram": ["R", "O", "\\n"],
+    "tiling_diagram": ["m_new", "O(T · block)"],
+}
+
+
+def texts(fig: Figure) -> str:
+    return "\n".join(t.get_text() for ax in fig.axes for t in ax.texts)
+
+
+@pytest.mark.parametrize("chapter", sorted(diagrams.DIAGRAMS))
+def test_each_diagram_draws_and_says_what_it_teaches(chapter):
+    draw = diagrams.DIAGRAMS[chapter]
+    fig = draw()
+    assert isinstance(fig, Figure)
+    png = figure_png(fig)
+    assert png.startswith(b"\x89PNG") and len(png) > 5_000
+    written = texts(fig)
+    for word in MUST_SAY[draw.__name__]:
+        assert word in written, f"{draw.__name__} should write {word!r}; it writes {written!r}"
+
+
+def test_each_diagram_is_shown_by_its_chapter():
+    for chapter, draw in diagrams.DIAGRAMS.items():
+        source = (NOTEBOOKS / f"{chapter}.py").read_text(encoding="utf-8")
+        assert f"{draw.__name__}(" in source, f"notebooks/{chapter}.py should show diagrams.{draw.__name__}()"
+
+
+def test_masks_diagram_draws_the_masks_it_names():
+    n = 4
+    fig = diagrams.architecture_masks_diagram(n)
+    cells = [p for p in fig.axes[0].patches if isinstance(p, Rectangle)]
+    assert len(cells) == 5 * n * n  # five panels of n × n cells
+    hidden = [p for p in cells if p.get_facecolor()[:3] == (1.0, 1.0, 1.0)]
+    assert len(hidden) == 2 * n * (n - 1) // 2  # the two causal panels hide the upper triangle
+
+
+def test_tiling_diagram_skips_the_future_only_when_causal():
+    def hatched(fig):
+        return sum(bool(p.get_hatch()) for p in fig.axes[0].patches)
+
+    assert hatched(diagrams.tiling_diagram(4, causal=True)) == 6
+    assert hatched(diagrams.tiling_diagram(4, causal=False)) == 0
