@@ -74,13 +74,13 @@ def judge(claim: Claim, results: dict[str, list[float]] | None) -> dict:
     if claim.value is not None:
         verdicts, ours = [], []
         for encoding, published in claim.value.items():
-            mean, lo, hi = t_interval(results.get(encoding, []))
+            mean, lo, hi = t_interval(results.get(encoding, []), bounds=(0.0, 1.0))
             ours.append(f"{encoding} {format_interval(mean, lo, hi)}")
             verdicts.append(_value_verdict(published, mean, lo, hi))
         verdict = min(verdicts, key=VERDICTS.index) if len(set(verdicts)) == 1 else "partly"
         return row | {"published": _published(claim), "ours": "; ".join(ours), "verdict": verdict, "why": ""}
     high, low = claim.order
-    (m1, lo1, hi1), (m2, lo2, hi2) = t_interval(results.get(high, [])), t_interval(results.get(low, []))
+    (m1, lo1, hi1), (m2, lo2, hi2) = (t_interval(results.get(k, []), bounds=(0.0, 1.0)) for k in (high, low))
     if math.isnan(m1) or math.isnan(m2):
         verdict = "not testable here"
     elif not math.isnan(lo1) and not math.isnan(hi2) and lo1 > hi2:

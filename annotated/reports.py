@@ -222,7 +222,9 @@ def group_statistics(rows: list[dict], keys: list[str]) -> list[dict]:
                 else (0.0 if values else None)
             )
             group[metric], group[f"{metric}_std"] = mean, std
-            _, lo, hi = t_interval(values) if values else (None,) * 3  # one seed: no interval (None, not NaN)
+            accuracy = ("accuracy" in metric or "exact_match" in metric) and not metric.startswith("gap_")
+            bounds = (0.0, 1.0) if accuracy else None  # an accuracy's interval stays in [0, 1]; a gap's may not
+            _, lo, hi = t_interval(values, bounds=bounds) if values else (None,) * 3  # one seed: none (None, not NaN)
             group[f"{metric}_ci_lo"], group[f"{metric}_ci_hi"] = _or(lo, None), _or(hi, None)
         if any("learned" in m for m in members):
             group["learned"] = f"{sum(int(m.get('learned') or 0) for m in members)}/{len(members)}"

@@ -40,6 +40,7 @@ def test_wilson_interval_matches_hand_computed_values():
 def test_t_interval_matches_hand_computed_values():
     mean, lo, hi = t_interval([1.0, 2.0, 3.0])  # sd 1, t_0.975(2) = 4.302653
     assert (mean, lo, hi) == pytest.approx((2.0, 2 - 4.302653 / math.sqrt(3), 2 + 4.302653 / math.sqrt(3)), abs=1e-5)
+    assert t_interval([0.88, 0.99, 0.98], bounds=(0, 1))[2] == 1.0 < t_interval([0.88, 0.99, 0.98])[2]
     mean, lo, hi = t_interval([0.5])
     assert mean == 0.5 and math.isnan(lo) and math.isnan(hi)  # one seed: no interval, not a zero-width one
     assert format_interval(0.5, lo, hi) == "0.50" and format_interval(0.5, 0.4, 0.6) == "0.50 [0.40, 0.60]"
