@@ -34,7 +34,13 @@ CHAPTER_SOURCES = {
         "annotated.positional.bias:T5RelativeBias.score_mod",
     ],
     "04_architectures": ["annotated.blocks:Residual.forward", "annotated.generate:generate"],
-    "07_efficient_attention": ["annotated.kernels.blockwise:BlockwiseAttentionFunction.forward"],
+    "05_language_model": ["annotated.generate:sample_next"],
+    "07_efficient_attention": [
+        "annotated.kernels.blockwise:BlockwiseAttentionFunction.forward",
+        "annotated.kernels.blockwise:BlockwiseAttentionFunction.backward",
+        "annotated.memory:forward_in_segments",
+        "annotated.memory:forward_segment",
+    ],
     "08_inside_the_model": [
         "annotated.interpret.scores:window_scores",
         "annotated.interpret.scores:induction_scores",
