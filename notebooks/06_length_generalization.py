@@ -38,14 +38,16 @@ except ImportError:
 #
 # **Learning goals.** By the end of this chapter you can
 #
-# 1. set up a "train short, test long" experiment whose out-of-distribution numbers mean
-#    something: the model must first learn the task at the training length, over several
-#    seeds, and be read against the task's chance level;
-# 2. read a sweep of 7 tasks × 7 positional encodings × 3 seeds — accuracy at the training
-#    length, at 1.5×, 2× and 4× that length, and the generalisation gap;
-# 3. re-run a slice of it live and watch learning curves;
-# 4. compare the attention maps of a model that extrapolates with those of one that does not;
-# 5. say where this small run agrees with published results and where it does not.
+# 1. run a "train short, test long" experiment under the published protocol: training lengths
+#    drawn from $1 \dots L$, evaluation at every length up to $2L$, training until the task is
+#    learned, three seeds, 95 % intervals;
+# 2. read the library code that implements that protocol (randomized positions at test time,
+#    the stop rule, Wilson intervals);
+# 3. read accuracy-against-length curves with intervals for counting copy, random copy, sort and
+#    addition, and say which positional encodings extrapolate;
+# 4. set published claims beside our numbers with a verdict decided by a fixed rule;
+# 5. recognise a protocol bug: this chapter's earlier sweep concluded that the randomized
+#    encoding learned nothing, and that conclusion was wrong.
 #
 # The models are the decoder-only transformers of week 4 (`annotated/models.py`), the
 # positional encodings those of week 3 (`annotated/positional/`), the tasks
@@ -53,7 +55,10 @@ except ImportError:
 # code as `python -m annotated sweep`.
 
 # %%
+import dataclasses
 import tempfile
+import textwrap
+from collections import Counter
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -62,61 +67,452 @@ import yaml
 
 import annotated
 from annotated import lab, viz
+from annotated.claims import VERDICTS, Claim, claims_table, out_of_distribution
 from annotated.dashboard import ComparisonDashboard
+from annotated.evaluation import batch_positions, expand_lengths
+from annotated.intervals import format_interval, t_interval, wilson_interval
 from annotated.models import load_model
-from annotated.reports import read_csv
-from annotated.train import History
+from annotated.reports import read_csv, write_csv
+from annotated.showcode import show_source
+from annotated.train import History, _stop_rule
 
 torch.manual_seed(0)
-torch.set_num_threads(1)  # as the sweep ran (one thread per process): the live runs give its numbers exactly
+torch.set_num_threads(1)  # as the sweeps ran (one thread per process): the live runs give their numbers exactly
 
 # %% [markdown]
-# ## 1. The question, and how to ask it fairly
+# ## 1. The question, and the papers' protocol
 #
-# A model is trained on problems of size $n = L$ (8 symbols to sort, 16 positions to label…)
-# and tested on sizes it never saw: $1.5L$, $2L$ and $4L$. With $a(n)$ the held-out accuracy at
-# size $n$, the **generalisation gap** is
+# A model is trained on problems of size $n \le L$ (20 symbols to copy, 8 to sort, 10-digit
+# sums) and tested on sizes it never saw. The positional encoding decides what is new about a
+# long input. An absolute encoding (sinusoidal, learned) meets position *indices* it never
+# trained on — the learned table's rows past the training length are never updated at all;
+# RoPE and ALiBi meet *distances* they never trained on; T5's bias puts every distance beyond
+# its exact buckets into shared, logarithmic ones; NoPE has no position signal and must infer
+# order from the causal mask alone {cite:p}`kazemnejad2023nope`; the randomized encoding trains
+# on sorted random positions drawn from a range much longer than the training length, so large
+# position values are not new at test time {cite:p}`ruoss2023randomized`.
 #
-# $$
-# \mathrm{gap} = a(L) - \frac{1}{3}\bigl(a(1.5L) + a(2L) + a(4L)\bigr),
-# $$
+# The published studies {cite:p}`kazemnejad2023nope,ruoss2023randomized` measure this in a
+# particular way, and this chapter follows it:
 #
-# so 0 means "as good on long problems as on training-length ones". The positional encoding
-# decides what is new about a long input. An absolute encoding (sinusoidal, learned) meets
-# position *indices* it never trained on — the learned table's rows past the training
-# length are never updated at all; RoPE and ALiBi meet *distances* they never trained on;
-# T5's bias puts every distance beyond its exact buckets into shared, logarithmic ones;
-# NoPE has no position signal and must infer order from the causal mask alone
-# {cite:p}`kazemnejad2023nope`; the randomized encoding trains on sorted random positions from
-# a range much longer than the training length, so large position values are not new at test
-# time {cite:p}`ruoss2023randomized`.
+# * **Training lengths drawn from a range.** Each training step draws its length $n$ from
+#   $1 \dots L$, so the model sees every short length, not one fixed $L$.
+# * **Evaluation at every length** $1 \dots 2L$ (for addition up to $10L$), on 512 fresh
+#   held-out problems per length. *In distribution* (ID) is the mean exact match over
+#   $1 \dots L$; *out of distribution* (OOD) the mean over $L+1 \dots 2L$, each length weighted
+#   equally, as the papers average.
+# * **First learn, then extrapolate.** A run trains until held-out exact match at the training
+#   lengths reaches a target (0.95; 0.99 for addition) several evaluations in a row, or until a
+#   stated step cap. A run that hits the cap without learning is reported as not learned, never
+#   dropped.
+# * **Three seeds (0, 1, 2) and 95 % intervals.** Every accuracy of one run carries a Wilson
+#   interval for its 512 test problems; every mean over seeds a Student-$t$ interval.
+# * **Randomized positions drawn at test time as in training.** Ruoss et al.'s reference
+#   implementation samples sorted random positions for evaluation too.
 #
-# Two rules keep the comparison honest. **First learn, then extrapolate:** a model that has
-# not learned the task at $n = L$ has nothing to extrapolate, and differences between
-# encodings at longer lengths are then noise. Each task was tuned (steps, learning rate,
-# batch size; two-layer models with $d_\text{model} = 64$) aiming for its best encoding to
-# reach 95 % at $n = L$ within 600 steps (seconds per run on one CPU core), and a task that
-# did not get there is reported as not learned. **Several seeds:** every number below is a mean ± standard deviation over
-# 3 seeds (seeds 0, 1, 2: initialisation and training data).
+# That last point is a correction. The stored sweep this chapter used to lead with (section 8)
+# trained the randomized encoding on sorted random positions from a large range, then
+# *evaluated it at positions $0 \dots T-1$*, values it had never seen: its sort runs ended with
+# training loss 0.16 and held-out loss 2.72 at the training length. The chapter concluded that
+# "the randomized encoding learned no task". That was a protocol bug, not a property of the
+# encoding; section 5 shows the encoding under the fixed protocol.
 #
-# **The metric.** For a task whose answer is a sequence (reverse, sort, addition) we count
-# *exact match*: the whole answer right. For the two one-token answers (contains-pattern,
-# long-range match) exact match and token accuracy are the same number. For the two
-# labelling tasks (running sum, $k$-back: one label per input position) we count *token
-# accuracy*: exact match over 64 labels falls towards 0 for any per-label error rate, and
-# would hide the difference between a model that gets most labels right and one that gets
-# nearly all of them.
+# ## 2. The protocol in code
+#
+# Three pieces of the library carry the protocol. First, the positions a batch is run with —
+# in training and in evaluation alike:
+
+# %%
+show_source(batch_positions)
 
 # %% [markdown]
-# ## 2. The stored sweep
+# A task that supplies its own position ids (position coupling, section 6) passes them; a
+# randomized model draws a fresh sorted subset of its position range for every sequence, from a
+# seeded generator so stored numbers reproduce; every other model uses $0 \dots T-1$. Second,
+# the stop rule, called at every evaluation step of the training loop:
+
+# %%
+show_source(_stop_rule)
+
+# %% [markdown]
+# With a target set, only the training lengths are evaluated during training (cheap), and the
+# run stops at the first step where the mean exact match over them has reached the target
+# `stop_patience` times in a row; that step is `steps_to_learn`. Every length is evaluated once,
+# at the end. Third, the interval that goes with each accuracy:
+
+# %%
+show_source(wilson_interval)
+print("500 of 512 right:", ", ".join(f"{v:.3f}" for v in wilson_interval(500, 512)))
+print("  0 of 512 right:", ", ".join(f"{v:.3f}" for v in wilson_interval(0, 512)))
+
+# %% [markdown]
+# Even 0 right out of 512 leaves an upper bound of 0.007 above zero, and a perfect score a lower
+# bound below one. Means over three seeds use the $t$ interval, whose factor
+# $t_{0.975}(2) = 4.30$ makes three seeds give wide intervals — which is the point.
 #
-# The full sweep is 147 training runs (7 tasks × 7 encodings × 3 seeds), one shipped config
-# per task (`annotated/configs/length_<task>.yaml`), run with `python -m annotated sweep`.
-# That takes minutes, so this chapter reads its stored summary, which ships with the
-# library, and prints where it came from:
+# ## 3. The stored sweeps
+#
+# Four sweeps ran under this protocol, one shipped config each (`annotated/configs/`): counting
+# copy and random copy (6 encodings × 3 seeds), sort (sinusoidal and randomized × 3 seeds) and
+# addition with coupled positions (3 seeds). Each takes tens of minutes, so this chapter reads
+# their stored summary, gathered by `scripts/collect_length_sweep.py --prefix
+# length_protocol_`, and prints where it came from and how many runs had finished:
 
 # %%
 DATA = Path(annotated.__file__).parent / "data"
+protocol = read_csv(DATA / "length_protocol_summary.csv")
+protocol_provenance = yaml.safe_load((DATA / "length_protocol_provenance.yaml").read_text())
+SWEEPS = {s["config"]["task"]: s for s in protocol_provenance["sweeps"]}  # task -> its provenance
+for command in protocol_provenance["commands"]:
+    print("$", command)
+print(f"torch {protocol_provenance['sweeps'][0]['environment']['torch']}, one thread per run")
+for sweep in SWEEPS.values():
+    env, wall = sweep["environment"], sweep["wall_time"]
+    print(f"{sweep['config']['name']:<24} runs completed {sweep['completed_runs']:>5}; "
+          f"{wall['runs_wall_time_s'] / 60:5.1f} run-min; commit {env['git_commit'][:7]}, {env['created'][:10]}")  # fmt: skip
+runs_done = sum(int(s["completed_runs"].split("/")[0]) for s in SWEEPS.values())
+runs_total = sum(int(s["completed_runs"].split("/")[1]) for s in SWEEPS.values())
+print(f"all four sweeps: {runs_done} of {runs_total} runs completed")
+
+# %% [markdown]
+# Each sweep's settings, as its config holds them (every model: decoder-only, pre-LN, 4 heads;
+# AdamW with warm-up then cosine decay, no weight decay). `stop` is the target exact match at the
+# training lengths and how many evaluations in a row must reach it; `cap` the step limit.
+
+# %%
+print(f"{'task':<16}{'train n':>8} {'test n':<18}{'layers':>6}{'width':>6}{'batch':>6}{'lr':>7}"
+      f"{'stop':>10}{'cap':>6}")  # fmt: skip
+for task, sweep in SWEEPS.items():
+    c = lab.ExperimentConfig.from_dict(sweep["config"])
+    tested = expand_lengths(c.eval_lengths)
+    lows = [n for i, n in enumerate(tested) if i == 0 or n != tested[i - 1] + 1]  # compact "1..20, 30, 50"
+    spans = [f"{a}..{b}" if a != b else str(a) for a, b in
+             zip(lows, [tested[i - 1] for i, n in enumerate(tested) if i and n != tested[i - 1] + 1] + [tested[-1]])]  # fmt: skip
+    print(f"{task:<16}{'1..' + str(c.train_length[1]):>8} {', '.join(spans):<18}{c.model['n_layers']:>6}"
+          f"{c.model['d_model']:>6}{c.train['batch_size']:>6}{c.train['lr']:>7}"
+          f"{c.train['stop_accuracy']:>6} x{c.train['stop_patience']}{c.train['steps']:>6}")  # fmt: skip
+
+
+# %%
+OOD_TMP = Path(tempfile.mkdtemp(prefix="week6_ood_"))
+
+
+def completed(task, encoding=None):
+    """The completed runs of one sweep (and one encoding)."""
+    return [r for r in protocol if r["task"] == task and r["kind"] == "run" and r["status"] == "completed"
+            and (encoding is None or r["model.positional"] == encoding)]  # fmt: skip
+
+
+def per_seed(task, *, beyond=None, upto=None):
+    """{encoding: [mean exact match over beyond < n <= upto, per seed]}: annotated.claims' definition of OOD."""
+    path = OOD_TMP / f"{task}.csv"
+    write_csv(path, [r for r in protocol if r["task"] == task])
+    return out_of_distribution(path, beyond=beyond, upto=upto)
+
+
+def train_high(task):
+    return SWEEPS[task]["config"]["train_length"][1]
+
+
+def interval(values):
+    """'mean [t-interval]' over seeds, clipped to [0, 1]; one seed: its value and '(1 seed)'; none: 'none yet'."""
+    if not values:
+        return "none yet"
+    mean, lo, hi = t_interval(values)
+    return format_interval(mean, max(lo, 0.0), min(hi, 1.0)) + (" (1 seed)" if len(values) == 1 else "")
+
+
+def sweep_table(task, encodings):
+    """Per encoding: seeds completed, seeds learned, steps to learn, ID and OOD mean exact match."""
+    high, cap, top = train_high(task), SWEEPS[task]["config"]["train"]["steps"], max(lengths_of(task))
+    ind, ood = per_seed(task, beyond=0, upto=high), per_seed(task)
+    print(f"{task}: exact match, mean [95% t-interval] over completed seeds; cap {cap} steps")
+    print(f"{'encoding':<13}{'done':>5}{'learned':>8}  {'steps to learn':<16}"
+          f"{f'ID 1..{high}':<19}OOD {high + 1}..{top}")  # fmt: skip
+    for encoding in encodings:
+        runs = completed(task, encoding)
+        steps = "/".join(str(r["steps_to_learn"]) if r["learned"] else "cap" for r in runs) or "–"
+        print(f"{encoding:<13}{len(runs):>3}/3{sum(r['learned'] for r in runs):>6}/{len(runs)}  {steps:<16}"
+              f"{interval(ind.get(encoding, [])):<19}{interval(ood.get(encoding, []))}")  # fmt: skip
+
+
+def at_lengths(task, encodings, at):
+    """Exact match of every completed seed at the lengths ``at``, with the lower end of its Wilson interval."""
+    print(f"{task}: exact match per seed at n = {', '.join(map(str, at))} (Wilson 95% lower bound)")
+    for encoding in encodings:
+        runs = completed(task, encoding)
+        if not runs:
+            print(f"  {encoding:<13}no completed run yet")
+        for n in at[: len(at) if runs else 0]:
+            seeds = "  ".join(
+                f"s{r['seed']} {r[f'exact_match@{n}']:.3f} (>{r[f'exact_match_lo@{n}']:.3f})" for r in runs
+            )
+            print(f"  {encoding:<13}n={n:<4}{seeds}")
+
+
+def lengths_of(task):
+    return expand_lengths(SWEEPS[task]["config"]["eval_lengths"])
+
+
+def plot_sweep(ax, task, encodings, title, xscale=None):
+    """Mean exact match per length with its 95% t-interval over seeds (shaded; one seed: its Wilson interval)."""
+    lengths = lengths_of(task)
+    for encoding in encodings:
+        runs = completed(task, encoding)
+        if not runs:
+            continue
+        stats = [t_interval([r[f"exact_match@{n}"] for r in runs]) for n in lengths]
+        (line,) = ax.plot(lengths, [s[0] for s in stats], marker="o", ms=3, label=f"{encoding} ({len(runs)} seeds)")
+        if len(runs) > 1:
+            lo, hi = [max(0.0, s[1]) for s in stats], [min(1.0, s[2]) for s in stats]
+        else:
+            lo, hi = (
+                [runs[0][f"exact_match_lo@{n}"] for n in lengths],
+                [runs[0][f"exact_match_hi@{n}"] for n in lengths],
+            )
+        ax.fill_between(lengths, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+    ax.axvline(train_high(task) + 0.5, color="0.5", ls="--", lw=1)
+    if xscale:
+        ax.set_xscale(xscale)
+    ax.set(ylim=(-0.02, 1.02), xlabel="problem length n", ylabel="exact match", title=title)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no completed run yet", ha="center", transform=ax.transAxes)
+
+
+COPY_ENCODINGS = ["nope", "sinusoidal", "learned", "rope", "alibi", "t5"]
+
+# %% [markdown]
+# ## 4. Copying: counting, and random symbols
+#
+# Two copy tasks, in Kazemnejad et al.'s format: `x_1 … x_n SEP x_1 … x_n EOS`, exact match
+# teacher-forced over the whole answer *including* EOS (the same as greedy decoding stopped at
+# EOS). In the **counting copy** every $x_i$ is the same symbol: knowing the symbol is trivial,
+# stopping after exactly $n$ copies is counting. In the **random copy** the $x_i$ are drawn from
+# 10 symbols. Both train on $n \in 1 \dots 20$ and test every $n \le 40$; 2 layers, width 64.
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), layout="constrained", sharey=True)
+plot_sweep(axes[0], "counting_copy", COPY_ENCODINGS, "counting copy")
+plot_sweep(axes[1], "copy_eos", COPY_ENCODINGS, "random copy")
+fig.suptitle(
+    "Exact match against length: mean over seeds, shaded 95% t-interval clipped to [0, 1] "
+    "(one seed: its Wilson interval); dashed: longest training length"
+)
+plt.show()
+
+# %%
+for task in ("counting_copy", "copy_eos"):
+    sweep_table(task, COPY_ENCODINGS)
+    print()
+for task in ("counting_copy", "copy_eos"):
+    at_lengths(task, COPY_ENCODINGS, (25, 40))
+
+# %% [markdown]
+# **What we saw** — on the runs that had completed when the data were collected (the `done`
+# column; the tables are the whole record). On the counting copy NoPE learned in 3 of 3 seeds
+# (1,000, 2,000 and 1,250 steps) and keeps an OOD exact match of 0.89 [0.55, 1.00] over
+# $n = 21 \dots 40$: two seeds are at 1.000 at $n = 25$ and the third at 0.793, and at $n = 40$
+# the seeds hold 0.607, 0.904 and 0.643. The interval is wide because the seeds differ in how
+# far they hold (a $t$-interval over three seeds can reach past 1; the tables clip it to
+# $[0, 1]$). The sinusoidal encoding learned too, in 2 of 2 completed seeds (3,000 steps
+# each), and scores 0.000 at every length past 20. The other encodings' runs, and every
+# random-copy run, had not finished: their rows say "none yet", and the claims that need them
+# say so in section 7.
+#
+# ## 5. Randomized positions, evaluated as trained
+#
+# Ruoss et al.'s claim, on sort (8 symbols, training lengths $1 \dots 8$, tested to 16): the
+# randomized encoding draws each training sequence's positions as a sorted subset of
+# `range(64)` (4 × the 16 positions of the longest training sequence) and encodes them with
+# the sinusoidal encoding, its base; evaluation draws them the same way.
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+plot_sweep(ax, "sort", ["sinusoidal", "randomized"], "sort: randomized against its base encoding")
+plt.show()
+sweep_table("sort", ["sinusoidal", "randomized"])
+at_lengths("sort", ["sinusoidal", "randomized"], (8, 12, 16))
+
+# %% [markdown]
+# **What we saw.** Both encodings learned sort in 3 of 3 seeds — the randomized encoding in
+# 2,200, 3,800 and 2,000 steps, the sinusoidal in 3,400, 3,600 and 3,200. Beyond the training
+# lengths they part at once. The sinusoidal model's exact match is 0.000 at $n = 12$ and 16 in
+# every seed (OOD 0.00 [−0.00, 0.01]); the randomized model's OOD mean is 0.80 [0.47, 1.13],
+# with 0.709–0.936 of the sorts exactly right at $n = 12$ and 0.395–0.723 at $n = 16$ across
+# seeds: it degrades with length, but twice the training length is far from zero. This is the
+# effect Ruoss et al. report, on one task, and the opposite of what the old sweep (section 8)
+# said about the same encoding when it evaluated it at positions it had never seen.
+#
+# ## 6. Addition to 100 digits with coupled positions
+#
+# The task is reversed addition with an end marker per operand,
+# `a_rev 0 $ + b_rev 0 $ = c_rev EOS`: every number least significant digit first, so a
+# left-to-right model meets each carry before it needs it. Position coupling (Cho et al. 2024)
+# gives the digits of one significance in both operands and the answer the same position id;
+# the library's variant reads those ids only through a learned per-head bias on the clipped
+# difference of coupled ids (`annotated.positional.coupled`), the variant that extrapolated in
+# measurements on this machine. One layer, width 128; operands of $1 \dots 10$ digits drawn per
+# step; stop at 0.99 exact match three evaluations in a row (cap 6,000 steps); tested at every
+# length up to 20 digits and at 30, 50 and 100.
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+plot_sweep(ax, "addition_coupled", ["coupled_bias"], "addition, coupled positions", xscale="log")
+plt.show()
+sweep_table("addition_coupled", ["coupled_bias"])
+at_lengths("addition_coupled", ["coupled_bias"], (10, 20, 30, 50, 100))
+
+# %% [markdown]
+# **What we saw.** One of the three seeds had completed when the data were collected. It met
+# the stop rule at 800 steps, and it adds numbers it was never trained on: exact match 1.000
+# at 20 and at 30 digits, 0.996 at 50 digits (5× the longest training operand) — and 0.246 at
+# 100. The stop rule ends training as soon as the training lengths are learned, and that is
+# not the same as learning the rule well enough for 10× the length; the library's
+# `coupled_bias` docstring records single runs trained for a fixed, longer budget that held
+# to 100 digits and beyond. This sweep does not test longer training; what it shows is that
+# "learned at 1…10" does not by itself carry to 10×.
+#
+# ## 7. The published claims, side by side
+#
+# Each row is one published claim with its number, ours (mean and 95 % $t$-interval over the
+# completed seeds; OOD = mean exact match over $L+1 \dots 2L$ unless the row says otherwise),
+# and a verdict by the rule of `annotated.claims`, fixed before any result was read: a
+# published value is *reproduced* when it lies inside our interval or within 0.10 of our mean,
+# *partly* when both are on the same side of 0.5; an order "A > B" is *reproduced* when A's
+# interval lies wholly above B's, *partly* when only the means are in that order. A claim whose
+# setting was not run here says why.
+
+# %%
+K, R = "Kazemnejad et al. 2023", "Ruoss et al. 2023"
+CLAIMS = [
+    Claim(K, "counting copy 1..20 -> 21..40: NoPE", "counting_copy", value={"nope": 0.99}),
+    Claim(K, "counting copy: T5 bias", "counting_copy", value={"t5": 0.77}),
+    Claim(K, "counting copy: ALiBi", "counting_copy", value={"alibi": 0.29}),
+    Claim(
+        K, "counting copy: RoPE and absolute", "counting_copy", value={"rope": 0.0, "sinusoidal": 0.0, "learned": 0.0}
+    ),  # fmt: skip
+    Claim(K, "random copy: ALiBi above sinusoidal", "copy_eos", order=("alibi", "sinusoidal")),
+    Claim(K, "random copy: ALiBi above learned", "copy_eos", order=("alibi", "learned")),
+    Claim(K, "random copy: T5 above sinusoidal", "copy_eos", order=("t5", "sinusoidal")),
+    Claim(K, "random copy: T5 above learned", "copy_eos", order=("t5", "learned")),
+    Claim(K, "sort to 2L: absolute 0.0 (ours: sort 1..8 -> 9..16)", "sort", value={"sinusoidal": 0.0}),
+    Claim(
+        K,
+        "sort to 2L: NoPE and T5 near 1.0",
+        None,
+        value={"nope": 1.0, "t5": 1.0},
+        reason="the protocol sort sweep ran sinusoidal and randomized only",
+    ),  # fmt: skip
+    Claim(
+        R,
+        "randomized above its base OOD (+12.0% mean accuracy over their tasks; ours: sort)",
+        "sort",
+        order=("randomized", "sinusoidal"),
+    ),  # fmt: skip
+    Claim(
+        R,
+        "parity, modular running sum: no encoding extrapolates (chance by n = 13-16)",
+        None,
+        reason="not rerun under the new protocol this session (parity was not run at all; the old sweep's "
+        "running sum was not learned at its training length, section 8)",
+    ),  # fmt: skip
+    Claim(
+        "McLeish et al. 2024",
+        "addition: absolute and relative encodings fail beyond the training digits",
+        None,
+        reason="no baseline encoding was run on addition under the new protocol; in the old sweep reversed "
+        "addition was not learned at its training length by any encoding (section 8)",
+    ),  # fmt: skip
+    Claim(
+        "McLeish et al. 2024",
+        "Abacus: 1..20 -> 100 digits",
+        None,
+        value={"abacus": 0.99},
+        reason="the 1-layer Abacus variant measured on this machine did not fit 10 digits; the "
+        "deeper models of the paper were not run, and its 20-digit training needs a GPU budget",
+    ),  # fmt: skip
+    Claim(
+        "Cho et al. 2024",
+        "coupling, 1 layer: 1..30 -> 200 digits (6.7x) 'generalizes' (read as >= 0.95); ours: 1..10 -> 50 digits (5x)",
+        "addition_coupled@50",
+        value={"coupled_bias": 0.95},
+    ),
+    Claim(
+        "Cho et al. 2024",
+        "the same, past the published ratio: ours 1..10 -> 100 digits (10x)",
+        "addition_coupled@100",
+        value={"coupled_bias": 0.95},
+    ),
+    Claim(
+        "Cho et al. 2024",
+        "coupling at 200 digits, 30-digit training",
+        None,
+        value={"coupled_bias": 0.95},
+        reason="the sweep tests to 100 digits; 30-digit training and 200-digit tests were not run",
+    ),  # fmt: skip
+    Claim(
+        "PE comparison (earlier book)",
+        "k-back RoPE 1.00 ID / 0.9999 OOD; long-range match learned 0.997 / 0.52 (2 layers, width 128, 300 steps)",
+        None,
+        reason="its settings were not rerun this session; the nearest data, the old sweep of section 8, "
+        "used width 64, 600 steps and one training length",
+    ),  # fmt: skip
+]
+results = {task: per_seed(task) for task in ("counting_copy", "copy_eos", "sort")}
+for digits in (50, 100):  # one length each: beyond = digits - 1
+    results[f"addition_coupled@{digits}"] = per_seed("addition_coupled", beyond=digits - 1, upto=digits)
+
+
+def judged(claim):
+    """The claim's row; a value claim is judged on the encodings that have completed runs, and says which lack them."""
+    if claim.sweep is None:
+        return claims_table([claim], results)[0]
+    ours = results[claim.sweep]
+    named = list(claim.value) if claim.value else list(claim.order)
+    missing = [e for e in named if not ours.get(e)]
+    done = SWEEPS[claim.sweep.split("@")[0]]["completed_runs"]
+    if claim.value and len(missing) < len(named):
+        present = dataclasses.replace(claim, value={e: v for e, v in claim.value.items() if e not in missing})
+        row = claims_table([present], results)[0] | {"published": claims_table([claim], results)[0]["published"]}
+    else:
+        row = claims_table([claim], results)[0]
+    if missing:
+        row["verdict"] = row["verdict"] if len(missing) < len(named) and claim.value else "not testable here"
+        row["why"] = f"no completed run yet of {', '.join(missing)} ({done} runs of the sweep completed)"
+    return row | {"ours": row["ours"].replace("nan", "none yet")}
+
+
+table = [judged(claim) for claim in CLAIMS]
+for i, row in enumerate(table, 1):
+    lines = [f"{row['paper']}: {row['setting']}", f"published: {row['published']}", f"ours: {row['ours']}",
+             f"verdict: {row['verdict'].upper()}" + (f" — {row['why']}" if row["why"] else "")]  # fmt: skip
+    print(f"{i:>2}. " + "\n".join(textwrap.fill(line, 84, subsequent_indent="  ") for line in lines)
+          .replace("\n", "\n    "))  # fmt: skip
+tally = Counter(row["verdict"] for row in table)
+print(f"\n{len(table)} claims: " + ", ".join(f"{verdict} {tally[verdict]}" for verdict in VERDICTS))
+
+# %% [markdown]
+# **What we saw.** The tally under the table counts the verdicts. Reproduced: sinusoidal
+# sort and sinusoidal counting copy fall to 0.00 beyond the training lengths, the randomized
+# encoding's OOD interval lies wholly above its base's on sort (row 11), and NoPE's
+# counting-copy number (row 1) is within the rule's 0.10 of ours, inside a wide interval.
+# Coupled addition holds at 50 digits (5×) in the one completed seed; at 100 digits (10×,
+# beyond the published 6.7×) it does not (row 16). Rows whose runs had not finished, and rows
+# whose setting was not run at all, are not testable here; each says why. The rule is lenient
+# about values (0.10) and strict about orders (separated intervals), and it was fixed before
+# any number was read (`annotated/claims.py`).
+#
+# ## 8. Under the old protocol: seven tasks, one training length
+#
+# Before the protocol above, this chapter led with a different sweep: 147 runs (7 tasks × 7
+# encodings × 3 seeds), each trained for a fixed 600 steps at **one** training length $L$ and
+# tested at $1.5L$, $2L$ and $4L$, with the randomized encoding evaluated at positions
+# $0 \dots T-1$ (the bug of section 1). Its data and its reproduction test
+# (`tests/test_length_sweep.py`) stay; its findings are summarised here with that in mind.
+
+# %%
 summary = read_csv(DATA / "length_generalization_summary.csv")
 provenance = yaml.safe_load((DATA / "length_generalization_provenance.yaml").read_text())
 for command in provenance["commands"]:
@@ -174,19 +570,6 @@ for task in TASKS:
     learned_tasks += [task] if score >= 0.95 else []
     print(f"  {task:<18} {metric:<15} best {best:<11} {score:.3f}  -> {verdict}")
 
-# %% [markdown]
-# **What we saw.** Five of the seven tasks are learned at the training length by at least one
-# encoding (0.968 to 1.000). Two are not: addition, written least-significant digit first —
-# the order in which a left-to-right model meets each carry before it needs it, and the
-# easier one — gets at best 0.034 of its sums exactly right, and the running sum modulo 10
-# at best 0.635 of its labels (chance 0.1). Longer training or larger models might get there;
-# 600 steps did not. For those two tasks the tables below still show the numbers, but no
-# finding is drawn from them: a model that cannot do the task at $L$ cannot extrapolate it.
-#
-# ## 3. Accuracy at every length
-#
-# The table gives, per task and encoding, the accuracy at the training length, at each
-# longer length, and the gap (mean ± standard deviation over the 3 seeds):
 
 # %%
 for task in TASKS:
@@ -220,28 +603,20 @@ axes.flat[-1].legend(*axes.flat[0].get_legend_handles_labels(), loc="center", ti
 fig.suptitle("Accuracy against problem length, mean ± std over 3 seeds (dashed: the training length)")
 plt.show()
 
+
 # %% [markdown]
-# **What we saw.**
+# **What we saw under the old protocol.** Five of the seven tasks were learned at $L$ by at
+# least one encoding; addition and the running sum were not, within 600 steps. On reverse and
+# sort every encoding that learned the task falls to (almost) 0 exact match one step past $L$,
+# and per-position tasks ($k$-back, contains-pattern) degrade gradually, relative encodings
+# (RoPE, T5's bias) least. Two differences from the protocol of sections 1–6 explain much of
+# the contrast with them: one training length instead of $1 \dots L$ (a model that has only
+# seen $n = L$ has no reason to handle any other length, shorter ones included), and 600 steps
+# instead of training until learned. The rows for the randomized encoding in this sweep are
+# wrong, not merely low: it was evaluated at positions $0 \dots T-1$ it had never seen in
+# training, so its scores near 0 measure the bug. Section 5 measures it correctly.
 #
-# * **Learning at $L$ depends on the encoding.** The randomized encoding learned no task
-#   (at best 0.65, on contains-pattern; 0.00 on reverse, 0.01 on sort), NoPE none to 95 %
-#   (0.00 on reverse, 0.89 on sort, 0.74 on $k$-back), ALiBi not $k$-back (0.82) nor reverse
-#   (0.64), T5's bias not sort (0.89). Their small gaps mean little: a model near chance at
-#   $L$ has little to lose (randomized on long-range match: −0.00).
-# * **Whole answers do not extrapolate.** On reverse and sort every encoding that learned the
-#   task (0.99 or 1.00 at $n = 8$) gets 0.00 of the answers exactly right at every longer
-#   length; the most any encoding gets is 0.05 (T5's bias on sort at $n = 12$). On long-range
-#   match the encodings that reached 0.92–0.97 at $n = 8$ (sinusoidal, learned, RoPE) fall to
-#   0.48–0.54, chance, at the longer lengths — and sinusoidal to 0.18 ± 0.25 at $n = 32$,
-#   below chance, so at least one seed answers mostly the opposite.
-# * **Local rules degrade gradually, and relative encodings hold on longest.** On $k$-back
-#   (is $x_i = x_{i-2}$?) RoPE keeps 0.97, 0.94 and 0.83 of the labels right at $1.5L$, $2L$
-#   and $4L$ (gap 0.08 ± 0.02) and T5's bias 0.93, 0.86, 0.71; the absolute encodings,
-#   sinusoidal and learned, fall to 0.82, 0.73–0.74 and 0.61 (gap 0.27). On contains-pattern
-#   RoPE has the best means at $1.5L$ and $2L$ (0.92 ± 0.13, 0.81 ± 0.16), but its spread over
-#   seeds is large; at $4L$ every encoding is between 0.53 and 0.60, close to chance.
-#
-# ## 4. A slice, live: learning curves
+# ### A slice, live: learning curves
 #
 # The stored numbers are only summaries. To see training itself, this cell re-runs one
 # slice of the sweep: the contains-pattern task, seed 0, three encodings — RoPE, NoPE and
@@ -286,7 +661,7 @@ plt.show()
 # Read the stored table's out-of-distribution numbers as one draw, not as exact values. The
 # learning curves above show *when* the behaviour at each length is fixed in this run.
 #
-# ## 5. What the attention does at a length never seen
+# ### What the attention does at a length never seen
 #
 # Take one held-out example of length $2L = 16$ that contains the pattern, run the three
 # live models on it, and look at the attention of every layer, averaged over the 4 heads.
@@ -319,27 +694,25 @@ for column, (encoding, folder) in enumerate(live.items()):
 plt.show()
 
 # %% [markdown]
-# **What we saw.** The three models differ in where the answering query (the bottom row,
-# SEP16) looks, and in the diagonal band of layer 0.
+# **What we saw.** All three models see a length they never trained on; they differ in where
+# the answering query (the bottom row, SEP16) looks.
 #
-# * **RoPE (right, probability 1.000).** Layer 0 is a band along the diagonal: each query
-#   attends to itself and the one or two tokens before it, at every position, including the
-#   positions 9–16 the model never saw in training — the band is defined by *offsets*, which
-#   are the same at any position. Layer 1's SEP query then puts 0.81 of its (head-averaged)
-#   weight, and 0.98 in one head, on c14: the `c` that completes `a b c`. The other `c`,
-#   c11, follows `d9 b10`, not `a b`, and is not among the three keys it weights most.
-# * **Learned table (wrong: probability 0.000 for the right answer).** Layer 0 has no such
-#   band past the first positions: queries put their weight on a few fixed keys (bright
-#   columns at b2, a3, d6 and c11), and the SEP query splits between c11, d6 and c14 (0.29,
-#   0.29, 0.22). In layer 1 SEP attends almost uniformly: no head gives any key more than 0.10. Positions
-#   9–16 carry untrained table rows (exercise 2), and nothing in the map singles out the
-#   pattern.
-# * **NoPE (right, but unsure: probability 0.679).** Without positions, identical tokens look
-#   identical: SEP gives c11 and c14 the same weight (0.20 each) in layer 0, and spreads its
-#   layer-1 weight evenly over `b`s (b8, b10, b13: 0.12 each). It can tell that `c` occurs, not which
-#   `c` follows `a b`.
+# * **RoPE (right, probability 1.000).** Layer 0 is a band along the diagonal at every
+#   position, including the positions 9–16 never seen in training — the band is defined by
+#   *offsets*, which are the same at any position. Layer 1's SEP query puts 0.99 of its
+#   head-averaged weight on c14, the `c` that completes `a12 b13 c14`; the other `c`, c11,
+#   follows `d9 b10` and gets almost none.
+# * **Learned table (right here, probability 1.000, for a less specific reason).** Layer 0 has
+#   no diagonal band past the first positions: queries put their weight on a few fixed keys
+#   (bright columns at b2, a3 and c11). In layer 1 the SEP query splits its weight between the
+#   two `c`s (c11 0.41, c14 0.38): it finds that a `c` occurs late, not which one follows
+#   `a b`. Positions 9–16 carry untrained table rows ({ref}`ex-06-learned-rows`); over 512
+#   held-out examples at this length this model is right 0.650 of the time (the live table).
+# * **NoPE (right, but unsure: probability 0.537).** Without positions, identical tokens look
+#   identical: SEP gives c11 and c14 the same weight in layer 0 (0.28 each) and in layer 1
+#   (0.13 each). It can tell that `c` occurs, not which `c` follows `a b`.
 #
-# ## 6. The comparison dashboard
+# ### The comparison dashboard
 #
 # The dashboard asks the same question with controls: choose a task, encodings, steps, model
 # size, lengths and seeds; "Train" runs one sweep over encodings and seeds through the same
@@ -369,62 +742,51 @@ for row in dashboard.result.rows():
 # the learned table reaches 0.84 at $n = 8$. A dashboard run is a quick look; the sweep's
 # seeds and steps are what the tables above rest on.
 #
-# ## 7. Against the published results
-#
-# Three published results, and what the stored sweep says about each (only from the tables of
-# sections 2 and 3; these are two-layer models trained for 600 steps, far smaller and
-# shorter-trained than the papers' models):
-#
-# * **{cite:t}`kazemnejad2023nope`** find that in decoder-only models NoPE and T5's relative
-#   bias generalise to longer inputs best, ALiBi and RoPE less. *Partly agrees:* on $k$-back
-#   T5's bias keeps more accuracy than the two absolute encodings at every longer length
-#   (0.93, 0.86, 0.71 against 0.82, 0.73–0.74, 0.61). *Disagrees:* RoPE does better still
-#   (0.97, 0.94, 0.83), and on contains-pattern it has the highest mean at $1.5L$ and $2L$ too,
-#   though with a spread over seeds that makes the ranking uncertain (exercise 1). NoPE
-#   cannot be judged here: it did not learn any task at the training length (at best 0.89, on
-#   sort), so its flat curves are curves of a model that never solved the task.
-# * **{cite:t}`ruoss2023randomized`** find that randomized positions improve length
-#   generalisation. *Not testable here:* the randomized encoding learned none of the tasks at
-#   the training length within 600 steps (0.65 at best, on contains-pattern). Its
-#   positions are drawn from 4 × `max_len` values, and `max_len` was raised to cover $4L$ for
-#   the learned table, so each training sequence gets positions spread over a range 14–16×
-#   its length (the settings table): a harder problem to learn in a short run. What this run shows is a cost in
-#   training time, not an absence of the benefit.
-# * **{cite:t}`press2022alibi`** show that ALiBi extrapolates in language modelling: its
-#   perplexity stays low on inputs longer than in training. *Neither confirms nor refutes it:*
-#   these are algorithmic tasks, not language modelling. On $k$-back ALiBi's accuracy falls
-#   least with length (gap 0.04), but from a lower level, 0.82 at the training length; on
-#   reverse and sort its exact match is 0.00–0.02 beyond the training length, like everyone
-#   else's.
-#
-# The agreement that does hold: relative encodings (RoPE, T5's bias) lose less than absolute
-# ones (sinusoidal, learned) on the tasks whose rule is local ($k$-back, contains-pattern),
-# and nothing here extrapolates the tasks whose whole answer must be right (reverse, sort)
-# or that must compare the first token with the last (long-range match).
-#
+# %% [markdown]
 # ## Exercises
 #
 # ```{exercise}
-# :label: ex-06-noise
-# Three seeds give a mean and a standard deviation, not a verdict. For each task that was
-# learned, list the encodings whose accuracy at $2L$ is above that of the worst encoding at
-# $2L$ by more than twice the larger of the two standard deviations. Which differences in
-# section 3 survive this (rough) test?
+# :label: ex-06-separate
+# Section 7 judges "A above B" as reproduced only when A's 95 % interval lies wholly above
+# B's. For the counting copy and the random copy, list every pair of encodings whose OOD
+# intervals (over the completed seeds) do not overlap. Which rankings can the stored sweeps
+# state, and which are means only?
 # ```
 #
-# ```{solution-start} ex-06-noise
+# ```{solution-start} ex-06-separate
 # :class: dropdown
 # ```
 
 # %%
-for task in learned_tasks:
-    metric, n = METRIC.get(task, "exact_match"), 2 * configs[task].train_length
-    key = f"{metric}@{n}"
-    worst = min(ENCODINGS, key=lambda e: group(task, e)[key])
-    w = group(task, worst)
-    clear = [e for e in ENCODINGS
-             if group(task, e)[key] - w[key] > 2 * max(group(task, e)[key + "_std"], w[key + "_std"])]  # fmt: skip
-    print(f"{task:<18} n={n}: worst {worst} ({w[key]:.2f}); clearly above it: {', '.join(clear) or 'none'}")
+for task in ("counting_copy", "copy_eos"):
+    ood = {e: t_interval(v) for e, v in per_seed(task).items() if len(v) > 1}
+    pairs = [f"{a} > {b}" for a in ood for b in ood if ood[a][1] > ood[b][2]]
+    print(f"{task}: {len(ood)} encodings with 2+ seeds; separated: {', '.join(pairs) or 'none'}")
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-06-wilson
+# The summary stores, for every run and length, the Wilson interval of its exact match
+# (`exact_match_lo@n`, `exact_match_hi@n`). Recompute it for the first completed randomized
+# sort run at $n = 16$ from its exact match and the 512 test problems, with
+# `wilson_interval`, and check that you get the stored bounds. How wide is it, and how does
+# that compare with the $t$-interval over seeds at the same length?
+# ```
+#
+# ```{solution-start} ex-06-wilson
+# :class: dropdown
+# ```
+
+# %%
+run = completed("sort", "randomized")[0]
+right = round(run["exact_match@16"] * 512)
+lo, hi = wilson_interval(right, 512)
+print(f"{run['run']}: {right}/512 right -> Wilson [{lo:.4f}, {hi:.4f}]; "
+      f"stored [{run['exact_match_lo@16']:.4f}, {run['exact_match_hi@16']:.4f}]")  # fmt: skip
+print("t-interval over seeds at n = 16:", interval([r["exact_match@16"] for r in completed("sort", "randomized")]))
 
 # %% [markdown]
 # ```{solution-end}
@@ -461,18 +823,25 @@ print(f"largest change in rows {trained_positions}..{len(moved) - 1}: {moved[tra
 # model at $n = 2L$ therefore adds to every position past the training length a random
 # vector from its initialisation, one it has never seen.
 #
+#
 # ## Summary
 #
-# * A length-generalisation number means something only for a model that learned the task at
-#   the training length, over several seeds; here 5 of 7 tasks were learned in 600 steps, and
-#   addition and the running sum were not.
-# * Exact match on sequence answers (reverse, sort) drops to (almost) zero one step past the
-#   training length for every encoding; per-position tasks degrade gradually.
-# * Relative encodings lose least on local rules: RoPE on $k$-back keeps 0.83 of the labels
-#   right at $4L$; the absolute encodings keep 0.61.
-# * The attention maps show why: the RoPE model's answering query finds the symbol that
-#   completes the pattern at a position it never saw in training; the learned table's second
-#   layer spreads its attention over the whole input.
-# * Randomized and NoPE did not learn in this budget, so this run says nothing about their
-#   published advantages; more steps are the first thing to try (the dashboard and
-#   `python -m annotated sweep` take the same configs).
+# * Length generalisation is measured under the papers' protocol: train on $1 \dots L$, test
+#   every length to $2L$ (addition to $10L$), train until learned (cap stated), 3 seeds, Wilson
+#   intervals per accuracy and $t$ intervals over seeds. The chapter states how many runs of
+#   each sweep had completed when its data were collected.
+# * Under this protocol the randomized encoding learns sort in 3 of 3 seeds and sorts 0.80
+#   [0.47, 1.00] of the inputs of 9…16 symbols exactly, where its base, sinusoidal, scores
+#   0.00 — the opposite of the old sweep's verdict, which came from evaluating it at positions
+#   it never saw.
+# * A one-layer model with coupled positions, trained on 1…10-digit sums and stopped as soon
+#   as it learned them, adds 50-digit numbers (0.996 exact match, one completed seed) but not
+#   100-digit ones (0.246).
+# * On the counting copy, NoPE (no positional encoding at all) counts past the training
+#   lengths in 3 of 3 seeds, as Kazemnejad et al. found.
+# * The old one-length, 600-step sweep is kept in section 8: there, whole answers (reverse,
+#   sort) fell to 0 beyond $L$ for every encoding, and relative encodings lost least on the
+#   per-position tasks.
+# * Claims whose setting was not run here — parity and running sum, Abacus, 30-digit coupled
+#   addition, the earlier comparison's own settings — are listed as not testable, with the
+#   reason.

@@ -23,6 +23,7 @@ import yaml
 import annotated
 from annotated import lab
 from annotated.__main__ import CONFIG_DIR
+from annotated.evaluation import expand_lengths
 from annotated.reports import read_csv
 
 DATA = Path(annotated.__file__).parent / "data"
@@ -78,3 +79,27 @@ def test_one_cell_of_the_stored_sweep_reproduces(rows, tmp_path):
             assert report["per_length"][str(n)][metric] == pytest.approx(stored[f"{metric}@{n}"], abs=TOLERANCE)
     assert report["final_train_loss"] == pytest.approx(stored["final_train_loss"], rel=0.2, abs=0.01)
     assert report["generalisation_gap"]["exact_match"] == pytest.approx(stored["gap_exact_match"], abs=TOLERANCE)
+
+
+def test_protocol_sweeps_are_the_shipped_configs_and_say_what_completed():
+    """annotated/data/length_protocol_* (scripts/collect_length_sweep.py --prefix length_protocol_), which
+    week 6 leads with: each sweep is its shipped config, its completed-run count matches its rows, and
+    every completed run carries every evaluated length with a Wilson interval around its exact match."""
+    provenance = yaml.safe_load((DATA / "length_protocol_provenance.yaml").read_text())
+    rows = read_csv(DATA / "length_protocol_summary.csv")
+    assert sorted(s["config"]["task"] for s in provenance["sweeps"]) == [
+        "addition_coupled", "copy_eos", "counting_copy", "sort"]  # fmt: skip
+    for sweep in provenance["sweeps"]:
+        config = lab.ExperimentConfig.from_dict(sweep["config"])
+        shipped = lab.ExperimentConfig.from_file(CONFIG_DIR / f"{config.name}.yaml")
+        assert config.to_dict() == shipped.to_dict(), f"{config.name}: config changed since the sweep ran"
+        assert sweep["environment"]["git_commit"] and sweep["environment"]["torch"]
+        runs = [r for r in rows if r["task"] == config.task and r["kind"] == "run"]
+        done = [r for r in runs if r["status"] == "completed"]
+        points = len(lab.expand_grid(config))
+        assert len(runs) == points and sweep["completed_runs"] == f"{len(done)}/{points}"
+        for run in done:
+            assert run["learned"] in (0, 1) and (run["steps_to_learn"] is not None) == bool(run["learned"])
+            for n in expand_lengths(config.eval_lengths):
+                low, high = run[f"exact_match_lo@{n}"], run[f"exact_match_hi@{n}"]
+                assert low - 1e-9 <= run[f"exact_match@{n}"] <= high + 1e-9  # Wilson's 1.0 may round to 1 - 1e-16
