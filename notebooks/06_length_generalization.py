@@ -142,6 +142,8 @@ show_source(_stop_rule)
 
 # %%
 show_source(wilson_interval)
+
+# %%
 print("500 of 512 right:", ", ".join(f"{v:.3f}" for v in wilson_interval(500, 512)))
 print("  0 of 512 right:", ", ".join(f"{v:.3f}" for v in wilson_interval(0, 512)))
 
@@ -156,7 +158,8 @@ print("  0 of 512 right:", ", ".join(f"{v:.3f}" for v in wilson_interval(0, 512)
 # copy and random copy (6 encodings × 3 seeds), sort (sinusoidal and randomized × 3 seeds) and
 # addition with coupled positions (3 seeds). Each takes tens of minutes, so this chapter reads
 # their stored summary, gathered by `scripts/collect_length_sweep.py --prefix
-# length_protocol_`, and prints where it came from and how many runs had finished:
+# length_protocol_`, and prints where it came from and how many runs had finished (`missing`:
+# not started; `interrupted`: stopped, and resumable with `python -m annotated sweep --resume`):
 
 # %%
 DATA = Path(annotated.__file__).parent / "data"
@@ -168,8 +171,9 @@ for command in protocol_provenance["commands"]:
 print(f"torch {protocol_provenance['sweeps'][0]['environment']['torch']}, one thread per run")
 for sweep in SWEEPS.values():
     env, wall = sweep["environment"], sweep["wall_time"]
-    print(f"{sweep['config']['name']:<24} runs completed {sweep['completed_runs']:>5}; "
-          f"{wall['runs_wall_time_s'] / 60:5.1f} run-min; commit {env['git_commit'][:7]}, {env['created'][:10]}")  # fmt: skip
+    others = ", ".join(f"{k} {v}" for k, v in sweep["statuses"].items() if k != "completed")  # missing: not started
+    print(f"{sweep['config']['name']:<24} {sweep['completed_runs']:>5} completed{' (' + others + ')' if others else ''}; "
+          f"{wall['runs_wall_time_s'] / 60:.1f} run-min; commit {env['git_commit'][:7]}")  # fmt: skip
 runs_done = sum(int(s["completed_runs"].split("/")[0]) for s in SWEEPS.values())
 runs_total = sum(int(s["completed_runs"].split("/")[1]) for s in SWEEPS.values())
 print(f"all four sweeps: {runs_done} of {runs_total} runs completed")
@@ -316,10 +320,12 @@ for task in ("counting_copy", "copy_eos"):
 # $n = 21 \dots 40$: two seeds are at 1.000 at $n = 25$ and the third at 0.793, and at $n = 40$
 # the seeds hold 0.607, 0.904 and 0.643. The interval is wide because the seeds differ in how
 # far they hold (a $t$-interval over three seeds can reach past 1; the tables clip it to
-# $[0, 1]$). The sinusoidal encoding learned too, in 2 of 2 completed seeds (3,000 steps
-# each), and scores 0.000 at every length past 20. The other encodings' runs, and every
-# random-copy run, had not finished: their rows say "none yet", and the claims that need them
-# say so in section 7.
+# $[0, 1]$). The absolute encodings learned the training lengths too — sinusoidal in 2 of 2
+# completed seeds (3,000 steps each), learned in 1 of 1 (1,750 steps) — and score 0.00 on
+# average over $n = 21 \dots 40$ (0.000 at $n = 25$ and at 40): they count to 20 and no
+# further. RoPE's, ALiBi's and T5's runs had not finished, and the random-copy sweep had no
+# completed run (2 interrupted, 16 not started): those rows say "none yet", and the claims
+# that need them say so in section 7.
 #
 # ## 5. Randomized positions, evaluated as trained
 #

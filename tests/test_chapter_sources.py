@@ -35,6 +35,11 @@ CHAPTER_SOURCES = {
     ],
     "04_architectures": ["annotated.blocks:Residual.forward", "annotated.generate:generate"],
     "05_language_model": ["annotated.generate:sample_next"],
+    "06_length_generalization": [
+        "annotated.evaluation:batch_positions",
+        "annotated.train:_stop_rule",
+        "annotated.intervals:wilson_interval",
+    ],
     "07_efficient_attention": [
         "annotated.kernels.blockwise:BlockwiseAttentionFunction.forward",
         "annotated.kernels.blockwise:BlockwiseAttentionFunction.backward",
