@@ -228,3 +228,17 @@ def combine_masks(*masks: torch.Tensor | None) -> torch.Tensor | None:
             raise ValueError(f"masks must be boolean (True = may attend), got dtype {m.dtype}")
         out = m if out is None else out & m
     return out
+
+
+def key_padding_mask(padding_mask: torch.Tensor | None, idx: torch.Tensor, pad_id: int | None) -> torch.Tensor | None:
+    """A (B, T) padding mask (True = real token) → attention mask (B, 1, 1, T); from ``pad_id`` if not given."""
+    if padding_mask is None:
+        if pad_id is None:
+            return None
+        padding_mask = idx != pad_id
+    if padding_mask.dtype != torch.bool or padding_mask.shape != idx.shape:
+        raise ValueError(
+            f"padding_mask must be boolean of shape {tuple(idx.shape)} (True = real token), "
+            f"got {padding_mask.dtype} {tuple(padding_mask.shape)}"
+        )
+    return padding_mask[:, None, None, :]  # (B, 1, 1, T): broadcast over heads and queries

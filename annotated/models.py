@@ -46,11 +46,13 @@ from annotated.checkpoints import (  # noqa: F401  (re-exported: importable from
     read_checkpoint,
     write_checkpoint,
 )
+from annotated.masks import key_padding_mask as _key_mask
 from annotated.model_config import ARCHITECTURES, ModelConfig  # noqa: F401  (ARCHITECTURES re-exported)
 from annotated.model_summary import count_parameters, summary  # noqa: F401  (re-exported)
 from annotated.multihead import KVCache
 from annotated.positional import make_positional
 from annotated.positional.randomized import sample_sorted_positions
+from annotated.validation import check_token_ids as _check_ids
 
 
 @dataclass
@@ -66,31 +68,6 @@ class ModelOutput:
 
 
 # --- the pieces every model shares ----------------------------------------------------------
-
-
-def _check_ids(idx: torch.Tensor, vocab_size: int, name: str = "idx") -> None:
-    if idx.dim() != 2 or idx.dtype != torch.long:
-        raise ValueError(
-            f"{name} must be a (B, T) tensor of token ids (torch.long), got {idx.dtype} {tuple(idx.shape)}"
-        )
-    if idx.numel() and (idx.min() < 0 or idx.max() >= vocab_size):
-        raise ValueError(
-            f"{name} holds ids outside [0, vocab_size={vocab_size}): min {int(idx.min())}, max {int(idx.max())}"
-        )
-
-
-def _key_mask(padding_mask: torch.Tensor | None, idx: torch.Tensor, pad_id: int | None) -> torch.Tensor | None:
-    """A (B, T) padding mask (True = real token) → attention mask (B, 1, 1, T); from ``pad_id`` if not given."""
-    if padding_mask is None:
-        if pad_id is None:
-            return None
-        padding_mask = idx != pad_id
-    if padding_mask.dtype != torch.bool or padding_mask.shape != idx.shape:
-        raise ValueError(
-            f"padding_mask must be boolean of shape {tuple(idx.shape)} (True = real token), "
-            f"got {padding_mask.dtype} {tuple(padding_mask.shape)}"
-        )
-    return padding_mask[:, None, None, :]  # (B, 1, 1, T): broadcast over heads and queries
 
 
 class Stack(nn.Module):

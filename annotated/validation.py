@@ -31,7 +31,9 @@ import types
 import typing
 from dataclasses import dataclass
 
-__all__ = ["ConfigError", "Interval", "check_fields", "check_value"]
+import torch
+
+__all__ = ["ConfigError", "Interval", "check_fields", "check_token_ids", "check_value"]
 
 NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
@@ -253,3 +255,15 @@ def _advice(value, hint, interval: Interval | None, example) -> str:
     if hint is bool or bool in _parts(hint):
         return "write true or false (True or False in Python)"
     return ""
+
+
+def check_token_ids(idx: torch.Tensor, vocab_size: int, name: str = "idx") -> None:
+    """Refuse a model input that is not a (B, T) torch.long tensor of ids in [0, vocab_size)."""
+    if idx.dim() != 2 or idx.dtype != torch.long:
+        raise ValueError(
+            f"{name} must be a (B, T) tensor of token ids (torch.long), got {idx.dtype} {tuple(idx.shape)}"
+        )
+    if idx.numel() and (idx.min() < 0 or idx.max() >= vocab_size):
+        raise ValueError(
+            f"{name} holds ids outside [0, vocab_size={vocab_size}): min {int(idx.min())}, max {int(idx.max())}"
+        )
