@@ -21,6 +21,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from annotated.intervals import format_interval, t_interval
 from annotated.reports import read_csv
 
@@ -45,23 +47,32 @@ def out_of_distribution(summary_csv, *, key: str = "model.positional", beyond: i
     """``{encoding: [OOD exact match per seed]}`` from a sweep's summary.csv: each run's mean exact
     match over the evaluated lengths ``beyond < n ≤ upto`` (default: beyond its longest training length)."""
     out: dict[str, list[float]] = {}
+    sweep_yaml = Path(summary_csv).with_name("sweep.yaml")  # the training lengths, when the grid does not vary them
+    default_high = _train_high(yaml.safe_load(sweep_yaml.read_text())) if sweep_yaml.is_file() else None
     for row in read_csv(Path(summary_csv)):
         if row["kind"] != "run" or row["status"] != "completed":
             continue
         lengths = sorted(int(k.split("@")[1]) for k in row if k.startswith("exact_match@") and row[k] is not None)
-        first = beyond if beyond is not None else _train_high(row)
+        first = beyond if beyond is not None else (_train_high(row) if "train_length" in row else default_high)
+        if first is None:
+            raise ValueError(f"{summary_csv}: no train_length column and no sweep.yaml beside it; pass beyond=L")
         picked = [n for n in lengths if n > first and (upto is None or n <= upto)]
-        if picked:
-            out.setdefault(str(row[key]), []).append(sum(row[f"exact_match@{n}"] for n in picked) / len(picked))
+        if picked:  # a sweep without the key in its grid (one setting over seeds) is one group, "all"
+            out.setdefault(str(row.get(key, "all")), []).append(
+                sum(row[f"exact_match@{n}"] for n in picked) / len(picked)
+            )
     return out
 
 
 def _train_high(row: dict) -> int:
+    """The longest training length of a summary row or a sweep.yaml: ``8``, ``[1, 20]`` or ``"[1, 20]"``."""
     value = row.get("train_length")
     if isinstance(value, str):  # "[1, 20]" as the CSV keeps it
         return int(value.strip("[] ").split(",")[-1])
+    if isinstance(value, list):
+        return int(value[-1])
     if value is None:
-        raise ValueError("summary.csv has no train_length column; pass beyond=L")
+        raise ValueError("no train_length to read; pass beyond=L")
     return int(value)
 
 

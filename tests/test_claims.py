@@ -53,3 +53,15 @@ def test_claims_without_a_sweep_say_why():
     claim = Claim("McLeish", "addition 20 → 100 digits", None, value={"abacus": 0.99}, reason="needs 8 GPU-days")
     (row,) = claims_table([claim], {})
     assert row["verdict"] == "not testable here" and row["why"] == "needs 8 GPU-days" and row["ours"] == "–"
+
+
+def test_training_lengths_come_from_sweep_yaml_when_the_grid_does_not_vary_them(tmp_path):
+    write_csv(tmp_path / "summary.csv", [
+        {"kind": "run", "run": "s0", "status": "completed", "seed": 0, "exact_match@2": 1.0, "exact_match@3": 0.5},
+        {"kind": "run", "run": "s1", "status": "completed", "seed": 1, "exact_match@2": 1.0, "exact_match@3": 0.7},
+    ])  # fmt: skip
+    (tmp_path / "sweep.yaml").write_text("train_length: [1, 2]\ngrid: {seed: [0, 1]}\n")
+    assert out_of_distribution(tmp_path / "summary.csv") == {"all": [0.5, 0.7]}
+    (tmp_path / "sweep.yaml").unlink()
+    with pytest.raises(ValueError, match="pass beyond=L"):
+        out_of_distribution(tmp_path / "summary.csv")
