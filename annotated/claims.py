@@ -7,9 +7,11 @@ beyond training, each length weighted equally, as the papers average — and
 :func:`judge` compares the mean over seeds and its 95% t-interval (:mod:`annotated.intervals`)
 with the claim. The verdict rules are fixed here, before any result is read:
 
-* a **value** claim (``"nope": 0.99``) is *reproduced* when the published number lies inside our
-  interval or within ``tolerance`` (0.10) of our mean; *partly* when both sit on the same side of
-  0.5 (high, or near zero) but further apart; *not reproduced* otherwise;
+* a **value** claim (``"nope": 0.99``) is *reproduced* when the published number lies within
+  ``TOLERANCE`` (0.10) of our mean, or inside our interval when that is at most ``MAX_WIDTH``
+  (0.30) wide; *partly* when it lies inside a wider interval (the seeds disagree too much to pin
+  it down), or when both sit on the same side of 0.5 (high, or near zero) but further apart;
+  *not reproduced* otherwise;
 * an **order** claim (``"alibi" > "learned"``) is *reproduced* when the first interval lies wholly
   above the second; *partly* when only the means are in that order; *not reproduced* otherwise;
 * a claim whose setting the sweep did not run is *not testable here*, with the reason.
@@ -27,6 +29,7 @@ from annotated.intervals import format_interval, t_interval
 from annotated.reports import read_csv
 
 TOLERANCE = 0.10
+MAX_WIDTH = 0.30  # an interval wider than this cannot reproduce a number by containing it
 VERDICTS = ("reproduced", "partly", "not reproduced", "not testable here")
 
 
@@ -106,8 +109,10 @@ def _value_verdict(published: float, mean: float, lo: float, hi: float) -> str:
     if math.isnan(mean):
         return "not testable here"
     inside = not math.isnan(lo) and lo <= published <= hi
-    if inside or abs(published - mean) <= TOLERANCE:
+    if abs(published - mean) <= TOLERANCE or (inside and hi - lo <= MAX_WIDTH):
         return "reproduced"
+    if inside:  # consistent with the claim, but the seeds disagree too much to pin it down
+        return "partly"
     return "partly" if (published >= 0.5) == (mean >= 0.5) else "not reproduced"
 
 

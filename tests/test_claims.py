@@ -31,7 +31,8 @@ def test_out_of_distribution_averages_the_lengths_beyond_training(tmp_path):
 def test_value_claims_follow_the_stated_rule():
     claim = Claim("K", "counting copy", "s", value={"nope": 0.99})
     assert judge(claim, {"nope": [0.95, 0.97, 0.93]})["verdict"] == "reproduced"  # within 0.10 of the mean
-    assert judge(claim, {"nope": [0.2, 0.9, 0.95]})["verdict"] == "reproduced"  # inside a wide interval
+    assert judge(claim, {"nope": [0.84, 0.87, 0.93]})["verdict"] == "reproduced"  # 0.11 away, inside [0.77, 0.99]
+    assert judge(claim, {"nope": [0.2, 0.9, 0.95]})["verdict"] == "partly"  # inside an interval too wide to decide
     assert judge(claim, {"nope": [0.70, 0.72, 0.71]})["verdict"] == "partly"  # same side of 0.5, further away
     assert judge(claim, {"nope": [0.1, 0.12, 0.11]})["verdict"] == "not reproduced"
     zero = Claim("K", "counting copy", "s", value={"rope": 0.0, "learned": 0.0})
