@@ -9,9 +9,7 @@ claims, on the index page. When the book is built, every public name must have i
 highlighted source (viewcode).
 """
 
-import ast
 import functools
-import importlib
 import os
 import pkgutil
 import re
@@ -34,21 +32,7 @@ def library_modules() -> list[str]:
     return ["annotated"] + sorted(m.name for m in pkgutil.walk_packages(annotated.__path__, "annotated."))
 
 
-def defined_names(module_name: str) -> list[str]:
-    """The public names a module defines at top level, in source order (``__all__`` narrows them)."""
-    module = importlib.import_module(module_name)
-    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
-    names = []
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.append(node.name)
-        elif isinstance(node, ast.Assign):
-            names += [t.id for t in node.targets if isinstance(t, ast.Name)]
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            names.append(node.target.id)
-    public = [n for n in dict.fromkeys(names) if not n.startswith("_")]
-    listed = getattr(module, "__all__", None)
-    return [n for n in public if n in listed] if listed is not None else public
+defined_names = api_reference.defined_names  # the public names the extension documents (one definition)
 
 
 def group_pages() -> dict[str, list[str]]:
