@@ -104,7 +104,9 @@ def train(
     The stop rule (``config.stop_accuracy``): every ``eval_every`` steps the lengths in the training
     range are evaluated; once their mean exact match reaches the target ``stop_patience`` times in a
     row, training stops, every length is evaluated, and ``history.meta`` records ``learned`` and
-    ``steps_to_learn``. A run that reaches ``steps`` first has ``learned = False``.
+    ``steps_to_learn``. A run that reaches ``steps`` first has ``learned = False``. With
+    ``config.min_steps`` a run that has learned trains on to that step before it stops (what it
+    learns after the rule is met can still change how far it extrapolates).
     """
     config = config or TrainConfig()
     task = get_task(task)
@@ -241,8 +243,7 @@ def _stop_rule(history, config, low, high, lengths, step, evaluate_lengths) -> b
     history.meta["stop_streak"] = streak
     if streak >= config.stop_patience and not history.meta.get("learned"):
         history.meta |= {"learned": True, "steps_to_learn": step}
-        return True
-    return False
+    return bool(history.meta.get("learned")) and step >= config.min_steps
 
 
 def _total_norm(params, grad_clip: float | None) -> torch.Tensor:

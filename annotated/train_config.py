@@ -17,7 +17,7 @@ RANGES = {  # TrainConfig's numbers (types come from the annotations; see annota
     "betas": "[0, 1)", "warmup_steps": "[0, inf)", "min_lr_ratio": "[0, 1]", "grad_clip": "positive",
     "eval_every": "[0, inf)", "eval_batches": "[1, inf)", "eval_batch_size": "[1, inf)", "log_every": "[1, inf)",
     "checkpoint_every": "[0, inf)", "seed": "non-negative", "stop_accuracy": "(0, 1]", "stop_patience": "[1, inf)",
-    "snapshot_every": "[1, inf)",
+    "min_steps": "[0, inf)", "snapshot_every": "[1, inf)",
 }  # fmt: skip
 
 
@@ -43,6 +43,7 @@ class TrainConfig:
     device: str | None = None  # None = "cuda" when available, else "cpu"
     stop_accuracy: float | None = None  # stop once held-out exact match at the training lengths reaches this…
     stop_patience: int = 2  # …in this many evaluations in a row (needs eval_every > 0); steps is then the cap
+    min_steps: int = 0  # the stop rule ends no run before this step (steps_to_learn still records when it learned)
     snapshot_every: int = 50  # keep the state every N steps, to fall back to after a divergence or a stop
     compile: bool = False  # torch.compile the model for the training steps (needs a C++ compiler on the CPU)
 
@@ -51,6 +52,8 @@ class TrainConfig:
         self.betas = tuple(self.betas)
         if self.warmup_steps > self.steps:
             raise ValueError(f"warmup_steps={self.warmup_steps} exceeds steps={self.steps}; lower warmup_steps")
+        if self.min_steps > self.steps:
+            raise ValueError(f"min_steps={self.min_steps} exceeds steps={self.steps}; lower min_steps or raise steps")
         if self.device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?|mps", str(self.device)):
             raise ValueError(f"TrainConfig.device must be 'cpu', 'cuda', 'cuda:N', 'mps' or None, got {self.device!r}")
 

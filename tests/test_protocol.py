@@ -168,6 +168,19 @@ def test_stop_rule_records_when_a_run_learned_and_when_it_did_not():
     assert never.meta["learned"] is False and "steps_to_learn" not in never.meta and never.meta["steps_done"] == 20
 
 
+def test_min_steps_trains_on_after_the_rule_is_met():
+    torch.manual_seed(0)
+    config = TrainConfig(steps=300, batch_size=32, lr=3e-3, warmup_steps=20, eval_every=25, eval_batches=2,
+                         stop_accuracy=0.9, stop_patience=2, log_every=25, min_steps=250)  # fmt: skip
+    history = train(tiny_model(vocab_size=COPY.vocab_size, d_model=32), COPY, train_length=2, eval_lengths=[4],
+                    config=config)  # fmt: skip
+    learned_at = history.meta["steps_to_learn"]  # the same seed learns before step 250 without min_steps (above)
+    assert history.meta["learned"] and learned_at < 250 <= history.meta["steps_done"] < 300
+    assert history.meta["steps_done"] % 25 == 0 and set(history.final_evals()) == {2, 4}
+    with pytest.raises(ValueError, match="min_steps=400 exceeds steps=300"):
+        TrainConfig(steps=300, min_steps=400)
+
+
 def test_stop_rule_needs_evaluations():
     with pytest.raises(ValueError, match="set eval_every > 0"):
         TrainConfig(stop_accuracy=0.95)
