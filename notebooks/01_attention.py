@@ -151,6 +151,7 @@ show_source(attend)
 
 # %%
 g = torch.Generator().manual_seed(0)
+rows = [f"{'dtype':<13}  {'case':<11}  {'max |attend − SDPA|':<22}  rows of A sum to 1"]
 for dtype in (torch.float32, torch.float64):
     q = torch.randn(2, 4, 6, 16, generator=g, dtype=dtype)  # (B, H, Tq, D)
     k = torch.randn(2, 4, 9, 16, generator=g, dtype=dtype)  # (B, H, Tk, D)
@@ -168,8 +169,10 @@ for dtype in (torch.float32, torch.float64):
         theirs = F.scaled_dot_product_attention(q, k, v, **sdpa_kw)
         tol = 1e-5 if dtype == torch.float32 else 1e-12
         err = (ours - theirs).abs().max().item()
-        print(f"{str(dtype):>13} {case:>11}: max |attend − SDPA| < {tol:g}: {err < tol};  rows of A sum to 1: "
-              f"{torch.allclose(w.sum(-1), torch.ones((), dtype=dtype))}")
+        below = f"< {tol:g}: {err < tol}"
+        rows.append(f"{str(dtype):<13}  {case:<11}  {below:<22}  "
+                    f"{torch.allclose(w.sum(-1), torch.ones((), dtype=dtype))}")
+print("\n".join(rows))
 
 # %% [markdown]
 # ## 3. Why divide by $\sqrt{d_k}$?
@@ -373,7 +376,7 @@ for temperature in (0.1, 1.0, 10.0):
     _, w = attend(x, x, x, scale=1 / (temperature * math.sqrt(16)), causal=True)
     print(f"τ = {temperature:>4}: mean row entropy {attention_entropy(w[1:]).mean():.3f} nats, "
           f"mean largest weight {w[1:].max(-1).values.mean():.3f}")
-    print("         weights of the second 'the' (row 5):", [round(x, 2) for x in w[4].tolist()])
+    print("          row 5 (the second 'the'):", [round(x, 2) for x in w[4].tolist()])
 
 # %% [markdown]
 # **What we saw.** At $\tau=0.1$ the rows are nearly one-hot (mean largest weight 0.90),
