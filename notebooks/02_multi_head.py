@@ -161,7 +161,7 @@ out_d, w_d = theirs(x, context, context, key_padding_mask=~real, need_weights=Tr
 cases = {"causal self-attention": (out_a, out_b, w_a, w_b), "cross-attention + padding": (out_c, out_d, w_c, w_d)}
 print("agree within 1e-6 (max |Δ|):\n" + "\n".join(
     f"{case:>25}: outputs {(o1 - o2).abs().max().item() < 1e-6}, weights {(w1 - w2).abs().max().item() < 1e-6}, "
-    f"weights shape {tuple(w1.shape)}" for case, (o1, o2, w1, w2) in cases.items()))  # fmt: skip
+    f"shape {tuple(w1.shape)}" for case, (o1, o2, w1, w2) in cases.items()))  # fmt: skip
 
 # %% [markdown]
 # Both agree to within float32 rounding. The weights come back per head, $(B, H, T_q, T_k)$:
@@ -233,16 +233,21 @@ for n_kv in (8, 4, 2, 1):
 
 # %%
 shapes = {  # name: (layers L, query heads H, head size D)
-    "GPT-2 medium-like (24 × 16 × 64)": (24, 16, 64),
-    "Llama-2-7B-like (32 × 32 × 128)": (32, 32, 128),
-    "Llama-2-70B-like (80 × 64 × 128)": (80, 64, 128),
+    "GPT-2 medium (24 × 16 × 64)": (24, 16, 64),
+    "Llama-2-7B (32 × 32 × 128)": (32, 32, 128),
+    "Llama-2-70B (80 × 64 × 128)": (80, 64, 128),
 }
 columns = ("H", "H/2", "H/4", "H/8", "1")
-print(f"{'KV cache per token, KiB (fp16)':<34}" + "".join(f"{c:>8}" for c in columns) + f"{'4k tokens, H':>14}")
+table = [
+    "KV cache (fp16) in KiB per token, for H ... 1 key/value heads,",
+    "and in GiB for 4k (4096) tokens with H key/value heads:",
+    f"{'shape (L × H × D)':<28}" + "".join(f"{c:>7}" for c in columns) + f"{'4k, H':>10}",
+]
 for name, (n_layers, h, d) in shapes.items():
     per_token = {c: 2 * n_layers * n_kv * d * 2 / 1024 for c, n_kv in zip(columns, (h, h // 2, h // 4, h // 8, 1))}
     full_context_gib = 2 * n_layers * h * d * 2 * 4096 / 2**30
-    print(f"{name:<34}" + "".join(f"{per_token[c]:>8.1f}" for c in columns) + f"{full_context_gib:>10.2f} GiB")
+    table.append(f"{name:<28}" + "".join(f"{per_token[c]:>7.1f}" for c in columns) + f"{full_context_gib:>6.2f} GiB")
+print("\n".join(table))
 
 # %% [markdown]
 # Read the table row by row: a 7B-sized model with one key/value head per query head
@@ -356,7 +361,7 @@ def steps_to(losses, level: float = 0.05):
     return int(below[0]) + 10 if len(below) else None
 
 
-table = [f"{'model':<9}{'seed':>5}{'final loss':>12}{'accuracy':>10}{'steps to 0.05':>15}   weight on x[i-1] / x[i-3]"]
+table = [f"{'model':<9}{'seed':>5}{'final loss':>12}{'accuracy':>10}{'steps':>7}   weight on x[i-1] / x[i-3]"]
 summary_rows = {}
 for (n_heads, seed), (model, losses) in runs.items():
     with torch.no_grad():
@@ -365,13 +370,15 @@ for (n_heads, seed), (model, losses) in runs.items():
     heads = "  ".join(f"h{h} {back1[h]:.2f}/{back3[h]:.2f}" for h in range(n_heads))
     acc, steps = accuracy(model), steps_to(losses)
     summary_rows.setdefault(n_heads, []).append((acc, steps))
-    table.append(f"{f'{n_heads} head(s)':<9}{seed:>5}{losses[-1]:>12.3f}{acc:>10.3f}{str(steps):>15}   {heads}")
-table.append("held-out accuracy, mean [95% CI] over seeds 0, 1, 2 (the interval clipped to [0, 1]):")
+    table.append(f"{f'{n_heads} head(s)':<9}{seed:>5}{losses[-1]:>12.3f}{acc:>10.3f}{str(steps):>7}   {heads}")
+table.append("(steps: until the loss is below 0.05; None: not within 300 steps)")
+table.append("held-out accuracy, mean [95% CI] over seeds 0, 1, 2 (clipped to [0, 1]),")
+table.append("and the seeds whose loss fell below 0.05 within 300 steps:")
 for n_heads, rows in summary_rows.items():
     mean, low, high = t_interval([a for a, _ in rows])
     reached = sum(s is not None for _, s in rows)
     table.append(f"  {n_heads} head(s): {format_interval(mean, max(low, 0.0), min(high, 1.0), digits=3)}; "
-                 f"loss below 0.05 within 300 steps in {reached} of {len(rows)} seeds")  # fmt: skip
+                 f"{reached} of {len(rows)} seeds")  # fmt: skip
 print("\n".join(table))
 
 # %%
