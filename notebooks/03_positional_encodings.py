@@ -118,10 +118,12 @@ for name in ("sinusoidal", "learned", "randomized", "rope", "alibi", "t5"):
         cases[f"{name}, where = {pe.where}"] = (plain, pe, False)
     else:  # inside the layer: rotating q and k, or a score_mod
         cases[f"{name}, where = {pe.where}"] = (MultiHeadAttention(32, 4, positional=pe), None, False)
+rows = [f"{'positions, where they act':<42} permutation-equivariant?"]
 with torch.no_grad():
     for name, (attention, add_positions, causal) in cases.items():
         gap = equivariance_gap(attention, add_positions, causal)
-        print(f"{name:<42} permutation-equivariant (gap < 1e-5): {gap < 1e-5}")
+        rows.append(f"{name:<42} {gap < 1e-5}")
+print("\n".join(rows) + "\n(equivariant: the gap max |f(x[perm]) - f(x)[perm]| is below 1e-5)")
 
 # %% [markdown]
 # Without positions the gap is zero up to rounding: the layer is blind to order. Each of
@@ -237,10 +239,10 @@ show_source(AlibiBias.score_mod)
 
 # %%
 slopes = alibi_slopes(8)
-print("slopes for 8 heads:", [f"2^-{-math.log2(s):.0f}" for s in slopes.tolist()])
+print("slopes for 8 heads:", ", ".join(f"2^-{-math.log2(s):.0f}" for s in slopes.tolist()))
 alibi = make_positional("alibi", d_model=64, n_heads=8, max_len=16)
 bias = alibi.score_bias(torch.arange(16), torch.arange(16))  # (H, Tq, Tk)
-fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
 for ax, h in zip(axes[:2], (0, 7)):
     signed_heatmap(bias[h].masked_fill(~torch.ones(16, 16, dtype=torch.bool).tril(), float("nan")), ax,
                    title=f"head {h}: slope {slopes[h]:.4f}", xlabel="key j", ylabel="query i", symmetric=False,
@@ -352,7 +354,7 @@ held_out = {n: task.sample(128, n, torch.Generator().manual_seed(1), split="val"
 try:
     char_models["learned"](held_out[2 * L].inputs)
 except ValueError as error:
-    print(textwrap.fill(f"ValueError: {error}", 88))
+    print(textwrap.fill(f"ValueError: {error}", 78))
 
 # %% [markdown]
 # So for the measurement we pick the explicit fallback, `overflow="clamp"`: every position
@@ -475,7 +477,7 @@ fig.tight_layout()
 plt.show()
 near = torch.stack([(unit[i] * unit[i + 1]).sum() for i in range(L - 1)]).mean()
 far = torch.stack([(unit[i] * unit[i + 16]).sum() for i in range(L - 16)]).mean()
-print(f"mean cosine similarity of neighbouring positions {near:.2f}, of positions 16 apart {far:.2f}")
+print(f"mean cosine similarity: neighbouring positions {near:.2f}, positions 16 apart {far:.2f}")
 
 # %% [markdown]
 # Nobody told the table that positions are ordered, yet after 200 steps neighbouring rows
@@ -530,7 +532,8 @@ print("depends only on m - n:", same_offset, "| norms preserved:", torch.allclos
 eight = [2 ** (-8 * (i + 1) / 8) for i in range(8)]  # 2^-1 … 2^-8
 sixteen = [2 ** (-8 * (i + 1) / 16) for i in range(16)]  # 2^-0.5 … 2^-8
 by_hand = eight + sixteen[0::2][:4]  # the 4 missing heads: 2^-0.5, 2^-1.5, 2^-2.5, 2^-3.5
-print([round(s, 4) for s in by_hand])
+print("the 8 slopes: ", [round(s, 4) for s in by_hand[:8]])
+print("the 4 added:  ", [round(s, 4) for s in by_hand[8:]])
 print("equal to alibi_slopes(12):", torch.allclose(torch.tensor(by_hand), alibi_slopes(12)))
 
 # %% [markdown]
