@@ -45,20 +45,24 @@ class Claim:
     reason: str = ""  # why it is not testable here, when sweep is None
 
 
-def out_of_distribution(summary_csv, *, key: str = "model.positional", beyond: int | None = None,
+def out_of_distribution(summary, *, key: str = "model.positional", beyond: int | None = None,
                         upto: int | None = None) -> dict[str, list[float]]:  # fmt: skip
-    """``{encoding: [OOD exact match per seed]}`` from a sweep's summary.csv: each run's mean exact
-    match over the evaluated lengths ``beyond < n ≤ upto`` (default: beyond its longest training length)."""
+    """``{encoding: [OOD exact match per seed]}`` from a sweep's summary.csv (a path, or its rows):
+    each run's mean exact match over the evaluated lengths ``beyond < n ≤ upto`` (default: beyond its
+    longest training length, from a ``train_length`` column or the sweep.yaml beside the file)."""
     out: dict[str, list[float]] = {}
-    sweep_yaml = Path(summary_csv).with_name("sweep.yaml")  # the training lengths, when the grid does not vary them
-    default_high = _train_high(yaml.safe_load(sweep_yaml.read_text())) if sweep_yaml.is_file() else None
-    for row in read_csv(Path(summary_csv)):
+    default_high, rows = None, summary
+    if isinstance(summary, str | Path):
+        sweep_yaml = Path(summary).with_name("sweep.yaml")  # the training lengths, when the grid does not vary them
+        default_high = _train_high(yaml.safe_load(sweep_yaml.read_text())) if sweep_yaml.is_file() else None
+        rows = read_csv(Path(summary))
+    for row in rows:
         if row["kind"] != "run" or row["status"] != "completed":
             continue
         lengths = sorted(int(k.split("@")[1]) for k in row if k.startswith("exact_match@") and row[k] is not None)
         first = beyond if beyond is not None else (_train_high(row) if "train_length" in row else default_high)
         if first is None:
-            raise ValueError(f"{summary_csv}: no train_length column and no sweep.yaml beside it; pass beyond=L")
+            raise ValueError(f"{summary}: no train_length column and no sweep.yaml beside it; pass beyond=L")
         picked = [n for n in lengths if n > first and (upto is None or n <= upto)]
         if picked:  # a sweep without the key in its grid (one setting over seeds) is one group, "all"
             out.setdefault(str(row.get(key, "all")), []).append(
