@@ -262,7 +262,7 @@ fig.suptitle("seed 0 dark, seeds 1 and 2 light")
 plt.show()
 
 # %%
-table = [f"final loss (mean of the last 10 steps), seeds {SEEDS}, and the mean [95% CI]:"]
+table = [f"final loss (mean of the last 10 steps), seeds {', '.join(map(str, SEEDS))}, and the mean [95% CI]:"]
 for depth in (2, 12):
     for norm in ("post", "pre"):
         for warmup in (0, WARMUP):
@@ -530,7 +530,7 @@ for seed in (1, 2):
     fit(t5_s, lambda model, step, gen=gen_s: seq2seq_loss(model, *seq2seq_batch(64, gen)), 300, warmup=30)
     out_s = generate(t5_s, torch.full((1000, 1), SEP), N_SORT, src=src, greedy=True)[:, 1:]
     whole_right["T5"].append((out_s == answer).all(1).float().mean().item())
-table = ["whole answers right by greedy decoding, seeds 0, 1, 2, and the mean [95% CI, clipped to 1]:"]
+table = ["whole answers right by greedy decoding, seeds 0, 1, 2,", "and the mean [95% CI, clipped to 1]:"]
 for name, accs in whole_right.items():
     mean, low, high = t_interval(accs)
     table.append(f"  {name:>3}: " + " ".join(f"{a:.3f}" for a in accs) + f"   mean {format_interval(mean, low, min(high, 1.0), 3)}")
@@ -602,10 +602,14 @@ print("\n".join(table))
 
 # %%
 one = prompt_ids[:1].repeat(5, 1)  # the same prompt five times
-table = [f"prompt: {sort_task.decode(one[0])}"]
-for name in ("greedy", "τ = 1", "τ = 2", "τ = 2, top-k 3"):
+rule_names = ("greedy", "τ = 1", "τ = 2", "τ = 2, top-k 3")
+samples = {}  # name: the five completions, decoded
+for name in rule_names:
     completion = generate(gpt, one, N_SORT, generator=torch.Generator().manual_seed(1), **rules[name])[:, N_SORT + 1 :]
-    table.append(f"{name:>15}: " + " | ".join(sort_task.decode(row) for row in completion))
+    samples[name] = [sort_task.decode(row) for row in completion]
+table = [f"prompt: {sort_task.decode(one[0])}", f"{'sample':<8}" + "".join(f"{name:<16}" for name in rule_names).rstrip()]
+for k in range(len(one)):
+    table.append(f"{k + 1:<8}" + "".join(f"{samples[name][k]:<16}" for name in rule_names).rstrip())
 print("\n".join(table))
 
 # %% [markdown]
@@ -693,7 +697,7 @@ with tempfile.TemporaryDirectory() as folder:
     try:
         load_model(path, config=ModelConfig(**{**gpt_config.to_dict(), "n_layers": 3}))
     except ValueError as err:
-        print(textwrap.fill("ValueError: " + str(err).split(": ", 1)[1], 88))
+        print(textwrap.fill("ValueError: " + str(err).split(": ", 1)[1], 78))
 
 # %% [markdown]
 # ## Exercises
