@@ -103,3 +103,35 @@ def test_protocol_sweeps_are_the_shipped_configs_and_say_what_completed():
             for n in expand_lengths(config.eval_lengths):
                 low, high = run[f"exact_match_lo@{n}"], run[f"exact_match_hi@{n}"]
                 assert low - 1e-9 <= run[f"exact_match@{n}"] <= high + 1e-9  # Wilson's 1.0 may round to 1 - 1e-16
+
+
+# One cell of the protocol sweeps, re-trained: the sort sweep's randomized encoding, seed 2 (it learned
+# sort in 2,000 steps, the fewest of the sweep's runs that learned: about 1-2.5 minutes on one thread).
+PROTOCOL_CELL = {"task": "sort", "model.positional": "randomized", "seed": 2}
+
+
+def test_one_cell_of_a_protocol_sweep_reproduces_within_its_interval(tmp_path):
+    """The stop rule, the randomized positions drawn at training and test time and the held-out
+    problems all come from seeded generators, so the same code on the same kind of CPU gives the
+    stored run back; elsewhere float-level drift may move a number, so each length's exact match must
+    lie inside the stored run's Wilson 95% interval (512 problems), and the run must learn, as stored."""
+    rows = read_csv(DATA / "length_protocol_summary.csv")
+    (stored,) = [r for r in rows if r["kind"] == "run" and all(str(r[k]) == str(v) for k, v in PROTOCOL_CELL.items())]
+    config = lab.ExperimentConfig.from_file(CONFIG_DIR / "randomized_sort.yaml")
+    (point,) = [p for p in lab.expand_grid(config)
+                if p.model["positional"] == PROTOCOL_CELL["model.positional"] and p.seed == PROTOCOL_CELL["seed"]]  # fmt: skip
+    assert point.name == stored["run"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the sweep ran
+    try:
+        folder = lab.run(point, tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+    report = yaml.safe_load((folder / "report.json").read_text())
+    assert report["status"] == "completed" and report["learned"] == bool(stored["learned"])
+    for n in expand_lengths(config.eval_lengths):
+        ours = report["per_length"][str(n)]["exact_match"]
+        assert stored[f"exact_match_lo@{n}"] - 1e-9 <= ours <= stored[f"exact_match_hi@{n}"] + 1e-9, (
+            f"n={n}: re-trained {ours:.3f}, stored {stored[f'exact_match@{n}']:.3f} "
+            f"[{stored[f'exact_match_lo@{n}']:.3f}, {stored[f'exact_match_hi@{n}']:.3f}]"
+        )
