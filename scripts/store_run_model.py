@@ -40,8 +40,11 @@ def store(run: Path, name: str, what: str, out: Path) -> Path:
         "script": "scripts/store_run_model.py",
         "run": run.name,
         "sweep": run.parent.name,
-        "checkpoint": {"file": target.name, "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
-                       "dtype": "float32"},  # fmt: skip
+        "checkpoint": {
+            "file": target.name,
+            "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
+            "dtype": "float32",
+        },  # fmt: skip
         "config": {k: v for k, v in run_config.items() if k != "environment"},
         "environment": run_config.get("environment"),
         "status": report["status"],
