@@ -63,7 +63,6 @@ from annotated.attention import attend
 from annotated.bench import (
     encoding_exponents,
     encoding_memory,
-    encoding_table,
     peak_forward_bytes,
     plot_scaling,
     run_benchmark,
@@ -211,7 +210,7 @@ figure_image(tiling_diagram())
 scores = torch.tensor([1.0, 3.0, 0.5, 2.0, 4.0, -1.0])
 values = torch.tensor([10.0, 20.0, 30.0, 40.0, 50.0, 60.0])
 m, l, a = -math.inf, 0.0, 0.0  # noqa: E741
-lines = []
+lines = [f"{'block':<7}{'scores':<13}{'m':>5}{'rescale':>10}{'l':>8}{'a':>9}{'a/l':>9}"]
 for start in range(0, 6, 2):
     s, v_block = scores[start : start + 2], values[start : start + 2]
     m_new = max(m, float(s.max()))
@@ -219,8 +218,7 @@ for start in range(0, 6, 2):
     l = rescale * l + float(torch.exp(s - m_new).sum())  # noqa: E741
     a = rescale * a + float((torch.exp(s - m_new) * v_block).sum())
     m = m_new
-    lines.append(f"block {start // 2}: scores {s.tolist()}  m = {m:.1f}  rescale = {rescale:.3f}  "
-                 f"l = {l:.3f}  a = {a:.3f}  a/l = {a / l:.3f}")  # fmt: skip
+    lines.append(f"{start // 2:<7}{str(s.tolist()):<13}{m:>5.1f}{rescale:>10.3f}{l:>8.3f}{a:>9.3f}{a / l:>9.3f}")
 lines.append(f"dense softmax(s)·v = {float(torch.softmax(scores, 0) @ values):.3f}")
 print("\n".join(lines))
 
@@ -290,8 +288,9 @@ checks["local + ALiBi = dense + ALiBi, window mask"] = max_diff(
     local_attention(q, k, v, 10, causal=True, score_mod=alibi)[0],
     attend(q, k, v, causal=True, mask_mod=sliding_window(10), score_mod=alibi)[0],
 )
-print("\n".join(f"{name:<40} equal within 1e-5: {diff < 1e-5!s:<5}  max |Δ| {'< 1e-5' if diff < 1e-5 else f'{diff:.2f}'}"
-                 for name, diff in checks.items()))  # fmt: skip
+print(f"{'check':<43}  {'equal within 1e-5':<19}max |Δ|\n"
+      + "\n".join(f"{name:<43}  {diff < 1e-5!s:<19}{'< 1e-5' if diff < 1e-5 else f'{diff:.2f}'}"
+                  for name, diff in checks.items()))  # fmt: skip
 
 # %%
 grad_out = torch.randn(dense.shape, generator=gen)
@@ -317,10 +316,12 @@ print("\n".join(f"gradient w.r.t. {name}: block-wise equals dense within 1e-5: {
 
 # %% tags=["nbval-ignore-output"]
 result = run_benchmark(lengths=(256, 512, 1024, 2048), n_heads=2, d_head=32, repeats=1, timer="cpu", progress=False)
-display(Image(figure_png(plot_scaling(result))))
-print("\n".join(f"{kind:<10} fitted exponents: forward time {fits['forward_ms']:.2f}, "
-                 f"forward+backward {fits['forward_backward_ms']:.2f}, peak memory {fits['peak_forward_mib']:.2f}"
-                 for kind, fits in result.exponents.items()))  # fmt: skip
+fig = plot_scaling(result)
+fig.set_size_inches(12.5, 4.2)  # at most twice the page's column, so the labels stay readable
+display(Image(figure_png(fig)))
+print(f"{'fitted exponents':<17}{'forward time':>14}{'forward+backward':>18}{'peak memory':>13}\n"
+      + "\n".join(f"{kind:<17}{fits['forward_ms']:>14.2f}{fits['forward_backward_ms']:>18.2f}"
+                  f"{fits['peak_forward_mib']:>13.2f}" for kind, fits in result.exponents.items()))  # fmt: skip
 
 # %% [markdown]
 # The memory exponents are counts of bytes, so they do not depend on how busy the machine is.
@@ -328,7 +329,7 @@ print("\n".join(f"{kind:<10} fitted exponents: forward time {fits['forward_ms']:
 
 # %%
 memory_slopes = {kind: round(fits["peak_forward_mib"], 1) for kind, fits in result.exponents.items()}
-print("fitted peak-memory exponents: " + ", ".join(f"{kind} {slope}" for kind, slope in memory_slopes.items())
+print("fitted peak-memory exponents:\n  " + ", ".join(f"{kind} {slope}" for kind, slope in memory_slopes.items())
       + "\nreference attend and top-k memory ≈ quadratic (slope > 1.8): "
       + str(all(memory_slopes[k] > 1.8 for k in ("reference", "topk")))
       + "\nlinear, local, block-wise memory at most linear (slope ≤ 1.2): "
@@ -358,8 +359,16 @@ print("fitted peak-memory exponents: " + ", ".join(f"{kind} {slope}" for kind, s
 
 # %%
 enc_rows = encoding_memory(lengths=(512, 1024, 2048), progress=False)
-print(encoding_table(enc_rows) + "\nfitted memory exponents: "
-      + ", ".join(f"{v} {e:.2f}" for v, e in encoding_exponents(enc_rows).items()))  # fmt: skip
+enc_lengths = sorted({r["T"] for r in enc_rows})
+enc_cell = {(r["variant"], r["T"]): r for r in enc_rows}
+slopes = encoding_exponents(enc_rows)
+cells = {(v, t): f"{enc_cell[v, t]['peak_forward_mib']:.2f} ({enc_cell[v, t]['vs_rope']:.2f}×)"
+         for v in slopes for t in enc_lengths}  # MiB (ratio to RoPE)
+widths = {t: 2 + max(len(f"T = {t}"), *(len(cells[v, t]) for v in slopes)) for t in enc_lengths}
+table = [f"{'variant':<19}" + "".join(f"{f'T = {t}':>{widths[t]}}" for t in enc_lengths) + f"{'exponent':>10}"]
+for variant, slope in slopes.items():
+    table.append(f"{variant:<19}" + "".join(f"{cells[variant, t]:>{widths[t]}}" for t in enc_lengths) + f"{slope:>10.2f}")
+print("\n".join(table))
 
 # %% [markdown]
 # **What we saw.** Given as score mods, ALiBi and T5 cost block-wise attention no more memory
@@ -393,7 +402,7 @@ for kind, params in KINDS.items():
         config = ModelConfig(vocab_size=task.vocab_size, d_model=32, n_heads=4, n_layers=2, max_len=64,
                              attention=kind, attention_params=params)  # fmt: skip
         histories[kind, seed] = train(build_model(config), task, train_length=LENGTH, config=train_config)
-table = [f"held-out token accuracy after {STEPS} steps, seeds 0 1 2, and the mean [95% CI, clipped to 1]"]
+table = [f"held-out token accuracy after {STEPS} steps, seeds 0 1 2,", "and the mean [95% CI, clipped to 1]:"]
 for kind in KINDS:
     accs = [h.final_evals()[LENGTH]["token_accuracy"] for (k, _), h in histories.items() if k == kind]
     mean, low, high = t_interval(accs)
@@ -636,13 +645,15 @@ print(f"last position 19 depends on positions {int(reached.min())}…{int(reache
 torch.manual_seed(0)
 xl = build_model(ModelConfig(vocab_size=8, d_model=16, n_heads=2, n_layers=2)).eval()
 stream = torch.randint(0, 8, (1, 32), generator=torch.Generator().manual_seed(4))
+lines = []
 with torch.no_grad():
     base = forward_in_segments(xl, stream, 8, mem_len=8).logits[0, -1]
     for p in (7, 8, 15, 16):
         changed = stream.clone()
         changed[0, p] = (changed[0, p] + 1) % 8
         moved = not torch.allclose(forward_in_segments(xl, changed, 8, mem_len=8).logits[0, -1], base)
-        print(f"changing token {p:>2} moves the logits at position 31: {moved}")
+        lines.append(f"changing token {p:>2} moves the logits at position 31: {moved}")
+print("\n".join(lines))
 
 # %% [markdown]
 # Position 31 (last segment, positions 24–31) sees the previous segment (16–23) directly
