@@ -47,6 +47,7 @@ except ImportError:  # not installed here (e.g. Colab): install the library from
 
 # %%
 import math
+import textwrap
 import time
 from pathlib import Path
 
@@ -91,13 +92,13 @@ provenance = yaml.safe_load((DATA / "inside_model_provenance.yaml").read_text())
 model = load_model(DATA / "inside_model.pt")  # eval mode, float32
 task = get_task("tiny_shakespeare")
 env = provenance["environment"]
-print(f"{provenance['script']}: {provenance['parameters']:,} parameters, {provenance['train']['steps']} steps, "
-      f"{provenance['train']['tokens_seen']:,} characters seen")  # fmt: skip
-print(f"torch {env['torch']}, commit {env['git_commit'][:7]}, {env['created'][:10]}, "
-      f"{provenance['wall_time_s'] / 60:.1f} min on one thread of a shared machine")  # fmt: skip
-print("validation loss during training:", ", ".join(f"step {r['step']}: {r['loss']:.3f}"
-                                                    for r in provenance["validation"]))  # fmt: skip
-print(f"validation loss now (512 windows): {heldout_loss(model, task, 64, 512):.3f} nats")
+during = ", ".join(f"step {r['step']}: {r['loss']:.3f}" for r in provenance["validation"])
+print(f"{provenance['script']}: {provenance['parameters']:,} parameters,\n"
+      f"{provenance['train']['steps']} steps, {provenance['train']['tokens_seen']:,} characters seen\n"
+      f"torch {env['torch']}, commit {env['git_commit'][:7]}, {env['created'][:10]},\n"
+      f"{provenance['wall_time_s'] / 60:.1f} min on one thread of a shared machine\n"
+      "validation loss during training:\n" + textwrap.fill(during, 78, initial_indent="  ", subsequent_indent="  ")
+      + f"\nvalidation loss now (512 windows): {heldout_loss(model, task, 64, 512):.3f} nats")  # fmt: skip
 
 # %% [markdown]
 # ## 2. Six scores for every head
@@ -151,8 +152,8 @@ for layer in range(n_layers):
         values = "".join(f"{float(scores[c][layer, head]):8.2f}" for c in columns)
         print(f"L{layer}H{head}" + values + f"   {labels[layer][head]}")
 first, second = result["induction_loss"]
-print(f"\nloss on the repeated random letters: first half {first:.2f} nats, second half {second:.2f} nats "
-      f"(uniform over 26 letters: {math.log(26):.2f})")  # fmt: skip
+print("\n" + textwrap.fill(f"loss on the repeated random letters: first half {first:.2f} nats, second half "
+                           f"{second:.2f} nats (uniform over 26 letters: {math.log(26):.2f})", 78))  # fmt: skip
 
 # %% tags=["nbval-ignore-output"]
 print(f"scored 16 heads on 2 × 1024 windows in {score_seconds:.0f} s")
@@ -205,15 +206,21 @@ rows = ablation_table(model, batch.inputs, batch.targets, classes)
 ablation_seconds = time.perf_counter() - began
 base = rows[0]
 kinds = ["all", "after space", "after newline", "after punctuation", "after letter"]
-print("loss without ablation: " + ", ".join(f"{k} {base['L ' + k]:.3f}" for k in kinds))
 by_head = {(r["layer"], r["head"], r["mode"]): r for r in rows[1:]}
-print("\nΔ loss (nats) when one head is removed; ± is the 95 % interval of Δ all")
-print(f"{'head':<6}{'label':<16}{'zero: all':>16}{'mean: all':>16}" + "".join(f"{k[6:]:>13}" for k in kinds[1:]))
-for layer in range(n_layers):
-    for head in range(n_heads):
-        z, m = by_head[(layer, head, "zero")], by_head[(layer, head, "mean")]
-        print(f"L{layer}H{head}  {labels[layer][head]:<16}{z['Δ all']:+9.3f} ±{z['± all']:.3f}"
-              f"{m['Δ all']:+9.3f} ±{m['± all']:.3f}" + "".join(f"{m['Δ ' + k]:+13.3f}" for k in kinds[1:]))  # fmt: skip
+heads = [(layer, head) for layer in range(n_layers) for head in range(n_heads)]
+lines = [textwrap.fill("loss without ablation: " + ", ".join(f"{k} {base['L ' + k]:.3f}" for k in kinds), 78),
+         "", "Δ loss (nats) when one head is removed; ± is the 95 % interval of Δ all",
+         f"{'head':<6}{'label':<16}{'zero: all':>16}{'mean: all':>16}"]  # fmt: skip
+for layer, head in heads:
+    z, m = by_head[(layer, head, "zero")], by_head[(layer, head, "mean")]
+    lines.append(f"L{layer}H{head}  {labels[layer][head]:<16}{z['Δ all']:+9.3f} ±{z['± all']:.3f}"
+                 f"{m['Δ all']:+9.3f} ±{m['± all']:.3f}")  # fmt: skip
+lines += ["", "Δ loss (nats) with the head mean-ablated, by the character before",
+          f"{'head':<6}{'label':<16}" + "".join(f"{k[6:]:>13}" for k in kinds[1:])]  # fmt: skip
+for layer, head in heads:
+    m = by_head[(layer, head, "mean")]
+    lines.append(f"L{layer}H{head}  {labels[layer][head]:<16}" + "".join(f"{m['Δ ' + k]:+13.3f}" for k in kinds[1:]))
+print("\n".join(lines))
 
 # %% tags=["nbval-ignore-output"]
 print(f"{len(rows) - 1} ablations of 512 windows in {ablation_seconds:.0f} s")
@@ -255,14 +262,15 @@ def second_half_loss(model) -> float:
 
 
 uniform = sum(1 / (t + 1) for t in range(30, 60)) / 30  # what a head spreading its weight evenly would score
-print(f"an induction score of uniform causal attention: {uniform:.3f}")
-print(f"second half, whole model: {second_half_loss(model):.3f} nats")
+lines = [f"an induction score of uniform causal attention: {uniform:.3f}",
+         f"second half, whole model: {second_half_loss(model):.3f} nats"]
 top = torch.topk(scores["induction"].flatten(), 2).indices.tolist()
 for index in top:  # the two heads with the highest induction scores, whatever they are
     layer, head = divmod(index, n_heads)
     with ablate_head(model, layer, head, mode="mean", mean=means[layer, head]):
-        print(f"  without L{layer}H{head} (induction score {float(scores['induction'][layer, head]):.3f}): "
-              f"{second_half_loss(model):.3f} nats")  # fmt: skip
+        lines.append(f"  without L{layer}H{head} (induction score {float(scores['induction'][layer, head]):.3f}): "
+                     f"{second_half_loss(model):.3f} nats")  # fmt: skip
+print("\n".join(lines))
 
 # %% [markdown]
 # ## 4. Attention rollout
@@ -292,8 +300,8 @@ text = task.decode(passage[0])
 print(repr(text))
 t = 63
 print(f"query {t} ({text[t]!r}): raw last-layer attention puts {float(weights[-1, :, t, t - 1].mean()):.2f} "
-      f"on the previous character, rollout {float(rollout[t, t - 1]):.2f}; rollout on the character itself "
-      f"{float(rollout[t, t]):.2f}, on the first 32 characters {float(rollout[t, :32].sum()):.2f}")  # fmt: skip
+      f"on the previous character,\nrollout {float(rollout[t, t - 1]):.2f}; rollout puts {float(rollout[t, t]):.2f} "
+      f"on the character itself\nand {float(rollout[t, :32].sum()):.2f} on the first 32 characters")  # fmt: skip
 
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.8))
@@ -332,17 +340,18 @@ plt.show()
 # %%
 scaling = read_csv(DATA / "scaling_runs.csv")
 scaling_provenance = yaml.safe_load((DATA / "scaling_provenance.yaml").read_text())
-print(
+lines = [
     f"{len(scaling)} runs, {scaling_provenance['train']['tokens_per_run']:,} characters each, "
-    f"{scaling_provenance['total_wall_time_s'] / 60:.0f} min of training in all (one thread each, shared machine)"
-)
-print(f"{'width':>6}{'seed':>6}{'non-emb. N':>12}{'val loss':>10}{'train loss':>12}{'gap':>8}")
+    f"{scaling_provenance['total_wall_time_s'] / 60:.0f} min of training in all\n(one thread each, shared machine)",
+    f"{'width':>6}{'seed':>6}{'non-emb. N':>12}{'val loss':>10}{'train loss':>12}{'gap':>8}",
+]
 for r in scaling:
-    print(f"{r['d_model']:>6}{r['seed']:>6}{r['non_embedding_params']:>12,}{r['val_loss']:>10.4f}"
-          f"{r['train_loss']:>12.4f}{r['val_loss'] - r['train_loss']:>8.4f}")  # fmt: skip
+    lines.append(f"{r['d_model']:>6}{r['seed']:>6}{r['non_embedding_params']:>12,}{r['val_loss']:>10.4f}"
+                 f"{r['train_loss']:>12.4f}{r['val_loss'] - r['train_loss']:>8.4f}")  # fmt: skip
 n = np.array([r["non_embedding_params"] for r in scaling], dtype=float)
 loss = np.array([r["val_loss"] for r in scaling])
-print(f"non-embedding parameters span {n.max() / n.min():.0f}×")
+lines.append(f"non-embedding parameters span {n.max() / n.min():.0f}×")
+print("\n".join(lines))
 
 # %% [markdown]
 # Both laws, fitted by least squares on log-log axes; the 95 % interval of $\alpha$ comes
@@ -355,10 +364,10 @@ show_source(fit_power_law)
 # %%
 pure = fit_power_law(n, loss, bootstrap=1000)
 floored = fit_power_law_with_floor(n, loss, bootstrap=200)
-print(f"L = (N_c/N)^α:      α = {pure.alpha:.3f}  95% [{pure.alpha_interval[0]:.3f}, {pure.alpha_interval[1]:.3f}], "
-      f"N_c = {pure.n_c:.2g}, rms error {pure.rmse:.3f} nats")  # fmt: skip
+print(f"L = (N_c/N)^α:      α = {pure.alpha:.3f}  95% [{pure.alpha_interval[0]:.3f}, {pure.alpha_interval[1]:.3f}]\n"
+      f"{'':20}N_c = {pure.n_c:.2g}, rms error {pure.rmse:.3f} nats")  # fmt: skip
 print(f"L = E + (N_c/N)^α:  α = {floored.alpha:.3f}  95% [{floored.alpha_interval[0]:.3f}, "
-      f"{floored.alpha_interval[1]:.3f}], E = {floored.floor:.2f} nats, rms error {floored.rmse:.3f} nats")  # fmt: skip
+      f"{floored.alpha_interval[1]:.3f}]\n{'':20}E = {floored.floor:.2f} nats, rms error {floored.rmse:.3f} nats")  # fmt: skip
 print(f"Kaplan et al. (2020): α = {KAPLAN_ALPHA_N}")
 on_train = fit_power_law(n, np.array([r["train_loss"] for r in scaling]), bootstrap=1000)
 print(f"the same runs on the training split: α = {on_train.alpha:.3f}  "
@@ -411,7 +420,7 @@ began = time.perf_counter()
 live = train_point(task, 16, 0)
 live_seconds = time.perf_counter() - began
 stored = next(r for r in scaling if r["d_model"] == 16 and r["seed"] == 0)
-print(f"width 16, seed 0: validation loss {live['val_loss']:.4f} live, {stored['val_loss']:.4f} stored "
+print(f"width 16, seed 0, validation loss: {live['val_loss']:.4f} live, {stored['val_loss']:.4f} stored\n"
       f"(difference {live['val_loss'] - stored['val_loss']:+.4f})")  # fmt: skip
 
 print(f"trained and evaluated in {live_seconds:.0f} s (stored run: {stored['wall_time_s']:.0f} s on a shared machine)")
@@ -505,10 +514,18 @@ print("live run within 0.02 nats of the stored one:", abs(live["val_loss"] - sto
 # ```
 
 # %%
+lines = []
 for threshold in (0.3, 0.4, 0.6):
     relabelled = label_heads(scores, threshold=threshold)
-    print(f"threshold {threshold}: " + ", ".join(f"L{i}H{j} {relabelled[i][j]}" for i in range(n_layers)
-                                                for j in range(n_heads) if relabelled[i][j] != "mixed"))  # fmt: skip
+    by_label = {}  # label -> the heads that get it
+    for i in range(n_layers):
+        for j in range(n_heads):
+            if relabelled[i][j] != "mixed":
+                by_label.setdefault(relabelled[i][j], []).append(f"L{i}H{j}")
+    lines.append(f"threshold {threshold}:" + ("" if by_label else " none (every head mixed)"))
+    lines += [textwrap.fill(f"{label}: " + ", ".join(heads), 78, initial_indent="  ", subsequent_indent="    ")
+              for label, heads in by_label.items()]  # fmt: skip
+print("\n".join(lines))
 
 # %% [markdown]
 # ```{solution-end}
@@ -526,10 +543,12 @@ for threshold in (0.3, 0.4, 0.6):
 # ```
 
 # %%
+lines = ["rollout weight of query 63 on itself and on the previous character:"]
 for share in (0.1, 0.5, 0.9):
     rolled = attention_rollout(list(weights), residual=share)[-1]
-    print(f"residual share {share}: weight of query 63 on itself {float(rolled[63, 63]):.2f}, "
-          f"on the previous character {float(rolled[63, 62]):.2f}")  # fmt: skip
+    lines.append(f"  residual share {share}: itself {float(rolled[63, 63]):.2f}, "
+                 f"previous character {float(rolled[63, 62]):.2f}")  # fmt: skip
+print("\n".join(lines))
 
 # %% [markdown]
 # None is measured: the share is an assumption about how much the residual stream carries,
@@ -559,7 +578,7 @@ fresh = head_scores(untrained, task, windows=128, length=64, induction_n=30, see
 uniform_first = sum(1 / (t + 1) for t in range(1, 64)) / 63
 for name in ("previous_token", "first_position", "delimiter", "mean_distance", "induction"):
     print(f"{name:>15}: untrained mean {float(fresh[name].mean()):.3f}, trained mean {float(scores[name].mean()):.3f}")
-print(f"uniform causal attention: first position {uniform_first:.3f}, previous token the same, "
+print(f"uniform causal attention: first position {uniform_first:.3f}, previous token the same,\n"
       f"mean distance {sum(t / 2 for t in range(64)) / 64:.1f}")  # fmt: skip
 
 # %% [markdown]
