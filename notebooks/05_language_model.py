@@ -526,7 +526,7 @@ print(f"positions 0, 1, 2, 3: {[round(loss, 3) for loss in per_position[:4].toli
 # ```
 
 # %%
-print("\n".join(f"{steps:>4} steps × 12 windows × {CONTEXT} characters = {steps * 12 * CONTEXT:>9,} characters "
+print("\n".join(f"{steps:>4} steps × 12 windows × {CONTEXT} = {steps * 12 * CONTEXT:>9,} characters "
                  f"= {steps * 12 * CONTEXT / len(train_ids):.2f} passes" for steps in (2000, LIVE_STEPS)))  # fmt: skip
 
 # %% [markdown]
