@@ -201,11 +201,100 @@ def tiling_diagram(n_blocks: int = 4, causal: bool = True) -> Figure:
     return fig
 
 
+def protocol_diagram(high: int = 8, positions: int = 32) -> Figure:
+    """Week 6: the papers' protocol — lengths drawn from 1…L in training, every length to 2L in
+    testing, positions either 0…T−1 or a sorted random draw from a longer range (randomized)."""
+    import torch
+
+    from annotated.positional.randomized import sample_sorted_positions
+
+    fig, ax = _canvas(10.0, 2.9, (-4.2, 2 * high + 1.0), (-2.1, 3.6))
+    for n in range(1, 2 * high + 1):
+        trained = n <= high
+        _box(ax, n - 0.45, 1.2, 0.9, 0.9, str(n), color=Q_COLOR if trained else O_COLOR, fontsize=9)
+    ax.text(-0.2, 1.65, "length n", ha="right", va="center", fontsize=9)
+    ax.text((high + 1) / 2, 2.6, f"training: n drawn from 1…{high} every step,\nuntil held-out exact match ≥ target",
+            ha="center", fontsize=9)  # fmt: skip
+    ax.text(high + (high + 1) / 2, 2.6, f"testing: every n up to {2 * high},\n512 fresh problems each, Wilson intervals",
+            ha="center", fontsize=9)  # fmt: skip
+    ax.plot([high + 0.5, high + 0.5], [0.9, 3.4], color="0.4", ls="--", lw=1)
+    draw = sample_sorted_positions(1, high, positions, torch.Generator().manual_seed(0))[0].tolist()
+    for row, (label, ids) in enumerate([("0 … T−1", list(range(high))), (f"randomized, from range({positions})", draw)]):
+        y = -0.4 - row * 1.25
+        ax.text(-0.2, y + 0.45, label, ha="right", va="center", fontsize=9)
+        for t, i in enumerate(ids):
+            _box(ax, t + 0.55, y, 0.9, 0.9, str(i), color="white", fontsize=8)
+    ax.text(high + 1.2, -0.85, "positions of one sequence of 8 tokens:\nrandomized draws them again for\nevery "
+            "sequence, in training and test", va="center", fontsize=8.5, color="0.2")  # fmt: skip
+    return fig
+
+
+def position_ids_diagram(a: int = 472, b: int = 351) -> Figure:
+    """Week 6, part 2: three ways to number the tokens of ``a + b``, reversed and end-marked
+    (the ids are the tasks' own: ``0 … T−1``, Abacus places and coupled significances)."""
+    import torch
+
+    from annotated.tasks.extrapolation import ReversedAdditionTask, digit_places
+
+    task = ReversedAdditionTask(end_marker=True, position_ids="coupled")
+    n = len(str(max(a, b)))
+    marker, plus, equals = (task.token_id(k) for k in ("$", "+", "="))
+    prompt = torch.tensor([[int(c) for c in str(a).zfill(n)[::-1]] + [0, marker, plus]
+                           + [int(c) for c in str(b).zfill(n)[::-1]] + [0, marker]])  # (1, P)  # fmt: skip
+    s = torch.cat([prompt, torch.tensor([[equals]]), task.solve(prompt)], dim=1)  # (1, L): the whole sequence
+    names = [task.token_names[i] for i in s[0].tolist()]
+    rows = [("0 … T−1", list(range(len(names)))),
+            ("Abacus", digit_places(s, torch.arange(task.vocab_size) < 10)[0].tolist()),
+            ("coupled", task.ids(s)[0].tolist())]  # fmt: skip
+    width = len(names)
+    fig, ax = _canvas(10.0, 2.7, (-2.4, width + 0.1), (-2.6, 2.5))
+    palette = ["#f0f0f0", "#9ecae1", "#fdae6b", "#a1d99b", "#dadaeb", "#fcbba1", "#c6dbef"]
+    for t, name in enumerate(names):
+        _box(ax, t, 1.0, 0.9, 0.9, name, color="0.92", fontsize=9)
+    ax.text(-0.3, 1.45, "token", ha="right", va="center", fontsize=9)
+    for r, (label, ids) in enumerate(rows):
+        y = -0.2 - r * 1.1
+        ax.text(-0.3, y + 0.45, label, ha="right", va="center", fontsize=9)
+        for t, i in enumerate(ids):
+            color = palette[i % len(palette)] if label == "coupled" else "white"
+            _box(ax, t, y, 0.9, 0.9, str(i), color=color, fontsize=8)
+    ax.text(width / 2, 2.15, f"{a} + {b} = {a + b}, every number least significant digit first, an end marker per operand",
+            ha="center", fontsize=9.5)  # fmt: skip
+    return fig
+
+
+def head_roles_diagram(text: str = "to be to be") -> Figure:
+    """Week 8: the attention pattern each head score rewards, on one short text (query rows, key
+    columns; filled: where the score counts the weight)."""
+    chars = list(text)
+    n = len(chars)
+    same = [[j < i and chars[j] == chars[i] for j in range(n)] for i in range(n)]
+    panels = [
+        ("previous token", [[j == i - 1 for j in range(n)] for i in range(n)]),
+        ("same character", same),
+        ("delimiter", [[j <= i and chars[j] == " " for j in range(n)] for i in range(n)]),
+        ("first position", [[j == 0 for j in range(n)] for i in range(n)]),
+        ("induction", [[j >= 1 and j < i and chars[j - 1] == chars[i] for j in range(n)] for i in range(n)]),
+    ]
+    cell = 0.5
+    fig, ax = _canvas(10.0, 2.7, (-0.6, 5 * (n * cell + 1.2)), (-1.4, n * cell + 1.3))
+    for p, (title, keep) in enumerate(panels):
+        x = p * (n * cell + 1.2)
+        _grid(ax, x, 0.0, cell, keep, on="#3182bd")
+        ax.text(x + n * cell / 2, n * cell + 0.45, title, ha="center", fontsize=9)
+    ax.text(5 * (n * cell + 1.2) / 2 - 0.6, -0.9, f"the text {text!r}: rows are queries (top = first character), "
+            "columns keys; filled = the score counts that weight", ha="center", fontsize=8.5, color="0.2")  # fmt: skip
+    return fig
+
+
 DIAGRAMS = {
     "01_attention": qkv_diagram,
     "02_multi_head": heads_diagram,
     "03_positional_encodings": positional_diagram,
     "04_architectures": architecture_masks_diagram,
     "05_language_model": next_character_diagram,
+    "06_length_generalization": protocol_diagram,
     "07_efficient_attention": tiling_diagram,
+    "08_inside_the_model": head_roles_diagram,
+    "09_making_transformers_extrapolate": position_ids_diagram,
 }

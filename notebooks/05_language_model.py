@@ -248,7 +248,7 @@ print(textwrap.fill(provenance["samples"]["how"], 78) + "\n\n" + full_samples)
 # 2000 steps, beside nanoGPT's published 1.88: **reproduced**, for one seed. Do not read the
 # agreement as closer than it is: one run's evaluation on 20 random batches moves by a few
 # hundredths, and the two implementations still differ in details (which parameters decay,
-# biases in the LayerNorms). The validation loss falls at every evaluation — 2.414 at step
+# biases in the LayerNorms). The validation loss falls at every evaluation — 2.413 at step
 # 250, just below the bigram model's 2.482, then 2.055 at step 1000 and 1.887 at 2000 — and is
 # still falling at the end. The samples at $\tau = 0.8$ have the play's layout, capitalised
 # speaker names and many real short words ("I fear, it is", "my father", "heaven"), next to

@@ -57,6 +57,7 @@ import torch
 import yaml
 
 import annotated
+from annotated.diagrams import head_roles_diagram
 from annotated.interpret import (
     ROLE_SCORES,
     ablate_head,
@@ -74,6 +75,7 @@ from annotated.models import load_model
 from annotated.scaling import KAPLAN_ALPHA_N, fit_power_law, fit_power_law_with_floor, heldout_loss
 from annotated.showcode import show_source
 from annotated.tasks import get_task
+from annotated.viz import figure_image
 
 torch.manual_seed(0)
 torch.set_num_threads(1)  # the same numbers on every machine (and no slower for these small models)
@@ -116,6 +118,13 @@ print(f"{provenance['script']}: {provenance['parameters']:,} parameters,\n"
 # | mean distance | $\sum_j A_{tj}\,(t-j)$ | how far back it reads, in characters |
 # | induction | $A_{t,\,t-n+1}$ on $n$ random tokens repeated twice, $t \ge n$ | "… A B … A → look at B" (Olsson et al. 2022) |
 #
+# On a short text, the weights each score counts (mean distance, a weighted average over all
+# keys, has no single pattern):
+
+# %%
+figure_image(head_roles_diagram())
+
+# %% [markdown]
 # The first five are averaged over held-out windows of Shakespeare; the induction score
 # needs text in which only a repeat can help, so it runs on random letters repeated once:
 # in the second half, the query at $t$ holds the same letter as position $t-n$, and an

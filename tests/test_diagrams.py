@@ -19,6 +19,9 @@ MUST_SAY = {
     "architecture_masks_diagram": ["GPT", "BERT", "T5 encoder", "T5 decoder self", "T5 cross-attention"],
     "next_character_diagram": ["R", "O", "\\n"],
     "tiling_diagram": ["m_new", "O(T · block)"],
+    "head_roles_diagram": ["previous token", "same character", "delimiter", "first position", "induction"],
+    "protocol_diagram": ["length n", "training", "testing", "0 … T−1", "randomized, from range(32)"],
+    "position_ids_diagram": ["0 … T−1", "Abacus", "coupled", "EOS", "$", "472 + 351 = 823"],
 }
 
 
@@ -59,3 +62,9 @@ def test_tiling_diagram_skips_the_future_only_when_causal():
 
     assert hatched(diagrams.tiling_diagram(4, causal=True)) == 6
     assert hatched(diagrams.tiling_diagram(4, causal=False)) == 0
+
+
+def test_position_ids_diagram_shows_the_tasks_ids():
+    labels = [t.get_text() for t in diagrams.position_ids_diagram(472, 351).axes[0].texts]
+    coupled = labels[labels.index("coupled") + 1 :][:17]
+    assert coupled == [str(i) for i in [1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5]]
