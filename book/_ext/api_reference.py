@@ -75,7 +75,8 @@ GROUPS: list[tuple[str, list[str]]] = [
             "annotated.__main__",
         ],
     ),  # fmt: skip
-    ("analysis", ["annotated.interpret", "annotated.interpret.*", "annotated.scaling", "annotated.claims"]),
+    ("analysis", ["annotated.interpret", "annotated.interpret.*", "annotated.scaling", "annotated.claims",
+                  "annotated.stored_sweeps"]),  # fmt: skip
     (
         "figures",
         [
