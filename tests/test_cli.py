@@ -170,6 +170,7 @@ def test_shipped_configs_are_valid():
         "sort",
     ]
     protocol = [
+        "length_addition_baselines.yaml",
         "length_addition_coupled.yaml",
         "length_counting_copy.yaml",
         "length_copy_eos.yaml",
