@@ -79,9 +79,9 @@ browser-deps:
 # Open every page of the built book (make book-strict first) in headless Chromium at 1280 and 390 px, with the
 # network blocked; screenshots in _build/screenshots/{1280,390}. Then the tests that read the built pages:
 # each chapter shows the library source it teaches, the API reference has every public name.
-# Wide output blocks and shrunk figures are listed, not failed, while the chapters' outputs are reflowed to
-# fit the column (45 blocks and 5 figures on 30 Nov); `make check-site CHECK_SITE_FLAGS=` fails on them too.
-CHECK_SITE_FLAGS ?= --presentation=report
+# Output blocks wider than the text column and figures shrunk more than 2x fail it too;
+# `make check-site CHECK_SITE_FLAGS=--presentation=report` lists them without failing (while editing a chapter).
+CHECK_SITE_FLAGS ?=
 check-site: $(STAMP) browser-deps
 	$(BIN)/python scripts/check_site.py --html _build/html --screenshots _build/screenshots --chromium $(CHROMIUM) \
 	  $(CHECK_SITE_FLAGS)

@@ -92,8 +92,8 @@ class StoredSweeps:
             if not runs:
                 lines.append(f"  {encoding:<13}no completed run")
             for n in at if runs else ():
-                seeds = "  ".join(f"s{r['seed']} {r[f'exact_match@{n}']:.3f} (>{r[f'exact_match_lo@{n}']:.3f})"
-                                  for r in runs)  # fmt: skip
+                seeds = " ".join(f"s{r['seed']} {r[f'exact_match@{n}']:.3f} (>{r[f'exact_match_lo@{n}']:.3f})"
+                                 for r in runs)  # fmt: skip
                 lines.append(f"  {encoding:<13}n={n:<4}{seeds}")
         return "\n".join(lines)
 

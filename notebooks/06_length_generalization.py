@@ -68,14 +68,17 @@ from scipy import stats
 
 import annotated
 from annotated import lab, viz
-from annotated.claims import VERDICTS, Claim, _value_verdict, claims_table, out_of_distribution
+from annotated.claims import VERDICTS, Claim, _value_verdict, claims_table
 from annotated.dashboard import ComparisonDashboard
+from annotated.diagrams import protocol_diagram
 from annotated.evaluation import batch_positions, expand_lengths
-from annotated.intervals import format_interval, t_interval, wilson_interval
+from annotated.intervals import t_interval, wilson_interval
 from annotated.models import load_model
-from annotated.reports import read_csv, write_csv
+from annotated.reports import read_csv
 from annotated.showcode import show_source
+from annotated.stored_sweeps import StoredSweeps, interval_text, spans
 from annotated.train import History, _stop_rule
+from annotated.viz import figure_image
 
 torch.manual_seed(0)
 torch.set_num_threads(1)  # as the sweeps ran (one thread per process): the live runs give their numbers exactly
@@ -111,6 +114,12 @@ torch.set_num_threads(1)  # as the sweeps ran (one thread per process): the live
 # * **Randomized positions drawn at test time as in training.** Ruoss et al.'s reference
 #   implementation samples sorted random positions for evaluation too.
 #
+# The figure draws the protocol for sort ($L = 8$); the randomized row is a real draw.
+
+# %%
+figure_image(protocol_diagram())
+
+# %% [markdown]
 # That last point is a correction. The stored sweep this chapter used to lead with (section 8)
 # trained the randomized encoding on sorted random positions from a large range, then
 # *evaluated it at positions $0 \dots T-1$*, values it had never seen: its training loss was low
@@ -157,29 +166,29 @@ print(f"t factor for 3 seeds (2 degrees of freedom): {stats.t.ppf(0.975, 2):.2f}
 #
 # ## 3. The stored sweeps
 #
-# Four sweeps ran under this protocol, one shipped config each (`annotated/configs/`): counting
-# copy and random copy (6 encodings × 3 seeds), sort (sinusoidal and randomized × 3 seeds) and
-# addition with coupled positions (3 seeds). Each takes tens of minutes, so this chapter reads
+# Five sweeps ran under this protocol, one shipped config each (`annotated/configs/`): counting
+# copy and random copy (6 encodings × 3 seeds), sort (sinusoidal, randomized, NoPE and T5's bias
+# × 3 seeds), addition with coupled positions (3 seeds) and its baselines (sinusoidal and RoPE ×
+# 3 seeds). Each takes tens of minutes, so this chapter reads
 # their stored summary, gathered by `scripts/collect_length_sweep.py --prefix
 # length_protocol_`, and prints where it came from and how many runs had finished (`missing`:
 # not started; `interrupted`: stopped, and resumable with `python -m annotated sweep --resume`):
 
 # %%
 DATA = Path(annotated.__file__).parent / "data"
-protocol = read_csv(DATA / "length_protocol_summary.csv")
-protocol_provenance = yaml.safe_load((DATA / "length_protocol_provenance.yaml").read_text())
-SWEEPS = {s["config"]["task"]: s for s in protocol_provenance["sweeps"]}  # task -> its provenance
-for command in protocol_provenance["commands"]:
-    print("$", command)
-print(f"torch {protocol_provenance['sweeps'][0]['environment']['torch']}, one thread per run")
+sweeps = StoredSweeps("length_protocol_")  # annotated/data/length_protocol_{summary.csv,provenance.yaml}
+SWEEPS = sweeps.sweeps  # task -> its provenance
+for command in sweeps.provenance["commands"]:
+    print(textwrap.fill("$ " + command, 78, subsequent_indent="    ", break_on_hyphens=False))
+print(f"torch {sweeps.provenance['sweeps'][0]['environment']['torch']}, one thread per run")
 for sweep in SWEEPS.values():
     env, wall = sweep["environment"], sweep["wall_time"]
     others = ", ".join(f"{k} {v}" for k, v in sweep["statuses"].items() if k != "completed")  # missing: not started
-    print(f"{sweep['config']['name']:<24} {sweep['completed_runs']:>5} completed{' (' + others + ')' if others else ''}; "
-          f"{wall['runs_wall_time_s'] / 60:.1f} run-min; commit {env['git_commit'][:7]}")  # fmt: skip
+    print(f"{sweep['config']['name']}: {sweep['completed_runs']} done{' (' + others + ')' if others else ''}; "
+          f"{wall['runs_wall_time_s'] / 60:.1f} run-min; {env['git_commit'][:7]}")  # fmt: skip
 runs_done = sum(int(s["completed_runs"].split("/")[0]) for s in SWEEPS.values())
 runs_total = sum(int(s["completed_runs"].split("/")[1]) for s in SWEEPS.values())
-print(f"all four sweeps: {runs_done} of {runs_total} runs completed")
+print(f"all {len(SWEEPS)} sweeps: {runs_done} of {runs_total} runs completed")
 
 # %% [markdown]
 # Each sweep's settings, as its config holds them (every model: decoder-only, pre-LN, 4 heads;
@@ -187,115 +196,15 @@ print(f"all four sweeps: {runs_done} of {runs_total} runs completed")
 # training lengths and how many evaluations in a row must reach it; `cap` the step limit.
 
 # %%
-print(f"{'task':<16}{'train n':>8} {'test n':<18}{'layers':>6}{'width':>6}{'batch':>6}{'lr':>7}"
-      f"{'stop':>10}{'cap':>6}")  # fmt: skip
+print(f"{'task':<17}{'train':>6} {'test n':<22}{'L×C':>6}{'batch':>6}{'lr':>6}{'stop':>8}{'cap':>6}")
 for task, sweep in SWEEPS.items():
     c = lab.ExperimentConfig.from_dict(sweep["config"])
-    tested = expand_lengths(c.eval_lengths)
-    lows = [n for i, n in enumerate(tested) if i == 0 or n != tested[i - 1] + 1]  # compact "1..20, 30, 50"
-    spans = [f"{a}..{b}" if a != b else str(a) for a, b in
-             zip(lows, [tested[i - 1] for i, n in enumerate(tested) if i and n != tested[i - 1] + 1] + [tested[-1]])]  # fmt: skip
-    print(f"{task:<16}{'1..' + str(c.train_length[1]):>8} {', '.join(spans):<18}{c.model['n_layers']:>6}"
-          f"{c.model['d_model']:>6}{c.train['batch_size']:>6}{c.train['lr']:>7}"
-          f"{c.train['stop_accuracy']:>6} x{c.train['stop_patience']}{c.train['steps']:>6}")  # fmt: skip
+    print(f"{task:<17}{'1..' + str(c.train_length[1]):>6} {spans(expand_lengths(c.eval_lengths)):<22}"
+          f"{str(c.model['n_layers']) + '×' + str(c.model['d_model']):>6}{c.train['batch_size']:>6}{c.train['lr']:>6}"
+          f"{c.train['stop_accuracy']:>5}×{c.train['stop_patience']}{c.train['steps']:>6}")  # fmt: skip
 
 
 # %%
-OOD_TMP = Path(tempfile.mkdtemp(prefix="week6_ood_"))
-
-
-def completed(task, encoding=None):
-    """The completed runs of one sweep (and one encoding)."""
-    return [r for r in protocol if r["task"] == task and r["kind"] == "run" and r["status"] == "completed"
-            and (encoding is None or r["model.positional"] == encoding)]  # fmt: skip
-
-
-def per_seed(task, *, beyond=None, upto=None):
-    """{encoding: [mean exact match over beyond < n <= upto, per seed]}: annotated.claims' definition of OOD."""
-    path = OOD_TMP / f"{task}.csv"
-    write_csv(path, [r for r in protocol if r["task"] == task])
-    return out_of_distribution(path, beyond=beyond, upto=upto)
-
-
-def train_high(task):
-    return SWEEPS[task]["config"]["train_length"][1]
-
-
-def interval(values):
-    """'mean [t-interval]' over seeds, clipped to [0, 1]; one seed: its value and '(1 seed)'; none: 'none yet'."""
-    if not values:
-        return "none yet"
-    mean, lo, hi = t_interval(values)
-    return format_interval(mean, max(lo, 0.0), min(hi, 1.0)) + (" (1 seed)" if len(values) == 1 else "")
-
-
-def sweep_table(task, encodings):
-    """Per encoding: seeds completed, seeds learned, steps to learn, ID and OOD mean exact match."""
-    high, cap, top = train_high(task), SWEEPS[task]["config"]["train"]["steps"], max(lengths_of(task))
-    ind, ood = per_seed(task, beyond=0, upto=high), per_seed(task)
-    print(f"{task}: exact match, mean [95% t-interval] over completed seeds; cap {cap} steps")
-    print(f"{'encoding':<13}{'done':>5}{'learned':>8}  {'steps to learn':<16}"
-          f"{f'ID 1..{high}':<19}OOD {high + 1}..{top}")  # fmt: skip
-    for encoding in encodings:
-        runs = completed(task, encoding)
-        steps = "/".join(str(r["steps_to_learn"]) if r["learned"] else "cap" for r in runs) or "–"
-        print(f"{encoding:<13}{len(runs):>3}/3{sum(r['learned'] for r in runs):>6}/{len(runs)}  {steps:<16}"
-              f"{interval(ind.get(encoding, [])):<19}{interval(ood.get(encoding, []))}")  # fmt: skip
-
-
-def at_lengths(task, encodings, at):
-    """Exact match of every completed seed at the lengths ``at``, with the lower end of its Wilson interval."""
-    print(f"{task}: exact match per seed at n = {', '.join(map(str, at))} (Wilson 95% lower bound)")
-    for encoding in encodings:
-        runs = completed(task, encoding)
-        if not runs:
-            print(f"  {encoding:<13}no completed run yet")
-        for n in at[: len(at) if runs else 0]:
-            seeds = "  ".join(
-                f"s{r['seed']} {r[f'exact_match@{n}']:.3f} (>{r[f'exact_match_lo@{n}']:.3f})" for r in runs
-            )
-            print(f"  {encoding:<13}n={n:<4}{seeds}")
-
-
-def lengths_of(task):
-    return expand_lengths(SWEEPS[task]["config"]["eval_lengths"])
-
-
-def plot_sweep(ax, task, encodings, title, xscale=None, xlabel="problem length n"):
-    """Mean exact match per length with its 95% t-interval over seeds (shaded; one seed: its Wilson interval)."""
-    lengths = lengths_of(task)
-    for encoding in encodings:
-        runs = completed(task, encoding)
-        if not runs:
-            continue
-        stats = [t_interval([r[f"exact_match@{n}"] for r in runs]) for n in lengths]
-        (line,) = ax.plot(
-            lengths,
-            [s[0] for s in stats],
-            marker="o",
-            ms=3,
-            label=f"{encoding} ({len(runs)} seed{'s' if len(runs) > 1 else ''})",
-        )
-        if len(runs) > 1:
-            lo, hi = [max(0.0, s[1]) for s in stats], [min(1.0, s[2]) for s in stats]
-        else:
-            lo, hi = (
-                [runs[0][f"exact_match_lo@{n}"] for n in lengths],
-                [runs[0][f"exact_match_hi@{n}"] for n in lengths],
-            )
-        ax.fill_between(lengths, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
-    ax.axvline(train_high(task) + 0.5, color="0.5", ls="--", lw=1)
-    if xscale:
-        ax.set_xscale(xscale)
-    else:
-        ax.set_xlim(0, max(lengths) + 1)
-    ax.set(ylim=(-0.02, 1.02), xlabel=xlabel, ylabel="exact match", title=title)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
-    else:
-        ax.text(0.5, 0.5, "no completed run yet", ha="center", transform=ax.transAxes)
-
-
 COPY_ENCODINGS = ["nope", "sinusoidal", "learned", "rope", "alibi", "t5"]
 
 # %% [markdown]
@@ -309,8 +218,8 @@ COPY_ENCODINGS = ["nope", "sinusoidal", "learned", "rope", "alibi", "t5"]
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), layout="constrained", sharey=True)
-plot_sweep(axes[0], "counting_copy", COPY_ENCODINGS, "counting copy")
-plot_sweep(axes[1], "copy_eos", COPY_ENCODINGS, "random copy")
+sweeps.plot(axes[0], "counting_copy", COPY_ENCODINGS, "counting copy")
+sweeps.plot(axes[1], "copy_eos", COPY_ENCODINGS, "random copy")
 fig.suptitle(
     "Exact match against length: mean over seeds, shaded 95% t-interval clipped to [0, 1] "
     "(one seed: its Wilson interval); dashed: longest training length"
@@ -319,10 +228,10 @@ plt.show()
 
 # %%
 for task in ("counting_copy", "copy_eos"):
-    sweep_table(task, COPY_ENCODINGS)
+    print(sweeps.table(task, COPY_ENCODINGS))
     print()
 for task in ("counting_copy", "copy_eos"):
-    at_lengths(task, COPY_ENCODINGS, (25, 40))
+    print(sweeps.at_lengths(task, COPY_ENCODINGS, (25, 40)))
 
 # %% [markdown]
 # **What we saw.** Every encoding learned the counting copy at the training lengths, in 3 of 3
@@ -360,11 +269,12 @@ for task in ("counting_copy", "copy_eos"):
 # the sinusoidal encoding, its base; evaluation draws them the same way.
 
 # %%
+SORT = ["sinusoidal", "randomized", "nope", "t5"]
 fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
-plot_sweep(ax, "sort", ["sinusoidal", "randomized"], "sort: randomized against its base encoding")
+sweeps.plot(ax, "sort", SORT, "sort: trained on 1..8, tested to 16")
 plt.show()
-sweep_table("sort", ["sinusoidal", "randomized"])
-at_lengths("sort", ["sinusoidal", "randomized"], (8, 12, 16))
+print(sweeps.table("sort", SORT))
+print(sweeps.at_lengths("sort", SORT, (8, 12, 16)))
 
 # %% [markdown]
 # **What we saw.** Both encodings learned sort in 3 of 3 seeds — the randomized encoding in
@@ -390,11 +300,14 @@ at_lengths("sort", ["sinusoidal", "randomized"], (8, 12, 16))
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
-plot_sweep(ax, "addition_coupled", ["coupled_bias"], "addition, coupled positions (log scale)", xscale="log",
-           xlabel="digits per operand n")  # fmt: skip
+sweeps.plot(ax, "addition_coupled", ["coupled_bias"], "addition (log scale)", xscale="log",
+            xlabel="digits per operand n")  # fmt: skip
+sweeps.plot(ax, "addition_marked", ["sinusoidal", "rope"], "addition (log scale)", xscale="log",
+            xlabel="digits per operand n")  # fmt: skip
 plt.show()
-sweep_table("addition_coupled", ["coupled_bias"])
-at_lengths("addition_coupled", ["coupled_bias"], (10, 20, 30, 50, 100))
+print(sweeps.table("addition_coupled", ["coupled_bias"]))
+print(sweeps.table("addition_marked", ["sinusoidal", "rope"]))
+print(sweeps.at_lengths("addition_coupled", ["coupled_bias"], (20, 50, 100, 200)))
 
 # %% [markdown]
 # **What we saw.** All three seeds learned 1…10-digit addition by the stop rule (800, 2,200
@@ -437,13 +350,7 @@ CLAIMS = [
     Claim(K, "random copy: T5 above sinusoidal", "copy_eos", order=("t5", "sinusoidal")),
     Claim(K, "random copy: T5 above learned", "copy_eos", order=("t5", "learned")),
     Claim(K, "sort to 2L: absolute 0.0 (ours: sort 1..8 -> 9..16)", "sort", value={"sinusoidal": 0.0}),
-    Claim(
-        K,
-        "sort to 2L: NoPE and T5 near 1.0",
-        None,
-        value={"nope": 1.0, "t5": 1.0},
-        reason="the protocol sort sweep ran sinusoidal and randomized only",
-    ),  # fmt: skip
+    Claim(K, "sort to 2L: NoPE and T5 near 1.0 (ours: sort 1..8 -> 9..16)", "sort", value={"nope": 1.0, "t5": 1.0}),
     Claim(
         R,
         "randomized above its base OOD (+12.0% mean accuracy over their tasks; ours: sort)",
@@ -459,11 +366,11 @@ CLAIMS = [
     ),  # fmt: skip
     Claim(
         "McLeish et al. 2024",
-        "addition: absolute and relative encodings fail beyond the training digits",
-        None,
-        reason="no baseline encoding was run on addition under the new protocol; in the old sweep reversed "
-        "addition was not learned at its training length by any encoding (section 8)",
-    ),  # fmt: skip
+        "addition: absolute and relative encodings fail beyond the training digits (ours: sinusoidal "
+        "and RoPE, 1..10 -> 11..20, 30, 50, 100 digits)",
+        "addition_marked",
+        value={"sinusoidal": 0.0, "rope": 0.0},
+    ),
     Claim(
         "McLeish et al. 2024",
         "Abacus: 1..20 -> 100 digits",
@@ -486,11 +393,10 @@ CLAIMS = [
     ),
     Claim(
         "Cho et al. 2024",
-        "coupling at 200 digits, 30-digit training",
-        None,
+        "the same, at 20x: ours 1..10 -> 200 digits (their 200 digits came from 30-digit training)",
+        "addition_coupled@200",
         value={"coupled_bias": 0.95},
-        reason="the sweep tests to 100 digits; 30-digit training and 200-digit tests were not run",
-    ),  # fmt: skip
+    ),
     Claim(
         "PE comparison (earlier book)",
         "k-back RoPE 1.00 ID / 0.9999 OOD; long-range match learned 0.997 / 0.52 (2 layers, width 128, 300 steps)",
@@ -499,9 +405,9 @@ CLAIMS = [
         "used width 64, 600 steps and one training length",
     ),  # fmt: skip
 ]
-results = {task: per_seed(task) for task in ("counting_copy", "copy_eos", "sort")}
-for digits in (50, 100):  # one length each: beyond = digits - 1
-    results[f"addition_coupled@{digits}"] = per_seed("addition_coupled", beyond=digits - 1, upto=digits)
+results = {task: sweeps.per_seed(task) for task in ("counting_copy", "copy_eos", "sort", "addition_marked")}
+for digits in (50, 100, 200):  # one length each: beyond = digits - 1
+    results[f"addition_coupled@{digits}"] = sweeps.per_seed("addition_coupled", beyond=digits - 1, upto=digits)
 
 
 def judged(claim):
@@ -527,7 +433,7 @@ table = [judged(claim) for claim in CLAIMS]
 for i, row in enumerate(table, 1):
     lines = [f"{row['paper']}: {row['setting']}", f"published: {row['published']}", f"ours: {row['ours']}",
              f"verdict: {row['verdict'].upper()}" + (f" — {row['why']}" if row["why"] else "")]  # fmt: skip
-    print(f"{i:>2}. " + "\n".join(textwrap.fill(line, 84, subsequent_indent="  ") for line in lines)
+    print(f"{i:>2}. " + "\n".join(textwrap.fill(line, 72, subsequent_indent="  ") for line in lines)
           .replace("\n", "\n    "))  # fmt: skip
 tally = Counter(row["verdict"] for row in table)
 print(f"\n{len(table)} claims: " + ", ".join(f"{verdict} {tally[verdict]}" for verdict in VERDICTS))
@@ -566,13 +472,12 @@ print(f"\n{len(table)} claims: " + ", ".join(f"{verdict} {tally[verdict]}" for v
 summary = read_csv(DATA / "length_generalization_summary.csv")
 provenance = yaml.safe_load((DATA / "length_generalization_provenance.yaml").read_text())
 for command in provenance["commands"]:
-    print("$", command)
-print(f"wall time of the whole sweep: {provenance['wall_time_s'] / 60:.1f} min (two sweeps at a time on 2 CPU cores)")
+    print(textwrap.fill("$ " + command, 78, subsequent_indent="    ", break_on_hyphens=False))
+print(f"wall time of the whole sweep: {provenance['wall_time_s'] / 60:.1f} min (two sweeps at a time, 2 cores)")
 for sweep in provenance["sweeps"]:
     env = sweep["environment"]
-    print(f"{sweep['config']['name']:<26} runs completed {sweep['completed_runs']}; annotated {env['annotated']}, "
-          f"torch {env['torch']}, python {env['python']}, {env['device']}, commit {env['git_commit'][:7]}, "
-          f"{env['created'][:10]}")  # fmt: skip
+    print(f"{sweep['config']['name']:<25} {sweep['completed_runs']} runs; torch {env['torch']}, {env['device']}, "
+          f"{env['git_commit'][:7]}, {env['created'][:10]}")  # fmt: skip
 
 # %% [markdown]
 # Each task's settings, as its config holds them (every task: 2 layers, 4 heads,
@@ -588,16 +493,18 @@ for sweep in provenance["sweeps"]:
 TASKS = ["reverse", "sort", "addition_reversed", "running_sum", "k_back", "contains_pattern", "long_range_match"]
 ENCODINGS = ["nope", "sinusoidal", "learned", "rope", "alibi", "t5", "randomized"]
 METRIC = {"running_sum": "token_accuracy", "k_back": "token_accuracy"}  # every other task: exact_match
+SHORT = {"exact_match": "exact", "token_accuracy": "token acc"}
 configs = {s["config"]["task"]: lab.ExperimentConfig.from_dict(s["config"]) for s in provenance["sweeps"]}
-print(f"{'task':<18} {'L':>3} {'test lengths':<13} {'steps':>5} {'batch':>5} {'lr':>6} {'metric':<15} {'chance':>6}"
-      f"{'T at L':>7} {'max_len':>8} {'randomized range':>17}")  # fmt: skip
+first = [f"{'task':<18}{'L':>3} {'test lengths':<13}{'steps':>6}{'batch':>6}{'lr':>7} {'metric':<10}{'chance':>7}"]
+second = [f"{'task':<18}{'T at L':>7}{'max_len':>8}{'randomized range':>18}"]
 for task in TASKS:
     c, resolved = configs[task], lab.resolve(lab.expand_grid(configs[task])[0])
     chance = "–" if resolved.task.chance_accuracy is None else resolved.task.chance_accuracy
     max_len = resolved.model_config.max_len
-    print(f"{task:<18} {c.train_length:>3} {str(c.eval_lengths):<13} {c.train['steps']:>5} {c.train['batch_size']:>5} "
-          f"{c.train['lr']:>6} {METRIC.get(task, 'exact_match'):<15} {chance:>6}"
-          f"{resolved.task.seq_len(c.train_length):>7} {max_len:>8} {4 * max_len:>17}")  # fmt: skip
+    first.append(f"{task:<18}{c.train_length:>3} {str(c.eval_lengths):<13}{c.train['steps']:>6}"
+                 f"{c.train['batch_size']:>6}{c.train['lr']:>7} {SHORT[METRIC.get(task, 'exact_match')]:<10}{chance:>7}")  # fmt: skip
+    second.append(f"{task:<18}{resolved.task.seq_len(c.train_length):>7}{max_len:>8}{4 * max_len:>18}")
+print("\n".join(first) + "\n\n" + "\n".join(second))
 
 
 # %%
@@ -607,35 +514,36 @@ def group(task, encoding):
 
 
 def cell(row, key, digits=2):
-    return f"{row[key]:.{digits}f} ± {row[key + '_std']:.{digits}f}"
+    return f"{row[key]:.{digits}f}±{row[key + '_std']:.{digits}f}"
 
 
 learned_tasks = []
-print("Did the task get learned at the training length? (best encoding, mean over 3 seeds)")
+print("Learned at the training length? (best encoding, mean of 3 seeds)")
 for task in TASKS:
     metric = METRIC.get(task, "exact_match")
     best = max(ENCODINGS, key=lambda e: group(task, e)[f"in_dist_{metric}"])
     score = group(task, best)[f"in_dist_{metric}"]
-    verdict = "learned" if score >= 0.95 else "NOT learned in this budget"
+    verdict = "learned" if score >= 0.95 else "NOT learned"
     learned_tasks += [task] if score >= 0.95 else []
-    print(f"  {task:<18} {metric:<15} best {best:<11} {score:.3f}  -> {verdict}")
+    print(f"  {task:<18} {SHORT[metric]:<10} best {best:<11} {score:.3f}  -> {verdict}")
 
 
 # %%
 for task in TASKS:
     metric, c = METRIC.get(task, "exact_match"), configs[task]
     lengths = [c.train_length, *c.eval_lengths]
-    flag = "" if task in learned_tasks else "   (not learned: differences below are noise)"
+    flag = "" if task in learned_tasks else "\n  (not learned: the differences are noise)"
     print(f"\n{task} — {metric.replace('_', ' ')}, trained at n = {c.train_length}{flag}")
-    print(f"  {'encoding':<11}" + "".join(f"{'n=' + str(n):>14}" for n in lengths) + f"{'gap':>14}")
+    print(f"  {'encoding':<11}" + "".join(f"{'n=' + str(n):>11}" for n in lengths) + f"{'gap':>12}")
     for encoding in ENCODINGS:
         g = group(task, encoding)
-        print(f"  {encoding:<11}" + "".join(f"{cell(g, f'{metric}@{n}'):>14}" for n in lengths)
-              + f"{cell(g, f'gap_{metric}'):>14}")  # fmt: skip
+        print(f"  {encoding:<11}" + "".join(f"{cell(g, f'{metric}@{n}'):>11}" for n in lengths)
+              + f"{cell(g, f'gap_{metric}'):>12}")  # fmt: skip
 
 # %%
-fig, axes = plt.subplots(2, 4, figsize=(16, 7.5), layout="constrained")
-for ax, task in zip(axes.flat, TASKS):
+figures = [plt.subplots(2, 2, figsize=(9.5, 7), layout="constrained") for _ in range(2)]
+panels = [ax for _, axes in figures for ax in axes.flat]
+for ax, task in zip(panels, TASKS):
     metric, c = METRIC.get(task, "exact_match"), configs[task]
     lengths = [c.train_length, *c.eval_lengths]
     curves = {e: (lengths, [group(task, e)[f"{metric}@{n}"] for n in lengths],
@@ -648,9 +556,10 @@ for ax, task in zip(axes.flat, TASKS):
     ax.set_xscale("log", base=2)
     ax.set_xticks(lengths, [str(n) for n in lengths])
     ax.get_legend().remove()
-axes.flat[-1].axis("off")
-axes.flat[-1].legend(*axes.flat[0].get_legend_handles_labels(), loc="center", title="encoding (dotted: chance)")
-fig.suptitle("Accuracy against problem length, mean ± std over 3 seeds (dashed: the training length)")
+panels[-1].axis("off")
+panels[-1].legend(*panels[0].get_legend_handles_labels(), loc="center", title="encoding (dotted: chance)")
+for fig, _ in figures:
+    fig.suptitle("Accuracy against length, mean ± std over 3 seeds (dashed: the training length)")
 plt.show()
 
 
@@ -670,11 +579,12 @@ plt.show()
 # (positions $0 \dots T-1$), mean over 3 seeds, beside the sinusoidal encoding's:
 
 # %%
-print(f"{'task':<18}{'randomized: train loss':>24}{'held-out loss':>15}{'sinusoidal: train':>19}{'held-out':>10}")
+print(f"{'':<18}{'randomized':^24}{'sinusoidal':^24}")
+print(f"{'task':<18}" + f"{'train loss':>12}{'held-out':>12}" * 2)
 for task in TASKS:
     r, b = group(task, "randomized"), group(task, "sinusoidal")
-    print(f"{task:<18}{r['final_train_loss']:>24.3f}{r['in_dist_loss']:>15.3f}"
-          f"{b['final_train_loss']:>19.3f}{b['in_dist_loss']:>10.3f}")  # fmt: skip
+    print(f"{task:<18}{r['final_train_loss']:>12.3f}{r['in_dist_loss']:>12.3f}"
+          f"{b['final_train_loss']:>12.3f}{b['in_dist_loss']:>12.3f}")  # fmt: skip
 
 # %% [markdown]
 # On sort the randomized models end training at loss 0.143 and score 1.954 on held-out data
@@ -703,15 +613,16 @@ for encoding in LIVE_ENCODINGS:
 c = configs[LIVE_TASK]
 lengths = [c.train_length, *c.eval_lengths]
 print(f"{LIVE_TASK}, seed 0: exact match, live run (stored sweep)")
+print(f"  {'':<9}" + "".join(f"{'n=' + str(n):>16}" for n in lengths))
 for encoding, folder in live.items():
     per_length = yaml.safe_load((folder / "report.json").read_text())["per_length"]
     stored = next(r for r in summary if r["kind"] == "run" and r["task"] == LIVE_TASK
                   and r["model.positional"] == encoding and r["seed"] == 0)  # fmt: skip
-    print(f"  {encoding:<8}" + "".join(f"  n={n}: {per_length[str(n)]['exact_match']:.3f} "
-                                       f"({stored[f'exact_match@{n}']:.3f})" for n in lengths))  # fmt: skip
+    print(f"  {encoding:<9}" + "".join(f"{per_length[str(n)]['exact_match']:>8.3f} ({stored[f'exact_match@{n}']:.3f})"
+                                       for n in lengths))  # fmt: skip
 
 # %%
-fig, axes = plt.subplots(2, len(live), figsize=(5 * len(live), 7), layout="constrained", sharey="row")
+fig, axes = plt.subplots(2, len(live), figsize=(4 * len(live), 6.5), layout="constrained", sharey="row")
 for column, (encoding, folder) in enumerate(live.items()):
     history = History(read_csv(folder / "metrics.csv"), read_csv(folder / "eval.csv"))
     viz.loss_curves(history, axes[0, column], title=f"{encoding}: loss")
@@ -743,21 +654,23 @@ for example_seed in range(100):  # the first held-out example that contains the 
     if live_task.decode(batch.targets[0][batch.target_mask[0]]) == "1":
         break
 labels = [f"{name}{i}" for i, name in enumerate(live_task.token_names[t] for t in batch.inputs[0].tolist())]
-print("held-out example at n =", ATTN_LENGTH, ":", " ".join(labels), "-> answer 1 (the pattern a b c is there)")
-fig, axes = plt.subplots(2, len(live), figsize=(6.5 * len(live), 12), layout="constrained")
+lines = [textwrap.fill(f"held-out example at n = {ATTN_LENGTH}: {' '.join(labels)} -> answer 1 (the pattern "
+                       "a b c is there)", 78)]  # fmt: skip
+figures = [plt.subplots(1, len(live), figsize=(4.5 * len(live), 4.6), layout="constrained") for _ in range(2)]
 for column, (encoding, folder) in enumerate(live.items()):
     model = load_model(folder / "model.pt").eval()
     with torch.no_grad():
         out = model(batch.inputs, need_weights=True)
     p_one = out.logits[0, -1].softmax(-1)[live_task.token_id("1")].item()
-    print(f"{encoding:<8} P(answer 1) = {p_one:.3f}")
+    lines.append(f"{encoding:<8} P(answer 1) = {p_one:.3f}")
     for layer, weights in enumerate(out.attentions):  # (1, H, T, T) per layer
         mean = weights[0].mean(0)  # (T, T): mean over heads
         top = mean[-1].topk(3)  # the SEP query, the one that answers
-        print(f"   layer {layer}, SEP attends to " + ", ".join(f"{labels[k]} {w:.2f}" for w, k in zip(
-            top.values.tolist(), top.indices.tolist())) + f"; largest weight of any head {weights[0, :, -1].max():.2f}")  # fmt: skip
-        viz.attention_heatmap(mean, axes[layer, column], query_labels=labels, key_labels=labels, colorbar=False,
-                              title=f"{encoding}, layer {layer} (mean over heads)")  # fmt: skip
+        lines.append(f"   layer {layer}: SEP → " + ", ".join(f"{labels[k]} {w:.2f}" for w, k in zip(
+            top.values.tolist(), top.indices.tolist())) + f"; one head's largest {weights[0, :, -1].max():.2f}")  # fmt: skip
+        viz.attention_heatmap(mean, figures[layer][1][column], query_labels=labels, key_labels=labels,
+                              colorbar=False, title=f"{encoding}, layer {layer} (mean over heads)")  # fmt: skip
+print("\n".join(lines))
 plt.show()
 
 # %% [markdown]
@@ -826,9 +739,9 @@ for row in dashboard.result.rows():
 
 # %%
 for task in ("counting_copy", "copy_eos"):
-    ood = {e: t_interval(v) for e, v in per_seed(task).items() if len(v) > 1}
+    ood = {e: t_interval(v) for e, v in sweeps.per_seed(task).items() if len(v) > 1}
     pairs = [f"{a} > {b}" for a in ood for b in ood if ood[a][1] > ood[b][2]]
-    print(f"{task}: {len(ood)} encodings with 2+ seeds; separated: {', '.join(pairs) or 'none'}")
+    print(textwrap.fill(f"{task}: {len(ood)} encodings with 2+ seeds; separated: {', '.join(pairs) or 'none'}", 78))
 
 # %% [markdown]
 # ```{solution-end}
@@ -848,12 +761,13 @@ for task in ("counting_copy", "copy_eos"):
 # ```
 
 # %%
-run = completed("sort", "randomized")[0]
+run = sweeps.completed("sort", "randomized")[0]
 right = round(run["exact_match@16"] * 512)
 lo, hi = wilson_interval(right, 512)
-print(f"{run['run']}: {right}/512 right -> Wilson [{lo:.4f}, {hi:.4f}]; "
+print(f"{run['run']}:\n  {right}/512 right -> Wilson [{lo:.4f}, {hi:.4f}]; "
       f"stored [{run['exact_match_lo@16']:.4f}, {run['exact_match_hi@16']:.4f}]")  # fmt: skip
-print("t-interval over seeds at n = 16:", interval([r["exact_match@16"] for r in completed("sort", "randomized")]))
+at_16 = [r["exact_match@16"] for r in sweeps.completed("sort", "randomized")]
+print("t-interval over seeds at n = 16:", interval_text(at_16))
 
 # %% [markdown]
 # ```{solution-end}

@@ -40,6 +40,12 @@ CHAPTER_SOURCES = {
         "annotated.train:_stop_rule",
         "annotated.intervals:wilson_interval",
     ],
+    "09_making_transformers_extrapolate": [
+        "annotated.positional.randomized:sample_sorted_positions",
+        "annotated.tasks.extrapolation:digit_places",
+        "annotated.positional.abacus:AbacusEncoding.shifted",
+        "annotated.positional.coupled:CoupledRelativeBias.score_mod",
+    ],
     "07_efficient_attention": [
         "annotated.kernels.blockwise:BlockwiseAttentionFunction.forward",
         "annotated.kernels.blockwise:BlockwiseAttentionFunction.backward",

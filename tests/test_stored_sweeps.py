@@ -46,7 +46,8 @@ def test_table_and_lengths_name_every_encoding_and_fit_the_column(sweeps):
     assert "OOD 9..16" in text
     lines = sweeps.at_lengths("sort", ["randomized", "absent"], (8, 12)).splitlines()
     assert any("n=12" in line for line in lines) and any("no completed run" in line for line in lines)
-    assert max(len(line) for line in text.splitlines() + lines) <= 78
+    wide = sweeps.at_lengths("addition_coupled", ["coupled_bias"], (200,)).splitlines()  # the longest name and n
+    assert max(len(line) for line in text.splitlines() + lines + wide) <= 78
 
 
 def test_plot_draws_one_line_per_encoding_with_runs(sweeps):
@@ -55,3 +56,19 @@ def test_plot_draws_one_line_per_encoding_with_runs(sweeps):
     assert len(ax.get_lines()) == 3  # two encodings and the training-length line
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["sinusoidal (3 seeds)", "randomized (3 seeds)"]
     plt.close(fig)
+
+
+def test_the_stopped_addition_sweep_is_the_shipped_config_without_min_steps():
+    """length_addition_stopped_*: the coupled-addition sweep as first run, ended by the stop rule."""
+    from annotated import lab
+    from annotated.__main__ import CONFIG_DIR
+
+    stopped = StoredSweeps("length_addition_stopped_")
+    (sweep,) = stopped.sweeps.values()
+    shipped = lab.ExperimentConfig.from_file(CONFIG_DIR / "length_addition_coupled.yaml").to_dict()
+    assert shipped["train"].pop("min_steps") == shipped["train"]["steps"]
+    shipped["eval_lengths"] = [n for n in shipped["eval_lengths"] if n <= 100]  # it was tested to 100 digits
+    ran = lab.ExperimentConfig.from_dict(sweep["config"]).to_dict()
+    assert ran.pop("train") == shipped.pop("train") and ran == shipped  # the same sweep in every other setting
+    runs = stopped.completed("addition_coupled")
+    assert len(runs) == 3 and all(r["learned"] and r["steps_to_learn"] < 6000 for r in runs)
