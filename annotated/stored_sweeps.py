@@ -75,7 +75,7 @@ class StoredSweeps:
         """Per encoding: seeds completed and learned, steps to learn, ID and OOD exact match with intervals."""
         high, cap, top = self.train_high(task), self.config(task)["train"]["steps"], max(self.lengths(task))
         ind, ood = self.per_seed(task, beyond=0, upto=high), self.per_seed(task)
-        lines = [f"{task}: exact match, mean [95% t-interval] over seeds; cap {cap} steps",
+        lines = [f"{task}: mean exact match [95% t-interval] over seeds; cap {cap}",
                  f"{'encoding':<13}{'learned':>8}  {'steps':<15}{f'ID 1..{high}':<19}OOD {high + 1}..{top}"]  # fmt: skip
         for encoding in encodings:
             runs = self.completed(task, encoding)

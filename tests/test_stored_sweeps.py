@@ -47,6 +47,7 @@ def test_table_and_lengths_name_every_encoding_and_fit_the_column(sweeps):
     lines = sweeps.at_lengths("sort", ["randomized", "absent"], (8, 12)).splitlines()
     assert any("n=12" in line for line in lines) and any("no completed run" in line for line in lines)
     wide = sweeps.at_lengths("addition_coupled", ["coupled_bias"], (200,)).splitlines()  # the longest name and n
+    wide += sweeps.table("addition_coupled", ["coupled_bias"]).splitlines()
     assert max(len(line) for line in text.splitlines() + lines + wide) <= 78
 
 
