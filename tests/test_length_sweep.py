@@ -58,19 +58,25 @@ def test_stored_sweep_is_the_shipped_configs_and_complete(rows):
         assert len(groups) == 7 and all(g["status"] == "3/3 completed" for g in groups)
 
 
-def test_one_cell_of_the_stored_sweep_reproduces(rows, tmp_path):
-    (stored,) = [r for r in rows if r["kind"] == "run" and all(str(r[k]) == str(v) for k, v in CELL.items())]
-    config = lab.ExperimentConfig.from_file(CONFIG_DIR / f"length_{CELL['task']}.yaml")
+def retrain(rows, cell: dict, config, out_dir) -> tuple[dict, dict]:
+    """(the stored row, the re-trained run's report) for one cell of a stored sweep, trained again
+    through the shipped config's grid point and ``lab.run`` with one thread, as the sweeps ran."""
+    (stored,) = [r for r in rows if r["kind"] == "run" and all(str(r[k]) == str(v) for k, v in cell.items())]
     (point,) = [p for p in lab.expand_grid(config)
-                if p.model["positional"] == CELL["model.positional"] and p.seed == CELL["seed"]]  # fmt: skip
+                if p.model["positional"] == cell["model.positional"] and p.seed == cell["seed"]]  # fmt: skip
     assert point.name == stored["run"]
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the sweep ran
+    torch.set_num_threads(1)
     try:
-        folder = lab.run(point, tmp_path)
+        folder = lab.run(point, out_dir)
     finally:
         torch.set_num_threads(threads)
-    report = yaml.safe_load((folder / "report.json").read_text())  # JSON is YAML
+    return stored, yaml.safe_load((folder / "report.json").read_text())  # JSON is YAML
+
+
+def test_one_cell_of_the_stored_sweep_reproduces(rows, tmp_path):
+    config = lab.ExperimentConfig.from_file(CONFIG_DIR / f"length_{CELL['task']}.yaml")
+    stored, report = retrain(rows, CELL, config, tmp_path)
     assert report["status"] == "completed"
     lengths = [config.train_length, *config.eval_lengths]
     assert sorted(int(n) for n in report["per_length"]) == lengths
@@ -115,19 +121,8 @@ def test_one_cell_of_a_protocol_sweep_reproduces_within_its_interval(tmp_path):
     problems all come from seeded generators, so the same code on the same kind of CPU gives the
     stored run back; elsewhere float-level drift may move a number, so each length's exact match must
     lie inside the stored run's Wilson 95% interval (512 problems), and the run must learn, as stored."""
-    rows = read_csv(DATA / "length_protocol_summary.csv")
-    (stored,) = [r for r in rows if r["kind"] == "run" and all(str(r[k]) == str(v) for k, v in PROTOCOL_CELL.items())]
     config = lab.ExperimentConfig.from_file(CONFIG_DIR / "randomized_sort.yaml")
-    (point,) = [p for p in lab.expand_grid(config)
-                if p.model["positional"] == PROTOCOL_CELL["model.positional"] and p.seed == PROTOCOL_CELL["seed"]]  # fmt: skip
-    assert point.name == stored["run"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the sweep ran
-    try:
-        folder = lab.run(point, tmp_path)
-    finally:
-        torch.set_num_threads(threads)
-    report = yaml.safe_load((folder / "report.json").read_text())
+    stored, report = retrain(read_csv(DATA / "length_protocol_summary.csv"), PROTOCOL_CELL, config, tmp_path)
     assert report["status"] == "completed" and report["learned"] == bool(stored["learned"])
     for n in expand_lengths(config.eval_lengths):
         ours = report["per_length"][str(n)]["exact_match"]
