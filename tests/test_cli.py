@@ -174,6 +174,7 @@ def test_shipped_configs_are_valid():
         "length_addition_coupled.yaml",
         "length_counting_copy.yaml",
         "length_copy_eos.yaml",
+        "length_parity.yaml",
         "randomized_sort.yaml",
     ]
     assert names == sorted(

@@ -94,7 +94,7 @@ def test_protocol_sweeps_are_the_shipped_configs_and_say_what_completed():
     provenance = yaml.safe_load((DATA / "length_protocol_provenance.yaml").read_text())
     rows = read_csv(DATA / "length_protocol_summary.csv")
     assert sorted(s["config"]["task"] for s in provenance["sweeps"]) == [
-        "addition_coupled", "addition_marked", "copy_eos", "counting_copy", "sort"]  # fmt: skip
+        "addition_coupled", "addition_marked", "copy_eos", "counting_copy", "parity", "sort"]  # fmt: skip
     for sweep in provenance["sweeps"]:
         config = lab.ExperimentConfig.from_dict(sweep["config"])
         shipped = lab.ExperimentConfig.from_file(CONFIG_DIR / f"{config.name}.yaml")
