@@ -793,7 +793,7 @@ for row in dashboard.result.rows():
 for task in ("counting_copy", "copy_eos"):
     ood = {e: t_interval(v) for e, v in sweeps.per_seed(task).items() if len(v) > 1}
     pairs = [f"{a} > {b}" for a in ood for b in ood if ood[a][1] > ood[b][2]]
-    print(textwrap.fill(f"{task}: {len(ood)} encodings with 2+ seeds; separated: {', '.join(pairs) or 'none'}", 78))
+    print(textwrap.fill(f"{task}: {len(ood)} encodings with 2+ seeds; separated: {', '.join(pairs) or 'none'}", 72))
 
 # %% [markdown]
 # ```{solution-end}
