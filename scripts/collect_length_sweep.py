@@ -26,7 +26,6 @@ runs only. The week-6 chapter states how many runs each sweep had completed.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from datetime import datetime, timedelta
@@ -37,7 +36,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from annotated.lab.sweeps import sweep_runs  # noqa: E402
+from annotated.lab.sweeps import point_row, read_report, sweep_runs  # noqa: E402
 from annotated.reports import group_statistics, run_row, write_csv  # noqa: E402
 
 PREFIX = "length_generalization_"
@@ -49,13 +48,9 @@ def sweep_rows(folder: Path) -> tuple[list[dict], list[dict]]:
     keys = list(config["grid"])
     rows, reports = [], []
     for point, run_dir in sweep_runs(folder):
-        report = json.loads((run_dir / "report.json").read_text()) if (run_dir / "report.json").is_file() else {}
-        values = point.to_dict()
-        row = {"kind": "run", "run": point.name, "status": report.get("status", "missing")}
-        for key in keys:
-            head, _, rest = key.partition(".")
-            row[key] = values[head][rest] if rest else values[head]
-        row.setdefault("model.positional", values["model"].get("positional"))  # a sweep over seeds only
+        report = read_report(run_dir)
+        row = point_row(point, keys, report)
+        row.setdefault("model.positional", point.model.get("positional"))  # a sweep over seeds only
         rows.append(row | (run_row(report) if row["status"] == "completed" else {}))
         reports.append(report | {"folder": run_dir})
     return rows + group_statistics(rows, keys), reports

@@ -163,19 +163,29 @@ def sweep_runs(folder) -> list[tuple[ExperimentConfig, Path]]:
     return [(point, folder / point.name) for point in expand_grid(ExperimentConfig.from_file(folder / "sweep.yaml"))]
 
 
+def read_report(run_dir: Path) -> dict:
+    """A run folder's report.json, or {} when the run has not written one (not started)."""
+    return json.loads((run_dir / "report.json").read_text()) if (run_dir / "report.json").is_file() else {}
+
+
+def point_row(point, keys, report: dict) -> dict:
+    """The first columns of a grid point's summary row: kind, run name, status and its value of each grid key."""
+    values = point.to_dict()
+    row = {"kind": "run", "run": point.name, "status": report.get("status", "missing")}
+    for key in keys:
+        head, _, rest = key.partition(".")
+        row[key] = values[head][rest] if rest else values[head]
+    return row
+
+
 def write_summary(folder: Path) -> list[dict]:
     """summary.csv (a row per run, then mean and std over seeds per group) and a comparative report.md."""
     sweep_config = ExperimentConfig.from_file(folder / "sweep.yaml")
     keys = list(sweep_config.grid)
     rows = []
     for point, run_dir in sweep_runs(folder):
-        summary = json.loads((run_dir / "report.json").read_text()) if (run_dir / "report.json").is_file() else {}
-        values = point.to_dict()
-        row = {"kind": "run", "run": point.name, "status": summary.get("status", "missing")}
-        for key in keys:
-            head, _, rest = key.partition(".")
-            row[key] = values[head][rest] if rest else values[head]
-        rows.append(row | run_row(summary))
+        summary = read_report(run_dir)
+        rows.append(point_row(point, keys, summary) | run_row(summary))
     group_rows = group_statistics(rows, keys)
     write_csv(folder / "summary.csv", rows + group_rows)
     write_atomic(folder / "report.md", sweep_markdown(folder, sweep_config.name, sweep_config.grid, rows, group_rows))
