@@ -125,15 +125,13 @@ print(draw)
 # encoding (`ModelConfig.random_positions`); the `randomized` encoding of week 3 is the
 # sinusoidal one read through it. The stored sort sweep (8 symbols, training lengths $1 \dots 8$,
 # tested to 16, three seeds each, stop rule of week 6) sets it beside its base and beside two
-# encodings that need no remedy in the literature, NoPE and T5's bias:
+# encodings that need no remedy in the literature, NoPE and T5's bias (week 6, section 5, draws
+# the curves):
 
 # %%
 SORT = ["sinusoidal", "randomized", "nope", "t5"]
-fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
-sweeps.plot(ax, "sort", SORT, "sort: trained on 1..8 (dashed line), tested to 16")
-plt.show()
 print(sweeps.table("sort", SORT))
-print(sweeps.at_lengths("sort", SORT, (8, 12, 16)))
+print(sweeps.at_lengths("sort", ["sinusoidal", "randomized"], (8, 12, 16)))
 
 # %% [markdown]
 # **What we saw.** All four learned sort in 3 of 3 seeds. The randomized encoding keeps 0.80
@@ -197,9 +195,9 @@ show_source(CoupledRelativeBias.score_mod)
 
 # %% [markdown]
 # Its defining property: the bias a query adds to a key depends only on their ids' difference,
-# so a query at significance 5 of a 12-digit problem and one at significance 95 of a 100-digit
-# problem add the same bias to the operand digits of their own significance. Checked on a bias
-# with random entries:
+# so an answer query in the middle of a 12-digit problem and one in the middle of a 100-digit
+# problem add the same bias to the operand digits one significance above their own. Checked on
+# a bias with random entries:
 
 # %%
 bias = CoupledRelativeBias(4)
