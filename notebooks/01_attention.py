@@ -54,12 +54,20 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from annotated.attention import attend, attention_entropy
-from annotated.diagrams import qkv_diagram
-from annotated.masks import and_masks, causal, causal_mask, combine_masks, materialize_mask, padding, padding_mask
-from annotated.showcode import show_source
-from annotated.viz import attention_heatmap, figure_image, mask_heatmap
-from annotated.widgets import InteractiveFigure
+from annotated.attention.attend import attend, attention_entropy
+from annotated.attention.masks import (
+    and_masks,
+    causal,
+    causal_mask,
+    combine_masks,
+    materialize_mask,
+    padding,
+    padding_mask,
+)
+from annotated.figures.diagrams import qkv_diagram
+from annotated.figures.showcode import show_source
+from annotated.figures.viz import attention_heatmap, figure_image, mask_heatmap
+from annotated.figures.widgets import InteractiveFigure
 
 torch.manual_seed(0)
 torch.set_printoptions(precision=3, sci_mode=False)
@@ -421,7 +429,7 @@ print("\n".join(lines))
 # ```{exercise}
 # :label: ex-01-prefix
 # Build a *prefix-LM* mask by hand for $T=5$ with a prefix of 2 tokens: the prefix sees
-# itself fully, the rest attends causally. Compare with `annotated.masks.prefix_mask`.
+# itself fully, the rest attends causally. Compare with `annotated.attention.masks.prefix_mask`.
 # ```
 #
 # ```{solution-start} ex-01-prefix
@@ -429,7 +437,7 @@ print("\n".join(lines))
 # ```
 
 # %%
-from annotated.masks import prefix_mask
+from annotated.attention.masks import prefix_mask
 
 mine = causal_mask(5).clone()
 mine[:2, :2] = True  # the two prefix tokens see each other

@@ -48,7 +48,7 @@ except ImportError:
 #
 # The code lives in `annotated/multihead.py` (`MultiHeadAttention`, `KVCache`), on top of
 # chapter 1's `attend` and `attention_entropy` in `annotated/attention.py`; the explorer is
-# `annotated.widgets.AttentionExplorer`.
+# `annotated.figures.widgets.AttentionExplorer`.
 
 # %%
 import math
@@ -58,15 +58,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from annotated.attention import attention_entropy
-from annotated.diagrams import heads_diagram
-from annotated.intervals import format_interval, t_interval
-from annotated.masks import causal_mask
-from annotated.multihead import KVCache, MultiHeadAttention
+from annotated.analysis.intervals import format_interval, t_interval
+from annotated.attention.attend import attention_entropy
+from annotated.attention.masks import causal_mask
+from annotated.attention.multihead import KVCache, MultiHeadAttention
+from annotated.figures.diagrams import heads_diagram
+from annotated.figures.showcode import show_source
+from annotated.figures.viz import figure_image, head_grid
+from annotated.figures.widgets import AttentionExplorer
 from annotated.positional import LearnedAbsoluteEncoding
-from annotated.showcode import show_source
-from annotated.viz import figure_image, head_grid
-from annotated.widgets import AttentionExplorer
 
 torch.manual_seed(0)
 # Tiny models train faster on one thread than on several (no synchronisation between threads),

@@ -56,10 +56,13 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from annotated.diagrams import positional_diagram
-from annotated.intervals import t_interval
-from annotated.models import ModelConfig, build_model
-from annotated.multihead import MultiHeadAttention
+from annotated.analysis.intervals import t_interval
+from annotated.attention.multihead import MultiHeadAttention
+from annotated.figures.diagrams import positional_diagram
+from annotated.figures.showcode import show_source
+from annotated.figures.viz import figure_image, signed_heatmap
+from annotated.models.config import ModelConfig
+from annotated.models.transformer import build_model
 from annotated.positional import (
     POSITIONAL_ENCODINGS,
     AlibiBias,
@@ -70,9 +73,7 @@ from annotated.positional import (
     sinusoidal_encoding,
     t5_relative_bucket,
 )
-from annotated.showcode import show_source
 from annotated.tasks import get_task
-from annotated.viz import figure_image, signed_heatmap
 
 torch.manual_seed(0)
 torch.set_num_threads(1)  # tiny models: one thread is faster than several, and gives the same numbers everywhere

@@ -59,14 +59,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from annotated.blocks import DecoderBlock, EncoderBlock, FeedForward, Residual
-from annotated.diagrams import architecture_masks_diagram
-from annotated.generate import generate
-from annotated.intervals import format_interval, t_interval
-from annotated.models import ModelConfig, build_model, count_parameters, summary
-from annotated.showcode import show_source
+from annotated.analysis.intervals import format_interval, t_interval
+from annotated.figures.diagrams import architecture_masks_diagram
+from annotated.figures.showcode import show_source
+from annotated.figures.viz import attention_heatmap, figure_image
+from annotated.models.blocks import DecoderBlock, EncoderBlock, FeedForward, Residual
+from annotated.models.config import ModelConfig
+from annotated.models.generate import generate
+from annotated.models.summary import count_parameters, summary
+from annotated.models.transformer import build_model
 from annotated.tasks import get_task
-from annotated.viz import attention_heatmap, figure_image
 
 torch.manual_seed(0)
 # Tiny models train faster on one thread than on several (no synchronisation between threads),
@@ -203,7 +205,7 @@ print("\n".join(table))
 #
 # Now we train. The loop is short enough to write here: AdamW, and an optional **linear
 # warm-up** that raises the learning rate from almost 0 to its peak over the first steps.
-# (The library's `annotated.train` has the full version with cosine decay and clipping.)
+# (The library's `annotated.training.loop` has the full version with cosine decay and clipping.)
 
 
 # %%
@@ -686,7 +688,7 @@ plt.show()
 import tempfile
 from pathlib import Path
 
-from annotated.models import load_model
+from annotated.models.transformer import load_model
 
 with tempfile.TemporaryDirectory() as folder:
     path = Path(folder) / "gpt_sort.pt"

@@ -63,14 +63,18 @@ import torch.nn.functional as F
 import yaml
 
 import annotated
-from annotated.diagrams import next_character_diagram
-from annotated.generate import sample_next
-from annotated.intervals import format_interval, t_interval
-from annotated.models import ModelConfig, build_model, count_parameters
-from annotated.showcode import show_source
+from annotated.analysis.intervals import format_interval, t_interval
+from annotated.figures.diagrams import next_character_diagram
+from annotated.figures.showcode import show_source
+from annotated.figures.viz import figure_image, loss_curves
+from annotated.models.config import ModelConfig
+from annotated.models.generate import sample_next
+from annotated.models.summary import count_parameters
+from annotated.models.transformer import build_model
 from annotated.tasks import get_task
-from annotated.train import TrainConfig, evaluate, train
-from annotated.viz import figure_image, loss_curves
+from annotated.training.config import TrainConfig
+from annotated.training.evaluation import evaluate
+from annotated.training.loop import train
 
 torch.manual_seed(0)
 torch.set_num_threads(1)  # small models: one thread is as fast as two here, and gives the same numbers everywhere

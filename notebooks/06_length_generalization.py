@@ -67,18 +67,20 @@ import yaml
 from scipy import stats
 
 import annotated
-from annotated import lab, viz
-from annotated.claims import VERDICTS, Claim, _value_verdict, claims_table
-from annotated.dashboard import ComparisonDashboard
-from annotated.diagrams import protocol_diagram
-from annotated.evaluation import batch_positions, expand_lengths
-from annotated.intervals import t_interval, wilson_interval
-from annotated.models import load_model
-from annotated.reports import read_csv
-from annotated.showcode import show_source
-from annotated.stored_sweeps import StoredSweeps, interval_text, spans
-from annotated.train import History, _stop_rule
-from annotated.viz import figure_image
+from annotated import lab
+from annotated.analysis.claims import VERDICTS, Claim, _value_verdict, claims_table
+from annotated.analysis.intervals import t_interval, wilson_interval
+from annotated.analysis.stored_sweeps import StoredSweeps, interval_text, spans
+from annotated.figures import viz
+from annotated.figures.dashboard import ComparisonDashboard
+from annotated.figures.diagrams import protocol_diagram
+from annotated.figures.showcode import show_source
+from annotated.figures.viz import figure_image
+from annotated.lab.reports import read_csv
+from annotated.models.transformer import load_model
+from annotated.training.evaluation import batch_positions, expand_lengths
+from annotated.training.history import History
+from annotated.training.loop import _stop_rule
 
 torch.manual_seed(0)
 torch.set_num_threads(1)  # as the sweeps ran (one thread per process): the live runs give their numbers exactly
@@ -166,7 +168,7 @@ print(f"t factor for 3 seeds (2 degrees of freedom): {stats.t.ppf(0.975, 2):.2f}
 #
 # ## 3. The stored sweeps
 #
-# Six sweeps ran under this protocol, one shipped config each (`annotated/configs/`): counting
+# Six sweeps ran under this protocol, one shipped config each (`annotated/lab/configs/`): counting
 # copy and random copy (6 encodings × 3 seeds), sort (sinusoidal, randomized, NoPE and T5's bias
 # × 3 seeds), parity (NoPE, sinusoidal, RoPE and randomized × 3 seeds), addition with coupled
 # positions (3 seeds) and its baselines (sinusoidal and RoPE × 3 seeds). Each takes tens of minutes, so this chapter reads
@@ -297,7 +299,7 @@ print(sweeps.at_lengths("sort", SORT, (8, 12, 16)))
 #
 # The same protocol on parity (is the number of ones odd? one scored token, chance 0.5):
 # training lengths $1 \dots 8$, tested to 16, cap 3,000 steps; NoPE, sinusoidal, RoPE and the
-# randomized encoding, 3 seeds each (`annotated/configs/length_parity.yaml`).
+# randomized encoding, 3 seeds each (`annotated/lab/configs/length_parity.yaml`).
 
 # %%
 PARITY = ["nope", "sinusoidal", "rope", "randomized"]
@@ -363,7 +365,7 @@ print(sweeps.at_lengths("addition_marked", ["sinusoidal", "rope"], (1, 2, 3, 5, 
 #
 # Each row is one published claim with its number, ours (mean and 95 % $t$-interval over the
 # completed seeds; OOD = mean exact match over $L+1 \dots 2L$ unless the row says otherwise),
-# and a verdict by the rules of `annotated.claims`, fixed before any result was read. For a
+# and a verdict by the rules of `annotated.analysis.claims`, fixed before any result was read. For a
 # published value:
 
 # %%

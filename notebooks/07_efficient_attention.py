@@ -59,7 +59,9 @@ import torch
 import torch.nn.functional as F
 from IPython.display import Image, display
 
-from annotated.attention import attend
+from annotated.analysis.intervals import format_interval, t_interval
+from annotated.attention.attend import attend
+from annotated.attention.masks import sliding_window, sliding_window_mask
 from annotated.bench import (
     encoding_exponents,
     encoding_memory,
@@ -67,8 +69,9 @@ from annotated.bench import (
     plot_scaling,
     run_benchmark,
 )
-from annotated.diagrams import tiling_diagram
-from annotated.intervals import format_interval, t_interval
+from annotated.figures.diagrams import tiling_diagram
+from annotated.figures.showcode import show_source
+from annotated.figures.viz import figure_image, figure_png
 from annotated.kernels import (
     ATTENTION_KERNELS,
     blockwise_attention,
@@ -78,14 +81,13 @@ from annotated.kernels import (
     topk_attention,
 )
 from annotated.kernels.blockwise import BlockwiseAttentionFunction
-from annotated.masks import sliding_window, sliding_window_mask
-from annotated.memory import forward_in_segments, forward_segment
-from annotated.models import ModelConfig, build_model
+from annotated.models.config import ModelConfig
+from annotated.models.recurrence import forward_in_segments, forward_segment
+from annotated.models.transformer import build_model
 from annotated.positional import make_positional
-from annotated.showcode import show_source
 from annotated.tasks import KBackTask
-from annotated.train import TrainConfig, train
-from annotated.viz import figure_image, figure_png
+from annotated.training.config import TrainConfig
+from annotated.training.loop import train
 
 torch.manual_seed(0)
 # Tiny models train faster on one thread than on several (no synchronisation between threads),

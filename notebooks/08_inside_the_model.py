@@ -57,12 +57,9 @@ import torch
 import yaml
 
 import annotated
-from annotated.diagrams import head_roles_diagram
-from annotated.interpret import (
+from annotated.analysis.ablation import ablate_head, ablation_table
+from annotated.analysis.head_scores import (
     ROLE_SCORES,
-    ablate_head,
-    ablation_table,
-    attention_rollout,
     attention_weights,
     character_classes,
     head_scores,
@@ -70,12 +67,14 @@ from annotated.interpret import (
     label_heads,
     window_scores,
 )
+from annotated.analysis.rollout import attention_rollout
+from annotated.analysis.scaling import KAPLAN_ALPHA_N, fit_power_law, fit_power_law_with_floor, heldout_loss
+from annotated.figures.diagrams import head_roles_diagram
+from annotated.figures.showcode import show_source
+from annotated.figures.viz import figure_image
 from annotated.lab import read_csv
-from annotated.models import load_model
-from annotated.scaling import KAPLAN_ALPHA_N, fit_power_law, fit_power_law_with_floor, heldout_loss
-from annotated.showcode import show_source
+from annotated.models.transformer import load_model
 from annotated.tasks import get_task
-from annotated.viz import figure_image
 
 torch.manual_seed(0)
 torch.set_num_threads(1)  # the same numbers on every machine (and no slower for these small models)
@@ -255,7 +254,7 @@ for layer in range(n_layers):
 # induction score mean-ablated (means from the same random sequences):
 
 # %%
-from annotated.interpret import head_means  # noqa: E402
+from annotated.analysis.ablation import head_means  # noqa: E402
 
 letters = task.encode("abcdefghijklmnopqrstuvwxyz")
 rng = torch.Generator().manual_seed(2)
@@ -423,7 +422,7 @@ plt.show()
 # and seed, should land on its stored loss (the same code, the same data order; one thread):
 
 # %% tags=["nbval-ignore-output"]
-from annotated.scaling import train_point  # noqa: E402
+from annotated.analysis.scaling import train_point  # noqa: E402
 
 began = time.perf_counter()
 live = train_point(task, 16, 0)
@@ -579,7 +578,7 @@ print("\n".join(lines))
 # ```
 
 # %%
-from annotated.models import build_model  # noqa: E402
+from annotated.models.transformer import build_model  # noqa: E402
 
 torch.manual_seed(0)
 untrained = build_model(model.config).eval()

@@ -45,7 +45,7 @@ except ImportError:  # not installed here (e.g. Colab): install the library from
 #
 # Week 6 measured *who* extrapolates under the papers' protocol. This chapter is about *how
 # to make* a model extrapolate. It reads the same stored sweeps (`annotated/data/`,
-# `annotated.stored_sweeps`), a stored model, and trains one small model live.
+# `annotated.analysis.stored_sweeps`), a stored model, and trains one small model live.
 
 # %%
 import tempfile
@@ -57,19 +57,20 @@ import torch
 import yaml
 
 import annotated
-from annotated import lab, viz
-from annotated.__main__ import CONFIG_DIR
-from annotated.claims import Claim, claims_table
-from annotated.diagrams import position_ids_diagram
-from annotated.models import load_model
+from annotated import lab
+from annotated.analysis.claims import Claim, claims_table
+from annotated.analysis.stored_sweeps import StoredSweeps
+from annotated.figures import viz
+from annotated.figures.diagrams import position_ids_diagram
+from annotated.figures.showcode import show_source
+from annotated.figures.viz import figure_image
+from annotated.lab.config import CONFIG_DIR
+from annotated.models.transformer import load_model
 from annotated.positional.abacus import AbacusEncoding
 from annotated.positional.coupled import CoupledRelativeBias
 from annotated.positional.randomized import sample_sorted_positions
-from annotated.showcode import show_source
-from annotated.stored_sweeps import StoredSweeps
 from annotated.tasks import get_task
 from annotated.tasks.extrapolation import ReversedAdditionTask, digit_places
-from annotated.viz import figure_image
 
 torch.manual_seed(0)
 torch.set_num_threads(1)  # as the sweeps ran: one thread per process
@@ -402,7 +403,7 @@ plt.show()
 #
 # ## 8. The addition claims
 #
-# Judged by the rules of week 6 (`annotated.claims`), on the stored sweeps above; OOD is the
+# Judged by the rules of week 6 (`annotated.analysis.claims`), on the stored sweeps above; OOD is the
 # mean exact match at the lengths named.
 
 # %%

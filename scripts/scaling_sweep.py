@@ -27,8 +27,17 @@ from pathlib import Path
 import torch
 import yaml
 
+from annotated.analysis.scaling import (
+    CONTEXT,
+    EVAL_WINDOWS,
+    EXTRA_SEEDS,
+    MODEL,
+    TRAIN,
+    WIDTHS,
+    sweep_points,
+    train_point,
+)
 from annotated.lab import environment
-from annotated.scaling import CONTEXT, EVAL_WINDOWS, EXTRA_SEEDS, MODEL, TRAIN, WIDTHS, sweep_points, train_point
 from annotated.tasks import get_task
 from annotated.tasks.text import tiny_shakespeare_path
 
@@ -66,7 +75,7 @@ def main(argv=None) -> None:
         "train": TRAIN | {"context": CONTEXT, "tokens_per_run": TRAIN["steps"] * TRAIN["batch_size"] * CONTEXT},
         "seeds": {str(d): [0, *EXTRA_SEEDS.get(d, ())] for d in WIDTHS},
         "evaluation": f"mean next-character loss (nats) over {EVAL_WINDOWS} windows of {CONTEXT} characters per "
-        "split, drawn with torch.Generator seed 1234 (annotated.scaling.heldout_loss)",
+        "split, drawn with torch.Generator seed 1234 (annotated.analysis.scaling.heldout_loss)",
         "corpus": {
             "name": "tiny_shakespeare",
             "sha256": hashlib.sha256(corpus.read_bytes()).hexdigest(),

@@ -3,7 +3,7 @@
     python scripts/store_run_model.py RUN_FOLDER --name addition_coupled \\
         --what "seed 0 of length_addition_coupled: ..." [--out annotated/data]
 
-Writes ``<name>.pt`` (a checkpoint ``annotated.models.load_model`` reads, float32) and
+Writes ``<name>.pt`` (a checkpoint ``annotated.models.transformer.load_model`` reads, float32) and
 ``<name>_provenance.yaml``: the run folder, its config as run, the environment it recorded
 (library and torch versions, git commit, date), its status, steps, training time and exact match
 per evaluated length, and the file's sha256. A chapter loads the model instead of training it.
@@ -22,8 +22,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from annotated.checkpoints import read_checkpoint, write_checkpoint  # noqa: E402
-from annotated.model_config import ModelConfig  # noqa: E402
+from annotated.models.checkpoints import read_checkpoint, write_checkpoint  # noqa: E402
+from annotated.models.config import ModelConfig  # noqa: E402
 
 
 def store(run: Path, name: str, what: str, out: Path) -> Path:

@@ -20,10 +20,14 @@ import torch
 import yaml
 
 from annotated.lab import environment
-from annotated.models import ModelConfig, build_model, count_parameters, write_checkpoint
+from annotated.models.checkpoints import write_checkpoint
+from annotated.models.config import ModelConfig
+from annotated.models.summary import count_parameters
+from annotated.models.transformer import build_model
 from annotated.tasks import get_task
 from annotated.tasks.text import tiny_shakespeare_path
-from annotated.train import TrainConfig, train
+from annotated.training.config import TrainConfig
+from annotated.training.loop import train
 
 DATA = Path(__file__).resolve().parent.parent / "annotated" / "data"
 CONTEXT = 64

@@ -7,7 +7,8 @@ as the tests import ``_scripts`` (pytest puts this folder on ``sys.path``).
 import pytest
 import torch
 
-from annotated.models import ModelConfig, build_model
+from annotated.models.config import ModelConfig
+from annotated.models.transformer import build_model
 
 TINY_MODEL = {"d_model": 32, "n_heads": 4, "n_layers": 2, "max_len": 32}  # a model that trains in seconds on a CPU
 

@@ -51,7 +51,7 @@ def module_pages() -> dict[str, str]:
 
 
 def test_defined_names_reads_the_source():
-    names = defined_names("annotated.masks")
+    names = defined_names("annotated.attention.masks")
     assert "causal" in names and "and_masks" in names
     assert all(not n.startswith("_") for n in names)
     assert "torch" not in names, "an imported module is not a name the module defines"
@@ -71,7 +71,7 @@ def test_every_group_is_on_exactly_one_page():
 def test_the_extension_documents_what_a_module_defines():
     for module in library_modules():
         assert api_reference.defined_names(module) == defined_names(module), module
-    assert api_reference.group_of("annotated.attention") == "attention"
+    assert api_reference.group_of("annotated.attention.attend") == "attention"
     assert api_reference.group_of("annotated.positional.rope") == "positional"
     assert api_reference.group_of("annotated.a_module_written_tomorrow") == "other"
 

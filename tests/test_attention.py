@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from annotated.attention import attend, attention_entropy
-from annotated.masks import causal_mask, padding_mask
+from annotated.attention.attend import attend, attention_entropy
+from annotated.attention.masks import causal_mask, padding_mask
 
 
 def _qkv(dtype, b=2, h=3, tq=5, tk=7, d=8, dv=4, seed=0):

@@ -31,7 +31,7 @@ def test_fit_exponent_recovers_known_powers():
 
 def test_peak_forward_bytes_counts_the_score_matrix_on_cpu():
     """Dense scores of a (1, 2, 512, 512) float32 problem are 2 MiB; blockwise tiles are far smaller."""
-    from annotated.attention import attend
+    from annotated.attention.attend import attend
     from annotated.kernels import blockwise_attention
 
     g = torch.Generator().manual_seed(0)

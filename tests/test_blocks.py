@@ -6,8 +6,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from annotated.blocks import DecoderBlock, EncoderBlock, FeedForward, Residual, TransformerBlock
-from annotated.multihead import KVCache
+from annotated.attention.multihead import KVCache
+from annotated.models.blocks import DecoderBlock, EncoderBlock, FeedForward, Residual, TransformerBlock
 from annotated.positional import make_positional
 
 C, H, T, S = 16, 4, 7, 5

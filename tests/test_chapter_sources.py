@@ -1,7 +1,7 @@
 """Every chapter shows the library code it teaches, and the code a reader sees is the code the tests run.
 
 CHAPTER_SOURCES names, for each chapter, the library objects whose source must appear on its
-page (chapters show it with ``annotated.showcode.show_source``). Two checks:
+page (chapters show it with ``annotated.figures.showcode.show_source``). Two checks:
 
 - the stored notebook has an output holding the object's *current* source, line for line
   (a changed function whose chapter was not re-executed fails here: run ``make execute``);
@@ -22,23 +22,23 @@ import pytest
 from _scripts import ROOT
 
 CHAPTER_SOURCES = {
-    "01_attention": ["annotated.attention:attend", "annotated.masks:causal", "annotated.masks:padding"],
+    "01_attention": ["annotated.attention.attend:attend", "annotated.attention.masks:causal", "annotated.attention.masks:padding"],
     "02_multi_head": [
-        "annotated.multihead:MultiHeadAttention.forward",
-        "annotated.multihead:MultiHeadAttention._attend",
-        "annotated.multihead:KVCache",
+        "annotated.attention.multihead:MultiHeadAttention.forward",
+        "annotated.attention.multihead:MultiHeadAttention._attend",
+        "annotated.attention.multihead:KVCache",
     ],
     "03_positional_encodings": [
         "annotated.positional.rope:apply_rope",
         "annotated.positional.bias:AlibiBias.score_mod",
         "annotated.positional.bias:T5RelativeBias.score_mod",
     ],
-    "04_architectures": ["annotated.blocks:Residual.forward", "annotated.generate:generate"],
-    "05_language_model": ["annotated.generate:sample_next"],
+    "04_architectures": ["annotated.models.blocks:Residual.forward", "annotated.models.generate:generate"],
+    "05_language_model": ["annotated.models.generate:sample_next"],
     "06_length_generalization": [
-        "annotated.evaluation:batch_positions",
-        "annotated.train:_stop_rule",
-        "annotated.intervals:wilson_interval",
+        "annotated.training.evaluation:batch_positions",
+        "annotated.training.loop:_stop_rule",
+        "annotated.analysis.intervals:wilson_interval",
     ],
     "09_making_transformers_extrapolate": [
         "annotated.positional.randomized:sample_sorted_positions",
@@ -49,15 +49,15 @@ CHAPTER_SOURCES = {
     "07_efficient_attention": [
         "annotated.kernels.blockwise:BlockwiseAttentionFunction.forward",
         "annotated.kernels.blockwise:BlockwiseAttentionFunction.backward",
-        "annotated.memory:forward_in_segments",
-        "annotated.memory:forward_segment",
+        "annotated.models.recurrence:forward_in_segments",
+        "annotated.models.recurrence:forward_segment",
     ],
     "08_inside_the_model": [
-        "annotated.interpret.scores:window_scores",
-        "annotated.interpret.scores:induction_scores",
-        "annotated.interpret.ablation:ablate_head",
-        "annotated.interpret.rollout:attention_rollout",
-        "annotated.scaling:fit_power_law",
+        "annotated.analysis.head_scores:window_scores",
+        "annotated.analysis.head_scores:induction_scores",
+        "annotated.analysis.ablation:ablate_head",
+        "annotated.analysis.rollout:attention_rollout",
+        "annotated.analysis.scaling:fit_power_law",
     ],
 }
 BUILT_SITE = Path(os.environ.get("ANNOTATED_BUILT_SITE") or ROOT / "_build" / "html")

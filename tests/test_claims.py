@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from annotated.claims import Claim, claims_table, judge, out_of_distribution
-from annotated.intervals import t_interval
-from annotated.reports import write_csv
+from annotated.analysis.claims import Claim, claims_table, judge, out_of_distribution
+from annotated.analysis.intervals import t_interval
+from annotated.lab.reports import write_csv
 
 
 def summary(tmp_path, runs):

@@ -15,15 +15,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from annotated.__main__ import CONFIG_DIR, NOT_FLAGS, build_parser, experiment_from_args, main
-from annotated.blocks import ACTIVATIONS, NORM_PLACEMENTS
-from annotated.flags import field_docs
 from annotated.kernels import ATTENTION_KERNELS
 from annotated.lab import ExperimentConfig, expand_grid, read_csv, resolve
-from annotated.models import ARCHITECTURES, ModelConfig
+from annotated.lab.cli import NOT_FLAGS, build_parser, experiment_from_args, main
+from annotated.lab.config import CONFIG_DIR
+from annotated.lab.flags import field_docs
+from annotated.models.blocks import ACTIVATIONS, NORM_PLACEMENTS
+from annotated.models.config import ARCHITECTURES, ModelConfig
 from annotated.positional import POSITIONAL_ENCODINGS
 from annotated.tasks import TASKS
-from annotated.train import TrainConfig
+from annotated.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--d-model", "16", "--layers", "1", "--heads", "2", "--steps", "8", "--batch-size", "8", "--eval-batches", "1"]

@@ -27,10 +27,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from annotated.__main__ import NOT_FLAGS, main
 from annotated.lab import ExperimentConfig
-from annotated.models import ModelConfig
-from annotated.train import TrainConfig
+from annotated.lab.cli import NOT_FLAGS, main
+from annotated.models.config import ModelConfig
+from annotated.training.config import TrainConfig
 
 BASE = {"name": "fuzz", "task": "sort", "train_length": 4, "eval_lengths": [6],
         "model": {"d_model": 16, "n_layers": 1, "n_heads": 2},

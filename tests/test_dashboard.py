@@ -11,9 +11,9 @@ import sys
 import pytest
 import torch
 
-from annotated.__main__ import build_parser, experiment_from_args, main
-from annotated.dashboard import ComparisonDashboard, parse_lengths
+from annotated.figures.dashboard import ComparisonDashboard, parse_lengths
 from annotated.lab import ExperimentConfig, expand_grid, read_csv, resolve
+from annotated.lab.cli import build_parser, experiment_from_args, main
 from annotated.tasks import CopyTask, register_task
 
 TINY = {"steps": 8, "d_model": 16, "n_layers": 1, "n_heads": 2, "batch_size": 8, "eval_batches": 1, "eval_every": 4,
@@ -173,7 +173,7 @@ def test_a_failed_run_is_reported(tmp_path):
 
 
 def test_the_dashboard_does_not_import_the_command_line():
-    code = "import sys, annotated.dashboard; assert 'annotated.__main__' not in sys.modules, 'imports the CLI'"
+    code = "import sys, annotated.figures.dashboard; assert 'annotated.lab.cli' not in sys.modules, 'imports the CLI'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

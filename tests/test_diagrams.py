@@ -6,8 +6,8 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from annotated import diagrams
-from annotated.viz import figure_png
+from annotated.figures import diagrams
+from annotated.figures.viz import figure_png
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from annotated.attention import attend
+from annotated.attention.attend import attend
+from annotated.attention.masks import global_token_mask, padding_mask, sliding_window_mask
 from annotated.kernels import (
     ATTENTION_KERNELS,
     AttentionKernel,
@@ -17,7 +18,6 @@ from annotated.kernels import (
     local_attention,
     topk_attention,
 )
-from annotated.masks import global_token_mask, padding_mask, sliding_window_mask
 
 F64 = dict(rtol=1e-10, atol=1e-10)
 

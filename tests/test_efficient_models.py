@@ -4,13 +4,15 @@ the dense model's numbers, every kind trains, impossible configs are refused wit
 import pytest
 import torch
 
-from annotated.generate import generate
+from annotated.attention.masks import padding_mask
+from annotated.attention.multihead import KVCache, MultiHeadAttention
 from annotated.kernels import ATTENTION_KERNELS, check_kernel_params, kernel_weights
-from annotated.masks import padding_mask
-from annotated.models import ModelConfig, build_model
-from annotated.multihead import KVCache, MultiHeadAttention
+from annotated.models.config import ModelConfig
+from annotated.models.generate import generate
+from annotated.models.transformer import build_model
 from annotated.positional import make_positional
-from annotated.train import TrainConfig, train
+from annotated.training.config import TrainConfig
+from annotated.training.loop import train
 
 C, H, T, V = 16, 4, 10, 12
 ATOL = dict(atol=1e-5, rtol=1e-4)

@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 from conftest import randn, seeded, tiny_model
 
-from annotated.multihead import MultiHeadAttention
-from annotated.optim import make_optimizer
+from annotated.attention.multihead import MultiHeadAttention
 from annotated.positional import AbacusEncoding, CoupledRelativeBias, FireBias, make_positional
 from annotated.tasks import CopyEOSTask, ReversedAdditionTask, digit_places, get_task
-from annotated.train import train
-from annotated.train_config import TrainConfig
+from annotated.training.config import TrainConfig
+from annotated.training.loop import train
+from annotated.training.optim import make_optimizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from annotated.files import atomic_path, write_atomic
+from annotated.core.atomic import atomic_path, write_atomic
 
 
 def test_write_atomic_text_and_bytes(tmp_path):

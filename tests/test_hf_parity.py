@@ -1,5 +1,5 @@
 """GPT-2 and BERT expressed exactly: Hugging Face models with random weights (built from configs,
-nothing downloaded) copied by :func:`annotated.hf.from_hf` compute the same logits, hidden states
+nothing downloaded) copied by :func:`annotated.models.hf.from_hf` compute the same logits, hidden states
 and greedy tokens; the config fields that make this possible (activation, norm_eps,
 embedding_norm, n_token_types) leave every default model as it was."""
 
@@ -10,9 +10,9 @@ import torch
 import torch.nn as nn
 from conftest import random_ids, tiny_model
 
-from annotated.blocks import FeedForward
-from annotated.generate import generate
-from annotated.model_config import ModelConfig
+from annotated.models.blocks import FeedForward
+from annotated.models.config import ModelConfig
+from annotated.models.generate import generate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -52,7 +52,7 @@ def max_diff(a, b) -> float:
 
 @torch.no_grad()
 def test_gpt2_logits_match_and_need_the_tanh_gelu(transformers):
-    from annotated.hf import from_hf
+    from annotated.models.hf import from_hf
 
     hf, ids = gpt2(transformers), random_ids(3, T, high=V)
     ours = from_hf(hf)
@@ -68,7 +68,7 @@ def test_gpt2_logits_match_and_need_the_tanh_gelu(transformers):
 
 @torch.no_grad()
 def test_gpt2_float64_agrees_to_rounding(transformers):
-    from annotated.hf import from_hf
+    from annotated.models.hf import from_hf
 
     hf, ids = gpt2(transformers).double(), random_ids(2, T, high=V)
     ours = from_hf(hf)
@@ -78,7 +78,7 @@ def test_gpt2_float64_agrees_to_rounding(transformers):
 
 @torch.no_grad()
 def test_gpt2_greedy_generation_matches_token_for_token(transformers):
-    from annotated.hf import from_hf
+    from annotated.models.hf import from_hf
 
     hf, prompt = gpt2(transformers, seed=1), random_ids(3, 5, high=V, seed=1)
     expected = hf.generate(prompt, max_new_tokens=30, do_sample=False)
@@ -89,7 +89,7 @@ def test_gpt2_greedy_generation_matches_token_for_token(transformers):
 
 @torch.no_grad()
 def test_gpt2_untied_head_and_relu(transformers):
-    from annotated.hf import from_hf
+    from annotated.models.hf import from_hf
 
     hf, ids = (
         gpt2(transformers, tie_word_embeddings=False, activation_function="relu", n_inner=96),
@@ -103,7 +103,7 @@ def test_gpt2_untied_head_and_relu(transformers):
 
 @torch.no_grad()
 def test_gpt2_model_without_head_reads_out_through_the_token_embedding(transformers):
-    from annotated.hf import from_hf
+    from annotated.models.hf import from_hf
 
     hf, ids = gpt2(transformers).transformer, random_ids(2, T, high=V)  # a GPT2Model
     assert isinstance(hf, transformers.GPT2Model)
@@ -112,7 +112,7 @@ def test_gpt2_model_without_head_reads_out_through_the_token_embedding(transform
 
 
 def test_converted_model_shares_no_storage_and_keeps_the_callers_rng(transformers):
-    from annotated.hf import from_hf
+    from annotated.models.hf import from_hf
 
     hf = gpt2(transformers)
     state = torch.random.get_rng_state()
@@ -129,7 +129,7 @@ def test_converted_model_shares_no_storage_and_keeps_the_callers_rng(transformer
 @pytest.mark.parametrize("hidden_act", ["gelu", "gelu_new", "relu"])
 @torch.no_grad()
 def test_bert_last_hidden_state_matches(transformers, hidden_act):
-    from annotated.hf import from_hf
+    from annotated.models.hf import from_hf
 
     hf, ids = bert(transformers, hidden_act=hidden_act), random_ids(3, T, high=V)
     token_types = random_ids(3, T, high=2, seed=1)
@@ -147,7 +147,7 @@ def test_bert_last_hidden_state_matches(transformers, hidden_act):
 
 @torch.no_grad()
 def test_bert_is_far_off_with_the_default_fields(transformers):
-    from annotated.hf import from_hf
+    from annotated.models.hf import from_hf
 
     hf, ids = bert(transformers), random_ids(2, T, high=V)
     before = from_hf(hf, norm_eps=1e-5, embedding_norm=False, n_token_types=0)  # what the library had
@@ -158,7 +158,7 @@ def test_bert_is_far_off_with_the_default_fields(transformers):
 
 
 def test_from_hf_refuses_other_models_and_inexact_configs(transformers):
-    from annotated.hf import from_hf
+    from annotated.models.hf import from_hf
 
     with pytest.raises(ValueError, match="GPT2LMHeadModel, GPT2Model and BertModel, got Linear"):
         from_hf(nn.Linear(2, 2))
@@ -171,7 +171,7 @@ def test_from_hf_refuses_other_models_and_inexact_configs(transformers):
 
 
 def test_missing_transformers_says_what_to_install(monkeypatch):
-    from annotated.hf import from_hf
+    from annotated.models.hf import from_hf
 
     monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers now fails
     with pytest.raises(ImportError, match="pip install transformers"):

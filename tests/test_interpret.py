@@ -9,21 +9,18 @@ import yaml
 from _scripts import ROOT
 from conftest import random_ids, seeded, tiny_model
 
-from annotated.interpret import (
-    ablate_head,
-    ablation_table,
-    attention_layers,
-    attention_rollout,
+from annotated.analysis.ablation import ablate_head, ablation_table, attention_layers, head_means, loss_change
+from annotated.analysis.head_scores import (
     character_classes,
     delimiter_mask,
-    head_means,
     head_scores,
     induction_scores,
     label_heads,
-    loss_change,
     window_scores,
 )
-from annotated.models import count_parameters, load_model
+from annotated.analysis.rollout import attention_rollout
+from annotated.models.summary import count_parameters
+from annotated.models.transformer import load_model
 from annotated.tasks.text import TextDataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")

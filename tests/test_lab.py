@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from annotated.lab import ExperimentConfig, expand_grid, new_folder, read_csv, report, resume, run, sweep
-from annotated.models import load_model
+from annotated.models.transformer import load_model
 from annotated.tasks import get_task
 
 TINY = {

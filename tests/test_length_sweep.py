@@ -22,9 +22,9 @@ import yaml
 
 import annotated
 from annotated import lab
-from annotated.__main__ import CONFIG_DIR
-from annotated.evaluation import expand_lengths
-from annotated.reports import read_csv
+from annotated.lab.config import CONFIG_DIR
+from annotated.lab.reports import read_csv
+from annotated.training.evaluation import expand_lengths
 
 DATA = Path(annotated.__file__).parent / "data"
 TASKS = ["addition_reversed", "contains_pattern", "k_back", "long_range_match", "reverse", "running_sum", "sort"]

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from annotated.masks import (
+from annotated.attention.masks import (
     causal_mask,
     combine_masks,
     global_token_mask,

@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 from conftest import random_ids, tiny_model
 
-from annotated.memory import SegmentMemory, forward_in_segments, forward_segment
-from annotated.models import ModelConfig, build_model
+from annotated.models.config import ModelConfig
+from annotated.models.recurrence import SegmentMemory, forward_in_segments, forward_segment
+from annotated.models.transformer import build_model
 
 V, C, H, T = 11, 16, 4, 12
 ATOL = dict(atol=1e-5, rtol=1e-4)

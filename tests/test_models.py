@@ -12,18 +12,10 @@ import torch
 import torch.nn.functional as F
 from conftest import random_ids, tiny_model
 
-from annotated.generate import generate, sample_next
-from annotated.models import (
-    ARCHITECTURES,
-    DecoderOnly,
-    EncoderDecoder,
-    EncoderOnly,
-    ModelConfig,
-    build_model,
-    count_parameters,
-    load_model,
-    summary,
-)
+from annotated.models.config import ARCHITECTURES, ModelConfig
+from annotated.models.generate import generate, sample_next
+from annotated.models.summary import count_parameters, summary
+from annotated.models.transformer import DecoderOnly, EncoderDecoder, EncoderOnly, build_model, load_model
 from annotated.positional import POSITIONAL_ENCODINGS
 from annotated.tasks import get_task
 

@@ -5,10 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from annotated.attention import attend
-from annotated.kernels import ATTENTION_KERNELS, blockwise_attention, local_attention, sdpa_attention
-from annotated.kernels.flex import flex_available
-from annotated.masks import (
+from annotated.attention.attend import attend
+from annotated.attention.masks import (
     and_masks,
     causal,
     global_tokens,
@@ -19,6 +17,8 @@ from annotated.masks import (
     prefix,
     sliding_window,
 )
+from annotated.kernels import ATTENTION_KERNELS, blockwise_attention, local_attention, sdpa_attention
+from annotated.kernels.flex import flex_available
 from annotated.positional import AlibiBias, T5RelativeBias, alibi_slopes, make_positional, t5_relative_bucket
 
 F64 = dict(rtol=1e-10, atol=1e-10)

@@ -6,9 +6,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from annotated.attention import attend
-from annotated.masks import causal_mask, padding_mask
-from annotated.multihead import KVCache, MultiHeadAttention, repeat_kv
+from annotated.attention.attend import attend
+from annotated.attention.masks import causal_mask, padding_mask
+from annotated.attention.multihead import KVCache, MultiHeadAttention, repeat_kv
 from annotated.positional import AlibiBias, RotaryEncoding, apply_rope, make_positional
 
 C, H, T = 16, 4, 8

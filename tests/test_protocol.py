@@ -9,14 +9,15 @@ import math
 import pytest
 import torch
 
-from annotated.evaluation import batch_positions, evaluate, expand_lengths
-from annotated.intervals import format_interval, t_interval, wilson_interval
-from annotated.models import ModelOutput
+from annotated.analysis.intervals import format_interval, t_interval, wilson_interval
+from annotated.lab.reports import group_statistics
+from annotated.models.transformer import ModelOutput
 from annotated.positional.randomized import sample_sorted_positions
-from annotated.reports import group_statistics
 from annotated.tasks import get_task
 from annotated.tasks.base import Batch
-from annotated.train import TrainConfig, TrainingDiverged, train
+from annotated.training.config import TrainConfig
+from annotated.training.evaluation import batch_positions, evaluate, expand_lengths
+from annotated.training.loop import TrainingDiverged, train
 from tests.conftest import tiny_model
 
 COPY = get_task("copy")

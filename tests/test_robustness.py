@@ -28,16 +28,17 @@ import pytest
 import torch
 import yaml
 
-from annotated.__main__ import main
-from annotated.checkpoints import payload_digest
-from annotated.files import TEMPORARY, pid_alive, write_atomic
-from annotated.generate import generate
+from annotated.core.atomic import TEMPORARY, pid_alive, write_atomic
+from annotated.core.fields import ConfigError, Interval, check_value
 from annotated.lab import Resolved, resume, run
+from annotated.lab.cli import main
 from annotated.lab.runs import LOCK, check_resumable
-from annotated.models import ModelConfig, build_model, load_model
+from annotated.models.checkpoints import payload_digest
+from annotated.models.config import ModelConfig
+from annotated.models.generate import generate
+from annotated.models.transformer import build_model, load_model
 from annotated.tasks import TASKS, TextDataset, load_tiny_shakespeare
-from annotated.train import TrainConfig
-from annotated.validation import ConfigError, Interval, check_value
+from annotated.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {
@@ -165,8 +166,9 @@ def test_python_configs_refuse_wrong_types_at_construction():
 
 
 def test_every_declared_range_names_a_field():
-    from annotated import model_config, train_config
     from annotated.lab import config as lab_config
+    from annotated.models import config as model_config
+    from annotated.training import config as train_config
 
     for module, cls in ((model_config, ModelConfig), (train_config, TrainConfig),
                         (lab_config, lab_config.ExperimentConfig)):  # fmt: skip

@@ -6,8 +6,7 @@ import torch
 from _scripts import ROOT
 from conftest import tiny_model
 
-from annotated.lab import read_csv
-from annotated.scaling import (
+from annotated.analysis.scaling import (
     EXTRA_SEEDS,
     WIDTHS,
     fit_power_law,
@@ -15,6 +14,7 @@ from annotated.scaling import (
     non_embedding_parameters,
     sweep_points,
 )
+from annotated.lab import read_csv
 
 N = np.geomspace(3e3, 4e5, 7)
 

@@ -1,4 +1,4 @@
-"""annotated.stored_sweeps: the chapters' reader of the stored protocol sweeps."""
+"""annotated.analysis.stored_sweeps: the chapters' reader of the stored protocol sweeps."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from annotated.claims import out_of_distribution  # noqa: E402
-from annotated.stored_sweeps import StoredSweeps, interval_text, spans  # noqa: E402
+from annotated.analysis.claims import out_of_distribution  # noqa: E402
+from annotated.analysis.stored_sweeps import StoredSweeps, interval_text, spans  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_plot_draws_one_line_per_encoding_with_runs(sweeps):
 def test_the_stopped_addition_sweep_is_the_shipped_config_without_min_steps():
     """length_addition_stopped_*: the coupled-addition sweep as first run, ended by the stop rule."""
     from annotated import lab
-    from annotated.__main__ import CONFIG_DIR
+    from annotated.lab.config import CONFIG_DIR
 
     stopped = StoredSweeps("length_addition_stopped_")
     (sweep,) = stopped.sweeps.values()

@@ -10,8 +10,8 @@ import socket
 
 import pytest
 
-from annotated.__main__ import main
 from annotated.lab import ExperimentConfig, expand_grid, read_csv, resume_sweep, sweep
+from annotated.lab.cli import main
 from annotated.lab.sweeps import plan
 
 TINY = {

@@ -8,7 +8,7 @@ import importlib.util
 import pytest
 
 from annotated.lab import ExperimentConfig, read_csv, resolve, run
-from annotated.trackers import TRACKERS, check_tracker, scalars
+from annotated.lab.trackers import TRACKERS, check_tracker, scalars
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 

@@ -10,23 +10,13 @@ import torch
 import torch.nn as nn
 from conftest import tiny_model
 
-from annotated.models import ModelOutput
+from annotated.models.transformer import ModelOutput
 from annotated.tasks import get_task
-from annotated.train import (
-    EVAL_SEED_OFFSET,
-    History,
-    TrainConfig,
-    TrainingDiverged,
-    check_lengths,
-    decay_groups,
-    evaluate,
-    layer_groups,
-    learning_rate,
-    length_range,
-    make_optimizer,
-    resolve_device,
-    train,
-)
+from annotated.training.config import TrainConfig
+from annotated.training.evaluation import EVAL_SEED_OFFSET, check_lengths, evaluate, length_range
+from annotated.training.history import History, layer_groups
+from annotated.training.loop import TrainingDiverged, resolve_device, train
+from annotated.training.optim import decay_groups, learning_rate, make_optimizer
 
 SORT = get_task("sort")
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -75,7 +65,9 @@ def test_train_config_round_trip_and_unknown_field():
 
 
 def test_public_names_are_reexported_from_their_modules():
-    from annotated import evaluation, metrics, optim, train_config
+    from annotated.training import config as train_config
+    from annotated.training import evaluation, optim
+    from annotated.training import history as metrics
 
     assert (TrainConfig, History, evaluate) == (train_config.TrainConfig, metrics.History, evaluation.evaluate)
     assert (check_lengths, length_range, learning_rate) == (evaluation.check_lengths, evaluation.length_range,

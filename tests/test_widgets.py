@@ -10,7 +10,7 @@ import torch
 from conftest import seeded
 from matplotlib.figure import Figure
 
-from annotated.widgets import AttentionExplorer, InteractiveFigure
+from annotated.figures.widgets import AttentionExplorer, InteractiveFigure
 
 
 def _line(fig, slope):

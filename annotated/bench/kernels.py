@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from annotated.attention import attend
+from annotated.attention.attend import attend
 from annotated.bench.measure import fastest_seconds, fit_exponent, peak_forward_bytes
 from annotated.kernels import ATTENTION_KERNELS, AttentionKernel
 

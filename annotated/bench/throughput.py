@@ -1,7 +1,7 @@
 """Training throughput: the library's decoder against PyTorch's own layers, in tokens per second.
 
 One training step — forward, next-token cross-entropy, backward, AdamW step — of the library's
-decoder-only LM (:class:`~annotated.models.DecoderOnly`: pre-LN, GELU, dropout 0, learned
+decoder-only LM (:class:`~annotated.models.transformer.DecoderOnly`: pre-LN, GELU, dropout 0, learned
 positions or none, tied head) is timed against :class:`ReferenceDecoder`, the same network built
 from ``torch.nn.TransformerEncoderLayer`` (``norm_first=True, batch_first=True``, causal mask,
 the same ``d_ff``, dropout 0, GELU; token embedding + learned positions + final LayerNorm + tied
@@ -13,7 +13,7 @@ readable code. Both get the same optimiser, ``torch.optim.AdamW(model.parameters
 The sizes (:data:`THROUGHPUT_SIZES`) are nanoGPT's CPU recipe for Tiny Shakespeare (README,
 "I only have a macbook": 4 layers, 4 heads, width 128, context 64, batch 12, vocabulary 65) and
 a wide-batch small model (2 layers, width 64, context 32, batch 64). Beside the bare step, the
-library's whole loop :func:`annotated.train.train` is timed per step (the time between its
+library's whole loop :func:`annotated.training.loop.train` is timed per step (the time between its
 per-step callbacks): data, learning-rate schedule, gradient norms, clipping and the divergence
 guard on top of the step, as the loop is when the benchmark runs.
 
@@ -38,7 +38,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from annotated.models import DecoderOnly, ModelConfig, build_model
+from annotated.models.config import ModelConfig
+from annotated.models.transformer import DecoderOnly, build_model
 
 TIMERS = {"wall": time.perf_counter, "cpu": time.process_time}
 TABLE_COLUMNS = {  # header -> (row key, format)
@@ -162,10 +163,11 @@ def synthetic_text(size: ThroughputSize, n_chars: int = 20_000, seed: int = 0) -
 
 
 def loop_runner(size: ThroughputSize, model: DecoderOnly, *, warmup: int, steps: int, clock):
-    """A function running :func:`annotated.train.train` for ``warmup + steps`` steps and returning
+    """A function running :func:`annotated.training.loop.train` for ``warmup + steps`` steps and returning
     the mean clock time between the per-step callbacks of the last ``steps`` steps."""
     from annotated.tasks import TextDataset
-    from annotated.train import TrainConfig, train
+    from annotated.training.config import TrainConfig
+    from annotated.training.loop import train
 
     task = TextDataset(synthetic_text(size))
     config = TrainConfig(steps=warmup + steps, batch_size=size.batch, warmup_steps=0, log_every=1, eval_batches=1,

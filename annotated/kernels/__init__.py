@@ -1,6 +1,6 @@
 """Attention kernels: one call shape, many ways to compute it.
 
-Dense attention (:func:`~annotated.attention.attend`) builds the whole ``Tq × Tk`` score
+Dense attention (:func:`~annotated.attention.attend.attend`) builds the whole ``Tq × Tk`` score
 matrix, so its time and memory grow as O(T²). Each kernel here dodges that wall in a
 different way, and each keeps ``attend``'s call shape and hooks::
 
@@ -28,14 +28,14 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from annotated.attention import attend
+from annotated.attention.attend import attend
+from annotated.attention.masks import and_masks, global_tokens, or_masks, sliding_window
 from annotated.kernels.blockwise import blockwise_attention
 from annotated.kernels.flex import flex_attention
 from annotated.kernels.linear import elu_feature_map, linear_attention, linear_attention_quadratic
 from annotated.kernels.local import local_attention
 from annotated.kernels.sdpa import sdpa_attention
 from annotated.kernels.topk import topk_attention
-from annotated.masks import and_masks, global_tokens, or_masks, sliding_window
 
 CALL_ARGS = ("q", "k", "v", "mask", "bias", "causal", "scale", "dropout_p", "mask_mod", "score_mod")
 

@@ -23,9 +23,9 @@ import math
 
 import torch
 
-from annotated.attention import check_qkv
-from annotated.masks import MaskMod, ScoreMod, and_masks, batch_head_indices
-from annotated.masks import causal as causal_mod
+from annotated.attention.attend import check_qkv
+from annotated.attention.masks import MaskMod, ScoreMod, and_masks, batch_head_indices
+from annotated.attention.masks import causal as causal_mod
 
 
 def blockwise_attention(

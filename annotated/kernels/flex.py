@@ -16,9 +16,9 @@ import importlib.util
 
 import torch
 
-from annotated.attention import check_qkv
-from annotated.masks import MaskMod, ScoreMod, and_masks
-from annotated.masks import causal as causal_mod
+from annotated.attention.attend import check_qkv
+from annotated.attention.masks import MaskMod, ScoreMod, and_masks
+from annotated.attention.masks import causal as causal_mod
 
 
 def flex_available(device) -> bool:

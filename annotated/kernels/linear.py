@@ -17,9 +17,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from annotated.attention import check_qkv
+from annotated.attention.attend import check_qkv
+from annotated.attention.masks import causal_mask, combine_masks
 from annotated.kernels.checks import key_padding, positive_int
-from annotated.masks import causal_mask, combine_masks
 
 
 def elu_feature_map(x: torch.Tensor) -> torch.Tensor:

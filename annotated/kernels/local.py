@@ -1,6 +1,6 @@
 """Sliding-window attention in chunks (Beltagy et al. 2020, Longformer): O(T·w) memory.
 
-Query i reads the keys of :func:`annotated.masks.sliding_window` — the same predicate the
+Query i reads the keys of :func:`annotated.attention.masks.sliding_window` — the same predicate the
 dense mask is made of — but only the keys near it are ever gathered: queries are cut into
 chunks of C (default C = w), and a chunk needs just the C + w − 1 keys (C + 2w − 2 if not
 causal) around it, its *span*. Scores are (..., N, C, L) ≈ T·(C + 2w), never T × T, and
@@ -17,10 +17,10 @@ import math
 import torch
 import torch.nn.functional as F
 
-from annotated.attention import check_qkv
+from annotated.attention.attend import check_qkv
+from annotated.attention.masks import MaskMod, ScoreMod, and_masks, batch_head_indices, sliding_window
+from annotated.attention.masks import causal as causal_mod
 from annotated.kernels.checks import key_padding, positive_int
-from annotated.masks import MaskMod, ScoreMod, and_masks, batch_head_indices, sliding_window
-from annotated.masks import causal as causal_mod
 
 
 def local_attention(
@@ -42,7 +42,7 @@ def local_attention(
 
     Equals ``attend(q, k, v, mask_mod=and_masks(sliding_window(w), mask_mod), score_mod=...)``.
     ``global_positions`` adds Longformer's global tokens (``or_masks`` with
-    :func:`annotated.masks.global_tokens`): they become G extra score columns, and their own
+    :func:`annotated.attention.masks.global_tokens`): they become G extra score columns, and their own
     rows read every key, so memory is O(T·(w + G)); with ``causal=True`` causality still holds.
     A mask *tensor* may only drop keys (``(..., 1, Tk)``, e.g. ``masks.padding_mask``); a bias
     tensor is read at the band's entries only, but is itself O(T²) unless it broadcasts: prefer

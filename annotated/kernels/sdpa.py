@@ -1,7 +1,7 @@
 """The fast path: PyTorch's fused ``F.scaled_dot_product_attention`` (SDPA), with ``attend``'s meaning.
 
 SDPA takes one mask tensor, so the mods are evaluated once over the whole (Tq, Tk) grid
-(:func:`annotated.masks.materialize_mask` / :func:`~annotated.masks.materialize_score`) and
+(:func:`annotated.attention.masks.materialize_mask` / :func:`~annotated.attention.masks.materialize_score`) and
 folded into one float mask: the bias where a key is visible, −inf where it is not. That
 assumes the ``score_mod`` *adds* to the score (ALiBi and T5 do); a mod that rescales
 scores needs ``attend`` or the block-wise kernel. SDPA returns no weights; tests check it
@@ -17,9 +17,9 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from annotated.attention import check_mask_and_bias
-from annotated.masks import MaskMod, ScoreMod, and_masks, score_grid
-from annotated.masks import causal as causal_mod
+from annotated.attention.attend import check_mask_and_bias
+from annotated.attention.masks import MaskMod, ScoreMod, and_masks, score_grid
+from annotated.attention.masks import causal as causal_mod
 
 
 def sdpa_attention(

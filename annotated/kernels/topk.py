@@ -16,10 +16,10 @@ import math
 
 import torch
 
-from annotated.attention import check_qkv
+from annotated.attention.attend import check_qkv
+from annotated.attention.masks import MaskMod, ScoreMod, and_masks, score_grid
+from annotated.attention.masks import causal as causal_mod
 from annotated.kernels.checks import positive_int
-from annotated.masks import MaskMod, ScoreMod, and_masks, score_grid
-from annotated.masks import causal as causal_mod
 
 
 def topk_attention(

@@ -32,10 +32,10 @@ from annotated.lab.config import (
 )
 from annotated.lab.executors import EXECUTORS, check_executor
 from annotated.lab.plugins import load_plugins
+from annotated.lab.reports import read_csv
 from annotated.lab.rerender import report, rerender_run
 from annotated.lab.runs import environment, new_folder, resume, run, save_checkpoint
 from annotated.lab.sweeps import GRID_KEYS, expand_grid, resume_sweep, sweep, sweep_runs, write_summary
-from annotated.reports import read_csv
 
 __all__ = [
     "CONFIG_DIR",

@@ -2,8 +2,8 @@
 
 An :class:`ExperimentConfig` (a dataclass, or the same fields in YAML / JSON) names a task,
 the training length (or ``[low, high]``), the evaluation lengths, the model (any
-:class:`~annotated.models.ModelConfig` field but ``vocab_size``, which the task gives), the
-training (any :class:`~annotated.train.TrainConfig` field but ``seed``) and one ``seed`` that
+:class:`~annotated.models.config.ModelConfig` field but ``vocab_size``, which the task gives), the
+training (any :class:`~annotated.training.config.TrainConfig` field but ``seed``) and one ``seed`` that
 seeds both the model's initialisation and training. :func:`resolve` checks all of it without
 training and returns a :class:`Resolved` experiment: ``model.max_len`` defaults to the training
 sequence length, and a left-out ``train.warmup_steps`` to a tenth of the steps (at most
@@ -21,16 +21,18 @@ from pathlib import Path
 import torch
 import yaml
 
-from annotated.evaluation import expand_lengths
+from annotated.core.fields import check_fields
 from annotated.lab.plugins import load_plugins
-from annotated.models import ModelConfig, build_model
+from annotated.lab.trackers import check_tracker
+from annotated.models.config import ModelConfig
+from annotated.models.transformer import build_model
 from annotated.tasks import Task, get_task
-from annotated.trackers import check_tracker
-from annotated.train import TrainConfig, check_lengths, length_range, resolve_device
-from annotated.validation import check_fields
+from annotated.training.config import TrainConfig
+from annotated.training.evaluation import check_lengths, expand_lengths, length_range
+from annotated.training.loop import resolve_device
 
 NAME_PATTERN = r"[A-Za-z0-9_.\-=]+"
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 RANGES = {"train_length": "[1, inf)", "eval_lengths": "[1, inf)", "seed": "non-negative"}  # with the types
 LAB_DEFAULTS = {  # the defaults resolve() sets in place of the dataclasses' own (the command line's --help shows them)
     "model": {"max_len": "the sequence length of the longest training problem"},
@@ -51,7 +53,7 @@ class ExperimentConfig:
     train: dict = field(default_factory=dict)  # TrainConfig fields (the seed is the one below)
     seed: int = 0  # seeds the model's initialisation and the training batches
     plugins: list[str] = field(default_factory=list)  # .py files or module names to import first
-    tracker: str = "none"  # also log the metrics to tensorboard or wandb (annotated.trackers); none: nothing extra
+    tracker: str = "none"  # also log the metrics to tensorboard or wandb (annotated.lab.trackers); none: nothing extra
     grid: dict = field(default_factory=dict)  # sweeps only: {"model.positional": [...], "seed": [...]}
     overrides: list = field(default_factory=list)  # sweeps only: [{when: {model.positional: learned}, set: {...}}]
     base_dir: str | None = field(default=None, repr=False, compare=False)  # where relative plugin paths start
@@ -115,12 +117,12 @@ def _read_mapping(path: Path, parse, errors, kind: str) -> dict:
 
 
 def shipped_configs() -> list[str]:
-    """The names of the configs in annotated/configs/."""
+    """The names of the configs in annotated/lab/configs/."""
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
 
 def find_config(name) -> Path:
-    """A path, or the name of a config shipped in annotated/configs/ (with or without .yaml)."""
+    """A path, or the name of a config shipped in annotated/lab/configs/ (with or without .yaml)."""
     path = Path(name)
     if path.is_file():
         return path

@@ -1,6 +1,6 @@
 """Re-rendering: rebuild a run's or a sweep's reports, plots and summary from the files it wrote.
 
-The rendering itself lives in :mod:`annotated.reports`; here a folder's CSVs, config.yaml and
+The rendering itself lives in :mod:`annotated.lab.reports`; here a folder's CSVs, config.yaml and
 model.pt are read back, so a report can be redrawn after the plotting code changes, or after
 a file was deleted, without training again.
 """
@@ -10,10 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from annotated.lab.config import ExperimentConfig, read_json_file, read_yaml_file, resolve
+from annotated.lab.reports import read_csv, write_report
 from annotated.lab.sweeps import write_summary
-from annotated.models import count_parameters, load_model
-from annotated.reports import read_csv, write_report
-from annotated.train import History, length_range
+from annotated.models.summary import count_parameters
+from annotated.models.transformer import load_model
+from annotated.training.evaluation import length_range
+from annotated.training.history import History
 
 
 def report(path) -> Path:

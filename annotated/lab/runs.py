@@ -4,11 +4,11 @@
 
     config.yaml     the resolved config + environment (library, torch, python, device, git commit)
     metrics.csv     one row per logged step          eval.csv     one row per evaluation and length
-    model.pt        weights + config (annotated.models.load_model reads it) + optimizer/RNG state
+    model.pt        weights + config (annotated.models.transformer.load_model reads it) + optimizer/RNG state
     *.png           loss, accuracy, gradient norms, accuracy vs length, attention maps
     report.json     status, in-distribution and per-length accuracy, generalisation gap, time, size
     report.md       the same for people
-    tensorboard/    with ``tracker: tensorboard`` (wandb/ with ``tracker: wandb``): the same metrics, see annotated.trackers
+    tensorboard/    with ``tracker: tensorboard`` (wandb/ with ``tracker: wandb``): the same metrics, see annotated.lab.trackers
 
 The whole config is checked before any folder exists, so a bad config leaves nothing behind.
 Folders are never overwritten (a taken name gets ``-2``, ``-3``…) and every file is written
@@ -43,12 +43,14 @@ import torch
 import yaml
 
 import annotated
-from annotated.files import pid_alive, write_atomic
+from annotated.core.atomic import pid_alive, write_atomic
 from annotated.lab.config import ExperimentConfig, Resolved, as_config, read_json_file, resolve
-from annotated.models import count_parameters, read_checkpoint, write_checkpoint
-from annotated.reports import write_report
-from annotated.trackers import open_tracker
-from annotated.train import History, TrainingDiverged, resolve_device, train
+from annotated.lab.reports import write_report
+from annotated.lab.trackers import open_tracker
+from annotated.models.checkpoints import read_checkpoint, write_checkpoint
+from annotated.models.summary import count_parameters
+from annotated.training.history import History
+from annotated.training.loop import TrainingDiverged, resolve_device, train
 
 LOCK = "run.lock"  # {"pid", "host", "since"} of the process training in this folder
 
@@ -80,7 +82,7 @@ def environment(device) -> dict:
 
 
 def save_checkpoint(path: Path, resolved: Resolved, state: dict) -> None:
-    """model.pt: loadable by ``annotated.models.load_model``, plus the state :func:`resume` needs."""
+    """model.pt: loadable by ``annotated.models.transformer.load_model``, plus the state :func:`resume` needs."""
     state = dict(state)
     write_checkpoint(path, resolved.model_config, state.pop("model"), training_state=state)
 

@@ -25,11 +25,11 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from annotated.files import write_atomic
+from annotated.core.atomic import write_atomic
 from annotated.lab.config import ExperimentConfig, as_config, resolve
 from annotated.lab.executors import Job, check_executor, execute, run_status
+from annotated.lab.reports import group_statistics, run_row, sweep_markdown, write_csv
 from annotated.lab.runs import new_folder, sigterm_as_interrupt
-from annotated.reports import group_statistics, run_row, sweep_markdown, write_csv
 
 GRID_KEYS = ("task", "task_kwargs", "train_length", "eval_lengths", "seed", "model", "train")
 

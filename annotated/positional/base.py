@@ -13,7 +13,7 @@ in at exactly one of three places, declared by its class attribute ``where``:
 ==============  ==========================================  =========================================
 
 Every encoding answers all three hooks (``forward``, ``rotate_qk``, ``score_mod``); the ones
-it does not act at are identities, so :class:`~annotated.multihead.MultiHeadAttention` and
+it does not act at are identities, so :class:`~annotated.attention.multihead.MultiHeadAttention` and
 the models call the hooks without copying a ``forward`` per encoding. An encoding also
 declares what it needs and has (``even_head_dim``, ``table_limit``, ``fixed_signal``,
 ``learned``), so no other module tests an encoding by its name.
@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from annotated.masks import ScoreMod, materialize_score
+from annotated.attention.masks import ScoreMod, materialize_score
 
 
 class PositionalEncoding(nn.Module):

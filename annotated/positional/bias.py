@@ -1,7 +1,7 @@
 """Encodings that act on the attention scores, as a ``score_mod``: ALiBi and T5's relative bias.
 
 Each returns a ``score_mod(score, b, h, q_idx, k_idx)`` (FlexAttention's hook, see
-:mod:`annotated.masks`) that reads the positions of the query and key it is asked about, so a
+:mod:`annotated.attention.masks`) that reads the positions of the query and key it is asked about, so a
 tiled kernel evaluates the bias one tile at a time and no (H, Tq, Tk) tensor is built.
 ``score_bias`` materialises the same function for plots.
 
@@ -16,7 +16,7 @@ import math
 import torch
 import torch.nn as nn
 
-from annotated.masks import ScoreMod
+from annotated.attention.masks import ScoreMod
 from annotated.positional.base import PositionalEncoding
 
 

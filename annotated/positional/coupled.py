@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from annotated.masks import ScoreMod
+from annotated.attention.masks import ScoreMod
 from annotated.positional.base import PositionalEncoding
 from annotated.positional.bias import position_lookup
 
@@ -34,7 +34,7 @@ class CoupledRelativeBias(PositionalEncoding):
     scored 100% at 20 to 100 digits in 2 of 2 seeds. A reading: with an absolute table a query id
     only meets key ids within about ±12 of itself during training, so longer inputs pair ids never
     trained together; the clipped difference has no such gap (every pair has one of 7 trained values).
-    This class, trained by :func:`annotated.train.train` on ``addition_coupled`` (1 layer, width 128,
+    This class, trained by :func:`annotated.training.loop.train` on ``addition_coupled`` (1 layer, width 128,
     4 heads, batch 128, AdamW lr 2e-3 with 3% warm-up and cosine to 2%, no weight decay, clip 1.0),
     single seeds, teacher-forced exact match over 1,000 problems per length: 6,000 steps (seed 0,
     456 s of one CPU thread) gave 1.000 at 10, 15, 20, 30, 50, 100 and 200 digits; 1,200 steps

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from annotated.masks import ScoreMod
+from annotated.attention.masks import ScoreMod
 from annotated.positional.base import PositionalEncoding
 from annotated.positional.bias import position_lookup
 

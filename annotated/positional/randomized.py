@@ -39,7 +39,7 @@ class RandomizedPositions(PositionalEncoding):
     Evaluation (``self.training`` False) with no ``positions`` given uses ``0..T-1`` unless
     ``sample_in_eval=True``. The library's training loop and evaluation do what the paper's
     reference implementation does: they pass random sorted positions in training *and* in
-    evaluation (:func:`annotated.evaluation.evaluate` draws them from a seeded generator), since a
+    evaluation (:func:`annotated.training.evaluation.evaluate` draws them from a seeded generator), since a
     model trained on large position values has never seen ``0..T-1``. Any other encoding is
     randomized the same way with ``ModelConfig.random_positions``. Explicitly passed
     ``positions`` are always used as given.

@@ -6,8 +6,8 @@ the last group takes every module no other group claims, so a new module is docu
 moment it exists and never twice.
 
 The extension also resolves the short cross-references the docstrings use (:func:`attend`
-written in annotated.multihead, :class:`annotated.models.ModelConfig` for a name that models
-re-exports from annotated.model_config): a target that names no documented object is looked
+written in annotated.attention.multihead, :class:`annotated.models.config.ModelConfig` for a name that models
+re-exports from annotated.models.config): a target that names no documented object is looked
 up by its last dotted part, and linked when exactly one documented object has that name.
 
 What a module documents is what it defines: a top-level ``def``, ``class`` or assignment in
@@ -34,19 +34,19 @@ PACKAGE = "annotated"
 # (group, patterns): a module belongs to the first group with a matching pattern; "other" takes the rest.
 GROUPS: list[tuple[str, list[str]]] = [
     ("package", ["annotated"]),
-    ("attention", ["annotated.attention", "annotated.masks", "annotated.multihead", "annotated.showcode"]),
+    ("attention", ["annotated.attention.attend", "annotated.attention.masks", "annotated.attention.multihead", "annotated.figures.showcode"]),
     ("positional", ["annotated.positional", "annotated.positional.*"]),
     (
         "models",
         [
-            "annotated.blocks",
-            "annotated.model_config",
-            "annotated.models",
-            "annotated.model_summary",
-            "annotated.checkpoints",
-            "annotated.generate",
-            "annotated.memory",
-            "annotated.hf",
+            "annotated.models.blocks",
+            "annotated.models.config",
+            "annotated.models.transformer",
+            "annotated.models.summary",
+            "annotated.models.checkpoints",
+            "annotated.models.generate",
+            "annotated.models.recurrence",
+            "annotated.models.hf",
         ],
     ),  # fmt: skip
     ("kernels", ["annotated.kernels", "annotated.kernels.*"]),
@@ -54,14 +54,14 @@ GROUPS: list[tuple[str, list[str]]] = [
     (
         "training",
         [
-            "annotated.train_config",
-            "annotated.train",
-            "annotated.optim",
-            "annotated.metrics",
-            "annotated.evaluation",
-            "annotated.validation",
-            "annotated.intervals",
-            "annotated.trackers",
+            "annotated.training.config",
+            "annotated.training.loop",
+            "annotated.training.optim",
+            "annotated.training.history",
+            "annotated.training.evaluation",
+            "annotated.core.fields",
+            "annotated.analysis.intervals",
+            "annotated.lab.trackers",
         ],
     ),  # fmt: skip
     (
@@ -69,22 +69,22 @@ GROUPS: list[tuple[str, list[str]]] = [
         [
             "annotated.lab",
             "annotated.lab.*",
-            "annotated.reports",
-            "annotated.files",
-            "annotated.flags",
-            "annotated.__main__",
+            "annotated.lab.reports",
+            "annotated.core.atomic",
+            "annotated.lab.flags",
+            "annotated.lab.cli",
         ],
     ),  # fmt: skip
-    ("analysis", ["annotated.interpret", "annotated.interpret.*", "annotated.scaling", "annotated.claims",
-                  "annotated.stored_sweeps"]),  # fmt: skip
+    ("analysis", ["annotated.analysis.interpret", "annotated.analysis.interpret.*", "annotated.analysis.scaling", "annotated.analysis.claims",
+                  "annotated.analysis.stored_sweeps"]),  # fmt: skip
     (
         "figures",
         [
-            "annotated.viz",
-            "annotated.diagrams",
-            "annotated.widgets",
-            "annotated.comparison",
-            "annotated.dashboard",
+            "annotated.figures.viz",
+            "annotated.figures.diagrams",
+            "annotated.figures.widgets",
+            "annotated.analysis.comparison",
+            "annotated.figures.dashboard",
             "annotated.bench",
             "annotated.bench.*",
         ],
