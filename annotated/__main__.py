@@ -1,4 +1,5 @@
-"""``python -m annotated``: the lab's command line (:mod:`annotated.lab.cli`)."""
+"""``python -m annotated``: the lab's command line
+(:mod:`annotated.lab.cli`)."""
 
 from annotated.lab.cli import main
 

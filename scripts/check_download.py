@@ -72,9 +72,15 @@ class _DownloadLink(HTMLParser):
         super().__init__()
         self.hrefs: list[str] = []
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+    def handle_starttag(
+        self, tag: str, attrs: list[tuple[str, str | None]]
+    ) -> None:
         attributes = dict(attrs)
-        if tag == "a" and "btn-download-source-button" in (attributes.get("class") or "").split():
+        if (
+            tag == "a"
+            and "btn-download-source-button"
+            in (attributes.get("class") or "").split()
+        ):
             self.hrefs.append(attributes.get("href") or "")
 
 
@@ -82,18 +88,29 @@ def downloaded_notebook(html_dir: Path, page: str) -> Path:
     """The ``.ipynb`` file that the built ``page`` (e.g. ``notebooks/01_attention``) offers for download."""
     page_file = html_dir / f"{page}.html"
     if not page_file.exists():
-        raise FileNotFoundError(f"{page_file} does not exist: build the book first (make book-strict)")
+        raise FileNotFoundError(
+            f"{page_file} does not exist: build the book first (make book-strict)"
+        )
     parser = _DownloadLink()
     parser.feed(page_file.read_text(encoding="utf-8"))
-    notebooks = [h for h in parser.hrefs if urllib.parse.urlsplit(h).path.endswith(".ipynb")]
+    notebooks = [
+        h
+        for h in parser.hrefs
+        if urllib.parse.urlsplit(h).path.endswith(".ipynb")
+    ]
     if not notebooks:
         raise ValueError(
             f"{page_file} has no download button for an .ipynb (found {parser.hrefs}): "
             "keep use_download_button (the default) in _config.yml's html section"
         )
-    target = (page_file.parent / urllib.parse.unquote(urllib.parse.urlsplit(notebooks[0]).path)).resolve()
+    target = (
+        page_file.parent
+        / urllib.parse.unquote(urllib.parse.urlsplit(notebooks[0]).path)
+    ).resolve()
     if not target.is_file():
-        raise FileNotFoundError(f"{page_file} links {notebooks[0]}, but {target} is not in the built site")
+        raise FileNotFoundError(
+            f"{page_file} links {notebooks[0]}, but {target} is not in the built site"
+        )
     return target
 
 
@@ -110,10 +127,19 @@ def copy_package(dest: Path) -> Path:
     return dest
 
 
-def _run(cmd: list[str], *, env: dict[str, str], cwd: Path | None = None) -> None:
+def _run(
+    cmd: list[str], *, env: dict[str, str], cwd: Path | None = None
+) -> None:
     """Run ``cmd``; its output (pip is chatty) is shown only when it fails."""
     print("  $", " ".join(str(c) for c in cmd), flush=True)
-    done = subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    done = subprocess.run(
+        cmd,
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     if done.returncode != 0:
         print(done.stdout[-20_000:], file=sys.stderr)
         raise subprocess.CalledProcessError(done.returncode, cmd)
@@ -121,17 +147,25 @@ def _run(cmd: list[str], *, env: dict[str, str], cwd: Path | None = None) -> Non
 
 def _fresh_env(venv: Path, tmp: Path) -> dict[str, str]:
     """The environment of a reader's shell: the fresh venv first on PATH, nothing of ours on sys.path."""
-    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"}
+    }
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(venv)
     env["PYTHONNOUSERSITE"] = "1"
-    env["JUPYTER_DATA_DIR"] = str(tmp / "jupyter-data")  # no kernels from the user's own Jupyter
+    env["JUPYTER_DATA_DIR"] = str(
+        tmp / "jupyter-data"
+    )  # no kernels from the user's own Jupyter
     env["JUPYTER_CONFIG_DIR"] = str(tmp / "jupyter-config")
     env["MPLCONFIGDIR"] = str(tmp / "matplotlib")
     return env
 
 
-def check_download(html_dir: Path, page: str, workdir: Path) -> dict[str, float]:
+def check_download(
+    html_dir: Path, page: str, workdir: Path
+) -> dict[str, float]:
     """Run the check in ``workdir``; return the seconds each step took. Raises on failure."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -155,9 +189,28 @@ def check_download(html_dir: Path, page: str, workdir: Path) -> dict[str, float]
     env = _fresh_env(venv, workdir)
     lap("fresh venv")
 
-    _run([python, "-m", "pip", "install", "-q", "--no-compile", *HARNESS], env=env)  # no .pyc for torch: faster
-    _run([python, "-m", "ipykernel", "install", "--sys-prefix", "--name", KERNEL_NAME], env=env)
-    probe = subprocess.run([python, "-c", "import annotated"], env=env, cwd=run_dir, capture_output=True)
+    _run(
+        [python, "-m", "pip", "install", "-q", "--no-compile", *HARNESS],
+        env=env,
+    )  # no .pyc for torch: faster
+    _run(
+        [
+            python,
+            "-m",
+            "ipykernel",
+            "install",
+            "--sys-prefix",
+            "--name",
+            KERNEL_NAME,
+        ],
+        env=env,
+    )
+    probe = subprocess.run(
+        [python, "-c", "import annotated"],
+        env=env,
+        cwd=run_dir,
+        capture_output=True,
+    )
     if probe.returncode == 0:
         raise RuntimeError(
             "annotated is importable in the fresh venv before the notebook ran: the check proves nothing"
@@ -167,7 +220,16 @@ def check_download(html_dir: Path, page: str, workdir: Path) -> dict[str, float]
     env["ANNOTATED_PIP_SPEC"] = f"annotated @ {package.as_uri()}"
     print(f"  ANNOTATED_PIP_SPEC={env['ANNOTATED_PIP_SPEC']}")
     (workdir / "run_notebook.py").write_text(RUNNER, encoding="utf-8")
-    _run([python, str(workdir / "run_notebook.py"), notebook.name, KERNEL_NAME], env=env, cwd=run_dir)
+    _run(
+        [
+            python,
+            str(workdir / "run_notebook.py"),
+            notebook.name,
+            KERNEL_NAME,
+        ],
+        env=env,
+        cwd=run_dir,
+    )
     print("  executed every cell without error")
     lap("notebook (its first cell installs the library)")
 
@@ -190,16 +252,34 @@ def check_download(html_dir: Path, page: str, workdir: Path) -> dict[str, float]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--html", type=Path, default=ROOT / "_build" / "html", help="the built book")
-    parser.add_argument("--page", default="notebooks/01_attention", help="the chapter page whose notebook to run")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (printed)")
+    parser.add_argument(
+        "--html",
+        type=Path,
+        default=ROOT / "_build" / "html",
+        help="the built book",
+    )
+    parser.add_argument(
+        "--page",
+        default="notebooks/01_attention",
+        help="the chapter page whose notebook to run",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the temporary directory (printed)",
+    )
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="check-download-"))
     began = time.perf_counter()
     try:
         timings = check_download(args.html, args.page, workdir)
-    except (subprocess.CalledProcessError, RuntimeError, ValueError, FileNotFoundError) as error:
+    except (
+        subprocess.CalledProcessError,
+        RuntimeError,
+        ValueError,
+        FileNotFoundError,
+    ) as error:
         print(f"check-download FAILED: {error}", file=sys.stderr)
         return 1
     finally:
@@ -207,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    steps = ", ".join(f"{step} {seconds:.0f} s" for step, seconds in timings.items())
+    steps = ", ".join(
+        f"{step} {seconds:.0f} s" for step, seconds in timings.items()
+    )
     print(
         f"check-download: {args.page} ran in a fresh venv from its first cell ({steps}; total {time.perf_counter() - began:.0f} s)"
     )

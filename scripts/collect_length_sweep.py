@@ -50,8 +50,12 @@ def sweep_rows(folder: Path) -> tuple[list[dict], list[dict]]:
     for point, run_dir in sweep_runs(folder):
         report = read_report(run_dir)
         row = point_row(point, keys, report)
-        row.setdefault("model.positional", point.model.get("positional"))  # a sweep over seeds only
-        rows.append(row | (run_row(report) if row["status"] == "completed" else {}))
+        row.setdefault(
+            "model.positional", point.model.get("positional")
+        )  # a sweep over seeds only
+        rows.append(
+            row | (run_row(report) if row["status"] == "completed" else {})
+        )
         reports.append(report | {"folder": run_dir})
     return rows + group_statistics(rows, keys), reports
 
@@ -63,7 +67,9 @@ def wall_time(reports: list[dict]) -> dict:
         return {"runs_wall_time_s": 0.0, "span_s": None}
     starts, ends = [], []
     for report in done:
-        created = yaml.safe_load((report["folder"] / "config.yaml").read_text())["environment"]["created"]
+        created = yaml.safe_load(
+            (report["folder"] / "config.yaml").read_text()
+        )["environment"]["created"]
         start = datetime.fromisoformat(str(created))
         starts.append(start)
         ends.append(start + timedelta(seconds=report["wall_time_s"]))
@@ -80,7 +86,9 @@ def collect(folders: list[Path], out: Path, *, commands: list[str], wall_time_s:
         runs = [yaml.safe_load((p / "config.yaml").read_text())["environment"]
                 for p in sorted(folder.iterdir()) if (p / "config.yaml").is_file()]  # fmt: skip
         if not runs:
-            raise ValueError(f"{folder}: no run has started yet (no run folder holds a config.yaml)")
+            raise ValueError(
+                f"{folder}: no run has started yet (no run folder holds a config.yaml)"
+            )
         environment = runs[0] | {
             "created": min(r["created"] for r in runs),
             "last_run_created": max(r["created"] for r in runs),
@@ -90,23 +98,62 @@ def collect(folders: list[Path], out: Path, *, commands: list[str], wall_time_s:
                        "statuses": dict(Counter(statuses)), "wall_time": wall_time(reports),
                        "environment": environment, "config": config})  # fmt: skip
         for row in summary:
-            rows.append({"task": config["task"], "train_length": config["train_length"]} | row)
+            rows.append(
+                {
+                    "task": config["task"],
+                    "train_length": config["train_length"],
+                }
+                | row
+            )
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / f"{prefix}summary.csv", rows)
-    provenance = {"commands": commands, "wall_time_s": wall_time_s, "sweeps": sweeps}
-    (out / f"{prefix}provenance.yaml").write_text(yaml.safe_dump(provenance, sort_keys=False, allow_unicode=True))
+    provenance = {
+        "commands": commands,
+        "wall_time_s": wall_time_s,
+        "sweeps": sweeps,
+    }
+    (out / f"{prefix}provenance.yaml").write_text(
+        yaml.safe_dump(provenance, sort_keys=False, allow_unicode=True)
+    )
     return rows
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folders", nargs="+", type=Path, help="sweep folders (each holds sweep.yaml and run folders)")
-    parser.add_argument("--out", type=Path, default=ROOT / "annotated" / "data")
-    parser.add_argument("--prefix", default=PREFIX, help=f"file name prefix of the two files (default {PREFIX})")
-    parser.add_argument("--wall-time-s", type=float, default=None, help="wall time of the whole sweep")
-    parser.add_argument("--command", action="append", default=[], help="a command line that made the folders")
+    parser.add_argument(
+        "folders",
+        nargs="+",
+        type=Path,
+        help="sweep folders (each holds sweep.yaml and run folders)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "annotated" / "data"
+    )
+    parser.add_argument(
+        "--prefix",
+        default=PREFIX,
+        help=f"file name prefix of the two files (default {PREFIX})",
+    )
+    parser.add_argument(
+        "--wall-time-s",
+        type=float,
+        default=None,
+        help="wall time of the whole sweep",
+    )
+    parser.add_argument(
+        "--command",
+        action="append",
+        default=[],
+        help="a command line that made the folders",
+    )
     args = parser.parse_args(argv)
-    rows = collect(args.folders, args.out, commands=args.command, wall_time_s=args.wall_time_s, prefix=args.prefix)
+    rows = collect(
+        args.folders,
+        args.out,
+        commands=args.command,
+        wall_time_s=args.wall_time_s,
+        prefix=args.prefix,
+    )
     print(
         f"{len(rows)} rows from {len(args.folders)} sweeps -> {args.out}/{args.prefix}{{summary.csv,provenance.yaml}}"
     )

@@ -39,7 +39,10 @@ def digest(run: Path) -> dict[str, str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("config")
     parser.add_argument("--after-completed", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
@@ -48,31 +51,69 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     before = set(args.out.iterdir())
     existing = Path(args.config).is_dir()
-    target = ["--resume", args.config] if existing else [args.config, "--out", str(args.out)]
-    command = [sys.executable, "-m", "annotated", "sweep", *target, "--jobs", str(args.jobs), "--no-progress"]
+    target = (
+        ["--resume", args.config]
+        if existing
+        else [args.config, "--out", str(args.out)]
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "annotated",
+        "sweep",
+        *target,
+        "--jobs",
+        str(args.jobs),
+        "--no-progress",
+    ]
     default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
-    first = subprocess.Popen(command, start_new_session=True, preexec_fn=default_sigint)
+    first = subprocess.Popen(
+        command, start_new_session=True, preexec_fn=default_sigint
+    )
     while not existing and not (set(args.out.iterdir()) - before):
         time.sleep(2)
-    (folder,) = [Path(args.config)] if existing else set(args.out.iterdir()) - before
-    while sum(s == "completed" for s in statuses(folder).values()) < args.after_completed:
+    (folder,) = (
+        [Path(args.config)] if existing else set(args.out.iterdir()) - before
+    )
+    while (
+        sum(s == "completed" for s in statuses(folder).values())
+        < args.after_completed
+    ):
         if first.poll() is not None:
-            print(f"the sweep ended (exit {first.returncode}) before {args.after_completed} runs completed")
+            print(
+                f"the sweep ended (exit {first.returncode}) before {args.after_completed} runs completed"
+            )
             return 1
         time.sleep(5)
     os.killpg(first.pid, signal.SIGINT)
     code = first.wait()
     stopped = statuses(folder)
-    finished = {name: digest(folder / name) for name, status in stopped.items() if status == "completed"}
+    finished = {
+        name: digest(folder / name)
+        for name, status in stopped.items()
+        if status == "completed"
+    }
     print(f"SIGINT: exit {code}; {json.dumps(stopped, indent=1)}")
     started = time.time()
     code = subprocess.run([sys.executable, "-m", "annotated", "sweep", "--resume", str(folder), "--jobs",
                            str(args.jobs), "--no-progress"]).returncode  # fmt: skip
     after = statuses(folder)
-    unchanged = all(digest(folder / name) == files for name, files in finished.items())
-    print(f"resume: exit {code} after {time.time() - started:.0f} s; {json.dumps(after, indent=1)}")
-    print(f"{len(finished)} runs finished before the stop; their files unchanged by the resume: {unchanged}")
-    return 0 if code == 0 and unchanged and all(s == "completed" for s in after.values()) else 1
+    unchanged = all(
+        digest(folder / name) == files for name, files in finished.items()
+    )
+    print(
+        f"resume: exit {code} after {time.time() - started:.0f} s; {json.dumps(after, indent=1)}"
+    )
+    print(
+        f"{len(finished)} runs finished before the stop; their files unchanged by the resume: {unchanged}"
+    )
+    return (
+        0
+        if code == 0
+        and unchanged
+        and all(s == "completed" for s in after.values())
+        else 1
+    )
 
 
 if __name__ == "__main__":

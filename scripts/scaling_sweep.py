@@ -43,12 +43,26 @@ from annotated.tasks.text import tiny_shakespeare_path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "annotated" / "data"
-FIELDS = ["d_model", "seed", "non_embedding_params", "params", "val_loss", "train_loss", "tokens", "wall_time_s"]
+FIELDS = [
+    "d_model",
+    "seed",
+    "non_embedding_params",
+    "params",
+    "val_loss",
+    "train_loss",
+    "tokens",
+    "wall_time_s",
+]
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--work", type=Path, default=ROOT / "experiments" / "scaling", help="one JSON per point")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=ROOT / "experiments" / "scaling",
+        help="one JSON per point",
+    )
     parser.add_argument("--out", type=Path, default=DATA)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -62,7 +76,10 @@ def main(argv=None) -> None:
         done.write_text(json.dumps(row))
         print(f"d_model={d_model} seed={seed}: val {row['val_loss']:.4f} train {row['train_loss']:.4f} "
               f"({row['wall_time_s']:.0f} s)", flush=True)  # fmt: skip
-    rows = [json.loads((args.work / f"d{d}_seed{s}.json").read_text()) for d, s in sweep_points()]
+    rows = [
+        json.loads((args.work / f"d{d}_seed{s}.json").read_text())
+        for d, s in sweep_points()
+    ]
     with open(args.out / "scaling_runs.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, FIELDS)
         writer.writeheader()
@@ -71,8 +88,17 @@ def main(argv=None) -> None:
     provenance = {
         "what": "chapter 8's scaling-law sweep: one recipe, widths 16..128, the same tokens for every size",
         "script": "scripts/scaling_sweep.py",
-        "model": MODEL | {"d_model": list(WIDTHS), "d_ff": "4 * d_model", "tie_weights": True},
-        "train": TRAIN | {"context": CONTEXT, "tokens_per_run": TRAIN["steps"] * TRAIN["batch_size"] * CONTEXT},
+        "model": MODEL
+        | {
+            "d_model": list(WIDTHS),
+            "d_ff": "4 * d_model",
+            "tie_weights": True,
+        },
+        "train": TRAIN
+        | {
+            "context": CONTEXT,
+            "tokens_per_run": TRAIN["steps"] * TRAIN["batch_size"] * CONTEXT,
+        },
         "seeds": {str(d): [0, *EXTRA_SEEDS.get(d, ())] for d in WIDTHS},
         "evaluation": f"mean next-character loss (nats) over {EVAL_WINDOWS} windows of {CONTEXT} characters per "
         "split, drawn with torch.Generator seed 1234 (annotated.analysis.scaling.heldout_loss)",
@@ -84,7 +110,9 @@ def main(argv=None) -> None:
         "total_wall_time_s": round(sum(r["wall_time_s"] for r in rows), 1),
         "environment": environment("cpu") | {"threads": 1},
     }
-    (args.out / "scaling_provenance.yaml").write_text(yaml.safe_dump(provenance, sort_keys=False))
+    (args.out / "scaling_provenance.yaml").write_text(
+        yaml.safe_dump(provenance, sort_keys=False)
+    )
     print(f"wrote {args.out / 'scaling_runs.csv'} ({len(rows)} runs)")
 
 

@@ -29,11 +29,17 @@ from annotated.models.config import ModelConfig  # noqa: E402
 def store(run: Path, name: str, what: str, out: Path) -> Path:
     report = json.loads((run / "report.json").read_text())
     if report.get("status") != "completed":
-        raise SystemExit(f"{run} has status {report.get('status')!r}; store a completed run")
+        raise SystemExit(
+            f"{run} has status {report.get('status')!r}; store a completed run"
+        )
     checkpoint = read_checkpoint(run / "model.pt")
     config = ModelConfig.from_dict(checkpoint["config"])
     target = out / f"{name}.pt"
-    write_checkpoint(target, config, {k: v.float() for k, v in checkpoint["state_dict"].items()})
+    write_checkpoint(
+        target,
+        config,
+        {k: v.float() for k, v in checkpoint["state_dict"].items()},
+    )
     run_config = yaml.safe_load((run / "config.yaml").read_text())
     provenance = {
         "what": what,
@@ -52,18 +58,37 @@ def store(run: Path, name: str, what: str, out: Path) -> Path:
         "learned": report.get("learned"),
         "steps_to_learn": report.get("steps_to_learn"),
         "train_time_s": round(report.get("train_time_s", 0.0), 1),
-        "exact_match": {int(n): round(row["exact_match"], 4) for n, row in report["per_length"].items()},
+        "exact_match": {
+            int(n): round(row["exact_match"], 4)
+            for n, row in report["per_length"].items()
+        },
     }
-    (out / f"{name}_provenance.yaml").write_text(yaml.safe_dump(provenance, sort_keys=False, allow_unicode=True))
+    (out / f"{name}_provenance.yaml").write_text(
+        yaml.safe_dump(provenance, sort_keys=False, allow_unicode=True)
+    )
     return target
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", type=Path, help="a completed run folder (report.json, model.pt, config.yaml)")
-    parser.add_argument("--name", required=True, help="file stem under --out, e.g. addition_coupled")
-    parser.add_argument("--what", required=True, help="one sentence: what the model is and why the book keeps it")
-    parser.add_argument("--out", type=Path, default=ROOT / "annotated" / "data")
+    parser.add_argument(
+        "run",
+        type=Path,
+        help="a completed run folder (report.json, model.pt, config.yaml)",
+    )
+    parser.add_argument(
+        "--name",
+        required=True,
+        help="file stem under --out, e.g. addition_coupled",
+    )
+    parser.add_argument(
+        "--what",
+        required=True,
+        help="one sentence: what the model is and why the book keeps it",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "annotated" / "data"
+    )
     args = parser.parse_args(argv)
     print(store(args.run, args.name, args.what, args.out))
     return 0

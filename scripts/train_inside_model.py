@@ -54,22 +54,38 @@ def main(argv=None) -> None:
     began = time.perf_counter()
     history = train(model, task, train_length=CONTEXT, config=train_config)
     seconds = time.perf_counter() - began
-    state = {k: v.detach().to(torch.float16) for k, v in model.state_dict().items()}
+    state = {
+        k: v.detach().to(torch.float16) for k, v in model.state_dict().items()
+    }
     write_checkpoint(args.out, model_config, state)
     corpus = tiny_shakespeare_path(download=False)
     provenance = {
         "what": "the model chapter 8 analyses: week 5's nanoGPT CPU recipe, trained in full",
         "script": "scripts/train_inside_model.py",
-        "checkpoint": {"file": args.out.name, "sha256": sha256(args.out), "dtype": "float16 (load into float32)"},
-        "corpus": {"name": "tiny_shakespeare", "sha256": sha256(corpus), "val_fraction": 0.1},
+        "checkpoint": {
+            "file": args.out.name,
+            "sha256": sha256(args.out),
+            "dtype": "float16 (load into float32)",
+        },
+        "corpus": {
+            "name": "tiny_shakespeare",
+            "sha256": sha256(corpus),
+            "val_fraction": 0.1,
+        },
         "model": model_config.to_dict(),
         "parameters": count_parameters(model),
-        "train": train_config.to_dict() | {"context": CONTEXT, "tokens_seen": args.steps * 12 * CONTEXT},
+        "train": train_config.to_dict()
+        | {"context": CONTEXT, "tokens_seen": args.steps * 12 * CONTEXT},
         "wall_time_s": round(seconds, 1),
-        "validation": [{"step": r["step"], "loss": round(r["loss"], 4)} for r in history.evals],
+        "validation": [
+            {"step": r["step"], "loss": round(r["loss"], 4)}
+            for r in history.evals
+        ],
         "environment": environment("cpu") | {"threads": 1},
     }
-    (args.out.with_name(args.out.stem + "_provenance.yaml")).write_text(yaml.safe_dump(provenance, sort_keys=False))
+    (args.out.with_name(args.out.stem + "_provenance.yaml")).write_text(
+        yaml.safe_dump(provenance, sort_keys=False)
+    )
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB) in {seconds:.0f} s; "
           f"validation loss {history.evals[-1]['loss']:.3f}")  # fmt: skip
 

@@ -10,7 +10,12 @@ import torch
 from annotated.models.config import ModelConfig
 from annotated.models.transformer import build_model
 
-TINY_MODEL = {"d_model": 32, "n_heads": 4, "n_layers": 2, "max_len": 32}  # a model that trains in seconds on a CPU
+TINY_MODEL = {
+    "d_model": 32,
+    "n_heads": 4,
+    "n_layers": 2,
+    "max_len": 32,
+}  # a model that trains in seconds on a CPU
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,10 @@ def _qkv(dtype, b=2, h=3, tq=5, tk=7, d=8, dv=4, seed=0):
     return q, k, v
 
 
-TOL = {torch.float32: dict(atol=1e-5, rtol=1e-5), torch.float64: dict(atol=1e-12, rtol=1e-12)}
+TOL = {
+    torch.float32: dict(atol=1e-5, rtol=1e-5),
+    torch.float64: dict(atol=1e-12, rtol=1e-12),
+}
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -29,13 +32,19 @@ def test_attend_equals_sdpa(dtype, use_mask, use_bias):
     g = torch.Generator().manual_seed(1)
     mask = torch.rand(2, 1, 5, 7, generator=g) > 0.3 if use_mask else None
     if mask is not None:
-        mask[..., 0] = True  # keep every row non-empty: SDPA and attend then agree bit-for-bit in meaning
-    bias = torch.randn(3, 5, 7, generator=g, dtype=dtype) if use_bias else None
+        mask[..., 0] = (
+            True  # keep every row non-empty: SDPA and attend then agree bit-for-bit in meaning
+        )
+    bias = (
+        torch.randn(3, 5, 7, generator=g, dtype=dtype) if use_bias else None
+    )
     out, weights = attend(q, k, v, mask=mask, bias=bias)
     # SDPA takes one attn_mask: a bool mask, or a float mask added to the scores.
     sdpa_mask = mask
     if bias is not None:
-        sdpa_mask = bias if mask is None else bias.masked_fill(~mask, float("-inf"))
+        sdpa_mask = (
+            bias if mask is None else bias.masked_fill(~mask, float("-inf"))
+        )
     ref = F.scaled_dot_product_attention(q, k, v, attn_mask=sdpa_mask)
     torch.testing.assert_close(out, ref, **TOL[dtype])
     assert weights.shape == (2, 3, 5, 7)
@@ -52,14 +61,18 @@ def test_attend_causal_equals_sdpa_is_causal(dtype):
 def test_custom_scale_equals_sdpa_scale():
     q, k, v = _qkv(torch.float64)
     out, _ = attend(q, k, v, scale=0.3)
-    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, scale=0.3))
+    torch.testing.assert_close(
+        out, F.scaled_dot_product_attention(q, k, v, scale=0.3)
+    )
 
 
 def test_rows_sum_to_one_and_masked_keys_get_zero_weight():
     q, k, v = _qkv(torch.float64)
     mask = padding_mask([3, 7], 7)  # (B, 1, 1, Tk)
     _, w = attend(q, k, v, mask=mask)
-    torch.testing.assert_close(w.sum(-1), torch.ones(2, 3, 5, dtype=torch.float64))
+    torch.testing.assert_close(
+        w.sum(-1), torch.ones(2, 3, 5, dtype=torch.float64)
+    )
     assert (w[0, :, :, 3:] == 0).all()
 
 
@@ -81,7 +94,9 @@ def test_fully_masked_row_is_zero_and_nan_free():
     out, w = attend(q, k, v, mask=mask)
     assert not torch.isnan(out).any() and not torch.isnan(w).any()
     assert (w[..., 2, :] == 0).all() and (out[..., 2, :] == 0).all()
-    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
+    torch.testing.assert_close(
+        out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    )
     # Gradients stay finite too.
     q.requires_grad_(True)
     attend(q, k, v, mask=mask)[0].sum().backward()
@@ -105,27 +120,44 @@ def test_causal_future_keys_and_values_never_change_earlier_outputs(which):
         target = k2 if which == "key" else v2
         target[..., t, :] += 100.0
         out2, _ = attend(q, k2, v2, mask=causal_mask(6))
-        torch.testing.assert_close(out2[..., :t, :], out[..., :t, :], atol=0, rtol=0)
+        torch.testing.assert_close(
+            out2[..., :t, :], out[..., :t, :], atol=0, rtol=0
+        )
         assert not torch.allclose(out2[..., t:, :], out[..., t:, :])
 
 
 def test_causal_flag_with_longer_keys_aligns_queries_to_the_end():
     q, k, v = _qkv(torch.float64, tq=2, tk=5)
     out, w = attend(q, k, v, causal=True)
-    assert (w[..., 0, 4] == 0).all() and (w[..., 0, 3] > 0).all() and (w[..., 1, :] > 0).all()
+    assert (
+        (w[..., 0, 4] == 0).all()
+        and (w[..., 0, 3] > 0).all()
+        and (w[..., 1, :] > 0).all()
+    )
 
 
 def test_entropy_of_uniform_and_one_hot_rows():
     w = torch.tensor([[0.25, 0.25, 0.25, 0.25], [1.0, 0.0, 0.0, 0.0]])
-    torch.testing.assert_close(attention_entropy(w), torch.tensor([math.log(4), 0.0]))
+    torch.testing.assert_close(
+        attention_entropy(w), torch.tensor([math.log(4), 0.0])
+    )
 
 
 @pytest.mark.parametrize(
     "shapes, match",
     [
-        (((2, 5, 8), (2, 7, 6), (2, 7, 4)), r"q \(2, 5, 8\) vs k \(2, 7, 6\)"),
-        (((2, 5, 8), (2, 7, 8), (2, 6, 4)), r"k \(2, 7, 8\) vs v \(2, 6, 4\)"),
-        (((3, 5, 8), (2, 7, 8), (2, 7, 4)), r"q \(3, 5, 8\) vs k \(2, 7, 8\)"),
+        (
+            ((2, 5, 8), (2, 7, 6), (2, 7, 4)),
+            r"q \(2, 5, 8\) vs k \(2, 7, 6\)",
+        ),
+        (
+            ((2, 5, 8), (2, 7, 8), (2, 6, 4)),
+            r"k \(2, 7, 8\) vs v \(2, 6, 4\)",
+        ),
+        (
+            ((3, 5, 8), (2, 7, 8), (2, 7, 4)),
+            r"q \(3, 5, 8\) vs k \(2, 7, 8\)",
+        ),
         (((8,), (7, 8), (7, 4)), r"at least 2 dims"),
     ],
 )
@@ -137,11 +169,20 @@ def test_mismatched_shapes_raise_value_error_naming_them(shapes, match):
 
 def test_wrong_mask_shape_or_dtype_raises():
     q, k, v = _qkv(torch.float32)
-    with pytest.raises(ValueError, match=r"mask of shape \(5, 6\) does not broadcast .*\(2, 3, 5, 7\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"mask of shape \(5, 6\) does not broadcast .*\(2, 3, 5, 7\)",
+    ):
         attend(q, k, v, mask=torch.ones(5, 6, dtype=torch.bool))
-    with pytest.raises(ValueError, match="mask must be a boolean tensor.*torch.float32"):
+    with pytest.raises(
+        ValueError, match="mask must be a boolean tensor.*torch.float32"
+    ):
         attend(q, k, v, mask=torch.ones(5, 7))
-    with pytest.raises(ValueError, match=r"bias of shape \(4, 5, 7\) does not broadcast"):
+    with pytest.raises(
+        ValueError, match=r"bias of shape \(4, 5, 7\) does not broadcast"
+    ):
         attend(q, k, v, bias=torch.zeros(4, 5, 7))
-    with pytest.raises(ValueError, match="bias must be a floating-point tensor"):
+    with pytest.raises(
+        ValueError, match="bias must be a floating-point tensor"
+    ):
         attend(q, k, v, bias=torch.zeros(5, 7, dtype=torch.long))

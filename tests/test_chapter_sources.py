@@ -22,7 +22,11 @@ import pytest
 from _scripts import ROOT
 
 CHAPTER_SOURCES = {
-    "01_attention": ["annotated.attention.attend:attend", "annotated.attention.masks:causal", "annotated.attention.masks:padding"],
+    "01_attention": [
+        "annotated.attention.attend:attend",
+        "annotated.attention.masks:causal",
+        "annotated.attention.masks:padding",
+    ],
     "02_multi_head": [
         "annotated.attention.multihead:MultiHeadAttention.forward",
         "annotated.attention.multihead:MultiHeadAttention._attend",
@@ -33,7 +37,10 @@ CHAPTER_SOURCES = {
         "annotated.positional.bias:AlibiBias.score_mod",
         "annotated.positional.bias:T5RelativeBias.score_mod",
     ],
-    "04_architectures": ["annotated.models.blocks:Residual.forward", "annotated.models.generate:generate"],
+    "04_architectures": [
+        "annotated.models.blocks:Residual.forward",
+        "annotated.models.generate:generate",
+    ],
     "05_language_model": ["annotated.models.generate:sample_next"],
     "06_length_generalization": [
         "annotated.training.evaluation:batch_positions",
@@ -60,8 +67,14 @@ CHAPTER_SOURCES = {
         "annotated.analysis.scaling:fit_power_law",
     ],
 }
-BUILT_SITE = Path(os.environ.get("ANNOTATED_BUILT_SITE") or ROOT / "_build" / "html")
-CASES = [(chapter, name) for chapter, names in CHAPTER_SOURCES.items() for name in names]
+BUILT_SITE = Path(
+    os.environ.get("ANNOTATED_BUILT_SITE") or ROOT / "_build" / "html"
+)
+CASES = [
+    (chapter, name)
+    for chapter, names in CHAPTER_SOURCES.items()
+    for name in names
+]
 
 
 def resolve(name: str):
@@ -84,7 +97,11 @@ def shows_source(text: str, source: str) -> bool:
     if not wanted:
         return False
     first = wanted[0]
-    return any(have[i : i + len(wanted)] == wanted for i, line in enumerate(have) if line == first)
+    return any(
+        have[i : i + len(wanted)] == wanted
+        for i, line in enumerate(have)
+        if line == first
+    )
 
 
 class _Text(HTMLParser):
@@ -110,24 +127,34 @@ def page_text(page_html: str) -> str:
 
 def stored_outputs(chapter: str) -> list[str]:
     """Every text an output of the stored notebook carries (plain text and HTML, as text)."""
-    notebook = nbformat.read(ROOT / "notebooks" / f"{chapter}.ipynb", as_version=4)
+    notebook = nbformat.read(
+        ROOT / "notebooks" / f"{chapter}.ipynb", as_version=4
+    )
     texts = []
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
-            texts += [output.get("text", ""), data.get("text/plain", ""), page_text(data.get("text/html", ""))]
+            texts += [
+                output.get("text", ""),
+                data.get("text/plain", ""),
+                page_text(data.get("text/html", "")),
+            ]
     return [t for t in texts if t]
 
 
 def test_every_chapter_is_named():
     chapters = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
     unknown = sorted(set(CHAPTER_SOURCES) - set(chapters))
-    assert not unknown, f"CHAPTER_SOURCES names chapters that do not exist: {unknown}"
+    assert not unknown, (
+        f"CHAPTER_SOURCES names chapters that do not exist: {unknown}"
+    )
 
 
 def test_shows_source_needs_the_lines_in_order():
     source = "def f(x):\n    y = x + 1\n\n    return y\n"
-    assert shows_source("text\n  def f(x):\ny = x + 1\n        return y\nmore", source)
+    assert shows_source(
+        "text\n  def f(x):\ny = x + 1\n        return y\nmore", source
+    )
     assert not shows_source("def f(x):\nreturn y\ny = x + 1", source)
     assert not shows_source("def f(x):\n    y = x + 2\n    return y", source)
     assert not shows_source("anything", "")
@@ -141,7 +168,9 @@ def test_page_text_keeps_the_lines_of_highlighted_code():
 @pytest.mark.parametrize(("chapter", "name"), CASES)
 def test_stored_notebook_shows_the_current_source(chapter, name):
     source = inspect.getsource(resolve(name))
-    assert any(shows_source(text, source) for text in stored_outputs(chapter)), (
+    assert any(
+        shows_source(text, source) for text in stored_outputs(chapter)
+    ), (
         f"notebooks/{chapter}.ipynb shows no output with the current source of {name}: call "
         f"show_source({name.split(':')[1]}) in notebooks/{chapter}.py, or, if the code changed since, "
         f"re-execute it with `make execute NB=notebooks/{chapter}.ipynb`"
@@ -153,10 +182,19 @@ def test_built_page_shows_the_source(chapter, name):
     page = BUILT_SITE / "notebooks" / f"{chapter}.html"
     notebook = ROOT / "notebooks" / f"{chapter}.ipynb"
     if not os.environ.get("ANNOTATED_BUILT_SITE"):
-        if not page.is_file() or page.stat().st_mtime < notebook.stat().st_mtime:
-            pytest.skip(f"{page} is missing or older than its notebook: `make book-strict` builds it")
-    assert page.is_file(), f"no built page {page}: build the book with `make book-strict` first"
+        if (
+            not page.is_file()
+            or page.stat().st_mtime < notebook.stat().st_mtime
+        ):
+            pytest.skip(
+                f"{page} is missing or older than its notebook: `make book-strict` builds it"
+            )
+    assert page.is_file(), (
+        f"no built page {page}: build the book with `make book-strict` first"
+    )
     source = inspect.getsource(resolve(name))
-    assert shows_source(page_text(page.read_text(encoding="utf-8")), source), (
+    assert shows_source(
+        page_text(page.read_text(encoding="utf-8")), source
+    ), (
         f"the built page notebooks/{chapter}.html does not show the source of {name}"
     )

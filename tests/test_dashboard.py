@@ -30,63 +30,148 @@ def trained(one_thread, tmp_path_factory):
     """A dashboard that has trained nope and ALiBi on copy (one seed each), and its result."""
     dashboard = ComparisonDashboard(task="copy", encodings=["nope", "alibi"], out_dir=tmp_path_factory.mktemp("runs"),
                                     **TINY)  # fmt: skip
-    assert dashboard._repr_mimebundle_().get("image/png") is None  # nothing to show before training
+    assert (
+        dashboard._repr_mimebundle_().get("image/png") is None
+    )  # nothing to show before training
     return dashboard, dashboard.train()
 
 
 def test_configs_are_one_sweep_that_the_command_line_runs_too(tmp_path):
     out = tmp_path / "runs"
-    dashboard = ComparisonDashboard(task="reverse", encodings=["rope", "learned"], seeds=2, out_dir=out, **TINY)
+    dashboard = ComparisonDashboard(
+        task="reverse",
+        encodings=["rope", "learned"],
+        seeds=2,
+        out_dir=out,
+        **TINY,
+    )
     sweep = dashboard.sweep_config()
-    assert sweep.grid == {"model.positional": ["rope", "learned"], "seed": [0, 1]}
+    assert sweep.grid == {
+        "model.positional": ["rope", "learned"],
+        "seed": [0, 1],
+    }
     configs = dashboard.configs()
     assert configs == expand_grid(sweep)
     assert [(c.model["positional"], c.seed) for c in configs] == [("rope", 0), ("rope", 1), ("learned", 0),
                                                                   ("learned", 1)]  # fmt: skip
     parser = build_parser()
-    for config in configs:  # each point is the config the command line's train flags build
+    for config in (
+        configs
+    ):  # each point is the config the command line's train flags build
         pe, seed = config.model["positional"], config.seed
-        argv = ["train", "--task", "reverse", *CLI_TINY, "--pe", pe, "--seed", str(seed), "--name", config.name]
-        expected = experiment_from_args(parser.parse_args([*argv, "--max-len", "12"]))  # reverse at n=6: 12 inputs
+        argv = [
+            "train",
+            "--task",
+            "reverse",
+            *CLI_TINY,
+            "--pe",
+            pe,
+            "--seed",
+            str(seed),
+            "--name",
+            config.name,
+        ]
+        expected = experiment_from_args(
+            parser.parse_args([*argv, "--max-len", "12"])
+        )  # reverse at n=6: 12 inputs
         assert config == expected
         assert resolve(config).to_dict() == resolve(expected).to_dict()
-    assert {resolve(c).model_config.max_len for c in configs} == {12}  # the learned table reaches n = 6
-    lines = dashboard.command_lines()  # a shell script: write the sweep's YAML, run it
-    assert lines[0] == "cat > compare_reverse.yaml <<'EOF'" and lines[-2] == "EOF"
-    assert lines[-1] == f"python -m annotated sweep compare_reverse.yaml --out {out}"
+    assert {resolve(c).model_config.max_len for c in configs} == {
+        12
+    }  # the learned table reaches n = 6
+    lines = (
+        dashboard.command_lines()
+    )  # a shell script: write the sweep's YAML, run it
+    assert (
+        lines[0] == "cat > compare_reverse.yaml <<'EOF'"
+        and lines[-2] == "EOF"
+    )
+    assert (
+        lines[-1]
+        == f"python -m annotated sweep compare_reverse.yaml --out {out}"
+    )
     shell = tmp_path / "shell"
     shell.mkdir()
-    subprocess.run(["bash", "-c", "\n".join(lines[:-1])], cwd=shell, check=True)
-    assert expand_grid(ExperimentConfig.from_file(shell / "compare_reverse.yaml")) == configs
+    subprocess.run(
+        ["bash", "-c", "\n".join(lines[:-1])], cwd=shell, check=True
+    )
+    assert (
+        expand_grid(
+            ExperimentConfig.from_file(shell / "compare_reverse.yaml")
+        )
+        == configs
+    )
     dashboard.controls["steps"].value = 40  # the controls drive the configs
     dashboard.controls["d_model"].value = 32
     config = dashboard.configs()[0]
     assert (config.train["steps"], config.model["d_model"]) == (40, 32)
-    assert resolve(config).train_config.warmup_steps == 4  # the lab's default: a tenth of the steps
+    assert (
+        resolve(config).train_config.warmup_steps == 4
+    )  # the lab's default: a tenth of the steps
     assert "steps: 40" in dashboard.commands.value
     assert not out.exists()  # building configs trains nothing
 
 
 def test_trains_what_the_command_line_trains(trained, tmp_path, capsys):
     dashboard, result = trained
-    assert main(["train", "--task", "copy", "--pe", "alibi", *CLI_TINY, "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--task",
+                "copy",
+                "--pe",
+                "alibi",
+                *CLI_TINY,
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     (folder,) = tmp_path.iterdir()
     cli = json.loads((folder / "report.json").read_text())
     nope, alibi = result.runs
     assert (nope.encoding, alibi.encoding) == ("nope", "alibi")
-    assert alibi.report["per_length"] == cli["per_length"]  # the same numbers, to the last bit
+    assert (
+        alibi.report["per_length"] == cli["per_length"]
+    )  # the same numbers, to the last bit
     assert alibi.report["final_train_loss"] == cli["final_train_loss"]
-    assert nope.report["per_length"] != cli["per_length"]  # …and the encoding does change them
+    assert (
+        nope.report["per_length"] != cli["per_length"]
+    )  # …and the encoding does change them
     group = next(g for g in result.groups() if g["encoding"] == "alibi")
-    assert group["in_dist_exact_match"] == cli["in_distribution"]["exact_match"]
+    assert (
+        group["in_dist_exact_match"] == cli["in_distribution"]["exact_match"]
+    )
     assert group["in_dist_loss"] == cli["per_length"]["4"]["loss"]
-    assert group["ood_loss"] == group["loss@6"] == cli["per_length"]["6"]["loss"]
-    assert group["ood_token_accuracy"] == cli["per_length"]["6"]["token_accuracy"]
-    assert group["gap_token_accuracy"] == cli["generalisation_gap"]["token_accuracy"]
-    assert group["gap_token_accuracy"] == pytest.approx(group["in_dist_token_accuracy"] - group["ood_token_accuracy"])
-    assert [r["step"] for r in alibi.history.evals] == [4, 4, 8, 8]  # eval every 4 steps at n = 4 and 6
-    summary = {r["run"]: r for r in read_csv(result.folder / "summary.csv")}  # the sweep's own summary agrees
-    assert summary[alibi.folder.name]["in_dist_exact_match"] == cli["in_distribution"]["exact_match"]
+    assert (
+        group["ood_loss"] == group["loss@6"] == cli["per_length"]["6"]["loss"]
+    )
+    assert (
+        group["ood_token_accuracy"]
+        == cli["per_length"]["6"]["token_accuracy"]
+    )
+    assert (
+        group["gap_token_accuracy"]
+        == cli["generalisation_gap"]["token_accuracy"]
+    )
+    assert group["gap_token_accuracy"] == pytest.approx(
+        group["in_dist_token_accuracy"] - group["ood_token_accuracy"]
+    )
+    assert [r["step"] for r in alibi.history.evals] == [
+        4,
+        4,
+        8,
+        8,
+    ]  # eval every 4 steps at n = 4 and 6
+    summary = {
+        r["run"]: r for r in read_csv(result.folder / "summary.csv")
+    }  # the sweep's own summary agrees
+    assert (
+        summary[alibi.folder.name]["in_dist_exact_match"]
+        == cli["in_distribution"]["exact_match"]
+    )
     assert summary[alibi.folder.name]["model.positional"] == "alibi"
 
 
@@ -96,49 +181,101 @@ def test_table_and_static_figure_hold_every_encoding(trained):
     table = dashboard.table.value
     for group in result.groups():
         assert f"<b>{group['encoding']}</b>" in table
-        for key in ("in_dist_exact_match", "in_dist_loss", "ood_loss", "ood_exact_match", "gap_exact_match"):
+        for key in (
+            "in_dist_exact_match",
+            "in_dist_loss",
+            "ood_loss",
+            "ood_exact_match",
+            "gap_exact_match",
+        ):
             assert f"<td>{group[key]:.3f}</td>" in table
-    assert all(title in table for title in ("in-dist loss", "OOD exact match", "gap (exact match)", "exact match n=6"))
+    assert all(
+        title in table
+        for title in (
+            "in-dist loss",
+            "OOD exact match",
+            "gap (exact match)",
+            "exact match n=6",
+        )
+    )
     bundle = dashboard._repr_mimebundle_()
     png = base64.b64decode(bundle["image/png"])
     assert png.startswith(b"\x89PNG") and png == dashboard.image.value
-    assert "application/vnd.jupyter.widget-view+json" in bundle and bundle["text/html"].startswith("<table")
-    assert bundle["text/plain"] == "<comparison dashboard: copy, nope, alibi; 2 runs trained>"
+    assert "application/vnd.jupyter.widget-view+json" in bundle and bundle[
+        "text/html"
+    ].startswith("<table")
+    assert (
+        bundle["text/plain"]
+        == "<comparison dashboard: copy, nope, alibi; 2 runs trained>"
+    )
     assert dashboard.progress.value == dashboard.progress.max == 16
-    assert result.folder.parent == dashboard.out_dir and (result.folder / "sweep.yaml").is_file()
-    assert all((run.folder / "model.pt").is_file() and run.folder.parent == result.folder for run in result.runs)
+    assert (
+        result.folder.parent == dashboard.out_dir
+        and (result.folder / "sweep.yaml").is_file()
+    )
+    assert all(
+        (run.folder / "model.pt").is_file()
+        and run.folder.parent == result.folder
+        for run in result.runs
+    )
 
 
 def test_attention_explorer_of_a_trained_run(trained):
     dashboard, _ = trained
     explorer = dashboard.explorer("alibi")
-    assert explorer.weights.shape == (1, 1, 2, 8, 8)  # (L, B, H, T, T): copy at n=4 is 4 + SEP + 4 tokens
-    torch.testing.assert_close(explorer.weights.sum(-1), torch.ones(1, 1, 2, 8))
-    with pytest.raises(ValueError, match="no trained run for encoding 'rope'"):
+    assert explorer.weights.shape == (
+        1,
+        1,
+        2,
+        8,
+        8,
+    )  # (L, B, H, T, T): copy at n=4 is 4 + SEP + 4 tokens
+    torch.testing.assert_close(
+        explorer.weights.sum(-1), torch.ones(1, 1, 2, 8)
+    )
+    with pytest.raises(
+        ValueError, match="no trained run for encoding 'rope'"
+    ):
         dashboard.explorer("rope")
 
 
 def test_bad_choices_are_refused_with_a_message(tmp_path):
-    dashboard = ComparisonDashboard(encodings=["rope"], out_dir=tmp_path, **TINY)
+    dashboard = ComparisonDashboard(
+        encodings=["rope"], out_dir=tmp_path, **TINY
+    )
     dashboard.controls["encodings"].value = ()
-    with pytest.raises(ValueError, match="choose at least one positional encoding"):
+    with pytest.raises(
+        ValueError, match="choose at least one positional encoding"
+    ):
         dashboard.train()
-    assert "choose at least one positional encoding" in dashboard.commands.value  # shown while choosing
+    assert (
+        "choose at least one positional encoding" in dashboard.commands.value
+    )  # shown while choosing
     dashboard.button.click()
-    assert "cannot train" in dashboard.status.value and "at least one positional encoding" in dashboard.status.value
+    assert (
+        "cannot train" in dashboard.status.value
+        and "at least one positional encoding" in dashboard.status.value
+    )
     assert not dashboard.button.disabled and dashboard.result is None
     dashboard.controls["encodings"].value = ("rope",)
     dashboard.controls["eval_lengths"].value = "2 6"  # training length 4
-    with pytest.raises(ValueError, match=r"evaluation length\(s\) \[2\] are shorter than the training length 4"):
+    with pytest.raises(
+        ValueError,
+        match=r"evaluation length\(s\) \[2\] are shorter than the training length 4",
+    ):
         dashboard.configs()
     dashboard.button.click()
     assert "shorter than the training length" in dashboard.status.value
     dashboard.controls["eval_lengths"].value = "6, x"
-    with pytest.raises(ValueError, match="whole numbers separated by spaces or commas"):
+    with pytest.raises(
+        ValueError, match="whole numbers separated by spaces or commas"
+    ):
         dashboard.configs()
     dashboard.controls["eval_lengths"].value = "6"
     dashboard.controls["d_model"].value = 32
-    dashboard.fixed["model"]["n_heads"] = 3  # the lab's own checks speak too: 32 is not divisible by 3 heads
+    dashboard.fixed["model"]["n_heads"] = (
+        3  # the lab's own checks speak too: 32 is not divisible by 3 heads
+    )
     with pytest.raises(ValueError, match="divisible"):
         dashboard.configs()
     assert not any(tmp_path.iterdir())  # nothing was written
@@ -166,10 +303,20 @@ def test_a_failed_run_is_reported(tmp_path):
                                     **(TINY | {"steps": 4, "eval_every": 0}))  # fmt: skip
     dashboard.button.click()
     status = dashboard.status.value
-    assert "cannot train" in status and "1 run(s) failed" in status and "the user&#x27;s task broke" in status
+    assert (
+        "cannot train" in status
+        and "1 run(s) failed" in status
+        and "the user&#x27;s task broke" in status
+    )
     assert dashboard.result is None and not dashboard.button.disabled
-    (folder,) = tmp_path.iterdir()  # the sweep folder keeps the failed run and a summary that says so
-    assert [r["status"] for r in read_csv(folder / "summary.csv") if r["kind"] == "run"] == ["failed"]
+    (folder,) = (
+        tmp_path.iterdir()
+    )  # the sweep folder keeps the failed run and a summary that says so
+    assert [
+        r["status"]
+        for r in read_csv(folder / "summary.csv")
+        if r["kind"] == "run"
+    ] == ["failed"]
 
 
 def test_the_dashboard_does_not_import_the_command_line():
@@ -178,7 +325,11 @@ def test_the_dashboard_does_not_import_the_command_line():
 
 
 def test_parse_lengths():
-    assert parse_lengths("12 16, 32") == [12, 16, 32] == parse_lengths([12, 16, 32])
+    assert (
+        parse_lengths("12 16, 32")
+        == [12, 16, 32]
+        == parse_lengths([12, 16, 32])
+    )
     assert parse_lengths("") == [] == parse_lengths(())
     with pytest.raises(ValueError, match="positive"):
         parse_lengths("0 4")

@@ -13,15 +13,55 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 # Words each diagram must write: the operands and shapes it exists to show.
 MUST_SAY = {
-    "qkv_diagram": ["Q", "Kᵀ", "V", "(Tq, d_k)", "(d_k, Tk)", "(Tq, Tk)", "(Tk, d_v)", "softmax"],
-    "heads_diagram": ["(B, T, C)", "(B, H, T, D)", "h1", "h4", "attend per head"],
+    "qkv_diagram": [
+        "Q",
+        "Kᵀ",
+        "V",
+        "(Tq, d_k)",
+        "(d_k, Tk)",
+        "(Tq, Tk)",
+        "(Tk, d_v)",
+        "softmax",
+    ],
+    "heads_diagram": [
+        "(B, T, C)",
+        "(B, H, T, D)",
+        "h1",
+        "h4",
+        "attend per head",
+    ],
     "positional_diagram": ["RoPE", "ALiBi", "NoPE", "sinusoidal"],
-    "architecture_masks_diagram": ["GPT", "BERT", "T5 encoder", "T5 decoder self", "T5 cross-attention"],
+    "architecture_masks_diagram": [
+        "GPT",
+        "BERT",
+        "T5 encoder",
+        "T5 decoder self",
+        "T5 cross-attention",
+    ],
     "next_character_diagram": ["R", "O", "\\n"],
     "tiling_diagram": ["m_new", "O(T · block)"],
-    "head_roles_diagram": ["previous token", "same character", "delimiter", "first position", "induction"],
-    "protocol_diagram": ["length n", "training", "testing", "0 … T−1", "randomized, from range(32)"],
-    "position_ids_diagram": ["0 … T−1", "Abacus", "coupled", "EOS", "$", "472 + 351 = 823"],
+    "head_roles_diagram": [
+        "previous token",
+        "same character",
+        "delimiter",
+        "first position",
+        "induction",
+    ],
+    "protocol_diagram": [
+        "length n",
+        "training",
+        "testing",
+        "0 … T−1",
+        "randomized, from range(32)",
+    ],
+    "position_ids_diagram": [
+        "0 … T−1",
+        "Abacus",
+        "coupled",
+        "EOS",
+        "$",
+        "472 + 351 = 823",
+    ],
 }
 
 
@@ -38,13 +78,17 @@ def test_each_diagram_draws_and_says_what_it_teaches(chapter):
     assert png.startswith(b"\x89PNG") and len(png) > 5_000
     written = texts(fig)
     for word in MUST_SAY[draw.__name__]:
-        assert word in written, f"{draw.__name__} should write {word!r}; it writes {written!r}"
+        assert word in written, (
+            f"{draw.__name__} should write {word!r}; it writes {written!r}"
+        )
 
 
 def test_each_diagram_is_shown_by_its_chapter():
     for chapter, draw in diagrams.DIAGRAMS.items():
         source = (NOTEBOOKS / f"{chapter}.py").read_text(encoding="utf-8")
-        assert f"{draw.__name__}(" in source, f"notebooks/{chapter}.py should show diagrams.{draw.__name__}()"
+        assert f"{draw.__name__}(" in source, (
+            f"notebooks/{chapter}.py should show diagrams.{draw.__name__}()"
+        )
 
 
 def test_masks_diagram_draws_the_masks_it_names():
@@ -53,7 +97,9 @@ def test_masks_diagram_draws_the_masks_it_names():
     cells = [p for p in fig.axes[0].patches if isinstance(p, Rectangle)]
     assert len(cells) == 5 * n * n  # five panels of n × n cells
     hidden = [p for p in cells if p.get_facecolor()[:3] == (1.0, 1.0, 1.0)]
-    assert len(hidden) == 2 * n * (n - 1) // 2  # the two causal panels hide the upper triangle
+    assert (
+        len(hidden) == 2 * n * (n - 1) // 2
+    )  # the two causal panels hide the upper triangle
 
 
 def test_tiling_diagram_skips_the_future_only_when_causal():
@@ -65,6 +111,11 @@ def test_tiling_diagram_skips_the_future_only_when_causal():
 
 
 def test_position_ids_diagram_shows_the_tasks_ids():
-    labels = [t.get_text() for t in diagrams.position_ids_diagram(472, 351).axes[0].texts]
+    labels = [
+        t.get_text()
+        for t in diagrams.position_ids_diagram(472, 351).axes[0].texts
+    ]
     coupled = labels[labels.index("coupled") + 1 :][:17]
-    assert coupled == [str(i) for i in [1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5]]
+    assert coupled == [
+        str(i) for i in [1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5]
+    ]

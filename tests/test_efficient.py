@@ -7,7 +7,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from annotated.attention.attend import attend
-from annotated.attention.masks import global_token_mask, padding_mask, sliding_window_mask
+from annotated.attention.masks import (
+    global_token_mask,
+    padding_mask,
+    sliding_window_mask,
+)
 from annotated.kernels import (
     ATTENTION_KERNELS,
     AttentionKernel,
@@ -22,32 +26,45 @@ from annotated.kernels import (
 F64 = dict(rtol=1e-10, atol=1e-10)
 
 
-def qkv(b=2, h=3, t_q=13, t_k=None, d=8, seed=0, dtype=torch.float64, grad=False):
+def qkv(
+    b=2, h=3, t_q=13, t_k=None, d=8, seed=0, dtype=torch.float64, grad=False
+):
     g = torch.Generator().manual_seed(seed)
     t_k = t_q if t_k is None else t_k
     q = torch.randn(b, h, t_q, d, generator=g, dtype=dtype)
     k = torch.randn(b, h, t_k, d, generator=g, dtype=dtype)
-    v = torch.randn(b, h, t_k, d + 1, generator=g, dtype=dtype)  # Dv != D on purpose
+    v = torch.randn(
+        b, h, t_k, d + 1, generator=g, dtype=dtype
+    )  # Dv != D on purpose
     return tuple(x.requires_grad_(grad) for x in (q, k, v))
 
 
 def grads(out, *inputs, seed=1):
     g = torch.Generator().manual_seed(seed)
-    return torch.autograd.grad(out, inputs, torch.randn(out.shape, generator=g, dtype=out.dtype))
+    return torch.autograd.grad(
+        out, inputs, torch.randn(out.shape, generator=g, dtype=out.dtype)
+    )
 
 
 # ----------------------------------------------------------------------------- block-wise
 
 
 @pytest.mark.parametrize("causal", [False, True])
-@pytest.mark.parametrize("t_q,t_k,block", [(37, 37, 8), (64, 64, 16), (5, 5, 64), (7, 29, 4), (29, 7, 4)])
+@pytest.mark.parametrize(
+    "t_q,t_k,block",
+    [(37, 37, 8), (64, 64, 16), (5, 5, 64), (7, 29, 4), (29, 7, 4)],
+)
 def test_blockwise_equals_dense_values_and_gradients(causal, t_q, t_k, block):
     q, k, v = qkv(t_q=t_q, t_k=t_k, grad=True)
     ref, _ = attend(q, k, v, causal=causal)
-    out, weights = blockwise_attention(q, k, v, causal=causal, block_size=block, query_block_size=block + 3)
+    out, weights = blockwise_attention(
+        q, k, v, causal=causal, block_size=block, query_block_size=block + 3
+    )
     assert weights is None
     torch.testing.assert_close(out, ref, **F64)
-    for g_out, g_ref in zip(grads(out, q, k, v), grads(ref, q, k, v), strict=True):
+    for g_out, g_ref in zip(
+        grads(out, q, k, v), grads(ref, q, k, v), strict=True
+    ):
         torch.testing.assert_close(g_out, g_ref, **F64)
 
 
@@ -56,7 +73,9 @@ def test_blockwise_matches_pytorch_sdpa_float32():
     ref = F.scaled_dot_product_attention(q, k, v, is_causal=True)
     out, _ = blockwise_attention(q, k, v, causal=True, block_size=32)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
-    for g_out, g_ref in zip(grads(out, q, k, v), grads(ref, q, k, v), strict=True):
+    for g_out, g_ref in zip(
+        grads(out, q, k, v), grads(ref, q, k, v), strict=True
+    ):
         torch.testing.assert_close(g_out, g_ref, rtol=1e-4, atol=1e-5)
 
 
@@ -64,10 +83,14 @@ def test_blockwise_mask_bias_and_fully_masked_rows():
     b, h, t = 2, 3, 23
     q, k, v = qkv(b=b, h=h, t_q=t, grad=True)
     g = torch.Generator().manual_seed(3)
-    mask = torch.rand(b, 1, t, t, generator=g) < 0.6  # (B, 1, T, T), broadcast over heads
+    mask = (
+        torch.rand(b, 1, t, t, generator=g) < 0.6
+    )  # (B, 1, T, T), broadcast over heads
     mask[0, 0, 4] = False  # a query with no visible key
     mask[1, 0, :, 0] = True
-    bias = torch.randn(1, h, t, t, generator=g, dtype=torch.float64).requires_grad_(True)  # learned (T5-like)
+    bias = torch.randn(
+        1, h, t, t, generator=g, dtype=torch.float64
+    ).requires_grad_(True)  # learned (T5-like)
     ref, _ = attend(q, k, v, mask=mask, bias=bias)
     out, _ = blockwise_attention(q, k, v, mask=mask, bias=bias, block_size=5)
     torch.testing.assert_close(out, ref, **F64)
@@ -83,9 +106,13 @@ def test_blockwise_bias_broadcast_along_queries():
     q, k, v = qkv(t_q=11, grad=True)
     bias = torch.linspace(-1, 1, 11, dtype=torch.float64).requires_grad_(True)
     ref, _ = attend(q, k, v, bias=bias, causal=True)
-    out, _ = blockwise_attention(q, k, v, bias=bias, causal=True, block_size=4)
+    out, _ = blockwise_attention(
+        q, k, v, bias=bias, causal=True, block_size=4
+    )
     torch.testing.assert_close(out, ref, **F64)
-    torch.testing.assert_close(grads(out, bias)[0], grads(ref, bias)[0], **F64)
+    torch.testing.assert_close(
+        grads(out, bias)[0], grads(ref, bias)[0], **F64
+    )
 
 
 # ----------------------------------------------------------------------------- local
@@ -99,15 +126,27 @@ def test_blockwise_bias_broadcast_along_queries():
     causal=st.booleans(),
     n_global=st.integers(0, 3),
 )
-def test_local_equals_dense_with_sliding_window_mask(t, window, chunk, causal, n_global):
+def test_local_equals_dense_with_sliding_window_mask(
+    t, window, chunk, causal, n_global
+):
     q, k, v = qkv(b=1, h=2, t_q=t, d=4, seed=t)
     mask = sliding_window_mask(t, window, causal=causal)
     positions = None
     if n_global:
-        positions = torch.randperm(t, generator=torch.Generator().manual_seed(window))[:n_global].tolist()
+        positions = torch.randperm(
+            t, generator=torch.Generator().manual_seed(window)
+        )[:n_global].tolist()
         mask = mask | global_token_mask(t, positions)
     ref, _ = attend(q, k, v, mask=mask, causal=causal)
-    out, weights = local_attention(q, k, v, window, causal=causal, global_positions=positions, chunk_size=chunk)
+    out, weights = local_attention(
+        q,
+        k,
+        v,
+        window,
+        causal=causal,
+        global_positions=positions,
+        chunk_size=chunk,
+    )
     assert weights is None
     torch.testing.assert_close(out, ref, **F64)
 
@@ -118,9 +157,18 @@ def test_local_gradients_padding_mask_and_kv_cache_shape():
     mask = sliding_window_mask(30, 6) & pad
     ref, _ = attend(q, k, v, mask=mask)
     out, _ = local_attention(q, k, v, 6, pad, global_positions=[0, 3])
-    ref, _ = attend(q, k, v, mask=(sliding_window_mask(30, 6) | global_token_mask(30, [0, 3])) & pad, causal=True)
+    ref, _ = attend(
+        q,
+        k,
+        v,
+        mask=(sliding_window_mask(30, 6) | global_token_mask(30, [0, 3]))
+        & pad,
+        causal=True,
+    )
     torch.testing.assert_close(out, ref, **F64)
-    for g_out, g_ref in zip(grads(out, q, k, v), grads(ref, q, k, v), strict=True):
+    for g_out, g_ref in zip(
+        grads(out, q, k, v), grads(ref, q, k, v), strict=True
+    ):
         torch.testing.assert_close(g_out, g_ref, **F64)
     # new queries appended to a cache: queries are the last 5 of 30 positions
     q_new = q[:, :, -5:].detach()
@@ -135,7 +183,12 @@ def test_local_gradients_padding_mask_and_kv_cache_shape():
 @pytest.mark.parametrize("causal", [False, True])
 def test_topk_with_k_equal_length_is_dense(causal):
     q, k, v = qkv(t_q=17, grad=True)
-    bias = torch.randn(17, 17, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    bias = torch.randn(
+        17,
+        17,
+        generator=torch.Generator().manual_seed(2),
+        dtype=torch.float64,
+    )
     ref, ref_w = attend(q, k, v, bias=bias, causal=causal)
     for top_k in (17, 100):
         out, w = topk_attention(q, k, v, top_k, bias=bias, causal=causal)
@@ -147,14 +200,27 @@ def test_topk_keeps_exactly_the_largest_scores():
     q, k, v = qkv(t_q=20)
     _, dense = attend(q, k, v, causal=True)
     out, w = topk_attention(q, k, v, 3, causal=True)
-    visible = torch.arange(1, 21).clamp(max=3)  # query i sees i + 1 keys, keeps min(i + 1, 3)
+    visible = torch.arange(1, 21).clamp(
+        max=3
+    )  # query i sees i + 1 keys, keeps min(i + 1, 3)
     assert torch.equal((w > 0).sum(-1), visible.expand(2, 3, 20))
-    torch.testing.assert_close(w.sum(-1), torch.ones(2, 3, 20, dtype=torch.float64))
-    largest = torch.zeros_like(dense, dtype=torch.bool).scatter(-1, dense.topk(3, -1).indices, True)
-    assert torch.equal((w > 0)[..., 2:, :], largest[..., 2:, :])  # rows that see >= 3 keys keep the 3 best
-    out1, _ = topk_attention(q, k, v, 1)  # k = 1: each query copies the value of its best key
+    torch.testing.assert_close(
+        w.sum(-1), torch.ones(2, 3, 20, dtype=torch.float64)
+    )
+    largest = torch.zeros_like(dense, dtype=torch.bool).scatter(
+        -1, dense.topk(3, -1).indices, True
+    )
+    assert torch.equal(
+        (w > 0)[..., 2:, :], largest[..., 2:, :]
+    )  # rows that see >= 3 keys keep the 3 best
+    out1, _ = topk_attention(
+        q, k, v, 1
+    )  # k = 1: each query copies the value of its best key
     best = (q @ k.transpose(-2, -1)).argmax(-1)  # (B, H, T)
-    torch.testing.assert_close(out1, torch.gather(v, 2, best[..., None].expand(-1, -1, -1, v.shape[-1])))
+    torch.testing.assert_close(
+        out1,
+        torch.gather(v, 2, best[..., None].expand(-1, -1, -1, v.shape[-1])),
+    )
 
 
 # ----------------------------------------------------------------------------- linear
@@ -169,7 +235,10 @@ def linear_attention_rnn(q, k, v):
     for i in range(q.shape[-2]):
         s = s + phi_k[..., i, :, None] * v[..., i, None, :]
         z = z + phi_k[..., i, :]
-        outs.append((phi_q[..., i, None, :] @ s)[..., 0, :] / (phi_q[..., i, :] * z).sum(-1, keepdim=True))
+        outs.append(
+            (phi_q[..., i, None, :] @ s)[..., 0, :]
+            / (phi_q[..., i, :] * z).sum(-1, keepdim=True)
+        )
     return torch.stack(outs, dim=-2)
 
 
@@ -181,8 +250,12 @@ def test_linear_equals_quadratic_form(chunk, causal):
     out, none = linear_attention(q, k, v, causal=causal, chunk_size=chunk)
     assert none is None
     torch.testing.assert_close(out, ref, **F64)
-    torch.testing.assert_close(w.sum(-1), torch.ones(2, 3, 23, dtype=torch.float64))
-    for g_out, g_ref in zip(grads(out, q, k, v), grads(ref, q, k, v), strict=True):
+    torch.testing.assert_close(
+        w.sum(-1), torch.ones(2, 3, 23, dtype=torch.float64)
+    )
+    for g_out, g_ref in zip(
+        grads(out, q, k, v), grads(ref, q, k, v), strict=True
+    ):
         torch.testing.assert_close(g_out, g_ref, **F64)
     if causal:
         torch.testing.assert_close(out, linear_attention_rnn(q, k, v), **F64)
@@ -193,19 +266,29 @@ def test_linear_causality_padding_and_kv_cache_shape():
     out, _ = linear_attention(q, k, v, causal=True, chunk_size=5)
     k2, v2 = k.clone(), v.clone()
     k2[..., 12:, :] += 3.0
-    v2[..., 12:, :] -= 2.0  # change the future: outputs before 12 must not move
+    v2[..., 12:, :] -= (
+        2.0  # change the future: outputs before 12 must not move
+    )
     out2, _ = linear_attention(q, k2, v2, causal=True, chunk_size=5)
     torch.testing.assert_close(out[..., :12, :], out2[..., :12, :], **F64)
     assert not torch.allclose(out[..., 12:, :], out2[..., 12:, :])
-    pad = padding_mask([19, 11], 19)  # padded keys drop out: sequence 1 equals its truncation
+    pad = padding_mask(
+        [19, 11], 19
+    )  # padded keys drop out: sequence 1 equals its truncation
     out, _ = linear_attention(q, k, v, pad)
     short, _ = linear_attention(q[1:], k[1:, :, :11], v[1:, :, :11])
     torch.testing.assert_close(out[1:], short, **F64)
-    out, _ = linear_attention(q[..., -4:, :], k, v, causal=True, chunk_size=3)  # last 4 queries of 19
+    out, _ = linear_attention(
+        q[..., -4:, :], k, v, causal=True, chunk_size=3
+    )  # last 4 queries of 19
     full, _ = linear_attention(q, k, v, causal=True)
     torch.testing.assert_close(out, full[..., -4:, :], **F64)
-    ref, _ = linear_attention_quadratic(q, k[..., :6, :], v[..., :6, :], causal=True)  # Tq > Tk: first rows empty
-    out, _ = linear_attention(q, k[..., :6, :], v[..., :6, :], causal=True, chunk_size=4)
+    ref, _ = linear_attention_quadratic(
+        q, k[..., :6, :], v[..., :6, :], causal=True
+    )  # Tq > Tk: first rows empty
+    out, _ = linear_attention(
+        q, k[..., :6, :], v[..., :6, :], causal=True, chunk_size=4
+    )
     torch.testing.assert_close(out, ref, **F64)
     assert torch.equal(out[..., :13, :], torch.zeros_like(out[..., :13, :]))
 
@@ -218,7 +301,10 @@ def test_grouped_query_attention_by_repeating_kv(name):
     """H = 6 query heads share H_kv = 2 key/value heads; the caller repeats k, v to 6 heads."""
     g = torch.Generator().manual_seed(5)
     q = torch.randn(2, 6, 21, 8, generator=g)
-    k, v = torch.randn(2, 2, 21, 8, generator=g), torch.randn(2, 2, 21, 8, generator=g)
+    k, v = (
+        torch.randn(2, 2, 21, 8, generator=g),
+        torch.randn(2, 2, 21, 8, generator=g),
+    )
     params = {"window": 21, "top_k": 21, "block_size": 8}
     kernel = ATTENTION_KERNELS[name]
     out, _ = kernel.fn(
@@ -229,18 +315,30 @@ def test_grouped_query_attention_by_repeating_kv(name):
         **{p: params[p] for p in kernel.required},
         **({"block_size": 8} if name == "blockwise" else {}),
     )
-    ref = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+    ref = F.scaled_dot_product_attention(
+        q, k, v, is_causal=True, enable_gqa=True
+    )
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
 
 
 def test_linear_grouped_query_attention():
     g = torch.Generator().manual_seed(6)
     q = torch.randn(1, 4, 10, 8, generator=g, dtype=torch.float64)
-    k, v = torch.randn(1, 1, 10, 8, generator=g, dtype=torch.float64), torch.randn(1, 1, 10, 8, generator=g)
-    k4, v4 = k.expand(1, 4, 10, 8), v.double().expand(1, 4, 10, 8)  # multi-query: one shared kv head
+    k, v = (
+        torch.randn(1, 1, 10, 8, generator=g, dtype=torch.float64),
+        torch.randn(1, 1, 10, 8, generator=g),
+    )
+    k4, v4 = (
+        k.expand(1, 4, 10, 8),
+        v.double().expand(1, 4, 10, 8),
+    )  # multi-query: one shared kv head
     out, _ = linear_attention(q, k4, v4, causal=True, chunk_size=3)
     for h in range(4):
-        torch.testing.assert_close(out[:, h : h + 1], linear_attention_rnn(q[:, h : h + 1], k, v.double()), **F64)
+        torch.testing.assert_close(
+            out[:, h : h + 1],
+            linear_attention_rnn(q[:, h : h + 1], k, v.double()),
+            **F64,
+        )
 
 
 @pytest.mark.parametrize(
@@ -249,16 +347,30 @@ def test_linear_grouped_query_attention():
         (lambda q, k, v: local_attention(q, k, v, 0), "window"),
         (lambda q, k, v: local_attention(q, k, v, -3), "window"),
         (lambda q, k, v: local_attention(q, k, v, 2.5), "window"),
-        (lambda q, k, v: local_attention(q, k, v, 4, chunk_size=0), "chunk_size"),
+        (
+            lambda q, k, v: local_attention(q, k, v, 4, chunk_size=0),
+            "chunk_size",
+        ),
         (lambda q, k, v: topk_attention(q, k, v, 0), "top_k"),
-        (lambda q, k, v: blockwise_attention(q, k, v, block_size=0), "block_size"),
-        (lambda q, k, v: blockwise_attention(q, k, v, query_block_size=-1), "query_block_size"),
-        (lambda q, k, v: linear_attention(q, k, v, chunk_size=0), "chunk_size"),
+        (
+            lambda q, k, v: blockwise_attention(q, k, v, block_size=0),
+            "block_size",
+        ),
+        (
+            lambda q, k, v: blockwise_attention(q, k, v, query_block_size=-1),
+            "query_block_size",
+        ),
+        (
+            lambda q, k, v: linear_attention(q, k, v, chunk_size=0),
+            "chunk_size",
+        ),
     ],
 )
 def test_bad_sizes_raise_clear_errors(call, word):
     q, k, v = qkv(t_q=6)
-    with pytest.raises(ValueError, match=rf"{word} must be a positive integer"):
+    with pytest.raises(
+        ValueError, match=rf"{word} must be a positive integer"
+    ):
         call(q, k, v)
 
 
@@ -273,7 +385,10 @@ def test_kernels_refuse_what_they_cannot_honour():
             fn(q, k, v, score_mod=lambda s, b, h, i, j: s)
         with pytest.raises(ValueError, match="mask_mod"):
             fn(q, k, v, mask_mod=lambda b, h, i, j: i >= j)
-    for fn in (linear_attention, lambda *a, **kw: local_attention(*a, window=2, **kw)):
+    for fn in (
+        linear_attention,
+        lambda *a, **kw: local_attention(*a, window=2, **kw),
+    ):
         with pytest.raises(ValueError, match="key-padding masks"):
             fn(q, k, v, mask=arbitrary)
     with pytest.raises(ValueError, match="global_positions"):
@@ -281,29 +396,49 @@ def test_kernels_refuse_what_they_cannot_honour():
 
 
 def test_registry_flags_match_behaviour():
-    assert set(ATTENTION_KERNELS) == {"full", "linear", "local", "topk", "blockwise", "flex"}
+    assert set(ATTENTION_KERNELS) == {
+        "full",
+        "linear",
+        "local",
+        "topk",
+        "blockwise",
+        "flex",
+    }
     q, k, v = qkv(t_q=12, d=4)
     g = torch.Generator().manual_seed(7)
     bias = torch.randn(12, 12, generator=g, dtype=torch.float64)
     mask = torch.rand(2, 1, 12, 12, generator=g) < 0.7
     params = {"window": 3, "top_k": 4}
     for name, kernel in ATTENTION_KERNELS.items():
-        assert isinstance(kernel, AttentionKernel) and kernel.memory and kernel.summary
+        assert (
+            isinstance(kernel, AttentionKernel)
+            and kernel.memory
+            and kernel.summary
+        )
         if "cpu" not in kernel.devices:
             with pytest.raises(ValueError, match="CUDA"):
                 kernel.fn(q, k, v, causal=True)
             continue
         kw = {p: params[p] for p in kernel.required}
-        out, _ = kernel.fn(q, k, v, mask=None, bias=None, causal=True, scale=None, **kw)
+        out, _ = kernel.fn(
+            q, k, v, mask=None, bias=None, causal=True, scale=None, **kw
+        )
         assert out.shape == (2, 3, 12, 5)
         ref, _ = attend(q, k, v, mask=mask, bias=bias, causal=True)
         if kernel.score_mods and kernel.query_masks:
-            out, _ = kernel.fn(q, k, v, mask=mask, bias=bias, causal=True, **kw)
-            assert torch.allclose(out, ref, rtol=1e-10, atol=1e-10) == kernel.exact, name
+            out, _ = kernel.fn(
+                q, k, v, mask=mask, bias=bias, causal=True, **kw
+            )
+            assert (
+                torch.allclose(out, ref, rtol=1e-10, atol=1e-10)
+                == kernel.exact
+            ), name
         if not kernel.score_mods:
             with pytest.raises(ValueError):
                 kernel.fn(q, k, v, bias=bias, causal=True, **kw)
         if not kernel.query_masks:
             with pytest.raises(ValueError):
                 kernel.fn(q, k, v, mask=mask, causal=True, **kw)
-            kernel.fn(q, k, v, mask=padding_mask([12, 9], 12), causal=True, **kw)  # key padding is fine
+            kernel.fn(
+                q, k, v, mask=padding_mask([12, 9], 12), causal=True, **kw
+            )  # key padding is fine

@@ -11,10 +11,14 @@ def test_write_atomic_text_and_bytes(tmp_path):
     write_atomic(path, "héllo\n")
     assert path.read_bytes() == "héllo\n".encode()
     write_atomic(path, b"\x00\x01")
-    assert path.read_bytes() == b"\x00\x01" and [p.name for p in tmp_path.iterdir()] == ["report.md"]
+    assert path.read_bytes() == b"\x00\x01" and [
+        p.name for p in tmp_path.iterdir()
+    ] == ["report.md"]
 
 
-def test_temporary_file_sits_beside_the_target_and_is_moved_into_place(tmp_path):
+def test_temporary_file_sits_beside_the_target_and_is_moved_into_place(
+    tmp_path,
+):
     path = tmp_path / "model.pt"
     with atomic_path(path) as tmp:
         assert tmp.parent == path.parent and tmp != path
@@ -31,4 +35,6 @@ def test_a_failure_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
         with atomic_path(path) as tmp:
             tmp.write_text("half a fi")
             raise RuntimeError("disk full")
-    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["eval.csv"]
+    assert path.read_text() == "old" and [
+        p.name for p in tmp_path.iterdir()
+    ] == ["eval.csv"]

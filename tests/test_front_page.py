@@ -13,13 +13,17 @@ INTRO = (ROOT / "book" / "intro.md").read_text(encoding="utf-8")
 
 
 def _section(title: str) -> str:
-    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", INTRO, re.S | re.M)
+    match = re.search(
+        rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", INTRO, re.S | re.M
+    )
     assert match, f"book/intro.md has no section '## {title}'"
     return match.group(1)
 
 
 def _repository_url() -> str:
-    return yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["repository"]["url"]
+    return yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))[
+        "repository"
+    ]["url"]
 
 
 def test_says_who_it_is_for_and_what_to_know_first():
@@ -31,35 +35,76 @@ def test_says_who_it_is_for_and_what_to_know_first():
 
 def test_every_chapter_has_a_row_with_its_time():
     table = _section("The path through the book")
-    chapters = [f for f in check_site.toc_files(ROOT / "_toc.yml") if f.startswith("notebooks/")]
+    chapters = [
+        f
+        for f in check_site.toc_files(ROOT / "_toc.yml")
+        if f.startswith("notebooks/")
+    ]
     for chapter in chapters:
-        rows = [line for line in table.splitlines() if f"<../{chapter}>" in line]
-        assert rows, f"the front page's chapter table has no row for {chapter}: add one (week, title, goals, time)"
-        assert re.search(r"\|\s*about \d+ min\s*\|\s*$", rows[0]), f"the row of {chapter} gives no time ('about N min')"
+        rows = [
+            line for line in table.splitlines() if f"<../{chapter}>" in line
+        ]
+        assert rows, (
+            f"the front page's chapter table has no row for {chapter}: add one (week, title, goals, time)"
+        )
+        assert re.search(r"\|\s*about \d+ min\s*\|\s*$", rows[0]), (
+            f"the row of {chapter} gives no time ('about N min')"
+        )
 
 
 def test_get_started_gives_the_repository_the_two_commands_and_colab():
     start = _section("Get started")
     url = _repository_url().rstrip("/")
-    assert f"git clone {url}" in start, f"the front page must say `git clone {url}` (_config.yml's repository.url)"
-    assert re.search(r"^\s*make book\b", start, re.M) and re.search(r"^\s*make test\b", start, re.M)
-    colab = re.findall(r"https://colab\.research\.google\.com/github/([^)\s]+)", start)
+    assert f"git clone {url}" in start, (
+        f"the front page must say `git clone {url}` (_config.yml's repository.url)"
+    )
+    assert re.search(r"^\s*make book\b", start, re.M) and re.search(
+        r"^\s*make test\b", start, re.M
+    )
+    colab = re.findall(
+        r"https://colab\.research\.google\.com/github/([^)\s]+)", start
+    )
     assert colab, "the front page gives no Colab link"
     repo = url.removeprefix("https://github.com/")
-    assert all(link.startswith(f"{repo}/blob/") for link in colab), f"Colab links must open {repo}: {colab}"
-    notebooks = [link.split("/blob/", 1)[1].split("/", 1)[1] for link in colab]
-    assert all((ROOT / nb).is_file() for nb in notebooks), f"Colab links name notebooks that do not exist: {notebooks}"
+    assert all(link.startswith(f"{repo}/blob/") for link in colab), (
+        f"Colab links must open {repo}: {colab}"
+    )
+    notebooks = [
+        link.split("/blob/", 1)[1].split("/", 1)[1] for link in colab
+    ]
+    assert all((ROOT / nb).is_file() for nb in notebooks), (
+        f"Colab links name notebooks that do not exist: {notebooks}"
+    )
 
 
-@pytest.mark.parametrize("symbol", ["B", "T", "H", "D", "C", "Tq, Tk", "(B, H, Tq, Tk)"])
+@pytest.mark.parametrize(
+    "symbol", ["B", "T", "H", "D", "C", "Tq, Tk", "(B, H, Tq, Tk)"]
+)
 def test_notation_table_defines_the_shape_letters(symbol):
     notation = _section("Notation and shapes")
-    assert re.search(rf"^\| {re.escape(symbol)} \| \S", notation, re.M), f"the notation table does not define {symbol}"
-    assert "(notation)=" in INTRO, "the notation section needs its label (notation)= for {ref} links"
+    assert re.search(rf"^\| {re.escape(symbol)} \| \S", notation, re.M), (
+        f"the notation table does not define {symbol}"
+    )
+    assert "(notation)=" in INTRO, (
+        "the notation section needs its label (notation)= for {ref} links"
+    )
 
 
-@pytest.mark.parametrize("term", ["nats", "perplexity", "GELU", "LayerNorm", "KV cache", "exact match", "SDPA"])
+@pytest.mark.parametrize(
+    "term",
+    [
+        "nats",
+        "perplexity",
+        "GELU",
+        "LayerNorm",
+        "KV cache",
+        "exact match",
+        "SDPA",
+    ],
+)
 def test_glossary_defines_the_words_the_chapters_use(term):
     glossary = _section("Glossary")
     assert "```{glossary}" in glossary
-    assert re.search(rf"^{re.escape(term)}\b.*\n  \S", glossary, re.M), f"the glossary does not define {term!r}"
+    assert re.search(rf"^{re.escape(term)}\b.*\n  \S", glossary, re.M), (
+        f"the glossary does not define {term!r}"
+    )

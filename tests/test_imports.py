@@ -21,8 +21,14 @@ def import_graph() -> dict[str, set[str]]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                targets = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            elif (
+                isinstance(node, ast.ImportFrom)
+                and node.level == 0
+                and node.module
+            ):
+                targets = [node.module] + [
+                    f"{node.module}.{alias.name}" for alias in node.names
+                ]
             else:
                 continue
             edges |= {t for t in targets if t in modules and t != name}
@@ -53,15 +59,24 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_no_import_cycle():
     graph = import_graph()
-    assert "annotated.attention.attend" in graph and graph["annotated.kernels"]
+    assert (
+        "annotated.attention.attend" in graph and graph["annotated.kernels"]
+    )
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
 
 
 def test_the_cycle_finder_finds_a_cycle():
-    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [
+        "a",
+        "b",
+        "c",
+        "a",
+    ]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
 def test_the_primitive_imports_nothing_above_it():
-    assert import_graph()["annotated.attention.attend"] <= {"annotated.attention.masks"}
+    assert import_graph()["annotated.attention.attend"] <= {
+        "annotated.attention.masks"
+    }
     assert import_graph()["annotated.attention.masks"] == set()

@@ -9,7 +9,13 @@ import yaml
 from _scripts import ROOT
 from conftest import random_ids, seeded, tiny_model
 
-from annotated.analysis.ablation import ablate_head, ablation_table, attention_layers, head_means, loss_change
+from annotated.analysis.ablation import (
+    ablate_head,
+    ablation_table,
+    attention_layers,
+    head_means,
+    loss_change,
+)
 from annotated.analysis.head_scores import (
     character_classes,
     delimiter_mask,
@@ -34,32 +40,52 @@ def previous_token_pattern(t: int) -> torch.Tensor:
     return a
 
 
-def scores_of(pattern: torch.Tensor, ids: torch.Tensor, delimiters: torch.Tensor) -> dict[str, float]:
-    sums = window_scores(pattern[None, None, None], ids[None], delimiters)  # (B=1, L=1, H=1, T, T)
-    return {k: float(total[0, 0]) / count for k, (total, count) in sums.items()}
+def scores_of(
+    pattern: torch.Tensor, ids: torch.Tensor, delimiters: torch.Tensor
+) -> dict[str, float]:
+    sums = window_scores(
+        pattern[None, None, None], ids[None], delimiters
+    )  # (B=1, L=1, H=1, T, T)
+    return {
+        k: float(total[0, 0]) / count for k, (total, count) in sums.items()
+    }
 
 
 def test_previous_token_pattern_scores_one_and_its_other_scores_by_hand():
     ids = torch.tensor([0, 1, 2, 1])  # "abcb"
-    s = scores_of(previous_token_pattern(4), ids, torch.tensor([False, False, True]))
+    s = scores_of(
+        previous_token_pattern(4), ids, torch.tensor([False, False, True])
+    )
     assert s["previous_token"] == 1.0
-    assert s["first_position"] == pytest.approx(1 / 3)  # only query 1's previous token is position 0
+    assert s["first_position"] == pytest.approx(
+        1 / 3
+    )  # only query 1's previous token is position 0
     assert s["mean_distance"] == pytest.approx(3 / 4)  # distances 0, 1, 1, 1
-    assert s["delimiter"] == pytest.approx(1 / 3)  # query 3 reads position 2, the delimiter "c"
-    assert s["same_character"] == 0.0  # query 3 ("b") reads "c", not the earlier "b" at 1
+    assert s["delimiter"] == pytest.approx(
+        1 / 3
+    )  # query 3 reads position 2, the delimiter "c"
+    assert (
+        s["same_character"] == 0.0
+    )  # query 3 ("b") reads "c", not the earlier "b" at 1
 
 
 def test_same_character_and_sink_patterns():
-    ids = torch.tensor([0, 1, 0, 1])  # "abab": queries 2 and 3 have an earlier copy, two back
+    ids = torch.tensor(
+        [0, 1, 0, 1]
+    )  # "abab": queries 2 and 3 have an earlier copy, two back
     same = torch.zeros(4, 4)
     same[0, 0] = same[1, 1] = 1.0
     same[2, 0] = same[3, 1] = 1.0
     s = scores_of(same, ids, torch.tensor([False, False]))
-    assert s["same_character"] == 1.0 and s["previous_token"] == 0.0  # query 1 reads itself, 2 and 3 read t-2
+    assert (
+        s["same_character"] == 1.0 and s["previous_token"] == 0.0
+    )  # query 1 reads itself, 2 and 3 read t-2
     sink = torch.zeros(4, 4)
     sink[:, 0] = 1.0
     s = scores_of(sink, ids, torch.tensor([False, False]))
-    assert s["first_position"] == 1.0 and s["mean_distance"] == pytest.approx((0 + 1 + 2 + 3) / 4)
+    assert s["first_position"] == 1.0 and s["mean_distance"] == pytest.approx(
+        (0 + 1 + 2 + 3) / 4
+    )
 
 
 class InductionOracle(torch.nn.Module):
@@ -76,42 +102,89 @@ class InductionOracle(torch.nn.Module):
             a[q] = 0.0
             a[q, q - self.n + 1] = 1.0
         logits = torch.zeros(b, t, self.vocab)
-        return SimpleNamespace(logits=logits, attentions=[a.expand(b, 1, t, t)])
+        return SimpleNamespace(
+            logits=logits, attentions=[a.expand(b, 1, t, t)]
+        )
 
 
 def test_induction_score_of_an_exact_induction_pattern_is_one():
-    scores, halves = induction_scores(InductionOracle(5, 7), torch.arange(7), n=5, windows=3, generator=seeded())
+    scores, halves = induction_scores(
+        InductionOracle(5, 7),
+        torch.arange(7),
+        n=5,
+        windows=3,
+        generator=seeded(),
+    )
     assert scores.shape == (1, 1) and float(scores) == pytest.approx(1.0)
-    assert halves.tolist() == pytest.approx([torch.log(torch.tensor(7.0)).item()] * 2)  # uniform logits
+    assert halves.tolist() == pytest.approx(
+        [torch.log(torch.tensor(7.0)).item()] * 2
+    )  # uniform logits
 
 
 def test_previous_token_pattern_is_no_induction_head():
     class Previous(InductionOracle):
         def forward(self, idx, need_weights=False):
             out = super().forward(idx)
-            out.attentions = [previous_token_pattern(idx.shape[1]).expand(idx.shape[0], 1, -1, -1)]
+            out.attentions = [
+                previous_token_pattern(idx.shape[1]).expand(
+                    idx.shape[0], 1, -1, -1
+                )
+            ]
             return out
 
-    scores, _ = induction_scores(Previous(5, 7), torch.arange(7), n=5, windows=2, generator=seeded())
+    scores, _ = induction_scores(
+        Previous(5, 7), torch.arange(7), n=5, windows=2, generator=seeded()
+    )
     assert float(scores) == 0.0
 
 
 def test_label_heads_uses_the_largest_role_above_the_threshold():
     zeros = torch.zeros(1, 3)
-    scores = {name: zeros.clone() for name in ("previous_token", "same_character", "delimiter", "first_position")}
+    scores = {
+        name: zeros.clone()
+        for name in (
+            "previous_token",
+            "same_character",
+            "delimiter",
+            "first_position",
+        )
+    }
     scores["induction"] = zeros.clone()
     scores["previous_token"][0, 0] = 0.9
     scores["induction"][0, 1], scores["delimiter"][0, 1] = 0.5, 0.45
     scores["first_position"][0, 2] = 0.3
-    assert label_heads(scores, threshold=0.4) == [["previous_token", "induction", "mixed"]]
+    assert label_heads(scores, threshold=0.4) == [
+        ["previous_token", "induction", "mixed"]
+    ]
 
 
 def test_character_classes_and_delimiters():
     chars = ["\n", " ", "!", "a", "Z", "3"]
     classes = character_classes(chars)
-    assert classes["letter"].tolist() == [False, False, False, True, True, False]
-    assert classes["punctuation"].tolist() == [False, False, True, False, False, True]
-    assert delimiter_mask(chars).tolist() == [True, True, True, False, False, False]
+    assert classes["letter"].tolist() == [
+        False,
+        False,
+        False,
+        True,
+        True,
+        False,
+    ]
+    assert classes["punctuation"].tolist() == [
+        False,
+        False,
+        True,
+        False,
+        False,
+        True,
+    ]
+    assert delimiter_mask(chars).tolist() == [
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
 
 
 def test_rollout_of_identity_attention_is_identity():
@@ -123,7 +196,10 @@ def test_rollout_of_identity_attention_is_identity():
 
 def test_rollout_equals_the_papers_formula_written_out():
     gen = seeded(1)
-    layers = [torch.softmax(torch.randn(2, 4, 4, generator=gen), -1) for _ in range(2)]  # (H, T, T)
+    layers = [
+        torch.softmax(torch.randn(2, 4, 4, generator=gen), -1)
+        for _ in range(2)
+    ]  # (H, T, T)
     hat = []
     for a in layers:
         m = 0.5 * a.mean(0) + 0.5 * torch.eye(4)
@@ -141,8 +217,12 @@ def test_zero_ablation_equals_zeroing_that_heads_columns_of_w_o():
     x = random_ids(3, 9, high=11)
     with ablate_head(model, 1, 2, mode="zero"):
         ablated = model(x).logits
-    assert all(a.head_hook is None for a in attention_layers(model))  # the hook is gone again
-    reference = tiny_model(vocab_size=11).eval()  # the same weights, but W_o blind to head 2 of layer 1
+    assert all(
+        a.head_hook is None for a in attention_layers(model)
+    )  # the hook is gone again
+    reference = tiny_model(
+        vocab_size=11
+    ).eval()  # the same weights, but W_o blind to head 2 of layer 1
     out_proj = attention_layers(reference)[1].out_proj
     d = out_proj.in_features // 4
     with torch.no_grad():
@@ -157,8 +237,12 @@ def test_ablation_changes_the_output_only_through_that_head():
     base = model(x, need_weights=True)
     with ablate_head(model, 1, 0, mode="zero"):
         ablated = model(x, need_weights=True)
-    torch.testing.assert_close(ablated.attentions[0], base.attentions[0])  # layer 0 runs before the ablated head
-    torch.testing.assert_close(ablated.attentions[1], base.attentions[1])  # and layer 1's weights do not change
+    torch.testing.assert_close(
+        ablated.attentions[0], base.attentions[0]
+    )  # layer 0 runs before the ablated head
+    torch.testing.assert_close(
+        ablated.attentions[1], base.attentions[1]
+    )  # and layer 1's weights do not change
     assert not torch.allclose(ablated.logits, base.logits)
 
 
@@ -175,46 +259,92 @@ def test_mean_ablation_with_the_heads_own_output_changes_nothing():
 
 def test_ablation_refuses_what_does_not_exist():
     model = tiny_model(vocab_size=11)
-    with pytest.raises(ValueError, match="no head 4 in layer 0"), ablate_head(model, 0, 4):
+    with (
+        pytest.raises(ValueError, match="no head 4 in layer 0"),
+        ablate_head(model, 0, 4),
+    ):
         pass
-    with pytest.raises(ValueError, match="mode must be"), ablate_head(model, 0, 0, mode="noise"):
+    with (
+        pytest.raises(ValueError, match="mode must be"),
+        ablate_head(model, 0, 0, mode="noise"),
+    ):
         pass
-    with pytest.raises(ValueError, match="head_means"), ablate_head(model, 0, 0, mode="mean"):
+    with (
+        pytest.raises(ValueError, match="head_means"),
+        ablate_head(model, 0, 0, mode="mean"),
+    ):
         pass
 
 
 def test_loss_change_by_hand():
     base = torch.tensor([[1.0, 1.0], [2.0, 2.0]])
     ablated = torch.tensor([[1.5, 1.0], [2.5, 3.0]])
-    mean, half = loss_change(base, ablated, torch.ones(2, 2, dtype=torch.bool))
+    mean, half = loss_change(
+        base, ablated, torch.ones(2, 2, dtype=torch.bool)
+    )
     assert mean == pytest.approx(0.5)  # differences 0.5, 0, 0.5, 1
-    assert half == pytest.approx(1.96 * torch.tensor([0.25, 0.75]).std().item() / 2**0.5)
+    assert half == pytest.approx(
+        1.96 * torch.tensor([0.25, 0.75]).std().item() / 2**0.5
+    )
     only_first = torch.tensor([[True, False], [True, False]])
     assert loss_change(base, ablated, only_first)[0] == pytest.approx(0.5)
 
 
 def test_head_scores_and_ablation_table_on_a_tiny_text_model():
-    text = "to be, or not to be: that is the question.\nwhether 'tis nobler in the mind to suffer\n" * 8
+    text = (
+        "to be, or not to be: that is the question.\nwhether 'tis nobler in the mind to suffer\n"
+        * 8
+    )
     task = TextDataset(text)
     model = tiny_model(vocab_size=task.vocab_size)
-    result = head_scores(model, task, windows=20, length=16, induction_n=6, batch_size=8, induction_vocab="tobenrs")
+    result = head_scores(
+        model,
+        task,
+        windows=20,
+        length=16,
+        induction_n=6,
+        batch_size=8,
+        induction_vocab="tobenrs",
+    )
     scores = result["scores"]
-    for name in ("previous_token", "same_character", "delimiter", "first_position", "induction"):
-        assert scores[name].shape == (2, 4) and ((scores[name] >= 0) & (scores[name] <= 1 + 1e-6)).all(), name
-    assert ((scores["mean_distance"] >= 0) & (scores["mean_distance"] <= 15)).all()
+    for name in (
+        "previous_token",
+        "same_character",
+        "delimiter",
+        "first_position",
+        "induction",
+    ):
+        assert (
+            scores[name].shape == (2, 4)
+            and ((scores[name] >= 0) & (scores[name] <= 1 + 1e-6)).all()
+        ), name
+    assert (
+        (scores["mean_distance"] >= 0) & (scores["mean_distance"] <= 15)
+    ).all()
     batch = task.sample(6, 16, seeded(), split="val")
-    classes = character_classes([task.decode([i]) for i in range(task.vocab_size)])
+    classes = character_classes(
+        [task.decode([i]) for i in range(task.vocab_size)]
+    )
     rows = ablation_table(model, batch.inputs, batch.targets, classes)
     assert rows[0]["mode"] == "none" and len(rows) == 1 + 2 * 4 * 2
-    assert {"Δ all", "± all", "Δ after space", "Δ after letter"} <= set(rows[1])
+    assert {"Δ all", "± all", "Δ after space", "Δ after letter"} <= set(
+        rows[1]
+    )
 
 
 def test_stored_model_is_the_one_its_provenance_describes():
     data = ROOT / "annotated" / "data"
-    provenance = yaml.safe_load((data / "inside_model_provenance.yaml").read_text())
+    provenance = yaml.safe_load(
+        (data / "inside_model_provenance.yaml").read_text()
+    )
     path = data / provenance["checkpoint"]["file"]
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == provenance["checkpoint"]["sha256"]
-    assert path.stat().st_size < 2_000_000, "keep the stored checkpoint small (float16)"
+    assert (
+        hashlib.sha256(path.read_bytes()).hexdigest()
+        == provenance["checkpoint"]["sha256"]
+    )
+    assert path.stat().st_size < 2_000_000, (
+        "keep the stored checkpoint small (float16)"
+    )
     model = load_model(path)
     assert count_parameters(model) == provenance["parameters"]
     assert next(model.parameters()).dtype == torch.float32

@@ -21,13 +21,17 @@ N = np.geomspace(3e3, 4e5, 7)
 
 def test_power_law_recovers_alpha_and_n_c():
     fit = fit_power_law(N, (8.8e13 / N) ** 0.076, bootstrap=0)
-    assert fit.alpha == pytest.approx(0.076, rel=1e-9) and fit.n_c == pytest.approx(8.8e13, rel=1e-6)
+    assert fit.alpha == pytest.approx(
+        0.076, rel=1e-9
+    ) and fit.n_c == pytest.approx(8.8e13, rel=1e-6)
     assert fit.predict([1e4]) == pytest.approx((8.8e13 / 1e4) ** 0.076)
 
 
 def test_power_law_with_floor_recovers_the_floor():
     fit = fit_power_law_with_floor(N, 1.5 + (2e4 / N) ** 0.5, bootstrap=0)
-    assert fit.floor == pytest.approx(1.5, abs=2e-3) and fit.alpha == pytest.approx(0.5, abs=0.01)
+    assert fit.floor == pytest.approx(
+        1.5, abs=2e-3
+    ) and fit.alpha == pytest.approx(0.5, abs=0.01)
     assert fit.rmse < 1e-3
 
 
@@ -40,7 +44,9 @@ def test_bootstrap_interval_matches_the_least_squares_standard_error():
     x, y = np.log(n), np.log(loss)
     slope, intercept = np.polyfit(x, y, 1)
     residual = y - (intercept + slope * x)
-    se = np.sqrt(residual @ residual / (len(x) - 2) / ((x - x.mean()) @ (x - x.mean())))  # textbook OLS
+    se = np.sqrt(
+        residual @ residual / (len(x) - 2) / ((x - x.mean()) @ (x - x.mean()))
+    )  # textbook OLS
     assert fit.alpha == pytest.approx(-slope) and low < fit.alpha < high
     assert 0.5 < (high - low) / (2 * 1.96 * se) < 2.0
 
@@ -55,12 +61,21 @@ def test_fits_refuse_too_few_sizes_and_bad_values():
 def test_non_embedding_parameters_leave_out_the_token_table_only():
     tied = tiny_model(vocab_size=11)
     d = tied.config.d_model
-    per_layer = 4 * (d * d + d) + 2 * 2 * d + (d * 4 * d + 4 * d) + (4 * d * d + d)  # attention, 2 norms, MLP
-    assert non_embedding_parameters(tied) == 2 * per_layer + 2 * d  # + the final norm; RoPE has no parameters
+    per_layer = (
+        4 * (d * d + d) + 2 * 2 * d + (d * 4 * d + 4 * d) + (4 * d * d + d)
+    )  # attention, 2 norms, MLP
+    assert (
+        non_embedding_parameters(tied) == 2 * per_layer + 2 * d
+    )  # + the final norm; RoPE has no parameters
     untied = tiny_model(vocab_size=11, tie_weights=False)
-    assert non_embedding_parameters(untied) == non_embedding_parameters(tied) + 11 * d  # the head counts
+    assert (
+        non_embedding_parameters(untied)
+        == non_embedding_parameters(tied) + 11 * d
+    )  # the head counts
     learned = tiny_model(vocab_size=11, positional="learned")
-    assert non_embedding_parameters(learned) == non_embedding_parameters(tied)  # position table left out too
+    assert non_embedding_parameters(learned) == non_embedding_parameters(
+        tied
+    )  # position table left out too
     assert isinstance(learned.decoder.positional, torch.nn.Module)
 
 
@@ -69,5 +84,9 @@ def test_stored_sweep_has_every_point_and_spans_30x():
     assert [(r["d_model"], r["seed"]) for r in rows] == sweep_points()
     n = [r["non_embedding_params"] for r in rows]
     assert max(n) / min(n) >= 30 and len(WIDTHS) >= 5
-    assert all(len([r for r in rows if r["d_model"] == d]) == 1 + len(EXTRA_SEEDS.get(d, ())) for d in WIDTHS)
+    assert all(
+        len([r for r in rows if r["d_model"] == d])
+        == 1 + len(EXTRA_SEEDS.get(d, ()))
+        for d in WIDTHS
+    )
     assert all(1.0 < r["val_loss"] < 4.2 for r in rows)

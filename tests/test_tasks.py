@@ -32,13 +32,19 @@ from annotated.tasks import (
     register_task,
 )
 
-ALGORITHMIC = [name for name, task in TASKS.items() if name != "tiny_shakespeare"]
+ALGORITHMIC = [
+    name for name, task in TASKS.items() if name != "tiny_shakespeare"
+]
 FAST = settings(max_examples=25, deadline=None)
 
 
 def laid_out(task: Task, problem: str) -> tuple[str, str, list[int]]:
     batch = task.batch_from(task.encode(problem))
-    return task.decode(batch.inputs[0]), task.decode(batch.targets[0]), batch.target_mask[0].int().tolist()
+    return (
+        task.decode(batch.inputs[0]),
+        task.decode(batch.targets[0]),
+        batch.target_mask[0].int().tolist(),
+    )
 
 
 def answer(task: PromptAnswerTask, problem: str) -> str:
@@ -49,11 +55,19 @@ def answer(task: PromptAnswerTask, problem: str) -> str:
 
 
 def test_copy_layout_by_hand():
-    assert laid_out(CopyTask(), "4 1 7") == ("4 1 7 SEP 4 1", "1 7 SEP 4 1 7", [0, 0, 0, 1, 1, 1])
+    assert laid_out(CopyTask(), "4 1 7") == (
+        "4 1 7 SEP 4 1",
+        "1 7 SEP 4 1 7",
+        [0, 0, 0, 1, 1, 1],
+    )
 
 
 def test_reverse_and_sort_by_hand():
-    assert laid_out(ReverseTask(), "4 1 7") == ("4 1 7 SEP 7 1", "1 7 SEP 7 1 4", [0, 0, 0, 1, 1, 1])
+    assert laid_out(ReverseTask(), "4 1 7") == (
+        "4 1 7 SEP 7 1",
+        "1 7 SEP 7 1 4",
+        [0, 0, 0, 1, 1, 1],
+    )
     assert answer(SortTask(), "3 0 3 9 1") == "0 1 3 3 9"
     assert answer(SortTask(n_symbols=12), "11 10 0") == "0 10 11"
 
@@ -71,17 +85,29 @@ def test_addition_by_hand():
 
 
 def test_running_sum_by_hand():
-    assert laid_out(ModularRunningSumTask(), "3 9 4") == ("3 9 4", "3 2 6", [1, 1, 1])
+    assert laid_out(ModularRunningSumTask(), "3 9 4") == (
+        "3 9 4",
+        "3 2 6",
+        [1, 1, 1],
+    )
     assert laid_out(ModularRunningSumTask(base=2), "1 1 0 1")[1] == "1 0 0 1"
 
 
 def test_parity_by_hand():
-    assert laid_out(ParityTask(), "1 0 1 1") == ("1 0 1 1 SEP", "0 1 1 SEP 1", [0, 0, 0, 0, 1])
+    assert laid_out(ParityTask(), "1 0 1 1") == (
+        "1 0 1 1 SEP",
+        "0 1 1 SEP 1",
+        [0, 0, 0, 0, 1],
+    )
     assert answer(ParityTask(), "1 1 0 0") == "0"
 
 
 def test_k_back_by_hand():
-    assert laid_out(KBackTask(k=2), "a b a b c b") == ("a b a b c b", "PAD PAD 1 1 0 1", [0, 0, 1, 1, 1, 1])
+    assert laid_out(KBackTask(k=2), "a b a b c b") == (
+        "a b a b c b",
+        "PAD PAD 1 1 0 1",
+        [0, 0, 1, 1, 1, 1],
+    )
     assert laid_out(KBackTask(k=1), "a a b")[1:] == ("PAD 1 0", [0, 1, 1])
 
 
@@ -103,29 +129,49 @@ def test_associative_recall_by_hand():
     task = AssociativeRecallTask()
     assert answer(task, "c 7 a 2 f 7 a") == "2"
     assert answer(task, "c 7 a 2 f 7 f") == "7"
-    assert answer(task, "c 7 c 2 c") == "2"  # a re-bound key answers its latest value
+    assert (
+        answer(task, "c 7 c 2 c") == "2"
+    )  # a re-bound key answers its latest value
     inputs, targets, mask = laid_out(task, "c 7 a 2 a")
-    assert (inputs, targets, mask) == ("c 7 a 2 a SEP", "7 a 2 a SEP 2", [0, 0, 0, 0, 0, 1])
+    assert (inputs, targets, mask) == (
+        "c 7 a 2 a SEP",
+        "7 a 2 a SEP 2",
+        [0, 0, 0, 0, 0, 1],
+    )
 
 
 # --- sampled batches against independent Python references ----------------------------
 
 
-def sampled(task: PromptAnswerTask, length: int, seed: int, batch_size: int = 8):
+def sampled(
+    task: PromptAnswerTask, length: int, seed: int, batch_size: int = 8
+):
     source, target = task.seq2seq(batch_size, length, seed)
-    return [task.decode(row).split() for row in source], [task.decode(row).split() for row in target]
+    return [task.decode(row).split() for row in source], [
+        task.decode(row).split() for row in target
+    ]
 
 
 @FAST
 @given(seed=st.integers(0, 2**31 - 1), length=st.integers(1, 20))
 def test_copy_reverse_sort_match_python(seed, length):
-    for task, reference in ((CopyTask(), list), (ReverseTask(), lambda x: x[::-1]), (SortTask(), sorted)):
+    for task, reference in (
+        (CopyTask(), list),
+        (ReverseTask(), lambda x: x[::-1]),
+        (SortTask(), sorted),
+    ):
         for prompt, target in zip(*sampled(task, length, seed)):
-            assert [int(t) for t in target] == reference([int(t) for t in prompt])
+            assert [int(t) for t in target] == reference(
+                [int(t) for t in prompt]
+            )
 
 
 @FAST
-@given(seed=st.integers(0, 2**31 - 1), length=st.integers(1, 40), reverse=st.booleans())
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    length=st.integers(1, 40),
+    reverse=st.booleans(),
+)
 def test_addition_matches_python_integers(seed, length, reverse):
     task = AdditionTask(reverse_digits=reverse)
     order = (lambda s: s[::-1]) if reverse else (lambda s: s)
@@ -137,7 +183,11 @@ def test_addition_matches_python_integers(seed, length, reverse):
 
 
 @FAST
-@given(seed=st.integers(0, 2**31 - 1), length=st.integers(1, 30), base=st.integers(2, 12))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    length=st.integers(1, 30),
+    base=st.integers(2, 12),
+)
 def test_running_sum_matches_python(seed, length, base):
     batch = ModularRunningSumTask(base=base).sample(4, length, seed)
     for x, y in zip(batch.inputs.tolist(), batch.targets.tolist()):
@@ -146,12 +196,23 @@ def test_running_sum_matches_python(seed, length, base):
 
 
 @FAST
-@given(seed=st.integers(0, 2**31 - 1), length=st.integers(4, 30), k=st.integers(1, 3))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    length=st.integers(4, 30),
+    k=st.integers(1, 3),
+)
 def test_k_back_matches_python(seed, length, k):
     task = KBackTask(k=k)
     batch = task.sample(4, length, seed)
-    for x, y, m in zip(batch.inputs.tolist(), batch.targets.tolist(), batch.target_mask.tolist()):
-        expected = [task.pad_id] * k + [task.token_id("1" if x[i] == x[i - k] else "0") for i in range(k, length)]
+    for x, y, m in zip(
+        batch.inputs.tolist(),
+        batch.targets.tolist(),
+        batch.target_mask.tolist(),
+    ):
+        expected = [task.pad_id] * k + [
+            task.token_id("1" if x[i] == x[i - k] else "0")
+            for i in range(k, length)
+        ]
         assert y == expected and m == [False] * k + [True] * (length - k)
 
 
@@ -160,11 +221,15 @@ def test_k_back_matches_python(seed, length, k):
 def test_parity_pattern_long_range_recall_match_python(seed, length):
     for prompt, target in zip(*sampled(ParityTask(), length, seed)):
         assert target == [str(prompt.count("1") % 2)]
-    for prompt, target in zip(*sampled(ContainsPatternTask(pattern="abc"), length, seed)):
+    for prompt, target in zip(
+        *sampled(ContainsPatternTask(pattern="abc"), length, seed)
+    ):
         assert target == [str(int("abc" in "".join(prompt)))]
     for prompt, target in zip(*sampled(LongRangeMatchTask(), length, seed)):
         assert target == [str(int(prompt[0] == prompt[-1]))]
-    for prompt, target in zip(*sampled(AssociativeRecallTask(), length, seed)):
+    for prompt, target in zip(
+        *sampled(AssociativeRecallTask(), length, seed)
+    ):
         keys, values = prompt[0:-1:2], prompt[1:-1:2]
         assert len(set(keys)) == length and prompt[-1] in keys
         assert target == [dict(zip(keys, values))[prompt[-1]]]
@@ -174,7 +239,9 @@ def test_parity_pattern_long_range_recall_match_python(seed, length):
 
 
 @pytest.mark.parametrize("name", ALGORITHMIC)
-@pytest.mark.parametrize("length", [5, 23])  # 23: beyond a typical training length
+@pytest.mark.parametrize(
+    "length", [5, 23]
+)  # 23: beyond a typical training length
 def test_layout_invariants(name, length):
     task = get_task(name)
     batch = task(6, length, 0)
@@ -182,16 +249,25 @@ def test_layout_invariants(name, length):
     assert batch.inputs.shape == (6, task.seq_len(length))
     assert 0 <= batch.inputs.min() and batch.inputs.max() < task.vocab_size
     assert 0 <= batch.targets.min() and batch.targets.max() < task.vocab_size
-    assert len(set(task.token_names)) == task.vocab_size and task.token_names[task.pad_id] == "PAD"
+    assert (
+        len(set(task.token_names)) == task.vocab_size
+        and task.token_names[task.pad_id] == "PAD"
+    )
     assert batch.target_mask.any(dim=1).all()
     if isinstance(task, PromptAnswerTask):
-        assert torch.equal(batch.targets[:, :-1], batch.inputs[:, 1:])  # next-token layout
+        assert torch.equal(
+            batch.targets[:, :-1], batch.inputs[:, 1:]
+        )  # next-token layout
         assert (batch.target_mask.sum(dim=1) == task.answer_len(length)).all()
         assert (batch.inputs[:, task.prompt_len(length)] == task.sep_id).all()
-        assert batch.target_mask[:, -task.answer_len(length) :].all()  # scored = the last A positions
+        assert batch.target_mask[
+            :, -task.answer_len(length) :
+        ].all()  # scored = the last A positions
         prompt, target = task.seq2seq(6, length, 0)
         same = task.layout(prompt, target)
-        assert torch.equal(same.inputs, batch.inputs) and torch.equal(same.targets, batch.targets)
+        assert torch.equal(same.inputs, batch.inputs) and torch.equal(
+            same.targets, batch.targets
+        )
     else:
         assert isinstance(task, LabellingTask)
         assert (batch.targets[~batch.target_mask] == task.pad_id).all()
@@ -203,7 +279,10 @@ def test_layout_invariants(name, length):
 def test_pure_function_of_seed(name):
     task = get_task(name)
     a, b = task(4, 9, 123), task(4, 9, torch.Generator().manual_seed(123))
-    assert all(x is y is None or torch.equal(x, y) for x, y in zip(vars(a).values(), vars(b).values()))
+    assert all(
+        x is y is None or torch.equal(x, y)
+        for x, y in zip(vars(a).values(), vars(b).values())
+    )
     g = torch.Generator().manual_seed(5)
     first, second = task(16, 9, g), task(16, 9, g)  # the generator advances
     assert not torch.equal(first.inputs, second.inputs)
@@ -211,7 +290,12 @@ def test_pure_function_of_seed(name):
 
 @pytest.mark.parametrize(
     ("task", "length"),
-    [(ParityTask(), 7), (ContainsPatternTask(), 12), (LongRangeMatchTask(), 9), (KBackTask(k=3), 10)],
+    [
+        (ParityTask(), 7),
+        (ContainsPatternTask(), 12),
+        (LongRangeMatchTask(), 9),
+        (KBackTask(k=3), 10),
+    ],
 )
 def test_binary_labels_are_balanced(task, length):
     batch = task(4000, length, 0)
@@ -223,17 +307,27 @@ def test_binary_labels_are_balanced(task, length):
 
 @pytest.mark.parametrize(
     ("task", "length"),
-    [(CopyTask(), 6), (ReverseTask(n_symbols=4), 6), (ModularRunningSumTask(base=7), 6), (AssociativeRecallTask(), 5)],
+    [
+        (CopyTask(), 6),
+        (ReverseTask(n_symbols=4), 6),
+        (ModularRunningSumTask(base=7), 6),
+        (AssociativeRecallTask(), 5),
+    ],
 )
 def test_chance_accuracy_is_best_blind_guess(task, length):
     batch = task(6000, length, 1)
     labels = batch.targets[batch.target_mask]
-    majority = torch.bincount(labels).max().item() / len(labels)  # the best input-ignoring constant guess
+    majority = torch.bincount(labels).max().item() / len(
+        labels
+    )  # the best input-ignoring constant guess
     assert abs(majority - task.chance_accuracy) < 0.025
 
 
 def test_chance_is_none_where_no_simple_baseline():
-    assert SortTask().chance_accuracy is None and AdditionTask().chance_accuracy is None
+    assert (
+        SortTask().chance_accuracy is None
+        and AdditionTask().chance_accuracy is None
+    )
 
 
 # --- registry --------------------------------------------------------------------------
@@ -248,33 +342,75 @@ def registry():
 
 
 def test_builtin_names():
-    expected = {"copy", "reverse", "sort", "addition", "addition_reversed", "running_sum", "parity", "k_back"}
-    expected |= {"contains_pattern", "long_range_match", "associative_recall", "tiny_shakespeare"}
+    expected = {
+        "copy",
+        "reverse",
+        "sort",
+        "addition",
+        "addition_reversed",
+        "running_sum",
+        "parity",
+        "k_back",
+    }
+    expected |= {
+        "contains_pattern",
+        "long_range_match",
+        "associative_recall",
+        "tiny_shakespeare",
+    }
     assert expected <= set(TASKS)
 
 
 def test_registered_tasks_keep_their_arguments(registry):
-    assert get_task("addition_reversed").reverse_digits is True and get_task("addition").reverse_digits is False
+    assert (
+        get_task("addition_reversed").reverse_digits is True
+        and get_task("addition").reverse_digits is False
+    )
     assert (get_task("k_back").k, get_task("k_back").n_symbols) == (2, 4)
     mine = KBackTask(k=3, n_symbols=5)
     register_task("k_back_3", mine)
-    assert get_task("k_back_3") is mine and get_task("k_back_3")(2, 6, 0).target_mask[:, :3].sum() == 0
+    assert (
+        get_task("k_back_3") is mine
+        and get_task("k_back_3")(2, 6, 0).target_mask[:, :3].sum() == 0
+    )
 
 
 def test_modules_import_only_modules_below_them():
     """base ← families ← registry ← package: no module of annotated.tasks imports one above it."""
-    order = ["base", "sequences", "arithmetic", "matching", "extrapolation", "text", "registry"]
-    families = {"sequences", "arithmetic", "matching", "extrapolation", "text"}
+    order = [
+        "base",
+        "sequences",
+        "arithmetic",
+        "matching",
+        "extrapolation",
+        "text",
+        "registry",
+    ]
+    families = {
+        "sequences",
+        "arithmetic",
+        "matching",
+        "extrapolation",
+        "text",
+    }
     folder = Path(tasks.__file__).parent
-    assert sorted(p.stem for p in folder.glob("*.py")) == sorted([*order, "__init__"])
+    assert sorted(p.stem for p in folder.glob("*.py")) == sorted(
+        [*order, "__init__"]
+    )
     for name in order:
         tree = ast.parse((folder / f"{name}.py").read_text(encoding="utf-8"))
         imported = set()
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("annotated"):
+            if isinstance(node, ast.ImportFrom) and (
+                node.module or ""
+            ).startswith("annotated"):
                 imported.add(node.module)
             elif isinstance(node, ast.Import):
-                imported |= {a.name for a in node.names if a.name.startswith("annotated")}
+                imported |= {
+                    a.name
+                    for a in node.names
+                    if a.name.startswith("annotated")
+                }
         allowed = {"annotated.tasks.base"} if name in families else set()
         if name == "registry":
             allowed = {f"annotated.tasks.{m}" for m in order[:-1]}
@@ -289,25 +425,35 @@ def test_user_task_registered_from_user_code(registry):
         token_names = tuple("0123456789") + ("SEP", "PAD")
 
         def draw(self, batch_size, length, generator):
-            return torch.randint(0, 10, (batch_size, length), generator=generator)
+            return torch.randint(
+                0, 10, (batch_size, length), generator=generator
+            )
 
         def solve(self, prompt):
             return (prompt + 1) % 10
 
     assert isinstance(get_task("increment"), IncrementTask)
-    assert laid_out(get_task("increment"), "0 9") == ("0 9 SEP 1", "9 SEP 1 0", [0, 0, 1, 1])
+    assert laid_out(get_task("increment"), "0 9") == (
+        "0 9 SEP 1",
+        "9 SEP 1 0",
+        [0, 0, 1, 1],
+    )
     assert get_task("increment")(3, 4, 0).inputs.shape == (3, 8)
     register_task("increment_too", IncrementTask())
     assert get_task("increment_too") is not get_task("increment")
 
 
 def test_duplicate_unknown_and_bad_registrations(registry):
-    with pytest.raises(ValueError, match=r"already registered.*copy.*replace=True"):
+    with pytest.raises(
+        ValueError, match=r"already registered.*copy.*replace=True"
+    ):
         register_task("copy", CopyTask())
     replacement = CopyTask(n_symbols=3)
     register_task("copy", replacement, replace=True)
     assert get_task("copy") is replacement
-    with pytest.raises(ValueError, match=r"unknown task 'sorting'; valid names: .*sort"):
+    with pytest.raises(
+        ValueError, match=r"unknown task 'sorting'; valid names: .*sort"
+    ):
         get_task("sorting")
     with pytest.raises(TypeError, match="Task instance or subclass"):
         register_task("f", lambda batch_size, length, generator: None)
@@ -333,9 +479,22 @@ def test_duplicate_unknown_and_bad_registrations(registry):
         (lambda: CopyTask(n_symbols=1), "n_symbols must be an int ≥ 2"),
         (lambda: ContainsPatternTask(pattern="abz"), "pattern must be"),
         (lambda: ContainsPatternTask(pattern=""), "pattern must be"),
-        (lambda: AdditionTask().batch_from(AdditionTask().encode("1 2 3 4")), "n digits, '\\+', n digits"),
-        (lambda: AssociativeRecallTask().batch_from(AssociativeRecallTask().encode("a 1 b")), "then one of those keys"),
-        (lambda: CopyTask().batch_from(torch.tensor([[0, 12]])), "token ids must lie in"),
+        (
+            lambda: AdditionTask().batch_from(
+                AdditionTask().encode("1 2 3 4")
+            ),
+            "n digits, '\\+', n digits",
+        ),
+        (
+            lambda: AssociativeRecallTask().batch_from(
+                AssociativeRecallTask().encode("a 1 b")
+            ),
+            "then one of those keys",
+        ),
+        (
+            lambda: CopyTask().batch_from(torch.tensor([[0, 12]])),
+            "token ids must lie in",
+        ),
         (lambda: CopyTask().encode("1 x"), "'x' is not a token"),
         (
             lambda: Batch(
@@ -346,7 +505,11 @@ def test_duplicate_unknown_and_bad_registrations(registry):
             "share one",
         ),
         (
-            lambda: Batch(torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.long), torch.ones(2, 3, dtype=torch.bool)),
+            lambda: Batch(
+                torch.zeros(2, 3),
+                torch.zeros(2, 3, dtype=torch.long),
+                torch.ones(2, 3, dtype=torch.bool),
+            ),
             "torch.long",
         ),
     ],
@@ -364,5 +527,8 @@ def test_bad_generator_type():
 def test_batch_to_and_repr():
     batch = CopyTask()(2, 3, 0).to("cpu")
     assert batch.inputs.device.type == "cpu"
-    assert repr(AdditionTask(reverse_digits=True)) == "AdditionTask(reverse_digits=True)"
+    assert (
+        repr(AdditionTask(reverse_digits=True))
+        == "AdditionTask(reverse_digits=True)"
+    )
     assert tasks.SPLITS == ("train", "val")

@@ -22,9 +22,17 @@ from annotated.tasks.text import (
     load_tiny_shakespeare,
 )
 
-SAMPLE = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n" * 20
+SAMPLE = (
+    "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n"
+    * 20
+)
 REAL_FETCH = text._fetch  # kept before the autouse fixture replaces it
-SHARED_COPY = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
+SHARED_COPY = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "tinyshakespeare.txt"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +51,9 @@ def offline(monkeypatch, tmp_path):
 def served(monkeypatch):
     """A fake server holding SAMPLE, published with SAMPLE's checksum; records the calls."""
     payload = SAMPLE.encode()
-    monkeypatch.setattr(text, "TINY_SHAKESPEARE_SHA256", hashlib.sha256(payload).hexdigest())
+    monkeypatch.setattr(
+        text, "TINY_SHAKESPEARE_SHA256", hashlib.sha256(payload).hexdigest()
+    )
     calls = []
 
     def fetch(url, out, timeout=30.0):
@@ -59,19 +69,30 @@ def served(monkeypatch):
 
 def test_tokenizer_round_trip_and_dict():
     tok = CharTokenizer(SAMPLE)
-    assert tok.vocab_size == len(set(SAMPLE)) and tok.chars == "".join(sorted(set(SAMPLE)))
+    assert tok.vocab_size == len(set(SAMPLE)) and tok.chars == "".join(
+        sorted(set(SAMPLE))
+    )
     ids = tok.encode(SAMPLE)
     assert ids.dtype == torch.long and ids.shape == (len(SAMPLE),)
     assert tok.decode(ids) == SAMPLE
     restored = CharTokenizer.from_dict(tok.to_dict())
-    assert restored == tok and torch.equal(restored.encode("Speak"), tok.encode("Speak"))
+    assert restored == tok and torch.equal(
+        restored.encode("Speak"), tok.encode("Speak")
+    )
     assert tok.to_dict() == {"kind": "char", "chars": tok.chars}
-    assert tok.token_names[tok.chars.index("\n")] == "\\n" and tok.token_names[tok.chars.index(" ")] == "␣"
+    assert (
+        tok.token_names[tok.chars.index("\n")] == "\\n"
+        and tok.token_names[tok.chars.index(" ")] == "␣"
+    )
 
 
 def test_tokenizer_by_hand_and_errors():
     tok = CharTokenizer("hello")
-    assert tok.chars == "ehlo" and tok.encode("hole").tolist() == [1, 3, 2, 0] and tok.decode([3, 1]) == "oh"
+    assert (
+        tok.chars == "ehlo"
+        and tok.encode("hole").tolist() == [1, 3, 2, 0]
+        and tok.decode([3, 1]) == "oh"
+    )
     with pytest.raises(ValueError, match=r"not in the vocabulary: \['z'\]"):
         tok.encode("hez")
     with pytest.raises(ValueError, match="ids must lie in"):
@@ -94,7 +115,9 @@ def test_explicit_path_wins_and_is_not_checked(tmp_path, monkeypatch):
     mine.write_text("my own corpus", encoding="utf-8")
     other.write_text("from the environment", encoding="utf-8")
     monkeypatch.setenv(text.PATH_ENV, str(other))
-    assert load_tiny_shakespeare(path=mine) == "my own corpus"  # checksum differs: accepted as is
+    assert (
+        load_tiny_shakespeare(path=mine) == "my own corpus"
+    )  # checksum differs: accepted as is
 
 
 def test_environment_variable_then_cache(tmp_path, monkeypatch):
@@ -106,14 +129,20 @@ def test_environment_variable_then_cache(tmp_path, monkeypatch):
     monkeypatch.setenv(text.PATH_ENV, str(env_file))
     assert load_tiny_shakespeare() == "from the environment"
     monkeypatch.delenv(text.PATH_ENV)
-    assert load_tiny_shakespeare() == "cached"  # $ANNOTATED_CACHE set by the fixture
+    assert (
+        load_tiny_shakespeare() == "cached"
+    )  # $ANNOTATED_CACHE set by the fixture
 
 
 def test_missing_given_files_raise(tmp_path, monkeypatch):
-    with pytest.raises(CorpusUnavailableError, match="the path argument points at"):
+    with pytest.raises(
+        CorpusUnavailableError, match="the path argument points at"
+    ):
         load_tiny_shakespeare(path=tmp_path / "nope.txt")
     monkeypatch.setenv(text.PATH_ENV, str(tmp_path / "nope.txt"))
-    with pytest.raises(CorpusUnavailableError, match=r"\$ANNOTATED_TINYSHAKESPEARE points at"):
+    with pytest.raises(
+        CorpusUnavailableError, match=r"\$ANNOTATED_TINYSHAKESPEARE points at"
+    ):
         load_tiny_shakespeare()
 
 
@@ -131,7 +160,9 @@ def test_no_network_no_copy_says_how_to_provide(tmp_path):
     ):
         assert hint in message
     assert str(tmp_path / "c" / CACHE_FILENAME) in message
-    assert list((tmp_path / "c").iterdir()) == []  # no temporary file left behind
+    assert (
+        list((tmp_path / "c").iterdir()) == []
+    )  # no temporary file left behind
     with pytest.raises(CorpusUnavailableError, match="download=False"):
         load_tiny_shakespeare(cache_dir=tmp_path / "d", download=False)
 
@@ -140,14 +171,18 @@ def test_download_once_into_the_cache(served, tmp_path):
     cache = tmp_path / "explicit"
     assert load_tiny_shakespeare(cache_dir=cache) == SAMPLE
     assert load_tiny_shakespeare(cache_dir=cache) == SAMPLE
-    assert served == [text.TINY_SHAKESPEARE_URL]  # fetched once, then read from the cache
+    assert served == [
+        text.TINY_SHAKESPEARE_URL
+    ]  # fetched once, then read from the cache
     assert sorted(p.name for p in cache.iterdir()) == [CACHE_FILENAME]
 
 
 def test_default_cache_dir_follows_environment(served, tmp_path, monkeypatch):
     monkeypatch.setenv(text.CACHE_ENV, str(tmp_path / "elsewhere"))
     load_tiny_shakespeare()
-    assert (tmp_path / "elsewhere" / CACHE_FILENAME).read_text(encoding="utf-8") == SAMPLE
+    assert (tmp_path / "elsewhere" / CACHE_FILENAME).read_text(
+        encoding="utf-8"
+    ) == SAMPLE
     monkeypatch.delenv(text.CACHE_ENV)
     assert text.default_cache_dir() == Path.home() / ".cache" / "annotated"
 
@@ -192,12 +227,20 @@ def test_real_fetch_streams_the_response(monkeypatch):
     monkeypatch.setattr(text.urllib.request, "urlopen", urlopen)
     out = io.BytesIO()
     REAL_FETCH(text.TINY_SHAKESPEARE_URL, out)
-    assert out.getvalue() == b"To be, or not to be" and opened == [(text.TINY_SHAKESPEARE_URL, 30.0)]
+    assert out.getvalue() == b"To be, or not to be" and opened == [
+        (text.TINY_SHAKESPEARE_URL, 30.0)
+    ]
 
 
-@pytest.mark.skipif(not SHARED_COPY.is_file(), reason="no shared copy of Tiny Shakespeare here")
+@pytest.mark.skipif(
+    not SHARED_COPY.is_file(),
+    reason="no shared copy of Tiny Shakespeare here",
+)
 def test_shared_copy_matches_published_checksum():
-    assert hashlib.sha256(SHARED_COPY.read_bytes()).hexdigest() == TINY_SHAKESPEARE_SHA256
+    assert (
+        hashlib.sha256(SHARED_COPY.read_bytes()).hexdigest()
+        == TINY_SHAKESPEARE_SHA256
+    )
     corpus = load_tiny_shakespeare(path=SHARED_COPY)
     assert len(corpus) == 1_115_394 and CharTokenizer(corpus).vocab_size == 65
 
@@ -208,10 +251,17 @@ def test_shared_copy_matches_published_checksum():
 def test_windows_are_shifted_substrings_of_their_split():
     data = TextDataset(SAMPLE)
     cut = int(len(SAMPLE) * 0.9)
-    assert len(data.splits["train"]) == cut and len(data.splits["val"]) == len(SAMPLE) - cut
+    assert (
+        len(data.splits["train"]) == cut
+        and len(data.splits["val"]) == len(SAMPLE) - cut
+    )
     for split, part in (("train", SAMPLE[:cut]), ("val", SAMPLE[cut:])):
         batch = data.sample(16, 12, 0, split=split)
-        assert isinstance(batch, Batch) and batch.inputs.shape == (16, 12) and batch.target_mask.all()
+        assert (
+            isinstance(batch, Batch)
+            and batch.inputs.shape == (16, 12)
+            and batch.target_mask.all()
+        )
         assert torch.equal(batch.inputs[:, 1:], batch.targets[:, :-1])
         for x, y in zip(batch.inputs, batch.targets):
             assert data.decode(x) + data.decode(y)[-1] in part
@@ -219,18 +269,26 @@ def test_windows_are_shifted_substrings_of_their_split():
 
 
 def test_windows_by_hand_and_seeded():
-    data = TextDataset("hello world", val_fraction=0.5)  # train "hello", val " world"
+    data = TextDataset(
+        "hello world", val_fraction=0.5
+    )  # train "hello", val " world"
     batch = data.sample(8, 4, 0)
     assert {data.decode(row) for row in batch.inputs} <= {"hell"}
     assert {data.decode(row) for row in batch.targets} <= {"ello"}
     val = data.sample(50, 4, 0, split="val")
     assert {data.decode(row) for row in val.inputs} == {" wor", "worl"}
-    assert torch.equal(data.sample(4, 3, 7).inputs, data.sample(4, 3, torch.Generator().manual_seed(7)).inputs)
+    assert torch.equal(
+        data.sample(4, 3, 7).inputs,
+        data.sample(4, 3, torch.Generator().manual_seed(7)).inputs,
+    )
 
 
 def test_window_errors_and_lazy_source():
     data = TextDataset("hello world", val_fraction=0.5)
-    with pytest.raises(ValueError, match="val split has 6 characters, a window of length 6 needs 7"):
+    with pytest.raises(
+        ValueError,
+        match="val split has 6 characters, a window of length 6 needs 7",
+    ):
         data.sample(2, 6, 0, split="val")
     with pytest.raises(ValueError, match="split must be one of"):
         data.sample(2, 3, 0, split="test")
@@ -239,12 +297,19 @@ def test_window_errors_and_lazy_source():
     calls = []
     lazy = TextDataset(lambda: calls.append(1) or SAMPLE)
     assert calls == []
-    assert lazy.vocab_size == len(set(SAMPLE)) and lazy.sample(2, 5, 0).inputs.shape == (2, 5)
+    assert lazy.vocab_size == len(set(SAMPLE)) and lazy.sample(
+        2, 5, 0
+    ).inputs.shape == (2, 5)
     assert calls == [1]
 
 
 def test_tiny_shakespeare_is_registered_lazily(served):
     registered = TASKS["tiny_shakespeare"]
-    assert isinstance(registered, TextDataset) and registered.source == "load_tiny_shakespeare"
-    fresh = TextDataset(load_tiny_shakespeare)  # the same loader, resolved through the fake server
+    assert (
+        isinstance(registered, TextDataset)
+        and registered.source == "load_tiny_shakespeare"
+    )
+    fresh = TextDataset(
+        load_tiny_shakespeare
+    )  # the same loader, resolved through the fake server
     assert fresh.text == SAMPLE and served == [text.TINY_SHAKESPEARE_URL]

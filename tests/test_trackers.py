@@ -18,50 +18,103 @@ TINY = {
     "train_length": 4,
     "eval_lengths": [6],
     "model": {"d_model": 16, "n_layers": 1, "n_heads": 2},
-    "train": {"steps": 6, "warmup_steps": 1, "batch_size": 4, "eval_every": 3, "eval_batches": 1, "device": "cpu"},
+    "train": {
+        "steps": 6,
+        "warmup_steps": 1,
+        "batch_size": 4,
+        "eval_every": 3,
+        "eval_batches": 1,
+        "device": "cpu",
+    },
 }
 
 
 def test_scalars_name_train_and_eval_rows():
-    step, values = scalars("step", {"step": 3, "loss": 1.5, "grad_norm/L0": 0.25, "lr": 1e-3, "length": 4})
-    assert step == 3 and values == {"train/loss": 1.5, "train/grad_norm/L0": 0.25, "train/lr": 1e-3, "train/length": 4}
-    step, values = scalars("eval", {"step": 6, "length": 8, "loss": 0.5, "perplexity": float("inf")})
-    assert step == 6 and values == {"eval/length=8/loss": 0.5}  # an infinite number is no scalar
+    step, values = scalars(
+        "step",
+        {
+            "step": 3,
+            "loss": 1.5,
+            "grad_norm/L0": 0.25,
+            "lr": 1e-3,
+            "length": 4,
+        },
+    )
+    assert step == 3 and values == {
+        "train/loss": 1.5,
+        "train/grad_norm/L0": 0.25,
+        "train/lr": 1e-3,
+        "train/length": 4,
+    }
+    step, values = scalars(
+        "eval",
+        {"step": 6, "length": 8, "loss": 0.5, "perplexity": float("inf")},
+    )
+    assert step == 6 and values == {
+        "eval/length=8/loss": 0.5
+    }  # an infinite number is no scalar
     with pytest.raises(ValueError, match="kind must be"):
         scalars("other", {"step": 1})
 
 
-def test_unknown_or_missing_tracker_is_refused_before_any_folder(tmp_path, monkeypatch):
+def test_unknown_or_missing_tracker_is_refused_before_any_folder(
+    tmp_path, monkeypatch
+):
     assert TRACKERS == ("none", "tensorboard", "wandb")
-    with pytest.raises(ValueError, match="tracker must be one of none, tensorboard, wandb"):
+    with pytest.raises(
+        ValueError, match="tracker must be one of none, tensorboard, wandb"
+    ):
         resolve(ExperimentConfig.from_dict(TINY | {"tracker": "mlflow"}))
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "wandb" else real(name, *a),
+    )
     with pytest.raises(ValueError, match=r'pip install "annotated\[wandb\]"'):
         check_tracker("wandb")
 
 
 def test_default_tracker_writes_nothing_extra(tmp_path):
     folder = run(TINY, tmp_path)
-    assert not (folder / "tensorboard").exists() and not (folder / "wandb").exists()
+    assert (
+        not (folder / "tensorboard").exists()
+        and not (folder / "wandb").exists()
+    )
 
 
 def test_tensorboard_event_file_holds_the_metrics_csv_numbers(tmp_path):
     pytest.importorskip("tensorboard")
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.backend.event_processing.event_accumulator import (
+        EventAccumulator,
+    )
 
     folder = run(TINY | {"tracker": "tensorboard"}, tmp_path)
     events = EventAccumulator(str(folder / "tensorboard"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    assert {"train/loss", "train/lr", "train/grad_norm", "eval/length=4/loss", "eval/length=6/exact_match"} <= tags
+    assert {
+        "train/loss",
+        "train/lr",
+        "train/grad_norm",
+        "eval/length=4/loss",
+        "eval/length=6/exact_match",
+    } <= tags
     steps = read_csv(folder / "metrics.csv")
     logged = events.Scalars("train/loss")
-    assert [e.step for e in logged] == [r["step"] for r in steps] == list(range(1, 7))
-    assert [e.value for e in logged] == pytest.approx([r["loss"] for r in steps], rel=1e-6)  # stored as float32
+    assert (
+        [e.step for e in logged]
+        == [r["step"] for r in steps]
+        == list(range(1, 7))
+    )
+    assert [e.value for e in logged] == pytest.approx(
+        [r["loss"] for r in steps], rel=1e-6
+    )  # stored as float32
     evals = [r for r in read_csv(folder / "eval.csv") if r["length"] == 6]
     logged = events.Scalars("eval/length=6/loss")
-    assert [(e.step, e.value) for e in logged] == [(r["step"], pytest.approx(r["loss"], rel=1e-6)) for r in evals]
+    assert [(e.step, e.value) for e in logged] == [
+        (r["step"], pytest.approx(r["loss"], rel=1e-6)) for r in evals
+    ]
 
 
 def test_wandb_offline_run(tmp_path, monkeypatch):
@@ -70,5 +123,7 @@ def test_wandb_offline_run(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     folder = run(TINY | {"tracker": "wandb"}, tmp_path)
     runs = list((folder / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1 and list(runs[0].glob("*.wandb")), "an offline run directory with its .wandb log"
+    assert len(runs) == 1 and list(runs[0].glob("*.wandb")), (
+        "an offline run directory with its .wandb log"
+    )
     assert wandb.run is None  # the tracker finished its run

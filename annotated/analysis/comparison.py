@@ -1,13 +1,16 @@
-"""A comparison of positional encodings: the runs of one sweep, as a table and a figure (week 6).
+"""A comparison of positional encodings: the runs of one sweep, as a table and
+a figure (week 6).
 
-A sweep over ``model.positional`` and ``seed`` (:func:`annotated.lab.sweep`) leaves one run
-folder per encoding and seed. :meth:`Comparison.from_sweep` reads them back, and a
-:class:`Comparison` shows them: the summary table (in- and out-of-distribution exact match,
-token accuracy and loss, and the gap; mean ± std over seeds), the learning curves, accuracy
-against length and one held-out example's attention maps per encoding. The table's rows are
-those of the sweep's summary.csv (:func:`annotated.lab.reports.run_row`, grouped over seeds by
-:func:`annotated.lab.reports.group_statistics`), plus ``ood_*``: the mean over the evaluation
-lengths longer than training. The comparison dashboard (:mod:`annotated.figures.dashboard`) shows one.
+A sweep over ``model.positional`` and ``seed`` (:func:`annotated.lab.sweep`)
+leaves one run folder per encoding and seed. :meth:`Comparison.from_sweep`
+reads them back, and a :class:`Comparison` shows them: the summary table (in-
+and out-of-distribution exact match, token accuracy and loss, and the gap;
+mean ± std over seeds), the learning curves, accuracy against length and one
+held-out example's attention maps per encoding. The table's rows are those of
+the sweep's summary.csv (:func:`annotated.lab.reports.run_row`, grouped over
+seeds by :func:`annotated.lab.reports.group_statistics`), plus ``ood_*``: the
+mean over the evaluation lengths longer than training. The comparison
+dashboard (:mod:`annotated.figures.dashboard`) shows one.
 """
 
 from __future__ import annotations
@@ -23,7 +26,11 @@ from matplotlib.ticker import LogFormatter
 
 from annotated import lab
 from annotated.analysis.intervals import format_interval
-from annotated.figures.viz import accuracy_vs_length, attention_heatmap, new_figure
+from annotated.figures.viz import (
+    accuracy_vs_length,
+    attention_heatmap,
+    new_figure,
+)
 from annotated.lab.reports import group_statistics, read_csv, run_row
 from annotated.models.transformer import load_model
 from annotated.training.evaluation import length_range
@@ -39,7 +46,8 @@ def _mean(values):
 
 @dataclass
 class RunResult:
-    """One trained run: which encoding and seed, its config, its run folder, report.json and history."""
+    """One trained run: which encoding and seed, its config, its run folder,
+    report.json and history."""
 
     encoding: str
     seed: int
@@ -49,33 +57,61 @@ class RunResult:
     history: History
 
     @classmethod
-    def from_folder(cls, config: lab.ExperimentConfig, folder: Path) -> RunResult:
-        """The run of ``config`` that :func:`annotated.lab.run` wrote into ``folder``."""
-        report = json.loads((folder / "report.json").read_text()) if (folder / "report.json").is_file() else {}
-        history = History(read_csv(folder / "metrics.csv"), read_csv(folder / "eval.csv"))
+    def from_folder(
+        cls, config: lab.ExperimentConfig, folder: Path
+    ) -> RunResult:
+        """The run of ``config`` that :func:`annotated.lab.run` wrote into
+        ``folder``."""
+        report = (
+            json.loads((folder / "report.json").read_text())
+            if (folder / "report.json").is_file()
+            else {}
+        )
+        history = History(
+            read_csv(folder / "metrics.csv"), read_csv(folder / "eval.csv")
+        )
         report.setdefault("status", "missing")
         encoding = lab.resolve(config).model_config.positional
         return cls(encoding, config.seed, config, folder, report, history)
 
     def row(self) -> dict:
-        """A summary.csv row, plus ``ood_*``: the mean over the evaluation lengths longer than training."""
-        row = {"kind": "run", "run": self.folder.name, "status": self.report["status"]}
-        row |= {"encoding": self.encoding, "seed": self.seed} | run_row(self.report)
+        """A summary.csv row, plus ``ood_*``: the mean over the evaluation
+        lengths longer than training."""
+        row = {
+            "kind": "run",
+            "run": self.folder.name,
+            "status": self.report["status"],
+        }
+        row |= {"encoding": self.encoding, "seed": self.seed} | run_row(
+            self.report
+        )
         trained = self.report["in_distribution"]["length"]
-        longer = [r for n, r in self.report["per_length"].items() if int(n) > trained]
+        longer = [
+            r
+            for n, r in self.report["per_length"].items()
+            if int(n) > trained
+        ]
         for metric in METRICS:
             row[f"ood_{metric}"] = _mean(r.get(metric) for r in longer)
         return row
 
-    def attention_example(self, length: int) -> tuple[list[torch.Tensor], list[str]]:
-        """The attention weights (one ``(1, H, T, T)`` per layer) and token labels of one held-out
-        example of ``length`` — the example of the run folder's attention.png."""
+    def attention_example(
+        self, length: int
+    ) -> tuple[list[torch.Tensor], list[str]]:
+        """The attention weights (one ``(1, H, T, T)`` per layer) and token
+        labels of one held-out example of ``length`` — the example of the run
+        folder's attention.png."""
         model = load_model(self.folder / "model.pt").eval()
         task = lab.resolve(self.config).task
-        batch = task.sample(1, length, torch.Generator().manual_seed(0), split="val")
+        batch = task.sample(
+            1, length, torch.Generator().manual_seed(0), split="val"
+        )
         with torch.no_grad():
-            attentions = model(batch.inputs, need_weights=True).attentions  # L × (1, H, T, T)
-        return list(attentions), [task.token_names[i] for i in batch.inputs[0].tolist()]
+            # L × (1, H, T, T)
+            attentions = model(batch.inputs, need_weights=True).attentions
+        return list(attentions), [
+            task.token_names[i] for i in batch.inputs[0].tolist()
+        ]
 
 
 @dataclass
@@ -90,11 +126,21 @@ class Comparison:
 
     @classmethod
     def from_sweep(cls, folder) -> Comparison:
-        """Read back a sweep over ``model.positional`` (and ``seed``) that :func:`annotated.lab.sweep` wrote."""
+        """Read back a sweep over ``model.positional`` (and ``seed``) that
+        :func:`annotated.lab.sweep` wrote."""
         folder = Path(folder)
         config = lab.ExperimentConfig.from_file(folder / "sweep.yaml")
-        runs = [RunResult.from_folder(point, run_folder) for point, run_folder in lab.sweep_runs(folder)]
-        return cls(config.task, length_range(config.train_length)[1], list(config.eval_lengths), runs, folder)
+        runs = [
+            RunResult.from_folder(point, run_folder)
+            for point, run_folder in lab.sweep_runs(folder)
+        ]
+        return cls(
+            config.task,
+            length_range(config.train_length)[1],
+            list(config.eval_lengths),
+            runs,
+            folder,
+        )
 
     @property
     def encodings(self) -> list[str]:
@@ -108,11 +154,13 @@ class Comparison:
         return [r.row() for r in self.runs]
 
     def groups(self) -> list[dict]:
-        """One row per encoding: mean and ``*_std`` over its seeds of every metric."""
+        """One row per encoding: mean and ``*_std`` over its seeds of every
+        metric."""
         return group_statistics(self.rows(), ["encoding", "seed"])
 
     def table_html(self) -> str:
-        """The summary as an HTML table: one row per encoding, mean [95% t-interval] over seeds."""
+        """The summary as an HTML table: one row per encoding, mean [95%
+        t-interval] over seeds."""
         n_seeds = len({r.seed for r in self.runs})
         longer = [n for n in self.lengths if n > self.train_length]
 
@@ -120,72 +168,165 @@ class Comparison:
             if g.get(key) is None:
                 return "–"
             low, high = g.get(f"{key}_ci_lo"), g.get(f"{key}_ci_hi")
-            return format_interval(g[key], math.nan if low is None else low, math.nan if high is None else high, 3)
+            return format_interval(
+                g[key],
+                math.nan if low is None else low,
+                math.nan if high is None else high,
+                3,
+            )
 
-        columns = [("in-dist exact match", "in_dist_exact_match"), ("in-dist token acc.", "in_dist_token_accuracy"),
-                   ("in-dist loss", "in_dist_loss"), ("OOD exact match", "ood_exact_match"),
-                   ("OOD token acc.", "ood_token_accuracy"), ("OOD loss", "ood_loss"),
-                   ("gap (exact match)", "gap_exact_match")]  # fmt: skip
-        columns += [(f"exact match n={n}", f"exact_match@{n}") for n in self.lengths]
-        head = "".join(f"<th>{html.escape(title)}</th>" for title in ["encoding", "runs", *[c[0] for c in columns]])
+        columns = [
+            ("in-dist exact match", "in_dist_exact_match"),
+            ("in-dist token acc.", "in_dist_token_accuracy"),
+            ("in-dist loss", "in_dist_loss"),
+            ("OOD exact match", "ood_exact_match"),
+            ("OOD token acc.", "ood_token_accuracy"),
+            ("OOD loss", "ood_loss"),
+            ("gap (exact match)", "gap_exact_match"),
+        ]
+        columns += [
+            (f"exact match n={n}", f"exact_match@{n}") for n in self.lengths
+        ]
+        head = "".join(
+            f"<th>{html.escape(title)}</th>"
+            for title in ["encoding", "runs", *[c[0] for c in columns]]
+        )
         body = "".join(
             f"<tr><td><b>{html.escape(g['encoding'])}</b></td><td>{html.escape(g['status'])}</td>"
             + "".join(f"<td>{cell(g, key)}</td>" for _, key in columns)
             + "</tr>"
             for g in self.groups()
         )
-        ood = f"mean over n = {', '.join(map(str, longer))}" if longer else "no longer lengths evaluated"
-        spread = "one seed" if n_seeds == 1 else f"mean [95% t-interval] over {n_seeds} seeds"
-        caption = (f"Task <code>{html.escape(self.task)}</code>, trained at n = {self.train_length}; "
-                   f"out of distribution (OOD) = {ood}; gap = in-dist − OOD; {spread}.")  # fmt: skip
-        return (f'<table style="text-align:right"><caption style="caption-side:top">{caption}</caption>'
-                f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")  # fmt: skip
+        ood = (
+            f"mean over n = {', '.join(map(str, longer))}"
+            if longer
+            else "no longer lengths evaluated"
+        )
+        spread = (
+            "one seed"
+            if n_seeds == 1
+            else f"mean [95% t-interval] over {n_seeds} seeds"
+        )
+        caption = (
+            f"Task <code>{html.escape(self.task)}</code>, trained at n = {self.train_length}; "
+            f"out of distribution (OOD) = {ood}; gap = in-dist − OOD; {spread}."
+        )
+        return (
+            f'<table style="text-align:right"><caption style="caption-side:top">{caption}</caption>'
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        )
 
     def figure(self):
-        """Learning curves, accuracy vs length, and per encoding the attention maps (mean over heads,
-        one row per layer) of one held-out example at the training length."""
+        """Learning curves, accuracy vs length, and per encoding the attention
+        maps (mean over heads, one row per layer) of one held-out example at
+        the training length."""
         colors = {e: f"C{i}" for i, e in enumerate(self.encodings)}
-        examples = {e: next(r for r in self.runs if r.encoding == e).attention_example(self.train_length)
-                    for e in self.encodings}  # fmt: skip
+        examples = {
+            e: next(
+                r for r in self.runs if r.encoding == e
+            ).attention_example(self.train_length)
+            for e in self.encodings
+        }
         n_layers = max(len(attentions) for attentions, _ in examples.values())
-        fig = new_figure(figsize=(max(13, 3.4 * len(examples)), 3.8 + 3.2 * n_layers), layout="constrained")
-        top, bottom = fig.subfigures(2, 1, height_ratios=[3.8, 3.2 * n_layers])
+        fig = new_figure(
+            figsize=(max(13, 3.4 * len(examples)), 3.8 + 3.2 * n_layers),
+            layout="constrained",
+        )
+        top, bottom = fig.subfigures(
+            2, 1, height_ratios=[3.8, 3.2 * n_layers]
+        )
         ax_loss, ax_acc, ax_len = top.subplots(1, 3)
         longest = self.lengths[-1]
         for run in self.runs:
-            first = run is next(r for r in self.runs if r.encoding == run.encoding)
+            first = run is next(
+                r for r in self.runs if r.encoding == run.encoding
+            )
             color = colors[run.encoding]
-            ax_loss.plot(*run.history.series("loss"), color=color, lw=0.8, alpha=0.8,
-                         label=run.encoding if first else None)  # fmt: skip
-            for length, style in {self.train_length: "-", longest: "--"}.items():
-                ax_acc.plot(*run.history.series("exact_match", length=length), style, color=color, marker="o", ms=3,
-                            label=f"{run.encoding} n={length}" if first else None)  # fmt: skip
-        ax_loss.set(yscale="log", xlabel="step", ylabel="cross-entropy (nats)", title="training loss")
+            ax_loss.plot(
+                *run.history.series("loss"),
+                color=color,
+                lw=0.8,
+                alpha=0.8,
+                label=run.encoding if first else None,
+            )
+            for length, style in {
+                self.train_length: "-",
+                longest: "--",
+            }.items():
+                ax_acc.plot(
+                    *run.history.series("exact_match", length=length),
+                    style,
+                    color=color,
+                    marker="o",
+                    ms=3,
+                    label=f"{run.encoding} n={length}" if first else None,
+                )
+        ax_loss.set(
+            yscale="log",
+            xlabel="step",
+            ylabel="cross-entropy (nats)",
+            title="training loss",
+        )
         ax_loss.yaxis.set_major_formatter(LogFormatter())  # 2.3, not 2.3×10⁰
-        ax_loss.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
-        ax_acc.set(ylim=(-0.02, 1.02), xlabel="step", ylabel="exact match",
-                   title=f"held-out exact match (solid n={self.train_length}, dashed n={longest})")  # fmt: skip
+        ax_loss.yaxis.set_minor_formatter(
+            LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5))
+        )
+        ax_acc.set(
+            ylim=(-0.02, 1.02),
+            xlabel="step",
+            ylabel="exact match",
+            title=f"held-out exact match (solid n={self.train_length}, dashed n={longest})",
+        )
         for ax in (ax_loss, ax_acc):
             ax.legend(fontsize=7)
         curves = {}
         for g in self.groups():
-            present = [n for n in self.lengths if g.get(f"exact_match@{n}") is not None]
+            present = [
+                n
+                for n in self.lengths
+                if g.get(f"exact_match@{n}") is not None
+            ]
             means = [g[f"exact_match@{n}"] for n in present]
             lows = [g.get(f"exact_match@{n}_ci_lo") for n in present]
             highs = [g.get(f"exact_match@{n}_ci_hi") for n in present]
-            errors = [[0.0 if lo is None else max(m - lo, 0.0) for m, lo in zip(means, lows)],
-                      [0.0 if hi is None else max(hi - m, 0.0) for m, hi in zip(means, highs)]]  # fmt: skip
+            errors = [
+                [
+                    0.0 if lo is None else max(m - lo, 0.0)
+                    for m, lo in zip(means, lows)
+                ],
+                [
+                    0.0 if hi is None else max(hi - m, 0.0)
+                    for m, hi in zip(means, highs)
+                ],
+            ]
             curves[g["encoding"]] = (present, means, errors)
-        accuracy_vs_length(curves, ax_len, train_length=self.train_length, ylabel="exact match (mean, 95% interval)")
-        axes = bottom.subplots(n_layers, len(examples), squeeze=False)  # (layers, encodings)
-        for column, (encoding, (attentions, labels)) in enumerate(examples.items()):
+        accuracy_vs_length(
+            curves,
+            ax_len,
+            train_length=self.train_length,
+            ylabel="exact match (mean, 95% interval)",
+        )
+        # (layers, encodings)
+        axes = bottom.subplots(n_layers, len(examples), squeeze=False)
+        for column, (encoding, (attentions, labels)) in enumerate(
+            examples.items()
+        ):
             labels = labels if len(labels) <= 40 else None
             for layer in range(n_layers):
                 ax = axes[layer, column]
                 if layer >= len(attentions) or attentions[layer] is None:
                     ax.axis("off")
                     continue
-                attention_heatmap(attentions[layer][0].mean(0), ax, query_labels=labels, key_labels=labels,
-                                  colorbar=False, title=f"{encoding}: layer {layer}, mean over heads")  # fmt: skip
-        bottom.suptitle(f"attention of one held-out example at n = {self.train_length}", fontsize=10)
+                attention_heatmap(
+                    attentions[layer][0].mean(0),
+                    ax,
+                    query_labels=labels,
+                    key_labels=labels,
+                    colorbar=False,
+                    title=f"{encoding}: layer {layer}, mean over heads",
+                )
+        bottom.suptitle(
+            f"attention of one held-out example at n = {self.train_length}",
+            fontsize=10,
+        )
         return fig

@@ -1,6 +1,7 @@
 """Attention masks as small functions: which keys each query may look at.
 
-A mask is a *predicate* over one score entry, PyTorch FlexAttention's ``mask_mod``::
+A mask is a *predicate* over one score entry, PyTorch FlexAttention's
+``mask_mod``::
 
     mask_mod(b, h, q_idx, k_idx) -> bool      True = query q_idx of (batch b, head h) may read key k_idx
 
@@ -8,19 +9,22 @@ and a score modification is FlexAttention's ``score_mod``::
 
     score_mod(score, b, h, q_idx, k_idx) -> score      e.g. ALiBi: score - slope[h] * (q_idx - k_idx)
 
-Both are written for one entry but called with *index tensors that broadcast* to a block
-of scores (B, H, Tq, Tk), or to one tile of it: a kernel that works tile by tile asks
-only for the tile's entries, so no (Tq, Tk) tensor ever has to exist. Where a dense
-tensor is the lesson (a heat map, the SDPA fast path), :func:`materialize_mask` and
-:func:`materialize_score` evaluate a mod over the whole grid.
+Both are written for one entry but called with *index tensors that broadcast*
+to a block of scores (B, H, Tq, Tk), or to one tile of it: a kernel that works
+tile by tile asks only for the tile's entries, so no (Tq, Tk) tensor ever has
+to exist. Where a dense tensor is the lesson (a heat map, the SDPA fast path),
+:func:`materialize_mask` and :func:`materialize_score` evaluate a mod over the
+whole grid.
 
-Index convention (the library's everywhere): ``k_idx`` is a key's index ``0 … Tk-1`` and the
-queries are the *last* Tq positions of the keys, so ``q_idx = (Tk - Tq) + i`` for query row
-``i``. With Tq = Tk that is just ``i``; with a KV cache (new queries after cached keys)
-"causal" stays ``q_idx >= k_idx``.
+Index convention (the library's everywhere): ``k_idx`` is a key's index
+``0 … Tk-1`` and the queries are the *last* Tq positions of the keys, so
+``q_idx = (Tk - Tq) + i`` for query row ``i``. With Tq = Tk that is just
+``i``; with a KV cache (new queries after cached keys) "causal" stays
+``q_idx >= k_idx``.
 
-Tensor masks follow PyTorch's ``F.scaled_dot_product_attention``: boolean, broadcastable
-to (B, H, Tq, Tk), ``True`` = may attend; the ``*_mask`` functions below return them.
+Tensor masks follow PyTorch's ``F.scaled_dot_product_attention``: boolean,
+broadcastable to (B, H, Tq, Tk), ``True`` = may attend; the ``*_mask``
+functions below return them.
 
 Legend: B batch, H heads, Tq query length, Tk key length.
 """
@@ -32,38 +36,50 @@ from collections.abc import Callable
 import torch
 
 MaskMod = Callable[..., torch.Tensor]  # (b, h, q_idx, k_idx) -> bool tensor
-ScoreMod = Callable[..., torch.Tensor]  # (score, b, h, q_idx, k_idx) -> score tensor
+# (score, b, h, q_idx, k_idx) -> score tensor
+ScoreMod = Callable[..., torch.Tensor]
 
 
-# --- predicates ------------------------------------------------------------------------------
+# --- predicates -------------------------------------------------------------
 
 
 def causal(b, h, q_idx, k_idx):
-    """GPT's causal mask (Radford et al. 2018): a query sees itself and the keys before it."""
+    """GPT's causal mask (Radford et al. 2018): a query sees itself and the
+    keys before it."""
     return q_idx >= k_idx
 
 
 def sliding_window(window: int, *, causal: bool = True) -> MaskMod:
-    """Local attention (Beltagy et al. 2020): keys within ``window`` positions of the query.
+    """Local attention (Beltagy et al. 2020): keys within ``window`` positions
+    of the query.
 
-    Causal: keys ``i - window + 1 … i`` (``window`` keys including itself); bidirectional:
-    ``|i - j| < window``.
+    Causal: keys ``i - window + 1 … i`` (``window`` keys including itself);
+    bidirectional: ``|i - j| < window``.
     """
     if isinstance(window, bool) or not isinstance(window, int) or window <= 0:
-        raise ValueError(f"window must be a positive number of positions, got {window!r}")
+        raise ValueError(
+            f"window must be a positive number of positions, got {window!r}"
+        )
 
     def in_window(b, h, q_idx, k_idx):
         distance = q_idx - k_idx
-        return (distance >= 0) & (distance < window) if causal else distance.abs() < window
+        return (
+            (distance >= 0) & (distance < window)
+            if causal
+            else distance.abs() < window
+        )
 
     return in_window
 
 
 def padding(lengths) -> MaskMod:
-    """Hide padded keys: sequence ``b`` has ``lengths[b]`` real tokens, then padding."""
+    """Hide padded keys: sequence ``b`` has ``lengths[b]`` real tokens, then
+    padding."""
     lengths = torch.as_tensor(lengths)
     if lengths.dim() != 1:
-        raise ValueError(f"lengths must be 1-D (one length per sequence), got shape {tuple(lengths.shape)}")
+        raise ValueError(
+            f"lengths must be 1-D (one length per sequence), got shape {tuple(lengths.shape)}"
+        )
 
     def not_padding(b, h, q_idx, k_idx):
         return k_idx < lengths.to(k_idx.device)[b]
@@ -72,10 +88,16 @@ def padding(lengths) -> MaskMod:
 
 
 def prefix(prefix_len: int) -> MaskMod:
-    """Prefix LM (Raffel et al. 2020): the first ``prefix_len`` keys are visible to every query,
-    the rest causally."""
-    if isinstance(prefix_len, bool) or not isinstance(prefix_len, int) or prefix_len < 0:
-        raise ValueError(f"prefix_len must be a non-negative integer, got {prefix_len!r}")
+    """Prefix LM (Raffel et al. 2020): the first ``prefix_len`` keys are
+    visible to every query, the rest causally."""
+    if (
+        isinstance(prefix_len, bool)
+        or not isinstance(prefix_len, int)
+        or prefix_len < 0
+    ):
+        raise ValueError(
+            f"prefix_len must be a non-negative integer, got {prefix_len!r}"
+        )
 
     def prefix_or_causal(b, h, q_idx, k_idx):
         return (k_idx < prefix_len) | (q_idx >= k_idx)
@@ -84,9 +106,11 @@ def prefix(prefix_len: int) -> MaskMod:
 
 
 def global_tokens(positions) -> MaskMod:
-    """Longformer's global tokens: listed positions see every key and every query sees them.
+    """Longformer's global tokens: listed positions see every key and every
+    query sees them.
 
-    On its own this hides everything else; combine it with a window: ``or_masks(window, globals)``.
+    On its own this hides everything else; combine it with a window:
+    ``or_masks(window, globals)``.
     """
     positions = torch.as_tensor(positions, dtype=torch.long).unique()
 
@@ -98,7 +122,8 @@ def global_tokens(positions) -> MaskMod:
 
 
 def and_masks(*mods: MaskMod | None) -> MaskMod | None:
-    """A key is visible when *every* mod allows it (``None`` entries are ignored)."""
+    """A key is visible when *every* mod allows it (``None`` entries are
+    ignored)."""
     mods = [m for m in mods if m is not None]
     if len(mods) <= 1:
         return mods[0] if mods else None
@@ -126,44 +151,72 @@ def or_masks(*mods: MaskMod) -> MaskMod:
     return any_of
 
 
-# --- evaluating mods on a grid ---------------------------------------------------------------
+# --- evaluating mods on a grid ----------------------------------------------
 
 
-def batch_head_indices(lead: tuple, trailing: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``b`` and ``h`` index tensors for scores whose leading dims are ``lead`` (``(B, H)``,
-    ``(H,)`` or ``()``), each followed by ``trailing`` singleton dims so they broadcast
-    against the (q, k) indices of a grid or a tile."""
+def batch_head_indices(
+    lead: tuple, trailing: int, device=None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``b`` and ``h`` index tensors for scores whose leading dims are
+    ``lead`` (``(B, H)``, ``(H,)`` or ``()``), each followed by ``trailing``
+    singleton dims so they broadcast against the (q, k) indices of a grid or a
+    tile."""
     ones = (1,) * trailing
     b = torch.zeros((), dtype=torch.long, device=device)
     h = torch.zeros((), dtype=torch.long, device=device)
     if len(lead) >= 1:
-        h = torch.arange(lead[-1], device=device).view(lead[-1], *ones)  # (H, 1, …)
+        # (H, 1, …)
+        h = torch.arange(lead[-1], device=device).view(lead[-1], *ones)
     if len(lead) >= 2:
-        b = torch.arange(lead[-2], device=device).view(lead[-2], 1, *ones)  # (B, 1, 1, …)
+        # (B, 1, 1, …)
+        b = torch.arange(lead[-2], device=device).view(lead[-2], 1, *ones)
     return b, h
 
 
-def score_grid(lead: tuple, t_q: int, t_k: int, device=None) -> tuple[torch.Tensor, ...]:
-    """``(b, h, q_idx, k_idx)`` for the full ``(*lead, Tq, Tk)`` score grid; queries are the last Tq keys."""
+def score_grid(
+    lead: tuple, t_q: int, t_k: int, device=None
+) -> tuple[torch.Tensor, ...]:
+    """``(b, h, q_idx, k_idx)`` for the full ``(*lead, Tq, Tk)`` score grid;
+    queries are the last Tq keys."""
     b, h = batch_head_indices(lead, 2, device)
     q_idx = torch.arange(t_k - t_q, t_k, device=device)[:, None]  # (Tq, 1)
     k_idx = torch.arange(t_k, device=device)[None, :]  # (1, Tk)
     return b, h, q_idx, k_idx
 
 
-def materialize_mask(mask_mod: MaskMod, t_q: int, t_k: int | None = None, *, batch=None, heads=None, device=None):
-    """Evaluate a predicate on every (query, key): ``(Tq, Tk)``, or ``(B|1, H|1, Tq, Tk)`` when
-    ``batch`` or ``heads`` is given. This is the O(Tq·Tk) tensor tiled kernels never build."""
+def materialize_mask(
+    mask_mod: MaskMod,
+    t_q: int,
+    t_k: int | None = None,
+    *,
+    batch=None,
+    heads=None,
+    device=None,
+):
+    """Evaluate a predicate on every (query, key): ``(Tq, Tk)``, or
+    ``(B|1, H|1, Tq, Tk)`` when ``batch`` or ``heads`` is given. This is the
+    O(Tq·Tk) tensor tiled kernels never build."""
     t_k = t_q if t_k is None else t_k
     if t_q <= 0 or t_k <= 0:
-        raise ValueError(f"a mask needs positive lengths, got t_q={t_q}, t_k={t_k}")
+        raise ValueError(
+            f"a mask needs positive lengths, got t_q={t_q}, t_k={t_k}"
+        )
     lead = () if batch is None and heads is None else (batch or 1, heads or 1)
     keep = mask_mod(*score_grid(lead, t_q, t_k, device))
     return keep.expand(*lead, t_q, t_k)
 
 
-def materialize_score(score_mod: ScoreMod, t_q: int, t_k: int | None = None, *, batch=None, heads=None, device=None):
-    """The bias an *additive* score_mod adds: ``score_mod(0, …)`` on every (query, key)."""
+def materialize_score(
+    score_mod: ScoreMod,
+    t_q: int,
+    t_k: int | None = None,
+    *,
+    batch=None,
+    heads=None,
+    device=None,
+):
+    """The bias an *additive* score_mod adds: ``score_mod(0, …)`` on every
+    (query, key)."""
     t_k = t_q if t_k is None else t_k
     lead = () if batch is None and heads is None else (batch or 1, heads or 1)
     b, h, q_idx, k_idx = score_grid(lead, t_q, t_k, device)
@@ -171,10 +224,12 @@ def materialize_score(score_mod: ScoreMod, t_q: int, t_k: int | None = None, *, 
     return bias.expand(*torch.broadcast_shapes(bias.shape, (*lead, t_q, t_k)))
 
 
-# --- dense masks, for plots and for callers that want a tensor --------------------------------
+# --- dense masks, for plots and for callers that want a tensor --------------
 
 
-def causal_mask(t_q: int, t_k: int | None = None, *, device=None) -> torch.Tensor:
+def causal_mask(
+    t_q: int, t_k: int | None = None, *, device=None
+) -> torch.Tensor:
     """:func:`causal` as a ``(Tq, Tk)`` tensor.
 
     >>> causal_mask(3).int()
@@ -185,8 +240,11 @@ def causal_mask(t_q: int, t_k: int | None = None, *, device=None) -> torch.Tenso
     return materialize_mask(causal, t_q, t_k, device=device)
 
 
-def padding_mask(lengths, max_len: int | None = None, *, device=None) -> torch.Tensor:
-    """:func:`padding` as a ``(B, 1, 1, Tk)`` tensor that broadcasts over heads and queries.
+def padding_mask(
+    lengths, max_len: int | None = None, *, device=None
+) -> torch.Tensor:
+    """:func:`padding` as a ``(B, 1, 1, Tk)`` tensor that broadcasts over
+    heads and queries.
 
     >>> padding_mask([2, 3], 4)[:, 0, 0].int()
     tensor([[1, 1, 0, 0],
@@ -194,20 +252,39 @@ def padding_mask(lengths, max_len: int | None = None, *, device=None) -> torch.T
     """
     lengths = torch.as_tensor(lengths, device=device)
     if lengths.dim() != 1:
-        raise ValueError(f"lengths must be 1-D (one length per sequence), got shape {tuple(lengths.shape)}")
+        raise ValueError(
+            f"lengths must be 1-D (one length per sequence), got shape {tuple(lengths.shape)}"
+        )
     max_len = int(lengths.max()) if max_len is None else max_len
     if (lengths < 0).any() or (lengths > max_len).any():
-        raise ValueError(f"every length must lie in [0, {max_len}], got {lengths.tolist()}")
-    return materialize_mask(padding(lengths), 1, max_len, batch=len(lengths), device=device)  # (B, 1, 1, Tk)
+        raise ValueError(
+            f"every length must lie in [0, {max_len}], got {lengths.tolist()}"
+        )
+    # (B, 1, 1, Tk)
+    return materialize_mask(
+        padding(lengths), 1, max_len, batch=len(lengths), device=device
+    )
 
 
-def sliding_window_mask(t_q: int, window: int, t_k: int | None = None, *, causal: bool = True, device=None):
+def sliding_window_mask(
+    t_q: int,
+    window: int,
+    t_k: int | None = None,
+    *,
+    causal: bool = True,
+    device=None,
+):
     """:func:`sliding_window` as a ``(Tq, Tk)`` tensor."""
-    return materialize_mask(sliding_window(window, causal=causal), t_q, t_k, device=device)
+    return materialize_mask(
+        sliding_window(window, causal=causal), t_q, t_k, device=device
+    )
 
 
-def global_token_mask(t: int, global_positions, *, device=None) -> torch.Tensor:
-    """:func:`global_tokens` as a ``(T, T)`` tensor; OR it with a window mask."""
+def global_token_mask(
+    t: int, global_positions, *, device=None
+) -> torch.Tensor:
+    """:func:`global_tokens` as a ``(T, T)`` tensor; OR it with a window
+    mask."""
     return materialize_mask(global_tokens(global_positions), t, device=device)
 
 
@@ -219,19 +296,25 @@ def prefix_mask(t: int, prefix_len: int, *, device=None) -> torch.Tensor:
 
 
 def combine_masks(*masks: torch.Tensor | None) -> torch.Tensor | None:
-    """Logical AND of boolean mask tensors (``None`` entries are ignored); broadcasting applies."""
+    """Logical AND of boolean mask tensors (``None`` entries are ignored);
+    broadcasting applies."""
     out = None
     for m in masks:
         if m is None:
             continue
         if m.dtype != torch.bool:
-            raise ValueError(f"masks must be boolean (True = may attend), got dtype {m.dtype}")
+            raise ValueError(
+                f"masks must be boolean (True = may attend), got dtype {m.dtype}"
+            )
         out = m if out is None else out & m
     return out
 
 
-def key_padding_mask(padding_mask: torch.Tensor | None, idx: torch.Tensor, pad_id: int | None) -> torch.Tensor | None:
-    """A (B, T) padding mask (True = real token) → attention mask (B, 1, 1, T); from ``pad_id`` if not given."""
+def key_padding_mask(
+    padding_mask: torch.Tensor | None, idx: torch.Tensor, pad_id: int | None
+) -> torch.Tensor | None:
+    """A (B, T) padding mask (True = real token) → attention mask (B, 1, 1,
+    T); from ``pad_id`` if not given."""
     if padding_mask is None:
         if pad_id is None:
             return None
@@ -241,4 +324,5 @@ def key_padding_mask(padding_mask: torch.Tensor | None, idx: torch.Tensor, pad_i
             f"padding_mask must be boolean of shape {tuple(idx.shape)} (True = real token), "
             f"got {padding_mask.dtype} {tuple(padding_mask.shape)}"
         )
-    return padding_mask[:, None, None, :]  # (B, 1, 1, T): broadcast over heads and queries
+    # (B, 1, 1, T): broadcast over heads and queries
+    return padding_mask[:, None, None, :]

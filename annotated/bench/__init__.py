@@ -1,18 +1,27 @@
-"""Benchmarks: how time and memory grow with T, measured, never asserted by a test.
+"""Benchmarks: how time and memory grow with T, measured, never asserted by a
+test.
 
-* :mod:`annotated.bench.kernels` — time and peak memory of every attention kernel against T;
-* :mod:`annotated.bench.encodings` — peak memory of block-wise attention with RoPE, ALiBi and
-  T5 (score mods against a materialised bias);
-* :mod:`annotated.bench.throughput` — training tokens/s of the library's decoder against the same
-  network built from ``torch.nn.TransformerEncoderLayer``, and of the ``train`` loop;
-* :mod:`annotated.bench.measure` — the meters (peak allocator bytes, fastest of n runs, fitted slope).
+* :mod:`annotated.bench.kernels` — time and peak memory of every attention
+  kernel against T;
+* :mod:`annotated.bench.encodings` — peak memory of block-wise attention with
+  RoPE, ALiBi and T5 (score mods against a materialised bias);
+* :mod:`annotated.bench.throughput` — training tokens/s of the library's
+  decoder against the same network built from
+  ``torch.nn.TransformerEncoderLayer``, and of the ``train`` loop;
+* :mod:`annotated.bench.measure` — the meters (peak allocator bytes, fastest
+  of n runs, fitted slope).
 
-``python -m annotated.bench --help``; ``make bench`` writes everything to ``_build/bench``.
+``python -m annotated.bench --help``; ``make bench`` writes everything to
+``_build/bench``.
 """
 
 from __future__ import annotations
 
-from annotated.bench.encodings import encoding_exponents, encoding_memory, encoding_table
+from annotated.bench.encodings import (
+    encoding_exponents,
+    encoding_memory,
+    encoding_table,
+)
 from annotated.bench.kernels import (
     DEFAULT_LENGTHS,
     KERNEL_PARAMS,
@@ -25,8 +34,17 @@ from annotated.bench.kernels import (
     run_benchmark,
     write_outputs,
 )
-from annotated.bench.measure import fastest_seconds, fit_exponent, peak_forward_bytes
-from annotated.bench.throughput import THROUGHPUT_SIZES, ReferenceDecoder, run_throughput, throughput_table
+from annotated.bench.measure import (
+    fastest_seconds,
+    fit_exponent,
+    peak_forward_bytes,
+)
+from annotated.bench.throughput import (
+    THROUGHPUT_SIZES,
+    ReferenceDecoder,
+    run_throughput,
+    throughput_table,
+)
 
 __all__ = [
     "DEFAULT_LENGTHS",

@@ -1,5 +1,6 @@
-"""Measuring cost: peak memory of a call (CUDA counters, or the CPU allocator's events through
-the profiler), the fastest of several timed runs, and the exponent of a power law fitted to them."""
+"""Measuring cost: peak memory of a call (CUDA counters, or the CPU
+allocator's events through the profiler), the fastest of several timed runs,
+and the exponent of a power law fitted to them."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import torch
 
 @contextlib.contextmanager
 def _native_stderr_silenced():
-    """The CPU profiler prints start/stop lines from C++; keep them out of the progress bar."""
+    """The CPU profiler prints start/stop lines from C++; keep them out of the
+    progress bar."""
     try:
         saved = os.dup(2)
     except OSError:  # no real stderr (some notebook front ends)
@@ -30,7 +32,8 @@ def _native_stderr_silenced():
 
 
 def peak_forward_bytes(fn, device: torch.device | str = "cpu") -> int:
-    """Peak bytes allocated while ``fn()`` runs, above what was allocated before it (see module doc)."""
+    """Peak bytes allocated while ``fn()`` runs, above what was allocated
+    before it (see module doc)."""
     device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -39,7 +42,9 @@ def peak_forward_bytes(fn, device: torch.device | str = "cpu") -> int:
         fn()
         torch.cuda.synchronize(device)
         return torch.cuda.max_memory_allocated(device) - before
-    prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True)
+    prof = torch.profiler.profile(
+        activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
+    )
     with _native_stderr_silenced():
         prof.__enter__()
     try:
@@ -47,8 +52,13 @@ def peak_forward_bytes(fn, device: torch.device | str = "cpu") -> int:
     finally:
         with _native_stderr_silenced():
             prof.__exit__(None, None, None)
-    # Allocator events: nbytes > 0 is an allocation, < 0 a free, in the order they happened.
-    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
+    # Allocator events: nbytes > 0 is an allocation, < 0 a free, in the order
+    # they happened.
+    events = sorted(
+        (e.start_ns(), e.nbytes())
+        for e in prof.profiler.kineto_results.events()
+        if e.name() == "[memory]"
+    )
     running = peak = 0
     for _, nbytes in events:
         running += nbytes
@@ -56,8 +66,12 @@ def peak_forward_bytes(fn, device: torch.device | str = "cpu") -> int:
     return peak
 
 
-def fastest_seconds(fn, repeats: int, device: torch.device, timer: str = "wall") -> float:
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda *_: None)
+def fastest_seconds(
+    fn, repeats: int, device: torch.device, timer: str = "wall"
+) -> float:
+    sync = (
+        torch.cuda.synchronize if device.type == "cuda" else (lambda *_: None)
+    )
     clock = time.process_time if timer == "cpu" else time.perf_counter
     fn()  # warm-up: first-call allocations, kernel selection
     times = []
@@ -72,7 +86,11 @@ def fastest_seconds(fn, repeats: int, device: torch.device, timer: str = "wall")
 
 def fit_exponent(lengths, values) -> float:
     """Least-squares slope of log(value) against log(T): cost ∝ T^slope."""
-    pairs = [(t, v) for t, v in zip(lengths, values, strict=True) if v is not None and v > 0 and math.isfinite(v)]
+    pairs = [
+        (t, v)
+        for t, v in zip(lengths, values, strict=True)
+        if v is not None and v > 0 and math.isfinite(v)
+    ]
     if len(pairs) < 2:
         return float("nan")
     x, y = np.log([p[0] for p in pairs]), np.log([p[1] for p in pairs])

@@ -1,10 +1,13 @@
-"""Files written atomically: a temporary file beside the target, moved into place with ``os.replace``.
+"""Files written atomically: a temporary file beside the target, moved into
+place with ``os.replace``.
 
-``os.replace`` within one folder is atomic on POSIX and Windows, so a reader (or a run resumed
-after a crash) sees the old file or the new one, never half of one. On any error the temporary
-file is removed and the target is left as it was. A process killed mid-write (``kill -9``) cannot
-remove its temporary file; the next write into that folder does (:func:`remove_stale_temporaries`:
-every ``.<name>.tmp<pid>`` whose process is gone). Imports nothing else from :mod:`annotated`.
+``os.replace`` within one folder is atomic on POSIX and Windows, so a reader
+(or a run resumed after a crash) sees the old file or the new one, never half
+of one. On any error the temporary file is removed and the target is left as
+it was. A process killed mid-write (``kill -9``) cannot remove its temporary
+file; the next write into that folder does (:func:`remove_stale_temporaries`:
+every ``.<name>.tmp<pid>`` whose process is gone). Imports nothing else from
+:mod:`annotated`.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-TEMPORARY = re.compile(r"\.(?P<name>.+)\.tmp(?P<pid>\d+)")  # .model.pt.tmp4242: a write by process 4242
+# .model.pt.tmp4242: a write by process 4242
+TEMPORARY = re.compile(r"\.(?P<name>.+)\.tmp(?P<pid>\d+)")
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this machine (True where that cannot be told: Windows)."""
+    """Whether process ``pid`` exists on this machine (True where that cannot
+    be told: Windows)."""
     if pid <= 0:
         return False
     if os.name == "nt":  # os.kill(pid, 0) would send Ctrl-C there, not probe
@@ -34,11 +39,16 @@ def pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(folder) -> list[Path]:
-    """Delete the temporary files in ``folder`` left by writers that were killed; return them."""
+    """Delete the temporary files in ``folder`` left by writers that were
+    killed; return them."""
     removed = []
     for path in Path(folder).iterdir():
         match = TEMPORARY.fullmatch(path.name)
-        if match and int(match["pid"]) != os.getpid() and not pid_alive(int(match["pid"])):
+        if (
+            match
+            and int(match["pid"]) != os.getpid()
+            and not pid_alive(int(match["pid"]))
+        ):
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
@@ -46,15 +56,18 @@ def remove_stale_temporaries(folder) -> list[Path]:
 
 @contextmanager
 def atomic_path(path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; write to it inside the ``with`` block.
+    """Yield a temporary path beside ``path``; write to it inside the ``with``
+    block.
 
-    On a clean exit the file is moved onto ``path``; on an exception it is deleted and ``path``
-    is untouched. Example: ``with atomic_path("model.pt") as tmp: torch.save(state, tmp)``.
+    On a clean exit the file is moved onto ``path``; on an exception it is
+    deleted and ``path`` is untouched. Example:
+    ``with atomic_path("model.pt") as tmp: torch.save(state, tmp)``.
     """
     path = Path(path)
     if path.parent.is_dir():
         remove_stale_temporaries(path.parent)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")  # same folder: os.replace cannot cross file systems
+    # same folder: os.replace cannot cross file systems
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         yield tmp
         os.replace(tmp, path)
@@ -63,6 +76,9 @@ def atomic_path(path) -> Iterator[Path]:
 
 
 def write_atomic(path, data: str | bytes) -> None:
-    """Write ``data`` (text as UTF-8) to ``path`` atomically (see :func:`atomic_path`)."""
+    """Write ``data`` (text as UTF-8) to ``path`` atomically (see
+    :func:`atomic_path`)."""
     with atomic_path(path) as tmp:
-        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        tmp.write_bytes(
+            data.encode("utf-8") if isinstance(data, str) else data
+        )

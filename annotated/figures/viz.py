@@ -1,8 +1,8 @@
 """Matplotlib figures used across the chapters.
 
-Every function draws onto axes it is given (or makes its own figure) and returns the
-figure or axes, so notebooks stay short and the widgets can redraw off-screen.
-Nothing here is drawn at import time.
+Every function draws onto axes it is given (or makes its own figure) and
+returns the figure or axes, so notebooks stay short and the widgets can redraw
+off-screen. Nothing here is drawn at import time.
 """
 
 from __future__ import annotations
@@ -39,10 +39,16 @@ def attention_heatmap(
     """
     w = _to_numpy(weights)
     if w.ndim != 2:
-        raise ValueError(f"attention_heatmap needs a 2-D (Tq, Tk) matrix, got shape {w.shape}")
+        raise ValueError(
+            f"attention_heatmap needs a 2-D (Tq, Tk) matrix, got shape {w.shape}"
+        )
     im = ax.imshow(w, cmap=cmap, vmin=0.0, vmax=vmax, aspect="auto")
     if key_labels is not None:
-        ax.set_xticks(range(len(key_labels)), labels=list(key_labels), rotation=90 if len(key_labels) > 8 else 0)
+        ax.set_xticks(
+            range(len(key_labels)),
+            labels=list(key_labels),
+            rotation=90 if len(key_labels) > 8 else 0,
+        )
     if query_labels is not None:
         ax.set_yticks(range(len(query_labels)), labels=list(query_labels))
     ax.set_xlabel("key")
@@ -59,7 +65,9 @@ def attention_heatmap(
                     ha="center",
                     va="center",
                     fontsize=8,
-                    color="white" if w[i, j] < 0.6 * (vmax or w.max()) else "black",
+                    color="white"
+                    if w[i, j] < 0.6 * (vmax or w.max())
+                    else "black",
                 )
     if colorbar:
         ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
@@ -70,11 +78,22 @@ def mask_heatmap(mask, ax, *, title: str | None = None, labels=None):
     """Draw a boolean mask: dark = may attend, light = hidden."""
     m = _to_numpy(mask).astype(float)
     if m.ndim != 2:
-        raise ValueError(f"mask_heatmap needs a 2-D (Tq, Tk) mask, got shape {m.shape}")
+        raise ValueError(
+            f"mask_heatmap needs a 2-D (Tq, Tk) mask, got shape {m.shape}"
+        )
     ax.imshow(m, cmap="Greys", vmin=0, vmax=1)
-    ticks = [str(t) for t in (labels if labels is not None else range(m.shape[1]))]
-    ax.set_xticks(range(m.shape[1]), labels=ticks, rotation=45 if max(map(len, ticks)) > 2 else 0)
-    ax.set_yticks(range(m.shape[0]), labels=list(labels) if labels is not None else range(m.shape[0]))
+    ticks = [
+        str(t) for t in (labels if labels is not None else range(m.shape[1]))
+    ]
+    ax.set_xticks(
+        range(m.shape[1]),
+        labels=ticks,
+        rotation=45 if max(map(len, ticks)) > 2 else 0,
+    )
+    ax.set_yticks(
+        range(m.shape[0]),
+        labels=list(labels) if labels is not None else range(m.shape[0]),
+    )
     ax.set_xlabel("key")
     ax.set_ylabel("query")
     if title:
@@ -90,10 +109,12 @@ def figure_png(fig: Figure, dpi: int = 100) -> bytes:
 
 
 def figure_image(fig: Figure, dpi: int = 100):
-    """A figure as an ``IPython.display.Image``: shown as a cell's value whatever the plotting backend.
+    """A figure as an ``IPython.display.Image``: shown as a cell's value
+    whatever the plotting backend.
 
-    A figure made with :func:`new_figure` is not known to pyplot, so a notebook would not draw
-    it by itself; the chapters show the diagrams of :mod:`annotated.figures.diagrams` this way.
+    A figure made with :func:`new_figure` is not known to pyplot, so a
+    notebook would not draw it by itself; the chapters show the diagrams of
+    :mod:`annotated.figures.diagrams` this way.
     """
     from IPython.display import Image
 
@@ -101,28 +122,46 @@ def figure_image(fig: Figure, dpi: int = 100):
 
 
 def new_figure(*args, **kwargs) -> Figure:
-    """A figure that is not registered with pyplot (safe to build in widgets and threads)."""
+    """A figure that is not registered with pyplot (safe to build in widgets
+    and threads)."""
     fig = Figure(*args, **kwargs)
     FigureCanvasAgg(fig)
     return fig
 
 
-def attention_row_bars(row, ax, *, key_labels=None, title: str | None = None, color: str = "tab:blue"):
-    """Draw one query's attention distribution over the keys (Tk,) as vertical bars.
+def attention_row_bars(
+    row,
+    ax,
+    *,
+    key_labels=None,
+    title: str | None = None,
+    color: str = "tab:blue",
+):
+    """Draw one query's attention distribution over the keys (Tk,) as vertical
+    bars.
 
-    The bars sit in the same left-to-right order as the heatmap's columns, so the two can be
-    read side by side; the largest weight is drawn in a darker shade.
+    The bars sit in the same left-to-right order as the heatmap's columns, so
+    the two can be read side by side; the largest weight is drawn in a darker
+    shade.
     """
     w = _to_numpy(row)
     if w.ndim != 1:
-        raise ValueError(f"attention_row_bars needs one row of weights (Tk,), got shape {w.shape}")
+        raise ValueError(
+            f"attention_row_bars needs one row of weights (Tk,), got shape {w.shape}"
+        )
     bars = ax.bar(range(len(w)), w, color=color)
     if len(w):
         bars[int(w.argmax())].set_color("navy")
     if key_labels is not None:
         if len(key_labels) != len(w):
-            raise ValueError(f"{len(key_labels)} key labels for a row of {len(w)} weights; pass one label per key")
-        ax.set_xticks(range(len(w)), labels=list(key_labels), rotation=90 if len(w) > 8 else 0)
+            raise ValueError(
+                f"{len(key_labels)} key labels for a row of {len(w)} weights; pass one label per key"
+            )
+        ax.set_xticks(
+            range(len(w)),
+            labels=list(key_labels),
+            rotation=90 if len(w) > 8 else 0,
+        )
     ax.set_ylim(0, 1)
     ax.set_xlim(-0.6, len(w) - 0.4)
     ax.set_xlabel("key")
@@ -143,14 +182,17 @@ def head_grid(
     annotate: bool = False,
     fig=None,
 ):
-    """One heatmap per head for a stack of attention matrices ``(H, Tq, Tk)``, sharing one colour bar.
+    """One heatmap per head for a stack of attention matrices ``(H, Tq, Tk)``,
+    sharing one colour bar.
 
-    ``fig``: draw onto this (empty) figure instead of a new pyplot one — the widgets pass an
-    off-screen figure. Returns the figure.
+    ``fig``: draw onto this (empty) figure instead of a new pyplot one — the
+    widgets pass an off-screen figure. Returns the figure.
     """
     w = _to_numpy(weights)
     if w.ndim != 3:
-        raise ValueError(f"head_grid needs a stack of attention matrices (H, Tq, Tk), got shape {w.shape}")
+        raise ValueError(
+            f"head_grid needs a stack of attention matrices (H, Tq, Tk), got shape {w.shape}"
+        )
     n = w.shape[0]
     ncols = min(n, 4) if ncols is None else ncols
     nrows = -(-n // ncols)
@@ -159,7 +201,9 @@ def head_grid(
 
         fig = plt.figure(figsize=figsize or (3.2 * ncols + 0.8, 3.0 * nrows))
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
-    titles = [f"head {h}" for h in range(n)] if titles is None else list(titles)
+    titles = (
+        [f"head {h}" for h in range(n)] if titles is None else list(titles)
+    )
     im = None
     for h, ax in enumerate(axes):
         if h >= n:
@@ -191,14 +235,24 @@ def signed_heatmap(
     colorbar: bool = True,
     symmetric: bool = True,
 ):
-    """Draw any real matrix (positional encodings, biases, similarities) with a diverging colour map
-    centred on 0 (``symmetric=True``) or spanning its range. Returns the image."""
+    """Draw any real matrix (positional encodings, biases, similarities) with
+    a diverging colour map centred on 0 (``symmetric=True``) or spanning its
+    range. Returns the image."""
     m = _to_numpy(matrix)
     if m.ndim != 2:
-        raise ValueError(f"signed_heatmap needs a 2-D matrix, got shape {m.shape}")
+        raise ValueError(
+            f"signed_heatmap needs a 2-D matrix, got shape {m.shape}"
+        )
     if symmetric:
         lim = float(np.abs(m).max()) or 1.0
-        im = ax.imshow(m, cmap=cmap, vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+        im = ax.imshow(
+            m,
+            cmap=cmap,
+            vmin=-lim,
+            vmax=lim,
+            aspect="auto",
+            interpolation="nearest",
+        )
     else:
         im = ax.imshow(m, cmap=cmap, aspect="auto", interpolation="nearest")
     ax.set_xlabel(xlabel)
@@ -210,19 +264,32 @@ def signed_heatmap(
     return im
 
 
-# --- training runs (annotated.training.loop History: .steps and .evals, lists of dicts) -----------------
+# --- training runs (annotated.training.loop History: .steps and .evals, lists of dicts) ---
 
 
 def _rows_series(rows, key: str, **where):
-    rows = [r for r in rows if r.get(key) is not None and all(r.get(k) == v for k, v in where.items())]
+    rows = [
+        r
+        for r in rows
+        if r.get(key) is not None
+        and all(r.get(k) == v for k, v in where.items())
+    ]
     return [r["step"] for r in rows], [float(r[key]) for r in rows]
 
 
 def loss_curves(history, ax, *, title: str | None = "loss"):
-    """Training loss per logged step and held-out loss at each evaluated length (log scale)."""
-    ax.plot(*_rows_series(history.steps, "loss"), color="0.6", lw=1, label="train")
+    """Training loss per logged step and held-out loss at each evaluated
+    length (log scale)."""
+    ax.plot(
+        *_rows_series(history.steps, "loss"), color="0.6", lw=1, label="train"
+    )
     for length in sorted({r["length"] for r in history.evals}):
-        ax.plot(*_rows_series(history.evals, "loss", length=length), marker="o", ms=3, label=f"eval n={length}")
+        ax.plot(
+            *_rows_series(history.evals, "loss", length=length),
+            marker="o",
+            ms=3,
+            label=f"eval n={length}",
+        )
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("cross-entropy (nats)")
@@ -232,10 +299,18 @@ def loss_curves(history, ax, *, title: str | None = "loss"):
     return ax
 
 
-def accuracy_curves(history, ax, *, metric: str = "exact_match", title: str | None = None):
-    """Held-out ``metric`` (``exact_match`` or ``token_accuracy``) against step, one line per length."""
+def accuracy_curves(
+    history, ax, *, metric: str = "exact_match", title: str | None = None
+):
+    """Held-out ``metric`` (``exact_match`` or ``token_accuracy``) against
+    step, one line per length."""
     for length in sorted({r["length"] for r in history.evals}):
-        ax.plot(*_rows_series(history.evals, metric, length=length), marker="o", ms=3, label=f"n={length}")
+        ax.plot(
+            *_rows_series(history.evals, metric, length=length),
+            marker="o",
+            ms=3,
+            label=f"n={length}",
+        )
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("step")
     ax.set_ylabel(metric.replace("_", " "))
@@ -244,12 +319,28 @@ def accuracy_curves(history, ax, *, metric: str = "exact_match", title: str | No
     return ax
 
 
-def grad_norm_curves(history, ax, *, title: str | None = "gradient norm (before clipping)"):
-    """Total gradient norm and the norm of each layer's parameters against step (log scale)."""
-    ax.plot(*_rows_series(history.steps, "grad_norm"), color="black", lw=1.5, label="total")
-    layers = [k for k in (history.steps[0] if history.steps else {}) if k.startswith("grad_norm/")]
+def grad_norm_curves(
+    history, ax, *, title: str | None = "gradient norm (before clipping)"
+):
+    """Total gradient norm and the norm of each layer's parameters against
+    step (log scale)."""
+    ax.plot(
+        *_rows_series(history.steps, "grad_norm"),
+        color="black",
+        lw=1.5,
+        label="total",
+    )
+    layers = [
+        k
+        for k in (history.steps[0] if history.steps else {})
+        if k.startswith("grad_norm/")
+    ]
     for key in layers:
-        ax.plot(*_rows_series(history.steps, key), lw=0.8, label=key.split("/", 1)[1])
+        ax.plot(
+            *_rows_series(history.steps, key),
+            lw=0.8,
+            label=key.split("/", 1)[1],
+        )
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("‖g‖₂")
@@ -259,16 +350,33 @@ def grad_norm_curves(history, ax, *, title: str | None = "gradient norm (before 
     return ax
 
 
-def accuracy_vs_length(curves: dict, ax, *, train_length: int | None = None, ylabel: str = "exact match",
-                       title: str | None = "accuracy vs length"):  # fmt: skip
-    """``curves``: ``{label: (lengths, values)}`` or ``{label: (lengths, means, stds)}`` (error bars).
-    A dashed line marks the training length: left of it is in distribution, right is extrapolation."""
+def accuracy_vs_length(
+    curves: dict,
+    ax,
+    *,
+    train_length: int | None = None,
+    ylabel: str = "exact match",
+    title: str | None = "accuracy vs length",
+):
+    """``curves``: ``{label: (lengths, values)}`` or
+    ``{label: (lengths, means, stds)}`` (error bars). A dashed line marks the
+    training length: left of it is in distribution, right is extrapolation."""
     for label, curve in curves.items():
         lengths, values = curve[0], curve[1]
         errors = curve[2] if len(curve) > 2 else None
-        ax.errorbar(lengths, values, yerr=errors, marker="o", ms=4, capsize=3, label=str(label))
+        ax.errorbar(
+            lengths,
+            values,
+            yerr=errors,
+            marker="o",
+            ms=4,
+            capsize=3,
+            label=str(label),
+        )
     if train_length is not None:
-        ax.axvline(train_length, color="0.5", ls="--", lw=1, label="train length")
+        ax.axvline(
+            train_length, color="0.5", ls="--", lw=1, label="train length"
+        )
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("problem length n")
     ax.set_ylabel(ylabel)

@@ -1,4 +1,5 @@
-"""Checks the kernels share: positive integer settings, and masks that only drop keys."""
+"""Checks the kernels share: positive integer settings, and masks that only
+drop keys."""
 
 from __future__ import annotations
 
@@ -7,12 +8,17 @@ import torch
 
 def positive_int(name: str, value, hint: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}; {hint}")
+        raise ValueError(
+            f"{name} must be a positive integer, got {value!r}; {hint}"
+        )
     return value
 
 
-def key_padding(mask: torch.Tensor | None, kernel: str) -> torch.Tensor | None:
-    """Return a key-only mask ``(..., Tk)`` or refuse masks that depend on the query."""
+def key_padding(
+    mask: torch.Tensor | None, kernel: str
+) -> torch.Tensor | None:
+    """Return a key-only mask ``(..., Tk)`` or refuse masks that depend on the
+    query."""
     if mask is None:
         return None
     if mask.dim() >= 2 and mask.shape[-2] != 1:

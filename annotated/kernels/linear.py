@@ -1,12 +1,14 @@
-"""Linear attention (Katharopoulos et al. 2020, "Transformers are RNNs"): softmax → a kernel.
+"""Linear attention (Katharopoulos et al. 2020, "Transformers are RNNs"):
+softmax → a kernel.
 
-Replace exp(q·k) by φ(q)·φ(k) and the products can be reordered, so no T × T matrix is
-formed. The price: linear attention never forms the scores q·k, so a score bias or a
-``score_mod`` (ALiBi, T5) has nothing to act on, and a ``mask_mod`` — which may depend on the
-query — cannot be honoured either; only keys can be dropped (key-padding masks).
+Replace exp(q·k) by φ(q)·φ(k) and the products can be reordered, so no T × T
+matrix is formed. The price: linear attention never forms the scores q·k, so a
+score bias or a ``score_mod`` (ALiBi, T5) has nothing to act on, and a
+``mask_mod`` — which may depend on the query — cannot be honoured either; only
+keys can be dropped (key-padding masks).
 
-Legend: B batch, H heads, T time, Tq/Tk query/key length, D head dim, Dv value dim,
-N number of chunks, C chunk length.
+Legend: B batch, H heads, T time, Tq/Tk query/key length, D head dim, Dv value
+dim, N number of chunks, C chunk length.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from annotated.kernels.checks import key_padding, positive_int
 
 
 def elu_feature_map(x: torch.Tensor) -> torch.Tensor:
-    """φ(x) = elu(x) + 1 (Katharopoulos et al. 2020): positive, so φ(q)·φ(k) can replace exp(q·k)."""
+    """φ(x) = elu(x) + 1 (Katharopoulos et al. 2020): positive, so φ(q)·φ(k)
+    can replace exp(q·k)."""
     return F.elu(x) + 1.0
 
 
 def _refuse_mods(bias, mask_mod, score_mod) -> None:
-    """Linear attention never forms q·k scores, so there is nothing to add a bias to or to mask per query."""
+    """Linear attention never forms q·k scores, so there is nothing to add a
+    bias to or to mask per query."""
     if bias is not None or score_mod is not None:
         raise ValueError(
             "linear attention cannot take a score bias or score_mod (ALiBi, T5 relative bias): it never forms "
@@ -55,24 +59,31 @@ def linear_attention_quadratic(
     score_mod=None,
     feature_map: Callable[[torch.Tensor], torch.Tensor] = elu_feature_map,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Linear attention's model written the slow way, with its explicit ``Tq × Tk`` weights.
+    """Linear attention's model written the slow way, with its explicit
+    ``Tq × Tk`` weights.
 
         A_ij = φ(q_i)·φ(k_j) / Σ_j' φ(q_i)·φ(k_j')      out_i = Σ_j A_ij v_j
 
-    Same numbers as :func:`linear_attention` (tests check it) but O(T²); it exists to teach
-    and to test. Any boolean mask is honoured here (masked terms are dropped from both
-    sums); a score bias is refused. ``scale`` (default 1, as in the paper) multiplies q
-    before the feature map.
+    Same numbers as :func:`linear_attention` (tests check it) but O(T²); it
+    exists to teach and to test. Any boolean mask is honoured here (masked
+    terms are dropped from both sums); a score bias is refused. ``scale``
+    (default 1, as in the paper) multiplies q before the feature map.
     """
     check_qkv(q, k, v, mask, bias)
     _refuse_mods(bias, mask_mod, score_mod)
-    phi_q, phi_k = feature_map(q * (1.0 if scale is None else scale)), feature_map(k)
+    phi_q, phi_k = (
+        feature_map(q * (1.0 if scale is None else scale)),
+        feature_map(k),
+    )
     sim = phi_q @ phi_k.transpose(-2, -1)  # (..., Tq, Tk), all > 0
     if causal:
-        mask = combine_masks(mask, causal_mask(q.shape[-2], k.shape[-2], device=q.device))
+        mask = combine_masks(
+            mask, causal_mask(q.shape[-2], k.shape[-2], device=q.device)
+        )
     if mask is not None:
         sim = sim.masked_fill(~mask, 0.0)
-    norm = sim.sum(-1, keepdim=True)  # (..., Tq, 1); 0 only when every key is masked
+    # (..., Tq, 1); 0 only when every key is masked
+    norm = sim.sum(-1, keepdim=True)
     weights = sim / torch.where(norm > 0, norm, torch.ones_like(norm))
     return weights @ v, weights
 
@@ -97,27 +108,39 @@ def linear_attention(
 
         out_i = φ(q_i)ᵀ S / φ(q_i)ᵀ z,   S = Σ_j φ(k_j) v_jᵀ  (D × Dv),   z = Σ_j φ(k_j)  (D)
 
-    Non-causal: S and z are summed once, O(T·D·Dv) time, and no T×T matrix exists.
-    Causal: S and z become prefix sums S_i = Σ_{j≤i} φ(k_j) v_jᵀ (the RNN view). Keeping
-    all T prefix states costs O(T·D·Dv) memory, so we use the **chunked** form: split time
-    into chunks of ``chunk_size`` C, keep one prefix state per chunk (O(T·D·Dv / C)) and do
-    the C × C triangle inside each chunk exactly (O(T·C)). ``chunk_size=1`` is the plain
-    prefix-sum form. The result equals :func:`linear_attention_quadratic`.
+    Non-causal: S and z are summed once, O(T·D·Dv) time, and no T×T matrix
+    exists.
+    Causal: S and z become prefix sums S_i = Σ_{j≤i} φ(k_j) v_jᵀ (the RNN
+    view). Keeping all T prefix states costs O(T·D·Dv) memory, so we use the
+    **chunked** form: split time into chunks of ``chunk_size`` C, keep one
+    prefix state per chunk (O(T·D·Dv / C)) and do the C × C triangle inside
+    each chunk exactly (O(T·C)). ``chunk_size=1`` is the plain prefix-sum
+    form. The result equals :func:`linear_attention_quadratic`.
 
-    Left out: other feature maps (pass ``feature_map``), random features (Performer),
-    the recurrent one-token-at-a-time decoding API. ``scale`` (default 1, as in the paper)
-    multiplies q before φ. Only key-padding masks ``(..., 1, Tk)`` can be honoured (masked
-    keys drop out of S and z); a query-dependent mask or a score bias raises ValueError.
-    With ``causal=True`` the queries are the last Tq positions, as in ``attend``.
+    Left out: other feature maps (pass ``feature_map``), random features
+    (Performer), the recurrent one-token-at-a-time decoding API. ``scale``
+    (default 1, as in the paper) multiplies q before φ. Only key-padding masks
+    ``(..., 1, Tk)`` can be honoured (masked keys drop out of S and z); a
+    query-dependent mask or a score bias raises ValueError. With
+    ``causal=True`` the queries are the last Tq positions, as in ``attend``.
     Returns ``(out, None)``: the weights are never formed.
     """
     check_qkv(q, k, v, mask, bias)
     _refuse_mods(bias, mask_mod, score_mod)
-    chunk_size = positive_int("chunk_size", chunk_size, "pass e.g. chunk_size=64 (1 = plain prefix sums)")
+    chunk_size = positive_int(
+        "chunk_size",
+        chunk_size,
+        "pass e.g. chunk_size=64 (1 = plain prefix sums)",
+    )
     key_keep = key_padding(mask, "linear attention")
-    phi_q, phi_k = feature_map(q * (1.0 if scale is None else scale)), feature_map(k)  # (..., Tq, D), (..., Tk, D)
+    # (..., Tq, D), (..., Tk, D)
+    phi_q, phi_k = (
+        feature_map(q * (1.0 if scale is None else scale)),
+        feature_map(k),
+    )
     if key_keep is not None:
-        phi_k = phi_k * key_keep[..., None].to(phi_k.dtype)  # masked keys add nothing to S or z
+        # masked keys add nothing to S or z
+        phi_k = phi_k * key_keep[..., None].to(phi_k.dtype)
     if not causal:
         kv = phi_k.transpose(-2, -1) @ v  # (..., D, Dv)
         num = phi_q @ kv  # (..., Tq, Dv)
@@ -125,22 +148,42 @@ def linear_attention(
         return num / torch.where(den > 0, den, torch.ones_like(den)), None
 
     t_q, t_k = q.shape[-2], k.shape[-2]
-    if t_q < t_k:  # queries are the last Tq positions: pad dummy queries in front, drop them at the end
+    # queries are the last Tq positions: pad dummy queries in front, drop them
+    # at the end
+    if t_q < t_k:
         phi_q = F.pad(phi_q, (0, 0, t_k - t_q, 0))
-    elif t_q > t_k:  # the first Tq - Tk queries see no key: pad keys with φ = 0
-        phi_k, v = F.pad(phi_k, (0, 0, t_q - t_k, 0)), F.pad(v, (0, 0, t_q - t_k, 0))
+    # the first Tq - Tk queries see no key: pad keys with φ = 0
+    elif t_q > t_k:
+        phi_k, v = (
+            F.pad(phi_k, (0, 0, t_q - t_k, 0)),
+            F.pad(v, (0, 0, t_q - t_k, 0)),
+        )
     t = phi_q.shape[-2]
     n = math.ceil(t / chunk_size)
-    pad = n * chunk_size - t  # trailing pad: φ(k) = 0 there, so it changes nothing
-    phi_q, phi_k, v = (F.pad(x, (0, 0, 0, pad)).unflatten(-2, (n, chunk_size)) for x in (phi_q, phi_k, v))
+    # trailing pad: φ(k) = 0 there, so it changes nothing
+    pad = n * chunk_size - t
+    phi_q, phi_k, v = (
+        F.pad(x, (0, 0, 0, pad)).unflatten(-2, (n, chunk_size))
+        for x in (phi_q, phi_k, v)
+    )
     # phi_q, phi_k: (..., N, C, D); v: (..., N, C, Dv)
-    kv_chunk = phi_k.transpose(-2, -1) @ v  # (..., N, D, Dv)   Σ_{j in chunk} φ(k_j) v_jᵀ
-    kv_before = torch.cumsum(kv_chunk, dim=-3) - kv_chunk  # (..., N, D, Dv) state from earlier chunks
+    # (..., N, D, Dv) Σ_{j in chunk} φ(k_j) v_jᵀ
+    kv_chunk = phi_k.transpose(-2, -1) @ v
+    # (..., N, D, Dv) state from earlier chunks
+    kv_before = torch.cumsum(kv_chunk, dim=-3) - kv_chunk
     z_chunk = phi_k.sum(-2)  # (..., N, D)
     z_before = torch.cumsum(z_chunk, dim=-2) - z_chunk  # (..., N, D)
-    tri = torch.ones(chunk_size, chunk_size, dtype=torch.bool, device=q.device).tril()  # (C, C)
-    sim = (phi_q @ phi_k.transpose(-2, -1)).masked_fill(~tri, 0.0)  # (..., N, C, C) causal inside the chunk
+    # (C, C)
+    tri = torch.ones(
+        chunk_size, chunk_size, dtype=torch.bool, device=q.device
+    ).tril()
+    # (..., N, C, C) causal inside the chunk
+    sim = (phi_q @ phi_k.transpose(-2, -1)).masked_fill(~tri, 0.0)
     num = phi_q @ kv_before + sim @ v  # (..., N, C, Dv)
-    den = phi_q @ z_before[..., None] + sim.sum(-1, keepdim=True)  # (..., N, C, 1)
-    out = (num / torch.where(den > 0, den, torch.ones_like(den))).flatten(-3, -2)  # (..., N·C, Dv)
+    # (..., N, C, 1)
+    den = phi_q @ z_before[..., None] + sim.sum(-1, keepdim=True)
+    # (..., N·C, Dv)
+    out = (num / torch.where(den > 0, den, torch.ones_like(den))).flatten(
+        -3, -2
+    )
     return out[..., t - t_q : t, :], None

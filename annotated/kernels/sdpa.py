@@ -1,11 +1,13 @@
-"""The fast path: PyTorch's fused ``F.scaled_dot_product_attention`` (SDPA), with ``attend``'s meaning.
+"""The fast path: PyTorch's fused ``F.scaled_dot_product_attention`` (SDPA),
+with ``attend``'s meaning.
 
-SDPA takes one mask tensor, so the mods are evaluated once over the whole (Tq, Tk) grid
-(:func:`annotated.attention.masks.materialize_mask` / :func:`~annotated.attention.masks.materialize_score`) and
-folded into one float mask: the bias where a key is visible, −inf where it is not. That
-assumes the ``score_mod`` *adds* to the score (ALiBi and T5 do); a mod that rescales
-scores needs ``attend`` or the block-wise kernel. SDPA returns no weights; tests check it
-equals ``attend``.
+SDPA takes one mask tensor, so the mods are evaluated once over the whole (Tq,
+Tk) grid (:func:`annotated.attention.masks.materialize_mask` /
+:func:`~annotated.attention.masks.materialize_score`) and folded into one
+float mask: the bias where a key is visible, −inf where it is not. That
+assumes the ``score_mod`` *adds* to the score (ALiBi and T5 do); a mod that
+rescales scores needs ``attend`` or the block-wise kernel. SDPA returns no
+weights; tests check it equals ``attend``.
 
 Legend: B batch, H heads, Hkv k/v heads, Tq/Tk query/key length, D head dim.
 """
@@ -35,48 +37,86 @@ def sdpa_attention(
     mask_mod: MaskMod | None = None,
     score_mod: ScoreMod | None = None,
 ) -> tuple[torch.Tensor, None]:
-    """``attend`` through SDPA: q ``(..., H, Tq, D)``, k and v ``(..., Hkv, Tk, D)`` with Hkv dividing H
-    (grouped-query attention: query head h reads k/v head h // (H / Hkv)). Returns ``(out, None)``."""
+    """``attend`` through SDPA: q ``(..., H, Tq, D)``, k and v
+    ``(..., Hkv, Tk, D)`` with Hkv dividing H (grouped-query attention: query
+    head h reads k/v head h // (H / Hkv)). Returns ``(out, None)``."""
     t_q, t_k = q.shape[-2], k.shape[-2]
-    if q.dim() < 3 or q.shape[-3] % k.shape[-3] or q.shape[:-3] != k.shape[:-3] or k.shape[:-1] != v.shape[:-1]:
+    if (
+        q.dim() < 3
+        or q.shape[-3] % k.shape[-3]
+        or q.shape[:-3] != k.shape[:-3]
+        or k.shape[:-1] != v.shape[:-1]
+    ):
         raise ValueError(
             f"SDPA needs q (..., H, Tq, D), k and v (..., Hkv, Tk, D) with Hkv dividing H; "
             f"got q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
         )
     check_mask_and_bias(mask, bias, (*q.shape[:-1], t_k))
-    grid = score_grid(q.shape[:-2], t_q, t_k, q.device) if mask_mod or score_mod else None
+    grid = (
+        score_grid(q.shape[:-2], t_q, t_k, q.device)
+        if mask_mod or score_mod
+        else None
+    )
     if score_mod is not None:  # materialised once: (…, Tq, Tk)
-        extra = score_mod(torch.zeros((), dtype=q.dtype, device=q.device), *grid)
+        extra = score_mod(
+            torch.zeros((), dtype=q.dtype, device=q.device), *grid
+        )
         bias = extra if bias is None else bias + extra
-    # SDPA's is_causal aligns queries to the *first* keys; build the bottom-right mask ourselves when needed.
-    sdpa_causal = causal and mask is None and bias is None and mask_mod is None and t_q == t_k
-    mask_mod = and_masks(mask_mod, causal_mod if causal and not sdpa_causal else None)
+    # SDPA's is_causal aligns queries to the *first* keys; build the
+    # bottom-right mask ourselves when needed.
+    sdpa_causal = (
+        causal
+        and mask is None
+        and bias is None
+        and mask_mod is None
+        and t_q == t_k
+    )
+    mask_mod = and_masks(
+        mask_mod, causal_mod if causal and not sdpa_causal else None
+    )
     if mask_mod is not None:
-        keep = mask_mod(*(grid or score_grid(q.shape[:-2], t_q, t_k, q.device)))
+        keep = mask_mod(
+            *(grid or score_grid(q.shape[:-2], t_q, t_k, q.device))
+        )
         mask = keep if mask is None else mask & keep
     attn_mask = mask  # boolean, True = may attend (SDPA's meaning too)
-    if bias is not None:  # one float mask: the bias where allowed, -inf where masked
+    # one float mask: the bias where allowed, -inf where masked
+    if bias is not None:
         bias = bias.to(q.dtype)
-        attn_mask = bias if mask is None else torch.where(mask, bias, float("-inf"))
+        attn_mask = (
+            bias if mask is None else torch.where(mask, bias, float("-inf"))
+        )
     groups = q.shape[-3] // k.shape[-3]
     gqa = {}
     if groups > 1:
         if _sdpa_supports_gqa():
             gqa = {"enable_gqa": True}
         else:
-            k, v = k.repeat_interleave(groups, dim=-3), v.repeat_interleave(groups, dim=-3)
+            k, v = (
+                k.repeat_interleave(groups, dim=-3),
+                v.repeat_interleave(groups, dim=-3),
+            )
     out = F.scaled_dot_product_attention(
-        q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=sdpa_causal, scale=scale, **gqa
+        q,
+        k,
+        v,
+        attn_mask=attn_mask,
+        dropout_p=dropout_p,
+        is_causal=sdpa_causal,
+        scale=scale,
+        **gqa,
     )  # (..., H, Tq, D)
     if attn_mask is not None and not _sdpa_zeroes_empty_rows():
         hidden = ~mask if bias is None else torch.isneginf(attn_mask)
-        out = out.masked_fill(hidden.all(dim=-1, keepdim=True), 0.0)  # rows with no visible key -> 0
+        # rows with no visible key -> 0
+        out = out.masked_fill(hidden.all(dim=-1, keepdim=True), 0.0)
     return out, None
 
 
 @functools.cache
 def _sdpa_supports_gqa() -> bool:
-    """``enable_gqa`` appeared in PyTorch 2.5; probe once instead of parsing versions."""
+    """``enable_gqa`` appeared in PyTorch 2.5; probe once instead of parsing
+    versions."""
     try:
         x = torch.zeros(1, 2, 1, 2)
         F.scaled_dot_product_attention(x, x[:, :1], x[:, :1], enable_gqa=True)
@@ -87,7 +127,10 @@ def _sdpa_supports_gqa() -> bool:
 
 @functools.cache
 def _sdpa_zeroes_empty_rows() -> bool:
-    """Recent PyTorch returns zeros for a query with every key masked; older versions gave NaN."""
+    """Recent PyTorch returns zeros for a query with every key masked; older
+    versions gave NaN."""
     x = torch.ones(1, 1, 1, 2)
-    out = F.scaled_dot_product_attention(x, x, x, attn_mask=torch.zeros(1, 1, 1, 1, dtype=torch.bool))
+    out = F.scaled_dot_product_attention(
+        x, x, x, attn_mask=torch.zeros(1, 1, 1, 1, dtype=torch.bool)
+    )
     return bool((out == 0).all())

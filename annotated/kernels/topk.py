@@ -2,10 +2,11 @@
 
     s_i = q_i·K / √D + bias (modded, masked),   keep_i = argtopk(s_i, k),   out_i = softmax(s_i on keep_i) V
 
-Scores outside the top k become −inf before the softmax (as in e.g. Wang et al. 2022,
-KVT / "explicit sparse transformer", Zhao et al. 2019). It teaches what sparsity costs in
-quality, not speed: the scores are still computed densely (O(T²)); a real implementation
-would need an approximate nearest-neighbour search (Reformer, Kitaev et al. 2020).
+Scores outside the top k become −inf before the softmax (as in e.g. Wang et
+al. 2022, KVT / "explicit sparse transformer", Zhao et al. 2019). It teaches
+what sparsity costs in quality, not speed: the scores are still computed
+densely (O(T²)); a real implementation would need an approximate
+nearest-neighbour search (Reformer, Kitaev et al. 2020).
 
 Legend: Tq/Tk query/key length, D head dim, Dv value dim.
 """
@@ -35,11 +36,14 @@ def topk_attention(
     mask_mod: MaskMod | None = None,
     score_mod: ScoreMod | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``attend`` with all but each query's ``top_k`` visible scores hidden; ``top_k ≥ Tk`` is
-    dense attention. Ties are broken by ``torch.topk``; gradients flow only through the kept
-    scores. Returns ``(out, weights)`` like ``attend``."""
+    """``attend`` with all but each query's ``top_k`` visible scores hidden;
+    ``top_k ≥ Tk`` is dense attention. Ties are broken by ``torch.topk``;
+    gradients flow only through the kept scores. Returns ``(out, weights)``
+    like ``attend``."""
     check_qkv(q, k, v, mask, bias)
-    top_k = positive_int("top_k", top_k, "pass how many keys each query keeps, e.g. top_k=32")
+    top_k = positive_int(
+        "top_k", top_k, "pass how many keys each query keeps, e.g. top_k=32"
+    )
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = (q @ k.transpose(-2, -1)) * scale  # (..., Tq, Tk)
     if bias is not None:
@@ -48,7 +52,11 @@ def topk_attention(
     grid = score_grid(scores.shape[:-2], q.shape[-2], k.shape[-2], q.device)
     if score_mod is not None:
         scores = score_mod(scores, *grid)
-    keep = torch.ones_like(scores, dtype=torch.bool) if mask is None else mask.expand_as(scores)
+    keep = (
+        torch.ones_like(scores, dtype=torch.bool)
+        if mask is None
+        else mask.expand_as(scores)
+    )
     if mask_mod is not None:
         keep = keep & mask_mod(*grid)
     scores = scores.masked_fill(~keep, float("-inf"))
@@ -56,6 +64,10 @@ def topk_attention(
         top = scores.topk(top_k, dim=-1).indices  # (..., Tq, top_k)
         keep = keep & torch.zeros_like(keep).scatter(-1, top, True)
     scores = scores.masked_fill(~keep, float("-inf"))
-    empty = torch.isneginf(scores).all(dim=-1, keepdim=True)  # rows with nothing kept give zeros
-    weights = torch.softmax(scores.masked_fill(empty, 0.0), dim=-1).masked_fill(empty, 0.0)  # (..., Tq, Tk)
+    # rows with nothing kept give zeros
+    empty = torch.isneginf(scores).all(dim=-1, keepdim=True)
+    # (..., Tq, Tk)
+    weights = torch.softmax(
+        scores.masked_fill(empty, 0.0), dim=-1
+    ).masked_fill(empty, 0.0)
     return weights @ v, weights

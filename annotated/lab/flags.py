@@ -1,9 +1,11 @@
-"""Command-line flags generated from config dataclasses, so ``--help`` cannot drift from the configs.
+"""Command-line flags generated from config dataclasses, so ``--help`` cannot
+drift from the configs.
 
-Each field of a dataclass becomes one flag, ``--d-model`` for ``d_model`` (plus any older
-spellings as aliases). Its help is the field's ``metadata["help"]``, else the one-line comment
-after it in the source, else the clause of the class docstring that names it, and it ends with
-the default. The field's type decides how the flag reads its value:
+Each field of a dataclass becomes one flag, ``--d-model`` for ``d_model``
+(plus any older spellings as aliases). Its help is the field's
+``metadata["help"]``, else the one-line comment after it in the source, else
+the clause of the class docstring that names it, and it ends with the default.
+The field's type decides how the flag reads its value:
 
 ============================  ===============================================================
 field type                    flag
@@ -18,8 +20,9 @@ field type                    flag
 ``dict``                      ``KEY=VALUE`` or a YAML mapping, repeatable; merged
 ============================  ===============================================================
 
-A flag that is not given leaves nothing in the namespace (``argparse.SUPPRESS``), so
-:func:`apply_flags` writes only what was typed and a config file underneath keeps the rest.
+A flag that is not given leaves nothing in the namespace
+(``argparse.SUPPRESS``), so :func:`apply_flags` writes only what was typed and
+a config file underneath keeps the rest.
 """
 
 from __future__ import annotations
@@ -41,18 +44,22 @@ import yaml
 
 @dataclass(frozen=True)
 class Flag:
-    """One generated flag: the field it sets, in which section of the config, and how."""
+    """One generated flag: the field it sets, in which section of the config,
+    and how."""
 
     section: str  # the dict of the config the value goes to (e.g. "model")
     name: str  # the field's name
     dest: str  # the argparse attribute
     options: tuple[str, ...]  # "--d-model" first, then its aliases
-    kind: str  # "value" replaces, "merge" merges a dict into the one below, "extend" adds to a list
+    # "value" replaces, "merge" merges a dict into the one below, "extend"
+    # adds to a list
+    kind: str
 
 
 def field_docs(cls) -> dict[str, str]:
-    """One line per field of a dataclass: ``metadata["help"]``, the comment after the field, or the
-    clause of the class docstring that names it (``eval_every=0`` …)."""
+    """One line per field of a dataclass: ``metadata["help"]``, the comment
+    after the field, or the clause of the class docstring that names it
+    (``eval_every=0`` …)."""
     names = [f.name for f in dataclasses.fields(cls)]
     docs = {}
     doc = " ".join((inspect.getdoc(cls) or "").split())
@@ -62,26 +69,55 @@ def field_docs(cls) -> dict[str, str]:
                 docs.setdefault(name, clause.rstrip(".;").replace("``", ""))
     for klass in reversed(cls.__mro__):
         if dataclasses.is_dataclass(klass):
-            docs |= {k: v for k, v in _trailing_comments(klass).items() if k in names}
-    docs |= {f.name: f.metadata["help"] for f in dataclasses.fields(cls) if "help" in f.metadata}
+            docs |= {
+                k: v
+                for k, v in _trailing_comments(klass).items()
+                if k in names
+            }
+    docs |= {
+        f.name: f.metadata["help"]
+        for f in dataclasses.fields(cls)
+        if "help" in f.metadata
+    }
     return docs
 
 
 def _trailing_comments(cls) -> dict[str, str]:
+    """Each field's comment: the one after it on its line, else the comment
+    lines right above it."""
     try:
         source = textwrap.dedent(inspect.getsource(cls))
-    except (OSError, TypeError):  # no source (a frozen install): the help falls back to the field's name
+    except (OSError, TypeError):  # no source (a frozen install)
         return {}
-    comments = {tok.start[0]: tok.string.lstrip("#").strip()
-                for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT}  # fmt: skip
-    body = ast.parse(source).body[0].body
-    return {node.target.id: comments[node.end_lineno] for node in body
-            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.end_lineno in comments
-            and not comments[node.end_lineno].startswith(("fmt:", "noqa", "type:"))}  # fmt: skip
+    comments = {
+        tok.start[0]: tok.string.lstrip("#").strip()
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+        if tok.type == tokenize.COMMENT
+    }
+    lines = source.splitlines()
+    skip = ("fmt:", "noqa", "type:")
+    found = {}
+    for node in ast.parse(source).body[0].body:
+        if not (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+        ):
+            continue
+        text = comments.get(node.end_lineno, "")
+        if not text:  # the comment lines above the field
+            above, n = [], node.lineno - 1
+            while n >= 1 and lines[n - 1].lstrip().startswith("#"):
+                above.insert(0, comments.get(n, ""))
+                n -= 1
+            text = " ".join(above)
+        if text and not text.startswith(skip):
+            found[node.target.id] = text
+    return found
 
 
 def parse_mapping(text: str) -> dict:
-    """``"window=4"`` → ``{"window": 4}``; ``"{window: 4, top_k: 8}"`` → that mapping (values read as YAML)."""
+    """``"window=4"`` → ``{"window": 4}``; ``"{window: 4, top_k: 8}"`` → that
+    mapping (values read as YAML)."""
     key, sep, value = text.partition("=")
     if sep and key and not text.lstrip().startswith("{"):
         return {key.strip(): yaml.safe_load(value)}
@@ -90,7 +126,9 @@ def parse_mapping(text: str) -> dict:
     except yaml.YAMLError:
         mapping = None
     if not isinstance(mapping, dict):
-        raise argparse.ArgumentTypeError(f"takes KEY=VALUE or a YAML mapping such as '{{window: 4}}', got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"takes KEY=VALUE or a YAML mapping such as '{{window: 4}}', got {text!r}"
+        )
     return mapping
 
 
@@ -100,19 +138,26 @@ def parse_range(text: str) -> int | list[int]:
     try:
         return [int(low), int(high)] if sep else int(low)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"takes N or LOW:HIGH, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"takes N or LOW:HIGH, got {text!r}"
+        ) from None
 
 
 def _or_none(convert):
     def read(text: str):
-        return None if text.strip().lower() in ("none", "null") else convert(text)
+        return (
+            None
+            if text.strip().lower() in ("none", "null")
+            else convert(text)
+        )
 
     read.__name__ = convert.__name__  # argparse says "invalid int value"
     return read
 
 
 def _reading(annotation, name: str) -> tuple[dict, str, str]:
-    """argparse keywords, the flag's kind and a note for the help, from a field's type."""
+    """argparse keywords, the flag's kind and a note for the help, from a
+    field's type."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     metavar = name.upper()
     if annotation is bool:
@@ -124,21 +169,50 @@ def _reading(annotation, name: str) -> tuple[dict, str, str]:
         if len(rest) == 1 and type(None) in args:
             keywords, kind, note = _reading(rest[0], name)
             if keywords.get("type") is None or "nargs" in keywords:
-                raise TypeError(f"no flag for the optional field {name}: {annotation}")
-            return keywords | {"type": _or_none(keywords["type"])}, kind, note + "; 'none' for None"
+                raise TypeError(
+                    f"no flag for the optional field {name}: {annotation}"
+                )
+            return (
+                keywords | {"type": _or_none(keywords["type"])},
+                kind,
+                note + "; 'none' for None",
+            )
         if set(rest) == {int, list[int]}:
             return {"type": parse_range, "metavar": "N|LOW:HIGH"}, "value", ""
     if origin is list and args and args[0] in (int, float):
-        numbers = {"type": args[0], "nargs": "+", "action": "extend", "metavar": "N" if args[0] is int else "X"}
+        numbers = {
+            "type": args[0],
+            "nargs": "+",
+            "action": "extend",
+            "metavar": "N" if args[0] is int else "X",
+        }
         return numbers, "value", ""
     if origin is list and args and args[0] is str:
-        return {"type": str, "action": "append", "metavar": metavar}, "extend", "; repeatable"
+        return (
+            {"type": str, "action": "append", "metavar": metavar},
+            "extend",
+            "; repeatable",
+        )
     if origin is tuple and args and len(set(args)) == 1 and ... not in args:
-        return {"type": args[0], "nargs": len(args), "metavar": metavar}, "value", ""
+        return (
+            {"type": args[0], "nargs": len(args), "metavar": metavar},
+            "value",
+            "",
+        )
     if annotation is dict or origin is dict:
         note = "; KEY=VALUE or a YAML mapping, repeatable"
-        return {"type": parse_mapping, "action": "append", "metavar": "KEY=VALUE"}, "merge", note
-    raise TypeError(f"no flag for field {name} of type {annotation}; teach annotated.lab.flags._reading that type")
+        return (
+            {
+                "type": parse_mapping,
+                "action": "append",
+                "metavar": "KEY=VALUE",
+            },
+            "merge",
+            note,
+        )
+    raise TypeError(
+        f"no flag for field {name} of type {annotation}; teach annotated.lab.flags._reading that type"
+    )
 
 
 def _show(value) -> str:
@@ -147,40 +221,80 @@ def _show(value) -> str:
     return "none" if value == {} else str(value)
 
 
-def add_flags(group, cls, section: str, *, skip=(), only=None, aliases=None, choices=None, notes=None,
-              defaults=None) -> list[Flag]:  # fmt: skip
-    """Add one flag per field of dataclass ``cls`` to ``group`` (a parser or an argument group).
+def add_flags(
+    group,
+    cls,
+    section: str,
+    *,
+    skip=(),
+    only=None,
+    aliases=None,
+    choices=None,
+    notes=None,
+    defaults=None,
+) -> list[Flag]:
+    """Add one flag per field of dataclass ``cls`` to ``group`` (a parser or
+    an argument group).
 
-    ``skip`` / ``only``: fields left out / the only ones added; ``aliases``: older spellings per
-    field; ``choices``: allowed values per field (a registry's names); ``notes``: text appended
-    to a field's help; ``defaults``: what the default is, where something other than the
+    ``skip`` / ``only``: fields left out / the only ones added; ``aliases``:
+    older spellings per field; ``choices``: allowed values per field (a
+    registry's names); ``notes``: text appended to a field's help;
+    ``defaults``: what the default is, where something other than the
     dataclass sets it."""
-    aliases, choices, notes, defaults = aliases or {}, choices or {}, notes or {}, defaults or {}
+    aliases, choices, notes, defaults = (
+        aliases or {},
+        choices or {},
+        notes or {},
+        defaults or {},
+    )
     hints, docs, flags = typing.get_type_hints(cls), field_docs(cls), []
     for field in dataclasses.fields(cls):
-        if field.name in skip or (only is not None and field.name not in only):
+        if field.name in skip or (
+            only is not None and field.name not in only
+        ):
             continue
         keywords, kind, how = _reading(hints[field.name], field.name)
         if field.name in choices:
-            keywords = {k: v for k, v in keywords.items() if k != "metavar"} | {"choices": list(choices[field.name])}
+            keywords = {
+                k: v for k, v in keywords.items() if k != "metavar"
+            } | {"choices": list(choices[field.name])}
         if field.name in defaults:
             default = defaults[field.name]
         elif field.default is not MISSING:
             default = _show(field.default)
         else:
-            default = _show(field.default_factory()) if field.default_factory is not MISSING else "required"
-        text = docs.get(field.name, f"{cls.__name__}.{field.name}") + notes.get(field.name, "") + how
-        options = ("--" + field.name.replace("_", "-"), *aliases.get(field.name, ()))
+            default = (
+                _show(field.default_factory())
+                if field.default_factory is not MISSING
+                else "required"
+            )
+        text = (
+            docs.get(field.name, f"{cls.__name__}.{field.name}")
+            + notes.get(field.name, "")
+            + how
+        )
+        options = (
+            "--" + field.name.replace("_", "-"),
+            *aliases.get(field.name, ()),
+        )
         dest = f"{section}.{field.name}"
-        group.add_argument(*options, dest=dest, default=argparse.SUPPRESS,
-                           help=f"{text} (default: {default})".replace("%", "%%"), **keywords)  # fmt: skip
+        group.add_argument(
+            *options,
+            dest=dest,
+            default=argparse.SUPPRESS,
+            help=f"{text} (default: {default})".replace("%", "%%"),
+            **keywords,
+        )
         flags.append(Flag(section, field.name, dest, options, kind))
     return flags
 
 
-def apply_flags(args: argparse.Namespace, flags: list[Flag], sections: dict[str, dict]) -> None:
-    """Write every flag that was given into ``sections[flag.section]``: a value replaces what is
-    there, a mapping is merged into it, a repeatable list is added to it."""
+def apply_flags(
+    args: argparse.Namespace, flags: list[Flag], sections: dict[str, dict]
+) -> None:
+    """Write every flag that was given into ``sections[flag.section]``: a
+    value replaces what is there, a mapping is merged into it, a repeatable
+    list is added to it."""
     given = vars(args)
     for flag in flags:
         if flag.dest not in given:
@@ -198,10 +312,13 @@ def apply_flags(args: argparse.Namespace, flags: list[Flag], sections: dict[str,
 
 
 class OneMetavarFormatter(argparse.HelpFormatter):
-    """``--positional, --pe {rope,…}`` rather than the value repeated after every alias."""
+    """``--positional, --pe {rope,…}`` rather than the value repeated after
+    every alias."""
 
     def _format_action_invocation(self, action):
         if not action.option_strings or action.nargs == 0:
             return super()._format_action_invocation(action)
-        value = self._format_args(action, self._get_default_metavar_for_optional(action))
+        value = self._format_args(
+            action, self._get_default_metavar_for_optional(action)
+        )
         return f"{', '.join(action.option_strings)} {value}"

@@ -1,4 +1,5 @@
-"""Runs: train one experiment into a dated folder, and continue one that stopped.
+"""Runs: train one experiment into a dated folder, and continue one that
+stopped.
 
 :func:`run` writes ``<out_dir>/<YYYYmmdd-HHMMSS>_<name>/``::
 
@@ -10,15 +11,17 @@
     report.md       the same for people
     tensorboard/    with ``tracker: tensorboard`` (wandb/ with ``tracker: wandb``): the same metrics, see annotated.lab.trackers
 
-The whole config is checked before any folder exists, so a bad config leaves nothing behind.
-Folders are never overwritten (a taken name gets ``-2``, ``-3``…) and every file is written
-to a temporary name and moved into place, so no file is ever half-written. report.json says
-``"running"`` while training; a run that fails keeps its folder, marked ``"failed"`` with the
-error and the metrics so far. A run stopped by Ctrl-C, by SIGTERM (turned into the same
-KeyboardInterrupt while a run trains) or by a divergence writes its last good state to model.pt
-before it stops and is marked ``"interrupted"`` or ``"diverged"``; :func:`resume` continues any
-of them in the same folder. While a run trains, ``run.lock`` holds its process id, so a second
-process cannot resume it at the same time; a lock whose process is gone (a ``kill -9``) is
+The whole config is checked before any folder exists, so a bad config leaves
+nothing behind. Folders are never overwritten (a taken name gets ``-2``,
+``-3``…) and every file is written to a temporary name and moved into place,
+so no file is ever half-written. report.json says ``"running"`` while
+training; a run that fails keeps its folder, marked ``"failed"`` with the
+error and the metrics so far. A run stopped by Ctrl-C, by SIGTERM (turned into
+the same KeyboardInterrupt while a run trains) or by a divergence writes its
+last good state to model.pt before it stops and is marked ``"interrupted"`` or
+``"diverged"``; :func:`resume` continues any of them in the same folder. While
+a run trains, ``run.lock`` holds its process id, so a second process cannot
+resume it at the same time; a lock whose process is gone (a ``kill -9``) is
 stale and is taken over with a notice.
 """
 
@@ -44,7 +47,13 @@ import yaml
 
 import annotated
 from annotated.core.atomic import pid_alive, write_atomic
-from annotated.lab.config import ExperimentConfig, Resolved, as_config, read_json_file, resolve
+from annotated.lab.config import (
+    ExperimentConfig,
+    Resolved,
+    as_config,
+    read_json_file,
+    resolve,
+)
 from annotated.lab.reports import write_report
 from annotated.lab.trackers import open_tracker
 from annotated.models.checkpoints import read_checkpoint, write_checkpoint
@@ -52,11 +61,13 @@ from annotated.models.summary import count_parameters
 from annotated.training.history import History
 from annotated.training.loop import TrainingDiverged, resolve_device, train
 
-LOCK = "run.lock"  # {"pid", "host", "since"} of the process training in this folder
+# {"pid", "host", "since"} of the process training in this folder
+LOCK = "run.lock"
 
 
 def new_folder(parent: Path, name: str, *, stamp: bool = True) -> Path:
-    """Create ``parent/<stamp>_<name>`` (or ``parent/name``); a taken name gets ``-2``, ``-3``…"""
+    """Create ``parent/<stamp>_<name>`` (or ``parent/name``); a taken name
+    gets ``-2``, ``-3``…"""
     parent.mkdir(parents=True, exist_ok=True)
     base = f"{datetime.now():%Y%m%d-%H%M%S}_{name}" if stamp else name
     for i in itertools.count(1):
@@ -69,49 +80,84 @@ def new_folder(parent: Path, name: str, *, stamp: bool = True) -> Path:
 
 
 def environment(device) -> dict:
-    """What produced a run: library, torch and python versions, device, git commit, time."""
+    """What produced a run: library, torch and python versions, device, git
+    commit, time."""
     commit = None
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(annotated.__file__).parent, capture_output=True,
-                             text=True, timeout=5)  # fmt: skip
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(annotated.__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
         commit = out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         pass
-    return {"annotated": annotated.__version__, "torch": str(torch.__version__), "python": sys.version.split()[0],
-            "device": str(device), "git_commit": commit, "created": datetime.now().isoformat(timespec="seconds")}  # fmt: skip
+    return {
+        "annotated": annotated.__version__,
+        "torch": str(torch.__version__),
+        "python": sys.version.split()[0],
+        "device": str(device),
+        "git_commit": commit,
+        "created": datetime.now().isoformat(timespec="seconds"),
+    }
 
 
 def save_checkpoint(path: Path, resolved: Resolved, state: dict) -> None:
-    """model.pt: loadable by ``annotated.models.transformer.load_model``, plus the state :func:`resume` needs."""
+    """model.pt: loadable by ``annotated.models.transformer.load_model``, plus
+    the state :func:`resume` needs."""
     state = dict(state)
-    write_checkpoint(path, resolved.model_config, state.pop("model"), training_state=state)
+    write_checkpoint(
+        path, resolved.model_config, state.pop("model"), training_state=state
+    )
 
 
-def run(config, out_dir="experiments", *, progress: bool = False, callback=None, _folder: Path | None = None) -> Path:
-    """Train one experiment into a new run folder and return its path (see the module docstring).
-    Errors in the config raise ValueError before any folder is made; a failure during training
-    re-raises after marking the folder's report ``failed``. ``callback(kind, row)`` sees every
-    logged step (``kind == "step"``) and evaluation row as it is made."""
+def run(
+    config,
+    out_dir="experiments",
+    *,
+    progress: bool = False,
+    callback=None,
+    _folder: Path | None = None,
+) -> Path:
+    """Train one experiment into a new run folder and return its path (see the
+    module docstring). Errors in the config raise ValueError before any folder
+    is made; a failure during training re-raises after marking the folder's
+    report ``failed``. ``callback(kind, row)`` sees every logged step
+    (``kind == "step"``) and evaluation row as it is made."""
     config = as_config(config)
     if config.grid:
-        raise ValueError("this config has a grid: run it with sweep(), or remove grid")
+        raise ValueError(
+            "this config has a grid: run it with sweep(), or remove grid"
+        )
     resolved = resolve(config)
     folder = _folder or new_folder(Path(out_dir), config.name)
     return _train_into(folder, resolved, progress=progress, callback=callback)
 
 
 def resume(folder, *, progress: bool = False, callback=None) -> Path:
-    """Continue an interrupted, diverged or failed run from its last checkpoint (model.pt) in its own folder."""
+    """Continue an interrupted, diverged or failed run from its last
+    checkpoint (model.pt) in its own folder."""
     resolved, state = check_resumable(folder)
-    return _train_into(Path(folder), resolved, progress=progress, callback=callback, resume_state=state)
+    return _train_into(
+        Path(folder),
+        resolved,
+        progress=progress,
+        callback=callback,
+        resume_state=state,
+    )
 
 
 def check_resumable(folder) -> tuple[Resolved, dict]:
-    """The checked experiment and training state :func:`resume` starts from; ValueError (naming the
-    folder or file) when the run is complete, still training in another process, or has no checkpoint."""
+    """The checked experiment and training state :func:`resume` starts from;
+    ValueError (naming the folder or file) when the run is complete, still
+    training in another process, or has no checkpoint."""
     folder = Path(folder)
     if not (folder / "config.yaml").is_file():
-        raise ValueError(f"{folder} is not a run folder (it has no config.yaml)")
+        raise ValueError(
+            f"{folder} is not a run folder (it has no config.yaml)"
+        )
     holder = lock_holder(folder)
     if holder is not None:
         raise ValueError(
@@ -119,44 +165,73 @@ def check_resumable(folder) -> tuple[Resolved, dict]:
             f"to finish or stop it (kill -INT {holder['pid']}) and resume then; if no such process runs (it was "
             f"killed on another machine), delete {LOCK}"
         )
-    report = read_json_file(folder / "report.json") if (folder / "report.json").is_file() else {}
+    report = (
+        read_json_file(folder / "report.json")
+        if (folder / "report.json").is_file()
+        else {}
+    )
     if report.get("status") == "completed":
         raise ValueError(f"{folder} is already complete; nothing to resume")
     if not (folder / "model.pt").is_file():
-        raise ValueError(f"{folder} has no checkpoint (model.pt); it cannot be resumed — start it again with run()")
+        raise ValueError(
+            f"{folder} has no checkpoint (model.pt); it cannot be resumed — start it again with run()"
+        )
     resolved = resolve(ExperimentConfig.from_file(folder / "config.yaml"))
     checkpoint = read_checkpoint(folder / "model.pt")
     if not isinstance(checkpoint.get("training_state"), dict):
-        raise ValueError(f"{folder / 'model.pt'} holds weights but no training state; it cannot be resumed")
-    return resolved, {**checkpoint["training_state"], "model": checkpoint["state_dict"]}
+        raise ValueError(
+            f"{folder / 'model.pt'} holds weights but no training state; it cannot be resumed"
+        )
+    return resolved, {
+        **checkpoint["training_state"],
+        "model": checkpoint["state_dict"],
+    }
 
 
 def lock_holder(folder) -> dict | None:
-    """``{"pid", "host", …}`` of the live process training in ``folder``, or None. A lock left by a
-    process that is gone (killed) is stale: it is removed, with a notice on stderr."""
+    """``{"pid", "host", …}`` of the live process training in ``folder``, or
+    None. A lock left by a process that is gone (killed) is stale: it is
+    removed, with a notice on stderr."""
     path = Path(folder) / LOCK
     try:
         holder = json.loads(path.read_text(encoding="utf-8"))
         pid, host = int(holder["pid"]), str(holder["host"])
     except FileNotFoundError:
         return None
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):  # a lock cut short by a kill: nobody holds it
+    # a lock cut short by a kill: nobody holds it
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         holder, pid, host = {}, 0, socket.gethostname()
-    if host != socket.gethostname() or (pid != os.getpid() and pid_alive(pid)):
+    if host != socket.gethostname() or (
+        pid != os.getpid() and pid_alive(pid)
+    ):
         return {**holder, "pid": pid, "host": host}
-    gone = f"names process {pid}, which is no longer running" if pid else "cannot be read (cut short by a kill)"
-    print(f"notice: {path} {gone}; the run stopped without cleaning up; taking it over", file=sys.stderr)
+    gone = (
+        f"names process {pid}, which is no longer running"
+        if pid
+        else "cannot be read (cut short by a kill)"
+    )
+    print(
+        f"notice: {path} {gone}; the run stopped without cleaning up; taking it over",
+        file=sys.stderr,
+    )
     path.unlink(missing_ok=True)
     return None
 
 
 @contextmanager
 def run_lock(folder: Path) -> Iterator[None]:
-    """Hold ``folder/run.lock`` while the block runs (refusing a folder a live process holds)."""
+    """Hold ``folder/run.lock`` while the block runs (refusing a folder a live
+    process holds)."""
     holder = lock_holder(folder)
     if holder is not None and holder["pid"] != os.getpid():
-        raise ValueError(f"{folder} is being trained by process {holder['pid']} on {holder['host']}; not starting")
-    mine = {"pid": os.getpid(), "host": socket.gethostname(), "since": datetime.now().isoformat(timespec="seconds")}
+        raise ValueError(
+            f"{folder} is being trained by process {holder['pid']} on {holder['host']}; not starting"
+        )
+    mine = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "since": datetime.now().isoformat(timespec="seconds"),
+    }
     write_atomic(folder / LOCK, json.dumps(mine))
     try:
         yield
@@ -166,15 +241,17 @@ def run_lock(folder: Path) -> Iterator[None]:
 
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM (``kill PID``, a scheduler's stop) raises KeyboardInterrupt as Ctrl-C
-    does, so training saves its last good state; later SIGTERMs are ignored until the block ends (SIGKILL
-    does not). Only the main thread can set a handler; elsewhere the block runs unchanged."""
+    """Within the block, SIGTERM (``kill PID``, a scheduler's stop) raises
+    KeyboardInterrupt as Ctrl-C does, so training saves its last good state;
+    later SIGTERMs are ignored until the block ends (SIGKILL does not). Only
+    the main thread can set a handler; elsewhere the block runs unchanged."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupt(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: a second must not cut the save short
+        # one is enough: a second must not cut the save short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
     previous = signal.signal(signal.SIGTERM, interrupt)
@@ -184,26 +261,61 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _train_into(folder: Path, resolved: Resolved, *, progress, callback, resume_state=None) -> Path:
+def _train_into(
+    folder: Path, resolved: Resolved, *, progress, callback, resume_state=None
+) -> Path:
     with run_lock(folder), sigterm_as_interrupt():
         try:
-            return _train_locked(folder, resolved, progress=progress, callback=callback, resume_state=resume_state)
+            return _train_locked(
+                folder,
+                resolved,
+                progress=progress,
+                callback=callback,
+                resume_state=resume_state,
+            )
         except BaseException as error:
-            error.run_folder = folder  # the command line names it in its message
+            # the command line names it in its message
+            error.run_folder = folder
             raise
 
 
-def _train_locked(folder: Path, resolved: Resolved, *, progress, callback, resume_state=None) -> Path:
+def _train_locked(
+    folder: Path, resolved: Resolved, *, progress, callback, resume_state=None
+) -> Path:
     device = resolve_device(resolved.train_config.device)
-    write_atomic(folder / "config.yaml", yaml.safe_dump(resolved.to_dict() | {"environment": environment(device)},
-                                                        sort_keys=False, allow_unicode=True))  # fmt: skip
+    write_atomic(
+        folder / "config.yaml",
+        yaml.safe_dump(
+            resolved.to_dict() | {"environment": environment(device)},
+            sort_keys=False,
+            allow_unicode=True,
+        ),
+    )
     model = resolved.build_model()
-    info = {"name": resolved.config.name, "task": resolved.config.task, "parameters": count_parameters(model)}
-    info |= {"train_length": list(resolved.lengths), "eval_lengths": resolved.eval_lengths, "device": str(device)}
+    info = {
+        "name": resolved.config.name,
+        "task": resolved.config.task,
+        "parameters": count_parameters(model),
+    }
+    info |= {
+        "train_length": list(resolved.lengths),
+        "eval_lengths": resolved.eval_lengths,
+        "device": str(device),
+    }
     write_report(folder, info | {"status": "running"}, None)
     began = time.perf_counter()
-    live = History.from_dict(resume_state["history"]) if resume_state else History()  # what a failure keeps
-    tracker = open_tracker(resolved.config.tracker, folder, run_name=resolved.config.name, config=resolved.to_dict())
+    # what a failure keeps
+    live = (
+        History.from_dict(resume_state["history"])
+        if resume_state
+        else History()
+    )
+    tracker = open_tracker(
+        resolved.config.tracker,
+        folder,
+        run_name=resolved.config.name,
+        config=resolved.to_dict(),
+    )
 
     def record(kind, row):
         (live.steps if kind == "step" else live.evals).append(row)
@@ -211,22 +323,41 @@ def _train_locked(folder: Path, resolved: Resolved, *, progress, callback, resum
             if listener:
                 listener(kind, row)
 
-    saved = {"step": resume_state["step"] if resume_state else None}  # the step model.pt holds
+    # the step model.pt holds
+    saved = {"step": resume_state["step"] if resume_state else None}
 
     def save(state):
         save_checkpoint(folder / "model.pt", resolved, state)
         saved["step"] = state["step"]
 
     try:
-        history = train(model, resolved.task, train_length=list(resolved.lengths), eval_lengths=resolved.eval_lengths,
-                        config=resolved.train_config, progress=progress, callback=record, resume_state=resume_state,
-                        checkpoint=save)  # fmt: skip
+        history = train(
+            model,
+            resolved.task,
+            train_length=list(resolved.lengths),
+            eval_lengths=resolved.eval_lengths,
+            config=resolved.train_config,
+            progress=progress,
+            callback=record,
+            resume_state=resume_state,
+            checkpoint=save,
+        )
     except BaseException as error:
         history = getattr(error, "history", None) or live
-        history.meta["steps_done"] = history.steps[-1]["step"] if history.steps else 0
-        status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        history.meta["steps_done"] = (
+            history.steps[-1]["step"] if history.steps else 0
+        )
+        status = (
+            "interrupted"
+            if isinstance(error, KeyboardInterrupt)
+            else "failed"
+        )
         status = "diverged" if isinstance(error, TrainingDiverged) else status
-        info |= {"status": status, "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}
+        info |= {
+            "status": status,
+            "error": f"{type(error).__name__}: {error}",
+            "traceback": traceback.format_exc(),
+        }
         info["checkpoint_step"] = saved["step"]
         info["wall_time_s"] = time.perf_counter() - began
         write_report(folder, info, history)
@@ -234,6 +365,17 @@ def _train_locked(folder: Path, resolved: Resolved, *, progress, callback, resum
     finally:
         if tracker:
             tracker.close()
-    info |= {"status": "completed", "error": None, "wall_time_s": time.perf_counter() - began}
-    write_report(folder, info, history, model=model.cpu(), task=resolved.task, length=resolved.lengths[1])
+    info |= {
+        "status": "completed",
+        "error": None,
+        "wall_time_s": time.perf_counter() - began,
+    }
+    write_report(
+        folder,
+        info,
+        history,
+        model=model.cpu(),
+        task=resolved.task,
+        length=resolved.lengths[1],
+    )
     return folder

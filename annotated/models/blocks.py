@@ -1,25 +1,29 @@
-"""The transformer block: attention and a feed-forward network, each inside a residual sub-layer.
+"""The transformer block: attention and a feed-forward network, each inside a
+residual sub-layer.
 
-Vaswani et al. (2017, §3.1) stack blocks of two sub-layers, self-attention then a
-position-wise feed-forward network (FFN); a decoder block that reads an encoder adds
-cross-attention in between. Every sub-layer ``f`` sits in a residual connection with a
-LayerNorm (Ba et al. 2016), placed in one of two ways:
+Vaswani et al. (2017, §3.1) stack blocks of two sub-layers, self-attention
+then a position-wise feed-forward network (FFN); a decoder block that reads an
+encoder adds cross-attention in between. Every sub-layer ``f`` sits in a
+residual connection with a LayerNorm (Ba et al. 2016), placed in one of two
+ways:
 
     post-LN (the original):      x ← LN(x + Dropout(f(x)))
     pre-LN  (GPT-2, most since): x ← x + Dropout(f(LN(x)))          (+ one final LN after the stack)
 
-Xiong et al. (2020, "On Layer Normalization in the Transformer Architecture") show that at
-initialisation post-LN has large gradients near the output, so it needs a learning-rate
-warm-up, while pre-LN keeps the identity path ``x + …`` free of normalisation and trains
-without one. Chapter 4 measures both.
+Xiong et al. (2020, "On Layer Normalization in the Transformer Architecture")
+show that at initialisation post-LN has large gradients near the output, so it
+needs a learning-rate warm-up, while pre-LN keeps the identity path ``x + …``
+free of normalisation and trains without one. Chapter 4 measures both.
 
-One block class serves all three architectures: :class:`EncoderBlock` (bidirectional
-self-attention, BERT and the T5 encoder) and :class:`DecoderBlock` (causal self-attention,
-GPT; plus cross-attention to an encoder output, the T5 decoder) are :class:`TransformerBlock`
-with two flags set.
+One block class serves all three architectures: :class:`EncoderBlock`
+(bidirectional self-attention, BERT and the T5 encoder) and
+:class:`DecoderBlock` (causal self-attention, GPT; plus cross-attention to an
+encoder output, the T5 decoder) are :class:`TransformerBlock` with two flags
+set.
 
-Legend: B batch, T time (queries), S encoder length (keys of cross-attention), C d_model,
-F d_ff, H heads, Tk keys of self-attention (cached tokens included).
+Legend: B batch, T time (queries), S encoder length (keys of cross-attention),
+C d_model, F d_ff, H heads, Tk keys of self-attention (cached tokens
+included).
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ import torch.nn as nn
 
 from annotated.attention.multihead import KVCache, MultiHeadAttention
 
-# GELU exact (BERT), its tanh approximation (GPT-2's "gelu_new"; Hendrycks & Gimpel 2016, §2), ReLU (original, T5)
+# GELU exact (BERT), its tanh approximation (GPT-2's "gelu_new"; Hendrycks &
+# Gimpel 2016, §2), ReLU (original, T5)
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "gelu": nn.GELU,
     "gelu_tanh": partial(nn.GELU, approximate="tanh"),
@@ -42,9 +47,12 @@ NORM_PLACEMENTS = ("pre", "post")
 
 
 def check_choice(name: str, value, choices) -> None:
-    """Raise a ValueError listing the valid ``choices`` when ``value`` is not one of them."""
+    """Raise a ValueError listing the valid ``choices`` when ``value`` is not
+    one of them."""
     if value not in choices:
-        raise ValueError(f"unknown {name} {value!r}; choose one of {sorted(choices)}")
+        raise ValueError(
+            f"unknown {name} {value!r}; choose one of {sorted(choices)}"
+        )
 
 
 class FeedForward(nn.Module):
@@ -52,41 +60,61 @@ class FeedForward(nn.Module):
 
         FFN(x) = W₂ · act(W₁ x + b₁) + b₂,     W₁: C → F,  W₂: F → C
 
-    applied to every position separately (the only place a block mixes channels without
-    mixing positions). ``act`` is GELU (Hendrycks & Gimpel 2016; BERT), its tanh
-    approximation ``0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`` ("gelu_tanh", which GPT-2
-    uses; it differs from exact GELU by up to ~5e-4) or ReLU (the original and T5). Dropout
-    acts on the hidden layer; the residual sub-layer adds its own.
-    Gated variants (SwiGLU) are left out.
+    applied to every position separately (the only place a block mixes
+    channels without mixing positions). ``act`` is GELU (Hendrycks & Gimpel
+    2016; BERT), its tanh approximation
+    ``0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`` ("gelu_tanh", which GPT-2
+    uses; it differs from exact GELU by up to ~5e-4) or ReLU (the original and
+    T5). Dropout acts on the hidden layer; the residual sub-layer adds its
+    own. Gated variants (SwiGLU) are left out.
     """
 
-    def __init__(self, d_model: int, d_ff: int, activation: str = "gelu", dropout: float = 0.0, *, bias: bool = True):
+    def __init__(
+        self,
+        d_model: int,
+        d_ff: int,
+        activation: str = "gelu",
+        dropout: float = 0.0,
+        *,
+        bias: bool = True,
+    ):
         super().__init__()
         check_choice("activation", activation, ACTIVATIONS)
         if d_model <= 0 or d_ff <= 0:
-            raise ValueError(f"d_model and d_ff must be positive, got {d_model} and {d_ff}")
+            raise ValueError(
+                f"d_model and d_ff must be positive, got {d_model} and {d_ff}"
+            )
         self.up = nn.Linear(d_model, d_ff, bias=bias)  # W₁
         self.act = ACTIVATIONS[activation]()
         self.drop = nn.Dropout(dropout)
         self.down = nn.Linear(d_ff, d_model, bias=bias)  # W₂
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(self.drop(self.act(self.up(x))))  # (B, T, C) -> (B, T, F) -> (B, T, C)
+        # (B, T, C) -> (B, T, F) -> (B, T, C)
+        return self.down(self.drop(self.act(self.up(x))))
 
 
 class Residual(nn.Module):
-    """A sub-layer ``f`` inside a residual connection with a LayerNorm, pre- or post-LN.
+    """A sub-layer ``f`` inside a residual connection with a LayerNorm, pre-
+    or post-LN.
 
-    ``forward(x, *args, **kwargs)`` calls ``f(h, *args, **kwargs)`` on ``h = LN(x)`` (pre) or
-    ``h = x`` (post); extra arguments (an encoder output for cross-attention, masks, a
-    cache) pass through untouched — in particular the encoder output is not normalised
-    here. ``f`` may return a tensor or a tuple ``(tensor, extra)`` such as attention's
-    ``(out, weights)``; the result is always ``(new x, extra or None)``. ``eps`` is the
-    LayerNorm's ε (PyTorch's and GPT-2's 1e-5; BERT's 1e-12).
+    ``forward(x, *args, **kwargs)`` calls ``f(h, *args, **kwargs)`` on
+    ``h = LN(x)`` (pre) or ``h = x`` (post); extra arguments (an encoder
+    output for cross-attention, masks, a cache) pass through untouched — in
+    particular the encoder output is not normalised here. ``f`` may return a
+    tensor or a tuple ``(tensor, extra)`` such as attention's
+    ``(out, weights)``; the result is always ``(new x, extra or None)``.
+    ``eps`` is the LayerNorm's ε (PyTorch's and GPT-2's 1e-5; BERT's 1e-12).
     """
 
     def __init__(
-        self, sublayer: nn.Module, d_model: int, *, norm: str = "pre", dropout: float = 0.0, eps: float = 1e-5
+        self,
+        sublayer: nn.Module,
+        d_model: int,
+        *,
+        norm: str = "pre",
+        dropout: float = 0.0,
+        eps: float = 1e-5,
     ):
         super().__init__()
         check_choice("norm placement", norm, NORM_PLACEMENTS)
@@ -94,7 +122,9 @@ class Residual(nn.Module):
         self.norm = nn.LayerNorm(d_model, eps=eps)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor, object]:
+    def forward(
+        self, x: torch.Tensor, *args, **kwargs
+    ) -> tuple[torch.Tensor, object]:
         pre = self.norm_placement == "pre"
         out = self.sublayer(self.norm(x) if pre else x, *args, **kwargs)
         out, extra = out if isinstance(out, tuple) else (out, None)
@@ -103,18 +133,22 @@ class Residual(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """Self-attention → [cross-attention] → feed-forward, each a :class:`Residual` sub-layer.
+    """Self-attention → [cross-attention] → feed-forward, each a
+    :class:`Residual` sub-layer.
 
     Args:
-        causal: self-attention sees only earlier positions (decoder) or all (encoder).
-        cross_attention: add a cross-attention sub-layer reading an encoder output
-            (``memory``); its queries come from this block, its keys and values from ``memory``.
-        positional: a :class:`~annotated.positional.PositionalEncoding` for the
-            self-attention (RoPE, ALiBi, T5 bias act there); cross-attention gets none.
+        causal: self-attention sees only earlier positions (decoder) or all
+            (encoder).
+        cross_attention: add a cross-attention sub-layer reading an encoder
+            output (``memory``); its queries come from this block, its keys
+            and values from ``memory``.
+        positional: a :class:`~annotated.positional.PositionalEncoding` for
+            the self-attention (RoPE, ALiBi, T5 bias act there);
+            cross-attention gets none.
         n_kv_heads: grouped-query attention in both attentions (see
             :class:`~annotated.attention.attend.MultiHeadAttention`).
-        norm_eps: the ε of every LayerNorm in the block (1e-5, as PyTorch and GPT-2;
-            BERT: 1e-12).
+        norm_eps: the ε of every LayerNorm in the block (1e-5, as PyTorch and
+            GPT-2; BERT: 1e-12).
 
     ``forward`` returns ``(x (B, T, C), self weights (B, H, T, Tk) or None, cross weights
     (B, H, T, S) or None)``; weights are computed only with ``need_weights=True``.
@@ -141,12 +175,27 @@ class TransformerBlock(nn.Module):
         self.causal = causal
 
         def attention(pe=None) -> MultiHeadAttention:
-            return MultiHeadAttention(d_model, n_heads, n_kv_heads, bias=bias, dropout=dropout, positional=pe)
+            return MultiHeadAttention(
+                d_model,
+                n_heads,
+                n_kv_heads,
+                bias=bias,
+                dropout=dropout,
+                positional=pe,
+            )
 
-        residual = partial(Residual, d_model=d_model, norm=norm, dropout=dropout, eps=norm_eps)
+        residual = partial(
+            Residual,
+            d_model=d_model,
+            norm=norm,
+            dropout=dropout,
+            eps=norm_eps,
+        )
         self.self_attn = residual(attention(positional))
         self.cross_attn = residual(attention()) if cross_attention else None
-        self.ff = residual(FeedForward(d_model, d_ff, activation, dropout, bias=bias))
+        self.ff = residual(
+            FeedForward(d_model, d_ff, activation, dropout, bias=bias)
+        )
 
     def forward(
         self,
@@ -162,12 +211,15 @@ class TransformerBlock(nn.Module):
         """Run the block on ``x (B, T, C)``.
 
         Args:
-            memory: the encoder output ``(B, S, C)``; required exactly when the block has
-                cross-attention.
-            mask: boolean self-attention mask broadcastable to ``(B, H, T, Tk)``, True = may
-                attend (e.g. key padding ``(B, 1, 1, Tk)``); the causal mask is added by the block.
-            memory_mask: boolean mask over the encoder positions, broadcastable to ``(B, H, T, S)``.
-            positions, cache: passed to the self-attention (see ``MultiHeadAttention.forward``).
+            memory: the encoder output ``(B, S, C)``; required exactly when
+                the block has cross-attention.
+            mask: boolean self-attention mask broadcastable to
+                ``(B, H, T, Tk)``, True = may attend (e.g. key padding
+                ``(B, 1, 1, Tk)``); the causal mask is added by the block.
+            memory_mask: boolean mask over the encoder positions,
+                broadcastable to ``(B, H, T, S)``.
+            positions, cache: passed to the self-attention (see
+                ``MultiHeadAttention.forward``).
         """
         if (memory is None) != (self.cross_attn is None):
             raise ValueError(
@@ -176,27 +228,61 @@ class TransformerBlock(nn.Module):
                 else "this block has no cross-attention, so it cannot read memory; build it with cross_attention=True"
             )
         x, self_weights = self.self_attn(
-            x, mask=mask, causal=self.causal, need_weights=need_weights, positions=positions, cache=cache
+            x,
+            mask=mask,
+            causal=self.causal,
+            need_weights=need_weights,
+            positions=positions,
+            cache=cache,
         )
         cross_weights = None
         if self.cross_attn is not None:
-            x, cross_weights = self.cross_attn(x, memory, mask=memory_mask, need_weights=need_weights)
+            x, cross_weights = self.cross_attn(
+                x, memory, mask=memory_mask, need_weights=need_weights
+            )
         x, _ = self.ff(x)
         return x, self_weights, cross_weights
 
 
 class EncoderBlock(TransformerBlock):
-    """Bidirectional self-attention + feed-forward (BERT, the T5 encoder): every position sees every other."""
+    """Bidirectional self-attention + feed-forward (BERT, the T5 encoder):
+    every position sees every other."""
 
-    def __init__(self, d_model: int, n_heads: int, d_ff: int | None = None, **kwargs):
-        super().__init__(d_model, n_heads, d_ff, causal=False, cross_attention=False, **kwargs)
+    def __init__(
+        self, d_model: int, n_heads: int, d_ff: int | None = None, **kwargs
+    ):
+        super().__init__(
+            d_model,
+            n_heads,
+            d_ff,
+            causal=False,
+            cross_attention=False,
+            **kwargs,
+        )
 
 
 class DecoderBlock(TransformerBlock):
-    """Causal self-attention [+ cross-attention to an encoder output] + feed-forward.
+    """Causal self-attention [+ cross-attention to an encoder output] +
+    feed-forward.
 
-    ``cross_attention=False``: a GPT block. ``True``: a T5 / original-transformer decoder block.
+    ``cross_attention=False``: a GPT block. ``True``: a T5 /
+    original-transformer decoder block.
     """
 
-    def __init__(self, d_model: int, n_heads: int, d_ff: int | None = None, *, cross_attention: bool = False, **kwargs):
-        super().__init__(d_model, n_heads, d_ff, causal=True, cross_attention=cross_attention, **kwargs)
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        d_ff: int | None = None,
+        *,
+        cross_attention: bool = False,
+        **kwargs,
+    ):
+        super().__init__(
+            d_model,
+            n_heads,
+            d_ff,
+            causal=True,
+            cross_attention=cross_attention,
+            **kwargs,
+        )

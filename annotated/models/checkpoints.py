@@ -1,15 +1,20 @@
-"""A checkpoint keeps the config with the weights, so a file alone rebuilds its model.
+"""A checkpoint keeps the config with the weights, so a file alone rebuilds
+its model.
 
-A checkpoint is a ``torch.save`` dict ``{"format", "format_version", "config",
-"state_dict", "sha256"}`` (plus any extra entries a caller adds, e.g. a run's optimizer and RNG
-state). ``sha256`` is :func:`payload_digest` of everything else: a torch archive does not check
-its own bytes, so a file damaged inside a tensor would otherwise load with other weights; a
-checkpoint written before the checksum existed loads unchecked. :func:`write_checkpoint` writes it atomically — a temporary file beside the target
-is moved into place, so a crash leaves the old file intact — and :func:`read_checkpoint`
-loads it with ``weights_only=True`` and says what is wrong with a file that is missing,
-truncated, damaged (checksum), not a torch file, or of another format version. :func:`load_state` puts weights
-into a model with an error that names the file. Building the model from the config is
-:func:`annotated.models.transformer.load_model`'s job; this module needs no model class.
+A checkpoint is a ``torch.save`` dict
+``{"format", "format_version", "config", "state_dict", "sha256"}`` (plus any
+extra entries a caller adds, e.g. a run's optimizer and RNG state). ``sha256``
+is :func:`payload_digest` of everything else: a torch archive does not check
+its own bytes, so a file damaged inside a tensor would otherwise load with
+other weights; a checkpoint written before the checksum existed loads
+unchecked. :func:`write_checkpoint` writes it atomically — a temporary file
+beside the target is moved into place, so a crash leaves the old file intact —
+and :func:`read_checkpoint` loads it with ``weights_only=True`` and says what
+is wrong with a file that is missing, truncated, damaged (checksum), not a
+torch file, or of another format version. :func:`load_state` puts weights into
+a model with an error that names the file. Building the model from the config
+is :func:`annotated.models.transformer.load_model`'s job; this module needs no
+model class.
 """
 
 from __future__ import annotations
@@ -28,9 +33,12 @@ FORMAT_VERSION = 1
 CHECKPOINT_KIND = "annotated-model"
 
 
-def write_checkpoint(path, config: ModelConfig, state_dict: dict, **extra) -> None:
-    """Write a checkpoint (config + weights + any ``extra`` entries) to ``path`` atomically:
-    a temporary file beside it is moved into place, so a crash leaves the old file intact."""
+def write_checkpoint(
+    path, config: ModelConfig, state_dict: dict, **extra
+) -> None:
+    """Write a checkpoint (config + weights + any ``extra`` entries) to
+    ``path`` atomically: a temporary file beside it is moved into place, so a
+    crash leaves the old file intact."""
     path = Path(path)
     payload = {
         "format": CHECKPOINT_KIND,
@@ -45,7 +53,8 @@ def write_checkpoint(path, config: ModelConfig, state_dict: dict, **extra) -> No
 
 
 def read_checkpoint(path) -> dict:
-    """Load and check a checkpoint dict, with an error that says what is wrong with the file."""
+    """Load and check a checkpoint dict, with an error that says what is wrong
+    with the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
@@ -53,20 +62,30 @@ def read_checkpoint(path) -> dict:
         magic = f.read(4)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, … depending on the damage
-        if magic == b"PK\x03\x04":  # a torch.save zip archive that no longer reads: cut short or damaged
+    # torch raises RuntimeError, EOFError, UnpicklingError, … depending on the
+    # damage
+    except Exception as err:
+        # a torch.save zip archive that no longer reads: cut short or damaged
+        if magic == b"PK\x03\x04":
             raise ValueError(
                 f"{path} is truncated or corrupt (a torch.save archive that cannot be read: {err})"
             ) from err
-        raise ValueError(f"{path} is not an annotated checkpoint (not a file written by torch.save)") from err
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_KIND:
+        raise ValueError(
+            f"{path} is not an annotated checkpoint (not a file written by torch.save)"
+        ) from err
+    if (
+        not isinstance(checkpoint, dict)
+        or checkpoint.get("format") != CHECKPOINT_KIND
+    ):
         raise ValueError(
             f"{path} is not an annotated checkpoint (a torch file holding a {type(checkpoint).__name__}, "
             "not one written by model.save / save_model)"
         )
     version = checkpoint.get("format_version")
     if version != FORMAT_VERSION:
-        raise ValueError(f"{path} has checkpoint format_version {version!r}; this library reads {FORMAT_VERSION}")
+        raise ValueError(
+            f"{path} has checkpoint format_version {version!r}; this library reads {FORMAT_VERSION}"
+        )
     if "sha256" in checkpoint:
         stored = checkpoint.pop("sha256")
         if stored != payload_digest(checkpoint):
@@ -74,17 +93,28 @@ def read_checkpoint(path) -> dict:
                 f"{path} is damaged: its contents no longer match the sha256 checksum written with it (bytes were "
                 "changed on disk or in a copy); use another copy of the file, or train again"
             )
-    if not isinstance(checkpoint.get("config"), dict) or not isinstance(checkpoint.get("state_dict"), dict):
-        raise ValueError(f"{path} is damaged: its 'config' or 'state_dict' entry is missing")
+    if not isinstance(checkpoint.get("config"), dict) or not isinstance(
+        checkpoint.get("state_dict"), dict
+    ):
+        raise ValueError(
+            f"{path} is damaged: its 'config' or 'state_dict' entry is missing"
+        )
     config = checkpoint["config"]
-    if "embedding_scale" not in config and POSITIONAL_ENCODINGS[config.get("positional", "rope")].fixed_signal:
-        config["embedding_scale"] = 1.0  # saved before the field existed: these weights were trained unscaled
+    if (
+        "embedding_scale" not in config
+        and POSITIONAL_ENCODINGS[
+            config.get("positional", "rope")
+        ].fixed_signal
+    ):
+        # saved before the field existed: these weights were trained unscaled
+        config["embedding_scale"] = 1.0
     return checkpoint
 
 
 def payload_digest(payload) -> str:
-    """sha256 over a checkpoint's contents — tensors by dtype, shape and bytes; dicts in key order; other
-    values by type and ``repr`` — so the same contents give the same digest whatever the file layout."""
+    """sha256 over a checkpoint's contents — tensors by dtype, shape and
+    bytes; dicts in key order; other values by type and ``repr`` — so the same
+    contents give the same digest whatever the file layout."""
     digest = hashlib.sha256()
     _feed(digest, payload)
     return digest.hexdigest()
@@ -94,7 +124,11 @@ def _feed(digest, value) -> None:
     if isinstance(value, torch.Tensor):
         tensor = value.detach().cpu().contiguous().reshape(-1)
         digest.update(f"tensor {tensor.dtype} {tuple(value.shape)}:".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        digest.update(
+            tensor.view(torch.uint8).numpy().tobytes()
+            if tensor.numel()
+            else b""
+        )
     elif isinstance(value, dict):
         digest.update(b"{")
         for key in sorted(value, key=lambda k: (type(k).__name__, repr(k))):
@@ -111,13 +145,20 @@ def _feed(digest, value) -> None:
 
 
 def describe_differences(differ: dict) -> str:
-    """``ModelConfig.diff`` output as one sentence: every field, the checkpoint's value and the expected one."""
-    return "; ".join(f"{k}: checkpoint {a!r} vs expected {b!r}" for k, (a, b) in differ.items())
+    """``ModelConfig.diff`` output as one sentence: every field, the
+    checkpoint's value and the expected one."""
+    return "; ".join(
+        f"{k}: checkpoint {a!r} vs expected {b!r}"
+        for k, (a, b) in differ.items()
+    )
 
 
 def load_state(model: nn.Module, state_dict: dict, path) -> None:
-    """``model.load_state_dict(state_dict)``, with an error that names ``path`` when the weights do not fit."""
+    """``model.load_state_dict(state_dict)``, with an error that names
+    ``path`` when the weights do not fit."""
     try:
         model.load_state_dict(state_dict)
     except RuntimeError as err:
-        raise ValueError(f"{path}: the weights do not fit the model its config describes: {err}") from err
+        raise ValueError(
+            f"{path}: the weights do not fit the model its config describes: {err}"
+        ) from err

@@ -1,16 +1,19 @@
-"""One small dataclass describes every model: :class:`ModelConfig`, checked when it is made.
+"""One small dataclass describes every model: :class:`ModelConfig`, checked
+when it is made.
 
-The same config builds a decoder-only GPT (Radford et al. 2018), an encoder-only BERT
-(Devlin et al. 2019) or an encoder-decoder T5 (Raffel et al. 2020), named by ``arch``, one
-of :data:`ARCHITECTURES`. ``ModelConfig.attention`` picks the self-attention kernel of
-:mod:`annotated.kernels` in every block (settings in ``attention_params``); cross-attention
-always runs dense, since a source of another length has no window or causal order to
-exploit. Combinations a kernel cannot honour (a score bias with linear or local attention,
-attention dropout with any kernel but "full") are refused when the config is made, with a
-sentence that says what to change. ``embedding_scale`` left at None is chosen from the
-positional encoding (see :mod:`annotated.models.transformer`). ``to_dict`` / ``from_dict`` turn a
-config into JSON- and YAML-ready values and back; ``diff`` names the fields two configs
-disagree on.
+The same config builds a decoder-only GPT (Radford et al. 2018), an
+encoder-only BERT (Devlin et al. 2019) or an encoder-decoder T5 (Raffel et al.
+2020), named by ``arch``, one of :data:`ARCHITECTURES`.
+``ModelConfig.attention`` picks the self-attention kernel of
+:mod:`annotated.kernels` in every block (settings in ``attention_params``);
+cross-attention always runs dense, since a source of another length has no
+window or causal order to exploit. Combinations a kernel cannot honour (a
+score bias with linear or local attention, attention dropout with any kernel
+but "full") are refused when the config is made, with a sentence that says
+what to change. ``embedding_scale`` left at None is chosen from the positional
+encoding (see :mod:`annotated.models.transformer`). ``to_dict`` /
+``from_dict`` turn a config into JSON- and YAML-ready values and back;
+``diff`` names the fields two configs disagree on.
 """
 
 from __future__ import annotations
@@ -25,58 +28,102 @@ from annotated.models.blocks import ACTIVATIONS, NORM_PLACEMENTS, check_choice
 from annotated.positional import POSITIONAL_ENCODINGS
 
 ARCHITECTURES = ("decoder", "encoder", "encoder-decoder")
-RANGES = {  # ModelConfig's numbers, checked with every field's type first (annotated.core.fields.check_fields)
-    "vocab_size": "positive", "d_model": "positive", "n_layers": "positive", "n_heads": "positive",
-    "n_kv_heads": "positive", "d_ff": "positive", "max_len": "positive", "dropout": "[0, 1)", "pad_id": "non-negative",
-    "embedding_scale": "positive", "norm_eps": "(0, 1)", "n_token_types": "non-negative",
+# ModelConfig's numbers, checked with every field's type first
+# (annotated.core.fields.check_fields)
+RANGES = {
+    "vocab_size": "positive",
+    "d_model": "positive",
+    "n_layers": "positive",
+    "n_heads": "positive",
+    "n_kv_heads": "positive",
+    "d_ff": "positive",
+    "max_len": "positive",
+    "dropout": "[0, 1)",
+    "pad_id": "non-negative",
+    "embedding_scale": "positive",
+    "norm_eps": "(0, 1)",
+    "n_token_types": "non-negative",
     "random_positions": "non-negative",
-}  # fmt: skip
+}
 
 
 @dataclass(kw_only=True)
 class ModelConfig:
-    """Everything needed to rebuild a model; ``to_dict`` / ``from_dict`` for JSON and YAML.
+    """Everything needed to rebuild a model; ``to_dict`` / ``from_dict`` for
+    JSON and YAML.
 
-    Four fields exist so that published models can be expressed exactly (the converters in
-    :mod:`annotated.models.hf` set them); their defaults leave every model as it was.
-    ``activation="gelu_tanh"`` is GPT-2's tanh-approximate GELU (Radford et al. 2019; exact
-    GELU differs by up to ~5e-4 per unit). ``norm_eps`` is every LayerNorm's ε (Ba et al.
-    2016): 1e-5 in PyTorch and GPT-2, 1e-12 in BERT (Devlin et al. 2019).
-    ``embedding_norm`` puts a LayerNorm on token + position (+ token-type) embeddings before
-    the first block, and ``n_token_types`` adds BERT's learned segment embedding (sentence A
-    or B; type 0 when none is given).
+    Four fields exist so that published models can be expressed exactly (the
+    converters in :mod:`annotated.models.hf` set them); their defaults leave
+    every model as it was. ``activation="gelu_tanh"`` is GPT-2's
+    tanh-approximate GELU (Radford et al. 2019; exact GELU differs by up to
+    ~5e-4 per unit). ``norm_eps`` is every LayerNorm's ε (Ba et al. 2016):
+    1e-5 in PyTorch and GPT-2, 1e-12 in BERT (Devlin et al. 2019).
+    ``embedding_norm`` puts a LayerNorm on token + position (+ token-type)
+    embeddings before the first block, and ``n_token_types`` adds BERT's
+    learned segment embedding (sentence A or B; type 0 when none is given).
     """
 
-    arch: str = "decoder"  # "decoder" (GPT), "encoder" (BERT) or "encoder-decoder" (T5)
+    # "decoder" (GPT), "encoder" (BERT) or "encoder-decoder" (T5)
+    arch: str = "decoder"
     vocab_size: int
     d_model: int = 128
-    n_layers: int = 2  # per stack: an encoder-decoder has n_layers encoder and n_layers decoder blocks
+    # per stack: an encoder-decoder has n_layers encoder and n_layers decoder
+    # blocks
+    n_layers: int = 2
     n_heads: int = 4
-    n_kv_heads: int | None = None  # < n_heads: grouped-query attention (1 = multi-query); None = n_heads
+    # < n_heads: grouped-query attention (1 = multi-query); None = n_heads
+    n_kv_heads: int | None = None
     d_ff: int | None = None  # feed-forward hidden size; None → 4 * d_model
-    max_len: int = 256  # longest sequence the learned positional table holds (the training length)
+    # longest sequence the learned positional table holds (the training
+    # length)
+    max_len: int = 256
     dropout: float = 0.0
-    positional: str = "rope"  # a name in annotated.positional.POSITIONAL_ENCODINGS
-    attention: str = "full"  # self-attention kernel in annotated.kernels.ATTENTION_KERNELS (cross-attention: "full")
-    attention_params: dict = field(default_factory=dict)  # e.g. {"window": 64}, {"top_k": 8}, {"block_size": 64}
-    norm: str = "pre"  # LayerNorm placement: "pre" (GPT-2) or "post" (original transformer)
-    activation: str = "gelu"  # feed-forward non-linearity: "gelu" (BERT), "gelu_tanh" (GPT-2) or "relu" (original, T5)
-    norm_eps: float = 1e-5  # ε of every LayerNorm: 1e-5 (GPT-2, PyTorch), 1e-12 (BERT)
-    embedding_norm: bool = False  # a LayerNorm on the summed embeddings before the first block (BERT)
-    n_token_types: int = 0  # > 0: a learned token-type (segment A/B) embedding added to the tokens (BERT: 2)
-    tie_weights: bool = True  # output projection shares the token-embedding matrix (Press & Wolf 2017)
-    bias: bool = True  # biases in the attention and feed-forward linear layers
-    n_classes: int | None = None  # encoder only: size of the sequence-classification head (None = no head)
-    pad_id: int | None = None  # token id of padding: encoders hide these keys when no padding mask is given
-    embedding_scale: float | None = None  # token embeddings × this; None → √d_model for sinusoidal/randomized, else 1
-    random_positions: int = 0  # > 0: positions are a sorted random subset of range(this) (Ruoss et al. 2023); 0: 0…T−1
+    # a name in annotated.positional.POSITIONAL_ENCODINGS
+    positional: str = "rope"
+    # self-attention kernel in annotated.kernels.ATTENTION_KERNELS
+    # (cross-attention: "full")
+    attention: str = "full"
+    # e.g. {"window": 64}, {"top_k": 8}, {"block_size": 64}
+    attention_params: dict = field(default_factory=dict)
+    # LayerNorm placement: "pre" (GPT-2) or "post" (original transformer)
+    norm: str = "pre"
+    # feed-forward non-linearity: "gelu" (BERT), "gelu_tanh" (GPT-2) or "relu"
+    # (original, T5)
+    activation: str = "gelu"
+    # ε of every LayerNorm: 1e-5 (GPT-2, PyTorch), 1e-12 (BERT)
+    norm_eps: float = 1e-5
+    # a LayerNorm on the summed embeddings before the first block (BERT)
+    embedding_norm: bool = False
+    # > 0: a learned token-type (segment A/B) embedding added to the tokens
+    # (BERT: 2)
+    n_token_types: int = 0
+    # output projection shares the token-embedding matrix (Press & Wolf 2017)
+    tie_weights: bool = True
+    # biases in the attention and feed-forward linear layers
+    bias: bool = True
+    # encoder only: size of the sequence-classification head (None = no head)
+    n_classes: int | None = None
+    # token id of padding: encoders hide these keys when no padding mask is
+    # given
+    pad_id: int | None = None
+    # token embeddings × this; None → √d_model for sinusoidal/randomized, else
+    # 1
+    embedding_scale: float | None = None
+    # > 0: positions are a sorted random subset of range(this) (Ruoss et al.
+    # 2023); 0: 0…T−1
+    random_positions: int = 0
 
     def __post_init__(self):
-        check_fields(self, RANGES)  # every field's type and range first: nothing below meets a wrong type
+        # every field's type and range first: nothing below meets a wrong type
+        check_fields(self, RANGES)
         check_choice("arch", self.arch, ARCHITECTURES)
-        check_choice("positional encoding", self.positional, POSITIONAL_ENCODINGS)
+        check_choice(
+            "positional encoding", self.positional, POSITIONAL_ENCODINGS
+        )
         check_choice("attention kernel", self.attention, ATTENTION_KERNELS)
-        self.attention_params = check_kernel_params(self.attention, self.attention_params)
+        self.attention_params = check_kernel_params(
+            self.attention, self.attention_params
+        )
         self._check_attention_kernel()
         check_choice("norm placement", self.norm, NORM_PLACEMENTS)
         check_choice("activation", self.activation, ACTIVATIONS)
@@ -98,31 +145,44 @@ class ModelConfig:
                     "n_classes is for the encoder's classification head; set arch='encoder' or n_classes=None"
                 )
             if self.n_classes < 2:
-                raise ValueError(f"n_classes must be at least 2, got {self.n_classes}")
+                raise ValueError(
+                    f"n_classes must be at least 2, got {self.n_classes}"
+                )
         if self.pad_id is not None and not 0 <= self.pad_id < self.vocab_size:
-            raise ValueError(f"pad_id={self.pad_id} must be a token id in [0, vocab_size={self.vocab_size})")
+            raise ValueError(
+                f"pad_id={self.pad_id} must be a token id in [0, vocab_size={self.vocab_size})"
+            )
         self._check_random_positions()
         if self.embedding_scale is not None:
             self.embedding_scale = float(self.embedding_scale)
 
     @property
     def effective_embedding_scale(self) -> float:
-        """The factor token embeddings are multiplied by: ``embedding_scale``, or when None √d_model
-        for an encoding that adds a fixed signal to the embeddings (``fixed_signal``) and 1.0 for every other one."""
+        """The factor token embeddings are multiplied by: ``embedding_scale``,
+        or when None √d_model for an encoding that adds a fixed signal to the
+        embeddings (``fixed_signal``) and 1.0 for every other one."""
         if self.embedding_scale is not None:
             return self.embedding_scale
-        return math.sqrt(self.d_model) if self.positional_encoding.fixed_signal else 1.0
+        return (
+            math.sqrt(self.d_model)
+            if self.positional_encoding.fixed_signal
+            else 1.0
+        )
 
     @property
     def positional_encoding(self) -> type:
-        """The class of the positional encoding (what it needs and has: ``where``, ``even_head_dim``, …)."""
+        """The class of the positional encoding (what it needs and has:
+        ``where``, ``even_head_dim``, …)."""
         return POSITIONAL_ENCODINGS[self.positional]
 
     def _check_random_positions(self) -> None:
-        """Randomized positions (any encoding): a table must hold every position that can be drawn."""
+        """Randomized positions (any encoding): a table must hold every
+        position that can be drawn."""
         r = self.random_positions
         if isinstance(r, bool) or not isinstance(r, int) or r < 0:
-            raise ValueError(f"random_positions must be an integer ≥ 0 (0 = positions 0…T−1), got {r!r}")
+            raise ValueError(
+                f"random_positions must be an integer ≥ 0 (0 = positions 0…T−1), got {r!r}"
+            )
         if r and self.positional_encoding.table_limit and r > self.max_len:
             raise ValueError(
                 f"random_positions={r} draws positions up to {r - 1} but the learned table has max_len={self.max_len} "
@@ -130,9 +190,13 @@ class ModelConfig:
             )
 
     def _check_attention_kernel(self) -> None:
-        """Refuse what a kernel cannot honour (the kernel applies to self-attention only)."""
+        """Refuse what a kernel cannot honour (the kernel applies to
+        self-attention only)."""
         kernel = ATTENTION_KERNELS[self.attention]
-        if self.positional_encoding.where == "score" and not kernel.score_mods:
+        if (
+            self.positional_encoding.where == "score"
+            and not kernel.score_mods
+        ):
             raise ValueError(
                 f"attention={self.attention!r} cannot apply the score_mod of positional={self.positional!r} "
                 "(it never forms the q·k scores); use positional='rope' or an embedding-level encoding, or one of "
@@ -151,10 +215,13 @@ class ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown ModelConfig field(s) {unknown}; valid fields: {sorted(known)}")
+            raise ValueError(
+                f"unknown ModelConfig field(s) {unknown}; valid fields: {sorted(known)}"
+            )
         return cls(**values)
 
     def diff(self, other: ModelConfig) -> dict[str, tuple]:
-        """The fields whose values differ: ``{name: (self's value, other's value)}``."""
+        """The fields whose values differ:
+        ``{name: (self's value, other's value)}``."""
         a, b = self.to_dict(), other.to_dict()
         return {k: (a[k], b[k]) for k in a if a[k] != b[k]}

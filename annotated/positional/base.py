@@ -1,7 +1,9 @@
-"""The positional-encoding interface: where an encoding acts, and what it needs.
+"""The positional-encoding interface: where an encoding acts, and what it
+needs.
 
-Self-attention without positions treats its input as a set. Each encoding puts order back
-in at exactly one of three places, declared by its class attribute ``where``:
+Self-attention without positions treats its input as a set. Each encoding puts
+order back in at exactly one of three places, declared by its class attribute
+``where``:
 
 ==============  ==========================================  =========================================
 ``where``       what the encoding does                      encodings
@@ -12,14 +14,16 @@ in at exactly one of three places, declared by its class attribute ``where``:
 "none"          nothing (NoPE; causal masking alone)        NoPE
 ==============  ==========================================  =========================================
 
-Every encoding answers all three hooks (``forward``, ``rotate_qk``, ``score_mod``); the ones
-it does not act at are identities, so :class:`~annotated.attention.multihead.MultiHeadAttention` and
-the models call the hooks without copying a ``forward`` per encoding. An encoding also
-declares what it needs and has (``even_head_dim``, ``table_limit``, ``fixed_signal``,
-``learned``), so no other module tests an encoding by its name.
+Every encoding answers all three hooks (``forward``, ``rotate_qk``,
+``score_mod``); the ones it does not act at are identities, so
+:class:`~annotated.attention.multihead.MultiHeadAttention` and the models call
+the hooks without copying a ``forward`` per encoding. An encoding also
+declares what it needs and has (``even_head_dim``, ``table_limit``,
+``fixed_signal``, ``learned``), so no other module tests an encoding by its
+name.
 
-Legend: B batch, T time, C model dim, H heads, D head dim, Tq/Tk query/key length.
-Positions are integer tensors of shape (T,) or (B, T).
+Legend: B batch, T time, C model dim, H heads, D head dim, Tq/Tk query/key
+length. Positions are integer tensors of shape (T,) or (B, T).
 """
 
 from __future__ import annotations
@@ -31,36 +35,59 @@ from annotated.attention.masks import ScoreMod, materialize_score
 
 
 class PositionalEncoding(nn.Module):
-    """Base class: identity at all three hooks. Subclasses set ``where`` and override one hook."""
+    """Base class: identity at all three hooks. Subclasses set ``where`` and
+    override one hook."""
 
     where: str = "none"
-    even_head_dim: bool = False  # rotates pairs of head dims, so the head dim must be even
-    table_limit: bool = False  # a table of max_len rows: positions >= max_len have no vector
-    fixed_signal: bool = False  # adds an untrained, amplitude-1 signal to the embeddings (tokens get × √C)
+    # rotates pairs of head dims, so the head dim must be even
+    even_head_dim: bool = False
+    # a table of max_len rows: positions >= max_len have no vector
+    table_limit: bool = False
+    # adds an untrained, amplitude-1 signal to the embeddings (tokens get ×
+    # √C)
+    fixed_signal: bool = False
     learned: bool = False  # has trained parameters
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
-        """Embedding hook: ``(B, T, C) -> (B, T, C)``; identity unless ``where == "embedding"``."""
+    def forward(
+        self, x: torch.Tensor, positions: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Embedding hook: ``(B, T, C) -> (B, T, C)``; identity unless
+        ``where == "embedding"``."""
         return x
 
-    def rotate_qk(self, q, k, q_pos, k_pos) -> tuple[torch.Tensor, torch.Tensor]:
-        """q/k hook on ``(B, H, T, D)`` tensors; identity unless ``where == "qk"``."""
+    def rotate_qk(
+        self, q, k, q_pos, k_pos
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """q/k hook on ``(B, H, T, D)`` tensors; identity unless
+        ``where == "qk"``."""
         return q, k
 
-    def score_mod(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> ScoreMod | None:
-        """Score hook: a ``score_mod(score, b, h, q_idx, k_idx)`` for queries at ``q_pos`` and keys
-        at ``k_pos``; ``None`` unless ``where == "score"``."""
+    def score_mod(
+        self, q_pos: torch.Tensor, k_pos: torch.Tensor
+    ) -> ScoreMod | None:
+        """Score hook: a ``score_mod(score, b, h, q_idx, k_idx)`` for queries
+        at ``q_pos`` and keys at ``k_pos``; ``None`` unless
+        ``where == "score"``."""
         return None
 
-    def score_bias(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor | None:
-        """The score hook as a dense bias ``(H, Tq, Tk)`` (``(B, H, Tq, Tk)`` for per-sequence
-        positions), for plots and tests; ``None`` unless ``where == "score"``."""
+    def score_bias(
+        self, q_pos: torch.Tensor, k_pos: torch.Tensor
+    ) -> torch.Tensor | None:
+        """The score hook as a dense bias ``(H, Tq, Tk)`` (``(B, H, Tq, Tk)``
+        for per-sequence positions), for plots and tests; ``None`` unless
+        ``where == "score"``."""
         mod = self.score_mod(q_pos, k_pos)
         if mod is None:
             return None
         batch = q_pos.shape[0] if q_pos.dim() == 2 else None
-        bias = materialize_score(mod, q_pos.shape[-1], k_pos.shape[-1], batch=batch, heads=self.n_heads,
-                                 device=q_pos.device)  # fmt: skip
+        bias = materialize_score(
+            mod,
+            q_pos.shape[-1],
+            k_pos.shape[-1],
+            batch=batch,
+            heads=self.n_heads,
+            device=q_pos.device,
+        )
         return bias if batch is not None else bias[0]
 
     @classmethod
@@ -73,7 +100,8 @@ class PositionalEncoding(nn.Module):
             )
 
     def check_attention(self, *, head_dim: int, n_heads: int) -> None:
-        """Refuse an attention layer whose sizes differ from the ones this encoding was built for."""
+        """Refuse an attention layer whose sizes differ from the ones this
+        encoding was built for."""
         self.check_head_dim(head_dim)
         for name, value in (("head_dim", head_dim), ("n_heads", n_heads)):
             if getattr(self, name, None) not in (None, value):
@@ -82,24 +110,44 @@ class PositionalEncoding(nn.Module):
                 )
 
     @classmethod
-    def build(cls, *, d_model: int, n_heads: int, max_len: int, causal: bool = True, **kwargs):
-        """Construct from the model-level arguments used by :func:`make_positional`."""
+    def build(
+        cls,
+        *,
+        d_model: int,
+        n_heads: int,
+        max_len: int,
+        causal: bool = True,
+        **kwargs,
+    ):
+        """Construct from the model-level arguments used by
+        :func:`make_positional`."""
         return cls(**kwargs)
 
 
 class NoPositionalEncoding(PositionalEncoding):
-    """NoPE: no positional information (Kazemnejad et al. 2023). A causal mask alone still
-    lets a decoder infer positions; an unmasked encoder stays permutation-equivariant."""
+    """NoPE: no positional information (Kazemnejad et al. 2023). A causal mask
+    alone still lets a decoder infer positions; an unmasked encoder stays
+    permutation-equivariant."""
 
     where = "none"
 
 
-def default_positions(x: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
-    return torch.arange(x.shape[1], device=x.device) if positions is None else positions.to(x.device)
+def default_positions(
+    x: torch.Tensor, positions: torch.Tensor | None
+) -> torch.Tensor:
+    return (
+        torch.arange(x.shape[1], device=x.device)
+        if positions is None
+        else positions.to(x.device)
+    )
 
 
 def check_positions(positions: torch.Tensor, t: int) -> None:
-    if positions.dtype not in (torch.int32, torch.int64) or positions.dim() not in (1, 2) or positions.shape[-1] != t:
+    if (
+        positions.dtype not in (torch.int32, torch.int64)
+        or positions.dim() not in (1, 2)
+        or positions.shape[-1] != t
+    ):
         raise ValueError(
             f"positions must be an integer tensor of shape (T,) or (B, T) with T = {t}; "
             f"got dtype {positions.dtype}, shape {tuple(positions.shape)}"

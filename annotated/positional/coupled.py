@@ -1,7 +1,9 @@
-"""Position coupling read through a relative bias: a learned scalar per head and clipped id difference.
+"""Position coupling read through a relative bias: a learned scalar per head
+and clipped id difference.
 
-Legend: B batch, H heads, Tq/Tk query/key length, R the clip distance. Ids are integer tensors
-(T,) or (B, T); the kernels number queries as the last Tq keys (``q_idx = Tk - Tq + i``).
+Legend: B batch, H heads, Tq/Tk query/key length, R the clip distance. Ids are
+integer tensors (T,) or (B, T); the kernels number queries as the last Tq keys
+(``q_idx = Tk - Tq + i``).
 """
 
 from __future__ import annotations
@@ -15,60 +17,90 @@ from annotated.positional.bias import position_lookup
 
 
 class CoupledRelativeBias(PositionalEncoding):
-    """Position coupling (Cho et al. 2024, "Position Coupling: Improving Length Generalization of
-    Arithmetic Transformers Using Task Structure") with the coupled ids used as *relative* positions::
+    """Position coupling (Cho et al. 2024, "Position Coupling: Improving
+    Length Generalization of Arithmetic Transformers Using Task Structure")
+    with the coupled ids used as *relative* positions::
 
         score(i, j) += b[clip(p_i − p_j, −R, R), h]          b: (2R + 1, H), learned; R = 3
 
-    ``p_i`` is the coupled id of token ``i``, given by the task as ``positions``: operand and answer
-    digits of the same significance share an id (:class:`~annotated.tasks.extrapolation.ReversedAdditionTask`
-    with ``position_ids="coupled"``), so "read the operand digits one place above mine" is the same
-    bias entry at every length. This is the ``coupled_relative_bias`` of the paper's code
-    (``HanseulJo/position-coupling``: a T5-style table of ``2R + 1 = 7`` buckets on the clipped
-    difference); the paper's main method feeds the same ids to a *learned absolute* table with a random
-    start instead (:class:`~annotated.positional.abacus.AbacusEncoding` given coupled ids does that).
+    ``p_i`` is the coupled id of token ``i``, given by the task as
+    ``positions``: operand and answer digits of the same significance share an
+    id (:class:`~annotated.tasks.extrapolation.ReversedAdditionTask` with
+    ``position_ids="coupled"``), so "read the operand digits one place above
+    mine" is the same bias entry at every length. This is the
+    ``coupled_relative_bias`` of the paper's code
+    (``HanseulJo/position-coupling``: a T5-style table of ``2R + 1 = 7``
+    buckets on the clipped difference); the paper's main method feeds the same
+    ids to a *learned absolute* table with a random start instead
+    (:class:`~annotated.positional.abacus.AbacusEncoding` given coupled ids
+    does that).
 
-    Why this variant: in the project's calibration runs (1 layer, width 128, trained on 1…10 digits,
-    throw-away scripts) the absolute table over coupled ids fitted 10 digits but scored 4.6% exact
-    match at 15 and 0 at 20, while the relative bias on coupled ids, with an end marker per operand,
-    scored 100% at 20 to 100 digits in 2 of 2 seeds. A reading: with an absolute table a query id
-    only meets key ids within about ±12 of itself during training, so longer inputs pair ids never
-    trained together; the clipped difference has no such gap (every pair has one of 7 trained values).
-    This class, trained by :func:`annotated.training.loop.train` on ``addition_coupled`` (1 layer, width 128,
-    4 heads, batch 128, AdamW lr 2e-3 with 3% warm-up and cosine to 2%, no weight decay, clip 1.0),
-    single seeds, teacher-forced exact match over 1,000 problems per length: 6,000 steps (seed 0,
-    456 s of one CPU thread) gave 1.000 at 10, 15, 20, 30, 50, 100 and 200 digits; 1,200 steps
-    (seed 1, 91 s) gave 1.000 at 20, 0.920 at 50 and 0.324 at 100.
+    Why this variant: in the project's calibration runs (1 layer, width 128,
+    trained on 1…10 digits, throw-away scripts) the absolute table over
+    coupled ids fitted 10 digits but scored 4.6% exact match at 15 and 0 at
+    20, while the relative bias on coupled ids, with an end marker per
+    operand, scored 100% at 20 to 100 digits in 2 of 2 seeds. A reading: with
+    an absolute table a query id only meets key ids within about ±12 of itself
+    during training, so longer inputs pair ids never trained together; the
+    clipped difference has no such gap (every pair has one of 7 trained
+    values). This class, trained by :func:`annotated.training.loop.train` on
+    ``addition_coupled`` (1 layer, width 128, 4 heads, batch 128, AdamW lr
+    2e-3 with 3% warm-up and cosine to 2%, no weight decay, clip 1.0), single
+    seeds, teacher-forced exact match over 1,000 problems per length: 6,000
+    steps (seed 0, 456 s of one CPU thread) gave 1.000 at 10, 15, 20, 30, 50,
+    100 and 200 digits; 1,200 steps (seed 1, 91 s) gave 1.000 at 20, 0.920 at
+    50 and 0.324 at 100.
 
-    ``lr_scale`` multiplies the table, ``b = lr_scale · θ`` with ``θ`` the trained parameter (zero at
-    the start): under Adam, whose steps do not depend on the gradient's scale, that trains ``b`` with
-    ``lr_scale`` × the learning rate (the measured runs used 20×) without a separate optimizer group.
-    One instance is shared by all layers of a stack (the paper's code has one table per layer).
-    Without ``positions`` the ids are ``0 … T−1``: a relative bias with exact buckets up to ``R``.
+    ``lr_scale`` multiplies the table, ``b = lr_scale · θ`` with ``θ`` the
+    trained parameter (zero at the start): under Adam, whose steps do not
+    depend on the gradient's scale, that trains ``b`` with ``lr_scale`` × the
+    learning rate (the measured runs used 20×) without a separate optimizer
+    group. One instance is shared by all layers of a stack (the paper's code
+    has one table per layer). Without ``positions`` the ids are ``0 … T−1``: a
+    relative bias with exact buckets up to ``R``.
     """
 
     where = "score"
     learned = True
 
-    def __init__(self, n_heads: int, *, max_distance: int = 3, lr_scale: float = 20.0):
+    def __init__(
+        self, n_heads: int, *, max_distance: int = 3, lr_scale: float = 20.0
+    ):
         super().__init__()
-        if isinstance(max_distance, bool) or not isinstance(max_distance, int) or max_distance < 0:
-            raise ValueError(f"max_distance must be an int ≥ 0 (the clip R of p_i − p_j), got {max_distance!r}")
+        if (
+            isinstance(max_distance, bool)
+            or not isinstance(max_distance, int)
+            or max_distance < 0
+        ):
+            raise ValueError(
+                f"max_distance must be an int ≥ 0 (the clip R of p_i − p_j), got {max_distance!r}"
+            )
         if not lr_scale > 0:
             raise ValueError(f"lr_scale must be positive, got {lr_scale!r}")
-        self.n_heads, self.max_distance, self.lr_scale = n_heads, max_distance, float(lr_scale)
-        self.theta = nn.Parameter(torch.zeros(2 * max_distance + 1, n_heads))  # (2R + 1, H); b = lr_scale · θ
+        self.n_heads, self.max_distance, self.lr_scale = (
+            n_heads,
+            max_distance,
+            float(lr_scale),
+        )
+        # (2R + 1, H); b = lr_scale · θ
+        self.theta = nn.Parameter(torch.zeros(2 * max_distance + 1, n_heads))
 
     @property
     def table(self) -> torch.Tensor:
-        """The bias ``b`` (2R + 1, H): row ``d + R`` holds each head's bias for a clipped difference ``d``."""
+        """The bias ``b`` (2R + 1, H): row ``d + R`` holds each head's bias
+        for a clipped difference ``d``."""
         return self.lr_scale * self.theta
 
     def score_mod(self, q_pos, k_pos) -> ScoreMod:
-        difference, table, r = position_lookup(q_pos, k_pos.to(q_pos.device)), self.table, self.max_distance
+        difference, table, r = (
+            position_lookup(q_pos, k_pos.to(q_pos.device)),
+            self.table,
+            self.max_distance,
+        )
 
         def coupled_bias(score, b, h, q_idx, k_idx):
-            row = difference(b, q_idx, k_idx).clamp(-r, r) + r  # clip(p_i − p_j, −R, R) + R
+            # clip(p_i − p_j, −R, R) + R
+            row = difference(b, q_idx, k_idx).clamp(-r, r) + r
             return score + table[row, h]
 
         return coupled_bias

@@ -1,4 +1,5 @@
-"""Rotary position embedding (Su et al. 2021): positions rotate q and k inside attention.
+"""Rotary position embedding (Su et al. 2021): positions rotate q and k inside
+attention.
 
 Legend: B batch, H heads, T time, D head dim.
 """
@@ -10,13 +11,17 @@ import torch
 from annotated.positional.base import PositionalEncoding
 
 
-def apply_rope(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
+def apply_rope(
+    x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0
+) -> torch.Tensor:
     """Rotary position embedding (Su et al. 2021, "RoFormer", eq. 34).
 
-    Dims are taken in adjacent pairs ``(x[2i], x[2i+1])`` and pair ``i`` at position ``m`` is
-    rotated by the angle ``m θ_i`` with ``θ_i = base^(-2i/D)``. Rotations preserve norms, and
-    ``<R(mθ) q, R(nθ) k> = <q, R((n-m)θ) k>`` depends on positions only through ``n - m``.
-    (HF's Llama pairs dim ``i`` with ``i + D/2`` instead: the same thing with permuted dims.)
+    Dims are taken in adjacent pairs ``(x[2i], x[2i+1])`` and pair ``i`` at
+    position ``m`` is rotated by the angle ``m θ_i`` with
+    ``θ_i = base^(-2i/D)``. Rotations preserve norms, and
+    ``<R(mθ) q, R(nθ) k> = <q, R((n-m)θ) k>`` depends on positions only
+    through ``n - m``. (HF's Llama pairs dim ``i`` with ``i + D/2`` instead:
+    the same thing with permuted dims.)
 
     Args:
         x: ``(..., T, D)`` with D even, e.g. ``(B, H, T, D)``.
@@ -24,22 +29,32 @@ def apply_rope(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) 
     """
     d = x.shape[-1]
     if d % 2:
-        raise ValueError(f"RoPE rotates pairs of dims, so the head dim must be even; got D={d}")
-    dtype = torch.promote_types(x.dtype, torch.float32)  # float32 at least, float64 when given
-    theta = base ** (-torch.arange(0, d, 2, device=x.device, dtype=dtype) / d)  # (D/2,)
-    angles = positions.to(device=x.device, dtype=dtype)[..., None] * theta  # (..., T, D/2)
+        raise ValueError(
+            f"RoPE rotates pairs of dims, so the head dim must be even; got D={d}"
+        )
+    # float32 at least, float64 when given
+    dtype = torch.promote_types(x.dtype, torch.float32)
+    # (D/2,)
+    theta = base ** (-torch.arange(0, d, 2, device=x.device, dtype=dtype) / d)
+    # (..., T, D/2)
+    angles = positions.to(device=x.device, dtype=dtype)[..., None] * theta
     if positions.dim() == 2 and x.dim() == 4:
-        angles = angles[:, None]  # (B, 1, T, D/2): same positions for every head
+        # (B, 1, T, D/2): same positions for every head
+        angles = angles[:, None]
     cos, sin = angles.cos(), angles.sin()
-    x1, x2 = x.to(dtype).unflatten(-1, (d // 2, 2)).unbind(-1)  # each (..., T, D/2)
-    rotated = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)  # (..., T, D/2, 2)
+    # each (..., T, D/2)
+    x1, x2 = x.to(dtype).unflatten(-1, (d // 2, 2)).unbind(-1)
+    # (..., T, D/2, 2)
+    rotated = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
     return rotated.flatten(-2).to(x.dtype)  # (..., T, D)
 
 
 class RotaryEncoding(PositionalEncoding):
-    """RoPE (Su et al. 2021): rotate q and k by their positions inside every attention layer.
+    """RoPE (Su et al. 2021): rotate q and k by their positions inside every
+    attention layer.
 
-    No parameters. ``head_dim`` is optional and only used to fail early on an odd head dim.
+    No parameters. ``head_dim`` is optional and only used to fail early on an
+    odd head dim.
     """
 
     where = "qk"
@@ -55,10 +70,15 @@ class RotaryEncoding(PositionalEncoding):
         self.head_dim, self.base = head_dim, base
 
     def rotate_qk(self, q, k, q_pos, k_pos):
-        return apply_rope(q, q_pos, self.base), apply_rope(k, k_pos, self.base)  # (B, H, Tq, D), (B, H, Tk, D)
+        # (B, H, Tq, D), (B, H, Tk, D)
+        return apply_rope(q, q_pos, self.base), apply_rope(
+            k, k_pos, self.base
+        )
 
     @classmethod
     def build(cls, *, d_model, n_heads, max_len, causal=True, **kwargs):
         if d_model % n_heads:
-            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+            raise ValueError(
+                f"d_model={d_model} must be divisible by n_heads={n_heads}"
+            )
         return cls(d_model // n_heads, **kwargs)

@@ -1,20 +1,27 @@
-"""Tasks: pure, seeded generators of training batches, and the registry that names them.
+"""Tasks: pure, seeded generators of training batches, and the registry that
+names them.
 
-The layout of DeepMind's randomized-positional-encodings code (Ruoss et al. 2023), each
-module importing only those before it in this list:
+The layout of DeepMind's randomized-positional-encodings code (Ruoss et al.
+2023), each module importing only those before it in this list:
 
-``base``        the task API: :class:`Batch`, :class:`Task`, :class:`PromptAnswerTask`, :class:`LabellingTask`
-``sequences``   copy, reverse, sort
-``arithmetic``  addition, modular running sum, parity
-``matching``    k-back, contains-pattern, long-range match, associative recall
-``extrapolation`` reversed addition with Abacus or coupled position ids, copy with EOS (counting copy)
-``text``        the Tiny Shakespeare corpus and character-level windows (:class:`TextDataset`)
-``registry``    ``TASKS``, :func:`register_task`, :func:`get_task`, and the built-in names
+``base`` the task API: :class:`Batch`, :class:`Task`,
+:class:`PromptAnswerTask`, :class:`LabellingTask` ``sequences`` copy, reverse,
+sort ``arithmetic`` addition, modular running sum, parity ``matching`` k-back,
+contains-pattern, long-range match, associative recall ``extrapolation``
+reversed addition with Abacus or coupled position ids, copy with EOS (counting
+copy) ``text`` the Tiny Shakespeare corpus and character-level windows
+(:class:`TextDataset`) ``registry`` ``TASKS``, :func:`register_task`,
+:func:`get_task`, and the built-in names
 
-Every public name is importable from here: ``from annotated.tasks import get_task, KBackTask``.
+Every public name is importable from here:
+``from annotated.tasks import get_task, KBackTask``.
 """
 
-from annotated.tasks.arithmetic import AdditionTask, ModularRunningSumTask, ParityTask
+from annotated.tasks.arithmetic import (
+    AdditionTask,
+    ModularRunningSumTask,
+    ParityTask,
+)
 from annotated.tasks.base import (
     PAD,
     SEP,
@@ -28,8 +35,18 @@ from annotated.tasks.base import (
     digit_names,
     letter_names,
 )
-from annotated.tasks.extrapolation import EOS, CopyEOSTask, ReversedAdditionTask, digit_places
-from annotated.tasks.matching import AssociativeRecallTask, ContainsPatternTask, KBackTask, LongRangeMatchTask
+from annotated.tasks.extrapolation import (
+    EOS,
+    CopyEOSTask,
+    ReversedAdditionTask,
+    digit_places,
+)
+from annotated.tasks.matching import (
+    AssociativeRecallTask,
+    ContainsPatternTask,
+    KBackTask,
+    LongRangeMatchTask,
+)
 from annotated.tasks.registry import TASKS, get_task, register_task
 from annotated.tasks.sequences import CopyTask, ReverseTask, SortTask
 from annotated.tasks.text import (

@@ -1,15 +1,18 @@
-"""Task formats for length extrapolation: reversed addition with position ids, and copy with EOS.
+"""Task formats for length extrapolation: reversed addition with position ids,
+and copy with EOS.
 
 The formats of the papers that made transformers extrapolate on these tasks:
 
-* **Addition, every number least-significant digit first** (Lee et al. 2023; McLeish et al. 2024),
-  ``a_rev + b_rev = c_rev EOS`` with the answer padded to ``n + 1`` digits, so each answer digit
-  needs only the operand digits of its own significance and the carry from the digit before.
-  Optionally an **end marker** per operand (``a_rev 0 $ + b_rev 0 $ = c_rev EOS``): the padded
-  ``0`` and the ``$`` give the carry-out digit and ``EOS`` keys of their own significance to read
-  (measured on this machine: with the marker, a 1-layer coupled model trained on 1…10 digits added
-  100-digit numbers; without it, the last digit and EOS decayed with length).
-  The task numbers the tokens itself and returns the ids in :attr:`Batch.positions`:
+* **Addition, every number least-significant digit first** (Lee et al. 2023;
+  McLeish et al. 2024), ``a_rev + b_rev = c_rev EOS`` with the answer padded
+  to ``n + 1`` digits, so each answer digit needs only the operand digits of
+  its own significance and the carry from the digit before. Optionally an
+  **end marker** per operand (``a_rev 0 $ + b_rev 0 $ = c_rev EOS``): the
+  padded ``0`` and the ``$`` give the carry-out digit and ``EOS`` keys of
+  their own significance to read (measured on this machine: with the marker, a
+  1-layer coupled model trained on 1…10 digits added 100-digit numbers;
+  without it, the last digit and EOS decayed with length). The task numbers
+  the tokens itself and returns the ids in :attr:`Batch.positions`:
 
   - ``position_ids="abacus"`` (McLeish et al. 2024, "Transformers Can Do Arithmetic with the Right
     Embeddings", §3): each digit gets its place within its own number, 1, 2, 3, …; every other
@@ -25,10 +28,12 @@ The formats of the papers that made transformers extrapolate on these tasks:
   first and reverses only the answer by default; reversing all three, as here, is McLeish et al.'s
   format and one of Cho et al.'s ablations (``reverse_input=True``).
 
-* **Copy with EOS** (Kazemnejad et al. 2023, "The Impact of Positional Encoding on Length
-  Generalization in Transformers", their copy task): ``x_1 … x_n SEP x_1 … x_n EOS``, scored from
-  SEP on, EOS included, so the model must also know *when to stop*. ``repeated=True`` is their copy
-  with a repeated token (one symbol ``n`` times): trivial without EOS, a counting task with it.
+* **Copy with EOS** (Kazemnejad et al. 2023, "The Impact of Positional
+  Encoding on Length Generalization in Transformers", their copy task):
+  ``x_1 … x_n SEP x_1 … x_n EOS``, scored from SEP on, EOS included, so the
+  model must also know *when to stop*. ``repeated=True`` is their copy with a
+  repeated token (one symbol ``n`` times): trivial without EOS, a counting
+  task with it.
 
 Legend: B batch, n digits per operand (or symbols to copy), T sequence length.
 """
@@ -37,48 +42,70 @@ from __future__ import annotations
 
 import torch
 
-from annotated.tasks.base import PAD, SEP, Batch, PromptAnswerTask, check_count, digit_names
+from annotated.tasks.base import (
+    PAD,
+    SEP,
+    Batch,
+    PromptAnswerTask,
+    check_count,
+    digit_names,
+)
 
 EOS, END_MARKER = "EOS", "$"
 POSITION_IDS = ("none", "abacus", "coupled")
 
 
 def digit_places(ids: torch.Tensor, is_digit: torch.Tensor) -> torch.Tensor:
-    """Abacus ids (McLeish et al. 2024): each digit's 1-based place within its run of consecutive
-    digits, 0 for every other token. ``ids`` (B, T) token ids, ``is_digit`` (V,) bool per token id.
+    """Abacus ids (McLeish et al. 2024): each digit's 1-based place within its
+    run of consecutive digits, 0 for every other token. ``ids`` (B, T) token
+    ids, ``is_digit`` (V,) bool per token id.
 
     >>> digit_places(torch.tensor([[1, 2, 10, 3, 4, 5]]), torch.arange(12) < 10).tolist()
     [[1, 2, 0, 1, 2, 3]]
     """
     digit = is_digit.to(ids.device)[ids]  # (B, T)
-    index = torch.arange(ids.shape[1], device=ids.device).expand_as(ids)  # (B, T)
-    last_other = torch.where(digit, -1, index).cummax(dim=1).values  # (B, T): the latest non-digit at or before
+    # (B, T)
+    index = torch.arange(ids.shape[1], device=ids.device).expand_as(ids)
+    # (B, T): the latest non-digit at or before
+    last_other = torch.where(digit, -1, index).cummax(dim=1).values
     return torch.where(digit, index - last_other, 0)
 
 
 class ReversedAdditionTask(PromptAnswerTask):
-    """``a_rev + b_rev = c_rev EOS``: two ``length``-digit numbers, least significant digit first, sum
-    padded to ``length + 1`` digits. Length 3, 472 + 351 = 823 (module docstring for the options)::
+    """``a_rev + b_rev = c_rev EOS``: two ``length``-digit numbers, least
+    significant digit first, sum padded to ``length + 1`` digits. Length 3,
+    472 + 351 = 823 (module docstring for the options)::
 
         end_marker=False   2 7 4 + 1 5 3 = 3 2 8 0 EOS
           coupled ids      1 2 3 0 1 2 3 0 1 2 3 4 5      abacus ids  1 2 3 0 1 2 3 0 1 2 3 4 0
         end_marker=True    2 7 4 0 $ + 1 5 3 0 $ = 3 2 8 0 EOS
           coupled ids      1 2 3 4 5 0 1 2 3 4 5 0 1 2 3 4 5
 
-    ``Batch.positions`` holds the ids of the input tokens (the sequence without its last token);
-    ``position_ids="none"`` leaves it None (the model numbers tokens 0…T−1).
+    ``Batch.positions`` holds the ids of the input tokens (the sequence
+    without its last token); ``position_ids="none"`` leaves it None (the model
+    numbers tokens 0…T−1).
     """
 
     sep_name = "="
 
-    def __init__(self, *, end_marker: bool = False, position_ids: str = "coupled"):
+    def __init__(
+        self, *, end_marker: bool = False, position_ids: str = "coupled"
+    ):
         if position_ids not in POSITION_IDS:
-            raise ValueError(f"position_ids must be one of {POSITION_IDS}, got {position_ids!r}")
+            raise ValueError(
+                f"position_ids must be one of {POSITION_IDS}, got {position_ids!r}"
+            )
         self.end_marker, self.position_ids = end_marker, position_ids
-        self.token_names = digit_names(10) + ("+", "=") + ((END_MARKER,) if end_marker else ()) + (EOS, PAD)
+        self.token_names = (
+            digit_names(10)
+            + ("+", "=")
+            + ((END_MARKER,) if end_marker else ())
+            + (EOS, PAD)
+        )
 
     def operand_len(self, length: int) -> int:
-        return length + 2 if self.end_marker else length  # digits, then the padded 0 and $
+        # digits, then the padded 0 and $
+        return length + 2 if self.end_marker else length
 
     def prompt_len(self, length):
         return 2 * self.operand_len(length) + 1
@@ -87,60 +114,97 @@ class ReversedAdditionTask(PromptAnswerTask):
         return length + 2  # n + 1 digits and EOS
 
     def draw(self, batch_size, length, generator):
-        digits = torch.randint(0, 10, (batch_size, 2, length), generator=generator)  # (B, 2, n): a and b
+        # (B, 2, n): a and b
+        digits = torch.randint(
+            0, 10, (batch_size, 2, length), generator=generator
+        )
         if self.end_marker:
-            tail = torch.tensor([0, self.token_id(END_MARKER)]).expand(batch_size, 2, 2)  # (B, 2, 2): 0 $
+            # (B, 2, 2): 0 $
+            tail = torch.tensor([0, self.token_id(END_MARKER)]).expand(
+                batch_size, 2, 2
+            )
             digits = torch.cat([digits, tail], dim=2)  # (B, 2, n + 2)
         plus = digits.new_full((batch_size, 1), self.token_id("+"))
         return torch.cat([digits[:, 0], plus, digits[:, 1]], dim=1)  # (B, P)
 
-    def operands(self, prompt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The two operands' digits (B, n) each, least significant first, after checking the format."""
+    def operands(
+        self, prompt: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two operands' digits (B, n) each, least significant first,
+        after checking the format."""
         width, p = (prompt.shape[1] - 1) // 2, prompt.shape[1]
         n = width - 2 if self.end_marker else width
         a, b = prompt[:, :width], prompt[:, width + 1 :]  # (B, width) each
-        well_formed = p % 2 == 1 and n >= 1 and bool((prompt[:, width] == self.token_id("+")).all())
+        well_formed = (
+            p % 2 == 1
+            and n >= 1
+            and bool((prompt[:, width] == self.token_id("+")).all())
+        )
         if well_formed and self.end_marker:
-            ends = torch.stack([a[:, n:], b[:, n:]])  # (2, B, 2): must be "0 $"
-            well_formed = bool((ends[..., 0] == 0).all() and (ends[..., 1] == self.token_id(END_MARKER)).all())
+            # (2, B, 2): must be "0 $"
+            ends = torch.stack([a[:, n:], b[:, n:]])
+            well_formed = bool(
+                (ends[..., 0] == 0).all()
+                and (ends[..., 1] == self.token_id(END_MARKER)).all()
+            )
         a, b = a[:, :n], b[:, :n]
         if not well_formed or max(a.max(), b.max()) > 9:
-            layout = "n digits, 0, $, '+', n digits, 0, $" if self.end_marker else "n digits, '+', n digits"
+            layout = (
+                "n digits, 0, $, '+', n digits, 0, $"
+                if self.end_marker
+                else "n digits, '+', n digits"
+            )
             raise ValueError(f"a prompt of {self!r} is {layout}")
         return a, b
 
     def solve(self, prompt):
         a, b = self.operands(prompt)
-        total = torch.zeros(prompt.shape[0], a.shape[1] + 2, dtype=torch.long)  # (B, n + 2): digits, EOS
+        # (B, n + 2): digits, EOS
+        total = torch.zeros(prompt.shape[0], a.shape[1] + 2, dtype=torch.long)
         carry = torch.zeros(prompt.shape[0], dtype=torch.long)
-        for s in range(a.shape[1]):  # school addition from the least significant digit, which comes first
+        # school addition from the least significant digit, which comes first
+        for s in range(a.shape[1]):
             column = a[:, s] + b[:, s] + carry
             total[:, s], carry = column % 10, column // 10
         total[:, -2], total[:, -1] = carry, self.token_id(EOS)
         return total
 
     def ids(self, s: torch.Tensor) -> torch.Tensor | None:
-        """Position ids (B, L) of whole laid-out sequences ``s`` (prompt, ``=``, answer digits, EOS)."""
+        """Position ids (B, L) of whole laid-out sequences ``s`` (prompt,
+        ``=``, answer digits, EOS)."""
         if self.position_ids == "abacus":
             return digit_places(s, torch.arange(self.vocab_size) < 10)
         if self.position_ids == "none":
             return None
-        n = (s.shape[1] - self.prompt_len(0) - 1 - self.answer_len(0)) // 3  # s grows by 3 tokens a digit
-        operand = list(range(1, n + 1)) + ([n + 1, n + 2] if self.end_marker else [])  # significance + 1
-        row = operand + [0] + operand + [0] + list(range(1, n + 2)) + [n + 2]  # a, +, b, =, c, EOS
-        return torch.tensor(row, device=s.device).expand(s.shape[0], -1).clone()  # (B, L)
+        # s grows by 3 tokens a digit
+        n = (s.shape[1] - self.prompt_len(0) - 1 - self.answer_len(0)) // 3
+        # significance + 1
+        operand = list(range(1, n + 1)) + (
+            [n + 1, n + 2] if self.end_marker else []
+        )
+        # a, +, b, =, c, EOS
+        row = operand + [0] + operand + [0] + list(range(1, n + 2)) + [n + 2]
+        # (B, L)
+        return (
+            torch.tensor(row, device=s.device).expand(s.shape[0], -1).clone()
+        )
 
     def layout(self, prompt, answer):
         batch = super().layout(prompt, answer)
-        s = torch.cat([batch.inputs, batch.targets[:, -1:]], dim=1)  # (B, T + 1): the whole sequence
+        # (B, T + 1): the whole sequence
+        s = torch.cat([batch.inputs, batch.targets[:, -1:]], dim=1)
         ids = self.ids(s)
-        positions = None if ids is None else ids[:, :-1]  # (B, T): the ids of the input tokens
-        return Batch(batch.inputs, batch.targets, batch.target_mask, positions)
+        # (B, T): the ids of the input tokens
+        positions = None if ids is None else ids[:, :-1]
+        return Batch(
+            batch.inputs, batch.targets, batch.target_mask, positions
+        )
 
 
 class CopyEOSTask(PromptAnswerTask):
-    """Copy the prompt after SEP, then write EOS (Kazemnejad et al. 2023). Length 3, ``repeated=False``
-    then ``repeated=True`` (one symbol, drawn per sequence, ``n`` times)::
+    """Copy the prompt after SEP, then write EOS (Kazemnejad et al. 2023).
+    Length 3, ``repeated=False`` then ``repeated=True`` (one symbol, drawn per
+    sequence, ``n`` times)::
 
         4 1 7 SEP 4 1 7 EOS
         5 5 5 SEP 5 5 5 EOS
@@ -156,9 +220,15 @@ class CopyEOSTask(PromptAnswerTask):
 
     def draw(self, batch_size, length, generator):
         if self.repeated:
-            symbol = torch.randint(0, self.n_symbols, (batch_size, 1), generator=generator)  # (B, 1)
+            # (B, 1)
+            symbol = torch.randint(
+                0, self.n_symbols, (batch_size, 1), generator=generator
+            )
             return symbol.expand(batch_size, length).clone()  # (B, n)
-        return torch.randint(0, self.n_symbols, (batch_size, length), generator=generator)  # (B, n)
+        # (B, n)
+        return torch.randint(
+            0, self.n_symbols, (batch_size, length), generator=generator
+        )
 
     def solve(self, prompt):
         eos = prompt.new_full((prompt.shape[0], 1), self.token_id(EOS))

@@ -1,8 +1,9 @@
 """Sequence tasks: copy, reverse and sort a prompt of symbols after SEP.
 
-The answer is as long as the prompt, so every answer position is scored and the task asks
-the model to find, for each output position, the right input position: by offset (copy),
-by mirrored offset (reverse) or by rank (sort). Layout: :class:`~annotated.tasks.base.PromptAnswerTask`.
+The answer is as long as the prompt, so every answer position is scored and
+the task asks the model to find, for each output position, the right input
+position: by offset (copy), by mirrored offset (reverse) or by rank (sort).
+Layout: :class:`~annotated.tasks.base.PromptAnswerTask`.
 
 Legend: B batch, n problem length.
 """
@@ -11,7 +12,13 @@ from __future__ import annotations
 
 import torch
 
-from annotated.tasks.base import PAD, SEP, PromptAnswerTask, check_count, digit_names
+from annotated.tasks.base import (
+    PAD,
+    SEP,
+    PromptAnswerTask,
+    check_count,
+    digit_names,
+)
 
 
 class _SymbolSequenceTask(PromptAnswerTask):
@@ -21,7 +28,10 @@ class _SymbolSequenceTask(PromptAnswerTask):
         self.token_names = digit_names(n_symbols) + (SEP, PAD)
 
     def draw(self, batch_size, length, generator):
-        return torch.randint(0, self.n_symbols, (batch_size, length), generator=generator)  # (B, n)
+        # (B, n)
+        return torch.randint(
+            0, self.n_symbols, (batch_size, length), generator=generator
+        )
 
 
 class CopyTask(_SymbolSequenceTask):
@@ -42,7 +52,8 @@ class CopyTask(_SymbolSequenceTask):
 
 
 class ReverseTask(_SymbolSequenceTask):
-    """Write the prompt backwards after SEP. Length 3: ``4 1 7 SEP`` → answer ``7 1 4``."""
+    """Write the prompt backwards after SEP. Length 3: ``4 1 7 SEP`` → answer
+    ``7 1 4``."""
 
     def __init__(self, n_symbols: int = 10):
         super().__init__(n_symbols)
@@ -53,8 +64,9 @@ class ReverseTask(_SymbolSequenceTask):
 
 
 class SortTask(_SymbolSequenceTask):
-    """Sort integers ascending (repeats kept). Length 5: ``3 0 3 9 1 SEP`` → answer ``0 1 3 3 9``.
-    No chance level: sorted outputs are not uniform per position."""
+    """Sort integers ascending (repeats kept). Length 5: ``3 0 3 9 1 SEP`` →
+    answer ``0 1 3 3 9``. No chance level: sorted outputs are not uniform per
+    position."""
 
     def solve(self, prompt):
         return prompt.sort(dim=1).values

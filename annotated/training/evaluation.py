@@ -1,9 +1,11 @@
-"""Evaluation at many lengths: loss, perplexity, token accuracy, exact match and attention entropy.
+"""Evaluation at many lengths: loss, perplexity, token accuracy, exact match
+and attention entropy.
 
-A model trained at one length is judged on held-out batches of each length it is asked about
-(DeepMind's randomized-PE protocol evaluates every length of a range). Held-out data come from a
-generator seeded apart from the training stream (``seed * EVAL_SEED_OFFSET + length``), so every
-evaluation of a run sees the same batches. Lengths a model cannot run are refused before any
+A model trained at one length is judged on held-out batches of each length it
+is asked about (DeepMind's randomized-PE protocol evaluates every length of a
+range). Held-out data come from a generator seeded apart from the training
+stream (``seed * EVAL_SEED_OFFSET + length``), so every evaluation of a run
+sees the same batches. Lengths a model cannot run are refused before any
 training (:func:`check_lengths`).
 
 Legend: B batch, T sequence length, V vocabulary, L layers, H heads.
@@ -24,26 +26,44 @@ from annotated.positional.randomized import sample_sorted_positions
 from annotated.tasks import Task
 from annotated.training.config import TrainConfig
 
-EVAL_SEED_OFFSET = 1_000_003  # held-out stream: seed * this + length, never the training stream
-POSITION_SEED_SHIFT = 500_001  # randomized positions at evaluation: their own stream, apart from the data's
+# held-out stream: seed * this + length, never the training stream
+EVAL_SEED_OFFSET = 1_000_003
+# randomized positions at evaluation: their own stream, apart from the data's
+POSITION_SEED_SHIFT = 500_001
 
 
 def length_range(train_length) -> tuple[int, int]:
-    """``8`` → (8, 8); ``(4, 8)`` → every step draws a length in 4..8 (in-distribution = up to 8)."""
-    pair = [train_length] * 2 if isinstance(train_length, int) else train_length
-    if isinstance(pair, Sequence) and not isinstance(pair, str) and len(pair) == 2:
+    """``8`` → (8, 8); ``(4, 8)`` → every step draws a length in 4..8
+    (in-distribution = up to 8)."""
+    pair = (
+        [train_length] * 2 if isinstance(train_length, int) else train_length
+    )
+    if (
+        isinstance(pair, Sequence)
+        and not isinstance(pair, str)
+        and len(pair) == 2
+    ):
         low, high = pair
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in pair) and 1 <= low <= high:
+        if (
+            all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
+            and 1 <= low <= high
+        ):
             return low, high
-    raise ValueError(f"train_length must be a positive int or a pair [low, high] with low ≤ high, got {train_length!r}")
+    raise ValueError(
+        f"train_length must be a positive int or a pair [low, high] with low ≤ high, got {train_length!r}"
+    )
 
 
 def check_lengths(model_config, task: Task, lengths: Sequence[int]) -> None:
-    """Refuse, before any training, a length a model cannot run: the task's own limits, and (for a
-    learned absolute encoding, which has no vector past its table) ``seq_len > max_len``."""
+    """Refuse, before any training, a length a model cannot run: the task's
+    own limits, and (for a learned absolute encoding, which has no vector past
+    its table) ``seq_len > max_len``."""
     for length in lengths:
         task.check_length(length)
-        if model_config is None or not model_config.positional_encoding.table_limit:
+        if (
+            model_config is None
+            or not model_config.positional_encoding.table_limit
+        ):
             continue
         if task.seq_len(length) > model_config.max_len:
             raise ValueError(
@@ -54,77 +74,147 @@ def check_lengths(model_config, task: Task, lengths: Sequence[int]) -> None:
 
 
 def batch_positions(model, batch, generator: torch.Generator) -> dict:
-    """The ``positions=`` keyword for one batch: the task's own ids (coupling, Abacus), else for a
-    randomized model (``model.position_range > 0``) a sorted random draw per sequence from
-    ``generator`` (Ruoss et al. draw them at training *and* test time), else nothing (0…T−1)."""
+    """The ``positions=`` keyword for one batch: the task's own ids (coupling,
+    Abacus), else for a randomized model (``model.position_range > 0``) a
+    sorted random draw per sequence from ``generator`` (Ruoss et al. draw them
+    at training *and* test time), else nothing (0…T−1)."""
     if batch.positions is not None:
         return {"positions": batch.positions}
     limit = getattr(model, "position_range", 0)
     if not limit:
         return {}
     b, t = batch.inputs.shape
-    return {"positions": sample_sorted_positions(b, t, limit, generator).to(batch.inputs.device)}
+    return {
+        "positions": sample_sorted_positions(b, t, limit, generator).to(
+            batch.inputs.device
+        )
+    }
 
 
 def expand_lengths(spec) -> list[int]:
-    """Evaluation lengths from a list of ints, or a range written ``"1..40"`` / ``"2..40:2"`` (every
-    length from 1 to 40, or every second one), as accuracy-vs-length curves need."""
+    """Evaluation lengths from a list of ints, or a range written ``"1..40"``
+    / ``"2..40:2"`` (every length from 1 to 40, or every second one), as
+    accuracy-vs-length curves need."""
     if isinstance(spec, str):
-        match = re.fullmatch(r"\s*(\d+)\s*\.\.\s*(\d+)\s*(?::\s*(\d+))?\s*", spec)
-        if not match or int(match[1]) < 1 or int(match[1]) > int(match[2]) or match[3] == "0":
-            raise ValueError(f"a length range reads 'LOW..HIGH' or 'LOW..HIGH:STEP' with 1 ≤ LOW ≤ HIGH, got {spec!r}")
-        return list(range(int(match[1]), int(match[2]) + 1, int(match[3] or 1)))
+        match = re.fullmatch(
+            r"\s*(\d+)\s*\.\.\s*(\d+)\s*(?::\s*(\d+))?\s*", spec
+        )
+        if (
+            not match
+            or int(match[1]) < 1
+            or int(match[1]) > int(match[2])
+            or match[3] == "0"
+        ):
+            raise ValueError(
+                f"a length range reads 'LOW..HIGH' or 'LOW..HIGH:STEP' with 1 ≤ LOW ≤ HIGH, got {spec!r}"
+            )
+        return list(
+            range(int(match[1]), int(match[2]) + 1, int(match[3] or 1))
+        )
     if isinstance(spec, Sequence):
         out = []
         for item in spec:
             out += expand_lengths(item) if isinstance(item, str) else [item]
-        if all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in out):
+        if all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1
+            for v in out
+        ):
             return sorted(set(out))
-    raise ValueError(f"eval_lengths must be positive integers or ranges like '1..40', got {spec!r}")
+    raise ValueError(
+        f"eval_lengths must be positive integers or ranges like '1..40', got {spec!r}"
+    )
 
 
 def model_logits(model, inputs, **kwargs):
-    """``(logits (B, T, V), attention weights per layer or None)`` of a model that returns either a
-    :class:`~annotated.models.transformer.ModelOutput` or bare logits."""
+    """``(logits (B, T, V), attention weights per layer or None)`` of a model
+    that returns either a :class:`~annotated.models.transformer.ModelOutput`
+    or bare logits."""
     out = model(inputs, **kwargs)
-    return (out.logits, getattr(out, "attentions", None)) if hasattr(out, "logits") else (out, None)
+    return (
+        (out.logits, getattr(out, "attentions", None))
+        if hasattr(out, "logits")
+        else (out, None)
+    )
 
 
 @torch.no_grad()
-def evaluate(model, task: Task, length: int, config: TrainConfig, device: torch.device) -> dict:
-    """Loss, perplexity, token accuracy, exact match and attention entropy on held-out batches of one length.
+def evaluate(
+    model, task: Task, length: int, config: TrainConfig, device: torch.device
+) -> dict:
+    """Loss, perplexity, token accuracy, exact match and attention entropy on
+    held-out batches of one length.
 
-    Exact match counts a sequence when every scored token is right; entropy is the mean over the
-    scored queries, one value per layer and head (``entropy/L0H1``).
+    Exact match counts a sequence when every scored token is right; entropy is
+    the mean over the scored queries, one value per layer and head
+    (``entropy/L0H1``).
     """
-    generator = torch.Generator().manual_seed(config.seed * EVAL_SEED_OFFSET + length)
-    position_rng = torch.Generator().manual_seed(config.seed * EVAL_SEED_OFFSET + length + POSITION_SEED_SHIFT)
+    generator = torch.Generator().manual_seed(
+        config.seed * EVAL_SEED_OFFSET + length
+    )
+    position_rng = torch.Generator().manual_seed(
+        config.seed * EVAL_SEED_OFFSET + length + POSITION_SEED_SHIFT
+    )
     was_training = model.training
     model.eval()
     loss_sum, correct, scored, exact, sequences = 0.0, 0, 0, 0, 0
     entropy = None
     for i in range(config.eval_batches):
-        batch = task.sample(config.eval_batch_size or config.batch_size, length, generator, split="val").to(device)
-        positions = batch_positions(model, batch, position_rng)  # None, the task's ids, or a random sorted draw
-        logits, attentions = model_logits(model, batch.inputs, need_weights=i == 0, **positions)  # (B,T,V); L×(B,H,T,Tk)
+        batch = task.sample(
+            config.eval_batch_size or config.batch_size,
+            length,
+            generator,
+            split="val",
+        ).to(device)
+        # None, the task's ids, or a random sorted draw
+        positions = batch_positions(model, batch, position_rng)
+        # (B,T,V); L×(B,H,T,Tk)
+        logits, attentions = model_logits(
+            model, batch.inputs, need_weights=i == 0, **positions
+        )
         mask = batch.target_mask  # (B, T)
-        loss_sum += float(F.cross_entropy(logits[mask].float(), batch.targets[mask], reduction="sum"))
-        hits = (logits.argmax(-1) == batch.targets) | ~mask  # (B, T): right, or not scored
+        loss_sum += float(
+            F.cross_entropy(
+                logits[mask].float(), batch.targets[mask], reduction="sum"
+            )
+        )
+        # (B, T): right, or not scored
+        hits = (logits.argmax(-1) == batch.targets) | ~mask
         correct += int((hits & mask).sum())
         scored += int(mask.sum())
         exact += int(hits.all(dim=1).sum())
         sequences += batch.inputs.shape[0]
-        if attentions and all(w is not None for w in attentions):  # mean entropy over the scored queries: (L, H)
-            per_query = torch.stack([attention_entropy(w.float()) for w in attentions])  # (L, B, H, T)
+        # mean entropy over the scored queries: (L, H)
+        if attentions and all(w is not None for w in attentions):
+            # (L, B, H, T)
+            per_query = torch.stack(
+                [attention_entropy(w.float()) for w in attentions]
+            )
             weights = mask[None, :, None, :].float()
-            entropy = (per_query * weights).sum((1, 3)) / weights.sum((1, 3)).clamp_min(1)
+            entropy = (per_query * weights).sum((1, 3)) / weights.sum(
+                (1, 3)
+            ).clamp_min(1)
     model.train(was_training)
     loss = loss_sum / max(scored, 1)
-    row = {"length": length, "loss": loss, "perplexity": math.exp(min(loss, 700.0))}
-    row |= {"token_accuracy": correct / max(scored, 1), "exact_match": exact / max(sequences, 1)}
+    row = {
+        "length": length,
+        "loss": loss,
+        "perplexity": math.exp(min(loss, 700.0)),
+    }
+    row |= {
+        "token_accuracy": correct / max(scored, 1),
+        "exact_match": exact / max(sequences, 1),
+    }
     row |= {"n_sequences": sequences, "n_scored": scored}
-    row["exact_match_lo"], row["exact_match_hi"] = wilson_interval(exact, sequences)
-    row["token_accuracy_lo"], row["token_accuracy_hi"] = wilson_interval(correct, scored)
+    row["exact_match_lo"], row["exact_match_hi"] = wilson_interval(
+        exact, sequences
+    )
+    row["token_accuracy_lo"], row["token_accuracy_hi"] = wilson_interval(
+        correct, scored
+    )
     if entropy is not None:
-        row |= {f"entropy/L{i}H{h}": float(e) for i, layer in enumerate(entropy.tolist()) for h, e in enumerate(layer)}
+        row |= {
+            f"entropy/L{i}H{h}": float(e)
+            for i, layer in enumerate(entropy.tolist())
+            for h, e in enumerate(layer)
+        }
     return row

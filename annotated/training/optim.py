@@ -1,8 +1,10 @@
-"""The optimiser: AdamW with weight decay chosen by module type, and warm-up + cosine decay.
+"""The optimiser: AdamW with weight decay chosen by module type, and warm-up +
+cosine decay.
 
-AdamW (Loshchilov & Hutter 2019) decays weights apart from the gradient step. Which tensors it
-decays follows minGPT's ``configure_optimizers`` (karpathy/minGPT, ``mingpt/model.py``): the
-matrices of whitelisted modules are pulled towards zero, and nothing else is.
+AdamW (Loshchilov & Hutter 2019) decays weights apart from the gradient step.
+Which tensors it decays follows minGPT's ``configure_optimizers``
+(karpathy/minGPT, ``mingpt/model.py``): the matrices of whitelisted modules
+are pulled towards zero, and nothing else is.
 
 ====================================================  =========  ===========================================
 parameter                                             decayed?   why
@@ -21,11 +23,13 @@ a matrix tied to an embedding (output head)            no         the embedding 
 anything else                                          —          ``ValueError`` naming it: no silent guess
 ====================================================  =========  ===========================================
 
-Every trainable tensor lands in exactly one group (a tied tensor, reached from two modules, once).
-Frozen parameters (``requires_grad=False``) are left out of the optimiser.
+Every trainable tensor lands in exactly one group (a tied tensor, reached from
+two modules, once). Frozen parameters (``requires_grad=False``) are left out
+of the optimiser.
 
-The learning rate warms up linearly, then follows a cosine to ``lr · min_lr_ratio``
-(Loshchilov & Hutter 2017, SGDR; Vaswani et al. 2017 warm up too):
+The learning rate warms up linearly, then follows a cosine to
+``lr · min_lr_ratio`` (Loshchilov & Hutter 2017, SGDR; Vaswani et al. 2017
+warm up too):
 
     lr(s) = lr · (s + 1) / W                                   for s < W (warm-up)
     lr(s) = lr · (r + (1 − r) · ½ (1 + cos(π · p)))           after,  p = (s − W) / (S − W)
@@ -44,11 +48,13 @@ from annotated.positional import PositionalEncoding
 from annotated.training.config import TrainConfig
 
 DECAYED_WEIGHTS = (nn.Linear,)  # minGPT's whitelist: their ``weight`` decays
-NOT_DECAYED = (nn.LayerNorm, nn.RMSNorm, nn.Embedding, PositionalEncoding)  # minGPT's blacklist + position tables
+# minGPT's blacklist + position tables
+NOT_DECAYED = (nn.LayerNorm, nn.RMSNorm, nn.Embedding, PositionalEncoding)
 
 
 def _decays(module: nn.Module, name: str) -> bool | None:
-    """Whether ``module``'s own parameter ``name`` decays; ``None`` when the rule does not say."""
+    """Whether ``module``'s own parameter ``name`` decays; ``None`` when the
+    rule does not say."""
     if name.endswith("bias") or isinstance(module, NOT_DECAYED):
         return False
     if name == "weight" and isinstance(module, DECAYED_WEIGHTS):
@@ -56,14 +62,19 @@ def _decays(module: nn.Module, name: str) -> bool | None:
     return None
 
 
-def decay_groups(model: nn.Module) -> tuple[dict[str, nn.Parameter], dict[str, nn.Parameter]]:
-    """``(decay, no_decay)``: every trainable parameter of ``model`` by its name, in exactly one.
+def decay_groups(
+    model: nn.Module,
+) -> tuple[dict[str, nn.Parameter], dict[str, nn.Parameter]]:
+    """``(decay, no_decay)``: every trainable parameter of ``model`` by its
+    name, in exactly one.
 
-    A tensor reached from several modules (a tied output head) is named as ``named_parameters``
-    names it and decays only if every module holding it says so. Raises ``ValueError`` for a
-    parameter the rule above does not cover.
+    A tensor reached from several modules (a tied output head) is named as
+    ``named_parameters`` names it and decays only if every module holding it
+    says so. Raises ``ValueError`` for a parameter the rule above does not
+    cover.
     """
-    verdicts: dict[int, list[bool]] = {}  # id(tensor) -> what each module holding it says
+    # id(tensor) -> what each module holding it says
+    verdicts: dict[int, list[bool]] = {}
     for module_name, module in model.named_modules(remove_duplicate=False):
         for name, param in module.named_parameters(recurse=False):
             verdict = _decays(module, name)
@@ -77,14 +88,18 @@ def decay_groups(model: nn.Module) -> tuple[dict[str, nn.Parameter], dict[str, n
                 )
             verdicts.setdefault(id(param), []).append(bool(verdict))
     decay, no_decay = {}, {}
-    for name, param in model.named_parameters():  # each tensor once, under its first name
+    # each tensor once, under its first name
+    for name, param in model.named_parameters():
         if param.requires_grad:
             (decay if all(verdicts[id(param)]) else no_decay)[name] = param
     return decay, no_decay
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
-    """AdamW over :func:`decay_groups`: ``config.weight_decay`` on the first group, 0 on the second."""
+def make_optimizer(
+    model: nn.Module, config: TrainConfig
+) -> torch.optim.AdamW:
+    """AdamW over :func:`decay_groups`: ``config.weight_decay`` on the first
+    group, 0 on the second."""
     decay, no_decay = decay_groups(model)
     groups = [
         {"params": list(decay.values()), "weight_decay": config.weight_decay},
@@ -94,10 +109,13 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
-    """The learning rate at ``step`` (0-based): linear warm-up, then cosine to ``lr * min_lr_ratio``."""
+    """The learning rate at ``step`` (0-based): linear warm-up, then cosine to
+    ``lr * min_lr_ratio``."""
     if step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
     decay_steps = max(1, config.steps - config.warmup_steps)
     progress = min(1.0, (step - config.warmup_steps) / decay_steps)
-    ratio = config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    ratio = config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (
+        1 + math.cos(math.pi * progress)
+    )
     return config.lr * ratio
