@@ -14,15 +14,20 @@
 # ---
 
 # %% tags=["remove-cell"]
-# Set-up: makes this notebook run anywhere, Colab included (the book hides this cell).
+# Set-up: makes this notebook run anywhere, Colab included (the book hides
+# this cell).
 import os
 
 try:
     import annotated  # noqa: F401
-except ImportError:  # not installed here (e.g. Colab): install the library from the repository
-    # ANNOTATED_PIP_SPEC, when set, installs another copy instead (scripts/check_download.py tests a local one)
+except ImportError:
+    # not installed here (e.g. Colab): install the library from the repository
+    # ANNOTATED_PIP_SPEC, when set, installs another copy instead
+    # (scripts/check_download.py tests a local one)
     pip_spec = os.environ.get(
-        "ANNOTATED_PIP_SPEC", "annotated @ git+https://github.com/annotated-attention/annotated-attention"
+        "ANNOTATED_PIP_SPEC",
+        "annotated @ "
+        "git+https://github.com/annotated-attention/annotated-attention",
     )
     # %pip install -q "{pip_spec}"
     pass
@@ -39,12 +44,14 @@ except ImportError:
 # **Learning goals.** By the end of this chapter you can
 #
 # 1. read attention as a *soft* dictionary lookup and compute it by hand;
-# 2. write $\mathrm{softmax}(QK^\top/\sqrt{d_k})\,V$ in a few lines, and check it against PyTorch's own kernel;
+# 2. write $\mathrm{softmax}(QK^\top/\sqrt{d_k})\,V$ in a few lines, and check
+#    it against PyTorch's own kernel;
 # 3. explain, with measurements, why the scores are divided by $\sqrt{d_k}$;
 # 4. build causal and padding masks and say what each one hides.
 #
-# Everything here uses two files of the library: `annotated/attention.py` (the primitive, alone in its
-# file) and `annotated/masks.py` (masks as small functions).
+# Everything here uses two files of the library: `annotated/attention.py` (the
+# primitive, alone in its file) and `annotated/masks.py` (masks as small
+# functions).
 
 # %%
 import math
@@ -66,7 +73,11 @@ from annotated.attention.masks import (
 )
 from annotated.figures.diagrams import qkv_diagram
 from annotated.figures.showcode import show_source
-from annotated.figures.viz import attention_heatmap, figure_image, mask_heatmap
+from annotated.figures.viz import (
+    attention_heatmap,
+    figure_image,
+    mask_heatmap,
+)
 from annotated.figures.widgets import InteractiveFigure
 
 torch.manual_seed(0)
@@ -75,14 +86,15 @@ torch.set_printoptions(precision=3, sci_mode=False)
 # %% [markdown]
 # ## 1. Attention is a soft dictionary lookup
 #
-# A Python dictionary maps a key to a value: `d["dog"]` finds the one key equal to the
-# query and returns its value. Attention does the same with vectors, but *softly*: it
-# compares the query with **every** key, turns the similarities into weights that sum to
-# one, and returns the weighted average of the values.
+# A Python dictionary maps a key to a value: `d["dog"]` finds the one key
+# equal to the query and returns its value. Attention does the same with
+# vectors, but *softly*: it compares the query with **every** key, turns the
+# similarities into weights that sum to one, and returns the weighted average
+# of the values.
 #
-# Here is a hand-made dictionary. Each key describes an object by two features —
-# *is it an animal?* and *does it have wheels?* — and each value stores two facts about it:
-# its number of legs and its number of wheels.
+# Here is a hand-made dictionary. Each key describes an object by two features
+# — *is it an animal?* and *does it have wheels?* — and each value stores two
+# facts about it: its number of legs and its number of wheels.
 
 # %%
 names = ["cat", "dog", "bike", "car"]
@@ -105,42 +117,52 @@ values = torch.tensor(
 query = torch.tensor([[3.0, 0.0]])  # "something that is an animal"
 
 scores = query @ keys.T  # similarity of the query to every key
-weights = torch.softmax(scores, dim=-1)  # turn similarities into a distribution
+weights = torch.softmax(
+    scores, dim=-1
+)  # turn similarities into a distribution
 answer = weights @ values  # weighted average of the values
 for name, s, w in zip(names, scores[0], weights[0]):
     print(f"{name:>5}: score {s:4.1f} → weight {w:.3f}")
 print("answer (legs, wheels):", [round(x, 2) for x in answer[0].tolist()])
 
 # %% [markdown]
-# The query matches *cat* and *dog* equally, so they share almost all the weight and the
-# answer is close to their common value, 4 legs and no wheels. The two vehicles still get a
-# little weight, which is why the answer is not exactly (4, 0): a soft lookup never
-# ignores a key completely. A query halfway between the two kinds mixes the two groups:
+# The query matches *cat* and *dog* equally, so they share almost all the
+# weight and the answer is close to their common value, 4 legs and no wheels.
+# The two vehicles still get a little weight, which is why the answer is not
+# exactly (4, 0): a soft lookup never ignores a key completely. A query
+# halfway between the two kinds mixes the two groups:
 
 # %%
 for q in ([0.0, 3.0], [1.5, 1.5], [10.0, 0.0]):
     w = torch.softmax(torch.tensor([q]) @ keys.T, dim=-1)
     a = w @ values
-    print(f"query {q}: weights {[round(x, 3) for x in w[0].tolist()]} → answer {[round(x, 2) for x in a[0].tolist()]}")
+    print(
+        f"query {q}: weights {[round(x, 3) for x in w[0].tolist()]} → answer "
+        f"{[round(x, 2) for x in a[0].tolist()]}"
+    )
 
 # %% [markdown]
-# The last line shows the other half of the story: scaling the query up (10 instead of 3)
-# sharpens the weights towards a hard lookup. How large the scores are matters — that is
-# what the $\sqrt{d_k}$ below is about.
+# The last line shows the other half of the story: scaling the query up (10
+# instead of 3) sharpens the weights towards a hard lookup. How large the
+# scores are matters — that is what the $\sqrt{d_k}$ below is about.
 #
 # ## 2. The formula and the code
 #
-# With queries $Q \in \mathbb{R}^{T_q\times d_k}$, keys $K \in \mathbb{R}^{T_k\times d_k}$ and
-# values $V \in \mathbb{R}^{T_k\times d_v}$ ({cite:t}`vaswani2017attention`, eq. 1):
+# With queries $Q \in \mathbb{R}^{T_q\times d_k}$, keys
+# $K \in \mathbb{R}^{T_k\times d_k}$ and values
+# $V \in \mathbb{R}^{T_k\times d_v}$ ({cite:t}`vaswani2017attention`, eq. 1):
 #
 # $$
-# \mathrm{Attention}(Q, K, V) = \underbrace{\mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_k}} + B\right)}_{\text{weights } A \,\in\, \mathbb{R}^{T_q\times T_k}} V ,
+# \mathrm{Attention}(Q, K, V) =
+# \underbrace{\mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_k}}
+# + B\right)}_{\text{weights } A \,\in\, \mathbb{R}^{T_q\times T_k}} V ,
 # $$
 #
-# where the softmax runs over the keys (each row of $A$ sums to one), $B$ is an optional
-# additive bias (later chapters put positional information there), and masked-out entries
-# get a score of $-\infty$, hence a weight of exactly zero. The library's `attend` is this
-# formula and nothing more. The picture, with the shape of every operand:
+# where the softmax runs over the keys (each row of $A$ sums to one), $B$ is
+# an optional additive bias (later chapters put positional information there),
+# and masked-out entries get a score of $-\infty$, hence a weight of exactly
+# zero. The library's `attend` is this formula and nothing more. The picture,
+# with the shape of every operand:
 
 # %% tags=["hide-input"]
 figure_image(qkv_diagram())
@@ -152,14 +174,18 @@ figure_image(qkv_diagram())
 show_source(attend)
 
 # %% [markdown]
-# `attend` returns the weights as well as the output, because we want to look at them.
-# PyTorch's fused kernel `F.scaled_dot_product_attention` (SDPA) computes the same output
-# without ever returning the weights. We check that the two agree on random inputs — with
-# no mask, with a boolean mask, and with an additive bias — in float32 and float64:
+# `attend` returns the weights as well as the output, because we want to look
+# at them. PyTorch's fused kernel `F.scaled_dot_product_attention` (SDPA)
+# computes the same output without ever returning the weights. We check that
+# the two agree on random inputs — with no mask, with a boolean mask, and with
+# an additive bias — in float32 and float64:
 
 # %%
 g = torch.Generator().manual_seed(0)
-rows = [f"{'dtype':<13}  {'case':<11}  {'max |attend − SDPA|':<22}  rows of A sum to 1"]
+rows = [
+    f"{'dtype':<13}  {'case':<11}  {'max |attend − SDPA|':<22}  "
+    "rows of A sum to 1"
+]
 for dtype in (torch.float32, torch.float64):
     q = torch.randn(2, 4, 6, 16, generator=g, dtype=dtype)  # (B, H, Tq, D)
     k = torch.randn(2, 4, 9, 16, generator=g, dtype=dtype)  # (B, H, Tk, D)
@@ -170,7 +196,10 @@ for dtype in (torch.float32, torch.float64):
     cases = {
         "no mask": ({}, {}),
         "bool mask": ({"mask": mask}, {"attn_mask": mask}),
-        "bias + mask": ({"mask": mask, "bias": bias}, {"attn_mask": bias.masked_fill(~mask, float("-inf"))}),
+        "bias + mask": (
+            {"mask": mask, "bias": bias},
+            {"attn_mask": bias.masked_fill(~mask, float("-inf"))},
+        ),
     }
     for case, (ours_kw, sdpa_kw) in cases.items():
         ours, w = attend(q, k, v, **ours_kw)
@@ -178,28 +207,40 @@ for dtype in (torch.float32, torch.float64):
         tol = 1e-5 if dtype == torch.float32 else 1e-12
         err = (ours - theirs).abs().max().item()
         below = f"< {tol:g}: {err < tol}"
-        rows.append(f"{str(dtype):<13}  {case:<11}  {below:<22}  "
-                    f"{torch.allclose(w.sum(-1), torch.ones((), dtype=dtype))}")
+        rows.append(
+            f"{str(dtype):<13}  {case:<11}  {below:<22}  "
+            f"{torch.allclose(w.sum(-1), torch.ones((), dtype=dtype))}"
+        )
 print("\n".join(rows))
 
 # %% [markdown]
 # ## 3. Why divide by $\sqrt{d_k}$?
 #
-# If the entries of $q$ and $k$ are independent with mean 0 and variance 1, the dot product
-# $q\cdot k = \sum_{i=1}^{d_k} q_i k_i$ has variance $d_k$. Without scaling, the scores
-# grow like $\sqrt{d_k}$, the softmax becomes nearly one-hot, and its gradient — the
-# Jacobian $\partial A/\partial S = \mathrm{diag}(a) - aa^\top$ — goes to zero: the model
-# stops learning *which* keys to look at. Dividing by $\sqrt{d_k}$ keeps the score variance
-# at 1 whatever the head size.
+# If the entries of $q$ and $k$ are independent with mean 0 and variance 1,
+# the dot product $q\cdot k = \sum_{i=1}^{d_k} q_i k_i$ has variance $d_k$.
+# Without scaling, the scores grow like $\sqrt{d_k}$, the softmax becomes
+# nearly one-hot, and its gradient — the Jacobian
+# $\partial A/\partial S = \mathrm{diag}(a) - aa^\top$ — goes to zero: the
+# model stops learning *which* keys to look at. Dividing by $\sqrt{d_k}$ keeps
+# the score variance at 1 whatever the head size.
 #
-# We measure this directly: for head sizes $d_k$ from 4 to 1024 we draw 256 random queries
-# against 64 random keys and record, for each query, the largest attention weight, the
-# entropy of its weights (maximum $\ln 64 \approx 4.16$ for a uniform row), and the size
-# of the gradient that flows back through the softmax to the scores, $\lVert\partial L/\partial S\rVert$
-# for a loss $L$ that depends on every weight.
+# We measure this directly: for head sizes $d_k$ from 4 to 1024 we draw 256
+# random queries against 64 random keys and record, for each query, the
+# largest attention weight, the entropy of its weights (maximum
+# $\ln 64 \approx 4.16$ for a uniform row), and the size of the gradient that
+# flows back through the softmax to the scores,
+# $\lVert\partial L/\partial S\rVert$ for a loss $L$ that depends on every
+# weight.
+
 
 # %%
-def saturation_stats(d_k: int, scaled: bool, n_queries: int = 256, n_keys: int = 64, seed: int = 0) -> dict:
+def saturation_stats(
+    d_k: int,
+    scaled: bool,
+    n_queries: int = 256,
+    n_keys: int = 64,
+    seed: int = 0,
+) -> dict:
     g = torch.Generator().manual_seed(seed)
     q = torch.randn(n_queries, d_k, generator=g)
     k = torch.randn(n_keys, d_k, generator=g)
@@ -211,60 +252,90 @@ def saturation_stats(d_k: int, scaled: bool, n_queries: int = 256, n_keys: int =
     return {
         "max weight": w.max(-1).values.mean().item(),
         "entropy": attention_entropy(w).mean().item(),
-        # ∂L/∂S = (diag(a) − aaᵀ) v: what the softmax lets through to the scores.
+        # ∂L/∂S = (diag(a) − aaᵀ) v: what the softmax lets through to the
+        # scores.
         "grad norm": scores.grad.norm(dim=-1).mean().item(),
     }
 
 
 d_ks = [4, 16, 64, 256, 1024]
-stats = {scaled: [saturation_stats(d, scaled) for d in d_ks] for scaled in (True, False)}
-print(f"{'d_k':>5} | {'max weight':>21} | {'entropy (nats)':>21} | {'grad norm':>21}")
-print(f"{'':>5} | {'scaled':>10} {'unscaled':>10} | {'scaled':>10} {'unscaled':>10} | {'scaled':>10} {'unscaled':>10}")
+stats = {
+    scaled: [saturation_stats(d, scaled) for d in d_ks]
+    for scaled in (True, False)
+}
+print(
+    f"{'d_k':>5} | {'max weight':>21} | {'entropy (nats)':>21} | "
+    f"{'grad norm':>21}"
+)
+print(
+    f"{'':>5} | {'scaled':>10} {'unscaled':>10} | {'scaled':>10} "
+    f"{'unscaled':>10} | {'scaled':>10} {'unscaled':>10}"
+)
 for i, d in enumerate(d_ks):
     s, u = stats[True][i], stats[False][i]
-    print(f"{d:>5} | {s['max weight']:>10.3f} {u['max weight']:>10.3f} | {s['entropy']:>10.3f} {u['entropy']:>10.3f}"
-          f" | {s['grad norm']:>10.4f} {u['grad norm']:>10.4f}")
+    print(
+        f"{d:>5} | {s['max weight']:>10.3f} {u['max weight']:>10.3f} | "
+        f"{s['entropy']:>10.3f} {u['entropy']:>10.3f}"
+        f" | {s['grad norm']:>10.4f} {u['grad norm']:>10.4f}"
+    )
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-for ax, key in zip(axes, ["max weight", "entropy", "grad norm"]):  # one panel per measurement
+for ax, key in zip(
+    axes, ["max weight", "entropy", "grad norm"]
+):  # one panel per measurement
     for scaled, style in ((True, "o-"), (False, "s--")):
-        ax.plot(d_ks, [s[key] for s in stats[scaled]], style, label="÷ √d_k" if scaled else "no scaling")
+        ax.plot(
+            d_ks,
+            [s[key] for s in stats[scaled]],
+            style,
+            label="÷ √d_k" if scaled else "no scaling",
+        )
     ax.set_xscale("log", base=2)
     ax.set_xlabel("head size $d_k$")
     ax.set_title(key)
 axes[1].axhline(math.log(64), color="grey", lw=0.8, ls=":")
-axes[1].text(4, math.log(64) - 0.35, "uniform (ln 64)", color="grey", fontsize=8)
+axes[1].text(
+    4, math.log(64) - 0.35, "uniform (ln 64)", color="grey", fontsize=8
+)
 axes[2].set_yscale("log")
 axes[0].legend()
-fig.suptitle("Softmax saturation with and without the 1/√d_k scaling (256 queries × 64 keys)")
+fig.suptitle(
+    "Softmax saturation with and without the 1/√d_k scaling (256 "
+    "queries × 64 keys)"
+)
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# **What we saw.** With the scaling, all three measurements stay flat as the head grows
-# from 4 to 1024 dimensions: the largest weight stays near 0.1, the entropy near 3.7 nats
-# (close to the uniform 4.16), and the gradient at the scores between 0.16 and 0.20.
-# Without it, the softmax saturates: the largest weight climbs from 0.27 to 0.94, the
-# entropy falls from 2.76 to 0.15 nats (nearly one-hot rows), and the gradient that reaches
-# the scores falls from 0.30 at $d_k=16$ to 0.078 at $d_k=1024$, less than half the scaled
-# value and still falling. One surprise: at small $d_k$ the *unscaled* gradient is the larger
-# one — moderately larger scores make a less uniform, more responsive softmax — so the
-# harm of not scaling only appears once the scores are large enough to saturate.
+# **What we saw.** With the scaling, all three measurements stay flat as the
+# head grows from 4 to 1024 dimensions: the largest weight stays near 0.1, the
+# entropy near 3.7 nats (close to the uniform 4.16), and the gradient at the
+# scores between 0.16 and 0.20. Without it, the softmax saturates: the largest
+# weight climbs from 0.27 to 0.94, the entropy falls from 2.76 to 0.15 nats
+# (nearly one-hot rows), and the gradient that reaches the scores falls from
+# 0.30 at $d_k=16$ to 0.078 at $d_k=1024$, less than half the scaled value and
+# still falling. One surprise: at small $d_k$ the *unscaled* gradient is the
+# larger one — moderately larger scores make a less uniform, more responsive
+# softmax — so the harm of not scaling only appears once the scores are large
+# enough to saturate.
 #
 # ## 4. Masks: what a query may not see
 #
-# A mask is a boolean matrix broadcastable to the scores (B, H, Tq, Tk); in this library
-# `True` means *may attend*, as in PyTorch's SDPA. Hidden entries get a score of $-\infty$,
-# so their weight is exactly 0.
+# A mask is a boolean matrix broadcastable to the scores (B, H, Tq, Tk); in
+# this library `True` means *may attend*, as in PyTorch's SDPA. Hidden entries
+# get a score of $-\infty$, so their weight is exactly 0.
 #
-# * A **causal** mask lets position $i$ see only positions $\le i$: a language model that
-#   predicts the next token must not peek at it.
-# * A **padding** mask hides the filler tokens that make sequences of different lengths fit
-#   in one batch.
+# * A **causal** mask lets position $i$ see only positions $\le i$: a language
+#   model that predicts the next token must not peek at it.
+# * A **padding** mask hides the filler tokens that make sequences of
+#   different lengths fit in one batch.
 
 # %%
-tokens = [["the", "cat", "sat", "on", "the", "mat"], ["a", "dog", "ran", "<pad>", "<pad>", "<pad>"]]
+tokens = [
+    ["the", "cat", "sat", "on", "the", "mat"],
+    ["a", "dog", "ran", "<pad>", "<pad>", "<pad>"],
+]
 lengths = [6, 3]
 T = 6
 causal_t = causal_mask(T)  # (T, T)
@@ -272,16 +343,28 @@ padding_t = padding_mask(lengths, T)  # (B, 1, 1, T)
 both = combine_masks(causal_t, padding_t)  # (B, 1, T, T)
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-mask_heatmap(causal_t, axes[0], title="causal (any sequence)", labels=range(T))
-mask_heatmap(padding_t[1, 0].expand(T, T), axes[1], title="padding (sequence 2)", labels=tokens[1])
-mask_heatmap(both[1, 0], axes[2], title="causal AND padding (sequence 2)", labels=tokens[1])
+mask_heatmap(
+    causal_t, axes[0], title="causal (any sequence)", labels=range(T)
+)
+mask_heatmap(
+    padding_t[1, 0].expand(T, T),
+    axes[1],
+    title="padding (sequence 2)",
+    labels=tokens[1],
+)
+mask_heatmap(
+    both[1, 0],
+    axes[2],
+    title="causal AND padding (sequence 2)",
+    labels=tokens[1],
+)
 fig.suptitle("Masks: dark = may attend, light = hidden")
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Applied to random queries and keys, the masks put exact zeros where they hide keys, and
-# every row still sums to one:
+# Applied to random queries and keys, the masks put exact zeros where they
+# hide keys, and every row still sums to one:
 
 # %%
 g = torch.Generator().manual_seed(1)
@@ -292,25 +375,39 @@ _, w = attend(q, k, v, mask=both)
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
 for b in range(2):
-    attention_heatmap(w[b, 0], axes[b], query_labels=tokens[b], key_labels=tokens[b], annotate=True,
-                      title=f"sequence {b + 1}: causal + padding", colorbar=b == 1)
+    attention_heatmap(
+        w[b, 0],
+        axes[b],
+        query_labels=tokens[b],
+        key_labels=tokens[b],
+        annotate=True,
+        title=f"sequence {b + 1}: causal + padding",
+        colorbar=b == 1,
+    )
 fig.tight_layout()
 plt.show()
-print("row sums, sequence 2:", [round(x, 3) for x in w[1, 0].sum(-1).tolist()])
-print("weight on padding keys, sequence 2:", round(w[1, 0, :, 3:].sum().item(), 6))
+print(
+    "row sums, sequence 2:", [round(x, 3) for x in w[1, 0].sum(-1).tolist()]
+)
+print(
+    "weight on padding keys, sequence 2:",
+    round(w[1, 0, :, 3:].sum().item(), 6),
+)
 
 # %% [markdown]
-# The first query row of each sequence has only itself to look at, so its weight is 1.
-# The padding queries of sequence 2 (rows 4–6) still produce an output — they attend to the
-# real tokens — and a model simply ignores those positions in its loss.
+# The first query row of each sequence has only itself to look at, so its
+# weight is 1. The padding queries of sequence 2 (rows 4–6) still produce an
+# output — they attend to the real tokens — and a model simply ignores those
+# positions in its loss.
 #
 # ### Masks as functions
 #
-# A mask tensor has Tq × Tk entries, which is exactly what long-context kernels cannot
-# afford (chapter 7). So the library writes each mask as a *predicate* over one entry —
-# PyTorch FlexAttention's `mask_mod(b, h, q_idx, k_idx)` — and builds a tensor only where a
-# tensor is the lesson. The causal mask is one line of code; the padding mask is built from the
-# sequence lengths and returns a predicate that is one line as well:
+# A mask tensor has Tq × Tk entries, which is exactly what long-context
+# kernels cannot afford (chapter 7). So the library writes each mask as a
+# *predicate* over one entry — PyTorch FlexAttention's
+# `mask_mod(b, h, q_idx, k_idx)` — and builds a tensor only where a tensor is
+# the lesson. The causal mask is one line of code; the padding mask is built
+# from the sequence lengths and returns a predicate that is one line as well:
 
 # %%
 show_source(causal)
@@ -319,22 +416,29 @@ show_source(causal)
 show_source(padding)
 
 # %% [markdown]
-# A predicate is called with index tensors that broadcast, so the same line answers for one
-# entry, one tile or the whole grid. `materialize_mask` evaluates it on every (query, key);
-# `and_masks` combines predicates as `&` combines tensors. Passed to `attend` as
-# `mask_mod=`, the predicates give the very weights the tensors gave:
+# A predicate is called with index tensors that broadcast, so the same line
+# answers for one entry, one tile or the whole grid. `materialize_mask`
+# evaluates it on every (query, key); `and_masks` combines predicates as `&`
+# combines tensors. Passed to `attend` as `mask_mod=`, the predicates give the
+# very weights the tensors gave:
 
 # %%
 mods = and_masks(causal, padding(lengths))
-print("materialize_mask(causal, 6) equals causal_mask(6):", torch.equal(materialize_mask(causal, T), causal_t))
-print("same (B, 1, T, T) mask as the tensors:", torch.equal(materialize_mask(mods, T, batch=2), both))
+print(
+    "materialize_mask(causal, 6) equals causal_mask(6):",
+    torch.equal(materialize_mask(causal, T), causal_t),
+)
+print(
+    "same (B, 1, T, T) mask as the tensors:",
+    torch.equal(materialize_mask(mods, T, batch=2), both),
+)
 _, w_mod = attend(q, k, v, mask_mod=mods)
 print("attend(mask_mod=…) equals attend(mask=…):", torch.equal(w_mod, w))
 
 # %% [markdown]
-# What if *every* key of a row is hidden? Then the softmax would compute $0/0$. `attend`
-# documents its choice: such a row gets all-zero weights and a zero output, never NaN —
-# the same result PyTorch's SDPA gives.
+# What if *every* key of a row is hidden? Then the softmax would compute
+# $0/0$. `attend` documents its choice: such a row gets all-zero weights and a
+# zero output, never NaN — the same result PyTorch's SDPA gives.
 
 # %%
 empty = torch.ones(T, T, dtype=torch.bool)
@@ -343,15 +447,21 @@ out, w = attend(q, k, v, mask=empty)
 sdpa = F.scaled_dot_product_attention(q, k, v, attn_mask=empty)
 print("weights of row 2:", w[0, 0, 2].tolist())
 print("output of row 2: ", out[0, 0, 2].tolist())
-print("any NaN:", bool(out.isnan().any()), "| equals SDPA:", torch.allclose(out, sdpa, atol=1e-6))
+print(
+    "any NaN:",
+    bool(out.isnan().any()),
+    "| equals SDPA:",
+    torch.allclose(out, sdpa, atol=1e-6),
+)
 
 # %% [markdown]
 # ## 5. Try it: a temperature slider
 #
-# A temperature $\tau$ divides the scores before the softmax: $\mathrm{softmax}(S/\tau)$.
-# Small $\tau$ sharpens the weights towards a hard lookup, large $\tau$ flattens them
-# towards a plain average — the same effect as the $\sqrt{d_k}$ scaling, made visible. Move
-# the slider (in JupyterLab or Colab); the book shows the figure at $\tau = 1$.
+# A temperature $\tau$ divides the scores before the softmax:
+# $\mathrm{softmax}(S/\tau)$. Small $\tau$ sharpens the weights towards a hard
+# lookup, large $\tau$ flattens them towards a plain average — the same effect
+# as the $\sqrt{d_k}$ scaling, made visible. Move the slider (in JupyterLab or
+# Colab); the book shows the figure at $\tau = 1$.
 
 # %%
 sentence = ["the", "cat", "sat", "on", "the", "mat"]
@@ -361,47 +471,69 @@ x[4] = x[0]  # the two "the" tokens share a vector
 
 
 def draw_temperature(fig, temperature):
-    _, w = attend(x, x, x, scale=1 / (temperature * math.sqrt(x.shape[-1])), causal=True)
+    _, w = attend(
+        x, x, x, scale=1 / (temperature * math.sqrt(x.shape[-1])), causal=True
+    )
     ax = fig.subplots()
-    attention_heatmap(w, ax, query_labels=sentence, key_labels=sentence, annotate=True,
-                      title=f"causal self-attention, temperature τ = {temperature:.2f}")
+    attention_heatmap(
+        w,
+        ax,
+        query_labels=sentence,
+        key_labels=sentence,
+        annotate=True,
+        title=f"causal self-attention, temperature τ = {temperature:.2f}",
+    )
 
 
 explorer = InteractiveFigure(
     draw_temperature,
-    {"temperature": widgets.FloatLogSlider(value=1.0, base=10, min=-1, max=1, step=0.05, description="τ")},
+    {
+        "temperature": widgets.FloatLogSlider(
+            value=1.0, base=10, min=-1, max=1, step=0.05, description="τ"
+        )
+    },
     figsize=(5.5, 4.5),
     description="attention heatmap with a temperature slider",
 )
 explorer
 
 # %% [markdown]
-# How much the temperature changes the picture, in numbers — the mean entropy of the rows
-# (excluding the first, which has a single key) at three settings:
+# How much the temperature changes the picture, in numbers — the mean entropy
+# of the rows (excluding the first, which has a single key) at three settings:
 
 # %%
 for temperature in (0.1, 1.0, 10.0):
-    _, w = attend(x, x, x, scale=1 / (temperature * math.sqrt(16)), causal=True)
-    print(f"τ = {temperature:>4}: mean row entropy {attention_entropy(w[1:]).mean():.3f} nats, "
-          f"mean largest weight {w[1:].max(-1).values.mean():.3f}")
-    print("          row 5 (the second 'the'):", [round(x, 2) for x in w[4].tolist()])
+    _, w = attend(
+        x, x, x, scale=1 / (temperature * math.sqrt(16)), causal=True
+    )
+    print(
+        f"τ = {temperature:>4}: "
+        f"mean row entropy {attention_entropy(w[1:]).mean():.3f} nats, "
+        f"mean largest weight {w[1:].max(-1).values.mean():.3f}"
+    )
+    print(
+        "          row 5 (the second 'the'):",
+        [round(x, 2) for x in w[4].tolist()],
+    )
 
 # %% [markdown]
-# **What we saw.** At $\tau=0.1$ the rows are nearly one-hot (mean largest weight 0.90),
-# and the second "the" splits its weight exactly in half between the two identical "the"
-# vectors (0.5 and 0.5). Already in the figure at $\tau=1$ every query puts its largest
-# weight on its own token (the second "the" ties with the first, 0.34 and 0.34), since a
-# vector is most similar to itself (the printout shows only row 5 at the other settings).
-# At $\tau=10$ the second "the" is close to uniform over the five keys it may see
-# (0.18–0.21), and the mean entropy has grown from 0.15 to 1.30 nats. The mask is untouched
-# by temperature: the upper triangle stays exactly zero.
+# **What we saw.** At $\tau=0.1$ the rows are nearly one-hot (mean largest
+# weight 0.90), and the second "the" splits its weight exactly in half between
+# the two identical "the" vectors (0.5 and 0.5). Already in the figure at
+# $\tau=1$ every query puts its largest weight on its own token (the second
+# "the" ties with the first, 0.34 and 0.34), since a vector is most similar to
+# itself (the printout shows only row 5 at the other settings). At $\tau=10$
+# the second "the" is close to uniform over the five keys it may see
+# (0.18–0.21), and the mean entropy has grown from 0.15 to 1.30 nats. The mask
+# is untouched by temperature: the upper triangle stays exactly zero.
 #
 # ## Exercises
 #
 # ```{exercise}
 # :label: ex-01-variance
-# Check numerically that the dot product of two random vectors with independent standard
-# normal entries has variance $d_k$, and that dividing by $\sqrt{d_k}$ brings it back to 1.
+# Check numerically that the dot product of two random vectors with
+# independent standard normal entries has variance $d_k$, and that dividing by
+# $\sqrt{d_k}$ brings it back to 1.
 # ```
 #
 # ```{solution-start} ex-01-variance
@@ -412,24 +544,31 @@ for temperature in (0.1, 1.0, 10.0):
 g = torch.Generator().manual_seed(0)
 lines = []
 for d in (4, 64, 1024):
-    a, b = torch.randn(20000, d, generator=g), torch.randn(20000, d, generator=g)
+    a, b = (
+        torch.randn(20000, d, generator=g),
+        torch.randn(20000, d, generator=g),
+    )
     dots = (a * b).sum(-1)
-    lines.append(f"d_k = {d:>4}: var(q·k) = {dots.var():8.1f},  var(q·k/√d_k) = {(dots / math.sqrt(d)).var():.3f}")
+    lines.append(
+        f"d_k = {d:>4}: var(q·k) = {dots.var():8.1f},  var(q·k/√d_k) = "
+        f"{(dots / math.sqrt(d)).var():.3f}"
+    )
 print("\n".join(lines))
 
 # %% [markdown]
-# The variance of $q\cdot k$ is close to $d_k$ (4.0, 63.7 and 1035.2 for $d_k$ = 4, 64 and
-# 1024, from 20,000 pairs each), and after the division by $\sqrt{d_k}$ close to 1 (0.994,
-# 0.995, 1.011): each product $q_i k_i$ has mean 0 and variance 1, and the variances of $d_k$
-# independent terms add up.
+# The variance of $q\cdot k$ is close to $d_k$ (4.0, 63.7 and 1035.2 for
+# $d_k$ = 4, 64 and 1024, from 20,000 pairs each), and after the division by
+# $\sqrt{d_k}$ close to 1 (0.994, 0.995, 1.011): each product $q_i k_i$ has
+# mean 0 and variance 1, and the variances of $d_k$ independent terms add up.
 #
 # ```{solution-end}
 # ```
 #
 # ```{exercise}
 # :label: ex-01-prefix
-# Build a *prefix-LM* mask by hand for $T=5$ with a prefix of 2 tokens: the prefix sees
-# itself fully, the rest attends causally. Compare with `annotated.attention.masks.prefix_mask`.
+# Build a *prefix-LM* mask by hand for $T=5$ with a prefix of 2 tokens: the
+# prefix sees itself fully, the rest attends causally. Compare with
+# `annotated.attention.masks.prefix_mask`.
 # ```
 #
 # ```{solution-start} ex-01-prefix
@@ -441,19 +580,24 @@ from annotated.attention.masks import prefix_mask
 
 mine = causal_mask(5).clone()
 mine[:2, :2] = True  # the two prefix tokens see each other
-print(f"{mine.int()}\nsame as prefix_mask(5, 2): {torch.equal(mine, prefix_mask(5, 2))}")
+print(
+    f"{mine.int()}\nsame as prefix_mask(5, 2): "
+    f"{torch.equal(mine, prefix_mask(5, 2))}"
+)
 
 # %% [markdown]
-# Start from the causal mask and open the top-left 2 × 2 block: rows 0 and 1 (the prefix) see
-# both prefix tokens, rows 2–4 attend causally. The result equals `prefix_mask(5, 2)`.
+# Start from the causal mask and open the top-left 2 × 2 block: rows 0 and 1
+# (the prefix) see both prefix tokens, rows 2–4 attend causally. The result
+# equals `prefix_mask(5, 2)`.
 #
 # ```{solution-end}
 # ```
 #
 # ```{exercise}
 # :label: ex-01-bias
-# Show that an additive bias of $-\infty$ on some keys is the same as a boolean mask that
-# hides them, and that a bias of $+\ln 2$ on one key doubles its unnormalised weight.
+# Show that an additive bias of $-\infty$ on some keys is the same as a
+# boolean mask that hides them, and that a bias of $+\ln 2$ on one key doubles
+# its unnormalised weight.
 # ```
 #
 # ```{solution-start} ex-01-bias
@@ -462,10 +606,16 @@ print(f"{mine.int()}\nsame as prefix_mask(5, 2): {torch.equal(mine, prefix_mask(
 
 # %%
 g = torch.Generator().manual_seed(0)
-q, k, v = torch.randn(1, 4, 8, generator=g), torch.randn(1, 6, 8, generator=g), torch.randn(1, 6, 3, generator=g)
+q, k, v = (
+    torch.randn(1, 4, 8, generator=g),
+    torch.randn(1, 6, 8, generator=g),
+    torch.randn(1, 6, 3, generator=g),
+)
 hide = torch.tensor([True, True, False, True, False, True])
 out_mask, w_mask = attend(q, k, v, mask=hide)
-out_bias, w_bias = attend(q, k, v, bias=torch.zeros(6).masked_fill(~hide, float("-inf")))
+out_bias, w_bias = attend(
+    q, k, v, bias=torch.zeros(6).masked_fill(~hide, float("-inf"))
+)
 print("−∞ bias equals the mask:", torch.allclose(out_mask, out_bias))
 
 plus = torch.zeros(6)
@@ -473,26 +623,30 @@ plus[0] = math.log(2)
 _, w0 = attend(q, k, v)
 _, w1 = attend(q, k, v, bias=plus)
 ratio = (w1[..., 0] / w1[..., 1]) / (w0[..., 0] / w0[..., 1])
-print("weight ratio key0/key1 grows by:", [round(r, 3) for r in ratio[0].tolist()])
+print(
+    "weight ratio key0/key1 grows by:",
+    [round(r, 3) for r in ratio[0].tolist()],
+)
 
 # %% [markdown]
-# A bias of $-\infty$ makes $e^{s - \infty} = 0$, exactly the weight a mask gives, so the two
-# outputs agree. A bias of $+\ln 2$ multiplies key 0's $e^{s}$ by $e^{\ln 2} = 2$; the softmax
-# then divides every key by the same new sum, so key 0's weight *relative to any other key*
-# doubles — the ratio 2.0 for all four queries — while its absolute weight grows by less.
+# A bias of $-\infty$ makes $e^{s - \infty} = 0$, exactly the weight a mask
+# gives, so the two outputs agree. A bias of $+\ln 2$ multiplies key 0's
+# $e^{s}$ by $e^{\ln 2} = 2$; the softmax then divides every key by the same
+# new sum, so key 0's weight *relative to any other key* doubles — the ratio
+# 2.0 for all four queries — while its absolute weight grows by less.
 #
 # ```{solution-end}
 # ```
 #
 # ## Summary
 #
-# * Attention is a weighted average of values, with weights from a softmax over
-#   query–key similarities: a differentiable dictionary lookup.
-# * `attend` is the formula written out; it agrees with PyTorch's SDPA and returns the
-#   weights so that we can plot them.
-# * The $1/\sqrt{d_k}$ factor keeps the scores' variance at 1, so the softmax neither
-#   saturates nor starves the gradient as heads grow.
-# * Masks set scores to $-\infty$: causal masks hide the future, padding masks hide filler;
-#   a row with nothing to see gives zeros, not NaN.
+# * Attention is a weighted average of values, with weights from a softmax
+#   over query–key similarities: a differentiable dictionary lookup.
+# * `attend` is the formula written out; it agrees with PyTorch's SDPA and
+#   returns the weights so that we can plot them.
+# * The $1/\sqrt{d_k}$ factor keeps the scores' variance at 1, so the softmax
+#   neither saturates nor starves the gradient as heads grow.
+# * Masks set scores to $-\infty$: causal masks hide the future, padding masks
+#   hide filler; a row with nothing to see gives zeros, not NaN.
 #
 # Next week: many attention heads at once, each with its own projections.

@@ -14,15 +14,20 @@
 # ---
 
 # %% tags=["remove-cell"]
-# Set-up: makes this notebook run anywhere, Colab included (the book hides this cell).
+# Set-up: makes this notebook run anywhere, Colab included (the book hides
+# this cell).
 import os
 
 try:
     import annotated  # noqa: F401
-except ImportError:  # not installed here (e.g. Colab): install the library from the repository
-    # ANNOTATED_PIP_SPEC, when set, installs another copy instead (scripts/check_download.py tests a local one)
+except ImportError:
+    # not installed here (e.g. Colab): install the library from the repository
+    # ANNOTATED_PIP_SPEC, when set, installs another copy instead
+    # (scripts/check_download.py tests a local one)
     pip_spec = os.environ.get(
-        "ANNOTATED_PIP_SPEC", "annotated @ git+https://github.com/annotated-attention/annotated-attention"
+        "ANNOTATED_PIP_SPEC",
+        "annotated @ "
+        "git+https://github.com/annotated-attention/annotated-attention",
     )
     # %pip install -q "{pip_spec}"
     pass
@@ -38,16 +43,20 @@ except ImportError:
 #
 # **Learning goals.** By the end of this chapter you can
 #
-# 1. say why a transformer runs several small attention heads instead of one big one;
-# 2. read the library's `MultiHeadAttention` and check that it computes exactly what
-#    `torch.nn.MultiheadAttention` computes, given the same weights;
-# 3. explain grouped-query and multi-query attention (GQA/MQA) and compute the key–value
-#    memory they save;
-# 4. train a tiny model on a task that needs two heads, and watch the heads specialise —
-#    in attention maps, in per-head entropy, and in an interactive explorer.
+# 1. say why a transformer runs several small attention heads instead of one
+#    big one;
+# 2. read the library's `MultiHeadAttention` and check that it computes
+#    exactly what `torch.nn.MultiheadAttention` computes, given the same
+#    weights;
+# 3. explain grouped-query and multi-query attention (GQA/MQA) and compute the
+#    key–value memory they save;
+# 4. train a tiny model on a task that needs two heads, and watch the heads
+#    specialise — in attention maps, in per-head entropy, and in an
+#    interactive explorer.
 #
-# The code lives in `annotated/multihead.py` (`MultiHeadAttention`, `KVCache`), on top of
-# chapter 1's `attend` and `attention_entropy` in `annotated/attention.py`; the explorer is
+# The code lives in `annotated/multihead.py` (`MultiHeadAttention`,
+# `KVCache`), on top of chapter 1's `attend` and `attention_entropy` in
+# `annotated/attention.py`; the explorer is
 # `annotated.figures.widgets.AttentionExplorer`.
 
 # %%
@@ -69,34 +78,38 @@ from annotated.figures.widgets import AttentionExplorer
 from annotated.positional import LearnedAbsoluteEncoding
 
 torch.manual_seed(0)
-# Tiny models train faster on one thread than on several (no synchronisation between threads),
-# and one thread gives the same numbers on every machine.
+# Tiny models train faster on one thread than on several (no synchronisation
+# between threads), and one thread gives the same numbers on every machine.
 torch.set_num_threads(1)
 
 # %% [markdown]
 # ## 1. Why several heads?
 #
-# One attention head turns each query into **one** probability distribution over the keys
-# and returns **one** weighted average of the values. If a token needs two pieces of
-# information from two different places — say the previous token *and* the token three
-# back — a single head has to split its weight between them, and what comes out is a
-# blend: $0.5\,v_{i-1} + 0.5\,v_{i-3}$ no longer says which value came from where.
+# One attention head turns each query into **one** probability distribution
+# over the keys and returns **one** weighted average of the values. If a token
+# needs two pieces of information from two different places — say the previous
+# token *and* the token three back — a single head has to split its weight
+# between them, and what comes out is a blend: $0.5\,v_{i-1} + 0.5\,v_{i-3}$
+# no longer says which value came from where.
 #
-# Multi-head attention {cite:p}`vaswani2017attention` runs $H$ heads side by side, each in
-# its own subspace of size $D = C/H$ (for model width $C$), and concatenates the results:
+# Multi-head attention {cite:p}`vaswani2017attention` runs $H$ heads side by
+# side, each in its own subspace of size $D = C/H$ (for model width $C$), and
+# concatenates the results:
 #
 # $$
 # \mathrm{head}_h = \mathrm{Attention}(X W_q^h,\; X W_k^h,\; X W_v^h), \qquad
 # \mathrm{MHA}(X) = [\mathrm{head}_1; \dots; \mathrm{head}_H]\, W_o ,
 # $$
 #
-# with $W_q^h, W_k^h, W_v^h \in \mathbb{R}^{C\times D}$ and $W_o \in \mathbb{R}^{C\times C}$.
-# Each head can now look at a different place, and the concatenation keeps their answers
-# apart. In code the $H$ projections are one $C\times C$ matrix whose output is cut into
-# $H$ pieces — the "head split" is a reshape:
+# with $W_q^h, W_k^h, W_v^h \in \mathbb{R}^{C\times D}$ and
+# $W_o \in \mathbb{R}^{C\times C}$. Each head can now look at a different
+# place, and the concatenation keeps their answers apart. In code the $H$
+# projections are one $C\times C$ matrix whose output is cut into $H$ pieces —
+# the "head split" is a reshape:
 #
 # ```python
-# q = self.q_proj(x).view(B, T, H, D).transpose(1, 2)   # (B, T, C) -> (B, H, T, D)
+# # (B, T, C) -> (B, H, T, D)
+# q = self.q_proj(x).view(B, T, H, D).transpose(1, 2)
 # ```
 #
 # The whole path of one layer, with the shape at every step:
@@ -105,91 +118,134 @@ torch.set_num_threads(1)
 figure_image(heads_diagram())
 
 # %% [markdown]
-# So heads cost nothing extra: the parameter count of `MultiHeadAttention` does not depend
-# on $H$, only on $C$.
+# So heads cost nothing extra: the parameter count of `MultiHeadAttention`
+# does not depend on $H$, only on $C$.
 
 # %%
 for n_heads in (1, 2, 4, 8):
     mha = MultiHeadAttention(64, n_heads)
-    print(f"d_model 64, {n_heads} head(s) of size {64 // n_heads:>2}: "
-          f"{sum(p.numel() for p in mha.parameters())} parameters")
+    print(
+        f"d_model 64, {n_heads} head(s) of size {64 // n_heads:>2}: "
+        f"{sum(p.numel() for p in mha.parameters())} parameters"
+    )
 
 # %% [markdown]
 # ## 2. The same as `torch.nn.MultiheadAttention`
 #
-# Here is the library's `forward`: project, split into heads (B, T, C) → (B, H, T, D), let the
-# positional encoding act where it declares (RoPE rotates q and k; ALiBi and T5 hand over a
-# `score_mod`), append to the cache if there is one, attend, and join the heads again.
+# Here is the library's `forward`: project, split into heads (B, T, C) → (B,
+# H, T, D), let the positional encoding act where it declares (RoPE rotates q
+# and k; ALiBi and T5 hand over a `score_mod`), append to the cache if there
+# is one, attend, and join the heads again.
 
 # %%
 show_source(MultiHeadAttention.forward)
 
 # %% [markdown]
-# The attention itself is one call, `_attend`: the kernel chosen by name (chapter 7), and
-# with `need_weights=True` chapter 1's `attend`, which returns the weights we plot below.
+# The attention itself is one call, `_attend`: the kernel chosen by name
+# (chapter 7), and with `need_weights=True` chapter 1's `attend`, which
+# returns the weights we plot below.
 
 # %%
 show_source(MultiHeadAttention._attend)
 
 # %% [markdown]
-# PyTorch ships its own multi-head attention. It keeps $W_q, W_k, W_v$ stacked in one
-# `in_proj_weight` of shape $(3C, C)$. We copy our projections into it and compare outputs
-# *and* per-head weights — for causal self-attention, and for cross-attention with padded
-# keys. One trap: PyTorch's boolean masks mean the opposite of ours (`True` = **hidden**),
-# hence the `~`.
+# PyTorch ships its own multi-head attention. It keeps $W_q, W_k, W_v$ stacked
+# in one `in_proj_weight` of shape $(3C, C)$. We copy our projections into it
+# and compare outputs *and* per-head weights — for causal self-attention, and
+# for cross-attention with padded keys. One trap: PyTorch's boolean masks mean
+# the opposite of ours (`True` = **hidden**), hence the `~`.
 
 # %%
 d_model, n_heads = 32, 4
 ours = MultiHeadAttention(d_model, n_heads)
 theirs = nn.MultiheadAttention(d_model, n_heads, batch_first=True)
 with torch.no_grad():  # copy our weights into PyTorch's module
-    theirs.in_proj_weight.copy_(torch.cat([ours.q_proj.weight, ours.k_proj.weight, ours.v_proj.weight]))
-    theirs.in_proj_bias.copy_(torch.cat([ours.q_proj.bias, ours.k_proj.bias, ours.v_proj.bias]))
+    theirs.in_proj_weight.copy_(
+        torch.cat(
+            [ours.q_proj.weight, ours.k_proj.weight, ours.v_proj.weight]
+        )
+    )
+    theirs.in_proj_bias.copy_(
+        torch.cat([ours.q_proj.bias, ours.k_proj.bias, ours.v_proj.bias])
+    )
     theirs.out_proj.weight.copy_(ours.out_proj.weight)
     theirs.out_proj.bias.copy_(ours.out_proj.bias)
 
 g = torch.Generator().manual_seed(0)
 x = torch.randn(2, 6, d_model, generator=g)  # (B, T, C)
-context = torch.randn(2, 9, d_model, generator=g)  # (B, S, C): another sequence, for cross-attention
+context = torch.randn(
+    2, 9, d_model, generator=g
+)  # (B, S, C): another sequence, for cross-attention
 real = torch.ones(2, 9, dtype=torch.bool)
 real[1, 6:] = False  # the second context has 3 padding tokens
 
 out_a, w_a = ours(x, causal=True, need_weights=True)
-out_b, w_b = theirs(x, x, x, attn_mask=~causal_mask(6), need_weights=True, average_attn_weights=False)
+out_b, w_b = theirs(
+    x,
+    x,
+    x,
+    attn_mask=~causal_mask(6),
+    need_weights=True,
+    average_attn_weights=False,
+)
 out_c, w_c = ours(x, context, mask=real[:, None, None, :], need_weights=True)
-out_d, w_d = theirs(x, context, context, key_padding_mask=~real, need_weights=True, average_attn_weights=False)
-cases = {"causal self-attention": (out_a, out_b, w_a, w_b), "cross-attention + padding": (out_c, out_d, w_c, w_d)}
-print("agree within 1e-6 (max |Δ|):\n" + "\n".join(
-    f"{case:>25}: outputs {(o1 - o2).abs().max().item() < 1e-6}, weights {(w1 - w2).abs().max().item() < 1e-6}, "
-    f"shape {tuple(w1.shape)}" for case, (o1, o2, w1, w2) in cases.items()))  # fmt: skip
+out_d, w_d = theirs(
+    x,
+    context,
+    context,
+    key_padding_mask=~real,
+    need_weights=True,
+    average_attn_weights=False,
+)
+cases = {
+    "causal self-attention": (out_a, out_b, w_a, w_b),
+    "cross-attention + padding": (out_c, out_d, w_c, w_d),
+}
+print(
+    "agree within 1e-6 (max |Δ|):\n"
+    + "\n".join(
+        f"{case:>25}: outputs {(o1 - o2).abs().max().item() < 1e-6}, "
+        f"weights {(w1 - w2).abs().max().item() < 1e-6}, "
+        f"shape {tuple(w1.shape)}"
+        for case, (o1, o2, w1, w2) in cases.items()
+    )
+)
 
 # %% [markdown]
-# Both agree to within float32 rounding. The weights come back per head, $(B, H, T_q, T_k)$:
-# that is what we will plot below. Without `need_weights=True`, `MultiHeadAttention` takes
-# its fast path through `F.scaled_dot_product_attention` and returns no weights; the unit
-# tests check that both paths give the same output.
+# Both agree to within float32 rounding. The weights come back per head,
+# $(B, H, T_q, T_k)$: that is what we will plot below. Without
+# `need_weights=True`, `MultiHeadAttention` takes its fast path through
+# `F.scaled_dot_product_attention` and returns no weights; the unit tests
+# check that both paths give the same output.
 #
 # ## 3. Grouped-query and multi-query attention
 #
-# When a decoder generates text token by token it keeps the keys and values of every past
-# token in a **KV cache**, so that it does not recompute them at every step. Unlike the
-# weights, that cache grows with the length of the context. Its size per token is
+# When a decoder generates text token by token it keeps the keys and values of
+# every past token in a **KV cache**, so that it does not recompute them at
+# every step. Unlike the weights, that cache grows with the length of the
+# context. Its size per token is
 #
 # $$
-# \text{bytes per token} = 2 \;(\text{k and v}) \times L \times H_{kv} \times D \times \text{bytes per number},
+# \text{bytes per token} = 2 \;(\text{k and v}) \times L \times H_{kv}
+# \times D \times \text{bytes per number},
 # $$
 #
-# for $L$ layers, $H_{kv}$ key/value heads of size $D$. **Multi-query attention** (MQA,
-# {cite:t}`shazeer2019mqa`) lets all $H$ query heads share a single key/value head ($H_{kv}=1$);
-# **grouped-query attention** {cite:p}`ainslie2023gqa` is the middle ground: groups of
-# $H/H_{kv}$ query heads share one key/value head. In `MultiHeadAttention` it is the
-# argument `n_kv_heads`; query head $h$ reads key/value head $\lfloor h / (H/H_{kv})\rfloor$.
+# for $L$ layers, $H_{kv}$ key/value heads of size $D$. **Multi-query
+# attention** (MQA, {cite:t}`shazeer2019mqa`) lets all $H$ query heads share a
+# single key/value head ($H_{kv}=1$); **grouped-query attention**
+# {cite:p}`ainslie2023gqa` is the middle ground: groups of $H/H_{kv}$ query
+# heads share one key/value head. In `MultiHeadAttention` it is the argument
+# `n_kv_heads`; query head $h$ reads key/value head
+# $\lfloor h / (H/H_{kv})\rfloor$.
 #
-# A GQA layer *is* an ordinary multi-head layer whose key and value projections repeat
-# within each group — which we can check by building that MHA layer:
+# A GQA layer *is* an ordinary multi-head layer whose key and value
+# projections repeat within each group — which we can check by building that
+# MHA layer:
 
 # %%
-gqa = MultiHeadAttention(32, n_heads=4, n_kv_heads=2)  # head size 8; k/v projections are (16, 32)
+gqa = MultiHeadAttention(
+    32, n_heads=4, n_kv_heads=2
+)  # head size 8; k/v projections are (16, 32)
 mha = MultiHeadAttention(32, n_heads=4)  # k/v projections are (32, 32)
 with torch.no_grad():
     for name in ("q_proj", "out_proj"):
@@ -197,24 +253,37 @@ with torch.no_grad():
     for name in ("k_proj", "v_proj"):
         w = getattr(gqa, name).weight.view(2, 8, 32)  # (Hkv, D, C)
         b = getattr(gqa, name).bias.view(2, 8)
-        getattr(mha, name).weight.copy_(w.repeat_interleave(2, dim=0).reshape(32, 32))  # heads 0,1 ← kv 0; 2,3 ← kv 1
-        getattr(mha, name).bias.copy_(b.repeat_interleave(2, dim=0).reshape(32))
+        getattr(mha, name).weight.copy_(
+            w.repeat_interleave(2, dim=0).reshape(32, 32)
+        )  # heads 0,1 ← kv 0; 2,3 ← kv 1
+        getattr(mha, name).bias.copy_(
+            b.repeat_interleave(2, dim=0).reshape(32)
+        )
 out_gqa, _ = gqa(x, causal=True)
 out_mha, _ = mha(x, causal=True)
-print("GQA equals MHA with repeated k/v heads, max |Δ| < 1e-6:", (out_gqa - out_mha).abs().max().item() < 1e-6)
-print("k/v parameters: GQA", sum(p.numel() for n, p in gqa.named_parameters() if n[0] in "kv"),
-      "vs MHA", sum(p.numel() for n, p in mha.named_parameters() if n[0] in "kv"))
+print(
+    "GQA equals MHA with repeated k/v heads, max |Δ| < 1e-6:",
+    (out_gqa - out_mha).abs().max().item() < 1e-6,
+)
+print(
+    "k/v parameters: GQA",
+    sum(p.numel() for n, p in gqa.named_parameters() if n[0] in "kv"),
+    "vs MHA",
+    sum(p.numel() for n, p in mha.named_parameters() if n[0] in "kv"),
+)
 
 # %% [markdown]
-# The cache itself is a small class: `append` concatenates the new tokens' keys and values
-# (after RoPE's rotation, if any) and returns everything attended so far.
+# The cache itself is a small class: `append` concatenates the new tokens'
+# keys and values (after RoPE's rotation, if any) and returns everything
+# attended so far.
 
 # %%
 show_source(KVCache)
 
 # %% [markdown]
-# Now the memory. We run a layer with a `KVCache` over 100 tokens and weigh what it
-# stores, for every choice of $H_{kv}$, against the formula above (float32, 4 bytes):
+# Now the memory. We run a layer with a `KVCache` over 100 tokens and weigh
+# what it stores, for every choice of $H_{kv}$, against the formula above
+# (float32, 4 bytes):
 
 # %%
 x_long = torch.randn(1, 100, 64, generator=g)  # (B=1, T=100, C=64)
@@ -222,14 +291,22 @@ for n_kv in (8, 4, 2, 1):
     layer = MultiHeadAttention(64, n_heads=8, n_kv_heads=n_kv)
     cache = KVCache()
     layer(x_long, causal=True, cache=cache)
-    stored = cache.k.numel() * cache.k.element_size() + cache.v.numel() * cache.v.element_size()
-    formula = 2 * 1 * n_kv * 8 * 4 * 100  # k and v, 1 layer, n_kv heads of size 8, float32, 100 tokens
-    print(f"n_kv_heads = {n_kv}: cache holds k {tuple(cache.k.shape)}, {stored:>6} bytes; formula {formula:>6}")
+    stored = (
+        cache.k.numel() * cache.k.element_size()
+        + cache.v.numel() * cache.v.element_size()
+    )
+    formula = (
+        2 * 1 * n_kv * 8 * 4 * 100
+    )  # k and v, 1 layer, n_kv heads of size 8, float32, 100 tokens
+    print(
+        f"n_kv_heads = {n_kv}: cache holds k {tuple(cache.k.shape)}, "
+        f"{stored:>6} bytes; formula {formula:>6}"
+    )
 
 # %% [markdown]
-# The same formula at the sizes of real models. The shapes below are those of familiar
-# open models (layers, query heads, head size), with 16-bit numbers (2 bytes); each column
-# sets a different number of key/value heads.
+# The same formula at the sizes of real models. The shapes below are those of
+# familiar open models (layers, query heads, head size), with 16-bit numbers
+# (2 bytes); each column sets a different number of key/value heads.
 
 # %%
 shapes = {  # name: (layers L, query heads H, head size D)
@@ -241,80 +318,121 @@ columns = ("H", "H/2", "H/4", "H/8", "1")
 table = [
     "KV cache (fp16) in KiB per token, for H ... 1 key/value heads,",
     "and in GiB for 4k (4096) tokens with H key/value heads:",
-    f"{'shape (L × H × D)':<28}" + "".join(f"{c:>7}" for c in columns) + f"{'4k, H':>10}",
+    f"{'shape (L × H × D)':<28}"
+    + "".join(f"{c:>7}" for c in columns)
+    + f"{'4k, H':>10}",
 ]
 for name, (n_layers, h, d) in shapes.items():
-    per_token = {c: 2 * n_layers * n_kv * d * 2 / 1024 for c, n_kv in zip(columns, (h, h // 2, h // 4, h // 8, 1))}
+    per_token = {
+        c: 2 * n_layers * n_kv * d * 2 / 1024
+        for c, n_kv in zip(columns, (h, h // 2, h // 4, h // 8, 1))
+    }
     full_context_gib = 2 * n_layers * h * d * 2 * 4096 / 2**30
-    table.append(f"{name:<28}" + "".join(f"{per_token[c]:>7.1f}" for c in columns) + f"{full_context_gib:>6.2f} GiB")
+    table.append(
+        f"{name:<28}"
+        + "".join(f"{per_token[c]:>7.1f}" for c in columns)
+        + f"{full_context_gib:>6.2f} GiB"
+    )
 print("\n".join(table))
 
 # %% [markdown]
-# Read the table row by row: a 7B-sized model with one key/value head per query head
-# stores 512 KiB for every token of context — 2.00 GiB for a 4096-token conversation,
-# per sequence in the batch. With 8 key/value heads (the $H/4$ column) it is 128 KiB,
-# and with MQA only 16 KiB. The 70B-sized shape with 8 KV heads (its $H/8$ column, 320
-# KiB) stores less per token than the 7B shape without GQA. Fewer key/value heads lose
-# some quality; {cite:t}`ainslie2023gqa` found a few groups recover most of it.
+# Read the table row by row: a 7B-sized model with one key/value head per
+# query head stores 512 KiB for every token of context — 2.00 GiB for a
+# 4096-token conversation, per sequence in the batch. With 8 key/value heads
+# (the $H/4$ column) it is 128 KiB, and with MQA only 16 KiB. The 70B-sized
+# shape with 8 KV heads (its $H/8$ column, 320 KiB) stores less per token than
+# the 7B shape without GQA. Fewer key/value heads lose some quality;
+# {cite:t}`ainslie2023gqa` found a few groups recover most of it.
 #
 # ## 4. An experiment: a task that needs two heads
 #
-# To see heads specialise we need a task where each output needs **two** tokens from two
-# **different** places. We use sequences of $T=16$ random digits $x_0 \dots x_{15}$ from
-# $V=8$ symbols and ask, at every position $i \ge 3$,
+# To see heads specialise we need a task where each output needs **two**
+# tokens from two **different** places. We use sequences of $T=16$ random
+# digits $x_0 \dots x_{15}$ from $V=8$ symbols and ask, at every position
+# $i \ge 3$,
 #
 # $$
 # y_i = (x_{i-1} - x_{i-3}) \bmod V .
 # $$
 #
-# A difference, not a sum: $x_{i-1} + x_{i-3}$ is symmetric in its two inputs, so a single
-# head that averages the two positions would already have all it needs ({ref}`ex-02-sum` looks at
-# that case). For the difference the model must tell the two tokens apart.
+# A difference, not a sum: $x_{i-1} + x_{i-3}$ is symmetric in its two inputs,
+# so a single head that averages the two positions would already have all it
+# needs ({ref}`ex-02-sum` looks at that case). For the difference the model
+# must tell the two tokens apart.
 #
-# The model is as small as it can be while still showing the lesson: token embedding plus a
-# learned position vector (next week is all about positions), **one** causal
-# `MultiHeadAttention` layer with a residual connection, and a small MLP that reads the
-# answer out. Nothing but the attention layer can move information between positions.
+# The model is as small as it can be while still showing the lesson: token
+# embedding plus a learned position vector (next week is all about positions),
+# **one** causal `MultiHeadAttention` layer with a residual connection, and a
+# small MLP that reads the answer out. Nothing but the attention layer can
+# move information between positions.
 
 # %%
 V, T = 8, 16  # symbols, sequence length
 IGNORE = -100  # F.cross_entropy skips targets equal to this
 
 
-def two_offset_batch(batch_size: int, generator: torch.Generator, combine=lambda a, b: a - b):
-    """Random digits x (B, T) and targets y_i = combine(x[i-1], x[i-3]) mod V for i >= 3 (else IGNORE)."""
+def two_offset_batch(
+    batch_size: int, generator: torch.Generator, combine=lambda a, b: a - b
+):
+    """Random digits x (B, T) and targets y_i = combine(x[i-1], x[i-3]) mod V
+    for i >= 3 (else IGNORE)."""
     x = torch.randint(0, V, (batch_size, T), generator=generator)  # (B, T)
     y = torch.full((batch_size, T), IGNORE)
-    y[:, 3:] = combine(x[:, 2:-1], x[:, :-3]) % V  # x[i-1], x[i-3] for i = 3 .. T-1
+    y[:, 3:] = (
+        combine(x[:, 2:-1], x[:, :-3]) % V
+    )  # x[i-1], x[i-3] for i = 3 .. T-1
     return x, y
 
 
 class OneLayerAttentionModel(nn.Module):
-    """Embeddings + learned positions → one causal multi-head attention layer (+ residual) → MLP readout."""
+    """Embeddings + learned positions → one causal multi-head attention layer
+    (+ residual) → MLP readout."""
 
-    def __init__(self, n_heads: int, n_kv_heads: int | None = None, d_model: int = 32, hidden: int = 64):
+    def __init__(
+        self,
+        n_heads: int,
+        n_kv_heads: int | None = None,
+        d_model: int = 32,
+        hidden: int = 64,
+    ):
         super().__init__()
         self.embed = nn.Embedding(V, d_model)
         self.positions = LearnedAbsoluteEncoding(T, d_model, init_std=0.5)
         self.attention = MultiHeadAttention(d_model, n_heads, n_kv_heads)
-        self.readout = nn.Sequential(nn.Linear(d_model, hidden), nn.ReLU(), nn.Linear(hidden, V))
+        self.readout = nn.Sequential(
+            nn.Linear(d_model, hidden), nn.ReLU(), nn.Linear(hidden, V)
+        )
 
     def forward(self, idx, need_weights: bool = False):
         x = self.positions(self.embed(idx))  # (B, T, C)
-        a, w = self.attention(x, causal=True, need_weights=need_weights)  # (B, T, C), (B, H, T, T) or None
-        return self.readout(x + a), [w]  # logits (B, T, V), one weight tensor per layer
+        a, w = self.attention(
+            x, causal=True, need_weights=need_weights
+        )  # (B, T, C), (B, H, T, T) or None
+        return self.readout(x + a), [
+            w
+        ]  # logits (B, T, V), one weight tensor per layer
 
 
-def train_two_offset(n_heads: int, n_kv_heads=None, combine=lambda a, b: a - b, steps: int = 300, seed: int = 0):
+def train_two_offset(
+    n_heads: int,
+    n_kv_heads=None,
+    combine=lambda a, b: a - b,
+    steps: int = 300,
+    seed: int = 0,
+):
     torch.manual_seed(seed)  # the initial weights
     data = torch.Generator().manual_seed(seed)  # the training batches
     model = OneLayerAttentionModel(n_heads, n_kv_heads)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=1e-2, weight_decay=0.0
+    )
     losses = []
     for _ in range(steps):
         x, y = two_offset_batch(64, data, combine)
         logits, _ = model(x)
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE)
+        loss = F.cross_entropy(
+            logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -322,7 +440,9 @@ def train_two_offset(n_heads: int, n_kv_heads=None, combine=lambda a, b: a - b, 
     return model.eval(), losses
 
 
-test_x, test_y = two_offset_batch(1000, torch.Generator().manual_seed(123))  # held-out batch
+test_x, test_y = two_offset_batch(
+    1000, torch.Generator().manual_seed(123)
+)  # held-out batch
 
 
 def accuracy(model, x=test_x, y=test_y) -> float:
@@ -332,66 +452,108 @@ def accuracy(model, x=test_x, y=test_y) -> float:
 
 
 # %% [markdown]
-# We train a one-head and a two-head model with the same width ($C=32$), the same data and
-# the same 300 AdamW steps, three times each (seeds 0, 1, 2 set the initial weights and the
-# batches; a second or two per model on a CPU):
+# We train a one-head and a two-head model with the same width ($C=32$), the
+# same data and the same 300 AdamW steps, three times each (seeds 0, 1, 2 set
+# the initial weights and the batches; a second or two per model on a CPU):
 
 # %% tags=["nbval-ignore-output"]
 import time
 
 SEEDS = (0, 1, 2)
 start = time.perf_counter()
-runs = {(n_heads, seed): train_two_offset(n_heads, seed=seed) for n_heads in (1, 2) for seed in SEEDS}
+runs = {
+    (n_heads, seed): train_two_offset(n_heads, seed=seed)
+    for n_heads in (1, 2)
+    for seed in SEEDS
+}
 print(f"trained {len(runs)} models in {time.perf_counter() - start:.1f} s")
 
 # %% [markdown]
-# For each run: the final training loss, the held-out accuracy (chance is $1/8$), the first
-# step at which the mean loss of the last 10 steps falls below 0.05 nats (None: not within the
-# 300 steps), and each head's mean weight on $x_{i-1}$ and on $x_{i-3}$ (positions $i \ge 3$ of
-# the held-out batch). The last rows give the mean accuracy over the three seeds with its 95%
-# Student-t interval.
+# For each run: the final training loss, the held-out accuracy (chance is
+# $1/8$), the first step at which the mean loss of the last 10 steps falls
+# below 0.05 nats (None: not within the 300 steps), and each head's mean
+# weight on $x_{i-1}$ and on $x_{i-3}$ (positions $i \ge 3$ of the held-out
+# batch). The last rows give the mean accuracy over the three seeds with its
+# 95% Student-t interval.
 
 # %%
 i = torch.arange(3, T)  # the positions with a target
 
 
 def steps_to(losses, level: float = 0.05):
-    """First step at which the mean loss of the last 10 steps is below ``level`` (None: never)."""
-    below = (torch.tensor(losses).unfold(0, 10, 1).mean(1) < level).nonzero()  # (n, 1)
+    """First step at which the mean loss of the last 10 steps is below
+    ``level`` (None: never)."""
+    below = (
+        torch.tensor(losses).unfold(0, 10, 1).mean(1) < level
+    ).nonzero()  # (n, 1)
     return int(below[0]) + 10 if len(below) else None
 
 
-table = [f"{'model':<9}{'seed':>5}{'final loss':>12}{'accuracy':>10}{'steps':>7}   weight on x[i-1] / x[i-3]"]
+table = [
+    f"{'model':<9}{'seed':>5}{'final loss':>12}{'accuracy':>10}{'steps':>7}"
+    "   weight on x[i-1] / x[i-3]"
+]
 summary_rows = {}
 for (n_heads, seed), (model, losses) in runs.items():
     with torch.no_grad():
         _, (w,) = model(test_x, need_weights=True)  # (B, H, T, T)
-    back1, back3 = w[:, :, i, i - 1].mean((0, 2)), w[:, :, i, i - 3].mean((0, 2))  # (H,)
-    heads = "  ".join(f"h{h} {back1[h]:.2f}/{back3[h]:.2f}" for h in range(n_heads))
+    back1, back3 = (
+        w[:, :, i, i - 1].mean((0, 2)),
+        w[:, :, i, i - 3].mean((0, 2)),
+    )  # (H,)
+    heads = "  ".join(
+        f"h{h} {back1[h]:.2f}/{back3[h]:.2f}" for h in range(n_heads)
+    )
     acc, steps = accuracy(model), steps_to(losses)
     summary_rows.setdefault(n_heads, []).append((acc, steps))
-    table.append(f"{f'{n_heads} head(s)':<9}{seed:>5}{losses[-1]:>12.3f}{acc:>10.3f}{str(steps):>7}   {heads}")
-table.append("(steps: until the loss is below 0.05; None: not within 300 steps)")
-table.append("held-out accuracy, mean [95% CI] over seeds 0, 1, 2 (clipped to [0, 1]),")
+    table.append(
+        f"{f'{n_heads} head(s)':<9}{seed:>5}{losses[-1]:>12.3f}{acc:>10.3f}"
+        f"{str(steps):>7}   {heads}"
+    )
+table.append(
+    "(steps: until the loss is below 0.05; None: not within 300 steps)"
+)
+table.append(
+    "held-out accuracy, mean [95% CI] over seeds 0, 1, 2 (clipped to [0, 1]),"
+)
 table.append("and the seeds whose loss fell below 0.05 within 300 steps:")
 for n_heads, rows in summary_rows.items():
     mean, low, high = t_interval([a for a, _ in rows])
     reached = sum(s is not None for _, s in rows)
-    table.append(f"  {n_heads} head(s): {format_interval(mean, max(low, 0.0), min(high, 1.0), digits=3)}; "
-                 f"{reached} of {len(rows)} seeds")  # fmt: skip
+    table.append(
+        f"  {n_heads} head(s): "
+        f"{format_interval(mean, max(low, 0.0), min(high, 1.0), digits=3)}; "
+        f"{reached} of {len(rows)} seeds"
+    )
 print("\n".join(table))
 
 # %%
-models = {n_heads: runs[n_heads, 0][0] for n_heads in (1, 2)}  # seed 0: the maps below
+models = {
+    n_heads: runs[n_heads, 0][0] for n_heads in (1, 2)
+}  # seed 0: the maps below
 curves = {n_heads: runs[n_heads, 0][1] for n_heads in (1, 2)}
 
 fig, ax = plt.subplots(figsize=(6.5, 3.2))
 for (n_heads, seed), (_, losses) in runs.items():
-    smooth = torch.tensor(losses).unfold(0, 10, 10).mean(1)  # mean of every 10 steps
-    ax.plot(range(10, len(losses) + 1, 10), smooth, color=f"C{n_heads - 1}", alpha=1.0 if seed == 0 else 0.4,
-            label=f"{n_heads} head(s)" if seed == 0 else None)  # fmt: skip
+    smooth = (
+        torch.tensor(losses).unfold(0, 10, 10).mean(1)
+    )  # mean of every 10 steps
+    ax.plot(
+        range(10, len(losses) + 1, 10),
+        smooth,
+        color=f"C{n_heads - 1}",
+        alpha=1.0 if seed == 0 else 0.4,
+        label=f"{n_heads} head(s)" if seed == 0 else None,
+    )
 ax.axhline(math.log(V), color="grey", ls=":", lw=0.8)
-ax.text(300, math.log(V) - 0.12, "chance (ln 8)", ha="right", color="grey", fontsize=8)
+ax.text(
+    300,
+    math.log(V) - 0.12,
+    "chance (ln 8)",
+    ha="right",
+    color="grey",
+    fontsize=8,
+)
 ax.set_xlabel("training step")
 ax.set_ylabel("loss (nats)")
 ax.set_title(r"training loss on $y_i = (x_{i-1} - x_{i-3})\ \mathrm{mod}\ 8$")
@@ -401,9 +563,10 @@ plt.show()
 # %% [markdown]
 # ### What each head looks at
 #
-# We run the held-out batch through both models with `need_weights=True` and draw the
-# weights of the first example: the single head of the one-head model, then the two heads
-# of the two-head model. Rows are the positions that predict, columns the positions they read.
+# We run the held-out batch through both models with `need_weights=True` and
+# draw the weights of the first example: the single head of the one-head
+# model, then the two heads of the two-head model. Rows are the positions that
+# predict, columns the positions they read.
 
 # %%
 with torch.no_grad():
@@ -411,77 +574,114 @@ with torch.no_grad():
     _, (w2,) = models[2](test_x, need_weights=True)  # (B, 2, T, T)
 
 digits = [str(t) for t in test_x[0].tolist()]
-fig = head_grid(torch.cat([w1[0], w2[0]]), query_labels=digits, key_labels=digits, ncols=3, figsize=(13, 4.2),
-                titles=["1-head model", "2-head model: head 0", "2-head model: head 1"])
-fig.suptitle("attention weights, first held-out sequence (rows: query position, columns: key position)")
+fig = head_grid(
+    torch.cat([w1[0], w2[0]]),
+    query_labels=digits,
+    key_labels=digits,
+    ncols=3,
+    figsize=(13, 4.2),
+    titles=["1-head model", "2-head model: head 0", "2-head model: head 1"],
+)
+fig.suptitle(
+    "attention weights, first held-out sequence (rows: query position, "
+    "columns: key position)"
+)
 plt.show()
 
 # %% [markdown]
-# Two numbers per head summarise those maps over the whole held-out batch (positions
-# $i\ge 3$): the mean weight on the key one back and three back, and the **entropy** of the
-# rows — 0 nats when a row puts all its weight on one key, $\ln T_k$ when it is uniform.
+# Two numbers per head summarise those maps over the whole held-out batch
+# (positions $i\ge 3$): the mean weight on the key one back and three back,
+# and the **entropy** of the rows — 0 nats when a row puts all its weight on
+# one key, $\ln T_k$ when it is uniform.
 
 # %%
 i = torch.arange(3, T)  # the positions with a target
 for name, w in (("1-head model", w1), ("2-head model", w2)):
-    entropy = attention_entropy(w)[:, :, 3:].mean((0, 2))  # (H,): mean over examples and positions
-    back1, back3 = w[:, :, i, i - 1].mean((0, 2)), w[:, :, i, i - 3].mean((0, 2))  # (H,)
+    entropy = attention_entropy(w)[:, :, 3:].mean(
+        (0, 2)
+    )  # (H,): mean over examples and positions
+    back1, back3 = (
+        w[:, :, i, i - 1].mean((0, 2)),
+        w[:, :, i, i - 3].mean((0, 2)),
+    )  # (H,)
     for h in range(w.shape[1]):
-        print(f"{name}, head {h}: weight on x[i-1] {back1[h]:.2f}, on x[i-3] {back3[h]:.2f}, "
-              f"entropy {entropy[h]:.2f} nats")
+        print(
+            f"{name}, head {h}: weight on x[i-1] {back1[h]:.2f}, "
+            f"on x[i-3] {back3[h]:.2f}, "
+            f"entropy {entropy[h]:.2f} nats"
+        )
 
 # %% [markdown]
-# **What we saw.** In seed 0 (the maps above) the two-head model ends at a training loss of
-# 0.000 (the one-head model at 0.004) and solves the task (held-out accuracy 1.000): its heads
-# divided the work — head 0 puts 0.92 of its weight on $x_{i-1}$, head 1 puts 0.87 on
-# $x_{i-3}$ — and both have sharp rows (entropy 0.27 and 0.32 nats). Nobody told them to: the
-# split emerged from training. Seed 2 splits the same way (0.89 and 0.78) and also reaches
-# 1.000. Seed 1 does not: after 300 steps its two heads still spread their weight over both
-# positions (0.55/0.44 and 0.47/0.53), its loss is still 0.161 and it gets 0.945.
+# **What we saw.** In seed 0 (the maps above) the two-head model ends at a
+# training loss of 0.000 (the one-head model at 0.004) and solves the task
+# (held-out accuracy 1.000): its heads divided the work — head 0 puts 0.92 of
+# its weight on $x_{i-1}$, head 1 puts 0.87 on $x_{i-3}$ — and both have sharp
+# rows (entropy 0.27 and 0.32 nats). Nobody told them to: the split emerged
+# from training. Seed 2 splits the same way (0.89 and 0.78) and also reaches
+# 1.000. Seed 1 does not: after 300 steps its two heads still spread their
+# weight over both positions (0.55/0.44 and 0.47/0.53), its loss is still
+# 0.161 and it gets 0.945.
 #
-# A surprise: the one-head model solves the task too in seed 0 (1.000) and nearly in seed 2
-# (0.972), though it cannot look at two places at once. Its head splits its weight
-# *unequally*, 0.65 on $x_{i-1}$ and 0.32 on $x_{i-3}$ in seed 0. A likely reading (we did not
-# test it): the blend $0.65\,v(x_{i-1}) + 0.32\,v(x_{i-3})$ still says which token sat where,
-# and the MLP decodes it. The price is visible in its blurry rows (entropy 0.79 nats against
-# 0.27–0.32). In seed 1 it stays at 0.676. On average over the three seeds the two-head model
-# is ahead (0.982 against 0.883), and where both got their loss below 0.05 it got there sooner
-# (210 and 231 steps against 274 and 249); but the 95% intervals overlap ([0.903, 1.000]
-# against [0.437, 1.000]), so three seeds do not show that two heads learn this task more
-# reliably. We expect the one-head tricks to run out with wider vocabularies or more tokens
-# to fetch, but this chapter does not measure that.
+# A surprise: the one-head model solves the task too in seed 0 (1.000) and
+# nearly in seed 2 (0.972), though it cannot look at two places at once. Its
+# head splits its weight *unequally*, 0.65 on $x_{i-1}$ and 0.32 on $x_{i-3}$
+# in seed 0. A likely reading (we did not test it): the blend
+# $0.65\,v(x_{i-1}) + 0.32\,v(x_{i-3})$ still says which token sat where, and
+# the MLP decodes it. The price is visible in its blurry rows (entropy 0.79
+# nats against 0.27–0.32). In seed 1 it stays at 0.676. On average over the
+# three seeds the two-head model is ahead (0.982 against 0.883), and where
+# both got their loss below 0.05 it got there sooner (210 and 231 steps
+# against 274 and 249); but the 95% intervals overlap ([0.903, 1.000] against
+# [0.437, 1.000]), so three seeds do not show that two heads learn this task
+# more reliably. We expect the one-head tricks to run out with wider
+# vocabularies or more tokens to fetch, but this chapter does not measure
+# that.
 #
 # ## 5. Explore the attention
 #
-# `AttentionExplorer` takes what a model returns with `need_weights=True` — one
-# $(B, H, T_q, T_k)$ tensor per layer — and the tokens of each example. Pick a layer, a head
-# (or the mean over heads) and an example; the slider picks a query row, whose distribution
-# over the keys is drawn as bars beside the heatmap. In JupyterLab or Colab the controls are
-# live; the book shows head 0 of the two-head model at query position 10.
+# `AttentionExplorer` takes what a model returns with `need_weights=True` —
+# one $(B, H, T_q, T_k)$ tensor per layer — and the tokens of each example.
+# Pick a layer, a head (or the mean over heads) and an example; the slider
+# picks a query row, whose distribution over the keys is drawn as bars beside
+# the heatmap. In JupyterLab or Colab the controls are live; the book shows
+# head 0 of the two-head model at query position 10.
 
 # %%
 tokens = [[str(t) for t in row] for row in test_x[:8].tolist()]
-explorer = AttentionExplorer([w2[:8]], tokens, head=0, query=10, layer_names=["attention layer"],
-                             description="attention explorer, two-head model")
+explorer = AttentionExplorer(
+    [w2[:8]],
+    tokens,
+    head=0,
+    query=10,
+    layer_names=["attention layer"],
+    description="attention explorer, two-head model",
+)
 explorer
 
 # %% [markdown]
-# Query 10 of the first sequence reads the key one position back; switch to head 1 and the
-# bar moves three positions back, and the *mean over heads* shows two bars of about half
-# height — the picture a single averaged map would give, which hides the division of labour.
+# Query 10 of the first sequence reads the key one position back; switch to
+# head 1 and the bar moves three positions back, and the *mean over heads*
+# shows two bars of about half height — the picture a single averaged map
+# would give, which hides the division of labour.
 
 # %%
 row = explorer.selected_weights(layer=0, head="mean", example=0)[10]
-print("mean over heads, query 10: largest weights at keys", row.topk(2).indices.sort().values.tolist(),
-      "with", [round(v, 2) for v in row.topk(2).values.tolist()])
+print(
+    "mean over heads, query 10: largest weights at keys",
+    row.topk(2).indices.sort().values.tolist(),
+    "with",
+    [round(v, 2) for v in row.topk(2).values.tolist()],
+)
 
 # %% [markdown]
 # ## Exercises
 #
 # ```{exercise}
 # :label: ex-02-params
-# Count the parameters of `MultiHeadAttention(d_model=512, n_heads=8, n_kv_heads=k)` for
-# $k = 8, 4, 2, 1$, and check the count against $2C^2 + 2\,C\,(k D) + $ biases by hand.
+# Count the parameters of
+# `MultiHeadAttention(d_model=512, n_heads=8, n_kv_heads=k)` for
+# $k = 8, 4, 2, 1$, and check the count against $2C^2 + 2\,C\,(k D) + $ biases
+# by hand.
 # ```
 #
 # ```{solution-start} ex-02-params
@@ -493,21 +693,28 @@ C, H = 512, 8
 D = C // H
 for k in (8, 4, 2, 1):
     counted = sum(p.numel() for p in MultiHeadAttention(C, H, k).parameters())
-    by_hand = 2 * C * C + 2 * C * (k * D) + 2 * C + 2 * (k * D)  # q and out: C×C; k and v: C×kD; biases
-    print(f"n_kv_heads = {k}: {counted:>7} parameters, by hand {by_hand:>7}, equal: {counted == by_hand}")
+    by_hand = (
+        2 * C * C + 2 * C * (k * D) + 2 * C + 2 * (k * D)
+    )  # q and out: C×C; k and v: C×kD; biases
+    print(
+        f"n_kv_heads = {k}: {counted:>7} parameters, by hand {by_hand:>7}, "
+        f"equal: {counted == by_hand}"
+    )
 
 # %% [markdown]
-# The counts agree for every $k$: 1,050,624 parameters with 8 key/value heads, 590,976 with
-# one. Only the key and value projections shrink ($C \times kD$ each), so MQA saves a little
-# under half of this layer's weights; the larger saving is the KV cache of §3.
+# The counts agree for every $k$: 1,050,624 parameters with 8 key/value heads,
+# 590,976 with one. Only the key and value projections shrink ($C \times kD$
+# each), so MQA saves a little under half of this layer's weights; the larger
+# saving is the KV cache of §3.
 #
 # ```{solution-end}
 # ```
 #
 # ```{exercise}
 # :label: ex-02-sum
-# Train the two-head model on the *symmetric* target $y_i = (x_{i-1} + x_{i-3}) \bmod V$
-# (pass `combine=lambda a, b: a + b`). Do the heads still specialise? Explain what you see.
+# Train the two-head model on the *symmetric* target
+# $y_i = (x_{i-1} + x_{i-3}) \bmod V$ (pass `combine=lambda a, b: a + b`). Do
+# the heads still specialise? Explain what you see.
 # ```
 #
 # ```{solution-start} ex-02-sum
@@ -516,28 +723,35 @@ for k in (8, 4, 2, 1):
 
 # %%
 model_sum, _ = train_two_offset(2, combine=lambda a, b: a + b)
-sum_x, sum_y = two_offset_batch(1000, torch.Generator().manual_seed(123), lambda a, b: a + b)
+sum_x, sum_y = two_offset_batch(
+    1000, torch.Generator().manual_seed(123), lambda a, b: a + b
+)
 with torch.no_grad():
     _, (w_sum,) = model_sum(sum_x, need_weights=True)
 print(f"held-out accuracy {accuracy(model_sum, sum_x, sum_y):.3f}")
 for h in range(2):
-    print(f"head {h}: weight on x[i-1] {w_sum[:, h, i, i - 1].mean():.2f}, on x[i-3] {w_sum[:, h, i, i - 3].mean():.2f}")
+    print(
+        f"head {h}: weight on x[i-1] {w_sum[:, h, i, i - 1].mean():.2f}, "
+        f"on x[i-3] {w_sum[:, h, i, i - 3].mean():.2f}"
+    )
 
 # %% [markdown]
-# The model nearly solves the sum (accuracy 0.989), but its heads did **not** divide the
-# work: each splits its weight evenly between the two positions (0.50/0.50 and
-# 0.50/0.49). An even split returns $\tfrac12\,(v(x_{i-1}) + v(x_{i-3}))$, which is symmetric
-# in the two tokens — and so is the target, so nothing pushes the heads apart. In these
-# runs (seed 0 for the sum; two of three seeds for the difference) the heads specialised for
-# the difference and not for the sum.
+# The model nearly solves the sum (accuracy 0.989), but its heads did **not**
+# divide the work: each splits its weight evenly between the two positions
+# (0.50/0.50 and 0.50/0.49). An even split returns
+# $\tfrac12\,(v(x_{i-1}) + v(x_{i-3}))$, which is symmetric in the two tokens
+# — and so is the target, so nothing pushes the heads apart. In these runs
+# (seed 0 for the sum; two of three seeds for the difference) the heads
+# specialised for the difference and not for the sum.
 #
 # ```{solution-end}
 # ```
 #
 # ```{exercise}
 # :label: ex-02-mqa
-# Train the two-head model with **one** key/value head (`n_kv_heads=1`, multi-query
-# attention). Can the two query heads still read different positions? Why?
+# Train the two-head model with **one** key/value head (`n_kv_heads=1`,
+# multi-query attention). Can the two query heads still read different
+# positions? Why?
 # ```
 #
 # ```{solution-start} ex-02-mqa
@@ -550,31 +764,37 @@ with torch.no_grad():
     _, (w_mqa,) = model_mqa(test_x, need_weights=True)
 print(f"MQA held-out accuracy {accuracy(model_mqa):.3f}")
 for h in range(2):
-    print(f"head {h}: weight on x[i-1] {w_mqa[:, h, i, i - 1].mean():.2f}, on x[i-3] {w_mqa[:, h, i, i - 3].mean():.2f}")
+    print(
+        f"head {h}: weight on x[i-1] {w_mqa[:, h, i, i - 1].mean():.2f}, "
+        f"on x[i-3] {w_mqa[:, h, i, i - 3].mean():.2f}"
+    )
 
 # %% [markdown]
-# Yes: with a single shared key/value head the model still reaches accuracy 1.000, and the
-# two query heads still specialise (head 1 puts 0.98 on $x_{i-1}$, head 0 puts 0.96 on
-# $x_{i-3}$). Where a head looks is decided by its own *query* projection against the
-# shared keys, so two query heads can pick different positions; what they share is the
-# value projection, i.e. *what* they read there — enough here, since both heads need the
-# same thing (a token's identity) from different places.
+# Yes: with a single shared key/value head the model still reaches accuracy
+# 1.000, and the two query heads still specialise (head 1 puts 0.98 on
+# $x_{i-1}$, head 0 puts 0.96 on $x_{i-3}$). Where a head looks is decided by
+# its own *query* projection against the shared keys, so two query heads can
+# pick different positions; what they share is the value projection, i.e.
+# *what* they read there — enough here, since both heads need the same thing
+# (a token's identity) from different places.
 #
 # ```{solution-end}
 # ```
 #
 # ## Summary
 #
-# * Multi-head attention splits the model width into $H$ subspaces; each head computes its
-#   own attention pattern, and the concatenation keeps their results apart. It costs no
-#   extra parameters.
-# * The library's `MultiHeadAttention` matches `torch.nn.MultiheadAttention` given the same
-#   weights, for self- and cross-attention with masks (mind PyTorch's inverted mask meaning).
-# * GQA/MQA share key/value heads between groups of query heads; the KV cache shrinks by
-#   the factor $H/H_{kv}$.
-# * On a task that needs two positions, the two-head model's heads specialised — one per
-#   offset, with sharp rows — in two of three seeds, and solved the task there. The one-head
-#   model can only blend, yet solved it in one seed and nearly in another; over three seeds the
-#   two are not separated (held-out accuracy 0.982 [0.903, 1.000] against 0.883 [0.437, 1.000]).
+# * Multi-head attention splits the model width into $H$ subspaces; each head
+#   computes its own attention pattern, and the concatenation keeps their
+#   results apart. It costs no extra parameters.
+# * The library's `MultiHeadAttention` matches `torch.nn.MultiheadAttention`
+#   given the same weights, for self- and cross-attention with masks (mind
+#   PyTorch's inverted mask meaning).
+# * GQA/MQA share key/value heads between groups of query heads; the KV cache
+#   shrinks by the factor $H/H_{kv}$.
+# * On a task that needs two positions, the two-head model's heads specialised
+#   — one per offset, with sharp rows — in two of three seeds, and solved the
+#   task there. The one-head model can only blend, yet solved it in one seed
+#   and nearly in another; over three seeds the two are not separated
+#   (held-out accuracy 0.982 [0.903, 1.000] against 0.883 [0.437, 1.000]).
 #
 # Next week: where the positions come from.

@@ -14,15 +14,20 @@
 # ---
 
 # %% tags=["remove-cell"]
-# Set-up: makes this notebook run anywhere, Colab included (the book hides this cell).
+# Set-up: makes this notebook run anywhere, Colab included (the book hides
+# this cell).
 import os
 
 try:
     import annotated  # noqa: F401
-except ImportError:  # not installed here (e.g. Colab): install the library from the repository
-    # ANNOTATED_PIP_SPEC, when set, installs another copy instead (scripts/check_download.py tests a local one)
+except ImportError:
+    # not installed here (e.g. Colab): install the library from the repository
+    # ANNOTATED_PIP_SPEC, when set, installs another copy instead
+    # (scripts/check_download.py tests a local one)
     pip_spec = os.environ.get(
-        "ANNOTATED_PIP_SPEC", "annotated @ git+https://github.com/annotated-attention/annotated-attention"
+        "ANNOTATED_PIP_SPEC",
+        "annotated @ "
+        "git+https://github.com/annotated-attention/annotated-attention",
     )
     # %pip install -q "{pip_spec}"
     pass
@@ -38,14 +43,18 @@ except ImportError:
 #
 # **Learning goals.** By the end of this chapter you can
 #
-# 1. show that self-attention on its own ignores word order (it is *permutation-equivariant*);
-# 2. name the three places where an encoding can put order back — the embeddings, the
-#    queries and keys, or the scores — and the encodings that act at each;
-# 3. read the pictures of sinusoidal, learned, rotary (RoPE), ALiBi and T5 encodings;
-# 4. measure how each one copes with sequences longer than those seen in training.
+# 1. show that self-attention on its own ignores word order (it is
+#    *permutation-equivariant*);
+# 2. name the three places where an encoding can put order back — the
+#    embeddings, the queries and keys, or the scores — and the encodings that
+#    act at each;
+# 3. read the pictures of sinusoidal, learned, rotary (RoPE), ALiBi and T5
+#    encodings;
+# 4. measure how each one copes with sequences longer than those seen in
+#    training.
 #
-# Everything here is in `annotated/positional/` (one file per family); the small language models come from
-# `annotated/models.py`.
+# Everything here is in `annotated/positional/` (one file per family); the
+# small language models come from `annotated/models.py`.
 
 # %%
 import math
@@ -76,22 +85,25 @@ from annotated.positional import (
 from annotated.tasks import get_task
 
 torch.manual_seed(0)
-torch.set_num_threads(1)  # tiny models: one thread is faster than several, and gives the same numbers everywhere
+# tiny models: one thread is faster than several, and gives the same numbers
+# everywhere
+torch.set_num_threads(1)
 
 # %% [markdown]
 # ## 1. Attention alone does not know the order
 #
-# Self-attention compares every token with every other through dot products, then averages.
-# Nothing in $\mathrm{softmax}(QK^\top/\sqrt{d})V$ refers to *where* a token sits: shuffle
-# the input rows with a permutation $P$ and the output rows are shuffled the same way,
+# Self-attention compares every token with every other through dot products,
+# then averages. Nothing in $\mathrm{softmax}(QK^\top/\sqrt{d})V$ refers to
+# *where* a token sits: shuffle the input rows with a permutation $P$ and the
+# output rows are shuffled the same way,
 #
 # $$
 # \mathrm{SelfAttn}(PX) = P\,\mathrm{SelfAttn}(X).
 # $$
 #
-# So "dog bites man" and "man bites dog" give the same set of outputs. We check it on a
-# random sequence — and then check whether a causal mask, and each of the six encodings this
-# chapter trains, breaks the symmetry.
+# So "dog bites man" and "man bites dog" give the same set of outputs. We
+# check it on a random sequence — and then check whether a causal mask, and
+# each of the six encodings this chapter trains, breaks the symmetry.
 
 # %%
 g = torch.Generator().manual_seed(0)
@@ -100,10 +112,13 @@ perm = torch.randperm(8, generator=g)
 
 
 def equivariance_gap(attention, add_positions=None, causal=False) -> float:
-    """max |f(x[perm]) - f(x)[perm]| for f = (optional embedding encoding) + attention."""
+    """max |f(x[perm]) - f(x)[perm]| for f = (optional embedding encoding) +
+    attention."""
+
     def f(inp):
         inp = add_positions(inp) if add_positions is not None else inp
         return attention(inp, causal=causal)[0]
+
     return (f(x[:, perm]) - f(x)[:, perm]).abs().max().item()
 
 
@@ -114,43 +129,58 @@ cases = {
     "no positions, causal mask (NoPE decoder)": (plain, None, True),
 }
 for name in ("sinusoidal", "learned", "randomized", "rope", "alibi", "t5"):
-    pe = make_positional(name, d_model=32, n_heads=4, max_len=8, causal=False).eval()  # eval: plain 0..T-1
+    pe = make_positional(
+        name, d_model=32, n_heads=4, max_len=8, causal=False
+    ).eval()  # eval: plain 0..T-1
     if pe.where == "embedding":  # added to x before the layer
         cases[f"{name}, where = {pe.where}"] = (plain, pe, False)
     else:  # inside the layer: rotating q and k, or a score_mod
-        cases[f"{name}, where = {pe.where}"] = (MultiHeadAttention(32, 4, positional=pe), None, False)
+        cases[f"{name}, where = {pe.where}"] = (
+            MultiHeadAttention(32, 4, positional=pe),
+            None,
+            False,
+        )
 rows = [f"{'positions, where they act':<42} permutation-equivariant?"]
 with torch.no_grad():
     for name, (attention, add_positions, causal) in cases.items():
         gap = equivariance_gap(attention, add_positions, causal)
         rows.append(f"{name:<42} {gap < 1e-5}")
-print("\n".join(rows) + "\n(equivariant: the gap max |f(x[perm]) - f(x)[perm]| is below 1e-5)")
+print(
+    "\n".join(rows)
+    + "\n(equivariant: the gap max |f(x[perm]) - f(x)[perm]| is below 1e-5)"
+)
 
 # %% [markdown]
-# Without positions the gap is zero up to rounding: the layer is blind to order. Each of
-# the six encodings breaks the symmetry, whichever place it acts at — and so does a causal mask, because "who may see whom"
-# already depends on order. That is why a decoder with **no** positional encoding (NoPE)
-# can still learn about positions {cite:p}`kazemnejad2023nope`; an encoder cannot.
+# Without positions the gap is zero up to rounding: the layer is blind to
+# order. Each of the six encodings breaks the symmetry, whichever place it
+# acts at — and so does a causal mask, because "who may see whom" already
+# depends on order. That is why a decoder with **no** positional encoding
+# (NoPE) can still learn about positions {cite:p}`kazemnejad2023nope`; an
+# encoder cannot.
 #
 # ## 2. Three places to put the order back
 #
-# Each encoding in the library declares where it acts, and `MultiHeadAttention` and the
-# models apply it there — no copied `forward` per encoding:
+# Each encoding in the library declares where it acts, and
+# `MultiHeadAttention` and the models apply it there — no copied `forward` per
+# encoding:
 
 # %%
 for name, cls in POSITIONAL_ENCODINGS.items():
     print(f"{name:>11}: where = {cls.where!r:<12} ({cls.__name__})")
 
 # %% [markdown]
-# * **embedding** — a vector $p_t$ is added to the token embedding at position $t$:
-#   fixed sinusoids {cite:p}`vaswani2017attention`, a learned table (GPT-2), or sinusoids of
-#   randomly drawn, sorted positions during training {cite:p}`ruoss2023randomized`.
-# * **qk** — RoPE {cite:p}`su2021roformer` rotates each query and key by an angle
-#   proportional to its position, so their dot product depends on the *difference* of positions.
-# * **score** — a bias $b_h(i - j)$ is added to the attention score of query $i$ and key
-#   $j$ in head $h$: a fixed linear penalty in ALiBi {cite:p}`press2022alibi`, a learned
-#   scalar per distance bucket in T5 {cite:p}`raffel2020t5`, descendants of the relative
-#   positions of {cite:t}`shaw2018relative`.
+# * **embedding** — a vector $p_t$ is added to the token embedding at position
+#   $t$: fixed sinusoids {cite:p}`vaswani2017attention`, a learned table
+#   (GPT-2), or sinusoids of randomly drawn, sorted positions during training
+#   {cite:p}`ruoss2023randomized`.
+# * **qk** — RoPE {cite:p}`su2021roformer` rotates each query and key by an
+#   angle proportional to its position, so their dot product depends on the
+#   *difference* of positions.
+# * **score** — a bias $b_h(i - j)$ is added to the attention score of query
+#   $i$ and key $j$ in head $h$: a fixed linear penalty in ALiBi
+#   {cite:p}`press2022alibi`, a learned scalar per distance bucket in T5
+#   {cite:p}`raffel2020t5`, descendants of the relative positions of
+#   {cite:t}`shaw2018relative`.
 # * **none** — NoPE: only the causal mask.
 #
 # In one picture, the place where each acts in a layer:
@@ -163,37 +193,58 @@ figure_image(positional_diagram())
 #
 # ### Sinusoids
 #
-# $\mathrm{PE}[t, 2i] = \sin(t/10000^{2i/C})$ and $\mathrm{PE}[t, 2i+1] = \cos(t/10000^{2i/C})$:
-# each pair of dimensions is a clock turning at its own speed, from one turn every $2\pi$
-# positions down to one every $2\pi \cdot 10000$. Right: the dot product between the
-# encodings of two positions depends only on how far apart they are.
+# $\mathrm{PE}[t, 2i] = \sin(t/10000^{2i/C})$ and
+# $\mathrm{PE}[t, 2i+1] = \cos(t/10000^{2i/C})$: each pair of dimensions is a
+# clock turning at its own speed, from one turn every $2\pi$ positions down to
+# one every $2\pi \cdot 10000$. Right: the dot product between the encodings
+# of two positions depends only on how far apart they are.
 
 # %%
 positions = torch.arange(64)
 pe = sinusoidal_encoding(positions, 64)  # (T, C)
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-signed_heatmap(pe, axes[0], title="sinusoidal encoding PE[t, :]", xlabel="dimension", ylabel="position t")
-signed_heatmap(pe @ pe.T, axes[1], title="PE[m] · PE[n]", xlabel="position n", ylabel="position m")
+signed_heatmap(
+    pe,
+    axes[0],
+    title="sinusoidal encoding PE[t, :]",
+    xlabel="dimension",
+    ylabel="position t",
+)
+signed_heatmap(
+    pe @ pe.T,
+    axes[1],
+    title="PE[m] · PE[n]",
+    xlabel="position n",
+    ylabel="position m",
+)
 fig.tight_layout()
 plt.show()
-near_diagonals = [(pe[k:] * pe[: 64 - k]).sum(-1) for k in (1, 10)]  # PE[m]·PE[m+k] for every m
+near_diagonals = [
+    (pe[k:] * pe[: 64 - k]).sum(-1) for k in (1, 10)
+]  # PE[m]·PE[m+k] for every m
 for k, values in zip((1, 10), near_diagonals):
-    print(f"PE[m]·PE[m+{k}] = {values.mean():.3f} for every m (spread < 1e-4: {(values.max() - values.min()) < 1e-4})")
+    print(
+        f"PE[m]·PE[m+{k}] = {values.mean():.3f} for every m (spread < 1e-4: "
+        f"{(values.max() - values.min()) < 1e-4})"
+    )
 
 # %% [markdown]
 # ### RoPE: the score depends only on $m - n$
 #
-# RoPE rotates dimension pair $i$ of a query at position $m$ by the angle $m\theta_i$ (and of
-# a key at position $n$ by $n\theta_i$), with $\theta_i = 10000^{-2i/D}$. A rotation
-# preserves lengths, and $\langle R_{m\theta} q, R_{n\theta} k\rangle = \langle q, R_{(n-m)\theta} k\rangle$:
-# the score sees only the offset. The library's `apply_rope` is the rotation, pair by pair:
+# RoPE rotates dimension pair $i$ of a query at position $m$ by the angle
+# $m\theta_i$ (and of a key at position $n$ by $n\theta_i$), with
+# $\theta_i = 10000^{-2i/D}$. A rotation preserves lengths, and
+# $\langle R_{m\theta} q, R_{n\theta} k\rangle =
+# \langle q, R_{(n-m)\theta} k\rangle$:
+# the score sees only the offset. The library's `apply_rope` is the rotation,
+# pair by pair:
 
 # %%
 show_source(apply_rope)
 
 # %% [markdown]
-# We take *one* query vector and *one* key vector, place
-# them at every pair of positions $m, n \in [0, 64)$, and plot all 4096 scores against $m - n$.
+# We take *one* query vector and *one* key vector, place them at every pair of
+# positions $m, n \in [0, 64)$, and plot all 4096 scores against $m - n$.
 
 # %%
 g = torch.Generator().manual_seed(1)
@@ -204,13 +255,26 @@ rq = apply_rope(q.expand(64, 64), m)  # (T, D): q at every position
 rk = apply_rope(k.expand(64, 64), m)  # (T, D): k at every position
 scores = rq @ rk.T  # (m, n)
 offset = (m[:, None] - m[None, :]).flatten()  # m - n
-spread = max(scores.flatten()[offset == d].max() - scores.flatten()[offset == d].min() for d in range(-63, 64))
-print(f"largest spread among scores with the same m - n < 1e-10: {spread.item() < 1e-10}")
-print("norms preserved:", torch.allclose(rq.norm(dim=-1), q.norm().expand(64)))
+spread = max(
+    scores.flatten()[offset == d].max() - scores.flatten()[offset == d].min()
+    for d in range(-63, 64)
+)
+print(
+    "largest spread among scores with the same m - n < 1e-10: "
+    f"{spread.item() < 1e-10}"
+)
+print(
+    "norms preserved:", torch.allclose(rq.norm(dim=-1), q.norm().expand(64))
+)
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
-signed_heatmap(scores, axes[0], title="RoPE score ⟨rope(q, m), rope(k, n)⟩", xlabel="key position n",
-               ylabel="query position m")
+signed_heatmap(
+    scores,
+    axes[0],
+    title="RoPE score ⟨rope(q, m), rope(k, n)⟩",
+    xlabel="key position n",
+    ylabel="query position m",
+)
 axes[1].plot(offset, scores.flatten(), ".", ms=3)
 axes[1].set_xlabel("m − n")
 axes[1].set_ylabel("score")
@@ -219,35 +283,49 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The heatmap is constant along every diagonal, and the 4096 points fall on a single curve:
-# the scores with equal $m-n$ agree to within $10^{-10}$ (float64 rounding). Note what the
-# curve is *not*: it is not monotone in the distance. Whether a query prefers near or far
-# keys is up to the learned $q$ and $k$.
+# The heatmap is constant along every diagonal, and the 4096 points fall on a
+# single curve: the scores with equal $m-n$ agree to within $10^{-10}$
+# (float64 rounding). Note what the curve is *not*: it is not monotone in the
+# distance. Whether a query prefers near or far keys is up to the learned $q$
+# and $k$.
 #
 # ### ALiBi: a linear penalty per head
 #
-# ALiBi adds $-s_h\,(i - j)$ to the score of query $i$ and key $j \le i$: a straight line
-# with a fixed slope $s_h$ per head, the geometric sequence $2^{-8/H}, 2^{-16/H}, \dots, 2^{-8}$.
-# A steep head penalises distant keys strongly, a shallow one hardly at all, so shallow heads
-# can look far. There are no parameters.
+# ALiBi adds $-s_h\,(i - j)$ to the score of query $i$ and key $j \le i$: a
+# straight line with a fixed slope $s_h$ per head, the geometric sequence
+# $2^{-8/H}, 2^{-16/H}, \dots, 2^{-8}$. A steep head penalises distant keys
+# strongly, a shallow one hardly at all, so shallow heads can look far. There
+# are no parameters.
 #
-# The library gives ALiBi to attention as a `score_mod` (chapter 1's hook): a function of one
-# score and its indices, so a tiled kernel can evaluate it one tile at a time (chapter 7).
-# `score_bias` evaluates the same function on every (query, key) for the pictures below.
+# The library gives ALiBi to attention as a `score_mod` (chapter 1's hook): a
+# function of one score and its indices, so a tiled kernel can evaluate it one
+# tile at a time (chapter 7). `score_bias` evaluates the same function on
+# every (query, key) for the pictures below.
 
 # %%
 show_source(AlibiBias.score_mod)
 
 # %%
 slopes = alibi_slopes(8)
-print("slopes for 8 heads:", ", ".join(f"2^-{-math.log2(s):.0f}" for s in slopes.tolist()))
+print(
+    "slopes for 8 heads:",
+    ", ".join(f"2^-{-math.log2(s):.0f}" for s in slopes.tolist()),
+)
 alibi = make_positional("alibi", d_model=64, n_heads=8, max_len=16)
 bias = alibi.score_bias(torch.arange(16), torch.arange(16))  # (H, Tq, Tk)
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
 for ax, h in zip(axes[:2], (0, 7)):
-    signed_heatmap(bias[h].masked_fill(~torch.ones(16, 16, dtype=torch.bool).tril(), float("nan")), ax,
-                   title=f"head {h}: slope {slopes[h]:.4f}", xlabel="key j", ylabel="query i", symmetric=False,
-                   cmap="viridis")
+    signed_heatmap(
+        bias[h].masked_fill(
+            ~torch.ones(16, 16, dtype=torch.bool).tril(), float("nan")
+        ),
+        ax,
+        title=f"head {h}: slope {slopes[h]:.4f}",
+        xlabel="key j",
+        ylabel="query i",
+        symmetric=False,
+        cmap="viridis",
+    )
 distance = torch.arange(16)
 for h in range(8):
     axes[2].plot(distance, -slopes[h] * distance, label=f"head {h}")
@@ -261,12 +339,13 @@ plt.show()
 # %% [markdown]
 # ### T5: learned biases on logarithmic buckets
 #
-# T5 learns one scalar per (bucket, head). Small distances get a bucket each; larger ones
-# share logarithmically wider buckets, and everything beyond `max_distance` (128) shares the
-# last one. A bidirectional encoder uses half the buckets for keys before the query and half
-# for keys after; a causal decoder puts every future key in bucket 0. Like ALiBi, the bias
-# reaches attention as a `score_mod`: look up the bucket of the distance, add that head's
-# learned scalar.
+# T5 learns one scalar per (bucket, head). Small distances get a bucket each;
+# larger ones share logarithmically wider buckets, and everything beyond
+# `max_distance` (128) shares the last one. A bidirectional encoder uses half
+# the buckets for keys before the query and half for keys after; a causal
+# decoder puts every future key in bucket 0. Like ALiBi, the bias reaches
+# attention as a `score_mod`: look up the bucket of the distance, add that
+# head's learned scalar.
 
 # %%
 show_source(T5RelativeBias.score_mod)
@@ -274,57 +353,107 @@ show_source(T5RelativeBias.score_mod)
 # %%
 rel = torch.arange(-160, 161)
 fig, ax = plt.subplots(figsize=(9, 3.4))
-ax.step(rel, t5_relative_bucket(rel, bidirectional=True), where="mid", label="bidirectional (encoder)")
-ax.step(rel, t5_relative_bucket(rel, bidirectional=False), where="mid", label="causal (decoder)")
+ax.step(
+    rel,
+    t5_relative_bucket(rel, bidirectional=True),
+    where="mid",
+    label="bidirectional (encoder)",
+)
+ax.step(
+    rel,
+    t5_relative_bucket(rel, bidirectional=False),
+    where="mid",
+    label="causal (decoder)",
+)
 ax.set_xlabel("relative position j − i (key minus query)")
 ax.set_ylabel("bucket")
 ax.set_title("T5 relative-position buckets (32 buckets, max_distance 128)")
 ax.legend()
 plt.show()
 for d in (-1, -7, -8, -20, -127, -128, -1000):
-    print(f"j − i = {d:>5}: bucket {t5_relative_bucket(torch.tensor(d), bidirectional=False).item():>2} (causal)")
+    print(
+        f"j − i = {d:>5}: bucket "
+        + format(
+            t5_relative_bucket(torch.tensor(d), bidirectional=False).item(),
+            ">2",
+        )
+        + " (causal)"
+    )
 
 # %% [markdown]
-# Distances 0–15 (causal) each have their own bucket; 20 shares a bucket with its
-# neighbours; 128 and 1000 fall in the same last bucket, 31. The bias table is learned; the
-# last picture of this section shows a learned encoding, the absolute table of a trained
-# model — so we train some models first.
+# Distances 0–15 (causal) each have their own bucket; 20 shares a bucket with
+# its neighbours; 128 and 1000 fall in the same last bucket, 31. The bias
+# table is learned; the last picture of this section shows a learned encoding,
+# the absolute table of a trained model — so we train some models first.
 #
 # ## 4. Longer than in training
 #
-# An encoding that works on the lengths it was trained on may fail on longer ones: the
-# model meets positions (or distances) it has never seen. We measure this the way
-# {cite:t}`press2022alibi` did, on a language model: seven small character-level models of
-# Tiny Shakespeare, identical but for the positional encoding (2 layers, width 64, 4 heads),
-# each trained for 200 steps on windows of $L = 32$ characters, then evaluated on held-out
-# text at $L$, $2L$ and $4L$ — three times over, with seeds 0, 1 and 2 (each seed sets the
+# An encoding that works on the lengths it was trained on may fail on longer
+# ones: the model meets positions (or distances) it has never seen. We measure
+# this the way {cite:t}`press2022alibi` did, on a language model: seven small
+# character-level models of Tiny Shakespeare, identical but for the positional
+# encoding (2 layers, width 64, 4 heads), each trained for 200 steps on
+# windows of $L = 32$ characters, then evaluated on held-out text at $L$, $2L$
+# and $4L$ — three times over, with seeds 0, 1 and 2 (each seed sets the
 # initial weights and the training windows).
 #
-# One detail matters for the two fixed encodings. The library draws token embeddings
-# GPT-style with standard deviation 0.02, while a sinusoid has entries of size 1: added
-# as they are, the positions would drown the tokens. So, like the original transformer
-# {cite:p}`vaswani2017attention`, the models multiply token embeddings by $\sqrt{C}$ (8 here)
-# when the encoding adds a fixed signal to them — sinusoidal and randomized — and by 1
-# otherwise (a learned table starts at the tokens' own scale; the other encodings add
-# nothing to the embeddings). `ModelConfig.embedding_scale` overrides the choice. Every
-# model here also keeps a separate output layer (`tie_weights=False`).
+# One detail matters for the two fixed encodings. The library draws token
+# embeddings GPT-style with standard deviation 0.02, while a sinusoid has
+# entries of size 1: added as they are, the positions would drown the tokens.
+# So, like the original transformer {cite:p}`vaswani2017attention`, the models
+# multiply token embeddings by $\sqrt{C}$ (8 here) when the encoding adds a
+# fixed signal to them — sinusoidal and randomized — and by 1 otherwise (a
+# learned table starts at the tokens' own scale; the other encodings add
+# nothing to the embeddings). `ModelConfig.embedding_scale` overrides the
+# choice. Every model here also keeps a separate output layer
+# (`tie_weights=False`).
 
 # %%
-task = get_task("tiny_shakespeare")  # reads the corpus (downloads it once if there is no local copy)
+task = get_task(
+    "tiny_shakespeare"
+)  # reads the corpus (downloads it once if there is no local copy)
 L = 32
-ENCODINGS = ["sinusoidal", "learned", "randomized", "rope", "alibi", "t5", "nope"]
+ENCODINGS = [
+    "sinusoidal",
+    "learned",
+    "randomized",
+    "rope",
+    "alibi",
+    "t5",
+    "nope",
+]
 
 
-def train_char_model(positional: str, steps: int = 200, seed: int = 0, embedding_scale: float | None = None):
+def train_char_model(
+    positional: str,
+    steps: int = 200,
+    seed: int = 0,
+    embedding_scale: float | None = None,
+):
     torch.manual_seed(seed)  # initial weights
     data = torch.Generator().manual_seed(seed)  # training windows
-    config = ModelConfig(arch="decoder", vocab_size=task.vocab_size, d_model=64, n_layers=2, n_heads=4,
-                         max_len=L, positional=positional, tie_weights=False, embedding_scale=embedding_scale)
-    model = build_model(config)  # token embeddings × √64 for sinusoidal and randomized, × 1 otherwise
-    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.0)
+    config = ModelConfig(
+        arch="decoder",
+        vocab_size=task.vocab_size,
+        d_model=64,
+        n_layers=2,
+        n_heads=4,
+        max_len=L,
+        positional=positional,
+        tie_weights=False,
+        embedding_scale=embedding_scale,
+    )
+    model = build_model(
+        config
+    )  # token embeddings × √64 for sinusoidal and randomized, × 1 otherwise
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=5e-3, weight_decay=0.0
+    )
     for _ in range(steps):
         batch = task.sample(32, L, data)
-        loss = F.cross_entropy(model(batch.inputs).logits.flatten(0, 1), batch.targets.flatten())
+        loss = F.cross_entropy(
+            model(batch.inputs).logits.flatten(0, 1), batch.targets.flatten()
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -333,169 +462,262 @@ def train_char_model(positional: str, steps: int = 200, seed: int = 0, embedding
 
 SEEDS = (0, 1, 2)
 start = time.perf_counter()
-seed_models, seed_final_loss = {}, {}  # (encoding, seed) -> trained model, last training loss
+seed_models, seed_final_loss = (
+    {},
+    {},
+)  # (encoding, seed) -> trained model, last training loss
 for seed in SEEDS:
     for name in ENCODINGS:
-        seed_models[name, seed], seed_final_loss[name, seed] = train_char_model(name, seed=seed)
+        seed_models[name, seed], seed_final_loss[name, seed] = (
+            train_char_model(name, seed=seed)
+        )
 training_seconds = time.perf_counter() - start
-char_models = {name: seed_models[name, 0] for name in ENCODINGS}  # seed 0: the single-model pictures below
+char_models = {
+    name: seed_models[name, 0] for name in ENCODINGS
+}  # seed 0: the single-model pictures below
 final_loss = {name: seed_final_loss[name, 0] for name in ENCODINGS}
-scales = {name: model.config.effective_embedding_scale for name, model in char_models.items()}
-print("token-embedding scale:\n" + ", ".join(f"{name} {scale:g}" for name, scale in scales.items()))
+scales = {
+    name: model.config.effective_embedding_scale
+    for name, model in char_models.items()
+}
+print(
+    "token-embedding scale:\n"
+    + ", ".join(f"{name} {scale:g}" for name, scale in scales.items())
+)
 
 # %% tags=["nbval-ignore-output"]
 print(f"trained {len(seed_models)} models in {training_seconds:.0f} s")
 
 # %% [markdown]
-# The learned table has $L = 32$ rows. Asked for position 32, the model refuses, with an
-# error that says what to do:
+# The learned table has $L = 32$ rows. Asked for position 32, the model
+# refuses, with an error that says what to do:
 
 # %%
-held_out = {n: task.sample(128, n, torch.Generator().manual_seed(1), split="val") for n in (L, 2 * L, 4 * L)}
+held_out = {
+    n: task.sample(128, n, torch.Generator().manual_seed(1), split="val")
+    for n in (L, 2 * L, 4 * L)
+}
 try:
     char_models["learned"](held_out[2 * L].inputs)
 except ValueError as error:
     print(textwrap.fill(f"ValueError: {error}", 78))
 
 # %% [markdown]
-# So for the measurement we pick the explicit fallback, `overflow="clamp"`: every position
-# past the table reuses the last learned vector. Then we compute, for every model and
-# length, the mean next-character loss over all positions, and over the last $L$ positions
-# only (the ones furthest beyond the training length). Each entry is the mean over the three
-# seeds ± the half-width of its 95% Student-t interval ($t_{0.975}(2) = 4.30$, so three
+# So for the measurement we pick the explicit fallback, `overflow="clamp"`:
+# every position past the table reuses the last learned vector. Then we
+# compute, for every model and length, the mean next-character loss over all
+# positions, and over the last $L$ positions only (the ones furthest beyond
+# the training length). Each entry is the mean over the three seeds ± the
+# half-width of its 95% Student-t interval ($t_{0.975}(2) = 4.30$, so three
 # seeds give wide intervals); "train" is the mean last training loss.
 
 # %%
 for seed in SEEDS:
-    seed_models["learned", seed].decoder.positional.overflow = "clamp"  # explicit: positions ≥ 32 reuse row 31
-losses = {}  # (encoding, seed) -> [(loss over all positions, over the last L) at L, 2L, 4L]
-position_loss = {}  # encoding -> loss at each position of the 4L windows, mean over the batch and the seeds
+    seed_models[
+        "learned", seed
+    ].decoder.positional.overflow = (
+        "clamp"  # explicit: positions ≥ 32 reuse row 31
+    )
+# (encoding, seed) -> [(loss over all positions, over the last L) at L, 2L,
+# 4L]
+losses = {}
+# encoding -> loss at each position of the 4L windows, mean over the batch and
+# the seeds
+position_loss = {}
 with torch.no_grad():
     for (name, seed), model in seed_models.items():
         row = []
         for batch in held_out.values():
-            loss = F.cross_entropy(model(batch.inputs).logits.transpose(1, 2), batch.targets, reduction="none")
+            loss = F.cross_entropy(
+                model(batch.inputs).logits.transpose(1, 2),
+                batch.targets,
+                reduction="none",
+            )
             row.append((loss.mean().item(), loss[:, -L:].mean().item()))
         losses[name, seed] = row
-        position_loss[name] = position_loss.get(name, 0) + loss.mean(0) / len(SEEDS)  # (4L,): the 4L windows
+        position_loss[name] = position_loss.get(name, 0) + loss.mean(0) / len(
+            SEEDS
+        )  # (4L,): the 4L windows
 
 
 def mean_pm(values) -> str:
-    """'2.309 ± 0.012': the mean over seeds ± the half-width of its 95% t-interval."""
+    """'2.309 ± 0.012': the mean over seeds ± the half-width of its 95%
+    t-interval."""
     mean, low, high = t_interval(values)
     return f"{mean:.3f} ± {(high - low) / 2:.3f}"
 
 
-table = [f"{'':<11}{'':>7}{'loss, all positions':^45}{'last 32':>15}",
-         f"{'encoding':<11}{'train':>7}{'L':>15}{'2L':>15}{'4L':>15}{'4L':>15}"]  # fmt: skip
+table = [
+    f"{'':<11}{'':>7}{'loss, all positions':^45}{'last 32':>15}",
+    f"{'encoding':<11}{'train':>7}{'L':>15}{'2L':>15}{'4L':>15}{'4L':>15}",
+]
 for name in ENCODINGS:
     train_mean = sum(seed_final_loss[name, s] for s in SEEDS) / len(SEEDS)
-    cells = [mean_pm([losses[name, s][j][0] for s in SEEDS]) for j in range(3)]
+    cells = [
+        mean_pm([losses[name, s][j][0] for s in SEEDS]) for j in range(3)
+    ]
     cells.append(mean_pm([losses[name, s][2][1] for s in SEEDS]))
-    table.append(f"{name:<11}{train_mean:>7.3f}" + "".join(f"{c:>15}" for c in cells))
+    table.append(
+        f"{name:<11}{train_mean:>7.3f}" + "".join(f"{c:>15}" for c in cells)
+    )
 print("\n".join(table))
 
 # %%
 fig, ax = plt.subplots(figsize=(10, 4.2))
 for name, losses in position_loss.items():
     smooth = losses.unfold(0, 8, 8).mean(1)  # mean over blocks of 8 positions
-    ax.plot(torch.arange(4, 4 * L, 8), smooth, "o-", ms=3, label=name + (" (clamped)" if name == "learned" else ""))
+    ax.plot(
+        torch.arange(4, 4 * L, 8),
+        smooth,
+        "o-",
+        ms=3,
+        label=name + (" (clamped)" if name == "learned" else ""),
+    )
 ax.axvline(L - 0.5, color="grey", ls="--", lw=1)
-ax.text(L + 1, ax.get_ylim()[0], " training length", color="grey", va="bottom", fontsize=9)
+ax.text(
+    L + 1,
+    ax.get_ylim()[0],
+    " training length",
+    color="grey",
+    va="bottom",
+    fontsize=9,
+)
 ax.set_xlabel("position in a 128-character window")
 ax.set_ylabel("next-character loss (nats)")
-ax.set_title("held-out loss by position, mean of 3 seeds: trained on 32 characters, tested on 128")
+ax.set_title(
+    "held-out loss by position, mean of 3 seeds: "
+    "trained on 32 characters, tested on 128"
+)
 ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 plt.show()
 
 # %% [markdown]
-# And what the $\sqrt{C}$ scale buys: the same sinusoidal model once more, with
-# `embedding_scale=1.0` — tokens of size 0.02 under sinusoids of size 1 (seed 0 only, beside
-# the seed-0 model of the table).
+# And what the $\sqrt{C}$ scale buys: the same sinusoidal model once more,
+# with `embedding_scale=1.0` — tokens of size 0.02 under sinusoids of size 1
+# (seed 0 only, beside the seed-0 model of the table).
 
 # %%
-unscaled, unscaled_train_loss = train_char_model("sinusoidal", embedding_scale=1.0)
-runs = {"× 8 (default)": (char_models["sinusoidal"], final_loss["sinusoidal"]), "× 1": (unscaled, unscaled_train_loss)}
+unscaled, unscaled_train_loss = train_char_model(
+    "sinusoidal", embedding_scale=1.0
+)
+runs = {
+    "× 8 (default)": (char_models["sinusoidal"], final_loss["sinusoidal"]),
+    "× 1": (unscaled, unscaled_train_loss),
+}
 with torch.no_grad():
     for scale_name, (model, train_loss) in runs.items():
-        loss = F.cross_entropy(model(held_out[L].inputs).logits.transpose(1, 2), held_out[L].targets).item()
-        print(f"sinusoidal, token embeddings {scale_name:<13}: train {train_loss:.3f}, held-out at L {loss:.3f}")
+        loss = F.cross_entropy(
+            model(held_out[L].inputs).logits.transpose(1, 2),
+            held_out[L].targets,
+        ).item()
+        print(
+            f"sinusoidal, token embeddings {scale_name:<13}: "
+            f"train {train_loss:.3f}, held-out at L {loss:.3f}"
+        )
 
 # %% [markdown]
-# **What we saw.** All numbers are means over the three seeds ± the half-width of their 95%
-# interval. Within the training length (the $L$ column) the seven models land between 2.316
-# and 2.506 nats after 200 steps: the sinusoids (2.316 ± 0.041) and RoPE (2.317 ± 0.094) lead,
-# the learned table (2.482 ± 0.180) and NoPE (2.506 ± 0.117) trail. Three seeds give wide
-# intervals, and neighbours overlap; of the pairs at the two ends, only the sinusoids are
-# clearly ahead of NoPE. The sinusoids owe their place to the $\sqrt{C}$ scale: with token
-# embeddings left at size 0.02, the seed-0 model reaches only 2.461 at $L$ against 2.327 with
-# the scale. Past the training length the picture splits:
+# **What we saw.** All numbers are means over the three seeds ± the half-width
+# of their 95% interval. Within the training length (the $L$ column) the seven
+# models land between 2.316 and 2.506 nats after 200 steps: the sinusoids
+# (2.316 ± 0.041) and RoPE (2.317 ± 0.094) lead, the learned table (2.482 ±
+# 0.180) and NoPE (2.506 ± 0.117) trail. Three seeds give wide intervals, and
+# neighbours overlap; of the pairs at the two ends, only the sinusoids are
+# clearly ahead of NoPE. The sinusoids owe their place to the $\sqrt{C}$
+# scale: with token embeddings left at size 0.02, the seed-0 model reaches
+# only 2.461 at $L$ against 2.327 with the scale. Past the training length the
+# picture splits:
 #
-# * **ALiBi** extrapolates: 2.415 at $L$, 2.389 at $4L$, and 2.385 on the last 32 positions,
-#   no higher than within the training length — the result {cite:t}`press2022alibi` reported,
-#   and the best of the seven at $4L$. Its bias at an unseen distance is the same straight line
-#   continued; no learned number is new.
-# * **Randomized positions** stay flat as well (2.470 at $L$, 2.490 at $4L$): during
-#   training they saw position values up to $4L$, so nothing at test time is new
-#   {cite:p}`ruoss2023randomized`. They pay for it within the training length, where the
-#   same sinusoids at the plain positions do better (2.316 ± 0.041 against 2.470 ± 0.089).
-# * **Sinusoidal** and **RoPE** break down beyond $L$: in the figure the sinusoidal loss climbs
-#   right after the dashed line, RoPE's one block of 8 positions later. On the last 32
-#   positions at $4L$ RoPE is the *worst* of all (2.915 ± 0.389) although it was among the best
-#   within $L$; its interval is also the widest — the seeds disagree on how badly it breaks. A
-#   formula that is defined at every position is not the same as a model that generalises to
-#   it; presumably the model never learned what the unseen angles mean.
-# * **T5** degrades too, less than RoPE (2.508 against 2.633 at $4L$): trained on distances
-#   up to 31 only, it meets longer distances in buckets (up to 31, printed above) that
-#   distances below 32 never reach, so their biases never received a gradient.
-# * **Learned** cannot go past its table at all (the error above); clamped, it degrades
-#   about as much as the sinusoids (2.739 against 2.679 at $4L$) — every late position
-#   looks like position 31.
-# * **NoPE** degrades only a little (2.506 at $L$, 2.558 at $4L$), from the worst start; the
-#   causal mask gives it some sense of position, which may be what fails to carry over to
-#   unseen lengths.
+# * **ALiBi** extrapolates: 2.415 at $L$, 2.389 at $4L$, and 2.385 on the last
+#   32 positions, no higher than within the training length — the result
+#   {cite:t}`press2022alibi` reported, and the best of the seven at $4L$. Its
+#   bias at an unseen distance is the same straight line continued; no learned
+#   number is new.
+# * **Randomized positions** stay flat as well (2.470 at $L$, 2.490 at $4L$):
+#   during training they saw position values up to $4L$, so nothing at test
+#   time is new {cite:p}`ruoss2023randomized`. They pay for it within the
+#   training length, where the same sinusoids at the plain positions do better
+#   (2.316 ± 0.041 against 2.470 ± 0.089).
+# * **Sinusoidal** and **RoPE** break down beyond $L$: in the figure the
+#   sinusoidal loss climbs right after the dashed line, RoPE's one block of 8
+#   positions later. On the last 32 positions at $4L$ RoPE is the *worst* of
+#   all (2.915 ± 0.389) although it was among the best within $L$; its
+#   interval is also the widest — the seeds disagree on how badly it breaks. A
+#   formula that is defined at every position is not the same as a model that
+#   generalises to it; presumably the model never learned what the unseen
+#   angles mean.
+# * **T5** degrades too, less than RoPE (2.508 against 2.633 at $4L$): trained
+#   on distances up to 31 only, it meets longer distances in buckets (up to
+#   31, printed above) that distances below 32 never reach, so their biases
+#   never received a gradient.
+# * **Learned** cannot go past its table at all (the error above); clamped, it
+#   degrades about as much as the sinusoids (2.739 against 2.679 at $4L$) —
+#   every late position looks like position 31.
+# * **NoPE** degrades only a little (2.506 at $L$, 2.558 at $4L$), from the
+#   worst start; the causal mask gives it some sense of position, which may be
+#   what fails to carry over to unseen lengths.
 #
-# These are tiny models trained for seconds. What the three seeds support: the flat curves of
-# ALiBi and the randomized positions, and the break of the sinusoids, RoPE and the clamped
-# table beyond the training length — on the last 32 positions at $4L$, ALiBi's interval
-# (2.237 to 2.533) lies below those of the sinusoids and the learned table and touches RoPE's
-# only at its edge (from 2.526). The order in the middle of the field is not settled.
+# These are tiny models trained for seconds. What the three seeds support: the
+# flat curves of ALiBi and the randomized positions, and the break of the
+# sinusoids, RoPE and the clamped table beyond the training length — on the
+# last 32 positions at $4L$, ALiBi's interval (2.237 to 2.533) lies below
+# those of the sinusoids and the learned table and touches RoPE's only at its
+# edge (from 2.526). The order in the middle of the field is not settled.
 #
 # ### The learned table after training
 #
-# The last encoding to draw: the table the learned model ended up with, and the cosine
-# similarity between its rows.
+# The last encoding to draw: the table the learned model ended up with, and
+# the cosine similarity between its rows.
 
 # %%
-table = char_models["learned"].decoder.positional.table.weight.detach()  # (L, C)
+table = char_models[
+    "learned"
+].decoder.positional.table.weight.detach()  # (L, C)
 unit = F.normalize(table, dim=-1)
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-signed_heatmap(table, axes[0], title="learned position table (32 × 64) after 200 steps", xlabel="dimension",
-               ylabel="position")
-signed_heatmap(unit @ unit.T, axes[1], title="cosine similarity between positions", xlabel="position",
-               ylabel="position")
+signed_heatmap(
+    table,
+    axes[0],
+    title="learned position table (32 × 64) after 200 steps",
+    xlabel="dimension",
+    ylabel="position",
+)
+signed_heatmap(
+    unit @ unit.T,
+    axes[1],
+    title="cosine similarity between positions",
+    xlabel="position",
+    ylabel="position",
+)
 fig.tight_layout()
 plt.show()
-near = torch.stack([(unit[i] * unit[i + 1]).sum() for i in range(L - 1)]).mean()
-far = torch.stack([(unit[i] * unit[i + 16]).sum() for i in range(L - 16)]).mean()
-print(f"mean cosine similarity: neighbouring positions {near:.2f}, positions 16 apart {far:.2f}")
+near = torch.stack(
+    [(unit[i] * unit[i + 1]).sum() for i in range(L - 1)]
+).mean()
+far = torch.stack(
+    [(unit[i] * unit[i + 16]).sum() for i in range(L - 16)]
+).mean()
+print(
+    f"mean cosine similarity: neighbouring positions {near:.2f}, "
+    f"positions 16 apart {far:.2f}"
+)
 
 # %% [markdown]
-# Nobody told the table that positions are ordered, yet after 200 steps neighbouring rows
-# are similar (mean cosine 0.66) and rows 16 apart point slightly away from each other
-# (−0.12). The similarity map shows this as two blocks rather than an even band: the rows
-# before 16 resemble each other, so do the rows from 16 on, with a sharp edge between the
-# two; the earliest and the latest rows point away from each other. The table has learned
-# a coarse sense of early versus late — only for the 32 positions it has rows for.
+# Nobody told the table that positions are ordered, yet after 200 steps
+# neighbouring rows are similar (mean cosine 0.66) and rows 16 apart point
+# slightly away from each other (−0.12). The similarity map shows this as two
+# blocks rather than an even band: the rows before 16 resemble each other, so
+# do the rows from 16 on, with a sharp edge between the two; the earliest and
+# the latest rows point away from each other. The table has learned a coarse
+# sense of early versus late — only for the 32 positions it has rows for.
 
 # %% [markdown]
 # ## Exercises
 #
 # ```{exercise}
 # :label: ex-03-rope-base
-# RoPE's `base` (10000 by default) sets how fast its slowest pair of dimensions turns.
-# Show that with `base=100` the score of a fixed $q, k$ still depends only on $m - n$, and
-# that the rotations still preserve norms.
+# RoPE's `base` (10000 by default) sets how fast its slowest pair of
+# dimensions turns. Show that with `base=100` the score of a fixed $q, k$
+# still depends only on $m - n$, and that the rotations still preserve norms.
 # ```
 #
 # ```{solution-start} ex-03-rope-base
@@ -503,26 +725,41 @@ print(f"mean cosine similarity: neighbouring positions {near:.2f}, positions 16 
 # ```
 
 # %%
-rq100, rk100 = apply_rope(q.expand(64, 64), m, base=100.0), apply_rope(k.expand(64, 64), m, base=100.0)
+rq100, rk100 = (
+    apply_rope(q.expand(64, 64), m, base=100.0),
+    apply_rope(k.expand(64, 64), m, base=100.0),
+)
 s100 = rq100 @ rk100.T
-same_offset = all(torch.allclose(s100.diagonal(d), s100.diagonal(d)[:1].expand(64 - abs(d))) for d in range(-63, 64))
-print("depends only on m - n:", same_offset, "| norms preserved:", torch.allclose(rq100.norm(dim=-1), q.norm().expand(64)))
+same_offset = all(
+    torch.allclose(s100.diagonal(d), s100.diagonal(d)[:1].expand(64 - abs(d)))
+    for d in range(-63, 64)
+)
+print(
+    "depends only on m - n:",
+    same_offset,
+    "| norms preserved:",
+    torch.allclose(rq100.norm(dim=-1), q.norm().expand(64)),
+)
 
 # %% [markdown]
-# Both hold with `base=100`. The base only sets the angles $\theta_i = \text{base}^{-2i/D}$, and
-# $\langle R_{m\theta} q, R_{n\theta} k\rangle = \langle q, R_{(n-m)\theta} k\rangle$ holds for any
-# angles, as rotations keep lengths for any angle. A smaller base makes the slowest pair turn
-# faster (once every $2\pi \cdot 100$ positions instead of $2\pi \cdot 10000$): it changes *which*
-# function of $m - n$ the score is, not that it is one.
+# Both hold with `base=100`. The base only sets the angles
+# $\theta_i = \text{base}^{-2i/D}$, and
+# $\langle R_{m\theta} q, R_{n\theta} k\rangle =
+# \langle q, R_{(n-m)\theta} k\rangle$
+# holds for any angles, as rotations keep lengths for any angle. A smaller
+# base makes the slowest pair turn faster (once every $2\pi \cdot 100$
+# positions instead of $2\pi \cdot 10000$): it changes *which* function of
+# $m - n$ the score is, not that it is one.
 #
 # ```{solution-end}
 # ```
 #
 # ```{exercise}
 # :label: ex-03-alibi-12
-# The ALiBi paper's rule for a head count that is not a power of two: take the slopes for
-# the closest smaller power of two, then every other slope of twice that many heads.
-# Write the 12 slopes out by hand and compare with `alibi_slopes(12)`.
+# The ALiBi paper's rule for a head count that is not a power of two: take the
+# slopes for the closest smaller power of two, then every other slope of twice
+# that many heads. Write the 12 slopes out by hand and compare with
+# `alibi_slopes(12)`.
 # ```
 #
 # ```{solution-start} ex-03-alibi-12
@@ -532,24 +769,31 @@ print("depends only on m - n:", same_offset, "| norms preserved:", torch.allclos
 # %%
 eight = [2 ** (-8 * (i + 1) / 8) for i in range(8)]  # 2^-1 … 2^-8
 sixteen = [2 ** (-8 * (i + 1) / 16) for i in range(16)]  # 2^-0.5 … 2^-8
-by_hand = eight + sixteen[0::2][:4]  # the 4 missing heads: 2^-0.5, 2^-1.5, 2^-2.5, 2^-3.5
+by_hand = (
+    eight + sixteen[0::2][:4]
+)  # the 4 missing heads: 2^-0.5, 2^-1.5, 2^-2.5, 2^-3.5
 print("the 8 slopes: ", [round(s, 4) for s in by_hand[:8]])
 print("the 4 added:  ", [round(s, 4) for s in by_hand[8:]])
-print("equal to alibi_slopes(12):", torch.allclose(torch.tensor(by_hand), alibi_slopes(12)))
+print(
+    "equal to alibi_slopes(12):",
+    torch.allclose(torch.tensor(by_hand), alibi_slopes(12)),
+)
 
 # %% [markdown]
-# The 8 slopes of the closest power of two, $2^{-1} \dots 2^{-8}$, followed by every other slope
-# of the 16-head sequence, $2^{-0.5}, 2^{-1.5}, 2^{-2.5}, 2^{-3.5}$ (0.7071, 0.3536, 0.1768,
-# 0.0884): the same 12 numbers as `alibi_slopes(12)`.
+# The 8 slopes of the closest power of two, $2^{-1} \dots 2^{-8}$, followed by
+# every other slope of the 16-head sequence,
+# $2^{-0.5}, 2^{-1.5}, 2^{-2.5}, 2^{-3.5}$ (0.7071, 0.3536, 0.1768, 0.0884):
+# the same 12 numbers as `alibi_slopes(12)`.
 #
 # ```{solution-end}
 # ```
 #
 # ```{exercise}
 # :label: ex-03-randomized-eval
-# The randomized model was evaluated on the plain positions $0 \dots T-1$. The paper's code
-# draws random sorted positions at test time too (`sample_in_eval=True`). Evaluate the
-# trained randomized model (seed 0) that way at $2L$ and $4L$ and compare with the plain positions.
+# The randomized model was evaluated on the plain positions $0 \dots T-1$. The
+# paper's code draws random sorted positions at test time too
+# (`sample_in_eval=True`). Evaluate the trained randomized model (seed 0) that
+# way at $2L$ and $4L$ and compare with the plain positions.
 # ```
 #
 # ```{solution-start} ex-03-randomized-eval
@@ -564,19 +808,30 @@ with torch.no_grad():
     for n in (2 * L, 4 * L):
         batch = held_out[n]
         randomized.sample_in_eval = True
-        drawn = F.cross_entropy(char_models["randomized"](batch.inputs).logits.transpose(1, 2), batch.targets)
+        drawn = F.cross_entropy(
+            char_models["randomized"](batch.inputs).logits.transpose(1, 2),
+            batch.targets,
+        )
         randomized.sample_in_eval = False
-        plain = F.cross_entropy(char_models["randomized"](batch.inputs).logits.transpose(1, 2), batch.targets)
-        lines.append(f"length {n:>3}: loss {drawn.item():.3f} at random sorted positions, {plain.item():.3f} at 0..{n - 1}")
+        plain = F.cross_entropy(
+            char_models["randomized"](batch.inputs).logits.transpose(1, 2),
+            batch.targets,
+        )
+        lines.append(
+            f"length {n:>3}: loss {drawn.item():.3f} at random sorted "
+            f"positions, {plain.item():.3f} at 0..{n - 1}"
+        )
 print("\n".join(lines))
 
 # %% [markdown]
-# Each line sets the two evaluations of the seed-0 model side by side. At $4L = 128$ they
-# must agree (2.436 both): the model draws from `range(128)` ($4L$ by default), and the only 128 sorted
-# distinct positions there are $0 \dots 127$ — the plain ones. At $2L$ they differ, and the
-# random positions give the *lower* loss (2.371 against 2.438 with plain positions): in
-# training, 32 positions drawn from 128 lie about 4 apart, and 64 random ones out of 128
-# (about 2 apart) look more like that than the tightly packed $0 \dots 63$.
+# Each line sets the two evaluations of the seed-0 model side by side. At
+# $4L = 128$ they must agree (2.436 both): the model draws from `range(128)`
+# ($4L$ by default), and the only 128 sorted distinct positions there are
+# $0 \dots 127$ — the plain ones. At $2L$ they differ, and the random
+# positions give the *lower* loss (2.371 against 2.438 with plain positions):
+# in training, 32 positions drawn from 128 lie about 4 apart, and 64 random
+# ones out of 128 (about 2 apart) look more like that than the tightly packed
+# $0 \dots 63$.
 
 # %% [markdown]
 # ```{solution-end}
@@ -584,13 +839,14 @@ print("\n".join(lines))
 #
 # ## Summary
 #
-# * Self-attention is permutation-equivariant; positional information must be added — to
-#   the embeddings (sinusoidal, learned, randomized), to the queries and keys (RoPE) or to
-#   the scores (ALiBi, T5) — or come from the causal mask alone (NoPE).
-# * RoPE and the score biases make attention depend on relative position; RoPE's score is a
-#   function of $m - n$ only.
-# * A learned table has no rows past its training length: the library raises an error
-#   unless you ask for the explicit `overflow="clamp"` fallback.
-# * Being defined at every position is not extrapolation: in our measurement (three seeds,
-#   tiny models) sinusoids and RoPE degrade beyond the training length, while ALiBi and
-#   randomized positions hold up.
+# * Self-attention is permutation-equivariant; positional information must be
+#   added — to the embeddings (sinusoidal, learned, randomized), to the
+#   queries and keys (RoPE) or to the scores (ALiBi, T5) — or come from the
+#   causal mask alone (NoPE).
+# * RoPE and the score biases make attention depend on relative position;
+#   RoPE's score is a function of $m - n$ only.
+# * A learned table has no rows past its training length: the library raises
+#   an error unless you ask for the explicit `overflow="clamp"` fallback.
+# * Being defined at every position is not extrapolation: in our measurement
+#   (three seeds, tiny models) sinusoids and RoPE degrade beyond the training
+#   length, while ALiBi and randomized positions hold up.

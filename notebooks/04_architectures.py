@@ -14,15 +14,20 @@
 # ---
 
 # %% tags=["remove-cell"]
-# Set-up: makes this notebook run anywhere, Colab included (the book hides this cell).
+# Set-up: makes this notebook run anywhere, Colab included (the book hides
+# this cell).
 import os
 
 try:
     import annotated  # noqa: F401
-except ImportError:  # not installed here (e.g. Colab): install the library from the repository
-    # ANNOTATED_PIP_SPEC, when set, installs another copy instead (scripts/check_download.py tests a local one)
+except ImportError:
+    # not installed here (e.g. Colab): install the library from the repository
+    # ANNOTATED_PIP_SPEC, when set, installs another copy instead
+    # (scripts/check_download.py tests a local one)
     pip_spec = os.environ.get(
-        "ANNOTATED_PIP_SPEC", "annotated @ git+https://github.com/annotated-attention/annotated-attention"
+        "ANNOTATED_PIP_SPEC",
+        "annotated @ "
+        "git+https://github.com/annotated-attention/annotated-attention",
     )
     # %pip install -q "{pip_spec}"
     pass
@@ -38,17 +43,20 @@ except ImportError:
 #
 # **Learning goals.** By the end of this chapter you can
 #
-# 1. assemble a transformer block from attention, a feed-forward network, residual
-#    connections and LayerNorm, and say what each piece is for;
-# 2. explain, with measurements, why *where* the LayerNorm sits (post-LN or pre-LN) decides
-#    whether a deep stack needs a learning-rate warm-up {cite:p}`xiong2020layernorm`;
-# 3. build the three architectures from the same block — a decoder-only GPT, an encoder-only
-#    BERT and an encoder-decoder T5 {cite:p}`raffel2020t5` — train each on a small task and read
-#    their attention maps;
-# 4. decode greedily, with a temperature and with top-k, and measure what a key-value cache saves.
+# 1. assemble a transformer block from attention, a feed-forward network,
+#    residual connections and LayerNorm, and say what each piece is for;
+# 2. explain, with measurements, why *where* the LayerNorm sits (post-LN or
+#    pre-LN) decides whether a deep stack needs a learning-rate warm-up
+#    {cite:p}`xiong2020layernorm`;
+# 3. build the three architectures from the same block — a decoder-only GPT,
+#    an encoder-only BERT and an encoder-decoder T5 {cite:p}`raffel2020t5` —
+#    train each on a small task and read their attention maps;
+# 4. decode greedily, with a temperature and with top-k, and measure what a
+#    key-value cache saves.
 #
-# The code lives in `annotated/blocks.py` (the block), `annotated/models.py` (the models,
-# save/load), `annotated/model_config.py` (their one config) and `annotated/generate.py` (decoding).
+# The code lives in `annotated/blocks.py` (the block), `annotated/models.py`
+# (the models, save/load), `annotated/model_config.py` (their one config) and
+# `annotated/generate.py` (decoding).
 
 # %%
 import textwrap
@@ -63,7 +71,12 @@ from annotated.analysis.intervals import format_interval, t_interval
 from annotated.figures.diagrams import architecture_masks_diagram
 from annotated.figures.showcode import show_source
 from annotated.figures.viz import attention_heatmap, figure_image
-from annotated.models.blocks import DecoderBlock, EncoderBlock, FeedForward, Residual
+from annotated.models.blocks import (
+    DecoderBlock,
+    EncoderBlock,
+    FeedForward,
+    Residual,
+)
 from annotated.models.config import ModelConfig
 from annotated.models.generate import generate
 from annotated.models.summary import count_parameters, summary
@@ -71,25 +84,29 @@ from annotated.models.transformer import build_model
 from annotated.tasks import get_task
 
 torch.manual_seed(0)
-# Tiny models train faster on one thread than on several (no synchronisation between threads),
-# and one thread gives the same numbers on every machine.
+# Tiny models train faster on one thread than on several (no synchronisation
+# between threads), and one thread gives the same numbers on every machine.
 torch.set_num_threads(1)
 
 # %% [markdown]
 # ## 1. The block, piece by piece
 #
-# A transformer block {cite:p}`vaswani2017attention` alternates two kinds of sub-layer:
+# A transformer block {cite:p}`vaswani2017attention` alternates two kinds of
+# sub-layer:
 #
 # * **attention** mixes information *across positions* (chapters 1–3);
-# * a **position-wise feed-forward network** (FFN) transforms each position on its own:
+# * a **position-wise feed-forward network** (FFN) transforms each position on
+#   its own:
 #
 # $$
-# \mathrm{FFN}(x) = W_2\,\mathrm{GELU}(W_1 x + b_1) + b_2, \qquad W_1 \in \mathbb{R}^{4C\times C},\; W_2 \in \mathbb{R}^{C \times 4C}.
+# \mathrm{FFN}(x) = W_2\,\mathrm{GELU}(W_1 x + b_1) + b_2, \qquad
+# W_1 \in \mathbb{R}^{4C\times C},\; W_2 \in \mathbb{R}^{C \times 4C}.
 # $$
 #
-# Its two matrices hold $8C^2$ weights, twice the $4C^2$ of attention's four $C\times C$
-# projections: about two thirds of a block's parameters. Because it acts on each position
-# separately, changing one position's input changes only that position's output:
+# Its two matrices hold $8C^2$ weights, twice the $4C^2$ of attention's four
+# $C\times C$ projections: about two thirds of a block's parameters. Because
+# it acts on each position separately, changing one position's input changes
+# only that position's output:
 
 # %%
 ff = FeedForward(d_model=8, d_ff=32, activation="gelu")
@@ -97,47 +114,59 @@ x = torch.randn(1, 5, 8)  # (B, T, C)
 x_changed = x.clone()
 x_changed[0, 2] += 1.0  # change position 2 only
 moved = (ff(x_changed) - ff(x)).abs().amax(-1)[0]  # (T,)
-print("FFN output changed at positions:", [t for t in range(5) if moved[t] > 0])
+print(
+    "FFN output changed at positions:", [t for t in range(5) if moved[t] > 0]
+)
 print("FFN parameters:", count_parameters(ff), "= 8*32 + 32 + 32*8 + 8")
 
 # %% [markdown]
-# Each sub-layer $f$ sits inside a **residual connection** with a **LayerNorm**
-# (which rescales each position's vector to mean 0 and variance 1, then applies a learned
-# gain and bias). There are two ways to arrange them:
+# Each sub-layer $f$ sits inside a **residual connection** with a
+# **LayerNorm** (which rescales each position's vector to mean 0 and variance
+# 1, then applies a learned gain and bias). There are two ways to arrange
+# them:
 #
 # $$
-# \text{post-LN (original):}\quad x \leftarrow \mathrm{LN}\big(x + f(x)\big) \qquad\qquad
-# \text{pre-LN (GPT-2 and most models since):}\quad x \leftarrow x + f\big(\mathrm{LN}(x)\big)
+# \text{post-LN (original):}\quad
+# x \leftarrow \mathrm{LN}\big(x + f(x)\big) \qquad\qquad
+# \text{pre-LN (GPT-2 and most models since):}\quad
+# x \leftarrow x + f\big(\mathrm{LN}(x)\big)
 # $$
 #
-# In pre-LN the path from the input to the output is a plain sum, $x_L = x_0 + \sum_l f_l(\cdot)$,
-# and one last LayerNorm follows the stack. In post-LN every block ends with a LayerNorm, so
-# the signal (and the gradient) passes through $L$ normalisations on its way. The library's
+# In pre-LN the path from the input to the output is a plain sum,
+# $x_L = x_0 + \sum_l f_l(\cdot)$, and one last LayerNorm follows the stack.
+# In post-LN every block ends with a LayerNorm, so the signal (and the
+# gradient) passes through $L$ normalisations on its way. The library's
 # `Residual.forward` is both, switched by one flag:
 
 # %%
 show_source(Residual.forward)
 
 # %% [markdown]
-# An encoder block is self-attention + FFN; a decoder block makes its self-attention
-# causal and, in an encoder-decoder model, adds a **cross-attention** sub-layer whose
-# queries come from the decoder and whose keys and values come from the encoder output.
-# They are the same class with two flags:
+# An encoder block is self-attention + FFN; a decoder block makes its
+# self-attention causal and, in an encoder-decoder model, adds a
+# **cross-attention** sub-layer whose queries come from the decoder and whose
+# keys and values come from the encoder output. They are the same class with
+# two flags:
 
 # %%
 print(EncoderBlock(d_model=32, n_heads=4))
 decoder_block = DecoderBlock(d_model=32, n_heads=4, cross_attention=True)
-print("decoder block sub-layers:", [name for name, _ in decoder_block.named_children()])
+print(
+    "decoder block sub-layers:",
+    [name for name, _ in decoder_block.named_children()],
+)
 
 # %% [markdown]
 # ## 2. Pre-LN vs post-LN: gradients at initialisation
 #
-# {cite:t}`xiong2020layernorm` analyse both arrangements at initialisation (Xavier-initialised
-# weights, inputs of unit variance) and find that in post-LN the gradients of the last
-# layers are large, while in pre-LN they shrink like $1/\sqrt{L}$ and stay comparable
-# across layers. Large early updates near the output are what a learning-rate **warm-up**
-# tames. We measure the gradient norm of each block's FFN output matrix $W_2$ in a 12-layer
-# GPT on one batch of the `sort` task, with the initialisation of the paper:
+# {cite:t}`xiong2020layernorm` analyse both arrangements at initialisation
+# (Xavier-initialised weights, inputs of unit variance) and find that in
+# post-LN the gradients of the last layers are large, while in pre-LN they
+# shrink like $1/\sqrt{L}$ and stay comparable across layers. Large early
+# updates near the output are what a learning-rate **warm-up** tames. We
+# measure the gradient norm of each block's FFN output matrix $W_2$ in a
+# 12-layer GPT on one batch of the `sort` task, with the initialisation of the
+# paper:
 
 # %%
 sort_task = get_task("sort")  # prompt "3 0 3 9 1 SEP" → answer "0 1 3 3 9"
@@ -145,7 +174,8 @@ N_SORT = 6  # numbers to sort
 
 
 def xavier_init(model):
-    """The initialisation Xiong et al. analyse: Xavier weights, unit-variance token embeddings."""
+    """The initialisation Xiong et al. analyse: Xavier weights, unit-variance
+    token embeddings."""
     for module in model.modules():
         if isinstance(module, nn.Linear):
             nn.init.xavier_uniform_(module.weight)
@@ -155,13 +185,23 @@ def xavier_init(model):
 
 
 def task_loss(model, batch):
-    """Cross-entropy at the scored (answer) positions of a decoder-only batch."""
+    """Cross-entropy at the scored (answer) positions of a decoder-only
+    batch."""
     logits = model(batch.inputs).logits  # (B, T, V)
-    return F.cross_entropy(logits[batch.target_mask], batch.targets[batch.target_mask])
+    return F.cross_entropy(
+        logits[batch.target_mask], batch.targets[batch.target_mask]
+    )
 
 
 def stack_config(n_layers, norm):
-    return ModelConfig(vocab_size=sort_task.vocab_size, d_model=32, n_heads=4, n_layers=n_layers, norm=norm, max_len=16)
+    return ModelConfig(
+        vocab_size=sort_task.vocab_size,
+        d_model=32,
+        n_heads=4,
+        n_layers=n_layers,
+        norm=norm,
+        max_len=16,
+    )
 
 
 grad_norms = {}
@@ -169,9 +209,17 @@ for norm in ("post", "pre"):
     torch.manual_seed(0)
     model = xavier_init(build_model(stack_config(12, norm)))
     task_loss(model, sort_task.sample(64, N_SORT, 0)).backward()
-    grad_norms[norm] = [block.ff.sublayer.down.weight.grad.norm().item() for block in model.decoder.blocks]
+    grad_norms[norm] = [
+        block.ff.sublayer.down.weight.grad.norm().item()
+        for block in model.decoder.blocks
+    ]
 print("‖∂loss/∂W2‖ by layer, 1 … 12:")
-print("\n".join(f"{norm:>4}-LN " + " ".join(f"{g:.2f}" for g in grad_norms[norm]) for norm in grad_norms))
+print(
+    "\n".join(
+        f"{norm:>4}-LN " + " ".join(f"{g:.2f}" for g in grad_norms[norm])
+        for norm in grad_norms
+    )
+)
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3))
@@ -184,9 +232,10 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
-# The paper's theorem is about the *last* layer as the stack gets deeper: for post-LN its
-# gradient does not depend on the depth $L$, for pre-LN it scales like $1/\sqrt{L}$. If that
-# holds, the last column below stays roughly constant:
+# The paper's theorem is about the *last* layer as the stack gets deeper: for
+# post-LN its gradient does not depend on the depth $L$, for pre-LN it scales
+# like $1/\sqrt{L}$. If that holds, the last column below stays roughly
+# constant:
 
 # %%
 table = ["layers   post-LN   pre-LN   pre-LN × √L"]
@@ -196,23 +245,36 @@ for depth in (1, 2, 4, 8, 16):
         torch.manual_seed(0)
         model = xavier_init(build_model(stack_config(depth, norm)))
         task_loss(model, sort_task.sample(64, N_SORT, 0)).backward()
-        last[norm] = model.decoder.blocks[-1].ff.sublayer.down.weight.grad.norm().item()
-    table.append(f"{depth:>6}   {last['post']:7.2f}   {last['pre']:6.2f}   {last['pre'] * depth**0.5:11.2f}")
+        last[norm] = (
+            model.decoder.blocks[-1]
+            .ff.sublayer.down.weight.grad.norm()
+            .item()
+        )
+    table.append(
+        f"{depth:>6}   {last['post']:7.2f}   {last['pre']:6.2f}   "
+        f"{last['pre'] * depth**0.5:11.2f}"
+    )
 print("\n".join(table))
 
 # %% [markdown]
 # ## 3. Pre-LN vs post-LN: training with and without warm-up
 #
-# Now we train. The loop is short enough to write here: AdamW, and an optional **linear
-# warm-up** that raises the learning rate from almost 0 to its peak over the first steps.
-# (The library's `annotated.training.loop` has the full version with cosine decay and clipping.)
+# Now we train. The loop is short enough to write here: AdamW, and an optional
+# **linear warm-up** that raises the learning rate from almost 0 to its peak
+# over the first steps. (The library's `annotated.training.loop` has the full
+# version with cosine decay and clipping.)
 
 
 # %%
 def fit(model, loss_of_step, steps, *, lr=3e-3, warmup=0):
-    """Train with AdamW; the learning rate ramps up linearly over `warmup` steps. Returns the losses."""
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.0)
-    ramp = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0)
+    """Train with AdamW; the learning rate ramps up linearly over `warmup`
+    steps. Returns the losses."""
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.0
+    )
+    ramp = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
+    )
     model.train()
     losses = []
     for step in range(steps):
@@ -227,9 +289,12 @@ def fit(model, loss_of_step, steps, *, lr=3e-3, warmup=0):
 
 
 def sort_steps(seed):
-    """A fresh batch of 32 sorting problems per step, from a seeded generator."""
+    """A fresh batch of 32 sorting problems per step, from a seeded
+    generator."""
     gen = torch.Generator().manual_seed(seed)
-    return lambda model, step: task_loss(model, sort_task.sample(32, N_SORT, gen))
+    return lambda model, step: task_loss(
+        model, sort_task.sample(32, N_SORT, gen)
+    )
 
 
 STEPS, WARMUP, SEEDS = 80, 30, (0, 1, 2)
@@ -240,11 +305,17 @@ for depth in (2, 12):
             for seed in SEEDS:  # the initial weights and the batches
                 torch.manual_seed(seed)
                 model = xavier_init(build_model(stack_config(depth, norm)))
-                curves[depth, norm, warmup, seed] = fit(model, sort_steps(seed), STEPS, lr=3e-3, warmup=warmup)
+                curves[depth, norm, warmup, seed] = fit(
+                    model, sort_steps(seed), STEPS, lr=3e-3, warmup=warmup
+                )
 
 
 def smooth(values, k=10):
-    return [sum(values[max(0, i - k + 1) : i + 1]) / len(values[max(0, i - k + 1) : i + 1]) for i in range(len(values))]
+    return [
+        sum(values[max(0, i - k + 1) : i + 1])
+        / len(values[max(0, i - k + 1) : i + 1])
+        for i in range(len(values))
+    ]
 
 
 # %% tags=["hide-input"]
@@ -252,10 +323,17 @@ fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
 for ax, depth in zip(axes, (2, 12)):
     for norm, color in (("post", "tab:red"), ("pre", "tab:blue")):
         for warmup, style in ((0, "-"), (WARMUP, "--")):
-            label = f"{norm}-LN, " + (f"{WARMUP}-step warm-up" if warmup else "no warm-up")
+            label = f"{norm}-LN, " + (
+                f"{WARMUP}-step warm-up" if warmup else "no warm-up"
+            )
             for seed in SEEDS:
-                ax.plot(smooth(curves[depth, norm, warmup, seed]), style, color=color, alpha=1.0 if seed == 0 else 0.35,
-                        label=label if seed == 0 else None)  # fmt: skip
+                ax.plot(
+                    smooth(curves[depth, norm, warmup, seed]),
+                    style,
+                    color=color,
+                    alpha=1.0 if seed == 0 else 0.35,
+                    label=label if seed == 0 else None,
+                )
     ax.set_title(f"{depth} layers")
     ax.set_xlabel("step")
 axes[0].set_ylabel("training loss (smoothed)")
@@ -264,61 +342,85 @@ fig.suptitle("seed 0 dark, seeds 1 and 2 light")
 plt.show()
 
 # %%
-table = [f"final loss (mean of the last 10 steps), seeds {', '.join(map(str, SEEDS))}, and the mean [95% CI]:"]
+table = [
+    "final loss (mean of the last 10 steps), "
+    f"seeds {', '.join(map(str, SEEDS))}, and the mean [95% CI]:"
+]
 for depth in (2, 12):
     for norm in ("post", "pre"):
         for warmup in (0, WARMUP):
-            finals = [sum(curves[depth, norm, warmup, s][-10:]) / 10 for s in SEEDS]
-            table.append(f"  {depth:>2} layers, {norm:>4}-LN, warm-up {warmup:>2}: "
-                         + " ".join(f"{f:.2f}" for f in finals) + f"   mean {format_interval(*t_interval(finals))}")  # fmt: skip
+            finals = [
+                sum(curves[depth, norm, warmup, s][-10:]) / 10 for s in SEEDS
+            ]
+            table.append(
+                f"  {depth:>2} layers, {norm:>4}-LN, warm-up {warmup:>2}: "
+                + " ".join(f"{f:.2f}" for f in finals)
+                + f"   mean {format_interval(*t_interval(finals))}"
+            )
 print("\n".join(table))
 
 # %% [markdown]
-# **What we saw.** The gradient measurements agree with the paper only in part. Post-LN
-# gradients are about the same in every layer (between 0.68 and 0.90 at 12 layers) — the
-# rise towards the output in the paper's figure does not show up in this small model. Nor are
-# the pre-LN gradients "comparable across layers", as the paper finds: they fall from 1.12 in
-# the first layer to 0.30 in the last, by almost a factor of four. The depth table
-# matches the theorem up to 8 layers: the last pre-LN layer's gradient times $\sqrt{L}$ stays
-# close to 1 (0.96 to 1.13), but drops to 0.72 at 16; the post-LN one stays between 0.71 and
-# 1.11 with no $1/\sqrt{L}$ trend. At 12 layers the last post-LN layer gets a gradient almost
-# three times the pre-LN one (0.86 against 0.30).
+# **What we saw.** The gradient measurements agree with the paper only in
+# part. Post-LN gradients are about the same in every layer (between 0.68 and
+# 0.90 at 12 layers) — the rise towards the output in the paper's figure does
+# not show up in this small model. Nor are the pre-LN gradients "comparable
+# across layers", as the paper finds: they fall from 1.12 in the first layer
+# to 0.30 in the last, by almost a factor of four. The depth table matches the
+# theorem up to 8 layers: the last pre-LN layer's gradient times $\sqrt{L}$
+# stays close to 1 (0.96 to 1.13), but drops to 0.72 at 16; the post-LN one
+# stays between 0.71 and 1.11 with no $1/\sqrt{L}$ trend. At 12 layers the
+# last post-LN layer gets a gradient almost three times the pre-LN one (0.86
+# against 0.30).
 #
-# The loss curves, three seeds per setting (final losses as the mean of the last 10 steps,
-# then the mean over seeds with its 95% interval): with 2 layers all four settings learn and end
-# between 0.36 and 0.52. The runs with warm-up start slower (the learning rate is small at
-# first) and stay behind for all 80 steps — clearly for post-LN (0.52 [0.49, 0.55] against
-# 0.36 [0.33, 0.39] without), within the intervals for pre-LN (0.43 against 0.36).
-# With 12 layers the pre-LN runs end at 0.42 and 0.45, as low as the shallow ones, but
-# post-LN without warm-up stalls on a plateau near 2.3 — about $\ln 10$, the loss of guessing
-# among the ten digits — in all three seeds, and ends at 2.03 [1.67, 2.39]. The same post-LN
-# stack *with* warm-up leaves the plateau after 40 to 60 steps and ends at 1.23 [0.98, 1.49]:
-# better, its interval clear of the one without warm-up, but still far behind the pre-LN
-# runs. That is the paper's point in miniature: the deep post-LN stack does much worse
-# without the warm-up, the pre-LN stack does not need it (80 steps only: the size of the gaps
-# would change with the learning rate and the depth).
+# The loss curves, three seeds per setting (final losses as the mean of the
+# last 10 steps, then the mean over seeds with its 95% interval): with 2
+# layers all four settings learn and end between 0.36 and 0.52. The runs with
+# warm-up start slower (the learning rate is small at first) and stay behind
+# for all 80 steps — clearly for post-LN (0.52 [0.49, 0.55] against 0.36
+# [0.33, 0.39] without), within the intervals for pre-LN (0.43 against 0.36).
+# With 12 layers the pre-LN runs end at 0.42 and 0.45, as low as the shallow
+# ones, but post-LN without warm-up stalls on a plateau near 2.3 — about
+# $\ln 10$, the loss of guessing among the ten digits — in all three seeds,
+# and ends at 2.03 [1.67, 2.39]. The same post-LN stack *with* warm-up leaves
+# the plateau after 40 to 60 steps and ends at 1.23 [0.98, 1.49]: better, its
+# interval clear of the one without warm-up, but still far behind the pre-LN
+# runs. That is the paper's point in miniature: the deep post-LN stack does
+# much worse without the warm-up, the pre-LN stack does not need it (80 steps
+# only: the size of the gaps would change with the learning rate and the
+# depth).
 #
 # ## 4. Three architectures from one block
 #
 # `ModelConfig` describes a model; `build_model` picks the class from `arch`:
 #
-# | `arch` | model | attention | trained to |
-# |---|---|---|---|
-# | `"decoder"` | GPT {cite:p}`radford2018gpt` | causal | predict the next token |
-# | `"encoder"` | BERT {cite:p}`devlin2019bert` | bidirectional | recover masked tokens (and classify) |
-# | `"encoder-decoder"` | T5 {cite:p}`raffel2020t5` | encoder bidirectional, decoder causal + cross-attention | write an output sequence for an input sequence |
+# * `arch="decoder"`: GPT {cite:p}`radford2018gpt`; attention: causal;
+#   trained to predict the next token.
+# * `arch="encoder"`: BERT {cite:p}`devlin2019bert`; attention:
+#   bidirectional; trained to recover masked tokens (and classify).
+# * `arch="encoder-decoder"`: T5 {cite:p}`raffel2020t5`; attention: encoder
+#   bidirectional, decoder causal + cross-attention; trained to write an
+#   output sequence for an input sequence.
 #
-# What each may see, as the masks of their attention layers (the T5 panels are one model):
+# What each may see, as the masks of their attention layers (the T5 panels are
+# one model):
 
 # %% tags=["hide-input"]
 figure_image(architecture_masks_diagram())
 
 # %% [markdown]
-# All three share the token embedding with their output layer (`tie_weights=True`). The
-# `summary` table lists what owns parameters; here the 2-layer GPT we train next:
+# All three share the token embedding with their output layer
+# (`tie_weights=True`). The `summary` table lists what owns parameters; here
+# the 2-layer GPT we train next:
 
 # %%
-gpt_config = ModelConfig(arch="decoder", vocab_size=sort_task.vocab_size, d_model=64, n_heads=4, n_layers=2, max_len=16)
+gpt_config = ModelConfig(
+    arch="decoder",
+    vocab_size=sort_task.vocab_size,
+    d_model=64,
+    n_heads=4,
+    n_layers=2,
+    max_len=16,
+)
 torch.manual_seed(0)
 gpt = build_model(gpt_config)
 print(summary(gpt, depth=3))
@@ -326,88 +428,143 @@ print(summary(gpt, depth=3))
 # %% [markdown]
 # ### 4.1 GPT sorts numbers
 #
-# The `sort` task lays out `prompt SEP answer` as one sequence and scores the answer
-# positions only; because the model is causal, predicting position $t+1$ from positions
-# $\le t$ is exactly what it will have to do when it generates.
+# The `sort` task lays out `prompt SEP answer` as one sequence and scores the
+# answer positions only; because the model is causal, predicting position
+# $t+1$ from positions $\le t$ is exactly what it will have to do when it
+# generates.
 
 
 # %%
 def sequence_accuracy(model, batch):
-    """Token accuracy at the scored positions, and the share of sequences with every scored token right."""
+    """Token accuracy at the scored positions, and the share of sequences with
+    every scored token right."""
     with torch.no_grad():
         pred = model(batch.inputs).logits.argmax(-1)  # (B, T)
     right = (pred == batch.targets) | ~batch.target_mask
-    return (pred == batch.targets)[batch.target_mask].float().mean().item(), right.all(1).float().mean().item()
+    return (pred == batch.targets)[
+        batch.target_mask
+    ].float().mean().item(), right.all(1).float().mean().item()
 
 
 start = time.perf_counter()
 gpt_gen = torch.Generator().manual_seed(1)
-gpt_losses = fit(gpt, lambda model, step: task_loss(model, sort_task.sample(64, N_SORT, gpt_gen)), 300, warmup=30)
+gpt_losses = fit(
+    gpt,
+    lambda model, step: task_loss(
+        model, sort_task.sample(64, N_SORT, gpt_gen)
+    ),
+    300,
+    warmup=30,
+)
 gpt_seconds = time.perf_counter() - start
-test_sort = sort_task.sample(1000, N_SORT, 1234)  # held-out problems (another seed)
+test_sort = sort_task.sample(
+    1000, N_SORT, 1234
+)  # held-out problems (another seed)
 token_acc, seq_acc = sequence_accuracy(gpt, test_sort)
-greedy_answers = generate(gpt, test_sort.inputs[:, : N_SORT + 1], N_SORT, greedy=True)[:, N_SORT + 1 :]
-greedy_right = (greedy_answers == test_sort.targets[:, N_SORT:]).all(1).float().mean().item()
-print(f"GPT on sort, 1000 held-out problems: final training loss {sum(gpt_losses[-10:]) / 10:.3f}")
-print(f"  teacher-forced: token accuracy {token_acc:.3f}, whole answers right {seq_acc:.3f}")
+greedy_answers = generate(
+    gpt, test_sort.inputs[:, : N_SORT + 1], N_SORT, greedy=True
+)[:, N_SORT + 1 :]
+greedy_right = (
+    (greedy_answers == test_sort.targets[:, N_SORT:])
+    .all(1)
+    .float()
+    .mean()
+    .item()
+)
+print(
+    "GPT on sort, 1000 held-out problems: "
+    f"final training loss {sum(gpt_losses[-10:]) / 10:.3f}"
+)
+print(
+    f"  teacher-forced: token accuracy {token_acc:.3f}, "
+    f"whole answers right {seq_acc:.3f}"
+)
 print(f"  greedy decoding: whole answers right {greedy_right:.3f}")
 
 # %% tags=["nbval-ignore-output"]
 print(f"trained in {gpt_seconds:.1f} s")
 
 # %% [markdown]
-# What does it look at? Here is the attention of both layers for one test problem,
-# averaged over the heads, for the query positions that predict the answer:
+# What does it look at? Here is the attention of both layers for one test
+# problem, averaged over the heads, for the query positions that predict the
+# answer:
 
 # %%
 example = sort_task.batch_from(torch.tensor([[7, 2, 9, 2, 5, 0]]))
 with torch.no_grad():
     out = gpt(example.inputs, need_weights=True)
 labels = sort_task.decode(example.inputs[0]).split()
-answer_rows = slice(N_SORT, 2 * N_SORT)  # the queries from SEP on, which predict the answer tokens
-print("prompt:", sort_task.decode(example.inputs[0, :N_SORT]), "→ model writes:",
-      sort_task.decode(out.logits[0, answer_rows].argmax(-1)))  # fmt: skip
+answer_rows = slice(
+    N_SORT, 2 * N_SORT
+)  # the queries from SEP on, which predict the answer tokens
+print(
+    "prompt:",
+    sort_task.decode(example.inputs[0, :N_SORT]),
+    "→ model writes:",
+    sort_task.decode(out.logits[0, answer_rows].argmax(-1)),
+)
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
 for layer, ax in enumerate(axes):
-    weights = out.attentions[layer][0].mean(0)[answer_rows]  # (answer queries, keys), mean over heads
-    attention_heatmap(weights, ax, query_labels=labels[answer_rows], key_labels=labels,
-                      title=f"GPT layer {layer + 1} (mean over heads)", colorbar=layer == 1)  # fmt: skip
+    weights = out.attentions[layer][0].mean(0)[
+        answer_rows
+    ]  # (answer queries, keys), mean over heads
+    attention_heatmap(
+        weights,
+        ax,
+        query_labels=labels[answer_rows],
+        key_labels=labels,
+        title=f"GPT layer {layer + 1} (mean over heads)",
+        colorbar=layer == 1,
+    )
 plt.show()
 
 # %% [markdown]
-# **What we saw.** After 300 steps (the time printed above varies with the machine and its
-# load) the GPT gets 0.961 of the answer tokens and 0.775 of the whole answers right on held-out
-# problems — teacher-forced: each answer token is predicted from the true tokens before it.
-# Greedy decoding, which feeds the model its own tokens, gets exactly the same 0.775 of whole
-# answers on the same problems, as it must: a greedy answer is entirely right exactly when
-# every teacher-forced prediction for it is. The model sorts the example correctly. In layer 1 several answer queries look at the
-# prompt number they are about to write: the `SEP` query (which writes 0) at the 0, the query
-# that writes 7 at the 7, the one that writes 9 at the 9. In layer 2 the queries at the
-# answer's 2, 2 and 5 put their largest weight on the answer token just before them; the
-# `SEP`, 0 and 7 queries spread theirs more widely. Attention maps like these
-# hint at a mechanism; they do not prove one.
+# **What we saw.** After 300 steps (the time printed above varies with the
+# machine and its load) the GPT gets 0.961 of the answer tokens and 0.775 of
+# the whole answers right on held-out problems — teacher-forced: each answer
+# token is predicted from the true tokens before it. Greedy decoding, which
+# feeds the model its own tokens, gets exactly the same 0.775 of whole answers
+# on the same problems, as it must: a greedy answer is entirely right exactly
+# when every teacher-forced prediction for it is. The model sorts the example
+# correctly. In layer 1 several answer queries look at the prompt number they
+# are about to write: the `SEP` query (which writes 0) at the 0, the query
+# that writes 7 at the 7, the one that writes 9 at the 9. In layer 2 the
+# queries at the answer's 2, 2 and 5 put their largest weight on the answer
+# token just before them; the `SEP`, 0 and 7 queries spread theirs more
+# widely. Attention maps like these hint at a mechanism; they do not prove
+# one.
 #
 # ### 4.2 BERT recovers masked tokens
 #
-# An encoder sees the whole sequence at once, so it cannot be trained to predict the next
-# token (it would simply read it). BERT's objective is **masked language modelling**:
-# replace some tokens by a `[MASK]` token and predict the originals. We use the `copy`
-# task's sequences `x SEP x`, hide one symbol in each, and add one token to the vocabulary
-# for `[MASK]`. A masked symbol can be recovered only from its twin in the *other* half —
+# An encoder sees the whole sequence at once, so it cannot be trained to
+# predict the next token (it would simply read it). BERT's objective is
+# **masked language modelling**: replace some tokens by a `[MASK]` token and
+# predict the originals. We use the `copy` task's sequences `x SEP x`, hide
+# one symbol in each, and add one token to the vocabulary for `[MASK]`. A
+# masked symbol can be recovered only from its twin in the *other* half —
 # which lies before it or after it, so the model must look both ways.
 
 # %%
 copy_task = get_task("copy")
 MASK = copy_task.vocab_size  # an extra token id for [MASK]
 N_COPY = 6
-bert_config = ModelConfig(arch="encoder", vocab_size=copy_task.vocab_size + 1, d_model=64, n_heads=4, n_layers=2,
-                          max_len=16)  # fmt: skip
+bert_config = ModelConfig(
+    arch="encoder",
+    vocab_size=copy_task.vocab_size + 1,
+    d_model=64,
+    n_heads=4,
+    n_layers=2,
+    max_len=16,
+)
 
 
 def masked_copy_batch(batch_size, gen):
-    """(masked input, original sequence, masked position) for sequences `x SEP x`."""
+    """(masked input, original sequence, masked position) for sequences
+    `x SEP x`."""
     b = copy_task.sample(batch_size, N_COPY, gen)
-    full = torch.cat([b.inputs, b.targets[:, -1:]], dim=1)  # (B, 2n + 1): prompt SEP copy
+    full = torch.cat(
+        [b.inputs, b.targets[:, -1:]], dim=1
+    )  # (B, 2n + 1): prompt SEP copy
     pos = torch.randint(0, 2 * N_COPY, (batch_size,), generator=gen)
     pos = pos + (pos >= N_COPY).long()  # a symbol position, never SEP
     masked = full.clone()
@@ -425,117 +582,195 @@ torch.manual_seed(0)
 bert = build_model(bert_config)
 bert_gen = torch.Generator().manual_seed(2)
 start = time.perf_counter()
-bert_losses = fit(bert, lambda model, step: mlm_loss(model, *masked_copy_batch(64, bert_gen)), 200, warmup=30)
+bert_losses = fit(
+    bert,
+    lambda model, step: mlm_loss(model, *masked_copy_batch(64, bert_gen)),
+    200,
+    warmup=30,
+)
 bert_seconds = time.perf_counter() - start
-masked, full, pos = masked_copy_batch(1000, torch.Generator().manual_seed(1234))
+masked, full, pos = masked_copy_batch(
+    1000, torch.Generator().manual_seed(1234)
+)
 with torch.no_grad():
     guess = bert(masked).logits[torch.arange(1000), pos].argmax(-1)
 print(
-    f"BERT: final loss {sum(bert_losses[-10:]) / 10:.3f}, masked tokens recovered {(guess == full[torch.arange(1000), pos]).float().mean():.3f}"
+    f"BERT: final loss {sum(bert_losses[-10:]) / 10:.3f}, masked tokens "
+    f"recovered {(guess == full[torch.arange(1000), pos]).float().mean():.3f}"
 )
 
 # %% tags=["nbval-ignore-output"]
 print(f"trained in {bert_seconds:.1f} s")
 
 # %% [markdown]
-# Two examples, one masked in the first half and one in the second half. For the `[MASK]`
-# query only, each row below is one head of one layer (L1 H2 = layer 1, head 2) and shows where
-# that head looks; a key labelled `5@4` is the token 5 at position 4:
+# Two examples, one masked in the first half and one in the second half. For
+# the `[MASK]` query only, each row below is one head of one layer (L1 H2 =
+# layer 1, head 2) and shows where that head looks; a key labelled `5@4` is
+# the token 5 at position 4:
 
 # %%
 x = torch.tensor([3, 1, 4, 1, 5, 9])
 sep = copy_task.sep_id
-examples = torch.stack([torch.cat([x, torch.tensor([sep]), x])] * 2)  # (2, 13)
+examples = torch.stack(
+    [torch.cat([x, torch.tensor([sep]), x])] * 2
+)  # (2, 13)
 mask_at = [1, 11]  # hide the "1" at position 1, then the "5" at position 11
 for row, p in enumerate(mask_at):
     examples[row, p] = MASK
 with torch.no_grad():
     out = bert(examples, need_weights=True)
 names = list(copy_task.token_names) + ["MASK"]
-head_names = [f"L{layer + 1} H{h + 1}" for layer in range(2) for h in range(4)]
+head_names = [
+    f"L{layer + 1} H{h + 1}" for layer in range(2) for h in range(4)
+]
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
 for row, (ax, p) in enumerate(zip(axes, mask_at)):
     labels = [f"{names[i]}@{t}" for t, i in enumerate(examples[row])]
     guess = names[out.logits[row, p].argmax()]
-    mask_rows = torch.cat([w[row, :, p] for w in out.attentions])  # (layers * heads, keys): the [MASK] query
-    attention_heatmap(mask_rows, ax, query_labels=head_names, key_labels=labels,
-                      title=f"[MASK] at {p} → predicted {guess}", colorbar=row == 1)  # fmt: skip
+    mask_rows = torch.cat(
+        [w[row, :, p] for w in out.attentions]
+    )  # (layers * heads, keys): the [MASK] query
+    attention_heatmap(
+        mask_rows,
+        ax,
+        query_labels=head_names,
+        key_labels=labels,
+        title=f"[MASK] at {p} → predicted {guess}",
+        colorbar=row == 1,
+    )
     ax.set_ylabel("head (the query is [MASK])")
 plt.show()
 
 # %% [markdown]
-# **What we saw.** The BERT recovers 0.974 of the masked tokens after 200 steps. In both
-# examples three of the four layer-1 heads put most of their weight on the masked token's
-# twin: the `1@8` for the mask at position 1, which lies *after* it, and the `5@4` for the
-# mask at position 11, which lies *before* it. A bidirectional encoder reads in both
-# directions with the same weights; {ref}`ex-04-bert-one-way` shows what a causal model does instead.
-# Layer 2's heads spread their weight in the first example; in the second, two of them look at
-# the `[MASK]` position itself.
+# **What we saw.** The BERT recovers 0.974 of the masked tokens after 200
+# steps. In both examples three of the four layer-1 heads put most of their
+# weight on the masked token's twin: the `1@8` for the mask at position 1,
+# which lies *after* it, and the `5@4` for the mask at position 11, which lies
+# *before* it. A bidirectional encoder reads in both directions with the same
+# weights; {ref}`ex-04-bert-one-way` shows what a causal model does instead.
+# Layer 2's heads spread their weight in the first example; in the second, two
+# of them look at the `[MASK]` position itself.
 #
 # ### 4.3 T5 sorts too, with cross-attention
 #
-# The encoder-decoder reads the prompt with its encoder and writes the answer with its
-# decoder, which starts from `SEP` and is trained with **teacher forcing**: its input is the
-# answer shifted right by one. We use T5's own positional encoding, a learned bias per
-# relative-distance bucket, shared by all layers of a stack.
+# The encoder-decoder reads the prompt with its encoder and writes the answer
+# with its decoder, which starts from `SEP` and is trained with **teacher
+# forcing**: its input is the answer shifted right by one. We use T5's own
+# positional encoding, a learned bias per relative-distance bucket, shared by
+# all layers of a stack.
 
 # %%
-t5_config = ModelConfig(arch="encoder-decoder", vocab_size=sort_task.vocab_size, d_model=64, n_heads=4, n_layers=2,
-                        max_len=16, positional="t5")  # fmt: skip
+t5_config = ModelConfig(
+    arch="encoder-decoder",
+    vocab_size=sort_task.vocab_size,
+    d_model=64,
+    n_heads=4,
+    n_layers=2,
+    max_len=16,
+    positional="t5",
+)
 SEP = sort_task.sep_id
 
 
 def seq2seq_batch(batch_size, gen):
     src, answer = sort_task.seq2seq(batch_size, N_SORT, gen)  # (B, n), (B, n)
-    tgt_in = torch.cat([torch.full((batch_size, 1), SEP), answer[:, :-1]], dim=1)  # shifted right, starts with SEP
+    tgt_in = torch.cat(
+        [torch.full((batch_size, 1), SEP), answer[:, :-1]], dim=1
+    )  # shifted right, starts with SEP
     return src, tgt_in, answer
 
 
 def seq2seq_loss(model, src, tgt_in, answer):
-    return F.cross_entropy(model(src, tgt_in).logits.flatten(0, 1), answer.flatten())
+    return F.cross_entropy(
+        model(src, tgt_in).logits.flatten(0, 1), answer.flatten()
+    )
 
 
 torch.manual_seed(0)
 t5 = build_model(t5_config)
 t5_gen = torch.Generator().manual_seed(3)
 start = time.perf_counter()
-t5_losses = fit(t5, lambda model, step: seq2seq_loss(model, *seq2seq_batch(64, t5_gen)), 300, warmup=30)
+t5_losses = fit(
+    t5,
+    lambda model, step: seq2seq_loss(model, *seq2seq_batch(64, t5_gen)),
+    300,
+    warmup=30,
+)
 t5_seconds = time.perf_counter() - start
 src, _, answer = seq2seq_batch(1000, torch.Generator().manual_seed(1234))
-written = generate(t5, torch.full((1000, 1), SEP), N_SORT, src=src, greedy=True)[:, 1:]  # drop the start token
-print(f"T5 on sort, 1000 held-out problems: final training loss {sum(t5_losses[-10:]) / 10:.3f}")
-print(f"  greedy decoding: token accuracy {(written == answer).float().mean():.3f}, "
-      f"whole answers right {(written == answer).all(1).float().mean():.3f}")  # fmt: skip
+written = generate(
+    t5, torch.full((1000, 1), SEP), N_SORT, src=src, greedy=True
+)[:, 1:]  # drop the start token
+print(
+    "T5 on sort, 1000 held-out problems: "
+    f"final training loss {sum(t5_losses[-10:]) / 10:.3f}"
+)
+print(
+    "  greedy decoding: "
+    f"token accuracy {(written == answer).float().mean():.3f}, "
+    f"whole answers right {(written == answer).all(1).float().mean():.3f}"
+)
 
 # %% tags=["nbval-ignore-output"]
 print(f"trained in {t5_seconds:.1f} s")
 
 # %% [markdown]
-# The accuracy above comes from *generating* the answers token by token, not from
-# teacher-forced predictions. Are the T5 and the GPT really different, or is it the seed? We
-# train both twice more, with seeds 1 and 2 (seed $s$: initial weights `manual_seed(s)`, batches
-# from generators seeded $1 + s$ for the GPT and $3 + s$ for the T5, as above for $s = 0$), and
-# score all six on the same 1000 held-out problems by greedy decoding:
+# The accuracy above comes from *generating* the answers token by token, not
+# from teacher-forced predictions. Are the T5 and the GPT really different, or
+# is it the seed? We train both twice more, with seeds 1 and 2 (seed $s$:
+# initial weights `manual_seed(s)`, batches from generators seeded $1 + s$ for
+# the GPT and $3 + s$ for the T5, as above for $s = 0$), and score all six on
+# the same 1000 held-out problems by greedy decoding:
 
 # %%
-whole_right = {"GPT": [greedy_right], "T5": [(written == answer).all(1).float().mean().item()]}
+whole_right = {
+    "GPT": [greedy_right],
+    "T5": [(written == answer).all(1).float().mean().item()],
+}
 for seed in (1, 2):
     torch.manual_seed(seed)
     gpt_s = build_model(gpt_config)
     gen_s = torch.Generator().manual_seed(1 + seed)
-    fit(gpt_s, lambda model, step, gen=gen_s: task_loss(model, sort_task.sample(64, N_SORT, gen)), 300, warmup=30)
-    out_s = generate(gpt_s, test_sort.inputs[:, : N_SORT + 1], N_SORT, greedy=True)[:, N_SORT + 1 :]
-    whole_right["GPT"].append((out_s == test_sort.targets[:, N_SORT:]).all(1).float().mean().item())
+    fit(
+        gpt_s,
+        lambda model, step, gen=gen_s: task_loss(
+            model, sort_task.sample(64, N_SORT, gen)
+        ),
+        300,
+        warmup=30,
+    )
+    out_s = generate(
+        gpt_s, test_sort.inputs[:, : N_SORT + 1], N_SORT, greedy=True
+    )[:, N_SORT + 1 :]
+    whole_right["GPT"].append(
+        (out_s == test_sort.targets[:, N_SORT:]).all(1).float().mean().item()
+    )
     torch.manual_seed(seed)
     t5_s = build_model(t5_config)
     gen_s = torch.Generator().manual_seed(3 + seed)
-    fit(t5_s, lambda model, step, gen=gen_s: seq2seq_loss(model, *seq2seq_batch(64, gen)), 300, warmup=30)
-    out_s = generate(t5_s, torch.full((1000, 1), SEP), N_SORT, src=src, greedy=True)[:, 1:]
+    fit(
+        t5_s,
+        lambda model, step, gen=gen_s: seq2seq_loss(
+            model, *seq2seq_batch(64, gen)
+        ),
+        300,
+        warmup=30,
+    )
+    out_s = generate(
+        t5_s, torch.full((1000, 1), SEP), N_SORT, src=src, greedy=True
+    )[:, 1:]
     whole_right["T5"].append((out_s == answer).all(1).float().mean().item())
-table = ["whole answers right by greedy decoding, seeds 0, 1, 2,", "and the mean [95% CI, clipped to 1]:"]
+table = [
+    "whole answers right by greedy decoding, seeds 0, 1, 2,",
+    "and the mean [95% CI, clipped to 1]:",
+]
 for name, accs in whole_right.items():
     mean, low, high = t_interval(accs)
-    table.append(f"  {name:>3}: " + " ".join(f"{a:.3f}" for a in accs) + f"   mean {format_interval(mean, low, min(high, 1.0), 3)}")
+    table.append(
+        f"  {name:>3}: "
+        + " ".join(f"{a:.3f}" for a in accs)
+        + f"   mean {format_interval(mean, low, min(high, 1.0), 3)}"
+    )
 print("\n".join(table))
 
 # %% [markdown]
@@ -544,42 +779,63 @@ print("\n".join(table))
 
 # %%
 src_example = torch.tensor([[7, 2, 9, 2, 5, 0]])
-written = generate(t5, torch.full((1, 1), SEP), N_SORT, src=src_example, greedy=True)
+written = generate(
+    t5, torch.full((1, 1), SEP), N_SORT, src=src_example, greedy=True
+)
 with torch.no_grad():
     out = t5(src_example, written[:, :-1], need_weights=True)
-print("source:", sort_task.decode(src_example[0]), "→ T5 writes:", sort_task.decode(written[0, 1:]))
+print(
+    "source:",
+    sort_task.decode(src_example[0]),
+    "→ T5 writes:",
+    sort_task.decode(written[0, 1:]),
+)
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
-attention_heatmap(out.cross_attentions[-1][0].mean(0), axes[0], query_labels=sort_task.decode(written[0, :-1]).split(),
-                  key_labels=sort_task.decode(src_example[0]).split(), title="cross-attention (decoder → encoder)")  # fmt: skip
-attention_heatmap(out.attentions[-1][0].mean(0), axes[1], query_labels=sort_task.decode(written[0, :-1]).split(),
-                  key_labels=sort_task.decode(written[0, :-1]).split(), title="decoder self-attention (causal)")  # fmt: skip
+attention_heatmap(
+    out.cross_attentions[-1][0].mean(0),
+    axes[0],
+    query_labels=sort_task.decode(written[0, :-1]).split(),
+    key_labels=sort_task.decode(src_example[0]).split(),
+    title="cross-attention (decoder → encoder)",
+)
+attention_heatmap(
+    out.attentions[-1][0].mean(0),
+    axes[1],
+    query_labels=sort_task.decode(written[0, :-1]).split(),
+    key_labels=sort_task.decode(written[0, :-1]).split(),
+    title="decoder self-attention (causal)",
+)
 plt.show()
 
 # %% [markdown]
-# **What we saw.** In seed 0 the T5 writes 0.989 of the answer tokens and 0.938 of the whole
-# answers right by greedy decoding — more whole answers than the GPT's 0.775 on the same 1000
-# problems after the same number of steps. Whole answers compare fairly (for the GPT greedy and
-# teacher-forced agree, §4.1); the token accuracies do not, since the GPT's 0.961 was
-# teacher-forced. Over three seeds the gap shrinks: the T5 gets 0.924 of the whole answers on
-# average, the GPT 0.859, with widely overlapping intervals — and in seed 2 the GPT (0.927)
-# beats the T5 (0.864). These runs do not show that one architecture sorts better. We have not
-# tuned either model, and they differ in more than the architecture (T5's relative bias here,
-# RoPE in the GPT). The cross-attention is the clearest map in this
-# chapter: the `SEP` query, which writes 0, looks at the 0 in the source; the queries that
-# write 5, 7 and 9 look at the 5, the 7 and the 9; the query that writes the second 2 looks
-# at both 2s about equally, the one that writes the first 2 mostly at the 0 and a little at
-# both 2s. The decoder's self-attention is causal (nothing above the diagonal); the first
-# query can only look at `SEP`, later ones spread their weight over what was written.
+# **What we saw.** In seed 0 the T5 writes 0.989 of the answer tokens and
+# 0.938 of the whole answers right by greedy decoding — more whole answers
+# than the GPT's 0.775 on the same 1000 problems after the same number of
+# steps. Whole answers compare fairly (for the GPT greedy and teacher-forced
+# agree, §4.1); the token accuracies do not, since the GPT's 0.961 was
+# teacher-forced. Over three seeds the gap shrinks: the T5 gets 0.924 of the
+# whole answers on average, the GPT 0.859, with widely overlapping intervals —
+# and in seed 2 the GPT (0.927) beats the T5 (0.864). These runs do not show
+# that one architecture sorts better. We have not tuned either model, and they
+# differ in more than the architecture (T5's relative bias here, RoPE in the
+# GPT). The cross-attention is the clearest map in this chapter: the `SEP`
+# query, which writes 0, looks at the 0 in the source; the queries that write
+# 5, 7 and 9 look at the 5, the 7 and the 9; the query that writes the second
+# 2 looks at both 2s about equally, the one that writes the first 2 mostly at
+# the 0 and a little at both 2s. The decoder's self-attention is causal
+# (nothing above the diagonal); the first query can only look at `SEP`, later
+# ones spread their weight over what was written.
 #
 # ## 5. Generation: greedy, temperature, top-k
 #
-# A language model gives a distribution over the next token; **decoding** turns it into
-# text one token at a time. *Greedy* takes the most likely token. *Sampling* draws from
-# $\mathrm{softmax}(z/\tau)$: a temperature $\tau<1$ sharpens the distribution, $\tau>1$
-# flattens it. *Top-k* sampling first keeps only the $k$ largest logits, cutting off the
-# unlikely tail. On a task with one right answer we can count how often each rule writes it;
-# the GPT from §4.1 completes 500 further held-out prompts (a new draw, not the 1000 problems
-# of §4.1, so greedy decoding need not score the same here):
+# A language model gives a distribution over the next token; **decoding**
+# turns it into text one token at a time. *Greedy* takes the most likely
+# token. *Sampling* draws from $\mathrm{softmax}(z/\tau)$: a temperature
+# $\tau<1$ sharpens the distribution, $\tau>1$ flattens it. *Top-k* sampling
+# first keeps only the $k$ largest logits, cutting off the unlikely tail. On a
+# task with one right answer we can count how often each rule writes it; the
+# GPT from §4.1 completes 500 further held-out prompts (a new draw, not the
+# 1000 problems of §4.1, so greedy decoding need not score the same here):
 
 # %%
 prompts = sort_task.sample(500, N_SORT, 99)
@@ -595,8 +851,17 @@ rules = {
 }
 table = []
 for name, kw in rules.items():
-    completion = generate(gpt, prompt_ids, N_SORT, generator=torch.Generator().manual_seed(0), **kw)[:, N_SORT + 1 :]
-    table.append(f"{name:>15}: whole answers right {(completion == truth).all(1).float().mean():.3f}")
+    completion = generate(
+        gpt,
+        prompt_ids,
+        N_SORT,
+        generator=torch.Generator().manual_seed(0),
+        **kw,
+    )[:, N_SORT + 1 :]
+    table.append(
+        f"{name:>15}: whole answers right "
+        f"{(completion == truth).all(1).float().mean():.3f}"
+    )
 print("\n".join(table))
 
 # %% [markdown]
@@ -607,33 +872,48 @@ one = prompt_ids[:1].repeat(5, 1)  # the same prompt five times
 rule_names = ("greedy", "τ = 1", "τ = 2", "τ = 2, top-k 3")
 samples = {}  # name: the five completions, decoded
 for name in rule_names:
-    completion = generate(gpt, one, N_SORT, generator=torch.Generator().manual_seed(1), **rules[name])[:, N_SORT + 1 :]
+    completion = generate(
+        gpt,
+        one,
+        N_SORT,
+        generator=torch.Generator().manual_seed(1),
+        **rules[name],
+    )[:, N_SORT + 1 :]
     samples[name] = [sort_task.decode(row) for row in completion]
-table = [f"prompt: {sort_task.decode(one[0])}", f"{'sample':<8}" + "".join(f"{name:<16}" for name in rule_names).rstrip()]
+table = [
+    f"prompt: {sort_task.decode(one[0])}",
+    f"{'sample':<8}" + "".join(f"{name:<16}" for name in rule_names).rstrip(),
+]
 for k in range(len(one)):
-    table.append(f"{k + 1:<8}" + "".join(f"{samples[name][k]:<16}" for name in rule_names).rstrip())
+    table.append(
+        f"{k + 1:<8}"
+        + "".join(f"{samples[name][k]:<16}" for name in rule_names).rstrip()
+    )
 print("\n".join(table))
 
 # %% [markdown]
-# **What we saw.** Greedy decoding gets 0.776 of these 500 answers right (0.775 of the 1000 of
-# §4.1: another draw of problems). Sampling at $\tau = 0.5$
-# is almost as good (0.766); at $\tau = 1$ it drops to 0.712 and at $\tau = 2$ to 0.326.
-# Keeping only the top 3 tokens at $\tau = 2$ brings it back up to 0.514, because the wild
-# low-probability tokens can no longer be drawn; top-1 sampling *is* greedy decoding, hence
-# the same 0.776. The five samples show the other side: greedy writes the same (here wrong)
-# answer every time (`0 1 1 1 1 1` for `0 1 1 1 8 9`), while sampling gives different answers,
-# more varied at $\tau = 2$; the top-3 samples avoid the rare digits that plain $\tau = 2$
-# sampling draws (the `4` in its second sample and the `7` in its third are not even in the
-# prompt). On this task, with one right answer, diversity only costs accuracy; for
-# open-ended text it is what one samples for (not measured here).
+# **What we saw.** Greedy decoding gets 0.776 of these 500 answers right
+# (0.775 of the 1000 of §4.1: another draw of problems). Sampling at
+# $\tau = 0.5$ is almost as good (0.766); at $\tau = 1$ it drops to 0.712 and
+# at $\tau = 2$ to 0.326. Keeping only the top 3 tokens at $\tau = 2$ brings
+# it back up to 0.514, because the wild low-probability tokens can no longer
+# be drawn; top-1 sampling *is* greedy decoding, hence the same 0.776. The
+# five samples show the other side: greedy writes the same (here wrong) answer
+# every time (`0 1 1 1 1 1` for `0 1 1 1 8 9`), while sampling gives different
+# answers, more varied at $\tau = 2$; the top-3 samples avoid the rare digits
+# that plain $\tau = 2$ sampling draws (the `4` in its second sample and the
+# `7` in its third are not even in the prompt). On this task, with one right
+# answer, diversity only costs accuracy; for open-ended text it is what one
+# samples for (not measured here).
 #
 # ## 6. The key-value cache
 #
-# Generating $n$ tokens by feeding the whole prefix each time recomputes, at every step,
-# the keys and values of every earlier token — work that grows with the square of the
-# length. A causal model never changes an earlier token's keys and values, so `generate`
-# keeps them in a `KVCache` per layer and feeds only the newest token after the prompt
-# (`fresh` below; chapter 2 shows the `KVCache` class itself):
+# Generating $n$ tokens by feeding the whole prefix each time recomputes, at
+# every step, the keys and values of every earlier token — work that grows
+# with the square of the length. A causal model never changes an earlier
+# token's keys and values, so `generate` keeps them in a `KVCache` per layer
+# and feeds only the newest token after the prompt (`fresh` below; chapter 2
+# shows the `KVCache` class itself):
 
 # %%
 show_source(generate)
@@ -642,29 +922,51 @@ show_source(generate)
 # The tokens are exactly the same with and without the cache:
 
 # %%
-long_config = ModelConfig(arch="decoder", vocab_size=64, d_model=128, n_heads=4, n_layers=4, max_len=512)
+long_config = ModelConfig(
+    arch="decoder",
+    vocab_size=64,
+    d_model=128,
+    n_heads=4,
+    n_layers=4,
+    max_len=512,
+)
 torch.manual_seed(0)
 lm = build_model(long_config).eval()
-prompt = torch.randint(0, 64, (4, 16), generator=torch.Generator().manual_seed(0))
+prompt = torch.randint(
+    0, 64, (4, 16), generator=torch.Generator().manual_seed(0)
+)
 LENGTHS = (25, 50, 100, 200)
 timings, identical = {}, []
 for new_tokens in LENGTHS:
     tokens = {}
     for use_cache in (True, False):
         start = time.perf_counter()
-        tokens[use_cache] = generate(lm, prompt, new_tokens, greedy=True, use_cache=use_cache)
+        tokens[use_cache] = generate(
+            lm, prompt, new_tokens, greedy=True, use_cache=use_cache
+        )
         timings[new_tokens, use_cache] = time.perf_counter() - start
     identical.append(torch.equal(tokens[True], tokens[False]))
-print("identical tokens with and without the cache, at every length:", all(identical))
+print(
+    "identical tokens with and without the cache, at every length:",
+    all(identical),
+)
 
 # %% tags=["nbval-ignore-output"]
-print("\n".join(f"{n:>4} new tokens: {timings[n, False]:.2f} s recomputing, {timings[n, True]:.2f} s with the cache "
-                 f"→ {timings[n, False] / timings[n, True]:.1f}× faster" for n in LENGTHS))  # fmt: skip
+print(
+    "\n".join(
+        f"{n:>4} new tokens: {timings[n, False]:.2f} s recomputing, "
+        f"{timings[n, True]:.2f} s with the cache "
+        f"→ {timings[n, False] / timings[n, True]:.1f}× faster"
+        for n in LENGTHS
+    )
+)
 
 # %% tags=["nbval-ignore-output", "hide-input"]
 fig, ax = plt.subplots(figsize=(5, 3))
 for use_cache, label in ((False, "recompute the prefix"), (True, "KV cache")):
-    ax.plot(LENGTHS, [timings[n, use_cache] for n in LENGTHS], "o-", label=label)
+    ax.plot(
+        LENGTHS, [timings[n, use_cache] for n in LENGTHS], "o-", label=label
+    )
 ax.set_xlabel("tokens generated")
 ax.set_ylabel("seconds")
 ax.set_title("Greedy decoding, 4-layer model, batch 4")
@@ -672,17 +974,19 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
-# **What we saw.** The tokens are identical at every length. The timings above change from
-# run to run and with the load on the machine, so we quote none of them; in the runs we made,
-# the cache won by more the longer the generation. Recomputing costs a forward pass over the
-# whole prefix at every step, so its total time grows faster than the length, while the
-# cached steps each process one token. For a few dozen tokens of this small model the saving
-# is modest, presumably because every step also pays Python and kernel overhead.
+# **What we saw.** The tokens are identical at every length. The timings above
+# change from run to run and with the load on the machine, so we quote none of
+# them; in the runs we made, the cache won by more the longer the generation.
+# Recomputing costs a forward pass over the whole prefix at every step, so its
+# total time grows faster than the length, while the cached steps each process
+# one token. For a few dozen tokens of this small model the saving is modest,
+# presumably because every step also pays Python and kernel overhead.
 #
 # ## 7. Save and load
 #
-# `model.save(path)` writes the config together with the weights (atomically: to a temporary
-# file first, then renamed), and `load_model(path)` rebuilds the same model:
+# `model.save(path)` writes the config together with the weights (atomically:
+# to a temporary file first, then renamed), and `load_model(path)` rebuilds
+# the same model:
 
 # %%
 import tempfile
@@ -695,9 +999,18 @@ with tempfile.TemporaryDirectory() as folder:
     gpt.save(path)
     restored = load_model(path)
     print("same config:", restored.config == gpt.config)
-    print("same logits:", torch.equal(restored(test_sort.inputs[:8]).logits, gpt(test_sort.inputs[:8]).logits))
+    print(
+        "same logits:",
+        torch.equal(
+            restored(test_sort.inputs[:8]).logits,
+            gpt(test_sort.inputs[:8]).logits,
+        ),
+    )
     try:
-        load_model(path, config=ModelConfig(**{**gpt_config.to_dict(), "n_layers": 3}))
+        load_model(
+            path,
+            config=ModelConfig(**{**gpt_config.to_dict(), "n_layers": 3}),
+        )
     except ValueError as err:
         print(textwrap.fill("ValueError: " + str(err).split(": ", 1)[1], 78))
 
@@ -706,9 +1019,10 @@ with tempfile.TemporaryDirectory() as folder:
 #
 # ```{exercise}
 # :label: ex-04-no-final-ln
-# In pre-LN the stack ends with one extra LayerNorm (`model.decoder.final_norm`). Replace it by
-# `nn.Identity()` in a fresh 12-layer pre-LN model and measure the gradient norms of §2 again.
-# What happens to their size, and why?
+# In pre-LN the stack ends with one extra LayerNorm
+# (`model.decoder.final_norm`). Replace it by `nn.Identity()` in a fresh
+# 12-layer pre-LN model and measure the gradient norms of §2 again. What
+# happens to their size, and why?
 # ```
 #
 # ```{solution-start} ex-04-no-final-ln
@@ -720,24 +1034,31 @@ torch.manual_seed(0)
 model = xavier_init(build_model(stack_config(12, "pre")))
 model.decoder.final_norm = nn.Identity()
 task_loss(model, sort_task.sample(64, N_SORT, 0)).backward()
-print("pre-LN without final LN, ‖∂loss/∂W2‖ by layer, 1 … 12:\n"
-      + " ".join(f"{b.ff.sublayer.down.weight.grad.norm().item():.2f}" for b in model.decoder.blocks))  # fmt: skip
+print(
+    "pre-LN without final LN, ‖∂loss/∂W2‖ by layer, 1 … 12:\n"
+    + " ".join(
+        f"{b.ff.sublayer.down.weight.grad.norm().item():.2f}"
+        for b in model.decoder.blocks
+    )
+)
 
 # %% [markdown]
-# The gradients are several times larger (5.33 instead of 1.12 in the first layer, 1.43
-# instead of 0.30 in the last). Our explanation (the cell measures only the gradients):
-# without the final LayerNorm the residual stream, a sum of the embedding and 24 sub-layer
-# outputs, reaches the output layer at its full, depth-dependent size, and so do the logits
-# and their gradients; the final LN puts the output back on one scale.
+# The gradients are several times larger (5.33 instead of 1.12 in the first
+# layer, 1.43 instead of 0.30 in the last). Our explanation (the cell measures
+# only the gradients): without the final LayerNorm the residual stream, a sum
+# of the embedding and 24 sub-layer outputs, reaches the output layer at its
+# full, depth-dependent size, and so do the logits and their gradients; the
+# final LN puts the output back on one scale.
 #
 # ```{solution-end}
 # ```
 #
 # ```{exercise}
 # :label: ex-04-bert-one-way
-# Train the BERT of §4.2 again (150 steps), but build it as a *decoder* (`arch="decoder"`, causal
-# attention) and ask it for the masked token at the masked position. Which masked
-# positions can it still recover, and what accuracy do you expect overall?
+# Train the BERT of §4.2 again (150 steps), but build it as a *decoder*
+# (`arch="decoder"`, causal attention) and ask it for the masked token at the
+# masked position. Which masked positions can it still recover, and what
+# accuracy do you expect overall?
 # ```
 #
 # ```{solution-start} ex-04-bert-one-way
@@ -746,52 +1067,73 @@ print("pre-LN without final LN, ‖∂loss/∂W2‖ by layer, 1 … 12:\n"
 
 # %%
 torch.manual_seed(0)
-causal_bert = build_model(ModelConfig(**{**bert_config.to_dict(), "arch": "decoder"}))
+causal_bert = build_model(
+    ModelConfig(**{**bert_config.to_dict(), "arch": "decoder"})
+)
 gen = torch.Generator().manual_seed(2)
-fit(causal_bert, lambda model, step: mlm_loss(model, *masked_copy_batch(64, gen)), 150, warmup=30)
-masked, full, pos = masked_copy_batch(1000, torch.Generator().manual_seed(1234))
+fit(
+    causal_bert,
+    lambda model, step: mlm_loss(model, *masked_copy_batch(64, gen)),
+    150,
+    warmup=30,
+)
+masked, full, pos = masked_copy_batch(
+    1000, torch.Generator().manual_seed(1234)
+)
 with torch.no_grad():
-    right = causal_bert(masked).logits[torch.arange(1000), pos].argmax(-1) == full[torch.arange(1000), pos]
+    right = (
+        causal_bert(masked).logits[torch.arange(1000), pos].argmax(-1)
+        == full[torch.arange(1000), pos]
+    )
 second_half = pos > N_COPY
-print(f"recovered: first half {right[~second_half].float().mean():.2f}, second half "
-      f"{right[second_half].float().mean():.2f}, overall {right.float().mean():.2f}")  # fmt: skip
+print(
+    "recovered: first half "
+    f"{right[~second_half].float().mean():.2f}, second half "
+    f"{right[second_half].float().mean():.2f}, "
+    f"overall {right.float().mean():.2f}"
+)
 
 # %% [markdown]
-# A masked token in the second half has its twin *before* it, which a causal model can
-# read; one in the first half has its twin only *after* it, so the model can only guess
-# (about one in ten). Overall that is a little over half right.
+# A masked token in the second half has its twin *before* it, which a causal
+# model can read; one in the first half has its twin only *after* it, so the
+# model can only guess (about one in ten). Overall that is a little over half
+# right.
 #
 # ```{solution-end}
 # ```
 #
 # ```{exercise}
 # :label: ex-04-cross-cache
-# `generate` caches the decoder's self-attention keys and values, but every step of an
-# encoder-decoder still recomputes the cross-attention keys and values from the encoder
-# output, although they never change. How many multiply-adds per step does that cost for
-# source length $S$ and width $C$, per layer, and how would you cache them?
+# `generate` caches the decoder's self-attention keys and values, but every
+# step of an encoder-decoder still recomputes the cross-attention keys and
+# values from the encoder output, although they never change. How many
+# multiply-adds per step does that cost for source length $S$ and width $C$,
+# per layer, and how would you cache them?
 # ```
 #
 # ```{solution-start} ex-04-cross-cache
 # :class: dropdown
 # ```
 #
-# Projecting the memory to keys and values costs $2\,S\,C^2$ multiply-adds per layer and
-# step. They depend only on the encoder output, so compute `k_proj(memory)` and
-# `v_proj(memory)` once per layer before decoding and reuse them at every step (the
-# Hugging Face models keep them next to the self-attention cache).
+# Projecting the memory to keys and values costs $2\,S\,C^2$ multiply-adds per
+# layer and step. They depend only on the encoder output, so compute
+# `k_proj(memory)` and `v_proj(memory)` once per layer before decoding and
+# reuse them at every step (the Hugging Face models keep them next to the
+# self-attention cache).
 #
 # ```{solution-end}
 # ```
 #
 # ## Summary
 #
-# * A block is attention (mixing positions) and an FFN (per position), each inside a
-#   residual connection with a LayerNorm.
-# * Post-LN normalises after the residual sum; pre-LN normalises the sub-layer's input and
-#   leaves the residual path untouched. In our 12-layer runs (three seeds) pre-LN trained well
-#   without warm-up, post-LN stalled without it.
-# * GPT, BERT and T5 are the same block with a causal mask, without one, or both plus
-#   cross-attention; the training objective follows from what each may see.
-# * Decoding rules trade accuracy for diversity; a KV cache makes each decoding step cost
-#   one token's work instead of the whole prefix's.
+# * A block is attention (mixing positions) and an FFN (per position), each
+#   inside a residual connection with a LayerNorm.
+# * Post-LN normalises after the residual sum; pre-LN normalises the
+#   sub-layer's input and leaves the residual path untouched. In our 12-layer
+#   runs (three seeds) pre-LN trained well without warm-up, post-LN stalled
+#   without it.
+# * GPT, BERT and T5 are the same block with a causal mask, without one, or
+#   both plus cross-attention; the training objective follows from what each
+#   may see.
+# * Decoding rules trade accuracy for diversity; a KV cache makes each
+#   decoding step cost one token's work instead of the whole prefix's.

@@ -14,15 +14,20 @@
 # ---
 
 # %% tags=["remove-cell"]
-# Set-up: makes this notebook run anywhere, Colab included (the book hides this cell).
+# Set-up: makes this notebook run anywhere, Colab included (the book hides
+# this cell).
 import os
 
 try:
     import annotated  # noqa: F401
-except ImportError:  # not installed here (e.g. Colab): install the library from the repository
-    # ANNOTATED_PIP_SPEC, when set, installs another copy instead (scripts/check_download.py tests a local one)
+except ImportError:
+    # not installed here (e.g. Colab): install the library from the repository
+    # ANNOTATED_PIP_SPEC, when set, installs another copy instead
+    # (scripts/check_download.py tests a local one)
     pip_spec = os.environ.get(
-        "ANNOTATED_PIP_SPEC", "annotated @ git+https://github.com/annotated-attention/annotated-attention"
+        "ANNOTATED_PIP_SPEC",
+        "annotated @ "
+        "git+https://github.com/annotated-attention/annotated-attention",
     )
     # %pip install -q "{pip_spec}"
     pass
@@ -38,21 +43,23 @@ except ImportError:
 #
 # **Learning goals.** By the end of this chapter you can
 #
-# 1. run a "train short, test long" experiment under the published protocol: training lengths
-#    drawn from $1 \dots L$, evaluation at every length up to $2L$, training until the task is
-#    learned, three seeds, 95 % intervals;
-# 2. read the library code that implements that protocol (randomized positions at test time,
-#    the stop rule, Wilson intervals);
-# 3. read accuracy-against-length curves with intervals for counting copy, sort and addition,
-#    and say which positional encodings extrapolate;
-# 4. set published claims beside our numbers with a verdict decided by a fixed rule;
-# 5. recognise a protocol bug: this chapter's earlier sweep concluded that the randomized
-#    encoding learned nothing, and that conclusion was wrong.
+# 1. run a "train short, test long" experiment under the published protocol:
+#    training lengths drawn from $1 \dots L$, evaluation at every length up to
+#    $2L$, training until the task is learned, three seeds, 95 % intervals;
+# 2. read the library code that implements that protocol (randomized positions
+#    at test time, the stop rule, Wilson intervals);
+# 3. read accuracy-against-length curves with intervals for counting copy,
+#    sort and addition, and say which positional encodings extrapolate;
+# 4. set published claims beside our numbers with a verdict decided by a fixed
+#    rule;
+# 5. recognise a protocol bug: this chapter's earlier sweep concluded that the
+#    randomized encoding learned nothing, and that conclusion was wrong.
 #
-# The models are the decoder-only transformers of week 4 (`annotated/models.py`), the
-# positional encodings those of week 3 (`annotated/positional/`), the tasks
-# `annotated/tasks/`, and every run goes through the lab (`annotated/lab/`), the same
-# code as `python -m annotated sweep`.
+# The models are the decoder-only transformers of week 4
+# (`annotated/models.py`), the positional encodings those of week 3
+# (`annotated/positional/`), the tasks `annotated/tasks/`, and every run goes
+# through the lab (`annotated/lab/`), the same code as
+# `python -m annotated sweep`.
 
 # %%
 import dataclasses
@@ -68,9 +75,18 @@ from scipy import stats
 
 import annotated
 from annotated import lab
-from annotated.analysis.claims import VERDICTS, Claim, _value_verdict, claims_table
+from annotated.analysis.claims import (
+    VERDICTS,
+    Claim,
+    _value_verdict,
+    claims_table,
+)
 from annotated.analysis.intervals import t_interval, wilson_interval
-from annotated.analysis.stored_sweeps import StoredSweeps, interval_text, spans
+from annotated.analysis.stored_sweeps import (
+    StoredSweeps,
+    interval_text,
+    spans,
+)
 from annotated.figures import viz
 from annotated.figures.dashboard import ComparisonDashboard
 from annotated.figures.diagrams import protocol_diagram
@@ -83,128 +99,185 @@ from annotated.training.history import History
 from annotated.training.loop import _stop_rule
 
 torch.manual_seed(0)
-torch.set_num_threads(1)  # as the sweeps ran (one thread per process): the live runs give their numbers exactly
+# as the sweeps ran (one thread per process): the live runs give their numbers
+# exactly
+torch.set_num_threads(1)
 
 # %% [markdown]
 # ## 1. The question, and the papers' protocol
 #
-# A model is trained on problems of size $n \le L$ (20 symbols to copy, 8 to sort, 10-digit
-# sums) and tested on sizes it never saw. The positional encoding decides what is new about a
-# long input. An absolute encoding (sinusoidal, learned) meets position *indices* it never
-# trained on — the learned table's rows past the training length are never updated at all;
-# RoPE and ALiBi meet *distances* they never trained on; T5's bias puts every distance beyond
-# its exact buckets into shared, logarithmic ones; NoPE has no position signal and must infer
-# order from the causal mask alone {cite:p}`kazemnejad2023nope`; the randomized encoding trains
-# on sorted random positions drawn from a range much longer than the training length, so large
-# position values are not new at test time {cite:p}`ruoss2023randomized`.
+# A model is trained on problems of size $n \le L$ (20 symbols to copy, 8 to
+# sort, 10-digit sums) and tested on sizes it never saw. The positional
+# encoding decides what is new about a long input. An absolute encoding
+# (sinusoidal, learned) meets position *indices* it never trained on — the
+# learned table's rows past the training length are never updated at all; RoPE
+# and ALiBi meet *distances* they never trained on; T5's bias puts every
+# distance beyond its exact buckets into shared, logarithmic ones; NoPE has no
+# position signal and must infer order from the causal mask alone
+# {cite:p}`kazemnejad2023nope`; the randomized encoding trains on sorted
+# random positions drawn from a range much longer than the training length, so
+# large position values are not new at test time
+# {cite:p}`ruoss2023randomized`.
 #
-# The published studies {cite:p}`kazemnejad2023nope,ruoss2023randomized` measure this in a
-# particular way, and this chapter follows it:
+# The published studies {cite:p}`kazemnejad2023nope,ruoss2023randomized`
+# measure this in a particular way, and this chapter follows it:
 #
-# * **Training lengths drawn from a range.** Each training step draws its length $n$ from
-#   $1 \dots L$, so the model sees every short length, not one fixed $L$.
-# * **Evaluation at every length** $1 \dots 2L$ (for addition up to $20L$), on 512 fresh
-#   held-out problems per length. *In distribution* (ID) is the mean exact match over
-#   $1 \dots L$; *out of distribution* (OOD) the mean over $L+1 \dots 2L$ (for addition: over
-#   every tested length beyond $L$), each length weighted equally, as the papers average.
-# * **First learn, then extrapolate.** A run trains until held-out exact match at the training
-#   lengths reaches a target (0.95; 0.99 for addition) several evaluations in a row, or until a
-#   stated step cap. A run that hits the cap without learning is reported as not learned, never
-#   dropped. (Coupled addition records when it learned and then trains on to its cap: section 6.)
-# * **Three seeds (0, 1, 2) and 95 % intervals.** Every accuracy of one run carries a Wilson
-#   interval for its 512 test problems; every mean over seeds a Student-$t$ interval.
-# * **Randomized positions drawn at test time as in training.** Ruoss et al.'s reference
-#   implementation samples sorted random positions for evaluation too.
+# * **Training lengths drawn from a range.** Each training step draws its
+#   length $n$ from $1 \dots L$, so the model sees every short length, not one
+#   fixed $L$.
+# * **Evaluation at every length** $1 \dots 2L$ (for addition up to $20L$), on
+#   512 fresh held-out problems per length. *In distribution* (ID) is the mean
+#   exact match over $1 \dots L$; *out of distribution* (OOD) the mean over
+#   $L+1 \dots 2L$ (for addition: over every tested length beyond $L$), each
+#   length weighted equally, as the papers average.
+# * **First learn, then extrapolate.** A run trains until held-out exact match
+#   at the training lengths reaches a target (0.95; 0.99 for addition) several
+#   evaluations in a row, or until a stated step cap. A run that hits the cap
+#   without learning is reported as not learned, never dropped. (Coupled
+#   addition records when it learned and then trains on to its cap: section
+#   6.)
+# * **Three seeds (0, 1, 2) and 95 % intervals.** Every accuracy of one run
+#   carries a Wilson interval for its 512 test problems; every mean over seeds
+#   a Student-$t$ interval.
+# * **Randomized positions drawn at test time as in training.** Ruoss et al.'s
+#   reference implementation samples sorted random positions for evaluation
+#   too.
 #
-# The figure draws the protocol for sort ($L = 8$); the randomized row is a real draw.
+# The figure draws the protocol for sort ($L = 8$); the randomized row is a
+# real draw.
 
 # %%
 figure_image(protocol_diagram())
 
 # %% [markdown]
-# That last point is a correction. The stored sweep this chapter used to lead with (section 8)
-# trained the randomized encoding on sorted random positions from a large range, then
-# *evaluated it at positions $0 \dots T-1$*, values it had never seen: its training loss was low
-# while its held-out loss at the training length was high (section 8 prints both). The chapter
-# concluded that "the randomized encoding learned no task". That was a protocol bug, not a
-# property of the encoding; section 5 shows the encoding under the fixed protocol.
+# That last point is a correction. The stored sweep this chapter used to lead
+# with (section 8) trained the randomized encoding on sorted random positions
+# from a large range, then *evaluated it at positions $0 \dots T-1$*, values
+# it had never seen: its training loss was low while its held-out loss at the
+# training length was high (section 8 prints both). The chapter concluded that
+# "the randomized encoding learned no task". That was a protocol bug, not a
+# property of the encoding; section 5 shows the encoding under the fixed
+# protocol.
 #
 # ## 2. The protocol in code
 #
-# Three pieces of the library carry the protocol. First, the positions a batch is run with —
-# in training and in evaluation alike:
+# Three pieces of the library carry the protocol. First, the positions a batch
+# is run with — in training and in evaluation alike:
 
 # %%
 show_source(batch_positions)
 
 # %% [markdown]
-# A task that supplies its own position ids (position coupling, section 6) passes them; a
-# randomized model draws a fresh sorted subset of its position range for every sequence, from a
-# seeded generator so stored numbers reproduce; every other model uses $0 \dots T-1$. Second,
-# the stop rule, called at every evaluation step of the training loop:
+# A task that supplies its own position ids (position coupling, section 6)
+# passes them; a randomized model draws a fresh sorted subset of its position
+# range for every sequence, from a seeded generator so stored numbers
+# reproduce; every other model uses $0 \dots T-1$. Second, the stop rule,
+# called at every evaluation step of the training loop:
 
 # %%
 show_source(_stop_rule)
 
 # %% [markdown]
-# With a target set, only the training lengths are evaluated during training (cheap), and the
-# run stops at the first step where the mean exact match over them has reached the target
-# `stop_patience` times in a row; that step is `steps_to_learn`. The longer lengths are
-# evaluated once, at the step the run ends (learned, or at the cap). Third, the interval that
-# goes with each accuracy:
+# With a target set, only the training lengths are evaluated during training
+# (cheap), and the run stops at the first step where the mean exact match over
+# them has reached the target `stop_patience` times in a row; that step is
+# `steps_to_learn`. The longer lengths are evaluated once, at the step the run
+# ends (learned, or at the cap). Third, the interval that goes with each
+# accuracy:
 
 # %%
 show_source(wilson_interval)
 
 # %%
 for right in (512, 500, 0):
-    print(f"{right:>3} of 512 right: Wilson 95% interval", ", ".join(f"{v:.3f}" for v in wilson_interval(right, 512)))
-print(f"t factor for 3 seeds (2 degrees of freedom): {stats.t.ppf(0.975, 2):.2f}")
+    print(
+        f"{right:>3} of 512 right: Wilson 95% interval",
+        ", ".join(f"{v:.3f}" for v in wilson_interval(right, 512)),
+    )
+print(
+    "t factor for 3 seeds (2 degrees of freedom): "
+    f"{stats.t.ppf(0.975, 2):.2f}"
+)
 
 # %% [markdown]
-# Even 0 right out of 512 leaves an upper bound of 0.007 above zero, and a perfect score a lower
-# bound of 0.993. Means over three seeds use the $t$ interval, mean ± $t \cdot s / \sqrt{3}$ with
-# the factor $t = 4.30$ printed above: three seeds give wide intervals, which is the point.
+# Even 0 right out of 512 leaves an upper bound of 0.007 above zero, and a
+# perfect score a lower bound of 0.993. Means over three seeds use the $t$
+# interval, mean ± $t \cdot s / \sqrt{3}$ with the factor $t = 4.30$ printed
+# above: three seeds give wide intervals, which is the point.
 #
 # ## 3. The stored sweeps
 #
-# Six sweeps ran under this protocol, one shipped config each (`annotated/lab/configs/`): counting
-# copy and random copy (6 encodings × 3 seeds), sort (sinusoidal, randomized, NoPE and T5's bias
-# × 3 seeds), parity (NoPE, sinusoidal, RoPE and randomized × 3 seeds), addition with coupled
-# positions (3 seeds) and its baselines (sinusoidal and RoPE × 3 seeds). Each takes tens of minutes, so this chapter reads
-# their stored summary, gathered by `scripts/collect_length_sweep.py --prefix
-# length_protocol_`, and prints where it came from and how many runs had finished (`missing`:
-# not started; `interrupted`: stopped, and resumable with `python -m annotated sweep --resume`):
+# Six sweeps ran under this protocol, one shipped config each
+# (`annotated/lab/configs/`): counting copy and random copy (6 encodings × 3
+# seeds), sort (sinusoidal, randomized, NoPE and T5's bias × 3 seeds), parity
+# (NoPE, sinusoidal, RoPE and randomized × 3 seeds), addition with coupled
+# positions (3 seeds) and its baselines (sinusoidal and RoPE × 3 seeds). Each
+# takes tens of minutes, so this chapter reads their stored summary, gathered
+# by `scripts/collect_length_sweep.py --prefix length_protocol_`, and prints
+# where it came from and how many runs had finished (`missing`: not started;
+# `interrupted`: stopped, and resumable with
+# `python -m annotated sweep --resume`):
 
 # %%
 DATA = Path(annotated.__file__).parent / "data"
-sweeps = StoredSweeps("length_protocol_")  # annotated/data/length_protocol_{summary.csv,provenance.yaml}
+sweeps = StoredSweeps(
+    "length_protocol_"
+)  # annotated/data/length_protocol_{summary.csv,provenance.yaml}
 SWEEPS = sweeps.sweeps  # task -> its provenance
 for command in sweeps.provenance["commands"]:
-    print(textwrap.fill("$ " + command, 78, subsequent_indent="    ", break_on_hyphens=False))
-print(f"torch {sweeps.provenance['sweeps'][0]['environment']['torch']}, one thread per run")
+    print(
+        textwrap.fill(
+            "$ " + command,
+            78,
+            subsequent_indent="    ",
+            break_on_hyphens=False,
+        )
+    )
+print(
+    f"torch {sweeps.provenance['sweeps'][0]['environment']['torch']}, "
+    "one thread per run"
+)
 for sweep in SWEEPS.values():
     env, wall = sweep["environment"], sweep["wall_time"]
-    others = ", ".join(f"{k} {v}" for k, v in sweep["statuses"].items() if k != "completed")  # missing: not started
-    print(f"{sweep['config']['name']}: {sweep['completed_runs']} done{' (' + others + ')' if others else ''}; "
-          f"{wall['runs_wall_time_s'] / 60:.1f} run-min; {env['git_commit'][:7]}")  # fmt: skip
-runs_done = sum(int(s["completed_runs"].split("/")[0]) for s in SWEEPS.values())
-runs_total = sum(int(s["completed_runs"].split("/")[1]) for s in SWEEPS.values())
+    others = ", ".join(
+        f"{k} {v}" for k, v in sweep["statuses"].items() if k != "completed"
+    )  # missing: not started
+    print(
+        f"{sweep['config']['name']}: {sweep['completed_runs']} "
+        f"done{' (' + others + ')' if others else ''}; "
+        f"{wall['runs_wall_time_s'] / 60:.1f} run-min; "
+        f"{env['git_commit'][:7]}"
+    )
+runs_done = sum(
+    int(s["completed_runs"].split("/")[0]) for s in SWEEPS.values()
+)
+runs_total = sum(
+    int(s["completed_runs"].split("/")[1]) for s in SWEEPS.values()
+)
 print(f"all {len(SWEEPS)} sweeps: {runs_done} of {runs_total} runs completed")
 
 # %% [markdown]
-# Each sweep's settings, as its config holds them (every model: decoder-only, pre-LN, 4 heads;
-# AdamW with warm-up then cosine decay, no weight decay). `L×C` is layers × width; `stop` the
-# target exact match at the training lengths and how many evaluations in a row must reach it;
-# `cap` the step limit (for coupled addition also the step it trains to: `min_steps`).
+# Each sweep's settings, as its config holds them (every model: decoder-only,
+# pre-LN, 4 heads; AdamW with warm-up then cosine decay, no weight decay).
+# `L×C` is layers × width; `stop` the target exact match at the training
+# lengths and how many evaluations in a row must reach it; `cap` the step
+# limit (for coupled addition also the step it trains to: `min_steps`).
 
 # %%
-print(f"{'task':<17}{'train':>6} {'test n':<22}{'L×C':>6}{'batch':>6}{'lr':>6}{'stop':>8}{'cap':>6}")
+print(
+    f"{'task':<17}{'train':>6} "
+    f"{'test n':<22}{'L×C':>6}{'batch':>6}{'lr':>6}{'stop':>8}{'cap':>6}"
+)
 for task, sweep in SWEEPS.items():
     c = lab.ExperimentConfig.from_dict(sweep["config"])
-    print(f"{task:<17}{'1..' + str(c.train_length[1]):>6} {spans(expand_lengths(c.eval_lengths)):<22}"
-          f"{str(c.model['n_layers']) + '×' + str(c.model['d_model']):>6}{c.train['batch_size']:>6}{c.train['lr']:>6}"
-          f"{c.train['stop_accuracy']:>5}×{c.train['stop_patience']}{c.train['steps']:>6}")  # fmt: skip
+    print(
+        f"{task:<17}{'1..' + str(c.train_length[1]):>6} "
+        f"{spans(expand_lengths(c.eval_lengths)):<22}"
+        f"{str(c.model['n_layers']) + '×' + str(c.model['d_model']):>6}"
+        f"{c.train['batch_size']:>6}{c.train['lr']:>6}"
+        f"{c.train['stop_accuracy']:>5}×{c.train['stop_patience']}"
+        f"{c.train['steps']:>6}"
+    )
 
 
 # %%
@@ -213,18 +286,23 @@ COPY_ENCODINGS = ["nope", "sinusoidal", "learned", "rope", "alibi", "t5"]
 # %% [markdown]
 # ## 4. Copying: counting, and random symbols
 #
-# Two copy tasks, in Kazemnejad et al.'s format: `x_1 … x_n SEP x_1 … x_n EOS`, exact match
-# teacher-forced over the whole answer *including* EOS (the same as greedy decoding stopped at
-# EOS). In the **counting copy** every $x_i$ is the same symbol: knowing the symbol is trivial,
-# stopping after exactly $n$ copies is counting. In the **random copy** the $x_i$ are drawn from
-# 10 symbols. Both train on $n \in 1 \dots 20$ and test every $n \le 40$; 2 layers, width 64.
+# Two copy tasks, in Kazemnejad et al.'s format:
+# `x_1 … x_n SEP x_1 … x_n EOS`, exact match teacher-forced over the whole
+# answer *including* EOS (the same as greedy decoding stopped at EOS). In the
+# **counting copy** every $x_i$ is the same symbol: knowing the symbol is
+# trivial, stopping after exactly $n$ copies is counting. In the **random
+# copy** the $x_i$ are drawn from 10 symbols. Both train on $n \in 1 \dots 20$
+# and test every $n \le 40$; 2 layers, width 64.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), layout="constrained", sharey=True)
+fig, axes = plt.subplots(
+    1, 2, figsize=(13, 4.5), layout="constrained", sharey=True
+)
 sweeps.plot(axes[0], "counting_copy", COPY_ENCODINGS, "counting copy")
 sweeps.plot(axes[1], "copy_eos", COPY_ENCODINGS, "random copy")
 fig.suptitle(
-    "Exact match against length: mean over seeds, shaded 95% t-interval clipped to [0, 1] "
+    "Exact match against length: mean over seeds, "
+    "shaded 95% t-interval clipped to [0, 1] "
     "(one seed: its Wilson interval); dashed: longest training length"
 )
 plt.show()
@@ -237,41 +315,47 @@ for task in ("counting_copy", "copy_eos"):
     print(sweeps.at_lengths(task, COPY_ENCODINGS, (25, 40)))
 
 # %% [markdown]
-# **What we saw.** Every encoding learned the counting copy at the training lengths, in 3 of 3
-# seeds each (1,000 to 3,000 steps; ID 0.99–1.00). Beyond 20 they part. NoPE keeps the most:
-# OOD 0.89 [0.55, 1.00]; two seeds are at 1.000 at $n = 25$ and the third at 0.793, and at
-# $n = 40$ the seeds hold 0.607, 0.904 and 0.643 — the only encoding above 0 at $n = 40$ in any
-# seed. The absolute encodings stop at 20: sinusoidal scores 0.00 [0.00, 0.00] OOD (0.000 at
-# $n = 25$ and at 40 in every seed), the learned table 0.08 [0.00, 0.40] (one seed 0.432 at
-# $n = 25$). RoPE, ALiBi and T5's bias lie in between and depend on the seed: at $n = 25$ each
-# has a seed at 1.000 and a seed at 0.000–0.121 (RoPE 0.121, 1.000, 0.699; ALiBi 0.000, 1.000,
-# 1.000; T5 1.000, 0.000, 0.715), and all are at 0.000 at $n = 40$; their OOD means are 0.48
-# [0.00, 1.00], 0.25 [0.04, 0.46] and 0.26 [0.00, 0.73]. Three seeds separate only a few pairs:
-# NoPE lies above sinusoidal, learned and ALiBi, and ALiBi above sinusoidal
-# ({ref}`ex-06-separate`); the order of the means — NoPE, RoPE, T5, ALiBi, learned, sinusoidal
-# — is not one these seeds can state. (A $t$-interval over three seeds can reach past 0 or 1;
-# the tables clip it to $[0, 1]$.)
+# **What we saw.** Every encoding learned the counting copy at the training
+# lengths, in 3 of 3 seeds each (1,000 to 3,000 steps; ID 0.99–1.00). Beyond
+# 20 they part. NoPE keeps the most: OOD 0.89 [0.55, 1.00]; two seeds are at
+# 1.000 at $n = 25$ and the third at 0.793, and at $n = 40$ the seeds hold
+# 0.607, 0.904 and 0.643 — the only encoding above 0 at $n = 40$ in any seed.
+# The absolute encodings stop at 20: sinusoidal scores 0.00 [0.00, 0.00] OOD
+# (0.000 at $n = 25$ and at 40 in every seed), the learned table 0.08 [0.00,
+# 0.40] (one seed 0.432 at $n = 25$). RoPE, ALiBi and T5's bias lie in between
+# and depend on the seed: at $n = 25$ each has a seed at 1.000 and a seed at
+# 0.000–0.121 (RoPE 0.121, 1.000, 0.699; ALiBi 0.000, 1.000, 1.000; T5 1.000,
+# 0.000, 0.715), and all are at 0.000 at $n = 40$; their OOD means are 0.48
+# [0.00, 1.00], 0.25 [0.04, 0.46] and 0.26 [0.00, 0.73]. Three seeds separate
+# only a few pairs: NoPE lies above sinusoidal, learned and ALiBi, and ALiBi
+# above sinusoidal ({ref}`ex-06-separate`); the order of the means — NoPE,
+# RoPE, T5, ALiBi, learned, sinusoidal — is not one these seeds can state. (A
+# $t$-interval over three seeds can reach past 0 or 1; the tables clip it to
+# $[0, 1]$.)
 #
-# On the random copy all 18 runs completed. At this size and cap it is much harder to learn than
-# the counting copy: NoPE learned it in 0 of 3 seeds (ID 0.45 [0.39, 0.50]), sinusoidal in 0 of 3
-# (0.78 [0.13, 1.00]), RoPE in 0 of 3 (0.69 [0.64, 0.75]), T5's bias in 0 of 3 (0.43
-# [0.42, 0.44]), the learned table in 2 of 3 (3,500 steps each) and ALiBi in 2 of 3 (3,250 steps
-# each; its third seed reached the cap). Only ALiBi copies past 20: 0.818 and 0.797 at $n = 25$
-# and 0.391 and 0.303 at 40 in the two seeds that learned, 0.068 and 0.000 in the third; every
-# other run scores 0.000 at $n = 25$ and at 40, including the two learned-table runs that fit the
-# training lengths. ALiBi's OOD mean, 0.43 [0.00, 1.00], has an interval too wide to separate it
-# from anything (exercise {ref}`ex-06-separate` finds no separated pair on this task), and with
-# baselines that mostly did not learn the task the random-copy claims (rows 5–8) can be at most
-# partly reproduced here.
+# On the random copy all 18 runs completed. At this size and cap it is much
+# harder to learn than the counting copy: NoPE learned it in 0 of 3 seeds (ID
+# 0.45 [0.39, 0.50]), sinusoidal in 0 of 3 (0.78 [0.13, 1.00]), RoPE in 0 of 3
+# (0.69 [0.64, 0.75]), T5's bias in 0 of 3 (0.43 [0.42, 0.44]), the learned
+# table in 2 of 3 (3,500 steps each) and ALiBi in 2 of 3 (3,250 steps each;
+# its third seed reached the cap). Only ALiBi copies past 20: 0.818 and 0.797
+# at $n = 25$ and 0.391 and 0.303 at 40 in the two seeds that learned, 0.068
+# and 0.000 in the third; every other run scores 0.000 at $n = 25$ and at 40,
+# including the two learned-table runs that fit the training lengths. ALiBi's
+# OOD mean, 0.43 [0.00, 1.00], has an interval too wide to separate it from
+# anything (exercise {ref}`ex-06-separate` finds no separated pair on this
+# task), and with baselines that mostly did not learn the task the random-copy
+# claims (rows 5–8) can be at most partly reproduced here.
 #
 # ## 5. Sort: randomized positions, NoPE and T5's bias
 #
-# Two claims on sort (8 symbols, training lengths $1 \dots 8$, tested to 16). Ruoss et al.'s:
-# the randomized encoding beats its base. It draws each training sequence's positions as a
-# sorted subset of `range(64)` (4 × the 16 positions of the longest training sequence) and
-# encodes them with the sinusoidal encoding, its base; evaluation draws them the same way.
-# Kazemnejad et al.'s: NoPE and T5's bias sort at twice the training length nearly as well as
-# within it, where absolute encodings score 0.
+# Two claims on sort (8 symbols, training lengths $1 \dots 8$, tested to 16).
+# Ruoss et al.'s: the randomized encoding beats its base. It draws each
+# training sequence's positions as a sorted subset of `range(64)` (4 × the 16
+# positions of the longest training sequence) and encodes them with the
+# sinusoidal encoding, its base; evaluation draws them the same way.
+# Kazemnejad et al.'s: NoPE and T5's bias sort at twice the training length
+# nearly as well as within it, where absolute encodings score 0.
 
 # %%
 SORT = ["sinusoidal", "randomized", "nope", "t5"]
@@ -282,136 +366,219 @@ print(sweeps.table("sort", SORT))
 print(sweeps.at_lengths("sort", SORT, (8, 12, 16)))
 
 # %% [markdown]
-# **What we saw.** All four encodings learned sort in 3 of 3 seeds (ID 0.98–0.99): NoPE in
-# 2,000 steps each, the randomized encoding in 2,200, 3,800 and 2,000, T5's bias in 3,000–3,200,
-# the sinusoidal in 3,400, 3,600 and 3,200. Beyond the training lengths they part at once. The
-# sinusoidal model's exact match is 0.000 at $n = 12$ and 16 in every seed (OOD 0.00 [0.00,
-# 0.01]); the randomized model's OOD mean is 0.80 [0.47, 1.00], with 0.709–0.936 of the sorts
-# exactly right at $n = 12$ and 0.395–0.723 at $n = 16$: it degrades with length, but twice the
-# training length is far from zero. This is the effect Ruoss et al. report, on one task, and
-# the opposite of what the old sweep (section 8) said about the same encoding when it evaluated
-# it at positions it had never seen. NoPE comes second, 0.62 [0.26, 0.98] (one seed at 0.824
-# and 0.602 at $n = 12$ and 16, the other two at 0.58–0.59 and 0.23–0.29), and T5's bias
-# third, 0.19 [0.16, 0.22], with 0.070–0.137 at $n = 12$ and at most 0.006 at 16. Neither is
-# "near 1.0" at $2L$ here; section 7 rates the claim.
+# **What we saw.** All four encodings learned sort in 3 of 3 seeds (ID
+# 0.98–0.99): NoPE in 2,000 steps each, the randomized encoding in 2,200,
+# 3,800 and 2,000, T5's bias in 3,000–3,200, the sinusoidal in 3,400, 3,600
+# and 3,200. Beyond the training lengths they part at once. The sinusoidal
+# model's exact match is 0.000 at $n = 12$ and 16 in every seed (OOD 0.00
+# [0.00, 0.01]); the randomized model's OOD mean is 0.80 [0.47, 1.00], with
+# 0.709–0.936 of the sorts exactly right at $n = 12$ and 0.395–0.723 at
+# $n = 16$: it degrades with length, but twice the training length is far from
+# zero. This is the effect Ruoss et al. report, on one task, and the opposite
+# of what the old sweep (section 8) said about the same encoding when it
+# evaluated it at positions it had never seen. NoPE comes second, 0.62 [0.26,
+# 0.98] (one seed at 0.824 and 0.602 at $n = 12$ and 16, the other two at
+# 0.58–0.59 and 0.23–0.29), and T5's bias third, 0.19 [0.16, 0.22], with
+# 0.070–0.137 at $n = 12$ and at most 0.006 at 16. Neither is "near 1.0" at
+# $2L$ here; section 7 rates the claim.
 #
 # ### Parity
 #
-# The same protocol on parity (is the number of ones odd? one scored token, chance 0.5):
-# training lengths $1 \dots 8$, tested to 16, cap 3,000 steps; NoPE, sinusoidal, RoPE and the
-# randomized encoding, 3 seeds each (`annotated/lab/configs/length_parity.yaml`).
+# The same protocol on parity (is the number of ones odd? one scored token,
+# chance 0.5): training lengths $1 \dots 8$, tested to 16, cap 3,000 steps;
+# NoPE, sinusoidal, RoPE and the randomized encoding, 3 seeds each
+# (`annotated/lab/configs/length_parity.yaml`).
 
 # %%
 PARITY = ["nope", "sinusoidal", "rope", "randomized"]
 fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
-sweeps.plot(ax, "parity", PARITY, "parity: trained on 1..8, tested to 16 (dotted: chance)")
+sweeps.plot(
+    ax,
+    "parity",
+    PARITY,
+    "parity: trained on 1..8, tested to 16 (dotted: chance)",
+)
 ax.axhline(0.5, color="black", lw=0.8, ls=":")
 plt.show()
 print(sweeps.table("parity", PARITY))
 
 # %% [markdown]
-# **What we saw.** Only NoPE learned parity at the training lengths in every seed (1,600,
-# 2,800 and 1,800 steps); RoPE and the randomized encoding learned it in 1 of 3 seeds, the
-# sinusoidal encoding in none within the 3,000-step cap (its ID 0.88 [0.67, 1.00] comes from the
-# short lengths: 0.533–0.707 at $n = 8$). Beyond the training lengths the three that mostly did
-# not learn sit at chance (OOD 0.50–0.55). NoPE does better than chance for a while — 0.742–0.955
-# at $n = 12$, Wilson lower bounds 0.703 and above — and is back at chance by 16 (0.498–0.578):
-# OOD 0.75 [0.58, 0.93]. So "no encoding extrapolates" holds at $2L$, not at $1.5L$, and only
-# NoPE gives the claim something to test.
+# **What we saw.** Only NoPE learned parity at the training lengths in every
+# seed (1,600, 2,800 and 1,800 steps); RoPE and the randomized encoding
+# learned it in 1 of 3 seeds, the sinusoidal encoding in none within the
+# 3,000-step cap (its ID 0.88 [0.67, 1.00] comes from the short lengths:
+# 0.533–0.707 at $n = 8$). Beyond the training lengths the three that mostly
+# did not learn sit at chance (OOD 0.50–0.55). NoPE does better than chance
+# for a while — 0.742–0.955 at $n = 12$, Wilson lower bounds 0.703 and above —
+# and is back at chance by 16 (0.498–0.578): OOD 0.75 [0.58, 0.93]. So "no
+# encoding extrapolates" holds at $2L$, not at $1.5L$, and only NoPE gives the
+# claim something to test.
 #
 # ## 6. Addition to 200 digits with coupled positions
 #
 # The task is reversed addition with an end marker per operand,
-# `a_rev 0 $ + b_rev 0 $ = c_rev EOS`: every number least significant digit first, so a
-# left-to-right model meets each carry before it needs it. Position coupling
-# {cite:p}`cho2024coupling` gives the digits of one significance in both operands and the answer
-# the same position id; the library's variant reads those ids only through a learned per-head
-# bias on the clipped difference of coupled ids (`annotated.positional.coupled`), the variant
-# that extrapolated in measurements on this machine. One layer, width 128; operands of
-# $1 \dots 10$ digits drawn per step. The stop rule (0.99 exact match, three evaluations in a
-# row) records when each run learned, and `min_steps` keeps it training to 6,000 steps (week 6,
-# part 2 shows what stopping at the rule costs); tested at every length up to 20 digits and at
-# 30, 50, 100 and 200. Beside it, two baselines with the same model, data, optimiser and cap:
-# tokens numbered $0 \dots T-1$ and read by the sinusoidal encoding or by RoPE, stopped by the
-# rule if they learn.
+# `a_rev 0 $ + b_rev 0 $ = c_rev EOS`: every number least significant digit
+# first, so a left-to-right model meets each carry before it needs it.
+# Position coupling {cite:p}`cho2024coupling` gives the digits of one
+# significance in both operands and the answer the same position id; the
+# library's variant reads those ids only through a learned per-head bias on
+# the clipped difference of coupled ids (`annotated.positional.coupled`), the
+# variant that extrapolated in measurements on this machine. One layer, width
+# 128; operands of $1 \dots 10$ digits drawn per step. The stop rule (0.99
+# exact match, three evaluations in a row) records when each run learned, and
+# `min_steps` keeps it training to 6,000 steps (week 6, part 2 shows what
+# stopping at the rule costs); tested at every length up to 20 digits and at
+# 30, 50, 100 and 200. Beside it, two baselines with the same model, data,
+# optimiser and cap: tokens numbered $0 \dots T-1$ and read by the sinusoidal
+# encoding or by RoPE, stopped by the rule if they learn.
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
-sweeps.plot(ax, "addition_coupled", ["coupled_bias"], "addition (log scale)", xscale="log",
-            xlabel="digits per operand n")  # fmt: skip
-sweeps.plot(ax, "addition_marked", ["sinusoidal", "rope"], "addition (log scale)", xscale="log",
-            xlabel="digits per operand n")  # fmt: skip
+sweeps.plot(
+    ax,
+    "addition_coupled",
+    ["coupled_bias"],
+    "addition (log scale)",
+    xscale="log",
+    xlabel="digits per operand n",
+)
+sweeps.plot(
+    ax,
+    "addition_marked",
+    ["sinusoidal", "rope"],
+    "addition (log scale)",
+    xscale="log",
+    xlabel="digits per operand n",
+)
 plt.show()
 print(sweeps.table("addition_coupled", ["coupled_bias"]))
 print(sweeps.table("addition_marked", ["sinusoidal", "rope"]))
-print(sweeps.at_lengths("addition_coupled", ["coupled_bias"], (20, 50, 100, 200)))
-print(sweeps.at_lengths("addition_marked", ["sinusoidal", "rope"], (1, 2, 3, 5, 11)))
+print(
+    sweeps.at_lengths(
+        "addition_coupled", ["coupled_bias"], (20, 50, 100, 200)
+    )
+)
+print(
+    sweeps.at_lengths(
+        "addition_marked", ["sinusoidal", "rope"], (1, 2, 3, 5, 11)
+    )
+)
 
 # %% [markdown]
-# **What we saw.** The coupled model learned 1…10-digit addition in all three seeds (the rule
-# was met at 800, 2,200 and 800 steps) and adds 20-, 50- and 100-digit numbers at 1.000 exact
-# match in 3 of 3 seeds (Wilson lower bound 0.993 each, 512 problems). At 200 digits, twenty
-# times the longest training operand, it scores 1.000, 0.900 and 0.908. The baselines learned
-# the training lengths in none of their 6 runs: the sinusoidal models add 1- and 2-digit numbers
-# (0.982–1.000) and 3-digit ones in 0.492–1.000 of the problems, then almost nothing (at most
-# 0.002 at 5 digits; ID 0.28 [0.21, 0.35]); the RoPE models add 1-digit numbers (0.740–1.000)
-# and few 2-digit ones (0.053–0.096; ID 0.10 [0.06, 0.14]); all six score 0.000 at 11 digits and
-# at every length beyond. With one layer and this budget, numbering
-# the digits by their significance is what makes the task learnable at all, and what learned
-# carries to 20 times the length. Week 6, part 2 ({doc}`09_making_transformers_extrapolate`)
-# looks inside the model.
+# **What we saw.** The coupled model learned 1…10-digit addition in all three
+# seeds (the rule was met at 800, 2,200 and 800 steps) and adds 20-, 50- and
+# 100-digit numbers at 1.000 exact match in 3 of 3 seeds (Wilson lower bound
+# 0.993 each, 512 problems). At 200 digits, twenty times the longest training
+# operand, it scores 1.000, 0.900 and 0.908. The baselines learned the
+# training lengths in none of their 6 runs: the sinusoidal models add 1- and
+# 2-digit numbers (0.982–1.000) and 3-digit ones in 0.492–1.000 of the
+# problems, then almost nothing (at most 0.002 at 5 digits; ID 0.28 [0.21,
+# 0.35]); the RoPE models add 1-digit numbers (0.740–1.000) and few 2-digit
+# ones (0.053–0.096; ID 0.10 [0.06, 0.14]); all six score 0.000 at 11 digits
+# and at every length beyond. With one layer and this budget, numbering the
+# digits by their significance is what makes the task learnable at all, and
+# what learned carries to 20 times the length. Week 6, part 2
+# ({doc}`09_making_transformers_extrapolate`) looks inside the model.
 #
 # ## 7. The published claims, side by side
 #
-# Each row is one published claim with its number, ours (mean and 95 % $t$-interval over the
-# completed seeds; OOD = mean exact match over $L+1 \dots 2L$ unless the row says otherwise),
-# and a verdict by the rules of `annotated.analysis.claims`, fixed before any result was read. For a
+# Each row is one published claim with its number, ours (mean and 95 %
+# $t$-interval over the completed seeds; OOD = mean exact match over
+# $L+1 \dots 2L$ unless the row says otherwise), and a verdict by the rules of
+# `annotated.analysis.claims`, fixed before any result was read. For a
 # published value:
 
 # %%
 show_source(_value_verdict)
 
 # %% [markdown]
-# For an order "A > B": *reproduced* when A's interval lies wholly above B's, *partly* when only
-# the means are in that order. A claim whose setting was not run here says why.
+# For an order "A > B": *reproduced* when A's interval lies wholly above B's,
+# *partly* when only the means are in that order. A claim whose setting was
+# not run here says why.
 
 # %%
 K, R = "Kazemnejad et al. 2023", "Ruoss et al. 2023"
 CLAIMS = [
-    Claim(K, "counting copy 1..20 -> 21..40: NoPE", "counting_copy", value={"nope": 0.99}),
+    Claim(
+        K,
+        "counting copy 1..20 -> 21..40: NoPE",
+        "counting_copy",
+        value={"nope": 0.99},
+    ),
     Claim(K, "counting copy: T5 bias", "counting_copy", value={"t5": 0.77}),
     Claim(K, "counting copy: ALiBi", "counting_copy", value={"alibi": 0.29}),
     Claim(
-        K, "counting copy: RoPE and absolute", "counting_copy", value={"rope": 0.0, "sinusoidal": 0.0, "learned": 0.0}
+        K,
+        "counting copy: RoPE and absolute",
+        "counting_copy",
+        value={"rope": 0.0, "sinusoidal": 0.0, "learned": 0.0},
     ),  # fmt: skip
-    Claim(K, "random copy: ALiBi above sinusoidal", "copy_eos", order=("alibi", "sinusoidal")),
-    Claim(K, "random copy: ALiBi above learned", "copy_eos", order=("alibi", "learned")),
-    Claim(K, "random copy: T5 above sinusoidal", "copy_eos", order=("t5", "sinusoidal")),
-    Claim(K, "random copy: T5 above learned", "copy_eos", order=("t5", "learned")),
-    Claim(K, "sort to 2L: absolute 0.0 (ours: sort 1..8 -> 9..16)", "sort", value={"sinusoidal": 0.0}),
-    Claim(K, "sort to 2L: NoPE and T5 near 1.0 (ours: sort 1..8 -> 9..16)", "sort", value={"nope": 1.0, "t5": 1.0}),
+    Claim(
+        K,
+        "random copy: ALiBi above sinusoidal",
+        "copy_eos",
+        order=("alibi", "sinusoidal"),
+    ),
+    Claim(
+        K,
+        "random copy: ALiBi above learned",
+        "copy_eos",
+        order=("alibi", "learned"),
+    ),
+    Claim(
+        K,
+        "random copy: T5 above sinusoidal",
+        "copy_eos",
+        order=("t5", "sinusoidal"),
+    ),
+    Claim(
+        K,
+        "random copy: T5 above learned",
+        "copy_eos",
+        order=("t5", "learned"),
+    ),
+    Claim(
+        K,
+        "sort to 2L: absolute 0.0 (ours: sort 1..8 -> 9..16)",
+        "sort",
+        value={"sinusoidal": 0.0},
+    ),
+    Claim(
+        K,
+        "sort to 2L: NoPE and T5 near 1.0 (ours: sort 1..8 -> 9..16)",
+        "sort",
+        value={"nope": 1.0, "t5": 1.0},
+    ),
     Claim(
         R,
-        "randomized above its base OOD (+12.0% mean accuracy over their tasks; ours: sort)",
+        "randomized above its base OOD (+12.0% mean accuracy over their "
+        "tasks; ours: sort)",
         "sort",
         order=("randomized", "sinusoidal"),
     ),  # fmt: skip
     Claim(
         R,
-        "parity: no encoding extrapolates (chance, 0.5, beyond the training lengths; ours: 1..8 -> 9..16)",
+        "parity: no encoding extrapolates (chance, 0.5, "
+        "beyond the training lengths; ours: 1..8 -> 9..16)",
         "parity",
-        value={"nope": 0.5, "sinusoidal": 0.5, "rope": 0.5, "randomized": 0.5},
+        value={
+            "nope": 0.5,
+            "sinusoidal": 0.5,
+            "rope": 0.5,
+            "randomized": 0.5,
+        },
     ),
     Claim(
         R,
         "modular running sum: no encoding extrapolates (chance by n = 13-16)",
         None,
-        reason="not rerun under the new protocol (the old sweep's running sum was not learned at its "
-        "training length, section 8)",
+        reason="not rerun under the new protocol (the old sweep's running "
+        "sum was not learned at its training length, section 8)",
     ),  # fmt: skip
     Claim(
         "McLeish et al. 2024",
-        "addition: absolute and relative encodings fail beyond the training digits (ours: sinusoidal "
+        "addition: absolute and relative encodings fail beyond the training "
+        "digits (ours: sinusoidal "
         "and RoPE, 1..10 -> 11..20, 30, 50, 100 digits)",
         "addition_marked",
         value={"sinusoidal": 0.0, "rope": 0.0},
@@ -421,12 +588,14 @@ CLAIMS = [
         "Abacus: 1..20 -> 100 digits",
         None,
         value={"abacus": 0.99},
-        reason="the 1-layer Abacus variant measured on this machine did not fit 10 digits; the "
-        "deeper models of the paper were not run, and its 20-digit training needs a GPU budget",
+        reason="the 1-layer Abacus variant measured on this machine did not "
+        "fit 10 digits; the deeper models of the paper were not run, and its "
+        "20-digit training needs a GPU budget",
     ),  # fmt: skip
     Claim(
         "Cho et al. 2024",
-        "coupling, 1 layer: 1..30 -> 200 digits (6.7x) 'generalizes' (read as >= 0.95); ours: 1..10 -> 50 digits (5x)",
+        "coupling, 1 layer: 1..30 -> 200 digits (6.7x) 'generalizes' (read "
+        "as >= 0.95); ours: 1..10 -> 50 digits (5x)",
         "addition_coupled@50",
         value={"coupled_bias": 0.95},
     ),
@@ -438,25 +607,40 @@ CLAIMS = [
     ),
     Claim(
         "Cho et al. 2024",
-        "the same, at 20x: ours 1..10 -> 200 digits (their 200 digits came from 30-digit training)",
+        "the same, at 20x: ours 1..10 -> 200 digits (their 200 digits came "
+        "from 30-digit training)",
         "addition_coupled@200",
         value={"coupled_bias": 0.95},
     ),
     Claim(
         "PE comparison (earlier book)",
-        "k-back RoPE 1.00 ID / 0.9999 OOD; long-range match learned 0.997 / 0.52 (2 layers, width 128, 300 steps)",
+        "k-back RoPE 1.00 ID / 0.9999 OOD; long-range match learned 0.997 / "
+        "0.52 (2 layers, width 128, 300 steps)",
         None,
-        reason="its settings were not rerun this session; the nearest data, the old sweep of section 8, "
-        "used width 64, 600 steps and one training length",
+        reason="its settings were not rerun this session; the nearest data, "
+        "the old sweep of section 8, used width 64, 600 steps and one "
+        "training length",
     ),  # fmt: skip
 ]
-results = {task: sweeps.per_seed(task) for task in ("counting_copy", "copy_eos", "sort", "parity", "addition_marked")}
+results = {
+    task: sweeps.per_seed(task)
+    for task in (
+        "counting_copy",
+        "copy_eos",
+        "sort",
+        "parity",
+        "addition_marked",
+    )
+}
 for digits in (50, 100, 200):  # one length each: beyond = digits - 1
-    results[f"addition_coupled@{digits}"] = sweeps.per_seed("addition_coupled", beyond=digits - 1, upto=digits)
+    results[f"addition_coupled@{digits}"] = sweeps.per_seed(
+        "addition_coupled", beyond=digits - 1, upto=digits
+    )
 
 
 def judged(claim):
-    """The claim's row; a value claim is judged on the encodings that have completed runs, and says which lack them."""
+    """The claim's row; a value claim is judged on the encodings that have
+    completed runs, and says which lack them."""
     if claim.sweep is None:
         return claims_table([claim], results)[0]
     ours = results[claim.sweep]
@@ -464,107 +648,207 @@ def judged(claim):
     missing = [e for e in named if not ours.get(e)]
     done = SWEEPS[claim.sweep.split("@")[0]]["completed_runs"]
     if claim.value and len(missing) < len(named):
-        present = dataclasses.replace(claim, value={e: v for e, v in claim.value.items() if e not in missing})
-        row = claims_table([present], results)[0] | {"published": claims_table([claim], results)[0]["published"]}
+        present = dataclasses.replace(
+            claim,
+            value={e: v for e, v in claim.value.items() if e not in missing},
+        )
+        row = claims_table([present], results)[0] | {
+            "published": claims_table([claim], results)[0]["published"]
+        }
     else:
         row = claims_table([claim], results)[0]
     if missing:
-        row["verdict"] = row["verdict"] if len(missing) < len(named) and claim.value else "not testable here"
-        row["why"] = f"no completed run yet of {', '.join(missing)} ({done} runs of the sweep completed)"
-    runs = {e: sweeps.completed(claim.sweep.split("@")[0], e) for e in named if e not in missing}
-    if any(not r["learned"] for rs in runs.values() for r in rs):  # a failure beyond L that is also one within L
+        row["verdict"] = (
+            row["verdict"]
+            if len(missing) < len(named) and claim.value
+            else "not testable here"
+        )
+        row["why"] = (
+            f"no completed run yet of {', '.join(missing)} ({done} runs of "
+            "the sweep completed)"
+        )
+    runs = {
+        e: sweeps.completed(claim.sweep.split("@")[0], e)
+        for e in named
+        if e not in missing
+    }
+    if any(
+        not r["learned"] for rs in runs.values() for r in rs
+    ):  # a failure beyond L that is also one within L
         row["why"] = "learned the training lengths: " + ", ".join(
-            f"{e} {sum(r['learned'] for r in rs)}/{len(rs)}" for e, rs in runs.items())  # fmt: skip
+            f"{e} {sum(r['learned'] for r in rs)}/{len(rs)}"
+            for e, rs in runs.items()
+        )
     return row | {"ours": row["ours"].replace("nan", "none yet")}
 
 
 table = [judged(claim) for claim in CLAIMS]
 for i, row in enumerate(table, 1):
-    lines = [f"{row['paper']}: {row['setting']}", f"published: {row['published']}", f"ours: {row['ours']}",
-             f"verdict: {row['verdict'].upper()}" + (f" — {row['why']}" if row["why"] else "")]  # fmt: skip
-    print(f"{i:>2}. " + "\n".join(textwrap.fill(line, 72, subsequent_indent="  ") for line in lines)
-          .replace("\n", "\n    "))  # fmt: skip
+    lines = [
+        f"{row['paper']}: {row['setting']}",
+        f"published: {row['published']}",
+        f"ours: {row['ours']}",
+        f"verdict: {row['verdict'].upper()}"
+        + (f" — {row['why']}" if row["why"] else ""),
+    ]
+    print(
+        f"{i:>2}. "
+        + "\n".join(
+            textwrap.fill(line, 72, subsequent_indent="  ") for line in lines
+        ).replace("\n", "\n    ")
+    )
 tally = Counter(row["verdict"] for row in table)
-print(f"\n{len(table)} claims: " + ", ".join(f"{verdict} {tally[verdict]}" for verdict in VERDICTS))
+print(
+    f"\n{len(table)} claims: "
+    + ", ".join(f"{verdict} {tally[verdict]}" for verdict in VERDICTS)
+)
 
 # %% [markdown]
-# **What we saw.** The tally under the table: 7 reproduced, 6 partly, 3 not reproduced, 3 not
-# testable here. Reproduced: ALiBi's counting-copy number (row 3: 0.25 against 0.29);
-# sinusoidal sort at 0.00 (row 9); the randomized encoding above its base on sort, with
-# separated intervals (row 11); the addition baselines at 0.00 beyond the training digits (row
-# 14 — but only to the letter: none of their six runs learned 1…10 digits, as the row says, so
-# they fail within the training lengths too); coupled addition at 5×, 10× and 20× the training
-# length (rows 16–18: 1.00 [1.00, 1.00] at 50 and at 100 digits, 0.94 [0.80, 1.00] at 200,
-# against the 0.95 we read into Cho et al.'s "generalizes"). Partly: NoPE on the counting copy
-# (row 1: 0.89 against 0.99, inside an interval wider than `MAX_WIDTH`), the RoPE-and-absolute
-# row (row 4: sinusoidal and the learned table at 0.00 and 0.08 as published, but RoPE's 0.48
-# [0.00, 1.00] pins nothing down), ALiBi above sinusoidal and above the learned table on the
-# random copy (rows 5 and 6: 0.43 against 0.00 in the means, but ALiBi's interval [0.00, 1.00]
-# does not lie above theirs), NoPE and T5 on sort (row 10: 0.62 [0.26, 0.98] and 0.19 [0.16,
-# 0.22] against "near 1.0"; both high in distribution, neither near 1.0 at $2L$), and parity
-# (row 12: sinusoidal, RoPE and randomized at chance, 0.50–0.55, but mostly without having
-# learned the task; NoPE, which learned it in 3 of 3 seeds, above chance at 0.75 [0.58, 0.93]). Not
-# reproduced: T5's bias on the counting copy (row 2: 0.26 [0.00, 0.73] against 0.77) and T5
-# above the absolute encodings on the random copy (rows 7 and 8: all three at 0.00, and as the
-# rows say, T5's bias learned the task in none of its seeds, so these say more about fitting
-# than about extrapolating). The three rows whose setting was not run say why.
+# **What we saw.** The tally under the table: 7 reproduced, 6 partly, 3 not
+# reproduced, 3 not testable here. Reproduced: ALiBi's counting-copy number
+# (row 3: 0.25 against 0.29); sinusoidal sort at 0.00 (row 9); the randomized
+# encoding above its base on sort, with separated intervals (row 11); the
+# addition baselines at 0.00 beyond the training digits (row 14 — but only to
+# the letter: none of their six runs learned 1…10 digits, as the row says, so
+# they fail within the training lengths too); coupled addition at 5×, 10× and
+# 20× the training length (rows 16–18: 1.00 [1.00, 1.00] at 50 and at 100
+# digits, 0.94 [0.80, 1.00] at 200, against the 0.95 we read into Cho et al.'s
+# "generalizes"). Partly: NoPE on the counting copy (row 1: 0.89 against 0.99,
+# inside an interval wider than `MAX_WIDTH`), the RoPE-and-absolute row (row
+# 4: sinusoidal and the learned table at 0.00 and 0.08 as published, but
+# RoPE's 0.48 [0.00, 1.00] pins nothing down), ALiBi above sinusoidal and
+# above the learned table on the random copy (rows 5 and 6: 0.43 against 0.00
+# in the means, but ALiBi's interval [0.00, 1.00] does not lie above theirs),
+# NoPE and T5 on sort (row 10: 0.62 [0.26, 0.98] and 0.19 [0.16, 0.22] against
+# "near 1.0"; both high in distribution, neither near 1.0 at $2L$), and parity
+# (row 12: sinusoidal, RoPE and randomized at chance, 0.50–0.55, but mostly
+# without having learned the task; NoPE, which learned it in 3 of 3 seeds,
+# above chance at 0.75 [0.58, 0.93]). Not reproduced: T5's bias on the
+# counting copy (row 2: 0.26 [0.00, 0.73] against 0.77) and T5 above the
+# absolute encodings on the random copy (rows 7 and 8: all three at 0.00, and
+# as the rows say, T5's bias learned the task in none of its seeds, so these
+# say more about fitting than about extrapolating). The three rows whose
+# setting was not run say why.
 #
 # ## 8. Under the old protocol: seven tasks, one training length
 #
-# Before the protocol above, this chapter led with a different sweep: 147 runs (7 tasks × 7
-# encodings × 3 seeds), each trained for a fixed 600 steps at **one** training length $L$ and
-# tested at $1.5L$, $2L$ and $4L$, with the randomized encoding evaluated at positions
-# $0 \dots T-1$ (the bug of section 1). Its data and its reproduction test
-# (`tests/test_length_sweep.py`) stay; its findings are summarised here with that in mind.
-# Its tables give mean ± standard deviation over seeds 0, 1, 2, and the **generalisation gap**
-# $a(L) - \frac{1}{3}\bigl(a(1.5L) + a(2L) + a(4L)\bigr)$ for accuracy $a(n)$ at size $n$ (0:
-# as good on long problems as at $L$). Exact match is the metric for sequence and one-token
-# answers; for the two labelling tasks (running sum, $k$-back: one label per position) it is
-# token accuracy.
+# Before the protocol above, this chapter led with a different sweep: 147 runs
+# (7 tasks × 7 encodings × 3 seeds), each trained for a fixed 600 steps at
+# **one** training length $L$ and tested at $1.5L$, $2L$ and $4L$, with the
+# randomized encoding evaluated at positions $0 \dots T-1$ (the bug of section
+# 1). Its data and its reproduction test (`tests/test_length_sweep.py`) stay;
+# its findings are summarised here with that in mind. Its tables give mean ±
+# standard deviation over seeds 0, 1, 2, and the **generalisation gap**
+# $a(L) - \frac{1}{3}\bigl(a(1.5L) + a(2L) + a(4L)\bigr)$ for accuracy $a(n)$
+# at size $n$ (0: as good on long problems as at $L$). Exact match is the
+# metric for sequence and one-token answers; for the two labelling tasks
+# (running sum, $k$-back: one label per position) it is token accuracy.
 
 # %%
 summary = read_csv(DATA / "length_generalization_summary.csv")
-provenance = yaml.safe_load((DATA / "length_generalization_provenance.yaml").read_text())
+provenance = yaml.safe_load(
+    (DATA / "length_generalization_provenance.yaml").read_text()
+)
 for command in provenance["commands"]:
-    print(textwrap.fill("$ " + command, 78, subsequent_indent="    ", break_on_hyphens=False))
-print(f"wall time of the whole sweep: {provenance['wall_time_s'] / 60:.1f} min (two sweeps at a time, 2 cores)")
+    print(
+        textwrap.fill(
+            "$ " + command,
+            78,
+            subsequent_indent="    ",
+            break_on_hyphens=False,
+        )
+    )
+print(
+    f"wall time of the whole sweep: {provenance['wall_time_s'] / 60:.1f} min "
+    "(two sweeps at a time, 2 cores)"
+)
 for sweep in provenance["sweeps"]:
     env = sweep["environment"]
-    print(f"{sweep['config']['name']:<25} {sweep['completed_runs']} runs; torch {env['torch']}, "
-          f"{env['git_commit'][:7]}, {env['created'][:10]}")  # fmt: skip
+    print(
+        f"{sweep['config']['name']:<25} {sweep['completed_runs']} runs; "
+        f"torch {env['torch']}, "
+        f"{env['git_commit'][:7]}, {env['created'][:10]}"
+    )
 
 # %% [markdown]
-# Each task's settings, as its config holds them (every task: 2 layers, 4 heads,
-# $d_\text{model} = 64$, AdamW with 20 warm-up steps then cosine decay, no weight decay;
-# held-out accuracy on 2 × 256 fresh problems per length). `T at L` is the number of
-# positions a training sequence takes. `max_len` is the learned table's size: the lab
-# refuses to evaluate a learned encoding past its table (`check_lengths` raises before
-# training), so each config sets `max_len` to the positions of the longest test, $4L$; the rows
-# past `T at L` are never trained. The randomized encoding draws its positions from
+# Each task's settings, as its config holds them (every task: 2 layers, 4
+# heads, $d_\text{model} = 64$, AdamW with 20 warm-up steps then cosine decay,
+# no weight decay; held-out accuracy on 2 × 256 fresh problems per length).
+# `T at L` is the number of positions a training sequence takes. `max_len` is
+# the learned table's size: the lab refuses to evaluate a learned encoding
+# past its table (`check_lengths` raises before training), so each config sets
+# `max_len` to the positions of the longest test, $4L$; the rows past `T at L`
+# are never trained. The randomized encoding draws its positions from
 # `range(4 · max_len)`, and no other encoding reads `max_len`.
 
 # %%
-TASKS = ["reverse", "sort", "addition_reversed", "running_sum", "k_back", "contains_pattern", "long_range_match"]
-ENCODINGS = ["nope", "sinusoidal", "learned", "rope", "alibi", "t5", "randomized"]
-METRIC = {"running_sum": "token_accuracy", "k_back": "token_accuracy"}  # every other task: exact_match
+TASKS = [
+    "reverse",
+    "sort",
+    "addition_reversed",
+    "running_sum",
+    "k_back",
+    "contains_pattern",
+    "long_range_match",
+]
+ENCODINGS = [
+    "nope",
+    "sinusoidal",
+    "learned",
+    "rope",
+    "alibi",
+    "t5",
+    "randomized",
+]
+METRIC = {
+    "running_sum": "token_accuracy",
+    "k_back": "token_accuracy",
+}  # every other task: exact_match
 SHORT = {"exact_match": "exact", "token_accuracy": "token acc"}
-configs = {s["config"]["task"]: lab.ExperimentConfig.from_dict(s["config"]) for s in provenance["sweeps"]}
-first = [f"{'task':<18}{'L':>3} {'test lengths':<13}{'steps':>6}{'batch':>6}{'lr':>7} {'metric':<10}{'chance':>7}"]
+configs = {
+    s["config"]["task"]: lab.ExperimentConfig.from_dict(s["config"])
+    for s in provenance["sweeps"]
+}
+first = [
+    f"{'task':<18}{'L':>3} {'test lengths':<13}{'steps':>6}{'batch':>6}"
+    f"{'lr':>7} {'metric':<10}{'chance':>7}"
+]
 second = [f"{'task':<18}{'T at L':>7}{'max_len':>8}{'randomized range':>18}"]
 for task in TASKS:
-    c, resolved = configs[task], lab.resolve(lab.expand_grid(configs[task])[0])
-    chance = "–" if resolved.task.chance_accuracy is None else resolved.task.chance_accuracy
+    c, resolved = (
+        configs[task],
+        lab.resolve(lab.expand_grid(configs[task])[0]),
+    )
+    chance = (
+        "–"
+        if resolved.task.chance_accuracy is None
+        else resolved.task.chance_accuracy
+    )
     max_len = resolved.model_config.max_len
-    first.append(f"{task:<18}{c.train_length:>3} {str(c.eval_lengths):<13}{c.train['steps']:>6}"
-                 f"{c.train['batch_size']:>6}{c.train['lr']:>7} {SHORT[METRIC.get(task, 'exact_match')]:<10}{chance:>7}")  # fmt: skip
-    second.append(f"{task:<18}{resolved.task.seq_len(c.train_length):>7}{max_len:>8}{4 * max_len:>18}")
+    first.append(
+        f"{task:<18}{c.train_length:>3} "
+        f"{str(c.eval_lengths):<13}{c.train['steps']:>6}"
+        f"{c.train['batch_size']:>6}{c.train['lr']:>7} "
+        f"{SHORT[METRIC.get(task, 'exact_match')]:<10}{chance:>7}"
+    )
+    second.append(
+        f"{task:<18}{resolved.task.seq_len(c.train_length):>7}{max_len:>8}"
+        f"{4 * max_len:>18}"
+    )
 print("\n".join(first) + "\n\n" + "\n".join(second))
 
 
 # %%
 def group(task, encoding):
-    """The summary's mean-and-std row of one task and encoding (over its 3 seeds)."""
-    return next(r for r in summary if r["kind"] == "group" and r["task"] == task and r["model.positional"] == encoding)
+    """The summary's mean-and-std row of one task and encoding (over its 3
+    seeds)."""
+    return next(
+        r
+        for r in summary
+        if r["kind"] == "group"
+        and r["task"] == task
+        and r["model.positional"] == encoding
+    )
 
 
 def cell(row, key, digits=2):
@@ -579,31 +863,62 @@ for task in TASKS:
     score = group(task, best)[f"in_dist_{metric}"]
     verdict = "learned" if score >= 0.95 else "NOT learned"
     learned_tasks += [task] if score >= 0.95 else []
-    print(f"  {task:<18} {SHORT[metric]:<10} best {best:<11} {score:.3f}  -> {verdict}")
+    print(
+        f"  {task:<18} {SHORT[metric]:<10} best {best:<11} "
+        f"{score:.3f}  -> {verdict}"
+    )
 
 
 # %%
 for task in TASKS:
     metric, c = METRIC.get(task, "exact_match"), configs[task]
     lengths = [c.train_length, *c.eval_lengths]
-    flag = "" if task in learned_tasks else "\n  (not learned: the differences are noise)"
-    print(f"\n{task} — {metric.replace('_', ' ')}, trained at n = {c.train_length}{flag}")
-    print(f"  {'encoding':<11}" + "".join(f"{'n=' + str(n):>11}" for n in lengths) + f"{'gap':>12}")
+    flag = (
+        ""
+        if task in learned_tasks
+        else "\n  (not learned: the differences are noise)"
+    )
+    print(
+        f"\n{task} — {metric.replace('_', ' ')}, "
+        f"trained at n = {c.train_length}{flag}"
+    )
+    print(
+        f"  {'encoding':<11}"
+        + "".join(f"{'n=' + str(n):>11}" for n in lengths)
+        + f"{'gap':>12}"
+    )
     for encoding in ENCODINGS:
         g = group(task, encoding)
-        print(f"  {encoding:<11}" + "".join(f"{cell(g, f'{metric}@{n}'):>11}" for n in lengths)
-              + f"{cell(g, f'gap_{metric}'):>12}")  # fmt: skip
+        print(
+            f"  {encoding:<11}"
+            + "".join(f"{cell(g, f'{metric}@{n}'):>11}" for n in lengths)
+            + f"{cell(g, f'gap_{metric}'):>12}"
+        )
 
 # %%
-figures = [plt.subplots(2, 2, figsize=(9.5, 7), layout="constrained") for _ in range(2)]
+figures = [
+    plt.subplots(2, 2, figsize=(9.5, 7), layout="constrained")
+    for _ in range(2)
+]
 panels = [ax for _, axes in figures for ax in axes.flat]
 for ax, task in zip(panels, TASKS):
     metric, c = METRIC.get(task, "exact_match"), configs[task]
     lengths = [c.train_length, *c.eval_lengths]
-    curves = {e: (lengths, [group(task, e)[f"{metric}@{n}"] for n in lengths],
-                  [group(task, e)[f"{metric}@{n}_std"] for n in lengths]) for e in ENCODINGS}  # fmt: skip
-    viz.accuracy_vs_length(curves, ax, train_length=c.train_length, ylabel=metric.replace("_", " "),
-                           title=task + ("" if task in learned_tasks else " (not learned)"))  # fmt: skip
+    curves = {
+        e: (
+            lengths,
+            [group(task, e)[f"{metric}@{n}"] for n in lengths],
+            [group(task, e)[f"{metric}@{n}_std"] for n in lengths],
+        )
+        for e in ENCODINGS
+    }
+    viz.accuracy_vs_length(
+        curves,
+        ax,
+        train_length=c.train_length,
+        ylabel=metric.replace("_", " "),
+        title=task + ("" if task in learned_tasks else " (not learned)"),
+    )
     chance = lab.resolve(lab.expand_grid(c)[0]).task.chance_accuracy
     if chance is not None:
         ax.axhline(chance, color="black", lw=0.8, ls=":")
@@ -611,106 +926,181 @@ for ax, task in zip(panels, TASKS):
     ax.set_xticks(lengths, [str(n) for n in lengths])
     ax.get_legend().remove()
 panels[-1].axis("off")
-panels[-1].legend(*panels[0].get_legend_handles_labels(), loc="center", title="encoding (dotted: chance)")
+panels[-1].legend(
+    *panels[0].get_legend_handles_labels(),
+    loc="center",
+    title="encoding (dotted: chance)",
+)
 for fig, _ in figures:
-    fig.suptitle("Accuracy against length, mean ± std over 3 seeds (dashed: the training length)")
+    fig.suptitle(
+        "Accuracy against length, mean ± std over 3 seeds (dashed: "
+        "the training length)"
+    )
 plt.show()
 
 
 # %% [markdown]
-# **What we saw under the old protocol.** Five of the seven tasks were learned at $L$ by at
-# least one encoding; addition and the running sum were not, within 600 steps. On reverse and
-# sort every encoding that learned the task (0.99–1.00 at $L$) falls to 0.00 exact match at
-# $1.5L$. Per-position tasks degrade gradually: on $k$-back RoPE keeps 0.97, 0.94 and 0.83 of
-# the labels at $1.5L$, $2L$ and $4L$ and T5's bias 0.93, 0.86 and 0.71, against 0.82,
-# 0.73–0.74 and 0.61 for the absolute encodings. Two differences from the protocol of sections 1–6 explain much of
-# the contrast with them: one training length instead of $1 \dots L$ (a model that has only
-# seen $n = L$ has no reason to handle any other length, shorter ones included), and 600 steps
-# instead of training until learned. The rows for the randomized encoding in this sweep are
-# wrong, not merely low: it was evaluated at positions $0 \dots T-1$ it had never seen in
-# training, so its scores near 0 measure the bug. The losses show it: the loss on its own
-# training batches (random positions) against the held-out loss at the training length
-# (positions $0 \dots T-1$), mean over 3 seeds, beside the sinusoidal encoding's:
+# **What we saw under the old protocol.** Five of the seven tasks were learned
+# at $L$ by at least one encoding; addition and the running sum were not,
+# within 600 steps. On reverse and sort every encoding that learned the task
+# (0.99–1.00 at $L$) falls to 0.00 exact match at $1.5L$. Per-position tasks
+# degrade gradually: on $k$-back RoPE keeps 0.97, 0.94 and 0.83 of the labels
+# at $1.5L$, $2L$ and $4L$ and T5's bias 0.93, 0.86 and 0.71, against 0.82,
+# 0.73–0.74 and 0.61 for the absolute encodings. Two differences from the
+# protocol of sections 1–6 explain much of the contrast with them: one
+# training length instead of $1 \dots L$ (a model that has only seen $n = L$
+# has no reason to handle any other length, shorter ones included), and 600
+# steps instead of training until learned. The rows for the randomized
+# encoding in this sweep are wrong, not merely low: it was evaluated at
+# positions $0 \dots T-1$ it had never seen in training, so its scores near 0
+# measure the bug. The losses show it: the loss on its own training batches
+# (random positions) against the held-out loss at the training length
+# (positions $0 \dots T-1$), mean over 3 seeds, beside the sinusoidal
+# encoding's:
 
 # %%
 print(f"{'':<18}{'randomized':^24}{'sinusoidal':^24}")
 print(f"{'task':<18}" + f"{'train loss':>12}{'held-out':>12}" * 2)
 for task in TASKS:
     r, b = group(task, "randomized"), group(task, "sinusoidal")
-    print(f"{task:<18}{r['final_train_loss']:>12.3f}{r['in_dist_loss']:>12.3f}"
-          f"{b['final_train_loss']:>12.3f}{b['in_dist_loss']:>12.3f}")  # fmt: skip
+    print(
+        f"{task:<18}{r['final_train_loss']:>12.3f}{r['in_dist_loss']:>12.3f}"
+        f"{b['final_train_loss']:>12.3f}{b['in_dist_loss']:>12.3f}"
+    )
 
 # %% [markdown]
-# On sort the randomized models end training at loss 0.143 and score 1.954 on held-out data
-# of the same length; the sinusoidal ones 0.001 and 0.001. A gap that size at the *training*
-# length is not overfitting: held-out problems are drawn like the training ones (for the
-# sinusoidal models the two losses agree), and what differs for the randomized models is the
-# positions they were given. Section 5 measures the encoding as trained.
+# On sort the randomized models end training at loss 0.143 and score 1.954 on
+# held-out data of the same length; the sinusoidal ones 0.001 and 0.001. A gap
+# that size at the *training* length is not overfitting: held-out problems are
+# drawn like the training ones (for the sinusoidal models the two losses
+# agree), and what differs for the randomized models is the positions they
+# were given. Section 5 measures the encoding as trained.
 #
 # ### A slice, live: learning curves
 #
-# The stored numbers are only summaries. To see training itself, this cell re-runs one
-# slice of the sweep: the contains-pattern task, seed 0, three encodings — RoPE, NoPE and
-# the learned table — through the same code (`lab.expand_grid` of the shipped config, then
-# `lab.run`), evaluating every 50 steps instead of only at the end. Evaluation draws from its
-# own held-out generator and changes nothing in training, so the final numbers must be the
-# stored ones (in brackets); `tests/test_length_sweep.py` checks the same for one run.
+# The stored numbers are only summaries. To see training itself, this cell
+# re-runs one slice of the sweep: the contains-pattern task, seed 0, three
+# encodings — RoPE, NoPE and the learned table — through the same code
+# (`lab.expand_grid` of the shipped config, then `lab.run`), evaluating every
+# 50 steps instead of only at the end. Evaluation draws from its own held-out
+# generator and changes nothing in training, so the final numbers must be the
+# stored ones (in brackets); `tests/test_length_sweep.py` checks the same for
+# one run.
 
 # %%
 LIVE_TASK, LIVE_ENCODINGS = "contains_pattern", ["rope", "nope", "learned"]
 out_dir = Path(tempfile.mkdtemp(prefix="week6_"))
 live = {}
 for encoding in LIVE_ENCODINGS:
-    (point,) = [p for p in lab.expand_grid(configs[LIVE_TASK]) if p.model["positional"] == encoding and p.seed == 0]
-    point.train["eval_every"] = 50  # evaluation reads its own held-out stream: training is unchanged
+    (point,) = [
+        p
+        for p in lab.expand_grid(configs[LIVE_TASK])
+        if p.model["positional"] == encoding and p.seed == 0
+    ]
+    point.train["eval_every"] = (
+        50  # evaluation reads its own held-out stream: training is unchanged
+    )
     live[encoding] = lab.run(point, out_dir)
 c = configs[LIVE_TASK]
 lengths = [c.train_length, *c.eval_lengths]
 print(f"{LIVE_TASK}, seed 0: exact match, live run (stored sweep)")
 print(f"  {'':<9}" + "".join(f"{'n=' + str(n):>16}" for n in lengths))
 for encoding, folder in live.items():
-    per_length = yaml.safe_load((folder / "report.json").read_text())["per_length"]
-    stored = next(r for r in summary if r["kind"] == "run" and r["task"] == LIVE_TASK
-                  and r["model.positional"] == encoding and r["seed"] == 0)  # fmt: skip
-    print(f"  {encoding:<9}" + "".join(f"{per_length[str(n)]['exact_match']:>8.3f} ({stored[f'exact_match@{n}']:.3f})"
-                                       for n in lengths))  # fmt: skip
+    per_length = yaml.safe_load((folder / "report.json").read_text())[
+        "per_length"
+    ]
+    stored = next(
+        r
+        for r in summary
+        if r["kind"] == "run"
+        and r["task"] == LIVE_TASK
+        and r["model.positional"] == encoding
+        and r["seed"] == 0
+    )
+    print(
+        f"  {encoding:<9}"
+        + "".join(
+            f"{per_length[str(n)]['exact_match']:>8.3f} "
+            f"({stored[f'exact_match@{n}']:.3f})"
+            for n in lengths
+        )
+    )
 
 # %%
-fig, axes = plt.subplots(2, len(live), figsize=(4 * len(live), 6.5), layout="constrained", sharey="row")
+fig, axes = plt.subplots(
+    2,
+    len(live),
+    figsize=(4 * len(live), 6.5),
+    layout="constrained",
+    sharey="row",
+)
 for column, (encoding, folder) in enumerate(live.items()):
-    history = History(read_csv(folder / "metrics.csv"), read_csv(folder / "eval.csv"))
+    history = History(
+        read_csv(folder / "metrics.csv"), read_csv(folder / "eval.csv")
+    )
     viz.loss_curves(history, axes[0, column], title=f"{encoding}: loss")
-    viz.accuracy_curves(history, axes[1, column], metric="exact_match", title=f"{encoding}: held-out exact match")
+    viz.accuracy_curves(
+        history,
+        axes[1, column],
+        metric="exact_match",
+        title=f"{encoding}: held-out exact match",
+    )
 plt.show()
 
 # %% [markdown]
-# **What we saw.** The live runs do *not* give exactly the stored numbers: at $n \le 16$ they
-# agree within 0.03 (RoPE 1.000, 1.000, 0.975 against 1.000, 1.000, 0.971; NoPE 0.814 against
-# 0.811 at $n = 8$), but beyond that they drift — RoPE reaches 0.727 at $n = 32$ against the
-# stored 0.553, the learned table 0.650 against 0.674 at $n = 16$. Same code, seed and thread
-# count; the stored sweep was run on another machine, and 600 steps amplify float-level
-# differences, most where the model is least constrained (far beyond the training length).
-# Read the stored table's out-of-distribution numbers as one draw, not as exact values. The
-# learning curves above show *when* the behaviour at each length is fixed in this run.
+# **What we saw.** The live runs do *not* give exactly the stored numbers: at
+# $n \le 16$ they agree within 0.03 (RoPE 1.000, 1.000, 0.975 against 1.000,
+# 1.000, 0.971; NoPE 0.814 against 0.811 at $n = 8$), but beyond that they
+# drift — RoPE reaches 0.727 at $n = 32$ against the stored 0.553, the learned
+# table 0.650 against 0.674 at $n = 16$. Same code, seed and thread count; the
+# stored sweep was run on another machine, and 600 steps amplify float-level
+# differences, most where the model is least constrained (far beyond the
+# training length). Read the stored table's out-of-distribution numbers as one
+# draw, not as exact values. The learning curves above show *when* the
+# behaviour at each length is fixed in this run.
 #
 # ### What the attention does at a length never seen
 #
-# Take one held-out example of length $2L = 16$ that contains the pattern, run the three
-# live models on it, and look at the attention of every layer, averaged over the 4 heads.
-# The row that matters is the last one: the query at SEP, where the model writes its answer.
-# The token labels carry their position.
+# Take one held-out example of length $2L = 16$ that contains the pattern, run
+# the three live models on it, and look at the attention of every layer,
+# averaged over the 4 heads. The row that matters is the last one: the query
+# at SEP, where the model writes its answer. The token labels carry their
+# position.
 
 # %%
 ATTN_LENGTH = 2 * c.train_length
 live_task = lab.resolve(lab.expand_grid(configs[LIVE_TASK])[0]).task
-for example_seed in range(100):  # the first held-out example that contains the pattern (answer 1)
-    batch = live_task.sample(1, ATTN_LENGTH, torch.Generator().manual_seed(example_seed), split="val")
+for example_seed in range(
+    100
+):  # the first held-out example that contains the pattern (answer 1)
+    batch = live_task.sample(
+        1,
+        ATTN_LENGTH,
+        torch.Generator().manual_seed(example_seed),
+        split="val",
+    )
     if live_task.decode(batch.targets[0][batch.target_mask[0]]) == "1":
         break
-labels = [f"{name}{i}" for i, name in enumerate(live_task.token_names[t] for t in batch.inputs[0].tolist())]
-lines = [textwrap.fill(f"held-out example at n = {ATTN_LENGTH}: {' '.join(labels)} -> answer 1 (the pattern "
-                       "a b c is there)", 78)]  # fmt: skip
-figures = [plt.subplots(1, len(live), figsize=(4.5 * len(live), 4.6), layout="constrained") for _ in range(2)]
+labels = [
+    f"{name}{i}"
+    for i, name in enumerate(
+        live_task.token_names[t] for t in batch.inputs[0].tolist()
+    )
+]
+lines = [
+    textwrap.fill(
+        f"held-out example at n = {ATTN_LENGTH}: "
+        f"{' '.join(labels)} -> answer 1 (the pattern "
+        "a b c is there)",
+        78,
+    )
+]
+figures = [
+    plt.subplots(
+        1, len(live), figsize=(4.5 * len(live), 4.6), layout="constrained"
+    )
+    for _ in range(2)
+]
 for column, (encoding, folder) in enumerate(live.items()):
     model = load_model(folder / "model.pt").eval()
     with torch.no_grad():
@@ -720,71 +1110,103 @@ for column, (encoding, folder) in enumerate(live.items()):
     for layer, weights in enumerate(out.attentions):  # (1, H, T, T) per layer
         mean = weights[0].mean(0)  # (T, T): mean over heads
         top = mean[-1].topk(3)  # the SEP query, the one that answers
-        lines.append(f"   layer {layer}: SEP → " + ", ".join(f"{labels[k]} {w:.2f}" for w, k in zip(
-            top.values.tolist(), top.indices.tolist())) + f"; one head's largest {weights[0, :, -1].max():.2f}")  # fmt: skip
-        viz.attention_heatmap(mean, figures[layer][1][column], query_labels=labels, key_labels=labels,
-                              colorbar=False, title=f"{encoding}, layer {layer} (mean over heads)")  # fmt: skip
+        lines.append(
+            f"   layer {layer}: SEP → "
+            + ", ".join(
+                f"{labels[k]} {w:.2f}"
+                for w, k in zip(top.values.tolist(), top.indices.tolist())
+            )
+            + f"; one head's largest {weights[0, :, -1].max():.2f}"
+        )
+        viz.attention_heatmap(
+            mean,
+            figures[layer][1][column],
+            query_labels=labels,
+            key_labels=labels,
+            colorbar=False,
+            title=f"{encoding}, layer {layer} (mean over heads)",
+        )
 print("\n".join(lines))
 plt.show()
 
 # %% [markdown]
-# **What we saw.** All three models see a length they never trained on; they differ in where
-# the answering query (the bottom row, SEP16) looks.
+# **What we saw.** All three models see a length they never trained on; they
+# differ in where the answering query (the bottom row, SEP16) looks.
 #
-# * **RoPE (right, probability 1.000).** Layer 0 is a band along the diagonal at every
-#   position, including the positions 9–16 never seen in training — the band is defined by
-#   *offsets*, which are the same at any position. Layer 1's SEP query puts 0.99 of its
-#   head-averaged weight on c14, the `c` that completes `a12 b13 c14`; the other `c`, c11,
-#   follows `d9 b10` and gets almost none.
-# * **Learned table (right here, probability 1.000, for a less specific reason).** Layer 0 has
-#   no diagonal band past the first positions: queries put their weight on a few fixed keys
-#   (bright columns at b2, a3 and c11). In layer 1 the SEP query splits its weight between the
-#   two `c`s (c11 0.41, c14 0.38): it finds that a `c` occurs late, not which one follows
-#   `a b`. Positions 9–16 carry untrained table rows ({ref}`ex-06-learned-rows`); over 512
-#   held-out examples at this length this model is right 0.650 of the time (the live table).
-# * **NoPE (right, but unsure: probability 0.537).** Without positions, identical tokens look
-#   identical: SEP gives c11 and c14 the same weight in layer 0 (0.28 each) and in layer 1
-#   (0.13 each). It can tell that `c` occurs, not which `c` follows `a b`.
+# * **RoPE (right, probability 1.000).** Layer 0 is a band along the diagonal
+#   at every position, including the positions 9–16 never seen in training —
+#   the band is defined by *offsets*, which are the same at any position.
+#   Layer 1's SEP query puts 0.99 of its head-averaged weight on c14, the `c`
+#   that completes `a12 b13 c14`; the other `c`, c11, follows `d9 b10` and
+#   gets almost none.
+# * **Learned table (right here, probability 1.000, for a less specific
+#   reason).** Layer 0 has no diagonal band past the first positions: queries
+#   put their weight on a few fixed keys (bright columns at b2, a3 and c11).
+#   In layer 1 the SEP query splits its weight between the two `c`s (c11 0.41,
+#   c14 0.38): it finds that a `c` occurs late, not which one follows `a b`.
+#   Positions 9–16 carry untrained table rows ({ref}`ex-06-learned-rows`);
+#   over 512 held-out examples at this length this model is right 0.650 of the
+#   time (the live table).
+# * **NoPE (right, but unsure: probability 0.537).** Without positions,
+#   identical tokens look identical: SEP gives c11 and c14 the same weight in
+#   layer 0 (0.28 each) and in layer 1 (0.13 each). It can tell that `c`
+#   occurs, not which `c` follows `a b`.
 #
 # ### The comparison dashboard
 #
-# The dashboard asks the same question with controls: choose a task, encodings, steps, model
-# size, lengths and seeds; "Train" runs one sweep over encodings and seeds through the same
-# `lab.sweep` (the choice is also a sweep config and a `python -m annotated sweep …` command,
-# shown under the controls), then shows the summary table, the learning curves, accuracy against length
-# and attention maps. Here it is trained once, small (300 steps, $d_\text{model} = 32$, one
-# seed, RoPE against the learned table on contains-pattern), so that the book shows its
-# output; in a live notebook, change the controls and press Train. The widget's own output
-# is not compared when the notebook is re-checked (widgets render differently in each front
+# The dashboard asks the same question with controls: choose a task,
+# encodings, steps, model size, lengths and seeds; "Train" runs one sweep over
+# encodings and seeds through the same `lab.sweep` (the choice is also a sweep
+# config and a `python -m annotated sweep …` command, shown under the
+# controls), then shows the summary table, the learning curves, accuracy
+# against length and attention maps. Here it is trained once, small (300
+# steps, $d_\text{model} = 32$, one seed, RoPE against the learned table on
+# contains-pattern), so that the book shows its output; in a live notebook,
+# change the controls and press Train. The widget's own output is not compared
+# when the notebook is re-checked (widgets render differently in each front
 # end), so the cell after it prints the table's numbers again.
 
 # %% tags=["nbval-ignore-output"]
-dashboard = ComparisonDashboard(task="contains_pattern", encodings=["rope", "learned"], steps=300, d_model=32,
-                                train_length=8, eval_lengths=[16, 32], seeds=1, eval_batches=2,
-                                out_dir=out_dir / "dashboard")  # fmt: skip
+dashboard = ComparisonDashboard(
+    task="contains_pattern",
+    encodings=["rope", "learned"],
+    steps=300,
+    d_model=32,
+    train_length=8,
+    eval_lengths=[16, 32],
+    seeds=1,
+    eval_batches=2,
+    out_dir=out_dir / "dashboard",
+)
 dashboard.train()
 dashboard
 
 # %%
 for row in dashboard.result.rows():
-    print(f"{row['encoding']:<8} exact match " + ", ".join(
-        f"n={n}: {row[f'exact_match@{n}']:.2f}" for n in dashboard.result.lengths))  # fmt: skip
+    print(
+        f"{row['encoding']:<8} exact match "
+        + ", ".join(
+            f"n={n}: {row[f'exact_match@{n}']:.2f}"
+            for n in dashboard.result.lengths
+        )
+    )
 
 # %% [markdown]
-# With this little training (300 steps, $d_\text{model} = 32$, one seed) the dashboard's RoPE
-# model gets 0.97 of the answers right at $n = 8$ and is at chance at 16 and 32 (0.50, 0.56);
-# the learned table reaches 0.84 at $n = 8$. A dashboard run is a quick look; the sweep's
-# seeds and steps are what the tables above rest on.
+# With this little training (300 steps, $d_\text{model} = 32$, one seed) the
+# dashboard's RoPE model gets 0.97 of the answers right at $n = 8$ and is at
+# chance at 16 and 32 (0.50, 0.56); the learned table reaches 0.84 at $n = 8$.
+# A dashboard run is a quick look; the sweep's seeds and steps are what the
+# tables above rest on.
 #
 # %% [markdown]
 # ## Exercises
 #
 # ```{exercise}
 # :label: ex-06-separate
-# Section 7 judges "A above B" as reproduced only when A's 95 % interval lies wholly above
-# B's. For the counting copy and the random copy, list every pair of encodings whose OOD
-# intervals (over the completed seeds) do not overlap. Which rankings can the stored sweeps
-# state, and which are means only?
+# Section 7 judges "A above B" as reproduced only when A's 95 % interval lies
+# wholly above B's. For the counting copy and the random copy, list every pair
+# of encodings whose OOD intervals (over the completed seeds) do not overlap.
+# Which rankings can the stored sweeps state, and which are means only?
 # ```
 #
 # ```{solution-start} ex-06-separate
@@ -793,9 +1215,19 @@ for row in dashboard.result.rows():
 
 # %%
 for task in ("counting_copy", "copy_eos"):
-    ood = {e: t_interval(v) for e, v in sweeps.per_seed(task).items() if len(v) > 1}
+    ood = {
+        e: t_interval(v)
+        for e, v in sweeps.per_seed(task).items()
+        if len(v) > 1
+    }
     pairs = [f"{a} > {b}" for a in ood for b in ood if ood[a][1] > ood[b][2]]
-    print(textwrap.fill(f"{task}: {len(ood)} encodings with 2+ seeds; separated: {', '.join(pairs) or 'none'}", 72))
+    print(
+        textwrap.fill(
+            f"{task}: {len(ood)} encodings with 2+ seeds; separated: "
+            f"{', '.join(pairs) or 'none'}",
+            72,
+        )
+    )
 
 # %% [markdown]
 # ```{solution-end}
@@ -803,11 +1235,12 @@ for task in ("counting_copy", "copy_eos"):
 #
 # ```{exercise}
 # :label: ex-06-wilson
-# The summary stores, for every run and length, the Wilson interval of its exact match
-# (`exact_match_lo@n`, `exact_match_hi@n`). Recompute it for the first completed randomized
-# sort run at $n = 16$ from its exact match and the 512 test problems, with
-# `wilson_interval`, and check that you get the stored bounds. How wide is it, and how does
-# that compare with the $t$-interval over seeds at the same length?
+# The summary stores, for every run and length, the Wilson interval of its
+# exact match (`exact_match_lo@n`, `exact_match_hi@n`). Recompute it for the
+# first completed randomized sort run at $n = 16$ from its exact match and the
+# 512 test problems, with `wilson_interval`, and check that you get the stored
+# bounds. How wide is it, and how does that compare with the $t$-interval over
+# seeds at the same length?
 # ```
 #
 # ```{solution-start} ex-06-wilson
@@ -818,8 +1251,10 @@ for task in ("counting_copy", "copy_eos"):
 run = sweeps.completed("sort", "randomized")[0]
 right = round(run["exact_match@16"] * 512)
 lo, hi = wilson_interval(right, 512)
-print(f"{run['run']}:\n  {right}/512 right -> Wilson [{lo:.4f}, {hi:.4f}]; "
-      f"stored [{run['exact_match_lo@16']:.4f}, {run['exact_match_hi@16']:.4f}]")  # fmt: skip
+print(
+    f"{run['run']}:\n  {right}/512 right -> Wilson [{lo:.4f}, {hi:.4f}]; "
+    f"stored [{run['exact_match_lo@16']:.4f}, {run['exact_match_hi@16']:.4f}]"
+)
 at_16 = [r["exact_match@16"] for r in sweeps.completed("sort", "randomized")]
 print("t-interval over seeds at n = 16:", interval_text(at_16))
 
@@ -829,10 +1264,11 @@ print("t-interval over seeds at n = 16:", interval_text(at_16))
 #
 # ```{exercise}
 # :label: ex-06-learned-rows
-# The learned encoding keeps one trained vector per position, and section 1 claimed that the
-# rows past the training length are never updated. Check it on the live `learned` model of
-# section 8: compare its position table with that of the same model before training
-# (`lab.resolve(config).build_model()` rebuilds the initialisation from the seed), row by row.
+# The learned encoding keeps one trained vector per position, and section 1
+# claimed that the rows past the training length are never updated. Check it
+# on the live `learned` model of section 8: compare its position table with
+# that of the same model before training (`lab.resolve(config).build_model()`
+# rebuilds the initialisation from the seed), row by row.
 # ```
 #
 # ```{solution-start} ex-06-learned-rows
@@ -840,53 +1276,79 @@ print("t-interval over seeds at n = 16:", interval_text(at_16))
 # ```
 
 # %%
-point = next(p for p in lab.expand_grid(configs[LIVE_TASK]) if p.model["positional"] == "learned" and p.seed == 0)
+point = next(
+    p
+    for p in lab.expand_grid(configs[LIVE_TASK])
+    if p.model["positional"] == "learned" and p.seed == 0
+)
 before = lab.resolve(point).build_model().decoder.positional.table.weight
-after = load_model(live["learned"] / "model.pt").decoder.positional.table.weight
-moved = (after - before).abs().amax(dim=1)  # (max_len,): the largest change of each row
+after = load_model(
+    live["learned"] / "model.pt"
+).decoder.positional.table.weight
+moved = (
+    (after - before).abs().amax(dim=1)
+)  # (max_len,): the largest change of each row
 trained_positions = live_task.seq_len(configs[LIVE_TASK].train_length)
-print(f"table of {len(moved)} rows; the training sequences use positions 0..{trained_positions - 1}")
-print(f"largest change in rows 0..{trained_positions - 1}: {moved[:trained_positions].max():.3f}")
-print(f"largest change in rows {trained_positions}..{len(moved) - 1}: {moved[trained_positions:].max():.3f}")
+print(
+    f"table of {len(moved)} rows; "
+    f"the training sequences use positions 0..{trained_positions - 1}"
+)
+print(
+    f"largest change in rows 0..{trained_positions - 1}: "
+    f"{moved[:trained_positions].max():.3f}"
+)
+print(
+    f"largest change in rows {trained_positions}..{len(moved) - 1}: "
+    f"{moved[trained_positions:].max():.3f}"
+)
 
 # %% [markdown]
 # ```{solution-end}
 # ```
 #
-# The rows the training sequences reach have moved; the others are exactly as initialised:
-# they get a zero gradient, AdamW's moments stay zero, and so does its update. A learned
-# model at $n = 2L$ therefore adds to every position past the training length a random
-# vector from its initialisation, one it has never seen.
+# The rows the training sequences reach have moved; the others are exactly as
+# initialised: they get a zero gradient, AdamW's moments stay zero, and so
+# does its update. A learned model at $n = 2L$ therefore adds to every
+# position past the training length a random vector from its initialisation,
+# one it has never seen.
 #
 # ## Summary
 #
-# * Length generalisation is measured under the papers' protocol: train on $1 \dots L$, test
-#   every length to $2L$ (addition to $20L$), train until learned (cap stated), 3 seeds, Wilson
-#   intervals per accuracy and $t$ intervals over seeds. The chapter states how many runs of
-#   each sweep had completed when its data were collected.
-# * Under this protocol the randomized encoding learns sort in 3 of 3 seeds and sorts 0.80
-#   [0.47, 1.00] of the inputs of 9…16 symbols exactly, where its base, sinusoidal, scores
-#   0.00 — the opposite of the old sweep's verdict, which came from evaluating it at positions
-#   it never saw. NoPE (0.62 [0.26, 0.98]) and T5's bias (0.19 [0.16, 0.22]) learn sort too,
-#   but neither is near 1.0 at twice the training length.
-# * On the counting copy every encoding learns the training lengths in 3 of 3 seeds. Beyond
-#   them NoPE keeps 0.89 [0.55, 1.00] exact match, the absolute encodings 0.00–0.08, and RoPE,
-#   ALiBi and T5's bias hold at $n = 25$ in some seeds and at $n = 40$ in none. NoPE's lead over
-#   sinusoidal, learned and ALiBi lies outside the intervals; the rest of the order is within
-#   what three seeds can tell apart.
-# * A one-layer model with coupled positions, trained on 1…10-digit sums for 6,000 steps, adds
-#   20-, 50- and 100-digit numbers at 1.000 exact match in 3 of 3 seeds and 200-digit ones at
-#   0.900–1.000; sinusoidal and RoPE baselines with the same budget do not learn 1…10 digits
-#   (0 of 6 runs). Week 6, part 2 shows how.
-# * On the random copy (18 of 18 runs) only ALiBi copies past 20 (0.818 and 0.797 at $n = 25$
-#   in the two seeds that learned the task); every other run scores 0.000 there, most of them
-#   without having learned the task within the cap.
-# * The old one-length, 600-step sweep is kept in section 8: there, whole answers (reverse,
-#   sort) fell to 0 beyond $L$ for every encoding, and on $k$-back RoPE and T5's bias kept
-#   more of their accuracy than the absolute encodings.
-# * Parity: only NoPE learns it in 3 of 3 seeds, and it stays above chance to $1.5L$
-#   (0.742–0.955 at $n = 12$) before falling to chance by $2L$; the other encodings learn it in
-#   at most 1 of 3 seeds and sit at chance beyond the training lengths.
-# * Of the 19 published claims in section 7, 7 are reproduced, 6 partly, 3 not; the 3 whose
-#   setting was not run here — the modular running sum, Abacus, the earlier comparison's own
-#   settings — are listed as not testable, with the reason.
+# * Length generalisation is measured under the papers' protocol: train on
+#   $1 \dots L$, test every length to $2L$ (addition to $20L$), train until
+#   learned (cap stated), 3 seeds, Wilson intervals per accuracy and $t$
+#   intervals over seeds. The chapter states how many runs of each sweep had
+#   completed when its data were collected.
+# * Under this protocol the randomized encoding learns sort in 3 of 3 seeds
+#   and sorts 0.80 [0.47, 1.00] of the inputs of 9…16 symbols exactly, where
+#   its base, sinusoidal, scores 0.00 — the opposite of the old sweep's
+#   verdict, which came from evaluating it at positions it never saw. NoPE
+#   (0.62 [0.26, 0.98]) and T5's bias (0.19 [0.16, 0.22]) learn sort too, but
+#   neither is near 1.0 at twice the training length.
+# * On the counting copy every encoding learns the training lengths in 3 of 3
+#   seeds. Beyond them NoPE keeps 0.89 [0.55, 1.00] exact match, the absolute
+#   encodings 0.00–0.08, and RoPE, ALiBi and T5's bias hold at $n = 25$ in
+#   some seeds and at $n = 40$ in none. NoPE's lead over sinusoidal, learned
+#   and ALiBi lies outside the intervals; the rest of the order is within what
+#   three seeds can tell apart.
+# * A one-layer model with coupled positions, trained on 1…10-digit sums for
+#   6,000 steps, adds 20-, 50- and 100-digit numbers at 1.000 exact match in 3
+#   of 3 seeds and 200-digit ones at 0.900–1.000; sinusoidal and RoPE
+#   baselines with the same budget do not learn 1…10 digits (0 of 6 runs).
+#   Week 6, part 2 shows how.
+# * On the random copy (18 of 18 runs) only ALiBi copies past 20 (0.818 and
+#   0.797 at $n = 25$ in the two seeds that learned the task); every other run
+#   scores 0.000 there, most of them without having learned the task within
+#   the cap.
+# * The old one-length, 600-step sweep is kept in section 8: there, whole
+#   answers (reverse, sort) fell to 0 beyond $L$ for every encoding, and on
+#   $k$-back RoPE and T5's bias kept more of their accuracy than the absolute
+#   encodings.
+# * Parity: only NoPE learns it in 3 of 3 seeds, and it stays above chance to
+#   $1.5L$ (0.742–0.955 at $n = 12$) before falling to chance by $2L$; the
+#   other encodings learn it in at most 1 of 3 seeds and sit at chance beyond
+#   the training lengths.
+# * Of the 19 published claims in section 7, 7 are reproduced, 6 partly, 3
+#   not; the 3 whose setting was not run here — the modular running sum,
+#   Abacus, the earlier comparison's own settings — are listed as not
+#   testable, with the reason.

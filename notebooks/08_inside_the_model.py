@@ -14,15 +14,20 @@
 # ---
 
 # %% tags=["remove-cell"]
-# Set-up: makes this notebook run anywhere, Colab included (the book hides this cell).
+# Set-up: makes this notebook run anywhere, Colab included (the book hides
+# this cell).
 import os
 
 try:
     import annotated  # noqa: F401
-except ImportError:  # not installed here (e.g. Colab): install the library from the repository
-    # ANNOTATED_PIP_SPEC, when set, installs another copy instead (scripts/check_download.py tests a local one)
+except ImportError:
+    # not installed here (e.g. Colab): install the library from the repository
+    # ANNOTATED_PIP_SPEC, when set, installs another copy instead
+    # (scripts/check_download.py tests a local one)
     pip_spec = os.environ.get(
-        "ANNOTATED_PIP_SPEC", "annotated @ git+https://github.com/annotated-attention/annotated-attention"
+        "ANNOTATED_PIP_SPEC",
+        "annotated @ "
+        "git+https://github.com/annotated-attention/annotated-attention",
     )
     # %pip install -q "{pip_spec}"
     pass
@@ -32,18 +37,22 @@ except ImportError:  # not installed here (e.g. Colab): install the library from
 #
 # **Learning goals.** By the end of this chapter you can
 #
-# 1. turn attention maps into measurements: score every head of a trained model for six
-#    behaviours (previous token, same character, delimiters, first position, distance,
-#    induction) over a thousand held-out windows, and label heads by the scores;
-# 2. remove a head (zero and mean ablation) and read what the loss loses, overall and per
-#    kind of character, with an interval, and say why a score alone proves nothing;
-# 3. follow attention back to the input with attention rollout, and name what it leaves out;
-# 4. fit a scaling law $L(N) = (N_c/N)^\alpha$ to models of seven sizes, give $\alpha$ a 95 %
-#    interval, and set it beside Kaplan et al.'s $\alpha \approx 0.076$.
+# 1. turn attention maps into measurements: score every head of a trained
+#    model for six behaviours (previous token, same character, delimiters,
+#    first position, distance, induction) over a thousand held-out windows,
+#    and label heads by the scores;
+# 2. remove a head (zero and mean ablation) and read what the loss loses,
+#    overall and per kind of character, with an interval, and say why a score
+#    alone proves nothing;
+# 3. follow attention back to the input with attention rollout, and name what
+#    it leaves out;
+# 4. fit a scaling law $L(N) = (N_c/N)^\alpha$ to models of seven sizes, give
+#    $\alpha$ a 95 % interval, and set it beside Kaplan et al.'s
+#    $\alpha \approx 0.076$.
 #
-# The model is week 5's character-level GPT on Tiny Shakespeare, trained in full once and
-# stored with the library; the analyses are `annotated/interpret/`, the fits
-# `annotated/scaling.py`.
+# The model is week 5's character-level GPT on Tiny Shakespeare, trained in
+# full once and stored with the library; the analyses are
+# `annotated/interpret/`, the fits `annotated/scaling.py`.
 
 # %%
 import math
@@ -68,7 +77,12 @@ from annotated.analysis.head_scores import (
     window_scores,
 )
 from annotated.analysis.rollout import attention_rollout
-from annotated.analysis.scaling import KAPLAN_ALPHA_N, fit_power_law, fit_power_law_with_floor, heldout_loss
+from annotated.analysis.scaling import (
+    KAPLAN_ALPHA_N,
+    fit_power_law,
+    fit_power_law_with_floor,
+    heldout_loss,
+)
 from annotated.figures.diagrams import head_roles_diagram
 from annotated.figures.showcode import show_source
 from annotated.figures.viz import figure_image
@@ -77,59 +91,81 @@ from annotated.models.transformer import load_model
 from annotated.tasks import get_task
 
 torch.manual_seed(0)
-torch.set_num_threads(1)  # the same numbers on every machine (and no slower for these small models)
+torch.set_num_threads(
+    1
+)  # the same numbers on every machine (and no slower for these small models)
 DATA = Path(annotated.__file__).parent / "data"
 
 # %% [markdown]
 # ## 1. The model
 #
-# The model is the nanoGPT CPU recipe of week 5 trained for its full 2000 steps: 4 layers of
-# 4 heads, width 128, RoPE, context 64, AdamW at $10^{-3}$ with cosine decay. Training takes
-# several minutes, so `scripts/train_inside_model.py` ran it once and stored the weights in
-# float16 (1.6 MB) beside a provenance file; here we load them into a float32 model.
+# The model is the nanoGPT CPU recipe of week 5 trained for its full 2000
+# steps: 4 layers of 4 heads, width 128, RoPE, context 64, AdamW at $10^{-3}$
+# with cosine decay. Training takes several minutes, so
+# `scripts/train_inside_model.py` ran it once and stored the weights in
+# float16 (1.6 MB) beside a provenance file; here we load them into a float32
+# model.
 
 # %%
-provenance = yaml.safe_load((DATA / "inside_model_provenance.yaml").read_text())
+provenance = yaml.safe_load(
+    (DATA / "inside_model_provenance.yaml").read_text()
+)
 model = load_model(DATA / "inside_model.pt")  # eval mode, float32
 task = get_task("tiny_shakespeare")
 env = provenance["environment"]
-during = ", ".join(f"step {r['step']}: {r['loss']:.3f}" for r in provenance["validation"])
-print(f"{provenance['script']}: {provenance['parameters']:,} parameters,\n"
-      f"{provenance['train']['steps']} steps, {provenance['train']['tokens_seen']:,} characters seen\n"
-      f"torch {env['torch']}, commit {env['git_commit'][:7]}, {env['created'][:10]},\n"
-      f"{provenance['wall_time_s'] / 60:.1f} min on one thread of a shared machine\n"
-      "validation loss during training:\n" + textwrap.fill(during, 78, initial_indent="  ", subsequent_indent="  ")
-      + f"\nvalidation loss now (512 windows): {heldout_loss(model, task, 64, 512):.3f} nats")  # fmt: skip
+during = ", ".join(
+    f"step {r['step']}: {r['loss']:.3f}" for r in provenance["validation"]
+)
+print(
+    f"{provenance['script']}: {provenance['parameters']:,} parameters,\n"
+    f"{provenance['train']['steps']} steps, "
+    f"{provenance['train']['tokens_seen']:,} characters seen\n"
+    f"torch {env['torch']}, commit {env['git_commit'][:7]}, "
+    f"{env['created'][:10]},\n"
+    f"{provenance['wall_time_s'] / 60:.1f} min on one thread of a "
+    "shared machine\n"
+    "validation loss during training:\n"
+    + textwrap.fill(during, 78, initial_indent="  ", subsequent_indent="  ")
+    + "\nvalidation loss now (512 windows): "
+    f"{heldout_loss(model, task, 64, 512):.3f} nats"
+)
 
 # %% [markdown]
 # ## 2. Six scores for every head
 #
-# An attention map of one sentence (weeks 2 and 4) shows where a head looked *there*. To
-# say what a head *does* we average over many windows. With $A$ one head's weights on a
-# window $x_0 \dots x_{T-1}$ (row $t$ is query $t$; causal, so $A_{tj}=0$ for $j>t$):
+# An attention map of one sentence (weeks 2 and 4) shows where a head looked
+# *there*. To say what a head *does* we average over many windows. With $A$
+# one head's weights on a window $x_0 \dots x_{T-1}$ (row $t$ is query $t$;
+# causal, so $A_{tj}=0$ for $j>t$):
 #
-# | score | per query $t$ | idea |
-# |---|---|---|
-# | previous token | $A_{t,t-1}$ | reads the character just before |
-# | same character | $\sum_{j<t,\;x_j=x_t} A_{tj}$ (queries with an earlier copy) | finds earlier copies of itself |
-# | delimiter | $\sum_{j\le t,\;x_j\in\{\text{space, newline, punctuation}\}} A_{tj}$ | reads word and line boundaries |
-# | first position | $A_{t,0}$ | the "attention sink": parks weight on the first token (Xiao et al. 2023) |
-# | mean distance | $\sum_j A_{tj}\,(t-j)$ | how far back it reads, in characters |
-# | induction | $A_{t,\,t-n+1}$ on $n$ random tokens repeated twice, $t \ge n$ | "… A B … A → look at B" (Olsson et al. 2022) |
+# Each score, its value per query $t$, and the idea:
 #
-# On a short text, the weights each score counts (mean distance, a weighted average over all
-# keys, has no single pattern):
+# * **previous token** — $A_{t,t-1}$; reads the character just before.
+# * **same character** — $\sum_{j<t,\;x_j=x_t} A_{tj}$ (queries with an
+#   earlier copy); finds earlier copies of itself.
+# * **delimiter** —
+#   $\sum_{j\le t,\;x_j\in\{\text{space, newline, punctuation}\}} A_{tj}$;
+#   reads word and line boundaries.
+# * **first position** — $A_{t,0}$; the "attention sink": parks weight on the
+#   first token (Xiao et al. 2023).
+# * **mean distance** — $\sum_j A_{tj}\,(t-j)$; how far back it reads, in
+#   characters.
+# * **induction** — $A_{t,\,t-n+1}$ on $n$ random tokens repeated twice,
+#   $t \ge n$; "… A B … A → look at B" (Olsson et al. 2022).
+#
+# On a short text, the weights each score counts (mean distance, a weighted
+# average over all keys, has no single pattern):
 
 # %%
 figure_image(head_roles_diagram())
 
 # %% [markdown]
-# The first five are averaged over held-out windows of Shakespeare; the induction score
-# needs text in which only a repeat can help, so it runs on random letters repeated once:
-# in the second half, the query at $t$ holds the same letter as position $t-n$, and an
-# induction head looks one step further, at $t-n+1$, the letter that came next last time.
-# The library computes the sums for a batch at once (counts returned separately, so batches
-# add up):
+# The first five are averaged over held-out windows of Shakespeare; the
+# induction score needs text in which only a repeat can help, so it runs on
+# random letters repeated once: in the second half, the query at $t$ holds the
+# same letter as position $t-n$, and an induction head looks one step further,
+# at $t-n+1$, the letter that came next last time. The library computes the
+# sums for a batch at once (counts returned separately, so batches add up):
 
 # %%
 show_source(window_scores)
@@ -138,69 +174,112 @@ show_source(window_scores)
 show_source(induction_scores)
 
 # %% [markdown]
-# We score all 16 heads on 1,024 held-out windows of 64 characters, and on 1,024 random
-# sequences of 30 lower-case letters repeated twice (60 characters). A head is labelled by
-# its largest *role* score (the five fractions; distance is not a role) when that score is
-# at least **0.4**, else "mixed".
+# We score all 16 heads on 1,024 held-out windows of 64 characters, and on
+# 1,024 random sequences of 30 lower-case letters repeated twice (60
+# characters). A head is labelled by its largest *role* score (the five
+# fractions; distance is not a role) when that score is at least **0.4**, else
+# "mixed".
 
 # %%
 began = time.perf_counter()
-result = head_scores(model, task, windows=1024, length=64, induction_n=30, seed=0)
+result = head_scores(
+    model, task, windows=1024, length=64, induction_n=30, seed=0
+)
 score_seconds = time.perf_counter() - began
 scores = result["scores"]
 THRESHOLD = 0.4
 labels = label_heads(scores, threshold=THRESHOLD)
 n_layers, n_heads = scores["previous_token"].shape
-columns = ["previous_token", "same_character", "delimiter", "first_position", "mean_distance", "induction"]
-short = {"previous_token": "prev", "same_character": "same", "delimiter": "delim", "first_position": "first",
-         "mean_distance": "dist", "induction": "induct"}  # fmt: skip
+columns = [
+    "previous_token",
+    "same_character",
+    "delimiter",
+    "first_position",
+    "mean_distance",
+    "induction",
+]
+short = {
+    "previous_token": "prev",
+    "same_character": "same",
+    "delimiter": "delim",
+    "first_position": "first",
+    "mean_distance": "dist",
+    "induction": "induct",
+}
 print("head  " + "".join(f"{short[c]:>8}" for c in columns) + "   label")
 for layer in range(n_layers):
     for head in range(n_heads):
-        values = "".join(f"{float(scores[c][layer, head]):8.2f}" for c in columns)
+        values = "".join(
+            f"{float(scores[c][layer, head]):8.2f}" for c in columns
+        )
         print(f"L{layer}H{head}" + values + f"   {labels[layer][head]}")
 first, second = result["induction_loss"]
-print("\n" + textwrap.fill(f"loss on the repeated random letters: first half {first:.2f} nats, second half "
-                           f"{second:.2f} nats (uniform over 26 letters: {math.log(26):.2f})", 78))  # fmt: skip
+print(
+    "\n"
+    + textwrap.fill(
+        "loss on the repeated random letters: "
+        f"first half {first:.2f} nats, second half "
+        f"{second:.2f} nats (uniform over 26 letters: {math.log(26):.2f})",
+        78,
+    )
+)
 
 # %% tags=["nbval-ignore-output"]
 print(f"scored 16 heads on 2 × 1024 windows in {score_seconds:.0f} s")
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(9, 3.2))
-grid = torch.stack([scores[c].flatten() for c in ROLE_SCORES]).numpy()  # (roles, L*H)
+grid = torch.stack(
+    [scores[c].flatten() for c in ROLE_SCORES]
+).numpy()  # (roles, L*H)
 image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
 ax.set_yticks(range(len(ROLE_SCORES)), [short[c] for c in ROLE_SCORES])
-ax.set_xticks(range(n_layers * n_heads), [f"L{i // n_heads}H{i % n_heads}" for i in range(n_layers * n_heads)],
-              rotation=90)  # fmt: skip
+ax.set_xticks(
+    range(n_layers * n_heads),
+    [f"L{i // n_heads}H{i % n_heads}" for i in range(n_layers * n_heads)],
+    rotation=90,
+)
 for (r, c), value in np.ndenumerate(grid):
-    ax.text(c, r, f"{value:.2f}", ha="center", va="center", fontsize=6, color="white" if value < 0.6 else "black")
+    ax.text(
+        c,
+        r,
+        f"{value:.2f}",
+        ha="center",
+        va="center",
+        fontsize=6,
+        color="white" if value < 0.6 else "black",
+    )
 fig.colorbar(image, ax=ax, label="share of attention")
-ax.set_title(f"role scores of every head (1,024 windows; label when ≥ {THRESHOLD})")
+ax.set_title(
+    f"role scores of every head (1,024 windows; label when ≥ {THRESHOLD})"
+)
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
 # ## 3. Ablations: what breaks without a head
 #
-# A score says where a head *looks*. Whether that matters is another question: a head can
-# look at the previous character and write nothing the next layers use. The classic test is
-# to remove the head and measure the loss. A head's output $o_h = A_h V_h$ reaches the rest
-# of the network only through the output projection, $\mathrm{concat}(o_1,\dots,o_H)\,W_O$,
-# so we replace $o_h$ there:
+# A score says where a head *looks*. Whether that matters is another question:
+# a head can look at the previous character and write nothing the next layers
+# use. The classic test is to remove the head and measure the loss. A head's
+# output $o_h = A_h V_h$ reaches the rest of the network only through the
+# output projection, $\mathrm{concat}(o_1,\dots,o_H)\,W_O$, so we replace
+# $o_h$ there:
 #
-# * **zero ablation**, $o_h \leftarrow 0$ (a value the next layers never saw in training);
-# * **mean ablation**, $o_h \leftarrow \mathbb{E}[o_h]$ at each position, the head's mean
-#   output over the same windows: what stays is the head's "typical" contribution, what goes
-#   is everything that depends on the input.
+# * **zero ablation**, $o_h \leftarrow 0$ (a value the next layers never saw
+#   in training);
+# * **mean ablation**, $o_h \leftarrow \mathbb{E}[o_h]$ at each position, the
+#   head's mean output over the same windows: what stays is the head's
+#   "typical" contribution, what goes is everything that depends on the input.
 #
-# The change $\Delta L = L_\text{ablated} - L$ is measured on the same 512 held-out windows
-# with and without the head (paired), and its 95 % interval is $\pm 1.96$ standard errors of
-# the per-window differences. Per character class, positions are grouped by the character
-# the model has just read: after a space it must guess the first letter of a word, after a
-# newline usually a speaker's name or a capital, after a letter mostly the rest of a word.
-# The hook is one line in `MultiHeadAttention.forward` (`head_hook`); the ablation is a
-# context manager that always removes it:
+# The change $\Delta L = L_\text{ablated} - L$ is measured on the same 512
+# held-out windows with and without the head (paired), and its 95 % interval
+# is $\pm 1.96$ standard errors of the per-window differences. Per character
+# class, positions are grouped by the character the model has just read: after
+# a space it must guess the first letter of a word, after a newline usually a
+# speaker's name or a capital, after a letter mostly the rest of a word. The
+# hook is one line in `MultiHeadAttention.forward` (`head_hook`); the ablation
+# is a context manager that always removes it:
 
 # %%
 show_source(ablate_head)
@@ -213,30 +292,54 @@ began = time.perf_counter()
 rows = ablation_table(model, batch.inputs, batch.targets, classes)
 ablation_seconds = time.perf_counter() - began
 base = rows[0]
-kinds = ["all", "after space", "after newline", "after punctuation", "after letter"]
+kinds = [
+    "all",
+    "after space",
+    "after newline",
+    "after punctuation",
+    "after letter",
+]
 by_head = {(r["layer"], r["head"], r["mode"]): r for r in rows[1:]}
-heads = [(layer, head) for layer in range(n_layers) for head in range(n_heads)]
-lines = [textwrap.fill("loss without ablation: " + ", ".join(f"{k} {base['L ' + k]:.3f}" for k in kinds), 78),
-         "", "Δ loss (nats) when one head is removed; ± is the 95 % interval of Δ all",
-         f"{'head':<6}{'label':<16}{'zero: all':>16}{'mean: all':>16}"]  # fmt: skip
+heads = [
+    (layer, head) for layer in range(n_layers) for head in range(n_heads)
+]
+lines = [
+    textwrap.fill(
+        "loss without ablation: "
+        + ", ".join(f"{k} {base['L ' + k]:.3f}" for k in kinds),
+        78,
+    ),
+    "",
+    "Δ loss (nats) when one head is removed; ± is the 95 % interval of Δ all",
+    f"{'head':<6}{'label':<16}{'zero: all':>16}{'mean: all':>16}",
+]
 for layer, head in heads:
     z, m = by_head[(layer, head, "zero")], by_head[(layer, head, "mean")]
-    lines.append(f"L{layer}H{head}  {labels[layer][head]:<16}{z['Δ all']:+9.3f} ±{z['± all']:.3f}"
-                 f"{m['Δ all']:+9.3f} ±{m['± all']:.3f}")  # fmt: skip
-lines += ["", "Δ loss (nats) with the head mean-ablated, by the character before",
-          f"{'head':<6}{'label':<16}" + "".join(f"{k[6:]:>13}" for k in kinds[1:])]  # fmt: skip
+    lines.append(
+        f"L{layer}H{head}  {labels[layer][head]:<16}{z['Δ all']:+9.3f} "
+        f"±{z['± all']:.3f}"
+        f"{m['Δ all']:+9.3f} ±{m['± all']:.3f}"
+    )
+lines += [
+    "",
+    "Δ loss (nats) with the head mean-ablated, by the character before",
+    f"{'head':<6}{'label':<16}" + "".join(f"{k[6:]:>13}" for k in kinds[1:]),
+]
 for layer, head in heads:
     m = by_head[(layer, head, "mean")]
-    lines.append(f"L{layer}H{head}  {labels[layer][head]:<16}" + "".join(f"{m['Δ ' + k]:+13.3f}" for k in kinds[1:]))
+    lines.append(
+        f"L{layer}H{head}  {labels[layer][head]:<16}"
+        + "".join(f"{m['Δ ' + k]:+13.3f}" for k in kinds[1:])
+    )
 print("\n".join(lines))
 
 # %% tags=["nbval-ignore-output"]
 print(f"{len(rows) - 1} ablations of 512 windows in {ablation_seconds:.0f} s")
 
 # %% [markdown]
-# The per-class columns are mean ablation. Does a role the scores found survive the test?
-# For every head labelled previous-token or induction, the mean-ablation change with its
-# interval:
+# The per-class columns are mean ablation. Does a role the scores found
+# survive the test? For every head labelled previous-token or induction, the
+# mean-ablation change with its interval:
 
 # %%
 for layer in range(n_layers):
@@ -244,14 +347,20 @@ for layer in range(n_layers):
         if labels[layer][head] in ("previous_token", "induction"):
             m = by_head[(layer, head, "mean")]
             low, high = m["Δ all"] - m["± all"], m["Δ all"] + m["± all"]
-            verdict = "changes the loss" if low > 0 else "no measurable change"
-            print(f"L{layer}H{head} ({labels[layer][head]}): ΔL = {m['Δ all']:+.3f} "
-                  f"[{low:+.3f}, {high:+.3f}] → {verdict}")  # fmt: skip
+            verdict = (
+                "changes the loss" if low > 0 else "no measurable change"
+            )
+            print(
+                f"L{layer}H{head} ({labels[layer][head]}): "
+                f"ΔL = {m['Δ all']:+.3f} "
+                f"[{low:+.3f}, {high:+.3f}] → {verdict}"
+            )
 
 # %% [markdown]
-# An induction head should matter most where copying helps. On the repeated random letters
-# we can ask that directly: the loss on the second half, with the two heads of highest
-# induction score mean-ablated (means from the same random sequences):
+# An induction head should matter most where copying helps. On the repeated
+# random letters we can ask that directly: the loss on the second half, with
+# the two heads of highest induction score mean-ablated (means from the same
+# random sequences):
 
 # %%
 from annotated.analysis.ablation import head_means  # noqa: E402
@@ -266,71 +375,107 @@ means = head_means(model, repeated)
 def second_half_loss(model) -> float:
     with torch.no_grad():
         logits = model(repeated).logits[:, 30:-1]  # predicts positions 31..59
-        return float(torch.nn.functional.cross_entropy(logits.transpose(1, 2), repeated[:, 31:]))
+        return float(
+            torch.nn.functional.cross_entropy(
+                logits.transpose(1, 2), repeated[:, 31:]
+            )
+        )
 
 
-uniform = sum(1 / (t + 1) for t in range(30, 60)) / 30  # what a head spreading its weight evenly would score
-lines = [f"an induction score of uniform causal attention: {uniform:.3f}",
-         f"second half, whole model: {second_half_loss(model):.3f} nats"]
+uniform = (
+    sum(1 / (t + 1) for t in range(30, 60)) / 30
+)  # what a head spreading its weight evenly would score
+lines = [
+    f"an induction score of uniform causal attention: {uniform:.3f}",
+    f"second half, whole model: {second_half_loss(model):.3f} nats",
+]
 top = torch.topk(scores["induction"].flatten(), 2).indices.tolist()
-for index in top:  # the two heads with the highest induction scores, whatever they are
+for index in (
+    top
+):  # the two heads with the highest induction scores, whatever they are
     layer, head = divmod(index, n_heads)
-    with ablate_head(model, layer, head, mode="mean", mean=means[layer, head]):
-        lines.append(f"  without L{layer}H{head} (induction score {float(scores['induction'][layer, head]):.3f}): "
-                     f"{second_half_loss(model):.3f} nats")  # fmt: skip
+    with ablate_head(
+        model, layer, head, mode="mean", mean=means[layer, head]
+    ):
+        lines.append(
+            f"  without L{layer}H{head} (induction score "
+            f"{float(scores['induction'][layer, head]):.3f}): "
+            f"{second_half_loss(model):.3f} nats"
+        )
 print("\n".join(lines))
 
 # %% [markdown]
 # ## 4. Attention rollout
 #
-# The attention of layer 4 weighs layer 3's positions, which are already mixtures of other
-# positions. Abnar and Zuidema (2020) follow the mixing back to the input: each layer is
-# taken as half attention (averaged over heads) and half the residual connection's identity,
-# and the layers are multiplied,
+# The attention of layer 4 weighs layer 3's positions, which are already
+# mixtures of other positions. Abnar and Zuidema (2020) follow the mixing back
+# to the input: each layer is taken as half attention (averaged over heads)
+# and half the residual connection's identity, and the layers are multiplied,
 #
 # $$
-# \hat A_\ell = \mathrm{rownorm}\big(\tfrac12\,\overline{A}_\ell + \tfrac12 I\big),\qquad
+# \hat A_\ell =
+# \mathrm{rownorm}\big(\tfrac12\,\overline{A}_\ell + \tfrac12 I\big),\qquad
 # R = \hat A_L \cdots \hat A_1 .
 # $$
 #
-# $R_{tj}$ estimates how much of position $t$'s final representation comes from input
-# character $j$. It ignores the values, the feed-forward layers and the norms, and weighs
-# every head alike: a linear bookkeeping, not a measurement.
+# $R_{tj}$ estimates how much of position $t$'s final representation comes
+# from input character $j$. It ignores the values, the feed-forward layers and
+# the norms, and weighs every head alike: a linear bookkeeping, not a
+# measurement.
 
 # %%
 show_source(attention_rollout)
 
 # %%
-passage = task.sample(1, 64, torch.Generator().manual_seed(3), split="val").inputs  # (1, 64)
+passage = task.sample(
+    1, 64, torch.Generator().manual_seed(3), split="val"
+).inputs  # (1, 64)
 weights = attention_weights(model, passage)[0]  # (L, H, T, T)
 rollout = attention_rollout(list(weights))[-1]  # (T, T)
 text = task.decode(passage[0])
 print(repr(text))
 t = 63
-print(f"query {t} ({text[t]!r}): raw last-layer attention puts {float(weights[-1, :, t, t - 1].mean()):.2f} "
-      f"on the previous character,\nrollout {float(rollout[t, t - 1]):.2f}; rollout puts {float(rollout[t, t]):.2f} "
-      f"on the character itself\nand {float(rollout[t, :32].sum()):.2f} on the first 32 characters")  # fmt: skip
+print(
+    f"query {t} ({text[t]!r}): raw last-layer attention puts "
+    f"{float(weights[-1, :, t, t - 1].mean()):.2f} "
+    f"on the previous character,\nrollout {float(rollout[t, t - 1]):.2f}; "
+    f"rollout puts {float(rollout[t, t]):.2f} "
+    f"on the character itself\nand {float(rollout[t, :32].sum()):.2f} on the "
+    "first 32 characters"
+)
 
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.8))
-labels_axis = [c if c not in " \n" else {" ": "␣", "\n": "⏎"}[c] for c in text]
-for ax, matrix, title in ((axes[0], weights[-1].mean(0), "raw attention, last layer (mean of heads)"),
-                          (axes[1], rollout, "attention rollout through all 4 layers")):  # fmt: skip
+labels_axis = [
+    c if c not in " \n" else {" ": "␣", "\n": "⏎"}[c] for c in text
+]
+for ax, matrix, title in (
+    (
+        axes[0],
+        weights[-1].mean(0),
+        "raw attention, last layer (mean of heads)",
+    ),
+    (axes[1], rollout, "attention rollout through all 4 layers"),
+):
     ax.imshow(matrix.numpy() ** 0.5, cmap="magma")
     ax.set_title(title, fontsize=10)
     ax.set_xticks(range(0, 64, 4), labels_axis[::4], fontsize=7)
     ax.set_yticks(range(0, 64, 4), labels_axis[::4], fontsize=7)
     ax.set_xlabel("key (input character)")
 axes[0].set_ylabel("query")
-fig.suptitle("one passage: colour = √weight (square root, so small weights show)", fontsize=10)
+fig.suptitle(
+    "one passage: colour = √weight (square root, so small weights show)",
+    fontsize=10,
+)
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
 # ## 5. A scaling law
 #
-# Kaplan et al. (2020) found that a language model's test loss falls as a power of its
-# non-embedding parameter count $N$ when data and compute are not the limit,
+# Kaplan et al. (2020) found that a language model's test loss falls as a
+# power of its non-embedding parameter count $N$ when data and compute are not
+# the limit,
 #
 # $$
 # L(N) = \left(\frac{N_c}{N}\right)^{\alpha}, \qquad \alpha \approx 0.076,
@@ -339,32 +484,42 @@ plt.show()
 # a straight line on log-log axes. Later work adds an irreducible term,
 # $L(N) = E + (N_c/N)^\alpha$: the entropy of the text no model can remove.
 #
-# **The sweep.** Seven widths (16 … 128) of a 2-layer, 4-head GPT with RoPE, context 64, one
-# recipe (AdamW $2\cdot10^{-3}$, 50 warm-up steps, cosine, weight decay 0.1), and **the same
-# token budget for every size**: 1000 steps of 16 windows, 1,024,000 characters, about one
-# pass over the training split, not compute-matched. Widths 16 and 128 ran with two seeds.
-# `scripts/scaling_sweep.py` ran it (resumable, one thread per run) and stored the results:
+# **The sweep.** Seven widths (16 … 128) of a 2-layer, 4-head GPT with RoPE,
+# context 64, one recipe (AdamW $2\cdot10^{-3}$, 50 warm-up steps, cosine,
+# weight decay 0.1), and **the same token budget for every size**: 1000 steps
+# of 16 windows, 1,024,000 characters, about one pass over the training split,
+# not compute-matched. Widths 16 and 128 ran with two seeds.
+# `scripts/scaling_sweep.py` ran it (resumable, one thread per run) and stored
+# the results:
 
 # %%
 scaling = read_csv(DATA / "scaling_runs.csv")
-scaling_provenance = yaml.safe_load((DATA / "scaling_provenance.yaml").read_text())
+scaling_provenance = yaml.safe_load(
+    (DATA / "scaling_provenance.yaml").read_text()
+)
 lines = [
-    f"{len(scaling)} runs, {scaling_provenance['train']['tokens_per_run']:,} characters each, "
-    f"{scaling_provenance['total_wall_time_s'] / 60:.0f} min of training in all\n(one thread each, shared machine)",
-    f"{'width':>6}{'seed':>6}{'non-emb. N':>12}{'val loss':>10}{'train loss':>12}{'gap':>8}",
+    f"{len(scaling)} runs, "
+    f"{scaling_provenance['train']['tokens_per_run']:,} characters each, "
+    f"{scaling_provenance['total_wall_time_s'] / 60:.0f} min of training in "
+    "all\n(one thread each, shared machine)",
+    f"{'width':>6}{'seed':>6}{'non-emb. N':>12}{'val loss':>10}"
+    f"{'train loss':>12}{'gap':>8}",
 ]
 for r in scaling:
-    lines.append(f"{r['d_model']:>6}{r['seed']:>6}{r['non_embedding_params']:>12,}{r['val_loss']:>10.4f}"
-                 f"{r['train_loss']:>12.4f}{r['val_loss'] - r['train_loss']:>8.4f}")  # fmt: skip
+    lines.append(
+        f"{r['d_model']:>6}{r['seed']:>6}{r['non_embedding_params']:>12,}"
+        f"{r['val_loss']:>10.4f}"
+        f"{r['train_loss']:>12.4f}{r['val_loss'] - r['train_loss']:>8.4f}"
+    )
 n = np.array([r["non_embedding_params"] for r in scaling], dtype=float)
 loss = np.array([r["val_loss"] for r in scaling])
 lines.append(f"non-embedding parameters span {n.max() / n.min():.0f}×")
 print("\n".join(lines))
 
 # %% [markdown]
-# Both laws, fitted by least squares on log-log axes; the 95 % interval of $\alpha$ comes
-# from the bootstrap over the nine runs (resample runs with replacement, refit, take the
-# 2.5th and 97.5th percentiles):
+# Both laws, fitted by least squares on log-log axes; the 95 % interval of
+# $\alpha$ comes from the bootstrap over the nine runs (resample runs with
+# replacement, refit, take the 2.5th and 97.5th percentiles):
 
 # %%
 show_source(fit_power_law)
@@ -372,16 +527,31 @@ show_source(fit_power_law)
 # %%
 pure = fit_power_law(n, loss, bootstrap=1000)
 floored = fit_power_law_with_floor(n, loss, bootstrap=200)
-print(f"L = (N_c/N)^α:      α = {pure.alpha:.3f}  95% [{pure.alpha_interval[0]:.3f}, {pure.alpha_interval[1]:.3f}]\n"
-      f"{'':20}N_c = {pure.n_c:.2g}, rms error {pure.rmse:.3f} nats")  # fmt: skip
-print(f"L = E + (N_c/N)^α:  α = {floored.alpha:.3f}  95% [{floored.alpha_interval[0]:.3f}, "
-      f"{floored.alpha_interval[1]:.3f}]\n{'':20}E = {floored.floor:.2f} nats, rms error {floored.rmse:.3f} nats")  # fmt: skip
+print(
+    f"L = (N_c/N)^α:      α = {pure.alpha:.3f}  95% "
+    f"[{pure.alpha_interval[0]:.3f}, {pure.alpha_interval[1]:.3f}]\n"
+    f"{'':20}N_c = {pure.n_c:.2g}, rms error {pure.rmse:.3f} nats"
+)
+print(
+    f"L = E + (N_c/N)^α:  α = {floored.alpha:.3f}  95% "
+    f"[{floored.alpha_interval[0]:.3f}, "
+    f"{floored.alpha_interval[1]:.3f}]\n{'':20}E = {floored.floor:.2f} nats, "
+    f"rms error {floored.rmse:.3f} nats"
+)
 print(f"Kaplan et al. (2020): α = {KAPLAN_ALPHA_N}")
-on_train = fit_power_law(n, np.array([r["train_loss"] for r in scaling]), bootstrap=1000)
-print(f"the same runs on the training split: α = {on_train.alpha:.3f}  "
-      f"95% [{on_train.alpha_interval[0]:.3f}, {on_train.alpha_interval[1]:.3f}]")  # fmt: skip
+on_train = fit_power_law(
+    n, np.array([r["train_loss"] for r in scaling]), bootstrap=1000
+)
+print(
+    f"the same runs on the training split: α = {on_train.alpha:.3f}  "
+    f"95% [{on_train.alpha_interval[0]:.3f}, "
+    f"{on_train.alpha_interval[1]:.3f}]"
+)
 sizes = np.unique(n)
-for name, part in (("four smallest", n <= sizes[3]), ("four largest", n >= sizes[-4])):
+for name, part in (
+    ("four smallest", n <= sizes[3]),
+    ("four largest", n >= sizes[-4]),
+):
     local = fit_power_law(n[part], loss[part], bootstrap=0)
     print(f"local slope over the {name} sizes: α = {local.alpha:.3f}")
 
@@ -389,14 +559,22 @@ for name, part in (("four smallest", n <= sizes[3]), ("four largest", n >= sizes
 fig, ax = plt.subplots(figsize=(6.5, 4.2))
 ax.scatter(n, loss, color="black", zorder=3, label="runs (val loss)")
 ax.scatter(
-    n, [r["train_loss"] for r in scaling], color="tab:gray", marker="x", zorder=3, label="same runs, train split"
+    n,
+    [r["train_loss"] for r in scaling],
+    color="tab:gray",
+    marker="x",
+    zorder=3,
+    label="same runs, train split",
 )
 grid_n = np.geomspace(n.min() / 1.5, n.max() * 1.5, 100)
 ax.plot(
     grid_n,
     pure.predict(grid_n),
     color="tab:blue",
-    label=f"(N_c/N)^α, α = {pure.alpha:.3f} [{pure.alpha_interval[0]:.3f}, {pure.alpha_interval[1]:.3f}]",
+    label=(
+        f"(N_c/N)^α, α = {pure.alpha:.3f} [{pure.alpha_interval[0]:.3f}, "
+        f"{pure.alpha_interval[1]:.3f}]"
+    ),
 )
 ax.plot(
     grid_n,
@@ -406,8 +584,13 @@ ax.plot(
     label=f"E + (N_c/N)^α, α = {floored.alpha:.2f}, E = {floored.floor:.2f}",
 )
 anchor = pure.predict(n.min())
-ax.plot(grid_n, anchor * (grid_n / n.min()) ** -KAPLAN_ALPHA_N, color="tab:red", linestyle=":",
-        label=f"Kaplan's slope α = {KAPLAN_ALPHA_N} (through the smallest)")  # fmt: skip
+ax.plot(
+    grid_n,
+    anchor * (grid_n / n.min()) ** -KAPLAN_ALPHA_N,
+    color="tab:red",
+    linestyle=":",
+    label=f"Kaplan's slope α = {KAPLAN_ALPHA_N} (through the smallest)",
+)
 ax.set_xscale("log")
 ax.set_yscale("log")
 ax.set_xlabel("non-embedding parameters N")
@@ -418,8 +601,9 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# **A live slice.** The smallest model of the sweep, trained again here with the same recipe
-# and seed, should land on its stored loss (the same code, the same data order; one thread):
+# **A live slice.** The smallest model of the sweep, trained again here with
+# the same recipe and seed, should land on its stored loss (the same code, the
+# same data order; one thread):
 
 # %% tags=["nbval-ignore-output"]
 from annotated.analysis.scaling import train_point  # noqa: E402
@@ -428,93 +612,126 @@ began = time.perf_counter()
 live = train_point(task, 16, 0)
 live_seconds = time.perf_counter() - began
 stored = next(r for r in scaling if r["d_model"] == 16 and r["seed"] == 0)
-print(f"width 16, seed 0, validation loss: {live['val_loss']:.4f} live, {stored['val_loss']:.4f} stored\n"
-      f"(difference {live['val_loss'] - stored['val_loss']:+.4f})")  # fmt: skip
+print(
+    f"width 16, seed 0, validation loss: {live['val_loss']:.4f} live, "
+    f"{stored['val_loss']:.4f} stored\n"
+    f"(difference {live['val_loss'] - stored['val_loss']:+.4f})"
+)
 
-print(f"trained and evaluated in {live_seconds:.0f} s (stored run: {stored['wall_time_s']:.0f} s on a shared machine)")
+print(
+    f"trained and evaluated in {live_seconds:.0f} s (stored run: "
+    f"{stored['wall_time_s']:.0f} s on a shared machine)"
+)
 
 # %%
-# The digits above may differ on another CPU (float sums in another order); the check below does not.
-print("live run within 0.02 nats of the stored one:", abs(live["val_loss"] - stored["val_loss"]) < 0.02)
+# The digits above may differ on another CPU (float sums in another order);
+# the check below does not.
+print(
+    "live run within 0.02 nats of the stored one:",
+    abs(live["val_loss"] - stored["val_loss"]) < 0.02,
+)
 
 # %% [markdown]
 # ## What we saw
 #
-# **Head roles.** At the 0.4 threshold 4 of the 16 heads get a label: two previous-token
-# heads (L0H1 puts 0.50 of its attention on the character just before, L3H2 0.45) and two
-# delimiter heads (L1H0 0.44, L1H3 0.40). The other twelve are "mixed": most split their
-# attention between the previous character (0.09–0.38) and delimiters (0.24–0.38). The
-# delimiter scores need their baseline (exercise 3): an untrained head already puts about a
-# quarter of its weight on spaces, newlines and punctuation, because that is their share of
-# the text, so a delimiter score of 0.40 is a modest preference. No head is an attention
-# sink (first-position scores 0.02–0.05), and no head reads far: mean distances run from 1.5
-# characters (L3H2) to 14.1 (L1H0), where uniform attention over 64 characters gives 15.8.
+# **Head roles.** At the 0.4 threshold 4 of the 16 heads get a label: two
+# previous-token heads (L0H1 puts 0.50 of its attention on the character just
+# before, L3H2 0.45) and two delimiter heads (L1H0 0.44, L1H3 0.40). The other
+# twelve are "mixed": most split their attention between the previous
+# character (0.09–0.38) and delimiters (0.24–0.38). The delimiter scores need
+# their baseline (exercise 3): an untrained head already puts about a quarter
+# of its weight on spaces, newlines and punctuation, because that is their
+# share of the text, so a delimiter score of 0.40 is a modest preference. No
+# head is an attention sink (first-position scores 0.02–0.05), and no head
+# reads far: mean distances run from 1.5 characters (L3H2) to 14.1 (L1H0),
+# where uniform attention over 64 characters gives 15.8.
 #
-# **No induction heads.** Every induction score is at most 0.02, no more than the 0.023
-# that uniform attention gives, and the model does not copy: its loss on the second half
-# of a repeated random sequence (6.74 nats) is no lower than on the first half (6.62).
-# Removing the two heads with the highest induction scores changes the second-half loss by
-# less than 0.01 nats. This 4-layer model, after 1.5 million characters, predicts from the
-# last few characters and word shapes; it has not learned in-context copying, which Olsson
-# et al. (2022) see appear in a sudden phase during training on far more tokens.
+# **No induction heads.** Every induction score is at most 0.02, no more than
+# the 0.023 that uniform attention gives, and the model does not copy: its
+# loss on the second half of a repeated random sequence (6.74 nats) is no
+# lower than on the first half (6.62). Removing the two heads with the highest
+# induction scores changes the second-half loss by less than 0.01 nats. This
+# 4-layer model, after 1.5 million characters, predicts from the last few
+# characters and word shapes; it has not learned in-context copying, which
+# Olsson et al. (2022) see appear in a sudden phase during training on far
+# more tokens.
 #
-# **Ablations.** Removing any one head raises the loss; all 32 intervals lie above zero,
-# from +0.013 to +0.384 nats. The previous-token head L0H1 matters most: mean-ablated it
-# costs +0.384 nats [+0.371, +0.397], a fifth of the model's 1.789, and almost all of it
-# after letters (+0.499), inside words, where the previous character is the best clue,
-# against +0.040 after a space. L3H2, the other previous-token head, costs +0.101, again most
-# after letters (+0.124). **Both heads the scores call previous-token measurably change the
-# loss when ablated.** Zero and mean ablation agree to within 0.015 nats for every head.
+# **Ablations.** Removing any one head raises the loss; all 32 intervals lie
+# above zero, from +0.013 to +0.384 nats. The previous-token head L0H1 matters
+# most: mean-ablated it costs +0.384 nats [+0.371, +0.397], a fifth of the
+# model's 1.789, and almost all of it after letters (+0.499), inside words,
+# where the previous character is the best clue, against +0.040 after a space.
+# L3H2, the other previous-token head, costs +0.101, again most after letters
+# (+0.124). **Both heads the scores call previous-token measurably change the
+# loss when ablated.** Zero and mean ablation agree to within 0.015 nats for
+# every head.
 #
-# **What a score cannot prove.** The scores and the ablations do not line up head by head.
-# L0H3 is "mixed", yet it is the head whose removal hurts most after a newline (+0.372), when
-# the model must guess a speaker's name or a capital; L1H3 is a "delimiter" head, yet its
-# removal costs +0.001 after punctuation. A score says where a head looks, not what it
-# writes or whether later layers read it. Ablation in turn measures necessity, not
-# mechanism: a head whose work another head duplicates looks unimportant, and a loss change
+# **What a score cannot prove.** The scores and the ablations do not line up
+# head by head. L0H3 is "mixed", yet it is the head whose removal hurts most
+# after a newline (+0.372), when the model must guess a speaker's name or a
+# capital; L1H3 is a "delimiter" head, yet its removal costs +0.001 after
+# punctuation. A score says where a head looks, not what it writes or whether
+# later layers read it. Ablation in turn measures necessity, not mechanism: a
+# head whose work another head duplicates looks unimportant, and a loss change
 # includes everything downstream of the head, not the head alone.
 #
-# **Rollout.** For the last query of the passage (the `o` of "fro"), the last layer's raw
-# attention, averaged over heads, puts 0.45 on the previous character; the rollout puts 0.12
-# there, 0.11 on the character itself and 0.33 on the first 32 characters. After four layers
-# of mixing, the final position traces back to a broad stretch of the window. How broad is
-# an assumption: with a residual share of 0.9 instead of ½ the rollout keeps 0.70 on the
-# character itself (exercise 2).
+# **Rollout.** For the last query of the passage (the `o` of "fro"), the last
+# layer's raw attention, averaged over heads, puts 0.45 on the previous
+# character; the rollout puts 0.12 there, 0.11 on the character itself and
+# 0.33 on the first 32 characters. After four layers of mixing, the final
+# position traces back to a broad stretch of the window. How broad is an
+# assumption: with a residual share of 0.9 instead of ½ the rollout keeps 0.70
+# on the character itself (exercise 2).
 #
-# **The scaling law.** Validation loss falls from 2.35 nats (width 16, mean of two seeds)
-# to 1.87 (width 128) over a 60× range of non-embedding parameters. A pure power law fits
-# with α = 0.056, 95 % interval [0.048, 0.063]: the same order as Kaplan et al.'s 0.076, but
-# their value lies outside our interval, so **not reproduced** in value. It fits poorly
-# (rms error 0.024 nats, about the spread between two seeds of one size: 0.024 at width 16,
-# 0.021 at width 128), because the curve bends: the local slope is 0.069 over the four
-# smallest sizes and 0.042 over the four largest. The law with an irreducible term fits three
-# times better (rms 0.008) with E = 1.65 nats and a much steeper α = 0.28 [0.23, 0.34]; E is
-# what this recipe could reach on this corpus, not the entropy of English.
+# **The scaling law.** Validation loss falls from 2.35 nats (width 16, mean of
+# two seeds) to 1.87 (width 128) over a 60× range of non-embedding parameters.
+# A pure power law fits with α = 0.056, 95 % interval [0.048, 0.063]: the same
+# order as Kaplan et al.'s 0.076, but their value lies outside our interval,
+# so **not reproduced** in value. It fits poorly (rms error 0.024 nats, about
+# the spread between two seeds of one size: 0.024 at width 16, 0.021 at width
+# 128), because the curve bends: the local slope is 0.069 over the four
+# smallest sizes and 0.042 over the four largest. The law with an irreducible
+# term fits three times better (rms 0.008) with E = 1.65 nats and a much
+# steeper α = 0.28 [0.23, 0.34]; E is what this recipe could reach on this
+# corpus, not the entropy of English.
 #
-# **Where the 1 MB corpus bends the curve.** The gap between validation and training loss
-# grows with size, from 0.01–0.02 nats at width 16 to 0.17–0.19 at width 128: between the
-# smallest and the largest size the training loss falls by 0.64 nats, the validation loss
-# by only 0.48. The larger models spend their extra capacity partly on the training text
-# itself (the validation split is other plays), after a single pass. Fitted to the training
-# split, the same runs give α = 0.079 [0.076, 0.084], close to Kaplan's value; a training
-# loss is not what Kaplan's law describes, but it shows where the held-out curve leaves the
-# straight line. Kaplan's law holds where data are plentiful, and here they are not. A second reason, not separated here:
-# every size saw the same 1,024,000 characters, which is further from convergence for a
-# larger model. Both flatten the large end; more data per size, or early stopping on the
-# validation loss per size, would test which one dominates.
+# **Where the 1 MB corpus bends the curve.** The gap between validation and
+# training loss grows with size, from 0.01–0.02 nats at width 16 to 0.17–0.19
+# at width 128: between the smallest and the largest size the training loss
+# falls by 0.64 nats, the validation loss by only 0.48. The larger models
+# spend their extra capacity partly on the training text itself (the
+# validation split is other plays), after a single pass. Fitted to the
+# training split, the same runs give α = 0.079 [0.076, 0.084], close to
+# Kaplan's value; a training loss is not what Kaplan's law describes, but it
+# shows where the held-out curve leaves the straight line. Kaplan's law holds
+# where data are plentiful, and here they are not. A second reason, not
+# separated here: every size saw the same 1,024,000 characters, which is
+# further from convergence for a larger model. Both flatten the large end;
+# more data per size, or early stopping on the validation loss per size, would
+# test which one dominates.
 #
-# | published result | there | here | verdict |
-# |---|---|---|---|
-# | $\alpha$ of $L(N)$ (Kaplan et al. 2020) | 0.076, models up to $1.5\cdot10^9$ parameters, WebText2 (about $2\cdot10^{10}$ BPE tokens) | 0.056 [0.048, 0.063], $N$ from $7\cdot10^3$ to $4\cdot10^5$, characters, 1M per run | not reproduced: same order, outside the interval; a different regime (one pass over 1 MB) |
-# | induction heads form in models of 2+ layers (Olsson et al. 2022) | yes, in a phase change during training | none: every induction score ≤ 0.023, the uniform baseline; no lower loss on a repeat | not reproduced here (1.5M characters of training) |
-# | previous-token heads (the first half of Olsson et al.'s induction circuit) | yes | L0H1 and L3H2; removing them costs +0.384 and +0.101 nats | reproduced |
+# * **Published result:** $\alpha$ of $L(N)$ (Kaplan et al. 2020).
+#   **There:** 0.076, models up to $1.5\cdot10^9$ parameters, WebText2 (about
+#   $2\cdot10^{10}$ BPE tokens). **Here:** 0.056 [0.048, 0.063], $N$ from
+#   $7\cdot10^3$ to $4\cdot10^5$, characters, 1M per run. **Verdict:** not
+#   reproduced: same order, outside the interval; a different regime (one
+#   pass over 1 MB).
+# * **Published result:** induction heads form in models of 2+ layers
+#   (Olsson et al. 2022). **There:** yes, in a phase change during training.
+#   **Here:** none: every induction score ≤ 0.023, the uniform baseline; no
+#   lower loss on a repeat. **Verdict:** not reproduced here (1.5M characters
+#   of training).
+# * **Published result:** previous-token heads (the first half of Olsson et
+#   al.'s induction circuit). **There:** yes. **Here:** L0H1 and L3H2;
+#   removing them costs +0.384 and +0.101 nats. **Verdict:** reproduced.
 #
 # ## Exercises
 #
 # ```{exercise}
 # :label: ex-08-threshold
-# The labels depend on the threshold 0.4. Relabel the heads at 0.3 and at 0.6: which heads
-# change their label, and which keep it? What does that say about a head "having a role"?
+# The labels depend on the threshold 0.4. Relabel the heads at 0.3 and at 0.6:
+# which heads change their label, and which keep it? What does that say about
+# a head "having a role"?
 # ```
 #
 # ```{solution-start} ex-08-threshold
@@ -530,9 +747,19 @@ for threshold in (0.3, 0.4, 0.6):
         for j in range(n_heads):
             if relabelled[i][j] != "mixed":
                 by_label.setdefault(relabelled[i][j], []).append(f"L{i}H{j}")
-    lines.append(f"threshold {threshold}:" + ("" if by_label else " none (every head mixed)"))
-    lines += [textwrap.fill(f"{label}: " + ", ".join(heads), 78, initial_indent="  ", subsequent_indent="    ")
-              for label, heads in by_label.items()]  # fmt: skip
+    lines.append(
+        f"threshold {threshold}:"
+        + ("" if by_label else " none (every head mixed)")
+    )
+    lines += [
+        textwrap.fill(
+            f"{label}: " + ", ".join(heads),
+            78,
+            initial_indent="  ",
+            subsequent_indent="    ",
+        )
+        for label, heads in by_label.items()
+    ]
 print("\n".join(lines))
 
 # %% [markdown]
@@ -541,9 +768,10 @@ print("\n".join(lines))
 #
 # ```{exercise}
 # :label: ex-08-rollout-share
-# Rollout gives the residual connection half the weight of every layer. Recompute the
-# rollout of the passage with a residual share of 0.1 and 0.9 and report, for the last
-# query, how much weight lands on the character itself. Which share is "right"?
+# Rollout gives the residual connection half the weight of every layer.
+# Recompute the rollout of the passage with a residual share of 0.1 and 0.9
+# and report, for the last query, how much weight lands on the character
+# itself. Which share is "right"?
 # ```
 #
 # ```{solution-start} ex-08-rollout-share
@@ -551,26 +779,31 @@ print("\n".join(lines))
 # ```
 
 # %%
-lines = ["rollout weight of query 63 on itself and on the previous character:"]
+lines = [
+    "rollout weight of query 63 on itself and on the previous character:"
+]
 for share in (0.1, 0.5, 0.9):
     rolled = attention_rollout(list(weights), residual=share)[-1]
-    lines.append(f"  residual share {share}: itself {float(rolled[63, 63]):.2f}, "
-                 f"previous character {float(rolled[63, 62]):.2f}")  # fmt: skip
+    lines.append(
+        f"  residual share {share}: itself {float(rolled[63, 63]):.2f}, "
+        f"previous character {float(rolled[63, 62]):.2f}"
+    )
 print("\n".join(lines))
 
 # %% [markdown]
-# None is measured: the share is an assumption about how much the residual stream carries,
-# and the result moves with it. The paper's ½ is a convention; a gradient- or
-# ablation-based attribution would measure instead of assume.
+# None is measured: the share is an assumption about how much the residual
+# stream carries, and the result moves with it. The paper's ½ is a convention;
+# a gradient- or ablation-based attribution would measure instead of assume.
 #
 # ```{solution-end}
 # ```
 #
 # ```{exercise}
 # :label: ex-08-scores-random
-# Score an *untrained* model of the same shape (seed 0). Which scores are already high
-# before any training, and why? (Hint: a causal head that attends uniformly has a
-# first-position score of $\frac{1}{T-1}\sum_{t=1}^{T-1} \frac{1}{t+1}$.)
+# Score an *untrained* model of the same shape (seed 0). Which scores are
+# already high before any training, and why? (Hint: a causal head that attends
+# uniformly has a first-position score of
+# $\frac{1}{T-1}\sum_{t=1}^{T-1} \frac{1}{t+1}$.)
 # ```
 #
 # ```{solution-start} ex-08-scores-random
@@ -582,29 +815,50 @@ from annotated.models.transformer import build_model  # noqa: E402
 
 torch.manual_seed(0)
 untrained = build_model(model.config).eval()
-fresh = head_scores(untrained, task, windows=128, length=64, induction_n=30, seed=0)["scores"]
+fresh = head_scores(
+    untrained, task, windows=128, length=64, induction_n=30, seed=0
+)["scores"]
 uniform_first = sum(1 / (t + 1) for t in range(1, 64)) / 63
-for name in ("previous_token", "first_position", "delimiter", "mean_distance", "induction"):
-    print(f"{name:>15}: untrained mean {float(fresh[name].mean()):.3f}, trained mean {float(scores[name].mean()):.3f}")
-print(f"uniform causal attention: first position {uniform_first:.3f}, previous token the same,\n"
-      f"mean distance {sum(t / 2 for t in range(64)) / 64:.1f}")  # fmt: skip
+for name in (
+    "previous_token",
+    "first_position",
+    "delimiter",
+    "mean_distance",
+    "induction",
+):
+    print(
+        f"{name:>15}: untrained mean {float(fresh[name].mean()):.3f}, "
+        f"trained mean {float(scores[name].mean()):.3f}"
+    )
+print(
+    f"uniform causal attention: first position {uniform_first:.3f}, "
+    "previous token the same,\n"
+    f"mean distance {sum(t / 2 for t in range(64)) / 64:.1f}"
+)
 
 # %% [markdown]
-# An untrained head attends almost uniformly to the past, so every score has a baseline
-# that is not zero: 0.06 for first position and previous token (the formula gives 0.059),
-# a mean distance of 15.8 characters, and a delimiter share of 0.25, the share of
-# delimiters in the text. Training moves the previous-token mean to 0.26 and the mean
-# distance to 5.8, but the induction mean falls below its baseline (0.006 against 0.023).
-# A score means something only against its baseline.
+# An untrained head attends almost uniformly to the past, so every score has a
+# baseline that is not zero: 0.06 for first position and previous token (the
+# formula gives 0.059), a mean distance of 15.8 characters, and a delimiter
+# share of 0.25, the share of delimiters in the text. Training moves the
+# previous-token mean to 0.26 and the mean distance to 5.8, but the induction
+# mean falls below its baseline (0.006 against 0.023). A score means something
+# only against its baseline.
 #
 # ```{solution-end}
 # ```
 #
 # ## References
 #
-# * Abnar, S., Zuidema, W. (2020). Quantifying Attention Flow in Transformers. ACL.
-# * Kaplan, J. et al. (2020). Scaling Laws for Neural Language Models. arXiv:2001.08361.
-# * Hoffmann, J. et al. (2022). Training Compute-Optimal Large Language Models. arXiv:2203.15556.
-# * Michel, P., Levy, O., Neubig, G. (2019). Are Sixteen Heads Really Better than One? NeurIPS.
-# * Olsson, C. et al. (2022). In-context Learning and Induction Heads. Transformer Circuits Thread.
-# * Xiao, G. et al. (2023). Efficient Streaming Language Models with Attention Sinks. arXiv:2309.17453.
+# * Abnar, S., Zuidema, W. (2020). Quantifying Attention Flow in Transformers.
+#   ACL.
+# * Kaplan, J. et al. (2020). Scaling Laws for Neural Language Models.
+#   arXiv:2001.08361.
+# * Hoffmann, J. et al. (2022). Training Compute-Optimal Large Language
+#   Models. arXiv:2203.15556.
+# * Michel, P., Levy, O., Neubig, G. (2019). Are Sixteen Heads Really Better
+#   than One? NeurIPS.
+# * Olsson, C. et al. (2022). In-context Learning and Induction Heads.
+#   Transformer Circuits Thread.
+# * Xiao, G. et al. (2023). Efficient Streaming Language Models with Attention
+#   Sinks. arXiv:2309.17453.

@@ -14,15 +14,20 @@
 # ---
 
 # %% tags=["remove-cell"]
-# Set-up: makes this notebook run anywhere, Colab included (the book hides this cell).
+# Set-up: makes this notebook run anywhere, Colab included (the book hides
+# this cell).
 import os
 
 try:
     import annotated  # noqa: F401
-except ImportError:  # not installed here (e.g. Colab): install the library from the repository
-    # ANNOTATED_PIP_SPEC, when set, installs another copy instead (scripts/check_download.py tests a local one)
+except ImportError:
+    # not installed here (e.g. Colab): install the library from the repository
+    # ANNOTATED_PIP_SPEC, when set, installs another copy instead
+    # (scripts/check_download.py tests a local one)
     pip_spec = os.environ.get(
-        "ANNOTATED_PIP_SPEC", "annotated @ git+https://github.com/annotated-attention/annotated-attention"
+        "ANNOTATED_PIP_SPEC",
+        "annotated @ "
+        "git+https://github.com/annotated-attention/annotated-attention",
     )
     # %pip install -q "{pip_spec}"
     pass
@@ -32,20 +37,23 @@ except ImportError:  # not installed here (e.g. Colab): install the library from
 #
 # **Learning goals.** By the end of this chapter you can
 #
-# 1. say what a model trained on lengths $1 \dots L$ has never seen when it meets length
-#    $2L$, and name three remedies the field found: randomized positions
-#    {cite:p}`ruoss2023randomized`, Abacus embeddings {cite:p}`mcleish2024abacus` and position
-#    coupling {cite:p}`cho2024coupling`;
-# 2. read each remedy in the library, as a positional encoding or a task format, and check
-#    the property that defines it;
-# 3. train a one-layer model on additions of 1…10 digits and read its exact match at 20, 50,
-#    100 and 200 digits, beside baselines trained with the same budget;
-# 4. find the mechanism in the attention: an answer digit reads the operand digits of its own
-#    significance and of the one below, at any length.
+# 1. say what a model trained on lengths $1 \dots L$ has never seen when it
+#    meets length $2L$, and name three remedies the field found: randomized
+#    positions {cite:p}`ruoss2023randomized`, Abacus embeddings
+#    {cite:p}`mcleish2024abacus` and position coupling
+#    {cite:p}`cho2024coupling`;
+# 2. read each remedy in the library, as a positional encoding or a task
+#    format, and check the property that defines it;
+# 3. train a one-layer model on additions of 1…10 digits and read its exact
+#    match at 20, 50, 100 and 200 digits, beside baselines trained with the
+#    same budget;
+# 4. find the mechanism in the attention: an answer digit reads the operand
+#    digits of its own significance and of the one below, at any length.
 #
-# Week 6 measured *who* extrapolates under the papers' protocol. This chapter is about *how
-# to make* a model extrapolate. It reads the same stored sweeps (`annotated/data/`,
-# `annotated.analysis.stored_sweeps`), a stored model, and trains one small model live.
+# Week 6 measured *who* extrapolates under the papers' protocol. This chapter
+# is about *how to make* a model extrapolate. It reads the same stored sweeps
+# (`annotated/data/`, `annotated.analysis.stored_sweeps`), a stored model, and
+# trains one small model live.
 
 # %%
 import tempfile
@@ -80,38 +88,42 @@ sweeps = StoredSweeps()
 # %% [markdown]
 # ## 1. What a model has never seen beyond $L$
 #
-# A decoder trained on sequences of up to $T$ tokens has seen position ids $0 \dots T-1$ and,
-# inside attention, query–key offsets $0 \dots T-1$. At length $2T$ half the ids, and half the
-# offsets, are new. An absolute encoding (sinusoidal, a learned table) then feeds the model
-# vectors it never trained on; a relative one (RoPE, ALiBi, T5's bias) meets only new
-# *offsets*, which a local rule can ignore. Week 6 showed both failures and their exceptions.
-# Three remedies change what "new" means:
+# A decoder trained on sequences of up to $T$ tokens has seen position ids
+# $0 \dots T-1$ and, inside attention, query–key offsets $0 \dots T-1$. At
+# length $2T$ half the ids, and half the offsets, are new. An absolute
+# encoding (sinusoidal, a learned table) then feeds the model vectors it never
+# trained on; a relative one (RoPE, ALiBi, T5's bias) meets only new
+# *offsets*, which a local rule can ignore. Week 6 showed both failures and
+# their exceptions. Three remedies change what "new" means:
 #
-# * **randomize** the ids in training, so that large ids are not new at test time;
-# * **number tokens by their role** rather than their index: a digit gets its place within its
-#   number (Abacus), or the digits of one significance share an id across both operands and
-#   the answer (coupling), so a longer problem reuses the ids and offsets that mattered in
-#   training.
+# * **randomize** the ids in training, so that large ids are not new at test
+#   time;
+# * **number tokens by their role** rather than their index: a digit gets its
+#   place within its number (Abacus), or the digits of one significance share
+#   an id across both operands and the answer (coupling), so a longer problem
+#   reuses the ids and offsets that mattered in training.
 #
-# The figure numbers one addition, `472 + 351 = 823` written least significant digit first
-# {cite:p}`lee2024arithmetic` with an end marker per operand (week 6, section 6), in the three
-# ways this chapter uses. The ids
-# are computed by the library's own task code.
+# The figure numbers one addition, `472 + 351 = 823` written least significant
+# digit first {cite:p}`lee2024arithmetic` with an end marker per operand (week
+# 6, section 6), in the three ways this chapter uses. The ids are computed by
+# the library's own task code.
 
 # %%
 figure_image(position_ids_diagram())
 
 # %% [markdown]
-# Under `0 … T−1` the answer digit `8` (index 14) and the operand digits it is made from (`4`
-# and `3`, indices 2 and 8) stand at offsets 12 and 6, offsets that grow with the numbers'
-# length. Under coupling all three carry id 3: "read the operand digits with my own id" is the
-# same rule at 3 digits and at 300.
+# Under `0 … T−1` the answer digit `8` (index 14) and the operand digits it is
+# made from (`4` and `3`, indices 2 and 8) stand at offsets 12 and 6, offsets
+# that grow with the numbers' length. Under coupling all three carry id 3:
+# "read the operand digits with my own id" is the same rule at 3 digits and
+# at 300.
 #
 # ## 2. Randomized positions
 #
-# Ruoss et al. train with positions drawn as a sorted random subset of a range much longer than
-# any training sequence, and evaluate the same way. The model sees every id up to the range
-# during training, in increasing order but with random gaps, so it can only use their order:
+# Ruoss et al. train with positions drawn as a sorted random subset of a range
+# much longer than any training sequence, and evaluate the same way. The model
+# sees every id up to the range during training, in increasing order but with
+# random gaps, so it can only use their order:
 
 # %%
 show_source(sample_sorted_positions)
@@ -122,12 +134,13 @@ print("three sequences of 6 tokens, positions from range(24):")
 print(draw)
 
 # %% [markdown]
-# Every row is increasing, and no id repeats within a row. The library applies the draw to any
-# encoding (`ModelConfig.random_positions`); the `randomized` encoding of week 3 is the
-# sinusoidal one read through it. The stored sort sweep (8 symbols, training lengths $1 \dots 8$,
-# tested to 16, three seeds each, stop rule of week 6) sets it beside its base and beside two
-# encodings that need no remedy in the literature, NoPE and T5's bias (week 6, section 5, draws
-# the curves):
+# Every row is increasing, and no id repeats within a row. The library applies
+# the draw to any encoding (`ModelConfig.random_positions`); the `randomized`
+# encoding of week 3 is the sinusoidal one read through it. The stored sort
+# sweep (8 symbols, training lengths $1 \dots 8$, tested to 16, three seeds
+# each, stop rule of week 6) sets it beside its base and beside two encodings
+# that need no remedy in the literature, NoPE and T5's bias (week 6, section
+# 5, draws the curves):
 
 # %%
 SORT = ["sinusoidal", "randomized", "nope", "t5"]
@@ -135,33 +148,37 @@ print(sweeps.table("sort", SORT))
 print(sweeps.at_lengths("sort", ["sinusoidal", "randomized"], (8, 12, 16)))
 
 # %% [markdown]
-# **What we saw.** All four learned sort in 3 of 3 seeds. The randomized encoding keeps 0.80
-# [0.47, 1.00] of the sorts exactly right over lengths 9…16, its base 0.00 [0.00, 0.01]: the
-# remedy works here in every seed (0.709–0.936 at $n = 12$, 0.395–0.723 at 16), though not
-# without loss. NoPE keeps 0.62 [0.26, 0.98] and T5's bias 0.19 [0.16, 0.22] — an encoding
-# that never saw a large position is not thereby safe from length. Week 6 sets these numbers
-# beside the papers'.
+# **What we saw.** All four learned sort in 3 of 3 seeds. The randomized
+# encoding keeps 0.80 [0.47, 1.00] of the sorts exactly right over lengths
+# 9…16, its base 0.00 [0.00, 0.01]: the remedy works here in every seed
+# (0.709–0.936 at $n = 12$, 0.395–0.723 at 16), though not without loss. NoPE
+# keeps 0.62 [0.26, 0.98] and T5's bias 0.19 [0.16, 0.22] — an encoding that
+# never saw a large position is not thereby safe from length. Week 6 sets
+# these numbers beside the papers'.
 #
 # ## 3. Abacus: a digit's place within its number
 #
-# McLeish et al. give each digit the learned vector of its place within its own number (1, 2,
-# 3, …, counted from the least significant digit in the reversed format), and 0 to every
-# other token. The task computes the places:
+# McLeish et al. give each digit the learned vector of its place within its
+# own number (1, 2, 3, …, counted from the least significant digit in the
+# reversed format), and 0 to every other token. The task computes the places:
 
 # %%
 show_source(digit_places)
 
 # %% [markdown]
-# During training each sequence adds a random offset $k < K$ to its places, so table rows up to
-# $n + K - 1$ are trained by numbers of only $n$ digits; at evaluation there is no offset, and a
-# longer number reads rows that training already reached:
+# During training each sequence adds a random offset $k < K$ to its places, so
+# table rows up to $n + K - 1$ are trained by numbers of only $n$ digits; at
+# evaluation there is no offset, and a longer number reads rows that training
+# already reached:
 
 # %%
 show_source(AbacusEncoding.shifted)
 
 # %%
 abacus = AbacusEncoding(64, 8, max_offset=32, seed=0)
-places = torch.tensor([[1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 4]]).expand(2, -1)  # two sequences, 3-digit operands
+places = torch.tensor([[1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 4]]).expand(
+    2, -1
+)  # two sequences, 3-digit operands
 print("places             ", places[0].tolist())
 for i, rows in enumerate(abacus.train().shifted(places, 2).tolist()):
     print(f"training, row {i}    ", rows)
@@ -169,36 +186,41 @@ for i, rows in enumerate(abacus.eval().shifted(places, 2).tolist()):
     print(f"evaluation, row {i}  ", rows)
 
 # %% [markdown]
-# In training the two sequences read different rows for the same places (each its own offset;
-# non-digits keep row 0); at evaluation they read the places themselves. What Abacus does not
-# give a one-layer model is a way to find *which* operand digit to read: every number's first
-# digit has place 1. McLeish et al. pair it with deeper models (and NoPE or FIRE inside
-# attention). The library has the encoding and the task format (`addition_abacus`), but this
-# book ran no Abacus sweep: a one-layer Abacus model tried on this machine while sizing the
-# work (not a stored run) did not fit 10-digit addition, and the deeper models did not fit the
-# compute of this chapter. The claim stays *not testable here*.
+# In training the two sequences read different rows for the same places (each
+# its own offset; non-digits keep row 0); at evaluation they read the places
+# themselves. What Abacus does not give a one-layer model is a way to find
+# *which* operand digit to read: every number's first digit has place 1.
+# McLeish et al. pair it with deeper models (and NoPE or FIRE inside
+# attention). The library has the encoding and the task format
+# (`addition_abacus`), but this book ran no Abacus sweep: a one-layer Abacus
+# model tried on this machine while sizing the work (not a stored run) did not
+# fit 10-digit addition, and the deeper models did not fit the compute of this
+# chapter. The claim stays *not testable here*.
 #
 # ## 4. Position coupling, read as a relative bias
 #
-# Cho et al. give the digits of one significance in both operands and the answer the same id
-# (figure, bottom row), and feed those ids to a learned absolute table with a random start. The
-# library reads the same ids through a learned bias on their clipped difference, one scalar per
-# head and difference in $-3 \dots 3$:
+# Cho et al. give the digits of one significance in both operands and the
+# answer the same id (figure, bottom row), and feed those ids to a learned
+# absolute table with a random start. The library reads the same ids through a
+# learned bias on their clipped difference, one scalar per head and difference
+# in $-3 \dots 3$:
 #
-# $$\text{score}(i, j) \mathrel{+}= b_h\big[\operatorname{clip}(p_i - p_j, -3, 3)\big]$$
+# $$\text{score}(i, j) \mathrel{+}=
+# b_h\big[\operatorname{clip}(p_i - p_j, -3, 3)\big]$$
 #
-# (the class docstring says why: in runs made on this machine while sizing the work, the
-# absolute table over coupled ids fitted 10 digits and failed at 15, while the bias
-# extrapolated). As a `score_mod`:
+# (the class docstring says why: in runs made on this machine while sizing the
+# work, the absolute table over coupled ids fitted 10 digits and failed at 15,
+# while the bias extrapolated). As a `score_mod`:
 
 # %%
 show_source(CoupledRelativeBias.score_mod)
 
 # %% [markdown]
-# Its defining property: the bias a query adds to a key depends only on their ids' difference,
-# so an answer query in the middle of a 12-digit problem and one in the middle of a 100-digit
-# problem add the same bias to the operand digits one significance above their own. Checked on
-# a bias with random entries:
+# Its defining property: the bias a query adds to a key depends only on their
+# ids' difference, so an answer query in the middle of a 12-digit problem and
+# one in the middle of a 100-digit problem add the same bias to the operand
+# digits one significance above their own. Checked on a bias with random
+# entries:
 
 # %%
 bias = CoupledRelativeBias(4)
@@ -209,241 +231,397 @@ for n in (12, 100):
     batch = task.sample(1, n, torch.Generator().manual_seed(0))
     ids = batch.positions[0]  # (T,) coupled ids of the input tokens
     mod = bias.score_mod(ids, ids)
-    query = int((ids == n // 2 + 1).nonzero()[-1])  # the answer token with id n/2 + 1 (the last one)
-    keys = (ids == n // 2 + 2).nonzero().flatten()[:2]  # the two operand digits one significance up
+    query = int(
+        (ids == n // 2 + 1).nonzero()[-1]
+    )  # the answer token with id n/2 + 1 (the last one)
+    keys = (
+        (ids == n // 2 + 2).nonzero().flatten()[:2]
+    )  # the two operand digits one significance up
     b, h = torch.tensor(0), torch.tensor(1)
     with torch.no_grad():
-        adds = [round(float(mod(torch.tensor(0.0), b, h, torch.tensor(query), k)), 4) for k in keys]
-    print(f"n = {n:>3}: the answer query at index {query} has id {int(ids[query])}; head 1 adds {adds}\n"
-          f"         to the operand digits of id {n // 2 + 2} (indices {keys.tolist()})")  # fmt: skip
+        adds = [
+            round(
+                float(mod(torch.tensor(0.0), b, h, torch.tensor(query), k)), 4
+            )
+            for k in keys
+        ]
+    print(
+        f"n = {n:>3}: the answer query at index {query} has id "
+        f"{int(ids[query])}; head 1 adds {adds}\n"
+        f"         to the operand digits of id {n // 2 + 2} (indices "
+        f"{keys.tolist()})"
+    )
 
 # %% [markdown]
 # ## 5. Adding 100-digit numbers after training on 10
 #
-# The stored sweep `length_addition_coupled` trains this model — one layer, width 128, four
-# heads — on additions of 1…10 digits (least significant digit first, end markers), for 6,000
-# steps, three seeds, and tests it on 512 fresh problems at every length up to 20 digits and at
-# 30, 50, 100 and 200. The stop rule of week 6 records when each run learned 1…10 digits (0.99
-# exact match, three evaluations in a row) but does not end it (`min_steps`; the second table
-# below shows what ending it costs). Beside it, `length_addition_baselines`: the same model,
-# data, optimiser and cap, with the tokens numbered $0 \dots T-1$ and read by the sinusoidal
-# encoding (absolute) or RoPE (relative), stopped by the rule when learned.
+# The stored sweep `length_addition_coupled` trains this model — one layer,
+# width 128, four heads — on additions of 1…10 digits (least significant digit
+# first, end markers), for 6,000 steps, three seeds, and tests it on 512 fresh
+# problems at every length up to 20 digits and at 30, 50, 100 and 200. The
+# stop rule of week 6 records when each run learned 1…10 digits (0.99 exact
+# match, three evaluations in a row) but does not end it (`min_steps`; the
+# second table below shows what ending it costs). Beside it,
+# `length_addition_baselines`: the same model, data, optimiser and cap, with
+# the tokens numbered $0 \dots T-1$ and read by the sinusoidal encoding
+# (absolute) or RoPE (relative), stopped by the rule when learned.
 
 # %%
-ADDITION = {"addition_coupled": ["coupled_bias"], "addition_marked": ["sinusoidal", "rope"]}
+ADDITION = {
+    "addition_coupled": ["coupled_bias"],
+    "addition_marked": ["sinusoidal", "rope"],
+}
 fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
 for task_name, encodings in ADDITION.items():
-    sweeps.plot(ax, task_name, encodings, "addition: trained on 1..10 digits (dashed line)", xscale="log",
-                xlabel="digits per operand n")  # fmt: skip
+    sweeps.plot(
+        ax,
+        task_name,
+        encodings,
+        "addition: trained on 1..10 digits (dashed line)",
+        xscale="log",
+        xlabel="digits per operand n",
+    )
 plt.show()
 for task_name, encodings in ADDITION.items():
     print(sweeps.table(task_name, encodings))
-print(sweeps.at_lengths("addition_coupled", ["coupled_bias"], (10, 20, 50, 100, 200)))
-minutes = [f"{r['train_time_s'] / 60:.1f}" for r in sweeps.completed("addition_coupled")]
-print(f"training minutes per coupled run (one thread each): {', '.join(minutes)}")
+print(
+    sweeps.at_lengths(
+        "addition_coupled", ["coupled_bias"], (10, 20, 50, 100, 200)
+    )
+)
+minutes = [
+    f"{r['train_time_s'] / 60:.1f}"
+    for r in sweeps.completed("addition_coupled")
+]
+print(
+    "training minutes per coupled run (one thread each): "
+    f"{', '.join(minutes)}"
+)
 
 # %% [markdown]
-# **What we saw.** The coupled model learned 1…10-digit addition in 3 of 3 seeds (the stop
-# rule was met at 800, 2,200 and 800 steps) and, trained on to 6,000 steps, adds 20-, 50- and
-# 100-digit numbers at 1.000 exact match in every seed (Wilson lower bound 0.993, 512 problems
-# each); at 200 digits it scores 1.000, 0.900 and 0.908 (lower bounds 0.993, 0.871, 0.880).
-# That is 10× the longest training operand in 3 of 3 seeds, and 20× at 0.900 or better — past
-# the published 5× (McLeish et al.) and 6.7× (Cho et al.), from 20–29 minutes of one CPU thread
-# per run. The baselines, with the same model, data and 6,000 steps, learned the training
-# lengths in none of their six runs (ID 0.28 [0.21, 0.35] for sinusoidal, 0.10 [0.06, 0.14]
-# for RoPE; week 6 prints them per length) and score 0.00 beyond 10 digits. So the comparison
-# is not "extrapolates against does not" but "learns addition at all, with one layer, against
-# does not": coupled ids make the rule local enough for one layer to find it.
+# **What we saw.** The coupled model learned 1…10-digit addition in 3 of 3
+# seeds (the stop rule was met at 800, 2,200 and 800 steps) and, trained on to
+# 6,000 steps, adds 20-, 50- and 100-digit numbers at 1.000 exact match in
+# every seed (Wilson lower bound 0.993, 512 problems each); at 200 digits it
+# scores 1.000, 0.900 and 0.908 (lower bounds 0.993, 0.871, 0.880). That is
+# 10× the longest training operand in 3 of 3 seeds, and 20× at 0.900 or better
+# — past the published 5× (McLeish et al.) and 6.7× (Cho et al.), from 20–29
+# minutes of one CPU thread per run. The baselines, with the same model, data
+# and 6,000 steps, learned the training lengths in none of their six runs (ID
+# 0.28 [0.21, 0.35] for sinusoidal, 0.10 [0.06, 0.14] for RoPE; week 6 prints
+# them per length) and score 0.00 beyond 10 digits. So the comparison is not
+# "extrapolates against does not" but "learns addition at all, with one layer,
+# against does not": coupled ids make the rule local enough for one layer to
+# find it.
 #
-# The first version of this sweep let the stop rule end each run as soon as 1…10 digits were
-# learned (the same config without `min_steps`, evaluated to 100 digits; stored beside the
-# other as `length_addition_stopped_*`):
+# The first version of this sweep let the stop rule end each run as soon as
+# 1…10 digits were learned (the same config without `min_steps`, evaluated to
+# 100 digits; stored beside the other as `length_addition_stopped_*`):
 
 # %%
 stopped = StoredSweeps("length_addition_stopped_")
 print(stopped.at_lengths("addition_coupled", ["coupled_bias"], (20, 50, 100)))
-print("steps trained (the rule ended each run when it was met):",
-      ", ".join(str(r["steps_to_learn"]) for r in stopped.completed("addition_coupled")))  # fmt: skip
+print(
+    "steps trained (the rule ended each run when it was met):",
+    ", ".join(
+        str(r["steps_to_learn"])
+        for r in stopped.completed("addition_coupled")
+    ),
+)
 
 # %% [markdown]
-# **What we saw.** The same models, the same data, the same first 800–2,200 steps: stopped
-# there, they add 20-digit numbers (0.980–1.000) but 50-digit ones only at 0.719–0.996, and
-# 100-digit ones at 0.246, 0.074 and 0.000. Trained on to 6,000 steps, every seed is at 1.000
-# at 100 digits. "Learned at the training lengths" is where the rule is learned well enough for
-# 2×, not for 10×; section 7 shows what the extra training changes inside.
+# **What we saw.** The same models, the same data, the same first 800–2,200
+# steps: stopped there, they add 20-digit numbers (0.980–1.000) but 50-digit
+# ones only at 0.719–0.996, and 100-digit ones at 0.246, 0.074 and 0.000.
+# Trained on to 6,000 steps, every seed is at 1.000 at 100 digits. "Learned at
+# the training lengths" is where the rule is learned well enough for 2×, not
+# for 10×; section 7 shows what the extra training changes inside.
 #
 # ## 6. A slice, live
 #
-# The sweep's runs take minutes each. This cell trains one model of the same kind live, seed
-# 0, for 1,200 steps instead of 6,000 (the schedule compressed to match), and tests it at 10,
-# 20 and 50 digits on 256 problems each. It goes through the same code as the sweep: the
-# shipped config, `lab.expand_grid`, `lab.run`.
+# The sweep's runs take minutes each. This cell trains one model of the same
+# kind live, seed 0, for 1,200 steps instead of 6,000 (the schedule compressed
+# to match), and tests it at 10, 20 and 50 digits on 256 problems each. It
+# goes through the same code as the sweep: the shipped config,
+# `lab.expand_grid`, `lab.run`.
 
 # %% tags=["nbval-ignore-output"]
-config = lab.ExperimentConfig.from_file(CONFIG_DIR / "length_addition_coupled.yaml")
+config = lab.ExperimentConfig.from_file(
+    CONFIG_DIR / "length_addition_coupled.yaml"
+)
 (point,) = [p for p in lab.expand_grid(config) if p.seed == 0]
-point.train |= {"steps": 1200, "warmup_steps": 36, "min_steps": 0, "stop_accuracy": None, "eval_every": 0,
-                "eval_batches": 1, "checkpoint_every": 0}  # fmt: skip
+point.train |= {
+    "steps": 1200,
+    "warmup_steps": 36,
+    "min_steps": 0,
+    "stop_accuracy": None,
+    "eval_every": 0,
+    "eval_batches": 1,
+    "checkpoint_every": 0,
+}
 point.eval_lengths = [20, 50]
 live = lab.run(point, Path(tempfile.mkdtemp(prefix="week6b_")))
-print(f"trained in {yaml.safe_load((live / 'report.json').read_text())['train_time_s'] / 60:.1f} min")
+print(
+    "trained in "
+    + format(
+        yaml.safe_load((live / "report.json").read_text())["train_time_s"]
+        / 60,
+        ".1f",
+    )
+    + " min"
+)
 
 # %%
 report = yaml.safe_load((live / "report.json").read_text())
-print("live run, seed 0, 1,200 steps: exact match on 256 problems [Wilson 95%]")
+print(
+    "live run, seed 0, 1,200 steps: exact match on 256 problems [Wilson 95%]"
+)
 for n, row in report["per_length"].items():
-    print(f"  n = {n:>3}: {row['exact_match']:.3f}  [{row['exact_match_lo']:.3f}, {row['exact_match_hi']:.3f}]")
+    print(
+        f"  n = {n:>3}: {row['exact_match']:.3f}  "
+        f"[{row['exact_match_lo']:.3f}, {row['exact_match_hi']:.3f}]"
+    )
 
 # %% [markdown]
-# **What we saw.** A fifth of the sweep's training gives a model that adds 10- and 20-digit
-# numbers without a mistake on 256 problems each and 0.988 [0.966, 0.996] of the 50-digit
-# ones, from a couple of minutes on one CPU thread. One seed and one short run: section 7 shows
-# where it falls short of the stored 6,000-step model.
+# **What we saw.** A fifth of the sweep's training gives a model that adds 10-
+# and 20-digit numbers without a mistake on 256 problems each and 0.988
+# [0.966, 0.996] of the 50-digit ones, from a couple of minutes on one CPU
+# thread. One seed and one short run: section 7 shows where it falls short of
+# the stored 6,000-step model.
 #
 # ## 7. The mechanism: an answer digit reads its own significance
 #
-# A stored model (seed 0 of the sweep, 6,000 steps; `annotated/data/addition_coupled.pt` and
-# its provenance) lets us look inside without training. For each answer query, group its
-# attention by the difference of coupled ids $p_q - p_k$. The query at answer digit
-# $c_{s-1}$ (id $s$) predicts $c_s$: it needs the operand digits of significance $s$ (id
-# $s + 1$, difference $-1$) and, for the carry, those of $s - 1$ (id $s$, difference 0).
+# A stored model (seed 0 of the sweep, 6,000 steps;
+# `annotated/data/addition_coupled.pt` and its provenance) lets us look inside
+# without training. For each answer query, group its attention by the
+# difference of coupled ids $p_q - p_k$. The query at answer digit $c_{s-1}$
+# (id $s$) predicts $c_s$: it needs the operand digits of significance $s$ (id
+# $s + 1$, difference $-1$) and, for the carry, those of $s - 1$ (id $s$,
+# difference 0).
 
 # %%
 stored = load_model(DATA / "addition_coupled.pt").eval()
-provenance = yaml.safe_load((DATA / "addition_coupled_provenance.yaml").read_text())
+provenance = yaml.safe_load(
+    (DATA / "addition_coupled_provenance.yaml").read_text()
+)
 task = get_task("addition_coupled")
 
 
 def attention_by_role(model, n, problems=256):
-    """Mean attention of the answer queries, split by key: operand digits whose coupled id differs
-    from the query's by −1 or 0, other operand tokens, and the rest ("=" and the answer so far): (H, 4)."""
-    batch = task.sample(problems, n, torch.Generator().manual_seed(1), split="val")
+    """Mean attention of the answer queries, split by key: operand digits
+    whose coupled id differs from the query's by −1 or 0, other operand
+    tokens, and the rest ("=" and the answer so far): (H, 4)."""
+    batch = task.sample(
+        problems, n, torch.Generator().manual_seed(1), split="val"
+    )
     with torch.no_grad():
-        out = model(batch.inputs, positions=batch.positions, need_weights=True)
+        out = model(
+            batch.inputs, positions=batch.positions, need_weights=True
+        )
     weights = out.attentions[0]  # (B, H, T, T): the one layer
     ids = batch.positions[0]  # (T,): every row has the same ids
-    answer = batch.target_mask[0].nonzero().flatten()  # the queries that predict answer tokens and EOS
-    operand = torch.arange(len(ids)) < task.prompt_len(n)  # (Tk,): the two operands and "+"
+    answer = (
+        batch.target_mask[0].nonzero().flatten()
+    )  # the queries that predict answer tokens and EOS
+    operand = torch.arange(len(ids)) < task.prompt_len(
+        n
+    )  # (Tk,): the two operands and "+"
     difference = ids[answer, None] - ids[None, :]  # (Tq, Tk): p_q − p_k
-    keys = [operand & (difference == -1), operand & (difference == 0), operand & (difference.abs() > 0)
-            & (difference != -1), ~operand.expand_as(difference)]  # fmt: skip
-    mass = torch.stack([(weights[:, :, answer] * k).sum(-1).mean((0, 2)) for k in keys], dim=1)  # (H, 4)
-    right = (out.logits.argmax(-1) == batch.targets)[:, answer].all(-1).float().mean()
+    keys = [
+        operand & (difference == -1),
+        operand & (difference == 0),
+        operand & (difference.abs() > 0) & (difference != -1),
+        ~operand.expand_as(difference),
+    ]
+    mass = torch.stack(
+        [(weights[:, :, answer] * k).sum(-1).mean((0, 2)) for k in keys],
+        dim=1,
+    )  # (H, 4)
+    right = (
+        (out.logits.argmax(-1) == batch.targets)[:, answer]
+        .all(-1)
+        .float()
+        .mean()
+    )
     return mass, float(right)
 
 
 def role_table(model, lengths=(10, 50, 100)):
     """attention_by_role at each length, as one table (one printed block)."""
-    lines = [f"{'':<9}{'head':<6}{'−1':>7}{'0':>7}{'other':>7}{'rest':>7}   exact match"]
+    lines = [
+        f"{'':<9}{'head':<6}{'−1':>7}{'0':>7}{'other':>7}{'rest':>7}"
+        "   exact match"
+    ]
     for n in lengths:
         mass, right = attention_by_role(model, n)
         for h in range(mass.shape[0]):
             tail = f"{right:>13.3f}" if h == 0 else ""
-            lines.append(f"{f'n = {n}':<9}{h:<6}" + "".join(f"{m:>7.2f}" for m in mass[h].tolist()) + tail)
+            lines.append(
+                f"{f'n = {n}':<9}{h:<6}"
+                + "".join(f"{m:>7.2f}" for m in mass[h].tolist())
+                + tail
+            )
     return "\n".join(lines)
 
 
-print(textwrap.fill(provenance["what"], 78) + "\n\n" + "answer queries' attention (mean of 256 problems) on operand digits at\n"
-      "p_q − p_k = −1 (the significance being written), 0 (the one below: the carry),\n"
-      "other operand tokens, and the rest (= and the answer so far)\n" + role_table(stored))  # fmt: skip
+print(
+    textwrap.fill(provenance["what"], 78)
+    + "\n\n"
+    + "answer queries' attention (mean of 256 problems) on operand digits "
+    "at\n"
+    "p_q − p_k = −1 (the significance being written), "
+    "0 (the one below: the carry),\n"
+    "other operand tokens, and the rest (= and the answer so far)\n"
+    + role_table(stored)
+)
 
 # %% [markdown]
-# **What we saw.** The model splits the work between heads. Head 3 puts 1.00 of its weight (at
-# 10 digits; 0.99 at 50 and 100) on the operand digits of the significance being written
-# (difference −1); head 0 puts 0.79–0.81 on the operand digits one place below, where the carry
-# comes from, and most of its remaining weight on the answer so far. Heads 1 and 2 spread
-# theirs more widely. The pattern does not change with length: at 100 digits, ten times the
-# longest operand seen in training, the two heads read the same places as at 10, and all 256
-# problems are right. This is what coupling buys: "one significance up" is the same bias entry
-# at every length, and the exercise {ref}`ex-09-carry` shows that these two places are all a
-# digit needs.
+# **What we saw.** The model splits the work between heads. Head 3 puts 1.00
+# of its weight (at 10 digits; 0.99 at 50 and 100) on the operand digits of
+# the significance being written (difference −1); head 0 puts 0.79–0.81 on the
+# operand digits one place below, where the carry comes from, and most of its
+# remaining weight on the answer so far. Heads 1 and 2 spread theirs more
+# widely. The pattern does not change with length: at 100 digits, ten times
+# the longest operand seen in training, the two heads read the same places as
+# at 10, and all 256 problems are right. This is what coupling buys: "one
+# significance up" is the same bias entry at every length, and the exercise
+# {ref}`ex-09-carry` shows that these two places are all a digit needs.
 #
-# The live model of section 6 was trained for 1,200 steps instead of 6,000. The same
-# measurement on it:
+# The live model of section 6 was trained for 1,200 steps instead of 6,000.
+# The same measurement on it:
 
 # %%
 short = load_model(live / "model.pt").eval()
 print("the live model (1,200 steps)\n" + role_table(short))
 
 # %% [markdown]
-# **What we saw.** The short-trained model found the same two roles in other heads (heads 0
-# and 3 read the significance being written, head 2 the one below), but they blur as the
-# numbers grow: at 100 digits the three keep 0.68, 0.89 and 0.64 of their weight where it
-# belongs (0.85, 0.95 and 0.79 at 10 digits), more goes to other operand digits, and exact
-# match falls to 0.215. The stored model, trained five times longer, keeps its weight in place
-# at every length tested. One model of each, so this is a reading, not a law: the training
-# after the stop rule's "learned" sharpens the attention that extrapolation depends on, which
-# is why the sweep trains on to 6,000 steps.
+# **What we saw.** The short-trained model found the same two roles in other
+# heads (heads 0 and 3 read the significance being written, head 2 the one
+# below), but they blur as the numbers grow: at 100 digits the three keep
+# 0.68, 0.89 and 0.64 of their weight where it belongs (0.85, 0.95 and 0.79 at
+# 10 digits), more goes to other operand digits, and exact match falls to
+# 0.215. The stored model, trained five times longer, keeps its weight in
+# place at every length tested. One model of each, so this is a reading, not a
+# law: the training after the stop rule's "learned" sharpens the attention
+# that extrapolation depends on, which is why the sweep trains on to 6,000
+# steps.
 #
-# One 7-digit problem, drawn for the two heads with the clearest roles in the table above: the
-# answer queries (rows) against the prompt (columns), each labelled `token·coupled id`.
+# One 7-digit problem, drawn for the two heads with the clearest roles in the
+# table above: the answer queries (rows) against the prompt (columns), each
+# labelled `token·coupled id`.
 
 # %%
 roles, _ = attention_by_role(stored, 10)
-heads = {"significance head": int(roles[:, 0].argmax()), "carry head": int(roles[:, 1].argmax())}
+heads = {
+    "significance head": int(roles[:, 0].argmax()),
+    "carry head": int(roles[:, 1].argmax()),
+}
 example = task.sample(1, 7, torch.Generator().manual_seed(3), split="val")
 with torch.no_grad():
-    weights = stored(example.inputs, positions=example.positions, need_weights=True).attentions[0][0]  # (H, T, T)
+    weights = stored(
+        example.inputs, positions=example.positions, need_weights=True
+    ).attentions[0][0]  # (H, T, T)
 names = [task.token_names[t] for t in example.inputs[0].tolist()]
 answer = example.target_mask[0].nonzero().flatten()
 prompt_len = task.prompt_len(7) + 1  # the operands, "+" and "="
-labels = [f"{name}·{int(i)}" for name, i in zip(names, example.positions[0])]  # token · coupled id
+labels = [
+    f"{name}·{int(i)}" for name, i in zip(names, example.positions[0])
+]  # token · coupled id
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
 for ax, (role, h) in zip(axes, heads.items()):
-    viz.attention_heatmap(weights[h][answer][:, :prompt_len], ax, query_labels=[labels[i] for i in answer],
-                          key_labels=labels[:prompt_len], colorbar=False, title=f"head {h}, the {role}")  # fmt: skip
+    viz.attention_heatmap(
+        weights[h][answer][:, :prompt_len],
+        ax,
+        query_labels=[labels[i] for i in answer],
+        key_labels=labels[:prompt_len],
+        colorbar=False,
+        title=f"head {h}, the {role}",
+    )
 plt.show()
 
 # %% [markdown]
-# Each answer query of the significance head splits its weight, about half each, between the
-# two operand digits whose id is one above its own: the query `=·0` reads `6·1` and `5·1`, the
-# digits it is about to add. The carry head reads the two digits of the query's own id, the
-# pair that produced the digit just written (and whose sum decides the carry); `=·0`, with no
-# digit below it, reads `+·0` and itself. Two diagonals per head, one per operand, at any length.
+# Each answer query of the significance head splits its weight, about half
+# each, between the two operand digits whose id is one above its own: the
+# query `=·0` reads `6·1` and `5·1`, the digits it is about to add. The carry
+# head reads the two digits of the query's own id, the pair that produced the
+# digit just written (and whose sum decides the carry); `=·0`, with no digit
+# below it, reads `+·0` and itself. Two diagonals per head, one per operand,
+# at any length.
 #
 # ## 8. The addition claims
 #
-# Judged by the rules of week 6 (`annotated.analysis.claims`), on the stored sweeps above; OOD is the
-# mean exact match at the lengths named.
+# Judged by the rules of week 6 (`annotated.analysis.claims`), on the stored
+# sweeps above; OOD is the mean exact match at the lengths named.
 
 # %%
 results = {}
 for digits in (50, 100):
-    results[f"coupled@{digits}"] = sweeps.per_seed("addition_coupled", beyond=digits - 1, upto=digits)
+    results[f"coupled@{digits}"] = sweeps.per_seed(
+        "addition_coupled", beyond=digits - 1, upto=digits
+    )
 results["baselines"] = sweeps.per_seed("addition_marked", beyond=10, upto=20)
 baseline_runs = sweeps.completed("addition_marked")
 learned = f"{sum(r['learned'] for r in baseline_runs)}/{len(baseline_runs)}"
 ADDITION_CLAIMS = [
-    Claim("McLeish et al. 2024", "absolute and relative encodings fail beyond the training digits; ours: "
-          f"sinusoidal and RoPE, 11..20 digits (runs that learned 1..10: {learned})", "baselines",
-          value={"sinusoidal": 0.0, "rope": 0.0}),  # fmt: skip
-    Claim("Cho et al. 2024", "coupling, 1 layer, 1..30 -> 200 digits (6.7x), read as >= 0.95; ours 1..10 -> 50",
-          "coupled@50", value={"coupled_bias": 0.95}),  # fmt: skip
-    Claim("McLeish et al. 2024", "5x the training digits at 0.99 (Abacus, 20 -> 100, on GPUs); ours: coupling, "
-          "1..10 -> 100 digits (10x)", "coupled@100", value={"coupled_bias": 0.99}),  # fmt: skip
+    Claim(
+        "McLeish et al. 2024",
+        "absolute and relative encodings fail beyond the training "
+        "digits; ours: "
+        "sinusoidal and RoPE, "
+        f"11..20 digits (runs that learned 1..10: {learned})",
+        "baselines",
+        value={"sinusoidal": 0.0, "rope": 0.0},
+    ),  # fmt: skip
+    Claim(
+        "Cho et al. 2024",
+        "coupling, 1 layer, 1..30 -> 200 digits (6.7x), read as >= 0.95; "
+        "ours 1..10 -> 50",
+        "coupled@50",
+        value={"coupled_bias": 0.95},
+    ),  # fmt: skip
+    Claim(
+        "McLeish et al. 2024",
+        "5x the training digits at 0.99 (Abacus, 20 -> 100, on GPUs); "
+        "ours: coupling, "
+        "1..10 -> 100 digits (10x)",
+        "coupled@100",
+        value={"coupled_bias": 0.99},
+    ),  # fmt: skip
 ]
 for i, row in enumerate(claims_table(ADDITION_CLAIMS, results), 1):
-    lines = [f"{row['paper']}: {row['setting']}", f"published: {row['published']}", f"ours: {row['ours']}",
-             f"verdict: {row['verdict'].upper()}" + (f" — {row['why']}" if row["why"] else "")]  # fmt: skip
-    print(f"{i}. " + "\n   ".join(textwrap.fill(line, 74, subsequent_indent="  ") for line in lines))
+    lines = [
+        f"{row['paper']}: {row['setting']}",
+        f"published: {row['published']}",
+        f"ours: {row['ours']}",
+        f"verdict: {row['verdict'].upper()}"
+        + (f" — {row['why']}" if row["why"] else ""),
+    ]
+    print(
+        f"{i}. "
+        + "\n   ".join(
+            textwrap.fill(line, 74, subsequent_indent="  ") for line in lines
+        )
+    )
 
 # %% [markdown]
-# **What we saw.** Rows 2 and 3 are reproduced by the rule: coupling carries training on
-# 1…10 digits to 50 digits and to 100 at 1.00 [1.00, 1.00] — a larger ratio than either paper
-# reports, with a different method from McLeish et al.'s Abacus in row 3. Row 1 is reproduced
-# only to the letter: the baselines score 0.00 beyond 10 digits, as published, but they did not
-# learn 1…10 digits either (0 of 6 runs), so this sweep cannot say whether they would fail
-# beyond the training lengths once they had learned them. Abacus stays not testable here
-# (section 3); week 6's table holds the other claims.
+# **What we saw.** Rows 2 and 3 are reproduced by the rule: coupling carries
+# training on 1…10 digits to 50 digits and to 100 at 1.00 [1.00, 1.00] — a
+# larger ratio than either paper reports, with a different method from McLeish
+# et al.'s Abacus in row 3. Row 1 is reproduced only to the letter: the
+# baselines score 0.00 beyond 10 digits, as published, but they did not learn
+# 1…10 digits either (0 of 6 runs), so this sweep cannot say whether they
+# would fail beyond the training lengths once they had learned them. Abacus
+# stays not testable here (section 3); week 6's table holds the other claims.
 #
 # ## Exercises
 #
 # ```{exercise}
 # :label: ex-09-carry
-# Section 7 says the query that predicts answer digit $c_s$ needs the operand digits of
-# significance $s$ and $s - 1$. Show that, with the previous answer digit $c_{s-1}$ as the
-# query's own token, these are enough to compute $c_s$ exactly: the carry into $s$ is 1 exactly
-# when $c_{s-1} < a_{s-1} + b_{s-1}$. Check the rule on 10,000 random additions.
+# Section 7 says the query that predicts answer digit $c_s$ needs the operand
+# digits of significance $s$ and $s - 1$. Show that, with the previous answer
+# digit $c_{s-1}$ as the query's own token, these are enough to compute $c_s$
+# exactly: the carry into $s$ is 1 exactly when $c_{s-1} < a_{s-1} + b_{s-1}$.
+# Check the rule on 10,000 random additions.
 # ```
 #
 # ```{solution-start} ex-09-carry
@@ -458,24 +636,27 @@ for s in range(12):
     column = a[:, s] + b[:, s] + carry
     c = column % 10
     carry_next = column // 10
-    wrong += int(((c < a[:, s] + b[:, s]).long() != carry_next).sum())  # the rule, from c_s, a_s, b_s alone
+    wrong += int(
+        ((c < a[:, s] + b[:, s]).long() != carry_next).sum()
+    )  # the rule, from c_s, a_s, b_s alone
     carry = carry_next
 print(f"carries predicted wrongly by the rule: {wrong} of {10_000 * 12}")
 
 # %% [markdown]
-# The rule holds on every column: without an incoming carry $c = a + b$ (or $a + b - 10$ with
-# a carry out, which is then less than $a + b$); with one, $c = a + b + 1$ or $a + b - 9$, and
-# again the carry out is 1 exactly when $c < a + b$. So one attention layer that reads two
-# significances suffices, whatever the length — which is why one layer can extrapolate here.
+# The rule holds on every column: without an incoming carry $c = a + b$ (or
+# $a + b - 10$ with a carry out, which is then less than $a + b$); with one,
+# $c = a + b + 1$ or $a + b - 9$, and again the carry out is 1 exactly when
+# $c < a + b$. So one attention layer that reads two significances suffices,
+# whatever the length — which is why one layer can extrapolate here.
 #
 # ```{solution-end}
 # ```
 #
 # ```{exercise}
 # :label: ex-09-ids
-# Give `ReversedAdditionTask(end_marker=False)` coupled ids for `472 + 351` and compare them
-# with the end-marked ids of the figure. Which tokens lose a key of their own significance
-# without the marker?
+# Give `ReversedAdditionTask(end_marker=False)` coupled ids for `472 + 351`
+# and compare them with the end-marked ids of the figure. Which tokens lose a
+# key of their own significance without the marker?
 # ```
 #
 # ```{solution-start} ex-09-ids
@@ -484,37 +665,60 @@ print(f"carries predicted wrongly by the rule: {wrong} of {10_000 * 12}")
 
 # %%
 plain = ReversedAdditionTask(end_marker=False, position_ids="coupled")
-s = torch.tensor([[2, 7, 4, plain.token_id("+"), 1, 5, 3, plain.token_id("="), 3, 2, 8, 0, plain.token_id("EOS")]])
+s = torch.tensor(
+    [
+        [
+            2,
+            7,
+            4,
+            plain.token_id("+"),
+            1,
+            5,
+            3,
+            plain.token_id("="),
+            3,
+            2,
+            8,
+            0,
+            plain.token_id("EOS"),
+        ]
+    ]
+)
 print(" ".join(plain.token_names[t] for t in s[0].tolist()))
 print(" ".join(str(i) for i in plain.ids(s)[0].tolist()))
 
 # %% [markdown]
-# Without the marker the operands stop at id 3, while the answer's carry-out digit has id 4 and
-# `EOS` id 5: no prompt token carries their significance, so their queries have nothing at
-# difference $-1$ to read, and must spread their weight over far keys. With the marker, the
-# padded `0` (id 4) and `$` (id 5) give them one.
+# Without the marker the operands stop at id 3, while the answer's carry-out
+# digit has id 4 and `EOS` id 5: no prompt token carries their significance,
+# so their queries have nothing at difference $-1$ to read, and must spread
+# their weight over far keys. With the marker, the padded `0` (id 4) and `$`
+# (id 5) give them one.
 #
 # ```{solution-end}
 # ```
 #
 # ## Summary
 #
-# * A model trained on lengths $1 \dots L$ meets new position ids, or new offsets, at $2L$. The
-#   remedies change what is new: randomized positions make large ids familiar; Abacus and
-#   coupling number digits by their place, so longer numbers reuse the ids that mattered.
-# * Randomized positions on sort (3 seeds each): 0.80 [0.47, 1.00] exact match over 9…16
-#   against 0.00 [0.00, 0.01] for the sinusoidal base; NoPE 0.62 [0.26, 0.98], T5's bias 0.19
-#   [0.16, 0.22].
-# * Abacus is in the library with its offset shown on the page; no Abacus sweep was run (a
-#   one-layer Abacus model did not fit 10 digits when this work was sized).
-# * Coupling read as a relative bias, one layer, trained on 1…10 digits for 6,000 steps: 1.000
-#   exact match at 20, 50 and 100 digits in 3 of 3 seeds, 0.900–1.000 at 200. Stopped as soon
-#   as the training lengths were learned (800–2,200 steps), the same models scored 0.000–0.246
-#   at 100 digits. The baselines with the same budget never learned 1…10 digits (0 of 6 runs).
-# * Inside the stored model one head puts 0.99–1.00 of its weight on the operand digits of the
-#   significance being written and another 0.79–0.81 on those one place below, at 10, 50 and
-#   100 digits alike. A model trained 1,200 steps has the same roles, but at 100 digits they
-#   blur (0.68, 0.89 and 0.64 where 0.85, 0.95 and 0.79 at 10) and its exact match falls to
+# * A model trained on lengths $1 \dots L$ meets new position ids, or new
+#   offsets, at $2L$. The remedies change what is new: randomized positions
+#   make large ids familiar; Abacus and coupling number digits by their place,
+#   so longer numbers reuse the ids that mattered.
+# * Randomized positions on sort (3 seeds each): 0.80 [0.47, 1.00] exact match
+#   over 9…16 against 0.00 [0.00, 0.01] for the sinusoidal base; NoPE 0.62
+#   [0.26, 0.98], T5's bias 0.19 [0.16, 0.22].
+# * Abacus is in the library with its offset shown on the page; no Abacus
+#   sweep was run (a one-layer Abacus model did not fit 10 digits when this
+#   work was sized).
+# * Coupling read as a relative bias, one layer, trained on 1…10 digits for
+#   6,000 steps: 1.000 exact match at 20, 50 and 100 digits in 3 of 3 seeds,
+#   0.900–1.000 at 200. Stopped as soon as the training lengths were learned
+#   (800–2,200 steps), the same models scored 0.000–0.246 at 100 digits. The
+#   baselines with the same budget never learned 1…10 digits (0 of 6 runs).
+# * Inside the stored model one head puts 0.99–1.00 of its weight on the
+#   operand digits of the significance being written and another 0.79–0.81 on
+#   those one place below, at 10, 50 and 100 digits alike. A model trained
+#   1,200 steps has the same roles, but at 100 digits they blur (0.68, 0.89
+#   and 0.64 where 0.85, 0.95 and 0.79 at 10) and its exact match falls to
 #   0.215 — one model of each, a reading rather than a law.
-# * Two significances are all a digit needs: the carry rule of {ref}`ex-09-carry` holds on
-#   120,000 random columns without exception.
+# * Two significances are all a digit needs: the carry rule of
+#   {ref}`ex-09-carry` holds on 120,000 random columns without exception.
