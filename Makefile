@@ -79,7 +79,8 @@ browser-deps:
 # Open every page of the built book (make book-strict first) in headless Chromium at 1280 and 390 px, with the
 # network blocked; screenshots in _build/screenshots/{1280,390}. Then the tests that read the built pages:
 # each chapter shows the library source it teaches, the API reference has every public name.
-# Output blocks wider than the text column and figures shrunk more than 2x fail it too;
+# Output blocks and code lines (code cells, show_source listings, code blocks; folded ones unfolded) wider than
+# the text column at 1280 px, and figures shrunk more than 2x, fail it too;
 # `make check-site CHECK_SITE_FLAGS=--presentation=report` lists them without failing (while editing a chapter).
 CHECK_SITE_FLAGS ?=
 check-site: $(STAMP) browser-deps

@@ -299,8 +299,8 @@ print(
 # ```bash
 # OMP_NUM_THREADS=1 python -m annotated train --task tiny_shakespeare \
 #     --name shakespeare_nanogpt --positional learned --train-length 64 \
-#     --layers 4 --heads 4 --d-model 128 --dropout 0 --no-bias \
-#     --batch-size 12 --steps 2000 --lr 1e-3 --warmup 100 \
+#     --n-layers 4 --n-heads 4 --d-model 128 --dropout 0 --no-bias \
+#     --batch-size 12 --steps 2000 --lr 1e-3 --warmup-steps 100 \
 #     --min-lr-ratio 0.1 --weight-decay 0.1 --betas 0.9 0.99 \
 #     --grad-clip 1.0 --eval-every 250 --eval-batches 20 --device cpu
 # ```
@@ -689,11 +689,11 @@ plt.show()
 # ```bash
 # for pe in sinusoidal rope alibi nope; do
 #   python -m annotated train --task tiny_shakespeare \
-#       --name shakespeare_$pe --pe $pe --train-length 64 \
-#       --eval-lengths 128 256 --layers 4 --heads 4 --d-model 128 \
-#       --dropout 0 --batch-size 12 --steps 2000 --lr 1e-3 --warmup 100 \
-#       --min-lr-ratio 0.1 --weight-decay 0.1 --eval-every 250 \
-#       --eval-batches 20
+#       --name shakespeare_$pe --positional $pe --train-length 64 \
+#       --eval-lengths 128 256 --n-layers 4 --n-heads 4 --d-model 128 \
+#       --dropout 0 --batch-size 12 --steps 2000 --lr 1e-3 \
+#       --warmup-steps 100 --min-lr-ratio 0.1 --weight-decay 0.1 \
+#       --eval-every 250 --eval-batches 20
 # done
 # ```
 #

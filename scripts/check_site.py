@@ -17,9 +17,13 @@ Playwright in a desktop (1280 px) and a phone (390 px) window, and fails on
 - math left as raw TeX (a page with formulas where MathJax rendered none);
 - prose that overflows sideways: the page wider than the window, or a paragraph, list
   item or heading wider than its column, in either window;
-- at 1280 px, output blocks that need sideways scrolling (code listings may scroll, as
-  code cells do), one cell's printed output split into several blocks, and figures shown
-  at less than half the width they were drawn at (their labels become unreadable);
+- at 1280 px, output blocks that need sideways scrolling, one cell's printed output split
+  into several blocks, and figures shown at less than half the width they were drawn at
+  (their labels become unreadable);
+- at 1280 px, code with a line wider than its column: code cells, the library source a
+  chapter shows with ``show_source`` (an IPython ``Code`` output), and code blocks in the
+  text (fenced code, literal blocks of docstrings) — folded code (a hidden input, a
+  solution) unfolded for the measurement, since a reader unfolds it;
 - chapters of ``_toc.yml`` that have no page.
 
 Full-page screenshots are kept under ``_build/screenshots/<width>/<page>.png``.
@@ -31,7 +35,7 @@ check is skipped with a notice and exits 0. Usage::
                                  [--only 'notebooks/05*'] [--presentation {fail,report}]
 
 ``--only`` checks some pages (a quick look while editing a chapter); ``--presentation report``
-lists wide output blocks and shrunk figures without failing on them.
+lists wide output blocks, wide code and shrunk figures without failing on them.
 """
 
 from __future__ import annotations
@@ -76,15 +80,18 @@ SKIPPED_PAGES = {"genindex.html", "search.html", "py-modindex.html"}
 PAGE_TIMEOUT_MS = 30_000
 # Presentation problems, which `--presentation report` lists without failing (while chapters are reflowed).
 WIDE_OUTPUT = "output block needs sideways scrolling"
+WIDE_CODE = "code wider than its column"
 SHRUNK_FIGURE = "figure shrunk"
-PRESENTATION = (WIDE_OUTPUT, SHRUNK_FIGURE)
+PRESENTATION = (WIDE_OUTPUT, WIDE_CODE, SHRUNK_FIGURE)
 # A figure drawn at 100 dpi and shown at less than half its width puts 10-pt labels under 7 px.
 MAX_SHRINK = 2.0
 # Script errors of the pinned book tool chain that are harmless and cannot be fixed by
 # configuration: listed with their upstream issue, never failed. Keep each pattern narrow.
 KNOWN_UPSTREAM_ERRORS = [
     (
-        re.compile(r"uncaught script error: Identifier '(THEBE_JS_URL|thebe_selector\w*)' has already been declared"),
+        re.compile(
+            r"uncaught script error: Identifier '(THEBE_JS_URL|thebe_selector\w*)' has already been declared"
+        ),
         "Sphinx 7.x writes inline scripts added by extensions twice (sphinx-doc/sphinx#13402, fixed in "
         "Sphinx 8.2, but jupyter-book 1.x needs Sphinx 7); the first declaration stands",
     ),
@@ -115,8 +122,15 @@ MATH_JS = """async () => {
 }"""
 # What a reader would scroll sideways. Prose: paragraphs, list items, headings... outside code
 # and outputs, measured against the nearest scrolling box around them (else the text column).
-# Outputs: the <pre> of each cell output (highlighted code listings scroll like code cells), and
-# the number of printed blocks that follow one another inside one cell's output.
+# Outputs: the <pre> of each cell's printed output (an HTML output's <pre> is a code listing,
+# measured with the code), and the number of printed blocks that follow one another inside one
+# cell's output.
+# Code: the <pre> of each code cell (.cell_input), of each code listing a cell outputs as HTML
+# (show_source's IPython Code: .output.text_html) and of each other highlighted block (fenced
+# code, docstring literal blocks), measured as the outputs are (scrollWidth against the width
+# shown), with folded code (<details>, sphinx-togglebutton's .toggle-hidden) unfolded while it is
+# measured, then folded again. A probe of 100 digits in the block's font says how many
+# characters the column fits.
 LAYOUT_JS = """() => {
   const article = document.querySelector("article.bd-article") || document.querySelector("main") || document.body;
   const column = article.getBoundingClientRect();
@@ -156,6 +170,45 @@ LAYOUT_JS = """() => {
     }
     if (most > 1) split.push({blocks: most, text: text(first)});
   }
+  const wideCode = [];
+  const closed = [...article.querySelectorAll("details:not([open])")];
+  const hidden = [...article.querySelectorAll(".toggle-hidden")];
+  closed.forEach((el) => { el.open = true; });
+  hidden.forEach((el) => el.classList.remove("toggle-hidden"));
+  try {
+    const blocks = ".cell_input pre, .cell_output .output.text_html pre, .highlight pre";
+    for (const pre of article.querySelectorAll(blocks)) {
+      const kind = pre.closest(".cell_input") ? "code cell"
+        : pre.closest(".cell_output") ? (pre.closest(".output.text_html") ? "library source" : null)
+        : "code block";
+      if (kind === null) continue;  // a printed output: measured above
+      const box = pre.getBoundingClientRect();
+      if (box.width === 0 || box.height === 0) continue;  // not displayed at all
+      let limit = column.right;
+      for (let up = pre.parentElement; up && up !== article; up = up.parentElement) {
+        if (scrolls(up)) { limit = Math.min(limit, up.getBoundingClientRect().right); break; }
+      }
+      const shown = Math.min(pre.clientWidth, Math.floor(limit - box.left));
+      if (pre.scrollWidth <= shown + 1) continue;
+      const lines = (pre.textContent || "").split("\\n");
+      let line = 0;
+      lines.forEach((l, i) => { if (l.length > lines[line].length) line = i; });
+      const probe = document.createElement("span");
+      probe.textContent = "0".repeat(100);
+      pre.appendChild(probe);
+      const charWidth = probe.getBoundingClientRect().width / 100;
+      probe.remove();
+      const style = getComputedStyle(pre);
+      const inner = shown - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+      wideCode.push({kind, first: (lines.find((l) => l.trim()) || "").trim().slice(0, 70),
+                 line: line + 1, chars: lines[line].length,
+                 fits: charWidth > 0 ? Math.floor(inner / charWidth) : null,
+                 content: pre.scrollWidth, column: shown});
+    }
+  } finally {
+    closed.forEach((el) => { el.open = false; });
+    hidden.forEach((el) => el.classList.add("toggle-hidden"));
+  }
   const figures = [];
   for (const img of article.querySelectorAll("img")) {
     if (img.naturalWidth > 0 && img.clientWidth > 0) {
@@ -167,7 +220,7 @@ LAYOUT_JS = """() => {
     }
   }
   return {window: document.documentElement.clientWidth, page: document.documentElement.scrollWidth,
-          prose, outputs, split, figures};
+          prose, outputs, split, figures, code: wideCode};
 }"""
 
 
@@ -186,7 +239,10 @@ class _IdCollector(HTMLParser):
             self.ids.add(attrs["id"])
         if tag == "a" and attrs.get("name"):
             self.ids.add(attrs["name"])
-        if tag == "meta" and (attrs.get("http-equiv") or "").lower() == "refresh":
+        if (
+            tag == "meta"
+            and (attrs.get("http-equiv") or "").lower() == "refresh"
+        ):
             self.redirect = True
 
 
@@ -213,9 +269,14 @@ def site_pages(html_dir: Path) -> list[str]:
     pages = []
     for path in sorted(html_dir.rglob("*.html")):
         rel = path.relative_to(html_dir)
-        if any(part.startswith("_") for part in rel.parts) or rel.as_posix() in SKIPPED_PAGES:
+        if (
+            any(part.startswith("_") for part in rel.parts)
+            or rel.as_posix() in SKIPPED_PAGES
+        ):
             continue
-        if is_redirect_stub(path.read_text(encoding="utf-8", errors="replace")):
+        if is_redirect_stub(
+            path.read_text(encoding="utf-8", errors="replace")
+        ):
             continue
         pages.append(rel.as_posix())
     return pages
@@ -269,8 +330,14 @@ def is_our_host(url: str, origin: str) -> bool:
 
 def format_table(header: list[str], rows: list[list[str]]) -> str:
     """A plain-text table with columns padded to their widest cell."""
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    widths = [
+        max(len(str(row[i])) for row in [header, *rows])
+        for i in range(len(header))
+    ]
+    lines = [
+        "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip()
+        for row in [header, *rows]
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -278,7 +345,14 @@ def format_table(header: list[str], rows: list[list[str]]) -> str:
 class _ResourceCollector(HTMLParser):
     """The addresses a page loads by itself: scripts, stylesheets and preloads, icons, images, frames."""
 
-    LOADED_LINKS = {"stylesheet", "preload", "modulepreload", "icon", "shortcut icon", "apple-touch-icon"}
+    LOADED_LINKS = {
+        "stylesheet",
+        "preload",
+        "modulepreload",
+        "icon",
+        "shortcut icon",
+        "apple-touch-icon",
+    }
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
@@ -286,9 +360,20 @@ class _ResourceCollector(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
-        if tag in ("script", "img", "iframe", "source", "audio", "video") and attrs.get("src"):
+        if tag in (
+            "script",
+            "img",
+            "iframe",
+            "source",
+            "audio",
+            "video",
+        ) and attrs.get("src"):
             self.urls.append(attrs["src"])
-        elif tag == "link" and attrs.get("href") and (attrs.get("rel") or "").lower() in self.LOADED_LINKS:
+        elif (
+            tag == "link"
+            and attrs.get("href")
+            and (attrs.get("rel") or "").lower() in self.LOADED_LINKS
+        ):
             self.urls.append(attrs["href"])
 
 
@@ -299,15 +384,17 @@ def external_resources(html: str) -> list[str]:
     """
     parser = _ResourceCollector()
     parser.feed(html)
-    return [u for u in parser.urls if u.startswith(("http://", "https://", "//"))]
+    return [
+        u for u in parser.urls if u.startswith(("http://", "https://", "//"))
+    ]
 
 
 def layout_problems(layout: dict, width: int) -> list[str]:
     """Failures in what LAYOUT_JS measured in a window ``width`` px wide.
 
-    Prose must never scroll sideways, in any window. Output blocks, split printed output and
-    figures shrunk more than MAX_SHRINK times are checked at desktop width only: on a phone an
-    output may scroll inside its block, and every figure shrinks.
+    Prose must never scroll sideways, in any window. Output blocks, code lines, split printed
+    output and figures shrunk more than MAX_SHRINK times are checked at desktop width only: on a
+    phone an output or a code line may scroll inside its block, and every figure shrinks.
     """
     problems = []
     if layout["page"] > layout["window"] + 1:
@@ -323,6 +410,17 @@ def layout_problems(layout: dict, width: int) -> list[str]:
             problems.append(
                 f"{WIDE_OUTPUT} at {width} px ({item['content']} px of text in a "
                 f"{item['column']} px column; its longest line has {item['chars']} characters): {item['text']!r}"
+            )
+        for item in layout.get("code", []):
+            fits = (
+                f", the column fits {item['fits']}"
+                if item.get("fits")
+                else ""
+            )
+            problems.append(
+                f"{WIDE_CODE} at {width} px ({item['kind']}: line {item['line']} has {item['chars']} "
+                f"characters{fits}; {item['content']} px of code in a {item['column']} px column), "
+                f"first line: {item['first']!r}"
             )
         for item in layout["split"]:
             problems.append(
@@ -358,7 +456,9 @@ class _QuietServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
     def handle_error(self, request, client_address):
-        if not isinstance(sys.exc_info()[1], ConnectionError):  # the browser closed a tab mid-transfer
+        if not isinstance(
+            sys.exc_info()[1], ConnectionError
+        ):  # the browser closed a tab mid-transfer
             super().handle_error(request, client_address)
 
 
@@ -368,7 +468,9 @@ def _fetch(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
             is_html = "html" in response.headers.get("Content-Type", "")
-            return response.status, response.read().decode("utf-8", errors="replace") if is_html else ""
+            return response.status, response.read().decode(
+                "utf-8", errors="replace"
+            ) if is_html else ""
     except urllib.error.HTTPError as error:
         return error.code, ""
 
@@ -382,35 +484,51 @@ class PageReport:
     width: int
     images: int = 0
     images_ok: int = 0
-    links: list[tuple[str, str]] = field(default_factory=list)  # (local path, fragment)
+    links: list[tuple[str, str]] = field(
+        default_factory=list
+    )  # (local path, fragment)
     links_ok: int = 0
     external_links: int = 0
-    errors: list[str] = field(default_factory=list)  # everything that fails the check
-    blocked: list[str] = field(default_factory=list)  # requests to other hosts, aborted (and failed)
+    errors: list[str] = field(
+        default_factory=list
+    )  # everything that fails the check
+    blocked: list[str] = field(
+        default_factory=list
+    )  # requests to other hosts, aborted (and failed)
 
 
-def visit(context, origin: str, page: str, width: int, screenshot: Path) -> PageReport:
+def visit(
+    context, origin: str, page: str, width: int, screenshot: Path
+) -> PageReport:
     """Open one page; record blocked requests, script errors, failed resources, images, links, math
     and layout; save a full-page screenshot."""
     report = PageReport(page, width)
     tab = context.new_page()
 
     def on_console(message):
-        if message.type != "error" or message.text.startswith("Failed to load resource"):
+        if message.type != "error" or message.text.startswith(
+            "Failed to load resource"
+        ):
             return  # failed resources are tracked per request below
         source = (message.location or {}).get("url", "")
-        report.errors.append(f"console error ({source or 'inline'}): {message.text}")
+        report.errors.append(
+            f"console error ({source or 'inline'}): {message.text}"
+        )
 
     def on_page_error(error):
         report.errors.append(f"uncaught script error: {error.message}")
 
     def on_response(response):
         if is_our_host(response.url, origin) and response.status >= 400:
-            report.errors.append(f"HTTP {response.status} for {response.url.removeprefix(origin)}")
+            report.errors.append(
+                f"HTTP {response.status} for {response.url.removeprefix(origin)}"
+            )
 
     def on_request_failed(request):
         if is_our_host(request.url, origin):
-            report.errors.append(f"request failed ({request.failure}): {request.url.removeprefix(origin)}")
+            report.errors.append(
+                f"request failed ({request.failure}): {request.url.removeprefix(origin)}"
+            )
 
     tab.on("console", on_console)
     tab.on("pageerror", on_page_error)
@@ -419,9 +537,13 @@ def visit(context, origin: str, page: str, width: int, screenshot: Path) -> Page
     tab.route("**/*", lambda route: _route(route, origin, report))
 
     try:
-        tab.goto(f"{origin}/{page}", wait_until="load", timeout=PAGE_TIMEOUT_MS)
+        tab.goto(
+            f"{origin}/{page}", wait_until="load", timeout=PAGE_TIMEOUT_MS
+        )
     except Exception as error:  # noqa: BLE001 - playwright's Error and TimeoutError: report, go on
-        report.errors.append(f"page did not load: {str(error).splitlines()[0]}")
+        report.errors.append(
+            f"page did not load: {str(error).splitlines()[0]}"
+        )
         tab.close()
         return report
     try:  # let deferred scripts finish their requests
@@ -437,7 +559,9 @@ def visit(context, origin: str, page: str, width: int, screenshot: Path) -> Page
         if image["complete"] and image["width"] > 0:
             report.images_ok += 1
         else:
-            report.errors.append(f"image missing: {src.removeprefix(origin)[:120]}")
+            report.errors.append(
+                f"image missing: {src.removeprefix(origin)[:120]}"
+            )
     for href in tab.evaluate(LINKS_JS):
         kind = split_link(href, origin)
         if kind is None:
@@ -456,7 +580,9 @@ def visit(context, origin: str, page: str, width: int, screenshot: Path) -> Page
 
 def _route(route, origin: str, report: PageReport) -> None:
     url = route.request.url
-    if is_our_host(url, origin) or url.startswith(("data:", "blob:", "about:")):
+    if is_our_host(url, origin) or url.startswith(
+        ("data:", "blob:", "about:")
+    ):
         route.continue_()
     else:
         report.blocked.append(url)
@@ -470,7 +596,9 @@ def check_links(report: PageReport, origin: str) -> None:
         if status != 200:
             report.errors.append(f"broken link (HTTP {status}): {path}")
         elif fragment and body and fragment not in _ids_of(origin + path):
-            report.errors.append(f"broken link (no id '{fragment}' on the target page): {path}#{fragment}")
+            report.errors.append(
+                f"broken link (no id '{fragment}' on the target page): {path}#{fragment}"
+            )
         else:
             report.links_ok += 1
 
@@ -480,7 +608,13 @@ def _ids_of(url: str) -> frozenset[str]:
     return frozenset(html_ids(_fetch(url)[1]))
 
 
-def run(html_dir: Path, screenshots: Path, chromium: str, only: str | None = None, presentation: str = "fail") -> int:
+def run(
+    html_dir: Path,
+    screenshots: Path,
+    chromium: str,
+    only: str | None = None,
+    presentation: str = "fail",
+) -> int:
     from playwright.sync_api import sync_playwright
 
     pages = site_pages(html_dir)
@@ -491,7 +625,9 @@ def run(html_dir: Path, screenshots: Path, chromium: str, only: str | None = Non
     static = [
         f"{page}: the HTML loads a resource from another host: {url}"
         for page in pages
-        for url in external_resources((html_dir / page).read_text(encoding="utf-8", errors="replace"))
+        for url in external_resources(
+            (html_dir / page).read_text(encoding="utf-8", errors="replace")
+        )
     ]
 
     handler = functools.partial(_QuietHandler, directory=str(html_dir))
@@ -504,15 +640,30 @@ def run(html_dir: Path, screenshots: Path, chromium: str, only: str | None = Non
     start = time.perf_counter()
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-            print(f"Chromium {browser.version}, serving {html_dir} at {origin}, {len(pages)} pages × 2 widths")
+            browser = playwright.chromium.launch(
+                executable_path=chromium, args=CHROMIUM_ARGS, headless=True
+            )
+            print(
+                f"Chromium {browser.version}, serving {html_dir} at {origin}, {len(pages)} pages × 2 widths"
+            )
             for width, height in (DESKTOP, PHONE):
-                context = browser.new_context(viewport={"width": width, "height": height}, service_workers="block")
+                context = browser.new_context(
+                    viewport={"width": width, "height": height},
+                    service_workers="block",
+                )
                 for page in pages:
                     report = visit(
-                        context, origin, page, width, screenshots / str(width) / Path(page).with_suffix(".png")
+                        context,
+                        origin,
+                        page,
+                        width,
+                        screenshots
+                        / str(width)
+                        / Path(page).with_suffix(".png"),
                     )
-                    if width == DESKTOP[0]:  # the same HTML at both widths: follow its links once
+                    if (
+                        width == DESKTOP[0]
+                    ):  # the same HTML at both widths: follow its links once
                         check_links(report, origin)
                     reports.append(report)
                 context.close()
@@ -520,7 +671,14 @@ def run(html_dir: Path, screenshots: Path, chromium: str, only: str | None = Non
     finally:
         server.shutdown()
         server.server_close()
-    return summarize(reports, static, missing, screenshots, time.perf_counter() - start, presentation)
+    return summarize(
+        reports,
+        static,
+        missing,
+        screenshots,
+        time.perf_counter() - start,
+        presentation,
+    )
 
 
 def summarize(
@@ -533,8 +691,8 @@ def summarize(
 ) -> int:
     """Print a table per page and width, the blocked requests and the failures; return the exit code.
 
-    ``presentation="report"`` lists output blocks wider than the column and shrunk figures
-    without failing on them.
+    ``presentation="report"`` lists output blocks and code wider than the column and shrunk
+    figures without failing on them.
     """
     rows = [
         [
@@ -543,18 +701,37 @@ def summarize(
             f"{r.images_ok}/{r.images}",
             f"{r.links_ok}/{len(r.links)}" if r.width == DESKTOP[0] else "",
             str(len(r.blocked)),
-            str(sum(not known_upstream_error(e) for e in dict.fromkeys(r.errors))),
+            str(
+                sum(
+                    not known_upstream_error(e)
+                    for e in dict.fromkeys(r.errors)
+                )
+            ),
         ]
         for r in sorted(reports, key=lambda r: (r.page, -r.width))
     ]
-    print(format_table(["page", "px", "images ok", "links ok", "blocked requests", "problems"], rows))
+    print(
+        format_table(
+            [
+                "page",
+                "px",
+                "images ok",
+                "links ok",
+                "blocked requests",
+                "problems",
+            ],
+            rows,
+        )
+    )
 
     blocked_on = defaultdict(set)
     for r in reports:
         for url in r.blocked:
             blocked_on[url].add(r.page)
     if blocked_on:
-        print("\nRequests to other hosts, blocked (each one fails the check: the site must work offline):")
+        print(
+            "\nRequests to other hosts, blocked (each one fails the check: the site must work offline):"
+        )
         for url, on in sorted(blocked_on.items()):
             print(f"  {url}  ({len(on)} page{'s' * (len(on) > 1)})")
 
@@ -570,27 +747,45 @@ def summarize(
             print("\n".join(f"    {line}" for line in seen))
 
     failures = [
-        f"{r.page} @ {r.width} px: {e}" for r in reports for e in dict.fromkeys(r.errors) if not known_upstream_error(e)
+        f"{r.page} @ {r.width} px: {e}"
+        for r in reports
+        for e in dict.fromkeys(r.errors)
+        if not known_upstream_error(e)
     ]
     if presentation == "report":
-        listed = [f for f in failures if any(kind in f for kind in PRESENTATION)]
+        listed = [
+            f for f in failures if any(kind in f for kind in PRESENTATION)
+        ]
         failures = [f for f in failures if f not in listed]
         if listed:
-            print(f"\nPresentation problems ({len(listed)}; reported, not failed: --presentation report):")
+            print(
+                f"\nPresentation problems ({len(listed)}; reported, not failed: --presentation report):"
+            )
             print("\n".join(f"  {line}" for line in listed))
     failures += [
         f"{r.page} @ {r.width} px: request to another host (blocked; the site must work offline): {url}"
         for r in reports
         for url in dict.fromkeys(r.blocked)
     ]
-    failures += static + [f"_toc.yml lists a page that was not built: {p}" for p in missing]
-    print(f"\nScreenshots: {screenshots}/{{{DESKTOP[0]},{PHONE[0]}}}/  ({len(reports)} page views in {took:.1f} s)")
+    failures += static + [
+        f"_toc.yml lists a page that was not built: {p}" for p in missing
+    ]
+    print(
+        f"\nScreenshots: {screenshots}/{{{DESKTOP[0]},{PHONE[0]}}}/  ({len(reports)} page views in {took:.1f} s)"
+    )
     if failures:
-        print(f"\nFAILED: {len(failures)} problem(s) in the built site:", file=sys.stderr)
+        print(
+            f"\nFAILED: {len(failures)} problem(s) in the built site:",
+            file=sys.stderr,
+        )
         for failure in failures:
             print(f"  {failure}", file=sys.stderr)
         return 1
-    fits = "every output block fits the column" if presentation == "fail" else "presentation listed above"
+    fits = (
+        "every output block and code line fits the column"
+        if presentation == "fail"
+        else "presentation listed above"
+    )
     print(
         f"check-site: every page at {DESKTOP[0]} and {PHONE[0]} px loads with the network blocked and no request "
         "leaving the machine, without script errors; every internal link, image and formula works; no prose "
@@ -601,21 +796,39 @@ def summarize(
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--html", type=Path, default=ROOT / "_build" / "html", help="the built book")
-    parser.add_argument("--screenshots", type=Path, default=ROOT / "_build" / "screenshots")
-    parser.add_argument("--chromium", default=os.environ.get("CHROMIUM", CHROMIUM), help="Chromium executable")
-    parser.add_argument("--only", metavar="GLOB", help="check only the pages matching GLOB, e.g. 'book/api/*'")
+    parser.add_argument(
+        "--html",
+        type=Path,
+        default=ROOT / "_build" / "html",
+        help="the built book",
+    )
+    parser.add_argument(
+        "--screenshots", type=Path, default=ROOT / "_build" / "screenshots"
+    )
+    parser.add_argument(
+        "--chromium",
+        default=os.environ.get("CHROMIUM", CHROMIUM),
+        help="Chromium executable",
+    )
+    parser.add_argument(
+        "--only",
+        metavar="GLOB",
+        help="check only the pages matching GLOB, e.g. 'book/api/*'",
+    )
     parser.add_argument(
         "--presentation",
         choices=["fail", "report"],
         default="fail",
-        help="output blocks wider than the text column and figures shrunk more than 2x at 1280 px: "
+        help="output blocks and code wider than the text column, and figures shrunk more than 2x at 1280 px: "
         "fail the check (default) or only list them",
     )
     args = parser.parse_args(argv)
 
     if not (args.html / "index.html").is_file():
-        print(f"check-site: no built book at {args.html}; build it first with `make book-strict`", file=sys.stderr)
+        print(
+            f"check-site: no built book at {args.html}; build it first with `make book-strict`",
+            file=sys.stderr,
+        )
         return 1
     if not (shutil.which(args.chromium) or os.access(args.chromium, os.X_OK)):
         print(
@@ -626,9 +839,18 @@ def main(argv=None) -> int:
     try:
         import playwright  # noqa: F401
     except ImportError:
-        print("check-site: the Python package playwright is missing; run `make install`", file=sys.stderr)
+        print(
+            "check-site: the Python package playwright is missing; run `make install`",
+            file=sys.stderr,
+        )
         return 1
-    return run(args.html.resolve(), args.screenshots.resolve(), args.chromium, args.only, args.presentation)
+    return run(
+        args.html.resolve(),
+        args.screenshots.resolve(),
+        args.chromium,
+        args.only,
+        args.presentation,
+    )
 
 
 if __name__ == "__main__":

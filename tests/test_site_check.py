@@ -24,7 +24,10 @@ def test_html_ids_ignores_empty_ids():
 @pytest.mark.parametrize(
     ("html", "expected"),
     [
-        ('<meta http-equiv="Refresh" content="0; url=book/intro.html" />', True),
+        (
+            '<meta http-equiv="Refresh" content="0; url=book/intro.html" />',
+            True,
+        ),
         ('<meta http-equiv="refresh" content="0; url=x.html">', True),
         ('<meta charset="utf-8"><h1>A real page</h1>', False),
     ],
@@ -33,7 +36,9 @@ def test_is_redirect_stub(html, expected):
     assert check_site.is_redirect_stub(html) is expected
 
 
-def test_site_pages_skips_generated_pages_stubs_and_underscore_folders(tmp_path):
+def test_site_pages_skips_generated_pages_stubs_and_underscore_folders(
+    tmp_path,
+):
     for name, text in {
         "index.html": '<meta http-equiv="Refresh" content="0; url=book/intro.html" />',
         "genindex.html": "<h1>Index</h1>",
@@ -45,7 +50,10 @@ def test_site_pages_skips_generated_pages_stubs_and_underscore_folders(tmp_path)
     }.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
-    assert check_site.site_pages(tmp_path) == ["book/intro.html", "notebooks/01_attention.html"]
+    assert check_site.site_pages(tmp_path) == [
+        "book/intro.html",
+        "notebooks/01_attention.html",
+    ]
 
 
 def test_toc_pages_lists_root_and_every_file(tmp_path):
@@ -74,11 +82,23 @@ def test_toc_pages_of_this_book_start_at_the_landing_page():
     ("href", "expected"),
     [
         (f"{ORIGIN}/book/intro.html", ("local", "/book/intro.html", "")),
-        (f"{ORIGIN}/notebooks/01_attention.html#masks-what", ("local", "/notebooks/01_attention.html", "masks-what")),
-        (f"{ORIGIN}/book/intro.html#caf%C3%A9", ("local", "/book/intro.html", "café")),
+        (
+            f"{ORIGIN}/notebooks/01_attention.html#masks-what",
+            ("local", "/notebooks/01_attention.html", "masks-what"),
+        ),
+        (
+            f"{ORIGIN}/book/intro.html#caf%C3%A9",
+            ("local", "/book/intro.html", "café"),
+        ),
         (f"{ORIGIN}", ("local", "/", "")),
-        ("https://github.com/annotated-attention/x", ("external", "https://github.com/annotated-attention/x", "")),
-        ("http://127.0.0.1:9999/book/intro.html", ("external", "http://127.0.0.1:9999/book/intro.html", "")),
+        (
+            "https://github.com/annotated-attention/x",
+            ("external", "https://github.com/annotated-attention/x", ""),
+        ),
+        (
+            "http://127.0.0.1:9999/book/intro.html",
+            ("external", "http://127.0.0.1:9999/book/intro.html", ""),
+        ),
         ("mailto:someone@example.org", None),
         ("javascript:void(0)", None),
     ],
@@ -90,7 +110,9 @@ def test_split_link(href, expected):
 def test_is_our_host_does_not_accept_a_longer_port():
     assert check_site.is_our_host(f"{ORIGIN}/x.js", ORIGIN)
     assert not check_site.is_our_host(f"{ORIGIN}0/x.js", ORIGIN)
-    assert not check_site.is_our_host("https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js", ORIGIN)
+    assert not check_site.is_our_host(
+        "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js", ORIGIN
+    )
 
 
 def test_known_upstream_errors_are_narrow():
@@ -102,14 +124,36 @@ def test_known_upstream_errors_are_narrow():
     assert check_site.known_upstream_error(thebe)
     assert check_site.known_upstream_error(theme)
     # the same words about our own identifiers, another mode, or another script are real failures
-    assert check_site.known_upstream_error("uncaught script error: Identifier 'x' has already been declared") is None
-    assert check_site.known_upstream_error(theme.replace("mode: .", "mode: dark.")) is None
-    assert check_site.known_upstream_error(theme.replace("pydata-sphinx-theme.js", "custom.js")) is None
-    assert check_site.known_upstream_error("uncaught script error: undefinedFunctionCall is not defined") is None
+    assert (
+        check_site.known_upstream_error(
+            "uncaught script error: Identifier 'x' has already been declared"
+        )
+        is None
+    )
+    assert (
+        check_site.known_upstream_error(
+            theme.replace("mode: .", "mode: dark.")
+        )
+        is None
+    )
+    assert (
+        check_site.known_upstream_error(
+            theme.replace("pydata-sphinx-theme.js", "custom.js")
+        )
+        is None
+    )
+    assert (
+        check_site.known_upstream_error(
+            "uncaught script error: undefinedFunctionCall is not defined"
+        )
+        is None
+    )
 
 
 def test_format_table_pads_columns():
-    table = check_site.format_table(["page", "ok"], [["a.html", "1/1"], ["notebooks/b.html", "10/12"]])
+    table = check_site.format_table(
+        ["page", "ok"], [["a.html", "1/1"], ["notebooks/b.html", "10/12"]]
+    )
     lines = table.splitlines()
     assert lines[0] == "page              ok"
     assert lines[1] == "----------------  -----"
@@ -135,37 +179,64 @@ def test_external_resources_finds_what_a_page_loads_from_other_hosts():
 
 
 def _layout(**changes):
-    return {"window": 1280, "page": 1280, "prose": [], "outputs": [], "split": []} | changes
+    return {
+        "window": 1280,
+        "page": 1280,
+        "prose": [],
+        "outputs": [],
+        "split": [],
+    } | changes
 
 
 def test_layout_problems_of_a_page_that_fits_are_none():
     assert check_site.layout_problems(_layout(), 1280) == []
-    assert check_site.layout_problems(_layout(window=390, page=390), 390) == []
+    assert (
+        check_site.layout_problems(_layout(window=390, page=390), 390) == []
+    )
 
 
 def test_layout_problems_fail_prose_at_every_width():
     prose = [{"tag": "p", "text": "averyveryverylongword", "overflow": 40}]
     for width in (1280, 390):
-        problems = check_site.layout_problems(_layout(window=width, page=width + 40, prose=prose), width)
+        problems = check_site.layout_problems(
+            _layout(window=width, page=width + 40, prose=prose), width
+        )
         assert len(problems) == 2
-        assert f"scrolls sideways at {width} px" in problems[0] and f"{width + 40} px wide" in problems[0]
+        assert (
+            f"scrolls sideways at {width} px" in problems[0]
+            and f"{width + 40} px wide" in problems[0]
+        )
         assert "by 40 px: <p> 'averyveryverylongword'" in problems[1]
 
 
 def test_layout_problems_fail_outputs_and_split_prints_at_desktop_width_only():
-    outputs = [{"text": "a wide table", "chars": 112, "content": 976, "column": 688}]
+    outputs = [
+        {"text": "a wide table", "chars": 112, "content": 976, "column": 688}
+    ]
     split = [{"blocks": 3, "text": "row 1"}]
-    desktop = check_site.layout_problems(_layout(outputs=outputs, split=split), 1280)
+    desktop = check_site.layout_problems(
+        _layout(outputs=outputs, split=split), 1280
+    )
     assert len(desktop) == 2
-    assert "976 px of text in a 688 px column" in desktop[0] and "112 characters" in desktop[0]
+    assert (
+        "976 px of text in a 688 px column" in desktop[0]
+        and "112 characters" in desktop[0]
+    )
     assert "3 separate output blocks" in desktop[1]
-    assert check_site.layout_problems(_layout(window=390, page=390, outputs=outputs, split=split), 390) == []
+    assert (
+        check_site.layout_problems(
+            _layout(window=390, page=390, outputs=outputs, split=split), 390
+        )
+        == []
+    )
 
 
 def test_math_problem_only_when_formulas_stay_raw():
     assert check_site.math_problem({"formulas": 0, "rendered": 0}) is None
     assert check_site.math_problem({"formulas": 5, "rendered": 5}) is None
-    assert "5 formula(s) left as raw TeX" in check_site.math_problem({"formulas": 5, "rendered": 0})
+    assert "5 formula(s) left as raw TeX" in check_site.math_problem(
+        {"formulas": 5, "rendered": 0}
+    )
 
 
 class _FakeRoute:
@@ -185,11 +256,17 @@ class _FakeRoute:
     [
         (f"{ORIGIN}/_static/mathjax/tex-chtml.js", "continued", False),
         ("data:image/png;base64,iVBORw0KGgo=", "continued", False),
-        ("https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js", "blockedbyclient", True),
+        (
+            "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js",
+            "blockedbyclient",
+            True,
+        ),
         (f"{ORIGIN}0/x.js", "blockedbyclient", True),
     ],
 )
-def test_route_lets_our_host_through_and_blocks_and_records_every_other(url, outcome, blocked):
+def test_route_lets_our_host_through_and_blocks_and_records_every_other(
+    url, outcome, blocked
+):
     report = check_site.PageReport("p.html", 1280)
     route = _FakeRoute(url)
     check_site._route(route, ORIGIN, report)
@@ -197,16 +274,25 @@ def test_route_lets_our_host_through_and_blocks_and_records_every_other(url, out
     assert report.blocked == ([url] if blocked else [])
 
 
-def test_summarize_fails_on_a_blocked_request_and_passes_known_upstream_errors(tmp_path, capsys):
+def test_summarize_fails_on_a_blocked_request_and_passes_known_upstream_errors(
+    tmp_path, capsys
+):
     thebe = "uncaught script error: Identifier 'THEBE_JS_URL' has already been declared"
     clean = check_site.PageReport("book/intro.html", 1280, errors=[thebe])
     assert check_site.summarize([clean], [], [], tmp_path, 1.0) == 0
-    offline = check_site.PageReport("book/intro.html", 390, blocked=["https://cdn.example.org/x.js"] * 2)
+    offline = check_site.PageReport(
+        "book/intro.html", 390, blocked=["https://cdn.example.org/x.js"] * 2
+    )
     assert check_site.summarize([clean, offline], [], [], tmp_path, 1.0) == 1
     err = capsys.readouterr().err
     assert "FAILED: 1 problem(s)" in err
-    assert "book/intro.html @ 390 px: request to another host (blocked; the site must work offline)" in err
-    static = ["book/intro.html: the HTML loads a resource from another host: https://cdn.example.org/x.js"]
+    assert (
+        "book/intro.html @ 390 px: request to another host (blocked; the site must work offline)"
+        in err
+    )
+    static = [
+        "book/intro.html: the HTML loads a resource from another host: https://cdn.example.org/x.js"
+    ]
     assert check_site.summarize([clean], static, [], tmp_path, 1.0) == 1
 
 
@@ -219,13 +305,20 @@ def _chromium() -> str | None:
     return chromium if os.access(chromium, os.X_OK) else None
 
 
-@pytest.mark.skipif(_chromium() is None, reason="needs Chromium and playwright (make browser-deps)")
-def test_the_browser_check_fails_a_page_that_reaches_off_the_machine(tmp_path, capsys):
+@pytest.mark.skipif(
+    _chromium() is None,
+    reason="needs Chromium and playwright (make browser-deps)",
+)
+def test_the_browser_check_fails_a_page_that_reaches_off_the_machine(
+    tmp_path, capsys
+):
     """The real check, in Chromium, on a two-page site: the clean page passes, the other fails on
     its request to another host (blocked before it leaves), its missing image and its wide prose."""
     site = tmp_path / "html"
     site.mkdir()
-    (site / "index.html").write_text('<meta http-equiv="refresh" content="0; url=clean.html">')
+    (site / "index.html").write_text(
+        '<meta http-equiv="refresh" content="0; url=clean.html">'
+    )
     (site / "clean.html").write_text(
         "<!doctype html><meta name=viewport content='width=device-width'><main><p>Fits.</p>"
         "<a href='offline.html'>next</a></main>"
@@ -235,14 +328,19 @@ def test_the_browser_check_fails_a_page_that_reaches_off_the_machine(tmp_path, c
         "<script src='https://cdn.example.invalid/lib.js'></script><img src='missing.png'>"
         f"<p>{'x' * 300}</p><a href='clean.html#nowhere'>back</a></main>"
     )
-    code = check_site.run(site, tmp_path / "shots", _chromium(), only="*.html")
+    code = check_site.run(
+        site, tmp_path / "shots", _chromium(), only="*.html"
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert (
         "offline.html @ 1280 px: request to another host (blocked; the site must work offline): https://cdn.example.invalid/lib.js"
         in err
     )
-    assert "offline.html: the HTML loads a resource from another host: https://cdn.example.invalid/lib.js" in err
+    assert (
+        "offline.html: the HTML loads a resource from another host: https://cdn.example.invalid/lib.js"
+        in err
+    )
     assert "image missing: /missing.png" in err
     assert "offline.html @ 390 px: the page scrolls sideways" in err
     assert "broken link (no id 'nowhere' on the target page)" in err
@@ -252,22 +350,227 @@ def test_the_browser_check_fails_a_page_that_reaches_off_the_machine(tmp_path, c
 
 
 def test_layout_problems_fail_figures_shrunk_more_than_twice_at_desktop_width():
-    figures = [{"src": "a.png", "drawn": 1961, "shown": 688}, {"src": "b.png", "drawn": 1311, "shown": 688}]
+    figures = [
+        {"src": "a.png", "drawn": 1961, "shown": 688},
+        {"src": "b.png", "drawn": 1311, "shown": 688},
+    ]
     problems = check_site.layout_problems(_layout(figures=figures), 1280)
     assert problems == [
         "figure shrunk 2.85× at 1280 px (1961 px drawn, 688 px shown; at most 2× keeps its labels readable): "
         "split it or draw it narrower: 'a.png'"
     ]
-    assert check_site.layout_problems(_layout(window=390, page=390, figures=figures), 390) == []
+    assert (
+        check_site.layout_problems(
+            _layout(window=390, page=390, figures=figures), 390
+        )
+        == []
+    )
 
 
-def test_summarize_can_report_presentation_problems_without_failing(tmp_path, capsys):
+def test_summarize_can_report_presentation_problems_without_failing(
+    tmp_path, capsys
+):
     wide = check_site.layout_problems(
-        _layout(outputs=[{"text": "a wide table", "chars": 112, "content": 976, "column": 688}]), 1280
+        _layout(
+            outputs=[
+                {
+                    "text": "a wide table",
+                    "chars": 112,
+                    "content": 976,
+                    "column": 688,
+                }
+            ]
+        ),
+        1280,
     )
     report = check_site.PageReport("notebooks/06.html", 1280, errors=wide)
     assert check_site.summarize([report], [], [], tmp_path, 1.0) == 1
-    assert check_site.summarize([report], [], [], tmp_path, 1.0, presentation="report") == 0
+    assert (
+        check_site.summarize(
+            [report], [], [], tmp_path, 1.0, presentation="report"
+        )
+        == 0
+    )
     assert "reported, not failed" in capsys.readouterr().out
-    blocked = check_site.PageReport("notebooks/06.html", 1280, errors=wide, blocked=["https://x.example/y.js"])
-    assert check_site.summarize([blocked], [], [], tmp_path, 1.0, presentation="report") == 1
+    blocked = check_site.PageReport(
+        "notebooks/06.html",
+        1280,
+        errors=wide,
+        blocked=["https://x.example/y.js"],
+    )
+    assert (
+        check_site.summarize(
+            [blocked], [], [], tmp_path, 1.0, presentation="report"
+        )
+        == 1
+    )
+
+
+def test_layout_problems_fail_wide_code_at_desktop_width_only():
+    code = [
+        {
+            "kind": "library source",
+            "first": "def attend(",
+            "line": 12,
+            "chars": 96,
+            "fits": 80,
+            "content": 842,
+            "column": 704,
+        }
+    ]
+    problems = check_site.layout_problems(_layout(code=code), 1280)
+    assert problems == [
+        "code wider than its column at 1280 px (library source: line 12 has 96 characters, "
+        "the column fits 80; 842 px of code in a 704 px column), first line: 'def attend('"
+    ]
+    assert (
+        check_site.layout_problems(
+            _layout(window=390, page=390, code=code), 390
+        )
+        == []
+    )
+
+
+def test_summarize_reports_wide_code_without_failing_when_asked(
+    tmp_path, capsys
+):
+    code = [
+        {
+            "kind": "code cell",
+            "first": "import torch",
+            "line": 3,
+            "chars": 101,
+            "fits": 80,
+            "content": 890,
+            "column": 704,
+        }
+    ]
+    wide = check_site.layout_problems(_layout(code=code), 1280)
+    report = check_site.PageReport("notebooks/01.html", 1280, errors=wide)
+    assert check_site.summarize([report], [], [], tmp_path, 1.0) == 1
+    assert "notebooks/01.html @ 1280 px: code wider than its column" in (
+        capsys.readouterr().err
+    )
+    assert (
+        check_site.summarize(
+            [report], [], [], tmp_path, 1.0, presentation="report"
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert (
+        "reported, not failed" in out and "line 3 has 101 characters" in out
+    )
+
+
+# A chapter's page as myst-nb writes it: a code cell (its input folded, as `hide-input` folds
+# it), its output a library listing (show_source's IPython Code, HTML) and a printed line, then
+# a solution folded by sphinx-togglebutton; a fenced code block in the text. The column is
+# 704 px and its code font 14 px, about 80 characters: 78 fit, 120 do not.
+CODE_PAGE = """<!doctype html><meta name=viewport content='width=device-width'>
+<style>
+article.bd-article {{ max-width: 704px; margin: 0 auto; padding: 0 8px; }}
+pre {{ overflow: auto; font: 14px/1.4 monospace; padding: 8px; margin: 0; }}
+.admonition.toggle-hidden .admonition-title ~ * {{ height: 0; visibility: hidden; display: block; }}
+</style>
+<main><article class="bd-article"><p>A chapter.</p>
+<div class="cell docutils container">
+<details class="hide above-input"><summary>Show code cell source</summary>
+<div class="cell_input docutils container"><div class="highlight-ipython3 notranslate">
+<div class="highlight"><pre>import torch
+{cell}
+</pre></div></div></div></details>
+<div class="cell_output docutils container">
+<div class="output text_html"><style>.output_html .k {{ color: green }}</style>
+<div class="highlight"><pre><span></span><span class="k">def</span> attend(q, k, v):
+{source}
+</pre></div></div>
+<div class="output stream highlight-myst-ansi notranslate"><div class="highlight"><pre>printed</pre></div></div>
+</div></div>
+<div class="admonition solution toggle toggle-hidden"><p class="admonition-title">Solution</p>
+<div class="cell docutils container"><div class="cell_input docutils container">
+<div class="highlight"><pre>lines = []
+{solution}
+</pre></div></div></div></div>
+<div class="highlight-python notranslate"><div class="highlight"><pre>x = 1
+{fenced}
+</pre></div></div>
+</article></main>"""
+
+
+def _code_site(tmp_path, **lines):
+    site = tmp_path / "html"
+    site.mkdir(parents=True)
+    (site / "index.html").write_text(
+        '<meta http-equiv="refresh" content="0; url=chapter.html">'
+    )
+    fill = {
+        key: lines.get(key, "y = 2  # short")
+        for key in ("cell", "source", "solution", "fenced")
+    }
+    (site / "chapter.html").write_text(CODE_PAGE.format(**fill))
+    return site
+
+
+@pytest.mark.skipif(
+    _chromium() is None,
+    reason="needs Chromium and playwright (make browser-deps)",
+)
+def test_the_browser_check_fails_code_wider_than_its_column(tmp_path, capsys):
+    """In Chromium: code lines of 78 characters fit the column at 1280 px; a line of 120 in a
+    folded code cell, in a listing show_source prints, in a folded solution or in a fenced
+    block fails there (page, kind, first line, longest line), and nowhere at 390 px; report
+    mode lists them without failing."""
+    fits = "z = " + "x" * 74
+    assert len(fits) == 78
+    site = _code_site(
+        tmp_path / "fits", cell=fits, source=fits, solution=fits, fenced=fits
+    )
+    assert (
+        check_site.run(site, tmp_path / "shots", _chromium(), only="*.html")
+        == 0
+    )
+    assert "every output block and code line fits" in capsys.readouterr().out
+
+    wide = "w = " + "x" * 116
+    site = _code_site(
+        tmp_path / "wide",
+        cell=wide,
+        source="    return " + "x" * 110,
+        solution=wide,
+        fenced=wide,
+    )
+    code = check_site.run(
+        site, tmp_path / "shots", _chromium(), only="*.html"
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    wide_code = [line for line in err.splitlines() if "code wider" in line]
+    assert len(wide_code) == 4, err
+    assert all(
+        line.strip().startswith(
+            "chapter.html @ 1280 px: code wider than its column"
+        )
+        for line in wide_code
+    )
+    assert "(code cell: line 2 has 120 characters" in wide_code[0]
+    assert wide_code[0].endswith("first line: 'import torch'")
+    assert "(library source: line 2 has 121 characters" in wide_code[1]
+    assert wide_code[1].endswith("first line: 'def attend(q, k, v):'")
+    assert "(code cell: line 2 has 120 characters" in wide_code[2]
+    assert wide_code[2].endswith("first line: 'lines = []'")
+    assert "(code block: line 2 has 120 characters" in wide_code[3]
+    assert "output block needs sideways scrolling" not in err
+    assert "@ 390 px" not in err
+
+    assert (
+        check_site.run(
+            site,
+            tmp_path / "shots",
+            _chromium(),
+            only="*.html",
+            presentation="report",
+        )
+        == 0
+    )
+    assert "line 2 has 121 characters" in capsys.readouterr().out
