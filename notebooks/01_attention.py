@@ -49,8 +49,8 @@ except ImportError:
 # 3. explain, with measurements, why the scores are divided by $\sqrt{d_k}$;
 # 4. build causal and padding masks and say what each one hides.
 #
-# Everything here uses two files of the library: `annotated/attention.py` (the
-# primitive, alone in its file) and `annotated/masks.py` (masks as small
+# Everything here uses two files of the library's `annotated/attention/`
+# folder: `attend.py` (the primitive) and `masks.py` (masks as small
 # functions).
 
 # %%

@@ -54,9 +54,9 @@ except ImportError:
 #    specialise — in attention maps, in per-head entropy, and in an
 #    interactive explorer.
 #
-# The code lives in `annotated/multihead.py` (`MultiHeadAttention`,
-# `KVCache`), on top of chapter 1's `attend` and `attention_entropy` in
-# `annotated/attention.py`; the explorer is
+# The code lives in `annotated/attention/` (`MultiHeadAttention`,
+# `KVCache`), on top of chapter 1's `attend` and `attention_entropy` in the
+# same folder; the explorer is
 # `annotated.figures.widgets.AttentionExplorer`.
 
 # %%

@@ -54,7 +54,7 @@ except ImportError:
 #    training.
 #
 # Everything here is in `annotated/positional/` (one file per family); the
-# small language models come from `annotated/models.py`.
+# small language models come from `annotated/models/`.
 
 # %%
 import math

@@ -54,9 +54,9 @@ except ImportError:
 # 4. decode greedily, with a temperature and with top-k, and measure what a
 #    key-value cache saves.
 #
-# The code lives in `annotated/blocks.py` (the block), `annotated/models.py`
-# (the models, save/load), `annotated/model_config.py` (their one config) and
-# `annotated/generate.py` (decoding).
+# The code lives in `annotated/models/`: `blocks.py` (the block),
+# `transformer.py` (the models), `config.py` (their one config),
+# `checkpoints.py` (save/load) and `generate.py` (decoding).
 
 # %%
 import textwrap

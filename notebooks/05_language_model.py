@@ -53,9 +53,8 @@ except ImportError:
 # 4. compare positional encodings on the classic "train short, test long"
 #    experiment at 1×, 2× and 4× the training context.
 #
-# The model is the decoder-only GPT of week 4 (`annotated/models.py`), the
-# data the text task of `annotated/tasks/text.py`, the loop
-# `annotated/train.py`.
+# The model is the decoder-only GPT of week 4 (`annotated/models/`), the
+# data the text task of `annotated/tasks/`, the loop `annotated/training/`.
 
 # %%
 import csv

@@ -56,7 +56,7 @@ except ImportError:
 #    randomized encoding learned nothing, and that conclusion was wrong.
 #
 # The models are the decoder-only transformers of week 4
-# (`annotated/models.py`), the positional encodings those of week 3
+# (`annotated/models/`), the positional encodings those of week 3
 # (`annotated/positional/`), the tasks `annotated/tasks/`, and every run goes
 # through the lab (`annotated/lab/`), the same code as
 # `python -m annotated sweep`.

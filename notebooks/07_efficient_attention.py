@@ -56,8 +56,8 @@ except ImportError:
 # 6. extend a model's reach beyond its segment with Transformer-XL's memory.
 #
 # The code lives in `annotated/kernels/` (one file per kernel and a registry),
-# `annotated/bench/` (the measurements), `annotated/memory.py` (segment
-# recurrence); a model picks a kernel with
+# `annotated/bench/` (the measurements), `annotated/models/recurrence.py`
+# (segment recurrence); a model picks a kernel with
 # `ModelConfig(attention=..., attention_params=...)`.
 
 # %%

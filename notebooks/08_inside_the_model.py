@@ -51,8 +51,9 @@ except ImportError:
 #    $\alpha \approx 0.076$.
 #
 # The model is week 5's character-level GPT on Tiny Shakespeare, trained in
-# full once and stored with the library; the analyses are
-# `annotated/interpret/`, the fits `annotated/scaling.py`.
+# full once and stored with the library; the analyses live
+# in `annotated/analysis/` (head scores, ablation, rollout) and the fits
+# `annotated/analysis/scaling.py`.
 
 # %%
 import math
