@@ -168,7 +168,7 @@ print("memory ratio per doubling of T:", [round(r, 1) for r in ratios])
 # All kernels in `annotated/kernels/` keep the call shape and the hooks of
 # `attend` —
 # `kernel(q, k, v, mask=None, bias=None, *, causal=False, scale=None,
-# mask_mod=None, score_mod=None, **params) -> (out, weights or None)`
+# mask_mod=None, score_mod=None, **settings) -> (out, weights or None)`
 # — and are registered with what they can honour. "full" is PyTorch's fused
 # `scaled_dot_product_attention` (the models' default); "flex" is PyTorch's
 # FlexAttention, which compiles the same mods into a GPU kernel and runs only
@@ -338,14 +338,14 @@ checks = {
         blockwise_attention(q, k, v, causal=True, block_size=32)[0], dense
     ),
     "local (w = 10) = dense with window mask": max_diff(
-        local_attention(q, k, v, 10, causal=True)[0],
+        local_attention(q, k, v, window=10, causal=True)[0],
         attend(q, k, v, mask=sliding_window_mask(100, 10), causal=True)[0],
     ),
     "top-k (k = T) = dense": max_diff(
-        topk_attention(q, k, v, 100, causal=True)[0], dense
+        topk_attention(q, k, v, top_k=100, causal=True)[0], dense
     ),
     "top-k (k = 8) = dense": max_diff(
-        topk_attention(q, k, v, 8, causal=True)[0], dense
+        topk_attention(q, k, v, top_k=8, causal=True)[0], dense
     ),
     "linear = its quadratic form": max_diff(
         linear_attention(q, k, v, causal=True)[0],
@@ -366,7 +366,7 @@ checks["blockwise + ALiBi score_mod = dense + ALiBi"] = max_diff(
     dense_alibi,
 )
 checks["local + ALiBi = dense + ALiBi, window mask"] = max_diff(
-    local_attention(q, k, v, 10, causal=True, score_mod=alibi)[0],
+    local_attention(q, k, v, window=10, causal=True, score_mod=alibi)[0],
     attend(
         q, k, v, causal=True, mask_mod=sliding_window(10), score_mod=alibi
     )[0],

@@ -6,7 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from annotated.attention.attend import attend, attention_entropy
+from annotated.attention.attend import (
+    attend,
+    attention_entropy,
+    masked_softmax,
+)
 from annotated.attention.masks import causal_mask, padding_mask
 
 
@@ -186,3 +190,18 @@ def test_wrong_mask_shape_or_dtype_raises():
         ValueError, match="bias must be a floating-point tensor"
     ):
         attend(q, k, v, bias=torch.zeros(5, 7, dtype=torch.long))
+
+
+def test_masked_softmax_hides_keys_and_zeroes_empty_rows():
+    """A hidden key (by keep or by a -inf score) gets weight 0; a row with nothing left gets zeros, not NaN."""
+    inf = float("-inf")
+    scores = torch.tensor([[1.0, 2.0], [0.0, inf], [inf, inf], [3.0, 4.0]])
+    keep = torch.tensor(
+        [[True, False], [True, True], [True, True], [False, False]]
+    )
+    weights = masked_softmax(scores, keep)
+    expected = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    assert torch.equal(weights, expected)
+    torch.testing.assert_close(
+        masked_softmax(scores[:1]), torch.softmax(scores[:1], dim=-1)
+    )

@@ -1,5 +1,7 @@
 """Efficient attention kernels against dense attention, SDPA and hand-written references."""
 
+import inspect
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -142,7 +144,7 @@ def test_local_equals_dense_with_sliding_window_mask(
         q,
         k,
         v,
-        window,
+        window=window,
         causal=causal,
         global_positions=positions,
         chunk_size=chunk,
@@ -156,7 +158,9 @@ def test_local_gradients_padding_mask_and_kv_cache_shape():
     pad = padding_mask([30, 21], 30)  # (B, 1, 1, T)
     mask = sliding_window_mask(30, 6) & pad
     ref, _ = attend(q, k, v, mask=mask)
-    out, _ = local_attention(q, k, v, 6, pad, global_positions=[0, 3])
+    out, _ = local_attention(
+        q, k, v, pad, window=6, causal=True, global_positions=[0, 3]
+    )
     ref, _ = attend(
         q,
         k,
@@ -173,7 +177,7 @@ def test_local_gradients_padding_mask_and_kv_cache_shape():
     # new queries appended to a cache: queries are the last 5 of 30 positions
     q_new = q[:, :, -5:].detach()
     ref, _ = attend(q_new, k, v, mask=sliding_window_mask(5, 6, 30))
-    out, _ = local_attention(q_new, k, v, window=6)
+    out, _ = local_attention(q_new, k, v, window=6, causal=True)
     torch.testing.assert_close(out, ref, **F64)
 
 
@@ -191,7 +195,9 @@ def test_topk_with_k_equal_length_is_dense(causal):
     )
     ref, ref_w = attend(q, k, v, bias=bias, causal=causal)
     for top_k in (17, 100):
-        out, w = topk_attention(q, k, v, top_k, bias=bias, causal=causal)
+        out, w = topk_attention(
+            q, k, v, bias=bias, causal=causal, top_k=top_k
+        )
         torch.testing.assert_close(out, ref, **F64)
         torch.testing.assert_close(w, ref_w, **F64)
 
@@ -199,7 +205,7 @@ def test_topk_with_k_equal_length_is_dense(causal):
 def test_topk_keeps_exactly_the_largest_scores():
     q, k, v = qkv(t_q=20)
     _, dense = attend(q, k, v, causal=True)
-    out, w = topk_attention(q, k, v, 3, causal=True)
+    out, w = topk_attention(q, k, v, causal=True, top_k=3)
     visible = torch.arange(1, 21).clamp(
         max=3
     )  # query i sees i + 1 keys, keeps min(i + 1, 3)
@@ -214,7 +220,7 @@ def test_topk_keeps_exactly_the_largest_scores():
         (w > 0)[..., 2:, :], largest[..., 2:, :]
     )  # rows that see >= 3 keys keep the 3 best
     out1, _ = topk_attention(
-        q, k, v, 1
+        q, k, v, top_k=1
     )  # k = 1: each query copies the value of its best key
     best = (q @ k.transpose(-2, -1)).argmax(-1)  # (B, H, T)
     torch.testing.assert_close(
@@ -344,14 +350,14 @@ def test_linear_grouped_query_attention():
 @pytest.mark.parametrize(
     "call,word",
     [
-        (lambda q, k, v: local_attention(q, k, v, 0), "window"),
-        (lambda q, k, v: local_attention(q, k, v, -3), "window"),
-        (lambda q, k, v: local_attention(q, k, v, 2.5), "window"),
+        (lambda q, k, v: local_attention(q, k, v, window=0), "window"),
+        (lambda q, k, v: local_attention(q, k, v, window=-3), "window"),
+        (lambda q, k, v: local_attention(q, k, v, window=2.5), "window"),
         (
-            lambda q, k, v: local_attention(q, k, v, 4, chunk_size=0),
+            lambda q, k, v: local_attention(q, k, v, window=4, chunk_size=0),
             "chunk_size",
         ),
-        (lambda q, k, v: topk_attention(q, k, v, 0), "top_k"),
+        (lambda q, k, v: topk_attention(q, k, v, top_k=0), "top_k"),
         (
             lambda q, k, v: blockwise_attention(q, k, v, block_size=0),
             "block_size",
@@ -369,7 +375,7 @@ def test_linear_grouped_query_attention():
 def test_bad_sizes_raise_clear_errors(call, word):
     q, k, v = qkv(t_q=6)
     with pytest.raises(
-        ValueError, match=rf"{word} must be a positive integer"
+        ValueError, match=rf"{word} of \w+ must be a positive integer"
     ):
         call(q, k, v)
 
@@ -392,7 +398,7 @@ def test_kernels_refuse_what_they_cannot_honour():
         with pytest.raises(ValueError, match="key-padding masks"):
             fn(q, k, v, mask=arbitrary)
     with pytest.raises(ValueError, match="global_positions"):
-        local_attention(q, k, v, 2, global_positions=[7])
+        local_attention(q, k, v, window=2, global_positions=[7])
 
 
 def test_registry_flags_match_behaviour():
@@ -442,3 +448,24 @@ def test_registry_flags_match_behaviour():
             kernel.fn(
                 q, k, v, mask=padding_mask([12, 9], 12), causal=True, **kw
             )  # key padding is fine
+
+
+def test_kernel_settings_are_keyword_only_and_weights_drop_speed_settings():
+    """Every setting follows attend's call shape as a keyword; the O(T²) weights path takes the same call."""
+    q, k, v = qkv(t_q=9)
+    params = {"window": 3, "top_k": 4, "block_size": 2, "chunk_size": 4}
+    for name, kernel in ATTENTION_KERNELS.items():
+        signature = inspect.signature(kernel.fn).parameters
+        for setting in kernel.settings():
+            assert (
+                signature[setting].kind is inspect.Parameter.KEYWORD_ONLY
+            ), (name, setting)
+        if "cpu" not in kernel.devices:
+            continue
+        kw = {p: params[p] for p in kernel.settings() if p in params}
+        out, w = kernel.weights(q, k, v, causal=True, **kw)
+        fast, _ = kernel.fn(q, k, v, causal=True, **kw)
+        torch.testing.assert_close(out, fast, **F64)
+        torch.testing.assert_close(
+            w.sum(-1), torch.ones(2, 3, 9, dtype=torch.float64)
+        )

@@ -130,7 +130,7 @@ def test_score_mods_read_per_sequence_positions():
 # --- every kernel equals the reference, with every encoding ---------------------------------------
 
 ENCODINGS = [
-    "none",
+    "nope",
     "sinusoidal",
     "learned",
     "rope",
@@ -205,7 +205,13 @@ def test_reference_sdpa_blockwise_local_agree(encoding, causal_form):
             query_block_size=3,
         ),
         "local": lambda q, k, v, mod: local_attention(
-            q, k, v, window, causal=causal_form, score_mod=mod, chunk_size=4
+            q,
+            k,
+            v,
+            window=window,
+            causal=causal_form,
+            score_mod=mod,
+            chunk_size=4,
         ),
     }
     results = {}
@@ -246,7 +252,7 @@ def test_local_global_tokens_with_a_score_mod():
             q,
             k,
             v,
-            3,
+            window=3,
             causal=causal_form,
             score_mod=mod,
             global_positions=[0, 9],

@@ -10,6 +10,12 @@ everything that changes a *score* is a bias tensor or a
 are the hooks of PyTorch's FlexAttention; the efficient kernels of
 :mod:`annotated.kernels` take the same ones and evaluate them tile by tile.
 
+:func:`attend` is four small steps, and the kernels reuse them:
+:func:`prepare_attention` checks the call and resolves its defaults (the
+scale 1/√D; causality as one more ``mask_mod``), :func:`attention_scores`
+computes the scores, :func:`visible_keys` says which keys each query may read
+and :func:`masked_softmax` turns the scores into weights.
+
 Legend: B batch, H heads, Tq query length, Tk key length, D head dim, Dv value
 dim. Scores are (B, H, Tq, Tk); :func:`attend` accepts any leading dims
 ``...`` in place of ``B, H``. Masks: boolean, ``True`` = may attend.
@@ -22,7 +28,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from annotated.attention.masks import MaskMod, ScoreMod, and_masks, score_grid
+from annotated.attention.grid import score_grid
+from annotated.attention.masks import MaskMod, ScoreMod, and_masks
 from annotated.attention.masks import causal as causal_mod
 
 
@@ -64,32 +71,91 @@ def attend(
         are *all* masked reads nothing: its weights and output are zeros (no
         NaN), as in ``F.scaled_dot_product_attention``.
     """
-    check_qkv(q, k, v, mask, bias)
+    scale, mask_mod = prepare_attention(
+        q, k, v, mask, bias, causal=causal, scale=scale, mask_mod=mask_mod
+    )
+    scores = attention_scores(q, k, bias, scale=scale, score_mod=score_mod)
+    keep = visible_keys(mask, mask_mod, scores.shape, q.device)
+    weights = masked_softmax(scores, keep)  # (..., Tq, Tk)
+    dropped = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
+    return dropped @ v, weights  # (..., Tq, Dv), (..., Tq, Tk)
+
+
+def prepare_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    *,
+    causal: bool = False,
+    scale: float | None = None,
+    mask_mod: MaskMod | None = None,
+    grouped_kv: bool = False,
+) -> tuple[float, MaskMod | None]:
+    """Check an attention call, resolve its defaults: ``(scale, mask_mod)``.
+
+    Every kernel calls it before any work. The shapes are checked
+    (:func:`check_qkv`), the scale defaults to 1/√D, and causality is a mask
+    like any other: ``causal=True`` ANDs
+    :func:`annotated.attention.masks.causal` into ``mask_mod``.
+    ``grouped_kv`` lets k and v have fewer heads than q.
+    """
+    check_qkv(q, k, v, mask, bias, grouped_kv=grouped_kv)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    return scale, and_masks(mask_mod, causal_mod if causal else None)
+
+
+def attention_scores(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    scale: float,
+    score_mod: ScoreMod | None = None,
+) -> torch.Tensor:
+    """The scores ``q kᵀ · scale + bias``, then ``score_mod``:
+    ``(..., Tq, Tk)``."""
     scores = (q @ k.transpose(-2, -1)) * scale  # (..., Tq, Tk)
     if bias is not None:
         scores = scores + bias
-    mask_mod = and_masks(mask_mod, causal_mod if causal else None)
-    if score_mod is not None or mask_mod is not None:
-        # b, h, q_idx, k_idx
-        grid = score_grid(
-            scores.shape[:-2], q.shape[-2], k.shape[-2], q.device
-        )
-        if score_mod is not None:
-            scores = score_mod(scores, *grid)
-        if mask_mod is not None:
-            keep = mask_mod(*grid)
-            mask = keep if mask is None else mask & keep
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    # A row with every key hidden would be softmax(-inf, …, -inf) = 0/0 = NaN:
-    # give it zeros.
+    if score_mod is not None:
+        t_q, t_k = scores.shape[-2:]
+        grid = score_grid(scores.shape[:-2], t_q, t_k, q.device)
+        scores = score_mod(scores, *grid)  # grid: b, h, q_idx, k_idx
+    return scores
+
+
+def visible_keys(
+    mask: torch.Tensor | None,
+    mask_mod: MaskMod | None,
+    score_shape: tuple,
+    device=None,
+) -> torch.Tensor | None:
+    """Which keys each query may read: ``mask`` AND ``mask_mod`` evaluated
+    on the score grid; a boolean tensor that broadcasts to ``score_shape``
+    (..., Tq, Tk), or ``None`` for every key."""
+    if mask_mod is None:
+        return mask
+    *lead, t_q, t_k = score_shape
+    keep = mask_mod(*score_grid(tuple(lead), t_q, t_k, device))
+    return keep if mask is None else mask & keep
+
+
+def masked_softmax(
+    scores: torch.Tensor, keep: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Softmax over the keys (the last dim) where ``keep``; a row with every
+    key hidden gets zeros.
+
+    Such a row would be softmax(−∞, …, −∞) = 0/0 = NaN; it reads nothing
+    instead. A score of −∞ (e.g. from a bias) also counts as hidden.
+    """
+    if keep is not None:
+        scores = scores.masked_fill(~keep, float("-inf"))
     empty = torch.isneginf(scores).all(dim=-1, keepdim=True)  # (..., Tq, 1)
-    weights = torch.softmax(
-        scores.masked_fill(empty, 0.0), dim=-1
-    ).masked_fill(empty, 0.0)
-    dropped = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
-    return dropped @ v, weights  # (..., Tq, Dv), (..., Tq, Tk)
+    weights = torch.softmax(scores.masked_fill(empty, 0.0), dim=-1)
+    return weights.masked_fill(empty, 0.0)
 
 
 def attention_entropy(weights: torch.Tensor) -> torch.Tensor:
@@ -103,30 +169,52 @@ def attention_entropy(weights: torch.Tensor) -> torch.Tensor:
 
 
 def check_qkv(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask=None, bias=None
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask=None,
+    bias=None,
+    *,
+    grouped_kv: bool = False,
 ) -> tuple:
     """Validate the shapes and dtypes of an attention call; return the score
     shape (..., Tq, Tk).
 
-    Raises ``ValueError`` naming the offending shapes, so a caller sees what
-    to change.
+    With ``grouped_kv``, k and v may have Hkv heads (dim -3) where q has H,
+    Hkv dividing H (grouped-query attention). Raises ``ValueError`` naming
+    the offending shapes, so a caller sees what to change.
     """
+    # "q (2, 5, 8)": each tensor's name and shape, for the messages
+    q_shape, k_shape, v_shape = (
+        f"{name} {tuple(x.shape)}" for name, x in zip("qkv", (q, k, v))
+    )
     if q.dim() < 2 or k.dim() < 2 or v.dim() < 2:
         raise ValueError(
-            f"q, k, v need at least 2 dims (..., T, D); got q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
+            "q, k, v need at least 2 dims (..., T, D); "
+            f"got {q_shape}, {k_shape}, {v_shape}"
         )
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(
-            f"q and k must share their last dim (d_k): q {tuple(q.shape)} vs k {tuple(k.shape)}"
+            f"q and k must share their last dim (d_k): {q_shape} vs {k_shape}"
         )
     if k.shape[:-1] != v.shape[:-1]:
         raise ValueError(
-            f"k and v must have the same shape up to the last dim (one value per key): "
-            f"k {tuple(k.shape)} vs v {tuple(v.shape)}"
+            "k and v must have the same shape up to the last dim "
+            f"(one value per key): {k_shape} vs {v_shape}"
         )
-    if q.shape[:-2] != k.shape[:-2]:
+    if grouped_kv and not (
+        q.dim() >= 3
+        and q.shape[:-3] == k.shape[:-3]
+        and q.shape[-3] % k.shape[-3] == 0
+    ):
         raise ValueError(
-            f"q and k must have the same leading (batch, head) dims: q {tuple(q.shape)} vs k {tuple(k.shape)}"
+            "grouped-query attention needs q (..., H, Tq, D), k and v "
+            f"(..., Hkv, Tk, D) with Hkv dividing H: {q_shape} vs {k_shape}"
+        )
+    if not grouped_kv and q.shape[:-2] != k.shape[:-2]:
+        raise ValueError(
+            "q and k must have the same leading (batch, head) dims: "
+            f"{q_shape} vs {k_shape}"
         )
     score_shape = (*q.shape[:-1], k.shape[-2])  # (..., Tq, Tk)
     check_mask_and_bias(mask, bias, score_shape)
@@ -136,24 +224,20 @@ def check_qkv(
 def check_mask_and_bias(mask, bias, score_shape: tuple) -> None:
     """A mask must be boolean and a bias floating point, each broadcastable to
     ``score_shape``."""
-    if mask is not None:
-        if mask.dtype != torch.bool:
+    if mask is not None and mask.dtype != torch.bool:
+        raise ValueError(
+            "mask must be a boolean tensor (True = may attend), got "
+            f"dtype {mask.dtype}; pass additive float masks as bias="
+        )
+    if bias is not None and not bias.is_floating_point():
+        raise ValueError(
+            f"bias must be a floating-point tensor, got dtype {bias.dtype}"
+        )
+    for name, x in (("mask", mask), ("bias", bias)):
+        if x is not None and not _broadcastable(tuple(x.shape), score_shape):
             raise ValueError(
-                f"mask must be a boolean tensor (True = may attend), got dtype {mask.dtype}; "
-                "for additive float masks pass them as bias="
-            )
-        if not _broadcastable(tuple(mask.shape), score_shape):
-            raise ValueError(
-                f"mask of shape {tuple(mask.shape)} does not broadcast to the scores (..., Tq, Tk) = {score_shape}"
-            )
-    if bias is not None:
-        if not bias.is_floating_point():
-            raise ValueError(
-                f"bias must be a floating-point tensor, got dtype {bias.dtype}"
-            )
-        if not _broadcastable(tuple(bias.shape), score_shape):
-            raise ValueError(
-                f"bias of shape {tuple(bias.shape)} does not broadcast to the scores (..., Tq, Tk) = {score_shape}"
+                f"{name} of shape {tuple(x.shape)} does not broadcast to "
+                f"the scores (..., Tq, Tk) = {score_shape}"
             )
 
 

@@ -3,11 +3,13 @@
 A mask is a *predicate* over one score entry, PyTorch FlexAttention's
 ``mask_mod``::
 
-    mask_mod(b, h, q_idx, k_idx) -> bool      True = query q_idx of (batch b, head h) may read key k_idx
+    mask_mod(b, h, q_idx, k_idx) -> bool
+        True = query q_idx of (batch b, head h) may read key k_idx
 
 and a score modification is FlexAttention's ``score_mod``::
 
-    score_mod(score, b, h, q_idx, k_idx) -> score      e.g. ALiBi: score - slope[h] * (q_idx - k_idx)
+    score_mod(score, b, h, q_idx, k_idx) -> score
+        e.g. ALiBi: score - slope[h] * (q_idx - k_idx)
 
 Both are written for one entry but called with *index tensors that broadcast*
 to a block of scores (B, H, Tq, Tk), or to one tile of it: a kernel that works
@@ -31,13 +33,16 @@ Legend: B batch, H heads, Tq query length, Tk key length.
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Callable
 
 import torch
 
-MaskMod = Callable[..., torch.Tensor]  # (b, h, q_idx, k_idx) -> bool tensor
-# (score, b, h, q_idx, k_idx) -> score tensor
-ScoreMod = Callable[..., torch.Tensor]
+from annotated.attention.grid import score_grid
+
+MaskMod = Callable[..., torch.Tensor]  # (b, h, q_idx, k_idx) -> bool
+ScoreMod = Callable[..., torch.Tensor]  # (score, b, h, q_idx, k_idx) -> score
 
 
 # --- predicates -------------------------------------------------------------
@@ -56,10 +61,7 @@ def sliding_window(window: int, *, causal: bool = True) -> MaskMod:
     Causal: keys ``i - window + 1 … i`` (``window`` keys including itself);
     bidirectional: ``|i - j| < window``.
     """
-    if isinstance(window, bool) or not isinstance(window, int) or window <= 0:
-        raise ValueError(
-            f"window must be a positive number of positions, got {window!r}"
-        )
+    _check_count("window", window, least=1)
 
     def in_window(b, h, q_idx, k_idx):
         distance = q_idx - k_idx
@@ -75,11 +77,7 @@ def sliding_window(window: int, *, causal: bool = True) -> MaskMod:
 def padding(lengths) -> MaskMod:
     """Hide padded keys: sequence ``b`` has ``lengths[b]`` real tokens, then
     padding."""
-    lengths = torch.as_tensor(lengths)
-    if lengths.dim() != 1:
-        raise ValueError(
-            f"lengths must be 1-D (one length per sequence), got shape {tuple(lengths.shape)}"
-        )
+    lengths = _lengths(lengths)
 
     def not_padding(b, h, q_idx, k_idx):
         return k_idx < lengths.to(k_idx.device)[b]
@@ -87,17 +85,28 @@ def padding(lengths) -> MaskMod:
     return not_padding
 
 
+def _check_count(name: str, value, *, least: int) -> None:
+    """A number of positions: an integer, at least ``least``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        kind = "positive" if least == 1 else f"≥ {least}"
+        raise ValueError(f"{name} must be a {kind} integer, got {value!r}")
+
+
+def _lengths(lengths, device=None) -> torch.Tensor:
+    """One length per sequence, as a 1-D tensor."""
+    lengths = torch.as_tensor(lengths, device=device)
+    if lengths.dim() != 1:
+        raise ValueError(
+            "lengths must be 1-D (one length per sequence), "
+            f"got shape {tuple(lengths.shape)}"
+        )
+    return lengths
+
+
 def prefix(prefix_len: int) -> MaskMod:
     """Prefix LM (Raffel et al. 2020): the first ``prefix_len`` keys are
     visible to every query, the rest causally."""
-    if (
-        isinstance(prefix_len, bool)
-        or not isinstance(prefix_len, int)
-        or prefix_len < 0
-    ):
-        raise ValueError(
-            f"prefix_len must be a non-negative integer, got {prefix_len!r}"
-        )
+    _check_count("prefix_len", prefix_len, least=0)
 
     def prefix_or_causal(b, h, q_idx, k_idx):
         return (k_idx < prefix_len) | (q_idx >= k_idx)
@@ -127,61 +136,26 @@ def and_masks(*mods: MaskMod | None) -> MaskMod | None:
     mods = [m for m in mods if m is not None]
     if len(mods) <= 1:
         return mods[0] if mods else None
-
-    def all_of(b, h, q_idx, k_idx):
-        keep = mods[0](b, h, q_idx, k_idx)
-        for m in mods[1:]:
-            keep = keep & m(b, h, q_idx, k_idx)
-        return keep
-
-    return all_of
+    return _combine(mods, operator.and_)
 
 
 def or_masks(*mods: MaskMod) -> MaskMod:
     """A key is visible when *any* mod allows it."""
     if not mods:
         raise ValueError("or_masks needs at least one mask_mod")
+    return _combine(mods, operator.or_)
 
-    def any_of(b, h, q_idx, k_idx):
-        keep = mods[0](b, h, q_idx, k_idx)
-        for m in mods[1:]:
-            keep = keep | m(b, h, q_idx, k_idx)
-        return keep
 
-    return any_of
+def _combine(mods, op) -> MaskMod:
+    """One mask_mod: the answers of ``mods`` joined by ``op`` (& or |)."""
+
+    def combined(b, h, q_idx, k_idx):
+        return functools.reduce(op, (m(b, h, q_idx, k_idx) for m in mods))
+
+    return combined
 
 
 # --- evaluating mods on a grid ----------------------------------------------
-
-
-def batch_head_indices(
-    lead: tuple, trailing: int, device=None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``b`` and ``h`` index tensors for scores whose leading dims are
-    ``lead`` (``(B, H)``, ``(H,)`` or ``()``), each followed by ``trailing``
-    singleton dims so they broadcast against the (q, k) indices of a grid or a
-    tile."""
-    ones = (1,) * trailing
-    b = torch.zeros((), dtype=torch.long, device=device)
-    h = torch.zeros((), dtype=torch.long, device=device)
-    if len(lead) >= 1:
-        # (H, 1, …)
-        h = torch.arange(lead[-1], device=device).view(lead[-1], *ones)
-    if len(lead) >= 2:
-        # (B, 1, 1, …)
-        b = torch.arange(lead[-2], device=device).view(lead[-2], 1, *ones)
-    return b, h
-
-
-def score_grid(
-    lead: tuple, t_q: int, t_k: int, device=None
-) -> tuple[torch.Tensor, ...]:
-    """``(b, h, q_idx, k_idx)`` for the full ``(*lead, Tq, Tk)`` score grid;
-    queries are the last Tq keys."""
-    b, h = batch_head_indices(lead, 2, device)
-    q_idx = torch.arange(t_k - t_q, t_k, device=device)[:, None]  # (Tq, 1)
-    k_idx = torch.arange(t_k, device=device)[None, :]  # (1, Tk)
-    return b, h, q_idx, k_idx
 
 
 def materialize_mask(
@@ -250,11 +224,7 @@ def padding_mask(
     tensor([[1, 1, 0, 0],
             [1, 1, 1, 0]], dtype=torch.int32)
     """
-    lengths = torch.as_tensor(lengths, device=device)
-    if lengths.dim() != 1:
-        raise ValueError(
-            f"lengths must be 1-D (one length per sequence), got shape {tuple(lengths.shape)}"
-        )
+    lengths = _lengths(lengths, device)
     max_len = int(lengths.max()) if max_len is None else max_len
     if (lengths < 0).any() or (lengths > max_len).any():
         raise ValueError(
@@ -304,7 +274,8 @@ def combine_masks(*masks: torch.Tensor | None) -> torch.Tensor | None:
             continue
         if m.dtype != torch.bool:
             raise ValueError(
-                f"masks must be boolean (True = may attend), got dtype {m.dtype}"
+                "masks must be boolean (True = may attend), "
+                f"got dtype {m.dtype}"
             )
         out = m if out is None else out & m
     return out
@@ -321,8 +292,9 @@ def key_padding_mask(
         padding_mask = idx != pad_id
     if padding_mask.dtype != torch.bool or padding_mask.shape != idx.shape:
         raise ValueError(
-            f"padding_mask must be boolean of shape {tuple(idx.shape)} (True = real token), "
-            f"got {padding_mask.dtype} {tuple(padding_mask.shape)}"
+            f"padding_mask must be boolean of shape {tuple(idx.shape)} "
+            f"(True = real token), got {padding_mask.dtype} "
+            f"{tuple(padding_mask.shape)}"
         )
     # (B, 1, 1, T): broadcast over heads and queries
     return padding_mask[:, None, None, :]

@@ -22,18 +22,12 @@ bq/bk tile sizes.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from annotated.attention.attend import check_qkv
-from annotated.attention.masks import (
-    MaskMod,
-    ScoreMod,
-    and_masks,
-    batch_head_indices,
-)
-from annotated.attention.masks import causal as causal_mod
+from annotated.attention.attend import prepare_attention
+from annotated.attention.grid import batch_head_indices
+from annotated.attention.masks import MaskMod, ScoreMod
+from annotated.kernels.checks import positive_sizes
 
 
 def blockwise_attention(
@@ -64,30 +58,20 @@ def blockwise_attention(
     *fast*; here the Python loop makes it slow, the point is the memory),
     dropout, double backward. Returns ``(out, None)``.
     """
-    check_qkv(q, k, v, mask, bias)
+    positive_sizes(
+        "blockwise_attention",
+        block_size=block_size,
+        query_block_size=query_block_size,
+    )
+    scale, mask_mod = prepare_attention(
+        q, k, v, mask, bias, causal=causal, scale=scale, mask_mod=mask_mod
+    )
     q_block = block_size if query_block_size is None else query_block_size
-    for name, value in (
-        ("block_size", block_size),
-        ("query_block_size", q_block),
-    ):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int)
-            or value <= 0
-        ):
-            raise ValueError(
-                f"{name} must be a positive integer, got {value!r}; pass a tile length, e.g. 64"
-            )
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     if mask is not None and mask.dim() < 2:
         mask = mask.reshape(*(1,) * (2 - mask.dim()), *mask.shape)
     if bias is not None and bias.dim() < 2:
         bias = bias.reshape(*(1,) * (2 - bias.dim()), *bias.shape)
-    mods = (
-        and_masks(mask_mod, causal_mod if causal else None),
-        score_mod,
-        causal,
-    )
+    mods = (mask_mod, score_mod, causal)  # causal: skip future key blocks
     captured = captured_tensors(score_mod) if score_mod is not None else []
     out = BlockwiseAttentionFunction.apply(
         q, k, v, mask, bias, mods, scale, q_block, block_size, *captured

@@ -6,12 +6,23 @@ from __future__ import annotations
 import torch
 
 
-def positive_int(name: str, value, hint: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(
-            f"{name} must be a positive integer, got {value!r}; {hint}"
-        )
-    return value
+def positive_sizes(owner: str, **sizes) -> None:
+    """Each size that is given (not ``None``) must be a positive integer.
+
+    ``owner`` names what the sizes belong to in the message, e.g.
+    ``"local_attention"`` or ``"attention kernel 'local'"``.
+    """
+    for name, value in sizes.items():
+        if value is None:
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or value <= 0
+        ):
+            raise ValueError(
+                f"{name} of {owner} must be a positive integer, got {value!r}"
+            )
 
 
 def key_padding(
@@ -23,8 +34,9 @@ def key_padding(
         return None
     if mask.dim() >= 2 and mask.shape[-2] != 1:
         raise ValueError(
-            f"{kernel} can only honour key-padding masks of shape (..., 1, Tk) (e.g. masks.padding_mask), "
-            f"got mask of shape {tuple(mask.shape)}; use causal= for causality, or use 'full' / 'blockwise' "
-            "attention for arbitrary masks"
+            f"{kernel} can only honour key-padding masks of shape "
+            f"(..., 1, Tk) (e.g. masks.padding_mask), got mask of shape "
+            f"{tuple(mask.shape)}; use causal= for causality, or 'full' / "
+            "'blockwise' attention for arbitrary masks"
         )
     return mask[..., 0, :] if mask.dim() >= 2 else mask  # (..., Tk)

@@ -18,9 +18,8 @@ import importlib.util
 
 import torch
 
-from annotated.attention.attend import check_qkv
+from annotated.attention.attend import prepare_attention
 from annotated.attention.masks import MaskMod, ScoreMod, and_masks
-from annotated.attention.masks import causal as causal_mod
 
 
 def flex_available(device) -> bool:
@@ -48,27 +47,31 @@ def flex_attention(
 ) -> tuple[torch.Tensor, None]:
     """``attend``'s meaning through FlexAttention; q, k, v are
     ``(B, H, T, D)``."""
-    check_qkv(q, k, v, mask, bias)
+    scale, mask_mod = prepare_attention(
+        q, k, v, mask, bias, causal=causal, scale=scale, mask_mod=mask_mod
+    )
     if not flex_available(q.device):
         raise ValueError(
-            f"the 'flex' kernel needs a CUDA device and torch.nn.attention.flex_attention, got device {q.device}; "
-            "use 'blockwise' (the same mods, tile by tile) on a CPU"
+            "the 'flex' kernel needs a CUDA device and "
+            "torch.nn.attention.flex_attention, got device "
+            f"{q.device}; on a CPU use 'blockwise' (the same mods, tile by "
+            "tile)"
         )
     from torch.nn.attention.flex_attention import create_block_mask
     from torch.nn.attention.flex_attention import flex_attention as _flex
 
     if q.dim() != 4:
         raise ValueError(
-            f"flex_attention needs q, k, v of shape (B, H, T, D), got q {tuple(q.shape)}"
+            "flex_attention needs q, k, v of shape (B, H, T, D), "
+            f"got q {tuple(q.shape)}"
         )
     (n_b, n_h, t_q, _), t_k = q.shape, k.shape[-2]
     offset = t_k - t_q
-    if mask is not None:
+    if mask is not None:  # the tensor, read by index inside a mask_mod
         mask_x = mask.expand(n_b, n_h, t_q, t_k)
         mask_mod = and_masks(
             mask_mod, lambda b, h, qi, ki: mask_x[b, h, qi - offset, ki]
         )
-    mask_mod = and_masks(mask_mod, causal_mod if causal else None)
     if bias is not None:
         bias_x, inner = bias.expand(n_b, n_h, t_q, t_k), score_mod
 

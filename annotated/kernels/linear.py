@@ -19,9 +19,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from annotated.attention.attend import check_qkv
-from annotated.attention.masks import causal_mask, combine_masks
-from annotated.kernels.checks import key_padding, positive_int
+from annotated.attention.attend import prepare_attention, visible_keys
+from annotated.attention.masks import MaskMod, ScoreMod
+from annotated.kernels.checks import key_padding, positive_sizes
 
 
 def elu_feature_map(x: torch.Tensor) -> torch.Tensor:
@@ -35,14 +35,17 @@ def _refuse_mods(bias, mask_mod, score_mod) -> None:
     bias to or to mask per query."""
     if bias is not None or score_mod is not None:
         raise ValueError(
-            "linear attention cannot take a score bias or score_mod (ALiBi, T5 relative bias): it never forms "
-            "the q·k scores a bias would be added to. Use 'full', 'blockwise' or 'local' attention, or a positional "
-            "encoding that acts on q/k (RoPE) or on the embeddings"
+            "linear attention cannot take a score bias or score_mod (ALiBi, "
+            "T5 relative bias): it never forms the q·k scores a bias would "
+            "be added to. Use 'full', 'blockwise' or 'local' attention, or a "
+            "positional encoding that acts on q/k (RoPE) or on the embeddings"
         )
     if mask_mod is not None:
         raise ValueError(
-            "linear attention cannot take a mask_mod: a predicate may depend on the query, but linear attention "
-            "can only drop keys; pass causal=True and/or a key-padding mask tensor (masks.padding_mask)"
+            "linear attention cannot take a mask_mod: a predicate may depend "
+            "on the query, but linear attention can only drop keys; pass "
+            "causal=True and/or a key-padding mask tensor "
+            "(masks.padding_mask)"
         )
 
 
@@ -55,8 +58,8 @@ def linear_attention_quadratic(
     *,
     causal: bool = False,
     scale: float | None = None,
-    mask_mod=None,
-    score_mod=None,
+    mask_mod: MaskMod | None = None,
+    score_mod: ScoreMod | None = None,
     feature_map: Callable[[torch.Tensor], torch.Tensor] = elu_feature_map,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Linear attention's model written the slow way, with its explicit
@@ -69,19 +72,16 @@ def linear_attention_quadratic(
     terms are dropped from both sums); a score bias is refused. ``scale``
     (default 1, as in the paper) multiplies q before the feature map.
     """
-    check_qkv(q, k, v, mask, bias)
     _refuse_mods(bias, mask_mod, score_mod)
-    phi_q, phi_k = (
-        feature_map(q * (1.0 if scale is None else scale)),
-        feature_map(k),
+    # the paper's φ(q)·φ(k) has no scale: the default is 1, not 1/√D
+    scale, mask_mod = prepare_attention(
+        q, k, v, mask, causal=causal, scale=1.0 if scale is None else scale
     )
+    phi_q, phi_k = feature_map(q * scale), feature_map(k)
     sim = phi_q @ phi_k.transpose(-2, -1)  # (..., Tq, Tk), all > 0
-    if causal:
-        mask = combine_masks(
-            mask, causal_mask(q.shape[-2], k.shape[-2], device=q.device)
-        )
-    if mask is not None:
-        sim = sim.masked_fill(~mask, 0.0)
+    keep = visible_keys(mask, mask_mod, sim.shape, q.device)
+    if keep is not None:
+        sim = sim.masked_fill(~keep, 0.0)
     # (..., Tq, 1); 0 only when every key is masked
     norm = sim.sum(-1, keepdim=True)
     weights = sim / torch.where(norm > 0, norm, torch.ones_like(norm))
@@ -97,8 +97,8 @@ def linear_attention(
     *,
     causal: bool = False,
     scale: float | None = None,
-    mask_mod=None,
-    score_mod=None,
+    mask_mod: MaskMod | None = None,
+    score_mod: ScoreMod | None = None,
     chunk_size: int = 64,
     feature_map: Callable[[torch.Tensor], torch.Tensor] = elu_feature_map,
 ) -> tuple[torch.Tensor, None]:
@@ -106,10 +106,12 @@ def linear_attention(
 
     Replace exp(q·k) by a kernel φ(q)·φ(k) and the products can be reordered:
 
-        out_i = φ(q_i)ᵀ S / φ(q_i)ᵀ z,   S = Σ_j φ(k_j) v_jᵀ  (D × Dv),   z = Σ_j φ(k_j)  (D)
+        out_i = φ(q_i)ᵀ S / φ(q_i)ᵀ z,
+        S = Σ_j φ(k_j) v_jᵀ  (D × Dv),   z = Σ_j φ(k_j)  (D)
 
     Non-causal: S and z are summed once, O(T·D·Dv) time, and no T×T matrix
     exists.
+
     Causal: S and z become prefix sums S_i = Σ_{j≤i} φ(k_j) v_jᵀ (the RNN
     view). Keeping all T prefix states costs O(T·D·Dv) memory, so we use the
     **chunked** form: split time into chunks of ``chunk_size`` C, keep one
@@ -125,19 +127,15 @@ def linear_attention(
     ``causal=True`` the queries are the last Tq positions, as in ``attend``.
     Returns ``(out, None)``: the weights are never formed.
     """
-    check_qkv(q, k, v, mask, bias)
     _refuse_mods(bias, mask_mod, score_mod)
-    chunk_size = positive_int(
-        "chunk_size",
-        chunk_size,
-        "pass e.g. chunk_size=64 (1 = plain prefix sums)",
+    positive_sizes("linear_attention", chunk_size=chunk_size)
+    # causality comes from the prefix sums below, not from a mask_mod
+    scale, _ = prepare_attention(
+        q, k, v, mask, scale=1.0 if scale is None else scale
     )
-    key_keep = key_padding(mask, "linear attention")
+    key_keep = key_padding(mask, "linear attention")  # (..., Tk) or None
     # (..., Tq, D), (..., Tk, D)
-    phi_q, phi_k = (
-        feature_map(q * (1.0 if scale is None else scale)),
-        feature_map(k),
-    )
+    phi_q, phi_k = feature_map(q * scale), feature_map(k)
     if key_keep is not None:
         # masked keys add nothing to S or z
         phi_k = phi_k * key_keep[..., None].to(phi_k.dtype)

@@ -19,105 +19,107 @@ import math
 import torch
 import torch.nn.functional as F
 
-from annotated.attention.attend import check_qkv
+from annotated.attention.attend import (
+    attend,
+    masked_softmax,
+    prepare_attention,
+)
+from annotated.attention.grid import batch_head_indices
 from annotated.attention.masks import (
     MaskMod,
     ScoreMod,
     and_masks,
-    batch_head_indices,
+    global_tokens,
+    or_masks,
     sliding_window,
 )
-from annotated.attention.masks import causal as causal_mod
-from annotated.kernels.checks import key_padding, positive_int
+from annotated.kernels.checks import key_padding, positive_sizes
 
 
 def local_attention(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    window: int,
     mask: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
     *,
-    causal: bool = True,
+    causal: bool = False,
     scale: float | None = None,
     mask_mod: MaskMod | None = None,
     score_mod: ScoreMod | None = None,
+    window: int,
     global_positions=None,
     chunk_size: int | None = None,
 ) -> tuple[torch.Tensor, None]:
-    """Attention restricted to ``sliding_window(window, causal=causal)``,
-    ANDed with ``mask_mod``.
+    """Attention restricted to :func:`local_window`, ANDed with ``mask_mod``;
+    equals :func:`local_attention_quadratic`.
 
-    Equals ``attend(q, k, v, mask_mod=and_masks(sliding_window(w), mask_mod), score_mod=...)``.
-    ``global_positions`` adds Longformer's global tokens (``or_masks`` with
-    :func:`annotated.attention.masks.global_tokens`): they become G extra score columns, and their own
-    rows read every key, so memory is O(T·(w + G)); with ``causal=True`` causality still holds.
-    A mask *tensor* may only drop keys (``(..., 1, Tk)``, e.g. ``masks.padding_mask``); a bias
-    tensor is read at the band's entries only, but is itself O(T²) unless it broadcasts: prefer
-    a ``score_mod``.
-    Left out: dilated windows, the custom CUDA kernel of the paper. Returns ``(out, None)``.
+    ``global_positions`` adds Longformer's global tokens: they become G extra
+    score columns, and their own rows read every key, so memory is
+    O(T·(w + G)); with ``causal=True`` causality still holds. A mask
+    *tensor* may only drop keys (``(..., 1, Tk)``, e.g.
+    ``masks.padding_mask``); a bias tensor is read at the band's entries
+    only, but is itself O(T²) unless it broadcasts: prefer a ``score_mod``.
+    Left out: dilated windows, the custom CUDA kernel of the paper. Returns
+    ``(out, None)``.
     """
-    check_qkv(q, k, v, mask, bias)
-    window = positive_int(
-        "window",
-        window,
-        "pass the number of keys each query may see, e.g. window=128",
-    )
-    chunk = (
-        window
-        if chunk_size is None
-        else positive_int(
-            "chunk_size", chunk_size, "or leave it None (= window)"
-        )
+    positive_sizes("local_attention", window=window, chunk_size=chunk_size)
+    scale, mask_mod = prepare_attention(
+        q, k, v, mask, bias, causal=causal, scale=scale, mask_mod=mask_mod
     )
     key_keep = key_padding(mask, "local_attention")  # (..., Tk) or None
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     t_q, t_k, dev = q.shape[-2], k.shape[-2], q.device
+    # a view, read at the scored entries only
+    bias_x = None if bias is None else bias.expand(*q.shape[:-1], t_k)
+
+    def scored(q_part, k_part, q_idx, k_idx, keep_mod):
+        """Scores of ``q_part`` against ``k_part``, the queries and keys at
+        positions ``q_idx`` and ``k_idx`` (index tensors that broadcast), and
+        which of them ``keep_mod`` and the key padding let through."""
+        b, h = batch_head_indices(q.shape[:-2], q_idx.dim(), dev)
+        s = (q_part @ k_part.transpose(-2, -1)) * scale
+        if bias_x is not None:
+            s = s + bias_x[..., q_idx - (t_k - t_q), k_idx]
+        if score_mod is not None:
+            s = score_mod(s, b, h, q_idx, k_idx)
+        keep = torch.ones((), dtype=torch.bool, device=dev)
+        if keep_mod is not None:
+            keep = keep_mod(b, h, q_idx, k_idx)
+        if key_keep is not None:
+            keep = keep & key_keep[..., k_idx]
+        return s, keep
+
+    chunk = window if chunk_size is None else chunk_size
     n = math.ceil(t_q / chunk)
     span = chunk + window - 1 if causal else chunk + 2 * window - 2
     # (..., N, C, D)
     q_chunks = F.pad(q, (0, 0, 0, n * chunk - t_q)).unflatten(-2, (n, chunk))
-    # (N, C, 1); pad rows repeat
-    rows = (
-        torch.arange(n * chunk, device=dev)
-        .view(n, chunk, 1)
-        .clamp(max=t_q - 1)
-    )
-    q_idx = rows + (t_k - t_q)  # (N, C, 1) query positions
+    # (N, C, 1) query positions; pad rows repeat the last one
+    rows = torch.arange(n * chunk, device=dev).view(n, chunk, 1)
+    q_idx = rows.clamp(max=t_q - 1) + (t_k - t_q)
     # (N, 1, L) keys of each span
     k_idx = q_idx[:, :1, :].mT - (window - 1) + torch.arange(span, device=dev)
-    # (N, L) in-range stand-ins for the keys outside [0, Tk)
-    gather = k_idx[:, 0, :].clamp(0, t_k - 1)
-    b, h = batch_head_indices(q.shape[:-2], 3, dev)
+    in_range = (k_idx >= 0) & (k_idx < t_k)
+    k_idx = k_idx.clamp(0, t_k - 1)  # in-range stand-ins for the others
+    gather = k_idx[:, 0, :]  # (N, L)
     band = and_masks(sliding_window(window, causal=causal), mask_mod)
     # (..., N, C, L)
-    keep = band(b, h, q_idx, k_idx) & (k_idx >= 0) & (k_idx < t_k)
-    if key_keep is not None:
-        keep = keep & key_keep[..., gather][..., None, :]  # (..., N, C, L)
-    # (..., N, C, L)
-    scores = (q_chunks @ k[..., gather, :].transpose(-2, -1)) * scale
-    # a view: read at the band only
-    bias_x = None if bias is None else bias.expand(*q.shape[:-2], t_q, t_k)
-    if bias_x is not None:
-        scores = scores + bias_x[..., rows, k_idx.clamp(0, t_k - 1)]
-    if score_mod is not None:
-        scores = score_mod(scores, b, h, q_idx, k_idx.clamp(0, t_k - 1))
+    scores, keep = scored(q_chunks, k[..., gather, :], q_idx, k_idx, band)
+    keep = keep & in_range
     v_spans = v[..., gather, :]  # (..., N, L, Dv)
-    g = (
-        None
-        if global_positions is None
-        else torch.as_tensor(
-            global_positions, dtype=torch.long, device=dev
-        ).unique()
-    )
-    if g is None or g.numel() == 0:
-        out = _masked_softmax(scores, keep) @ v_spans  # (..., N, C, Dv)
+    g = torch.as_tensor(
+        [] if global_positions is None else global_positions,
+        dtype=torch.long,
+        device=dev,
+    ).unique()
+    if g.numel() == 0:
+        out = masked_softmax(scores, keep) @ v_spans  # (..., N, C, Dv)
         return out.flatten(-3, -2)[..., :t_q, :], None
 
     if t_q != t_k:
         raise ValueError(
-            f"global tokens need as many queries as keys (one sequence), got Tq={t_q}, Tk={t_k}"
+            "global tokens need as many queries as keys (one sequence), "
+            f"got Tq={t_q}, Tk={t_k}"
         )
     if g.min() < 0 or g.max() >= t_k:
         raise ValueError(
@@ -125,28 +127,12 @@ def local_attention(
         )
     # a global key is read through its own column, once
     keep = keep & ~torch.isin(k_idx, g)
-    # Global keys: G extra columns for every query.
-    g_idx = g.view(1, 1, -1)  # (1, 1, G)
-    g_keep = and_masks(causal_mod if causal else None, mask_mod)
-    g_keep = (
-        torch.ones((), dtype=torch.bool, device=dev)
-        if g_keep is None
-        else g_keep(b, h, q_idx, g_idx)
+    # Global keys: G extra columns for every query. (..., N, C, G)
+    g_scores, g_keep = scored(
+        q_chunks, k[..., None, g, :], q_idx, g.view(1, 1, -1), mask_mod
     )
-    if key_keep is not None:
-        # (..., N, C, G)
-        g_keep = g_keep & key_keep[..., g][..., None, None, :]
-    # (..., N, C, G)
-    g_scores = (q_chunks @ k[..., None, g, :].transpose(-2, -1)) * scale
-    if bias_x is not None:
-        g_scores = g_scores + bias_x[..., rows, g_idx]
-    if score_mod is not None:
-        g_scores = score_mod(g_scores, b, h, q_idx, g_idx)
-    # (..., N, C)
-    lead = torch.broadcast_shapes(
-        keep.shape[:-1], g_keep.shape[:-1], g_scores.shape[:-1]
-    )
-    weights = _masked_softmax(
+    lead = torch.broadcast_shapes(scores.shape[:-1], g_scores.shape[:-1])
+    weights = masked_softmax(
         torch.cat(
             [scores.expand(*lead, span), g_scores.expand(*lead, g.numel())],
             dim=-1,
@@ -163,32 +149,52 @@ def local_attention(
     )
     out = out.flatten(-3, -2)[..., :t_q, :]  # (..., Tq, Dv)
     # Global queries: G full rows, each reading every key (O(G·T), not T × T).
-    b, h = batch_head_indices(q.shape[:-2], 2, dev)
-    # (G, 1), (1, Tk)
-    row_q, row_k = g[:, None], torch.arange(t_k, device=dev)[None, :]
-    row_scores = (q[..., g, :] @ k.transpose(-2, -1)) * scale  # (..., G, Tk)
-    if bias_x is not None:
-        row_scores = row_scores + bias_x[..., g, :]
-    if score_mod is not None:
-        row_scores = score_mod(row_scores, b, h, row_q, row_k)
-    row_mod = and_masks(causal_mod if causal else None, mask_mod)
-    row_keep = (
-        torch.ones((), dtype=torch.bool, device=dev)
-        if row_mod is None
-        else row_mod(b, h, row_q, row_k)
+    all_keys = torch.arange(t_k, device=dev)[None, :]  # (1, Tk)
+    # (..., G, Tk)
+    row_scores, row_keep = scored(
+        q[..., g, :], k, g[:, None], all_keys, mask_mod
     )
-    if key_keep is not None:
-        row_keep = row_keep & key_keep[..., None, :]
-    # (..., G, Dv)
-    g_out = _masked_softmax(row_scores, row_keep.expand_as(row_scores)) @ v
+    g_out = masked_softmax(row_scores, row_keep) @ v  # (..., G, Dv)
     return out.index_copy(-2, g, g_out), None
 
 
-def _masked_softmax(scores: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """Softmax over the last dim where ``keep``; rows with nothing kept give
-    zeros (like attend)."""
-    scores = scores.masked_fill(~keep, float("-inf"))
-    empty = torch.isneginf(scores).all(dim=-1, keepdim=True)
-    return torch.softmax(scores.masked_fill(empty, 0.0), dim=-1).masked_fill(
-        empty, 0.0
+def local_window(
+    window: int, *, causal: bool = False, global_positions=None
+) -> MaskMod:
+    """The keys local attention reads: the sliding window, OR'd with the
+    global tokens when there are any."""
+    band = sliding_window(window, causal=causal)
+    if global_positions is not None and len(global_positions):
+        band = or_masks(band, global_tokens(global_positions))
+    return band
+
+
+def local_attention_quadratic(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    *,
+    causal: bool = False,
+    mask_mod: MaskMod | None = None,
+    window: int,
+    global_positions=None,
+    **hooks,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Local attention the O(T²) way, with its weights: ``attend`` under
+    :func:`local_window` ANDed with ``mask_mod``; ``hooks`` (``scale``,
+    ``score_mod``) go to ``attend``. For plots and tests."""
+    band = local_window(
+        window, causal=causal, global_positions=global_positions
+    )
+    return attend(
+        q,
+        k,
+        v,
+        mask,
+        bias,
+        causal=causal,
+        mask_mod=and_masks(band, mask_mod),
+        **hooks,
     )

@@ -1,13 +1,14 @@
 """The fast path: PyTorch's fused ``F.scaled_dot_product_attention`` (SDPA),
 with ``attend``'s meaning.
 
-SDPA takes one mask tensor, so the mods are evaluated once over the whole (Tq,
-Tk) grid (:func:`annotated.attention.masks.materialize_mask` /
-:func:`~annotated.attention.masks.materialize_score`) and folded into one
-float mask: the bias where a key is visible, −inf where it is not. That
-assumes the ``score_mod`` *adds* to the score (ALiBi and T5 do); a mod that
-rescales scores needs ``attend`` or the block-wise kernel. SDPA returns no
-weights; tests check it equals ``attend``.
+SDPA takes one mask tensor, so the mods are evaluated once over the whole
+(Tq, Tk) grid — the ``mask_mod`` by ``attend``'s
+:func:`~annotated.attention.attend.visible_keys`, the ``score_mod`` on a
+score of 0 — and folded into one float mask: the bias where a key is
+visible, −inf where it is not. That assumes the ``score_mod`` *adds* to the
+score (ALiBi and T5 do); a mod that rescales scores needs ``attend`` or the
+block-wise kernel. SDPA returns no weights; tests check it equals
+``attend``.
 
 Legend: B batch, H heads, Hkv k/v heads, Tq/Tk query/key length, D head dim.
 """
@@ -19,9 +20,9 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from annotated.attention.attend import check_mask_and_bias
-from annotated.attention.masks import MaskMod, ScoreMod, and_masks, score_grid
-from annotated.attention.masks import causal as causal_mod
+from annotated.attention.attend import prepare_attention, visible_keys
+from annotated.attention.grid import score_grid
+from annotated.attention.masks import MaskMod, ScoreMod
 
 
 def sdpa_attention(
@@ -41,44 +42,27 @@ def sdpa_attention(
     ``(..., Hkv, Tk, D)`` with Hkv dividing H (grouped-query attention: query
     head h reads k/v head h // (H / Hkv)). Returns ``(out, None)``."""
     t_q, t_k = q.shape[-2], k.shape[-2]
-    if (
-        q.dim() < 3
-        or q.shape[-3] % k.shape[-3]
-        or q.shape[:-3] != k.shape[:-3]
-        or k.shape[:-1] != v.shape[:-1]
-    ):
-        raise ValueError(
-            f"SDPA needs q (..., H, Tq, D), k and v (..., Hkv, Tk, D) with Hkv dividing H; "
-            f"got q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
-        )
-    check_mask_and_bias(mask, bias, (*q.shape[:-1], t_k))
-    grid = (
-        score_grid(q.shape[:-2], t_q, t_k, q.device)
-        if mask_mod or score_mod
-        else None
+    # SDPA's is_causal takes no attn_mask and aligns queries to the *first*
+    # keys: use it only with no other mask or bias, and Tq = Tk.
+    plain = all(x is None for x in (mask, bias, mask_mod, score_mod))
+    sdpa_causal = causal and plain and t_q == t_k
+    scale, mask_mod = prepare_attention(
+        q,
+        k,
+        v,
+        mask,
+        bias,
+        causal=causal and not sdpa_causal,
+        scale=scale,
+        mask_mod=mask_mod,
+        grouped_kv=True,
     )
-    if score_mod is not None:  # materialised once: (…, Tq, Tk)
-        extra = score_mod(
-            torch.zeros((), dtype=q.dtype, device=q.device), *grid
-        )
+    if score_mod is not None:  # materialised once: (..., Tq, Tk)
+        grid = score_grid(q.shape[:-2], t_q, t_k, q.device)
+        zero = torch.zeros((), dtype=q.dtype, device=q.device)
+        extra = score_mod(zero, *grid)
         bias = extra if bias is None else bias + extra
-    # SDPA's is_causal aligns queries to the *first* keys; build the
-    # bottom-right mask ourselves when needed.
-    sdpa_causal = (
-        causal
-        and mask is None
-        and bias is None
-        and mask_mod is None
-        and t_q == t_k
-    )
-    mask_mod = and_masks(
-        mask_mod, causal_mod if causal and not sdpa_causal else None
-    )
-    if mask_mod is not None:
-        keep = mask_mod(
-            *(grid or score_grid(q.shape[:-2], t_q, t_k, q.device))
-        )
-        mask = keep if mask is None else mask & keep
+    mask = visible_keys(mask, mask_mod, (*q.shape[:-1], t_k), q.device)
     attn_mask = mask  # boolean, True = may attend (SDPA's meaning too)
     # one float mask: the bias where allowed, -inf where masked
     if bias is not None:
