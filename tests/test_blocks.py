@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from annotated.attention.multihead import KVCache
+from annotated.attention.cache import KVCache
 from annotated.models.blocks import (
     DecoderBlock,
     EncoderBlock,

@@ -37,7 +37,7 @@ def tokens(batch=2, length=T, seed=1):
 
 @pytest.mark.parametrize(
     "positional, attention, params",
-    [("rope", "full", None), ("alibi", "full", None), ("t5", "full", None), ("none", "full", None),
+    [("rope", "full", None), ("alibi", "full", None), ("t5", "full", None), ("nope", "full", None),
      ("rope", "blockwise", {"block_size": 5}), ("rope", "local", {"window": 4}), ("rope", "linear", None)],
 )  # fmt: skip
 def test_a_single_segment_equals_the_plain_model(

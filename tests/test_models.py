@@ -26,9 +26,7 @@ from annotated.positional import POSITIONAL_ENCODINGS
 from annotated.tasks import get_task
 
 V, C, H = 13, 32, 4
-ENCODINGS = sorted(
-    set(POSITIONAL_ENCODINGS) - {"nope"}
-)  # "nope" is an alias of "none"
+ENCODINGS = sorted(POSITIONAL_ENCODINGS)
 pytestmark = pytest.mark.usefixtures("one_thread")
 ids = partial(random_ids, high=V)  # ids(*shape, seed=0)
 
@@ -439,7 +437,7 @@ def test_truncated_foreign_and_damaged_files(tmp_path):
         ({"activation": "tanh"}, r"unknown activation 'tanh'.*'gelu'"),
         (
             {"n_kv_heads": 3},
-            r"n_kv_heads=3 must be a positive divisor of n_heads=4",
+            r"n_heads=4 must be divisible by n_kv_heads=3",
         ),
         ({"dropout": 1.0}, r"dropout must lie in \[0, 1\)"),
         ({"n_classes": 2}, r"n_classes is for the encoder"),
@@ -626,6 +624,28 @@ def test_embedding_scale_round_trips_and_old_configs_without_it_still_load(
     make("decoder", positional="rope").load_weights(
         tmp_path / "old.pt"
     )  # equal to a config made today
+
+
+def test_checkpoints_with_a_random_positions_field_load_when_it_is_zero(
+    tmp_path,
+):
+    """Positions are randomized by the encoding alone; a stored config that
+    still names random_positions loads at 0 and is refused otherwise."""
+    model, x = make("decoder", positional="rope"), ids(2, 6)
+    model.save(tmp_path / "m.pt")
+    checkpoint = torch.load(tmp_path / "m.pt", weights_only=True)
+    del checkpoint["sha256"]
+    for value in (0, 32):
+        checkpoint["config"]["random_positions"] = value
+        torch.save(checkpoint, tmp_path / "old.pt")
+        if value:
+            with pytest.raises(ValueError, match="positional='randomized'"):
+                load_model(tmp_path / "old.pt")
+        else:
+            loaded = load_model(tmp_path / "old.pt")
+            assert torch.equal(loaded(x).logits, model(x).logits)
+    assert make("decoder", positional="randomized").position_range == 4 * 32
+    assert make("decoder", positional="sinusoidal").position_range == 0
 
 
 # --- size --------------------------------------------------------------------------------------

@@ -7,12 +7,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from annotated.attention.attend import attend
+from annotated.attention.cache import KVCache
 from annotated.attention.masks import causal_mask, padding_mask
-from annotated.attention.multihead import (
-    KVCache,
-    MultiHeadAttention,
-    repeat_kv,
-)
+from annotated.attention.multihead import MultiHeadAttention, repeat_kv
 from annotated.positional import (
     AlibiBias,
     RotaryEncoding,
@@ -22,7 +19,7 @@ from annotated.positional import (
 
 C, H, T = 16, 4, 8
 ENCODINGS = [
-    "none",
+    "nope",
     "sinusoidal",
     "learned",
     "randomized",
@@ -37,7 +34,7 @@ def seeded(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
-def build(name="none", n_kv_heads=None, causal=True, seed=0):
+def build(name="nope", n_kv_heads=None, causal=True, seed=0):
     """An encoding + attention pair in eval mode, with non-trivial (seeded) parameters."""
     torch.manual_seed(seed)
     pe = make_positional(
@@ -137,7 +134,7 @@ def test_cross_attention_equals_torch_multihead_attention():
 
 
 def test_cross_attention_ignores_positional_encoding():
-    _, plain = build("none")
+    _, plain = build("nope")
     for name in ("rope", "alibi", "t5"):
         _, mha = build(name)
         mha.load_state_dict(plain.state_dict(), strict=False)
@@ -298,7 +295,7 @@ def test_rope_rotates_q_and_k_inside_attention():
 
 def test_score_encoding_is_added_to_the_scores():
     pe, mha = build("alibi")
-    _, plain = build("none")
+    _, plain = build("nope")
     plain.load_state_dict(mha.state_dict(), strict=False)
     x = torch.randn(2, T, C, generator=seeded(14))
     bias = pe.score_bias(torch.arange(T), torch.arange(T))  # (H, T, T)

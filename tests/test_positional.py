@@ -361,7 +361,6 @@ def test_t5_bias_looks_up_learned_table_per_head():
 @pytest.mark.parametrize(
     "name, where",
     [
-        ("none", "none"),
         ("nope", "none"),
         ("sinusoidal", "embedding"),
         ("learned", "embedding"),
@@ -397,6 +396,13 @@ def test_unknown_encoding_name_lists_valid_names():
         ValueError, match="unknown positional encoding 'xpos'.*alibi.*rope"
     ):
         make_positional("xpos", d_model=8, n_heads=2, max_len=8)
+
+
+def test_randomized_table_must_hold_every_drawn_position():
+    with pytest.raises(ValueError, match="set max_len ≥ 64"):
+        RandomizedPositions(8, 64, inner=LearnedAbsoluteEncoding(32, 8))
+    assert RandomizedPositions(8, 64).position_range == 64
+    assert LearnedAbsoluteEncoding(32, 8).position_range == 0
 
 
 def test_nope_is_identity():

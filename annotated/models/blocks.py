@@ -8,7 +8,8 @@ residual connection with a LayerNorm (Ba et al. 2016), placed in one of two
 ways:
 
     post-LN (the original):      x ← LN(x + Dropout(f(x)))
-    pre-LN  (GPT-2, most since): x ← x + Dropout(f(LN(x)))          (+ one final LN after the stack)
+    pre-LN  (GPT-2, most since): x ← x + Dropout(f(LN(x)))
+                                 (+ one final LN after the stack)
 
 Xiong et al. (2020, "On Layer Normalization in the Transformer Architecture")
 show that at initialisation post-LN has large gradients near the output, so it
@@ -19,7 +20,8 @@ One block class serves all three architectures: :class:`EncoderBlock`
 (bidirectional self-attention, BERT and the T5 encoder) and
 :class:`DecoderBlock` (causal self-attention, GPT; plus cross-attention to an
 encoder output, the T5 decoder) are :class:`TransformerBlock` with two flags
-set.
+set. The self-attention runs the kernel a block is built with (see
+:mod:`annotated.kernels`); cross-attention stays dense.
 
 Legend: B batch, T time (queries), S encoder length (keys of cross-attention),
 C d_model, F d_ff, H heads, Tk keys of self-attention (cached tokens
@@ -28,31 +30,14 @@ included).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 
 import torch
 import torch.nn as nn
 
-from annotated.attention.multihead import KVCache, MultiHeadAttention
-
-# GELU exact (BERT), its tanh approximation (GPT-2's "gelu_new"; Hendrycks &
-# Gimpel 2016, §2), ReLU (original, T5)
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "gelu": nn.GELU,
-    "gelu_tanh": partial(nn.GELU, approximate="tanh"),
-    "relu": nn.ReLU,
-}
-NORM_PLACEMENTS = ("pre", "post")
-
-
-def check_choice(name: str, value, choices) -> None:
-    """Raise a ValueError listing the valid ``choices`` when ``value`` is not
-    one of them."""
-    if value not in choices:
-        raise ValueError(
-            f"unknown {name} {value!r}; choose one of {sorted(choices)}"
-        )
+from annotated.attention.cache import KVCache
+from annotated.attention.multihead import MultiHeadAttention
+from annotated.models.config import ACTIVATIONS, NORM_PLACEMENTS, check_choice
 
 
 class FeedForward(nn.Module):
@@ -146,12 +131,15 @@ class TransformerBlock(nn.Module):
             the self-attention (RoPE, ALiBi, T5 bias act there);
             cross-attention gets none.
         n_kv_heads: grouped-query attention in both attentions (see
-            :class:`~annotated.attention.attend.MultiHeadAttention`).
+            :class:`~annotated.attention.multihead.MultiHeadAttention`).
+        kernel, kernel_params: the self-attention's kernel and its settings
+            (an entry of :data:`annotated.kernels.ATTENTION_KERNELS`).
         norm_eps: the ε of every LayerNorm in the block (1e-5, as PyTorch and
             GPT-2; BERT: 1e-12).
 
-    ``forward`` returns ``(x (B, T, C), self weights (B, H, T, Tk) or None, cross weights
-    (B, H, T, S) or None)``; weights are computed only with ``need_weights=True``.
+    ``forward`` returns ``(x (B, T, C), self weights (B, H, T, Tk) or None,
+    cross weights (B, H, T, S) or None)``; weights are computed only with
+    ``need_weights=True``.
     """
 
     def __init__(
@@ -168,22 +156,21 @@ class TransformerBlock(nn.Module):
         dropout: float = 0.0,
         bias: bool = True,
         positional=None,
+        kernel: str = "full",
+        kernel_params: dict | None = None,
         norm_eps: float = 1e-5,
     ):
         super().__init__()
         d_ff = 4 * d_model if d_ff is None else d_ff
         self.causal = causal
-
-        def attention(pe=None) -> MultiHeadAttention:
-            return MultiHeadAttention(
-                d_model,
-                n_heads,
-                n_kv_heads,
-                bias=bias,
-                dropout=dropout,
-                positional=pe,
-            )
-
+        attention = partial(
+            MultiHeadAttention,
+            d_model,
+            n_heads,
+            n_kv_heads,
+            bias=bias,
+            dropout=dropout,
+        )
         residual = partial(
             Residual,
             d_model=d_model,
@@ -191,7 +178,14 @@ class TransformerBlock(nn.Module):
             dropout=dropout,
             eps=norm_eps,
         )
-        self.self_attn = residual(attention(positional))
+        self.self_attn = residual(
+            attention(
+                positional=positional,
+                kernel=kernel,
+                kernel_params=kernel_params,
+            )
+        )
+        # cross-attention: dense, and no positions
         self.cross_attn = residual(attention()) if cross_attention else None
         self.ff = residual(
             FeedForward(d_model, d_ff, activation, dropout, bias=bias)
@@ -221,11 +215,15 @@ class TransformerBlock(nn.Module):
             positions, cache: passed to the self-attention (see
                 ``MultiHeadAttention.forward``).
         """
-        if (memory is None) != (self.cross_attn is None):
+        if memory is None and self.cross_attn is not None:
             raise ValueError(
-                "this block has cross-attention: pass the encoder output as memory"
-                if memory is None
-                else "this block has no cross-attention, so it cannot read memory; build it with cross_attention=True"
+                "this block has cross-attention: pass the encoder output as "
+                "memory"
+            )
+        if memory is not None and self.cross_attn is None:
+            raise ValueError(
+                "this block has no cross-attention, so it cannot read "
+                "memory; build it with cross_attention=True"
             )
         x, self_weights = self.self_attn(
             x,

@@ -53,8 +53,7 @@ def write_checkpoint(
 
 
 def read_checkpoint(path) -> dict:
-    """Load and check a checkpoint dict, with an error that says what is wrong
-    with the file."""
+    """Load and check a checkpoint dict; an error says what is wrong."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
@@ -62,52 +61,60 @@ def read_checkpoint(path) -> dict:
         magic = f.read(4)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    # torch raises RuntimeError, EOFError, UnpicklingError, … depending on the
-    # damage
     except Exception as err:
-        # a torch.save zip archive that no longer reads: cut short or damaged
+        # torch raises RuntimeError, EOFError, UnpicklingError, … by damage;
+        # a torch.save zip archive that no longer reads is cut or damaged
         if magic == b"PK\x03\x04":
             raise ValueError(
-                f"{path} is truncated or corrupt (a torch.save archive that cannot be read: {err})"
+                f"{path} is truncated or corrupt (a torch.save archive that "
+                f"cannot be read: {err})"
             ) from err
         raise ValueError(
-            f"{path} is not an annotated checkpoint (not a file written by torch.save)"
+            f"{path} is not an annotated checkpoint (not a file written by "
+            "torch.save)"
         ) from err
     if (
         not isinstance(checkpoint, dict)
         or checkpoint.get("format") != CHECKPOINT_KIND
     ):
         raise ValueError(
-            f"{path} is not an annotated checkpoint (a torch file holding a {type(checkpoint).__name__}, "
-            "not one written by model.save / save_model)"
+            f"{path} is not an annotated checkpoint (a torch file holding a "
+            f"{type(checkpoint).__name__}, not one written by model.save)"
         )
     version = checkpoint.get("format_version")
     if version != FORMAT_VERSION:
         raise ValueError(
-            f"{path} has checkpoint format_version {version!r}; this library reads {FORMAT_VERSION}"
+            f"{path} has checkpoint format_version {version!r}; this library "
+            f"reads {FORMAT_VERSION}"
         )
     if "sha256" in checkpoint:
         stored = checkpoint.pop("sha256")
         if stored != payload_digest(checkpoint):
             raise ValueError(
-                f"{path} is damaged: its contents no longer match the sha256 checksum written with it (bytes were "
-                "changed on disk or in a copy); use another copy of the file, or train again"
+                f"{path} is damaged: its contents no longer match the sha256 "
+                "checksum written with it (bytes were changed on disk or in "
+                "a copy); use another copy of the file, or train again"
             )
     if not isinstance(checkpoint.get("config"), dict) or not isinstance(
         checkpoint.get("state_dict"), dict
     ):
         raise ValueError(
-            f"{path} is damaged: its 'config' or 'state_dict' entry is missing"
+            f"{path} is damaged: its 'config' or 'state_dict' entry is "
+            "missing"
         )
     config = checkpoint["config"]
-    if (
-        "embedding_scale" not in config
-        and POSITIONAL_ENCODINGS[
-            config.get("positional", "rope")
-        ].fixed_signal
-    ):
-        # saved before the field existed: these weights were trained unscaled
+    encoding = POSITIONAL_ENCODINGS.get(config.get("positional", "rope"))
+    # saved before embedding_scale existed: the weights were trained unscaled
+    if "embedding_scale" not in config and encoding and encoding.fixed_signal:
         config["embedding_scale"] = 1.0
+    # saved with a field random_positions: 0 (positions 0…T−1) is what a
+    # model does unless its encoding randomizes them
+    if config.pop("random_positions", 0):
+        raise ValueError(
+            f"{path} was trained on random positions set by a config field "
+            "random_positions; this library randomizes positions with "
+            "positional='randomized' only"
+        )
     return checkpoint
 
 
@@ -160,5 +167,6 @@ def load_state(model: nn.Module, state_dict: dict, path) -> None:
         model.load_state_dict(state_dict)
     except RuntimeError as err:
         raise ValueError(
-            f"{path}: the weights do not fit the model its config describes: {err}"
+            f"{path}: the weights do not fit the model its config describes: "
+            f"{err}"
         ) from err

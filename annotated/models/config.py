@@ -10,24 +10,39 @@ cross-attention always runs dense, since a source of another length has no
 window or causal order to exploit. Combinations a kernel cannot honour (a
 score bias with linear or local attention, attention dropout with any kernel
 but "full") are refused when the config is made, with a sentence that says
-what to change. ``embedding_scale`` left at None is chosen from the positional
-encoding (see :mod:`annotated.models.transformer`). ``to_dict`` /
-``from_dict`` turn a config into JSON- and YAML-ready values and back;
-``diff`` names the fields two configs disagree on.
+what to change (the rules an attention layer keeps are written once, in
+:func:`annotated.attention.multihead.check_attention`). The names a field may
+take live here too (:data:`ARCHITECTURES`, :data:`ACTIVATIONS`,
+:data:`NORM_PLACEMENTS`), checked by :func:`check_choice`. ``embedding_scale``
+left at None is chosen from the positional encoding (see
+:mod:`annotated.models.transformer`). ``to_dict`` / ``from_dict`` turn a
+config into JSON- and YAML-ready values and back; ``diff`` names the fields
+two configs disagree on.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
+import torch.nn as nn
+
+from annotated.attention.multihead import check_attention
 from annotated.core.fields import check_fields
-from annotated.kernels import ATTENTION_KERNELS, check_kernel_params
-from annotated.models.blocks import ACTIVATIONS, NORM_PLACEMENTS, check_choice
-from annotated.positional import POSITIONAL_ENCODINGS
+from annotated.positional import encoding_class
 
 ARCHITECTURES = ("decoder", "encoder", "encoder-decoder")
+NORM_PLACEMENTS = ("pre", "post")
+# GELU exact (BERT), its tanh approximation (GPT-2's "gelu_new"; Hendrycks &
+# Gimpel 2016, §2), ReLU (original, T5)
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "gelu": nn.GELU,
+    "gelu_tanh": partial(nn.GELU, approximate="tanh"),
+    "relu": nn.ReLU,
+}
 # ModelConfig's numbers, checked with every field's type first
 # (annotated.core.fields.check_fields)
 RANGES = {
@@ -43,8 +58,15 @@ RANGES = {
     "embedding_scale": "positive",
     "norm_eps": "(0, 1)",
     "n_token_types": "non-negative",
-    "random_positions": "non-negative",
 }
+
+
+def check_choice(name: str, value, choices) -> None:
+    """Refuse a ``value`` not among ``choices``, listing the valid ones."""
+    if value not in choices:
+        raise ValueError(
+            f"unknown {name} {value!r}; choose one of {sorted(choices)}"
+        )
 
 
 @dataclass(kw_only=True)
@@ -67,35 +89,30 @@ class ModelConfig:
     arch: str = "decoder"
     vocab_size: int
     d_model: int = 128
-    # per stack: an encoder-decoder has n_layers encoder and n_layers decoder
-    # blocks
+    # blocks per stack (an encoder-decoder has two stacks)
     n_layers: int = 2
     n_heads: int = 4
     # < n_heads: grouped-query attention (1 = multi-query); None = n_heads
     n_kv_heads: int | None = None
     d_ff: int | None = None  # feed-forward hidden size; None → 4 * d_model
-    # longest sequence the learned positional table holds (the training
-    # length)
+    # the training length: rows of a learned positional table
     max_len: int = 256
     dropout: float = 0.0
     # a name in annotated.positional.POSITIONAL_ENCODINGS
     positional: str = "rope"
     # self-attention kernel in annotated.kernels.ATTENTION_KERNELS
-    # (cross-attention: "full")
     attention: str = "full"
     # e.g. {"window": 64}, {"top_k": 8}, {"block_size": 64}
     attention_params: dict = field(default_factory=dict)
     # LayerNorm placement: "pre" (GPT-2) or "post" (original transformer)
     norm: str = "pre"
-    # feed-forward non-linearity: "gelu" (BERT), "gelu_tanh" (GPT-2) or "relu"
-    # (original, T5)
+    # feed-forward non-linearity: "gelu" (BERT), "gelu_tanh" (GPT-2), "relu"
     activation: str = "gelu"
     # ε of every LayerNorm: 1e-5 (GPT-2, PyTorch), 1e-12 (BERT)
     norm_eps: float = 1e-5
     # a LayerNorm on the summed embeddings before the first block (BERT)
     embedding_norm: bool = False
-    # > 0: a learned token-type (segment A/B) embedding added to the tokens
-    # (BERT: 2)
+    # > 0: a learned token-type (segment A/B) embedding (BERT: 2)
     n_token_types: int = 0
     # output projection shares the token-embedding matrix (Press & Wolf 2017)
     tie_weights: bool = True
@@ -103,46 +120,34 @@ class ModelConfig:
     bias: bool = True
     # encoder only: size of the sequence-classification head (None = no head)
     n_classes: int | None = None
-    # token id of padding: encoders hide these keys when no padding mask is
-    # given
+    # padding's token id: encoders hide these keys when given no mask
     pad_id: int | None = None
-    # token embeddings × this; None → √d_model for sinusoidal/randomized, else
-    # 1
+    # token embeddings × this; None: √d_model for sinusoidal/randomized, or 1
     embedding_scale: float | None = None
-    # > 0: positions are a sorted random subset of range(this) (Ruoss et al.
-    # 2023); 0: 0…T−1
-    random_positions: int = 0
 
     def __post_init__(self):
         # every field's type and range first: nothing below meets a wrong type
         check_fields(self, RANGES)
         check_choice("arch", self.arch, ARCHITECTURES)
-        check_choice(
-            "positional encoding", self.positional, POSITIONAL_ENCODINGS
-        )
-        check_choice("attention kernel", self.attention, ATTENTION_KERNELS)
-        self.attention_params = check_kernel_params(
-            self.attention, self.attention_params
-        )
-        self._check_attention_kernel()
         check_choice("norm placement", self.norm, NORM_PLACEMENTS)
         check_choice("activation", self.activation, ACTIVATIONS)
-        if self.d_model % self.n_heads:
-            raise ValueError(
-                f"d_model={self.d_model} must be divisible by n_heads={self.n_heads} (each head gets "
-                "d_model // n_heads dims); change d_model or n_heads"
-            )
-        if self.n_kv_heads is not None and self.n_heads % self.n_kv_heads:
-            raise ValueError(
-                f"n_kv_heads={self.n_kv_heads} must be a positive divisor of n_heads={self.n_heads}; "
-                "use None for ordinary multi-head attention"
-            )
-        self.positional_encoding.check_head_dim(self.d_model // self.n_heads)
+        # heads, head dim and kernel: the rules every attention layer keeps
+        # (the kernel runs the self-attention; cross-attention stays dense)
+        self.attention_params = check_attention(
+            self.d_model,
+            self.n_heads,
+            self.n_kv_heads,
+            positional=self.positional_encoding,
+            kernel=self.attention,
+            kernel_params=self.attention_params,
+            dropout=self.dropout,
+        )
         self.d_ff = 4 * self.d_model if self.d_ff is None else self.d_ff
         if self.n_classes is not None:
             if self.arch != "encoder":
                 raise ValueError(
-                    "n_classes is for the encoder's classification head; set arch='encoder' or n_classes=None"
+                    "n_classes is for the encoder's classification head; "
+                    "set arch='encoder' or n_classes=None"
                 )
             if self.n_classes < 2:
                 raise ValueError(
@@ -150,9 +155,9 @@ class ModelConfig:
                 )
         if self.pad_id is not None and not 0 <= self.pad_id < self.vocab_size:
             raise ValueError(
-                f"pad_id={self.pad_id} must be a token id in [0, vocab_size={self.vocab_size})"
+                f"pad_id={self.pad_id} must be a token id in [0, "
+                f"vocab_size={self.vocab_size})"
             )
-        self._check_random_positions()
         if self.embedding_scale is not None:
             self.embedding_scale = float(self.embedding_scale)
 
@@ -172,40 +177,8 @@ class ModelConfig:
     @property
     def positional_encoding(self) -> type:
         """The class of the positional encoding (what it needs and has:
-        ``where``, ``even_head_dim``, …)."""
-        return POSITIONAL_ENCODINGS[self.positional]
-
-    def _check_random_positions(self) -> None:
-        """Randomized positions (any encoding): a table must hold every
-        position that can be drawn."""
-        r = self.random_positions
-        if isinstance(r, bool) or not isinstance(r, int) or r < 0:
-            raise ValueError(
-                f"random_positions must be an integer ≥ 0 (0 = positions 0…T−1), got {r!r}"
-            )
-        if r and self.positional_encoding.table_limit and r > self.max_len:
-            raise ValueError(
-                f"random_positions={r} draws positions up to {r - 1} but the learned table has max_len={self.max_len} "
-                f"rows; set max_len ≥ {r}"
-            )
-
-    def _check_attention_kernel(self) -> None:
-        """Refuse what a kernel cannot honour (the kernel applies to
-        self-attention only)."""
-        kernel = ATTENTION_KERNELS[self.attention]
-        if (
-            self.positional_encoding.where == "score"
-            and not kernel.score_mods
-        ):
-            raise ValueError(
-                f"attention={self.attention!r} cannot apply the score_mod of positional={self.positional!r} "
-                "(it never forms the q·k scores); use positional='rope' or an embedding-level encoding, or one of "
-                f"the kernels that take score mods: {[n for n, k in ATTENTION_KERNELS.items() if k.score_mods]}"
-            )
-        if not kernel.dropout and self.dropout > 0:
-            raise ValueError(
-                f"attention={self.attention!r} has no attention-weight dropout; set dropout=0.0 or attention='full'"
-            )
+        ``where``, ``even_head_dim``, …); an unknown name raises."""
+        return encoding_class(self.positional)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -216,12 +189,12 @@ class ModelConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(
-                f"unknown ModelConfig field(s) {unknown}; valid fields: {sorted(known)}"
+                f"unknown ModelConfig field(s) {unknown}; valid fields: "
+                f"{sorted(known)}"
             )
         return cls(**values)
 
     def diff(self, other: ModelConfig) -> dict[str, tuple]:
-        """The fields whose values differ:
-        ``{name: (self's value, other's value)}``."""
+        """The fields that differ: ``{name: (self's value, other's)}``."""
         a, b = self.to_dict(), other.to_dict()
         return {k: (a[k], b[k]) for k in a if a[k] != b[k]}

@@ -6,7 +6,7 @@ argmax, or a draw from ``softmax(logits / temperature)`` restricted to the
 ``top_k`` largest logits (Fan et al. 2018). :func:`generate` runs a
 :class:`~annotated.models.transformer.DecoderOnly` (GPT) or an
 :class:`~annotated.models.transformer.EncoderDecoder` (T5) step by step; with
-a key-value cache (one :class:`~annotated.attention.multihead.KVCache` per
+a key-value cache (one :class:`~annotated.attention.cache.KVCache` per
 layer) each step feeds only the newest token and gives exactly the tokens
 recomputation gives (tested). Left out: beam search, nucleus (top-p) sampling,
 a cache for the cross-attention keys.
@@ -37,13 +37,15 @@ def sample_next(
         return logits.argmax(-1, keepdim=True)
     if not temperature > 0:
         raise ValueError(
-            f"temperature must be > 0 (use greedy=True for argmax decoding), got {temperature}"
+            "temperature must be > 0 (use greedy=True for argmax decoding), "
+            f"got {temperature}"
         )
     logits = logits / temperature
     if top_k is not None:
         if not 1 <= top_k <= logits.shape[-1]:
             raise ValueError(
-                f"top_k must lie in [1, vocab_size={logits.shape[-1]}], got {top_k}"
+                f"top_k must lie in [1, vocab_size={logits.shape[-1]}], got "
+                f"{top_k}"
             )
         # (B, 1): the k-th largest logit
         kth = logits.topk(top_k, dim=-1).values[:, -1:]
@@ -58,7 +60,8 @@ def check_sampling(vocab_size: int, *, temperature, top_k, greedy) -> None:
     :func:`sample_next` stays the bare lines chapter 5 shows)."""
     if not isinstance(greedy, bool):
         raise ValueError(
-            f"greedy must be True or False, got {greedy!r} ({type(greedy).__name__})"
+            f"greedy must be True or False, got {greedy!r} "
+            f"({type(greedy).__name__})"
         )
     if greedy:
         return
@@ -68,7 +71,8 @@ def check_sampling(vocab_size: int, *, temperature, top_k, greedy) -> None:
         or not 0 < temperature < math.inf
     ):
         raise ValueError(
-            f"temperature must be a positive finite number (use greedy=True for argmax decoding), got {temperature!r}"
+            "temperature must be a positive finite number (use greedy=True "
+            f"for argmax decoding), got {temperature!r}"
         )
     if top_k is not None and (
         isinstance(top_k, bool)
@@ -76,17 +80,17 @@ def check_sampling(vocab_size: int, *, temperature, top_k, greedy) -> None:
         or not 1 <= top_k <= vocab_size
     ):
         raise ValueError(
-            f"top_k must be an integer in [1, vocab_size={vocab_size}] or None (no restriction), got {top_k!r} "
-            f"({type(top_k).__name__})"
+            f"top_k must be an integer in [1, vocab_size={vocab_size}] or "
+            f"None (no restriction), got {top_k!r} ({type(top_k).__name__})"
         )
 
 
 def check_prompt(prompt, name: str = "prompt") -> None:
-    """A prompt is a (B, T0) tensor of token ids with at least one token per
-    row."""
+    """A prompt is a (B, T0) tensor of token ids, at least one per row."""
     if not isinstance(prompt, torch.Tensor):
         raise ValueError(
-            f"{name} must be a (B, T0) tensor of token ids, got a {type(prompt).__name__}"
+            f"{name} must be a (B, T0) tensor of token ids, got a "
+            f"{type(prompt).__name__}"
         )
     if prompt.dim() != 2 or prompt.dtype not in (
         torch.long,
@@ -95,13 +99,15 @@ def check_prompt(prompt, name: str = "prompt") -> None:
         torch.uint8,
     ):
         raise ValueError(
-            f"{name} must be a (B, T0) tensor of integer token ids, got shape {tuple(prompt.shape)} and dtype "
-            f"{prompt.dtype}; e.g. torch.tensor([[bos_id]]) (add a batch dimension with ids[None])"
+            f"{name} must be a (B, T0) tensor of integer token ids, got "
+            f"shape {tuple(prompt.shape)} and dtype {prompt.dtype}; e.g. "
+            "torch.tensor([[bos_id]]) (add a batch dimension with ids[None])"
         )
     if prompt.shape[0] == 0 or prompt.shape[1] == 0:
         raise ValueError(
-            f"{name} of shape {tuple(prompt.shape)} is empty; give at least one token per row to start from, "
-            "e.g. a beginning-of-sequence or separator token: torch.tensor([[bos_id]])"
+            f"{name} of shape {tuple(prompt.shape)} is empty; give at least "
+            "one token per row to start from, e.g. a beginning-of-sequence "
+            "or separator token: torch.tensor([[bos_id]])"
         )
 
 
@@ -126,19 +132,21 @@ def generate(
     is then the decoder's start (e.g. a column of SEP tokens). With
     ``use_cache`` the prompt is read once and every later step feeds only the
     newest token, the earlier keys and values coming from one
-    :class:`~annotated.attention.multihead.KVCache` per layer; without it
+    :class:`~annotated.attention.cache.KVCache` per layer; without it
     every step recomputes the whole prefix. Both give the same tokens
     (tested). The model runs in eval mode (dropout off) and is put back in its
     previous mode afterwards.
     """
     if not isinstance(model, DecoderOnly | EncoderDecoder):
         raise ValueError(
-            f"generate needs a DecoderOnly or EncoderDecoder model, got {type(model).__name__}"
+            "generate needs a DecoderOnly or EncoderDecoder model, got "
+            f"{type(model).__name__}"
         )
     is_seq2seq = isinstance(model, EncoderDecoder)
     if is_seq2seq and src is None:
         raise ValueError(
-            "an encoder-decoder model generates from a source: pass src=(B, S) token ids"
+            "an encoder-decoder model generates from a source: pass src=(B, "
+            "S) token ids"
         )
     if (
         isinstance(max_new_tokens, bool)

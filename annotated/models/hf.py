@@ -8,18 +8,24 @@ Radford et al. 2019) becomes a
 al. 2019) an :class:`~annotated.models.transformer.EncoderOnly`. The configs
 map field by field:
 
-===================  ====================================  ==========================================
-library field        GPT-2                                 BERT
-===================  ====================================  ==========================================
-``positional``       "learned" (``wpe``, ``n_positions``)  "learned" (``max_position_embeddings``)
-``norm``             "pre" (``ln_1``, ``ln_2``, ``ln_f``)  "post" (LayerNorm after each residual sum)
-``activation``       "gelu_tanh" (HF's ``gelu_new``)       "gelu" (exact)
-``norm_eps``         ``layer_norm_epsilon`` (1e-5)         ``layer_norm_eps`` (1e-12)
-``embedding_norm``   False                                 True (``embeddings.LayerNorm``)
-``n_token_types``    0                                     ``type_vocab_size`` (2)
-``tie_weights``      whether ``lm_head`` is ``wte``        True (BertModel has no LM head)
-``dropout``          ``resid_pdrop``                       ``hidden_dropout_prob``
-===================  ====================================  ==========================================
+==================  ==========================  ===========================
+library field       GPT-2                       BERT
+==================  ==========================  ===========================
+``positional``      "learned" (``wpe``,         "learned"
+                    ``n_positions``)            (``max_position_embeddings``)
+``norm``            "pre" (``ln_1``, ``ln_2``,  "post" (LayerNorm after each
+                    ``ln_f``)                   residual sum)
+``activation``      "gelu_tanh" (HF's           "gelu" (exact)
+                    ``gelu_new``)
+``norm_eps``        ``layer_norm_epsilon``      ``layer_norm_eps`` (1e-12)
+                    (1e-5)
+``embedding_norm``  False                       True
+                                                (``embeddings.LayerNorm``)
+``n_token_types``   0                           ``type_vocab_size`` (2)
+``tie_weights``     whether ``lm_head`` is      True (BertModel has no LM
+                    ``wte``                     head)
+``dropout``         ``resid_pdrop``             ``hidden_dropout_prob``
+==================  ==========================  ===========================
 
 GPT-2 keeps q, k and v in one ``Conv1D`` (``y = x W + b`` with ``W`` of shape
 (C, 3C)): its transpose is split into the three ``nn.Linear`` projections. The
@@ -43,10 +49,10 @@ import torch
 import torch.nn as nn
 
 from annotated.models.config import ModelConfig
-from annotated.models.transformer import AnnotatedModel, build_model
+from annotated.models.stack import AnnotatedModel
+from annotated.models.transformer import build_model
 
-# Hugging Face's activation names → the library's (only those that compute the
-# same function).
+# Hugging Face's activation names → the library's (same function only)
 HF_ACTIVATIONS = {
     "gelu": "gelu",
     "gelu_new": "gelu_tanh",
@@ -60,8 +66,9 @@ def _transformers():
         import transformers
     except ImportError as error:
         raise ImportError(
-            "converting a Hugging Face model needs the `transformers` package: pip install transformers "
-            "(or install this project's dev extra: pip install -e '.[dev]')"
+            "converting a Hugging Face model needs the `transformers` "
+            "package: pip install transformers (or install this project's "
+            "dev extra: pip install -e '.[dev]')"
         ) from error
     return transformers
 
@@ -69,7 +76,8 @@ def _transformers():
 def _activation(name: str) -> str:
     if name not in HF_ACTIVATIONS:
         raise ValueError(
-            f"the Hugging Face activation {name!r} has no exact counterpart here; supported: {sorted(HF_ACTIVATIONS)}"
+            f"the Hugging Face activation {name!r} has no exact counterpart "
+            f"here; supported: {sorted(HF_ACTIVATIONS)}"
         )
     return HF_ACTIVATIONS[name]
 
@@ -84,9 +92,11 @@ def gpt2_config(hf_config) -> ModelConfig:
         or c.add_cross_attention
     ):
         raise ValueError(
-            "this GPT-2 config cannot be expressed exactly: the library scales scores by 1/√D and has no "
-            "cross-attention in a decoder-only model; use scale_attn_weights=True, "
-            "scale_attn_by_inverse_layer_idx=False and add_cross_attention=False"
+            "this GPT-2 config cannot be expressed exactly: the library "
+            "scales scores by 1/√D and has no cross-attention in a "
+            "decoder-only model; use scale_attn_weights=True, "
+            "scale_attn_by_inverse_layer_idx=False and "
+            "add_cross_attention=False"
         )
     return ModelConfig(
         arch="decoder",
@@ -115,9 +125,10 @@ def bert_config(hf_config) -> ModelConfig:
         or c.add_cross_attention
     ):
         raise ValueError(
-            "this BERT config cannot be expressed exactly: the library's encoder has absolute learned positions "
-            "and bidirectional self-attention only; use position_embedding_type='absolute', is_decoder=False "
-            "and add_cross_attention=False"
+            "this BERT config cannot be expressed exactly: the library's "
+            "encoder has absolute learned positions and bidirectional "
+            "self-attention only; use position_embedding_type='absolute', "
+            "is_decoder=False and add_cross_attention=False"
         )
     return ModelConfig(
         arch="encoder",
@@ -213,11 +224,14 @@ def from_hf(model, **overrides) -> AnnotatedModel:
     """The library's model computing what the Hugging Face ``model`` computes,
     in eval mode.
 
-    ``GPT2LMHeadModel`` / ``GPT2Model`` → :class:`~annotated.models.transformer.DecoderOnly` (logits equal
-    HF's; for ``GPT2Model`` the head is the tied token embedding). ``BertModel`` →
-    :class:`~annotated.models.transformer.EncoderOnly`, whose ``encode(idx, padding_mask=attention_mask.bool(),
-    token_types=token_type_ids)[0]`` is HF's ``last_hidden_state``. The weights are copied (the
-    two models share no storage) in the dtype of ``model``.
+    ``GPT2LMHeadModel`` / ``GPT2Model`` →
+    :class:`~annotated.models.transformer.DecoderOnly` (logits equal HF's;
+    for ``GPT2Model`` the head is the tied token embedding). ``BertModel`` →
+    :class:`~annotated.models.transformer.EncoderOnly`, whose
+    ``encode(idx, padding_mask=attention_mask.bool(),
+    token_types=token_type_ids)[0]`` is HF's ``last_hidden_state``. The
+    weights are copied (the two models share no storage) in the dtype of
+    ``model``.
 
     ``overrides`` change config fields after the conversion, to see what a
     field is worth — e.g. ``from_hf(gpt2, activation="gelu")`` or
@@ -239,8 +253,9 @@ def from_hf(model, **overrides) -> AnnotatedModel:
         config, state = bert_config(model.config), bert_state(model)
     else:
         raise ValueError(
-            f"from_hf converts transformers' GPT2LMHeadModel, GPT2Model and BertModel, got {type(model).__name__}; "
-            "for a model that wraps one (e.g. BertForMaskedLM) pass the inner model (model.bert)"
+            "from_hf converts transformers' GPT2LMHeadModel, GPT2Model and "
+            f"BertModel, got {type(model).__name__}; for a model that wraps "
+            "one (e.g. BertForMaskedLM) pass the inner model (model.bert)"
         )
     config = dataclasses.replace(config, **overrides)
     # building initialises weights; leave the caller's RNG as it was
@@ -250,7 +265,8 @@ def from_hf(model, **overrides) -> AnnotatedModel:
     missing = sorted(set(expected) - set(state))
     if missing:
         raise ValueError(
-            f"no Hugging Face weights for {missing}; the overrides {overrides} add modules GPT-2/BERT lack"
+            f"no Hugging Face weights for {missing}; the overrides "
+            f"{overrides} add modules GPT-2/BERT lack"
         )
     extra = sorted(set(state) - set(expected))
     if extra and not overrides:

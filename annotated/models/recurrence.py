@@ -7,8 +7,8 @@ segment's start. Transformer-XL keeps, for every layer l, the inputs of that
 layer for the last M tokens of the previous segment(s), the memory m^l, and
 lets the segment's queries attend over both:
 
-    h̃^l = [SG(m^l) ; h^l]                  (B, M + S, C)   memory, then the current segment
-    k^l, v^l = h̃^l W_k, h̃^l W_v,  q^l = h^l W_q            queries only for the current tokens
+    h̃^l = [SG(m^l) ; h^l]           (B, M + S, C): memory, then the segment
+    k^l, v^l = h̃^l W_k, h̃^l W_v     q^l = h^l W_q: queries for the segment
     h^(l+1) = Block(q^l attends causally to k^l, v^l)
 
 SG is stop-gradient: the memory is detached, so backpropagation stays inside
@@ -21,14 +21,14 @@ can see up to L·M tokens back.
 Positions. We keep each token's absolute index in the stream (segment n starts
 at n·S) and require an encoding that depends only on distances: RoPE (rotates
 q and k, the default), ALiBi or T5's relative bias (score biases from
-``q_pos − k_pos``), or none. The memory's keys then sit at the right distance
+``q_pos − k_pos``), or NoPE. The memory's keys then sit at the right distance
 from the current queries. Embedding-level absolute encodings (learned,
 sinusoidal, randomized) are refused: they would add positions far beyond the
 training range to the segment's input. Transformer-XL's own relative scheme
 (with its u, v bias vectors) is left out; RoPE plays its role.
 
 How: for each layer the memory's keys and values are put in a fresh
-:class:`~annotated.attention.attend.KVCache` by running that layer's
+:class:`~annotated.attention.cache.KVCache` by running that layer's
 self-attention sub-layer on the memory (its own outputs are thrown away); then
 the block runs on the segment with that cache, exactly as in cached decoding.
 Nothing of attention or the feed-forward network is re-implemented here. Left
@@ -45,11 +45,9 @@ from dataclasses import dataclass
 
 import torch
 
-from annotated.attention.multihead import KVCache
+from annotated.attention.cache import KVCache
 from annotated.core.fields import check_token_ids as _check_ids
 from annotated.models.transformer import DecoderOnly, ModelOutput
-
-RELATIVE_WHERE = ("qk", "score", "none")
 
 
 @dataclass
@@ -73,16 +71,18 @@ class SegmentMemory:
 
 
 def check_recurrent_model(model) -> None:
-    """Refuse a model that segment recurrence cannot serve, saying what to
-    change."""
+    """Refuse a model segment recurrence cannot serve; say what to change."""
     if not isinstance(model, DecoderOnly):
         raise ValueError(
-            f"segment recurrence needs a decoder-only model, got {type(model).__name__}"
+            "segment recurrence needs a decoder-only model, got "
+            f"{type(model).__name__}"
         )
-    if model.decoder.positional.where not in RELATIVE_WHERE:
+    if model.decoder.positional.where == "embedding":
         raise ValueError(
-            f"segment recurrence needs a relative positional encoding, but positional={model.config.positional!r} "
-            "adds absolute positions to the embeddings; use positional='rope', 'alibi', 't5' or 'none'"
+            "segment recurrence needs a relative positional encoding, but "
+            f"positional={model.config.positional!r} adds absolute positions "
+            "to the embeddings; use positional='rope', 'alibi', 't5' or "
+            "'nope'"
         )
 
 
@@ -114,7 +114,8 @@ def forward_segment(
         or mem_len < 0
     ):
         raise ValueError(
-            f"mem_len must be a non-negative integer (tokens kept per layer), got {mem_len!r}"
+            "mem_len must be a non-negative integer (tokens kept per "
+            f"layer), got {mem_len!r}"
         )
     stack = model.decoder
     if memory is not None and (
@@ -122,8 +123,10 @@ def forward_segment(
         or memory.states[0].shape[0] != b
     ):
         raise ValueError(
-            f"memory holds {len(memory.states)} layers of batch {memory.states[0].shape[0]}, but the model has "
-            f"{len(stack.blocks)} layers and this segment a batch of {b}; start with memory=None for a new stream"
+            f"memory holds {len(memory.states)} layers of batch "
+            f"{memory.states[0].shape[0]}, but the model has "
+            f"{len(stack.blocks)} layers and this segment a batch of {b}; "
+            "start with memory=None for a new stream"
         )
     start = 0 if memory is None else memory.next_position
     # (S,) absolute positions in the stream

@@ -47,7 +47,8 @@ def summary(model: nn.Module, *, depth: int | None = None) -> str:
             full = f"{name}.{pname}"
             if id(p) in seen:
                 shapes.append(
-                    f"{full[len(key) + 1 :] if depth else pname} shared with {seen[id(p)]}"
+                    f"{full[len(key) + 1 :] if depth else pname} shared with "
+                    f"{seen[id(p)]}"
                 )
                 continue
             seen[id(p)] = full

@@ -34,7 +34,6 @@ from annotated.positional.randomized import RandomizedPositions
 from annotated.positional.rope import RotaryEncoding, apply_rope
 
 POSITIONAL_ENCODINGS: dict[str, type[PositionalEncoding]] = {
-    "none": NoPositionalEncoding,
     "nope": NoPositionalEncoding,
     "sinusoidal": SinusoidalEncoding,
     "learned": LearnedAbsoluteEncoding,
@@ -48,6 +47,16 @@ POSITIONAL_ENCODINGS: dict[str, type[PositionalEncoding]] = {
     "coupled_bias": CoupledRelativeBias,
     "fire": FireBias,  # an MLP of the normalised distance (Li et al. 2024)
 }
+
+
+def encoding_class(name: str) -> type[PositionalEncoding]:
+    """The encoding class registered as ``name`` (else a ValueError)."""
+    if name not in POSITIONAL_ENCODINGS:
+        raise ValueError(
+            f"unknown positional encoding {name!r}; choose one of "
+            f"{sorted(POSITIONAL_ENCODINGS)}"
+        )
+    return POSITIONAL_ENCODINGS[name]
 
 
 def make_positional(
@@ -66,12 +75,7 @@ def make_positional(
     ``causal`` picks the causal or bidirectional form of ALiBi and T5. Extra
     ``kwargs`` go to the encoding's constructor.
     """
-    key = name.lower() if isinstance(name, str) else name
-    if key not in POSITIONAL_ENCODINGS:
-        raise ValueError(
-            f"unknown positional encoding {name!r}; choose one of {sorted(POSITIONAL_ENCODINGS)}"
-        )
-    return POSITIONAL_ENCODINGS[key].build(
+    return encoding_class(name).build(
         d_model=d_model,
         n_heads=n_heads,
         max_len=max_len,
@@ -95,6 +99,7 @@ __all__ = [
     "T5RelativeBias",
     "alibi_slopes",
     "apply_rope",
+    "encoding_class",
     "make_positional",
     "sinusoidal_encoding",
     "t5_relative_bucket",

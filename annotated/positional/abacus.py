@@ -23,8 +23,11 @@ class AbacusEncoding(PositionalEncoding):
     its *place within its own number*, so digits of the same significance look
     alike wherever the number stands::
 
-        x_t ← x_t + E[p_t + k]   if p_t > 0       k ~ U{0, …, K−1} per sequence while training,
-        x_t ← x_t + E[0]         if p_t = 0       k = 0 at evaluation
+        x_t ← x_t + E[p_t + k]   if p_t > 0
+        x_t ← x_t + E[0]         if p_t = 0
+
+    with ``k ~ U{0, …, K−1}`` per sequence while training and ``k = 0`` at
+    evaluation.
 
     ``p_t`` comes from the task as ``positions`` (1, 2, 3, … along each
     number, 0 for other tokens; see
@@ -76,7 +79,8 @@ class AbacusEncoding(PositionalEncoding):
             or not 0 <= max_offset < max_len
         ):
             raise ValueError(
-                f"max_offset must be an int in [0, max_len={max_len}), got {max_offset!r}"
+                f"max_offset must be an int in [0, max_len={max_len}), got "
+                f"{max_offset!r}"
             )
         self.max_len, self.max_offset = max_len, max_offset
         # (max_len, C): row p = place p, row 0 = not a digit
@@ -114,14 +118,21 @@ class AbacusEncoding(PositionalEncoding):
         check_positions(positions, x.shape[1])
         if (positions < 0).any():
             raise ValueError(
-                f"Abacus ids must be >= 0 (0 = not a digit), got min {int(positions.min())}"
+                "Abacus ids must be >= 0 (0 = not a digit), got min "
+                f"{int(positions.min())}"
             )
         rows = self.shifted(positions, x.shape[0])
         if (rows >= self.max_len).any():
+            offset = (
+                f" plus a training offset below {self.max_offset}"
+                if self.training
+                else ""
+            )
             raise ValueError(
-                f"AbacusEncoding has max_len={self.max_len} rows but id {int(positions.max())}"
-                f"{' plus a training offset below ' + str(self.max_offset) if self.training else ''} was asked for; "
-                "raise the model's max_len above the longest number's digit count (+ max_offset in training)"
+                f"AbacusEncoding has max_len={self.max_len} rows but id "
+                f"{int(positions.max())}{offset} was asked for; raise the "
+                "model's max_len above the longest number's digit count "
+                "(+ max_offset in training)"
             )
         return x + self.table(rows).to(x.dtype)  # (B, T, C)
 

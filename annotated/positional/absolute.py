@@ -39,8 +39,7 @@ def sinusoidal_encoding(
 
 
 class SinusoidalEncoding(PositionalEncoding):
-    """Fixed sine/cosine encoding added to the embeddings (Vaswani et al.
-    2017)."""
+    """Sines and cosines added to the embeddings (Vaswani et al. 2017)."""
 
     where = "embedding"
     fixed_signal = True
@@ -90,7 +89,8 @@ class LearnedAbsoluteEncoding(PositionalEncoding):
         super().__init__()
         if overflow not in self.OVERFLOW_CHOICES:
             raise ValueError(
-                f"overflow must be one of {self.OVERFLOW_CHOICES}, got {overflow!r}"
+                f"overflow must be one of {self.OVERFLOW_CHOICES}, got "
+                f"{overflow!r}"
             )
         if max_len <= 0:
             raise ValueError(
@@ -113,9 +113,11 @@ class LearnedAbsoluteEncoding(PositionalEncoding):
             positions = positions.clamp(max=self.max_len - 1)
         elif (positions >= self.max_len).any():
             raise ValueError(
-                f"LearnedAbsoluteEncoding cannot extrapolate: its table has max_len={self.max_len} positions "
-                f"(0..{self.max_len - 1}) but position {int(positions.max())} was asked for. Use a larger max_len, "
-                "or pass overflow='clamp' to reuse the last learned position for every later one."
+                "LearnedAbsoluteEncoding cannot extrapolate: its table has "
+                f"max_len={self.max_len} positions (0..{self.max_len - 1}) "
+                f"but position {int(positions.max())} was asked for. Use a "
+                "larger max_len, or pass overflow='clamp' to reuse the last "
+                "learned position for every later one."
             )
         return x + self.table(positions).to(x.dtype)  # (B, T, C)
 

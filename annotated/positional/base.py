@@ -5,22 +5,24 @@ Self-attention without positions treats its input as a set. Each encoding puts
 order back in at exactly one of three places, declared by its class attribute
 ``where``:
 
-==============  ==========================================  =========================================
-``where``       what the encoding does                      encodings
-==============  ==========================================  =========================================
-"embedding"     ``x + p(position)`` before the layers       sinusoidal, learned absolute, randomized
-"qk"            rotates q and k inside attention            RoPE
-"score"         a ``score_mod`` on the attention scores     ALiBi, T5 relative bias
-"none"          nothing (NoPE; causal masking alone)        NoPE
-==============  ==========================================  =========================================
+=============  ========================================  ====================
+``where``      what the encoding does                    encodings
+=============  ========================================  ====================
+"embedding"    ``x + p(position)`` before the layers     sinusoidal, learned,
+                                                         randomized, Abacus
+"qk"           rotates q and k inside attention          RoPE
+"score"        a ``score_mod`` on the attention scores   ALiBi, T5, FIRE,
+                                                         coupled bias
+"none"         nothing (causal masking alone)            NoPE
+=============  ========================================  ====================
 
 Every encoding answers all three hooks (``forward``, ``rotate_qk``,
-``score_mod``); the ones it does not act at are identities, so
+``score_mod``); the ones it does not act at do nothing, so
 :class:`~annotated.attention.multihead.MultiHeadAttention` and the models call
 the hooks without copying a ``forward`` per encoding. An encoding also
 declares what it needs and has (``even_head_dim``, ``table_limit``,
-``fixed_signal``, ``learned``), so no other module tests an encoding by its
-name.
+``fixed_signal``, ``learned``, ``position_range``), so no other module tests
+an encoding by its name.
 
 Legend: B batch, T time, C model dim, H heads, D head dim, Tq/Tk query/key
 length. Positions are integer tensors of shape (T,) or (B, T).
@@ -43,10 +45,14 @@ class PositionalEncoding(nn.Module):
     even_head_dim: bool = False
     # a table of max_len rows: positions >= max_len have no vector
     table_limit: bool = False
-    # adds an untrained, amplitude-1 signal to the embeddings (tokens get ×
-    # √C)
+    # adds an untrained, amplitude-1 signal to the embeddings (tokens × √C)
     fixed_signal: bool = False
     learned: bool = False  # has trained parameters
+    # > 0: trained on sorted positions drawn from range(position_range)
+    position_range: int = 0
+    # the sizes a module was built for (None: any)
+    n_heads: int | None = None
+    head_dim: int | None = None
 
     def forward(
         self, x: torch.Tensor, positions: torch.Tensor | None = None
@@ -95,19 +101,11 @@ class PositionalEncoding(nn.Module):
         """Refuse a head dim this encoding cannot use."""
         if cls.even_head_dim and head_dim % 2:
             raise ValueError(
-                f"{cls.__name__} rotates pairs of dims but the head dim d_model // n_heads = {head_dim} is odd; "
-                "choose d_model and n_heads so that d_model // n_heads is even, or another positional encoding"
+                f"{cls.__name__} rotates pairs of dims but the head dim "
+                f"d_model // n_heads = {head_dim} is odd; choose d_model and "
+                "n_heads so that d_model // n_heads is even, or another "
+                "positional encoding"
             )
-
-    def check_attention(self, *, head_dim: int, n_heads: int) -> None:
-        """Refuse an attention layer whose sizes differ from the ones this
-        encoding was built for."""
-        self.check_head_dim(head_dim)
-        for name, value in (("head_dim", head_dim), ("n_heads", n_heads)):
-            if getattr(self, name, None) not in (None, value):
-                raise ValueError(
-                    f"positional encoding built for {name}={getattr(self, name)}, attention has {value}"
-                )
 
     @classmethod
     def build(
@@ -119,8 +117,7 @@ class PositionalEncoding(nn.Module):
         causal: bool = True,
         **kwargs,
     ):
-        """Construct from the model-level arguments used by
-        :func:`make_positional`."""
+        """Build from the model-level sizes :func:`make_positional` passes."""
         return cls(**kwargs)
 
 
@@ -149,6 +146,7 @@ def check_positions(positions: torch.Tensor, t: int) -> None:
         or positions.shape[-1] != t
     ):
         raise ValueError(
-            f"positions must be an integer tensor of shape (T,) or (B, T) with T = {t}; "
-            f"got dtype {positions.dtype}, shape {tuple(positions.shape)}"
+            f"positions must be an integer tensor of shape (T,) or (B, T) "
+            f"with T = {t}; got dtype {positions.dtype}, shape "
+            f"{tuple(positions.shape)}"
         )

@@ -114,7 +114,8 @@ def t5_relative_bucket(
     ``0 .. n/2 - 1`` get a bucket each; larger distances share logarithmically
     wider buckets up to ``max_distance``; all beyond share the last bucket.
 
-    >>> t5_relative_bucket(torch.tensor([-1, 0, 1, -20, -200]), bidirectional=True).tolist()
+    >>> relative = torch.tensor([-1, 0, 1, -20, -200])
+    >>> t5_relative_bucket(relative, bidirectional=True).tolist()
     [1, 0, 17, 10, 15]
     """
     buckets = torch.zeros_like(relative_position, dtype=torch.long)

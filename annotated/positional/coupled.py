@@ -21,7 +21,9 @@ class CoupledRelativeBias(PositionalEncoding):
     Length Generalization of Arithmetic Transformers Using Task Structure")
     with the coupled ids used as *relative* positions::
 
-        score(i, j) += b[clip(p_i − p_j, −R, R), h]          b: (2R + 1, H), learned; R = 3
+        score(i, j) += b[clip(p_i − p_j, −R, R), h]
+
+    with ``b`` a learned ``(2R + 1, H)`` table and ``R = 3``.
 
     ``p_i`` is the coupled id of token ``i``, given by the task as
     ``positions``: operand and answer digits of the same significance share an
@@ -35,29 +37,18 @@ class CoupledRelativeBias(PositionalEncoding):
     (:class:`~annotated.positional.abacus.AbacusEncoding` given coupled ids
     does that).
 
-    Why this variant: in the project's calibration runs (1 layer, width 128,
-    trained on 1…10 digits, throw-away scripts) the absolute table over
-    coupled ids fitted 10 digits but scored 4.6% exact match at 15 and 0 at
-    20, while the relative bias on coupled ids, with an end marker per
-    operand, scored 100% at 20 to 100 digits in 2 of 2 seeds. A reading: with
-    an absolute table a query id only meets key ids within about ±12 of itself
-    during training, so longer inputs pair ids never trained together; the
-    clipped difference has no such gap (every pair has one of 7 trained
-    values). This class, trained by :func:`annotated.training.loop.train` on
-    ``addition_coupled`` (1 layer, width 128, 4 heads, batch 128, AdamW lr
-    2e-3 with 3% warm-up and cosine to 2%, no weight decay, clip 1.0), single
-    seeds, teacher-forced exact match over 1,000 problems per length: 6,000
-    steps (seed 0, 456 s of one CPU thread) gave 1.000 at 10, 15, 20, 30, 50,
-    100 and 200 digits; 1,200 steps (seed 1, 91 s) gave 1.000 at 20, 0.920 at
-    50 and 0.324 at 100.
+    Why the relative form: with an absolute table a query id meets during
+    training only the key ids near itself, so a longer input pairs ids that
+    were never trained together; the clipped difference has no such gap, as
+    every pair of ids falls on one of the ``2R + 1`` trained entries.
 
     ``lr_scale`` multiplies the table, ``b = lr_scale · θ`` with ``θ`` the
     trained parameter (zero at the start): under Adam, whose steps do not
     depend on the gradient's scale, that trains ``b`` with ``lr_scale`` × the
-    learning rate (the measured runs used 20×) without a separate optimizer
-    group. One instance is shared by all layers of a stack (the paper's code
-    has one table per layer). Without ``positions`` the ids are ``0 … T−1``: a
-    relative bias with exact buckets up to ``R``.
+    learning rate without a separate optimizer group. One instance is shared
+    by all layers of a stack (the paper's code has one table per layer).
+    Without ``positions`` the ids are ``0 … T−1``: a relative bias with exact
+    buckets up to ``R``.
     """
 
     where = "score"
@@ -73,7 +64,8 @@ class CoupledRelativeBias(PositionalEncoding):
             or max_distance < 0
         ):
             raise ValueError(
-                f"max_distance must be an int ≥ 0 (the clip R of p_i − p_j), got {max_distance!r}"
+                "max_distance must be an int ≥ 0 (the clip R of p_i − p_j), "
+                f"got {max_distance!r}"
             )
         if not lr_scale > 0:
             raise ValueError(f"lr_scale must be positive, got {lr_scale!r}")

@@ -22,7 +22,8 @@ class FireBias(PositionalEncoding):
     "Functional Interpolation for Relative Positions Improves Long Context
     Transformers", ICLR 2024)::
 
-        score(i, j) += f_θ( ψ(i − j) / ψ(max(L, i)) )_h        ψ(x) = log(c·x + 1)
+        score(i, j) += f_θ( ψ(i − j) / ψ(max(L, i)) )_h
+        ψ(x) = log(c·x + 1)
 
     ``f_θ`` is an MLP ``1 → W → H`` (ReLU; W = 32 as in the paper), ``c > 0``
     and the threshold ``L`` are learned (``c`` starts at 1, ``L`` at
@@ -47,7 +48,8 @@ class FireBias(PositionalEncoding):
         super().__init__()
         if not threshold > 0:
             raise ValueError(
-                f"threshold (the initial L) must be positive, got {threshold!r}"
+                "threshold (the initial L) must be positive, got "
+                f"{threshold!r}"
             )
         self.n_heads = n_heads
         # f_θ: 1 → W → H
@@ -98,7 +100,6 @@ class FireBias(PositionalEncoding):
 
     @classmethod
     def build(cls, *, d_model, n_heads, max_len, causal=True, **kwargs):
-        """From a model config: ``L`` starts at ``max_len`` (the training
-        length) unless given."""
+        """From a model config: ``L`` starts at ``max_len`` unless given."""
         kwargs.setdefault("threshold", float(max_len))
         return cls(n_heads, **kwargs)

@@ -21,8 +21,9 @@ def sample_sorted_positions(
     ``np.sort(np.random.choice(L, size=T, replace=False))``)."""
     if length > max_positions:
         raise ValueError(
-            f"cannot draw {length} distinct positions from range({max_positions}); "
-            "raise the position range (random_positions / max_positions) above the longest sequence"
+            f"cannot draw {length} distinct positions from "
+            f"range({max_positions}); raise max_positions above the longest "
+            "sequence"
         )
     noise = torch.rand(batch, max_positions, generator=generator)  # (B, L)
     # (B, T): a random sorted subset
@@ -44,13 +45,12 @@ class RandomizedPositions(PositionalEncoding):
 
     Evaluation (``self.training`` False) with no ``positions`` given uses
     ``0..T-1`` unless ``sample_in_eval=True``. The library's training loop and
-    evaluation do what the paper's reference implementation does: they pass
-    random sorted positions in training *and* in evaluation
+    evaluation do what the paper's reference implementation does: they read
+    the range this encoding declares (``position_range``) and pass random
+    sorted positions in training *and* in evaluation
     (:func:`annotated.training.evaluation.evaluate` draws them from a seeded
     generator), since a model trained on large position values has never seen
-    ``0..T-1``. Any other encoding is randomized the same way with
-    ``ModelConfig.random_positions``. Explicitly passed ``positions`` are
-    always used as given.
+    ``0..T-1``. Explicitly passed ``positions`` are always used as given.
     """
 
     where = "embedding"
@@ -78,13 +78,26 @@ class RandomizedPositions(PositionalEncoding):
         self.inner = SinusoidalEncoding(d_model) if inner is None else inner
         if self.inner.where != "embedding":
             raise ValueError(
-                f"inner must be an embedding-level encoding, got where={self.inner.where!r}"
+                "inner must be an embedding-level encoding, got "
+                f"where={self.inner.where!r}"
+            )
+        # a table must hold every position that can be drawn
+        if self.inner.table_limit and self.inner.max_len < max_positions:
+            raise ValueError(
+                f"positions are drawn up to {max_positions - 1} but the "
+                f"inner table has max_len={self.inner.max_len} rows; set "
+                f"max_len ≥ {max_positions}"
             )
         self.generator = (
             torch.Generator().manual_seed(seed)
             if generator is None and seed is not None
             else generator
         )
+
+    @property
+    def position_range(self) -> int:
+        """Training draws positions from ``range(max_positions)``."""
+        return self.max_positions
 
     def sample_positions(self, batch: int, length: int) -> torch.Tensor:
         """``(B, T)`` sorted positions, distinct within each row, from

@@ -28,10 +28,7 @@ def apply_rope(
         positions: ``(T,)``, or ``(B, T)`` when x is ``(B, H, T, D)``.
     """
     d = x.shape[-1]
-    if d % 2:
-        raise ValueError(
-            f"RoPE rotates pairs of dims, so the head dim must be even; got D={d}"
-        )
+    RotaryEncoding.check_head_dim(d)
     # float32 at least, float64 when given
     dtype = torch.promote_types(x.dtype, torch.float32)
     # (D/2,)
@@ -62,11 +59,8 @@ class RotaryEncoding(PositionalEncoding):
 
     def __init__(self, head_dim: int | None = None, base: float = 10000.0):
         super().__init__()
-        if head_dim is not None and head_dim % 2:
-            raise ValueError(
-                f"RoPE needs an even head dim (it rotates pairs of dims), got head_dim={head_dim}; "
-                "choose d_model and n_heads so that d_model // n_heads is even"
-            )
+        if head_dim is not None:
+            self.check_head_dim(head_dim)
         self.head_dim, self.base = head_dim, base
 
     def rotate_qk(self, q, k, q_pos, k_pos):
@@ -77,8 +71,4 @@ class RotaryEncoding(PositionalEncoding):
 
     @classmethod
     def build(cls, *, d_model, n_heads, max_len, causal=True, **kwargs):
-        if d_model % n_heads:
-            raise ValueError(
-                f"d_model={d_model} must be divisible by n_heads={n_heads}"
-            )
         return cls(d_model // n_heads, **kwargs)
