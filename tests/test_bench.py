@@ -30,9 +30,8 @@ def test_fit_exponent_recovers_known_powers():
     assert fit_exponent(lengths, [0.5 * t for t in lengths]) == pytest.approx(
         1.0
     )
-    assert math.isnan(
-        fit_exponent([64, 128], [1.0, None])
-    )  # one usable point: no slope
+    # one usable point: no slope
+    assert math.isnan(fit_exponent([64, 128], [1.0, None]))
 
 
 def test_peak_forward_bytes_counts_the_score_matrix_on_cpu():
@@ -48,9 +47,8 @@ def test_peak_forward_bytes_counts_the_score_matrix_on_cpu():
         block = peak_forward_bytes(
             lambda: blockwise_attention(q, k, v, causal=True, block_size=32)
         )
-    assert (
-        dense >= 2 * scores_bytes
-    )  # scores and weights are alive together at some point
+    # scores and weights are alive together at some point
+    assert dense >= 2 * scores_bytes
     assert block < scores_bytes / 4
 
 
@@ -58,9 +56,8 @@ def test_peak_forward_bytes_is_the_peak_not_the_total():
     def two_buffers_one_at_a_time():
         a = torch.empty(1000)  # 4000 bytes
         del a
-        return torch.empty(
-            500, dtype=torch.float64
-        )  # 4000 bytes, after the first was freed
+        # 4000 bytes, after the first was freed
+        return torch.empty(500, dtype=torch.float64)
 
     assert peak_forward_bytes(lambda: None) == 0
     assert peak_forward_bytes(lambda: torch.empty(1000)) == 4000
@@ -101,9 +98,8 @@ def test_run_benchmark_writes_csv_markdown_and_plot(tmp_path):
         for f in result.exponents.values()
     )
     assert (tmp_path / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    fig = plot_scaling(
-        result
-    )  # one log-log panel per metric, one line per kind, slopes in the legend
+    # one log-log panel per metric, one line per kind, slopes in the legend
+    fig = plot_scaling(result)
     assert [len(ax.lines) for ax in fig.axes] == [len(KINDS)] * 3
     legend = [t.get_text() for t in fig.axes[2].get_legend().get_texts()]
     assert (
@@ -119,9 +115,8 @@ def test_points_over_the_memory_budget_are_skipped_and_recorded(tmp_path):
     )  # fmt: skip
     status = {(r["kind"], r["T"]): r["status"] for r in result.rows}
     assert status[("full", 16)] == "ok" and status[("blockwise", 16)] == "ok"
-    assert status[("full", 256)].startswith(
-        "skipped: estimated"
-    )  # 256² scores (~0.8 MB estimated) do not fit 600 kB
+    # 256² scores (~0.8 MB estimated) do not fit 600 kB
+    assert status[("full", 256)].startswith("skipped: estimated")
     skipped = next(
         r for r in result.rows if r["kind"] == "full" and r["T"] == 256
     )
@@ -129,9 +124,8 @@ def test_points_over_the_memory_budget_are_skipped_and_recorded(tmp_path):
         skipped["forward_ms"] is None
         and skipped["forward_backward_ms"] is None
     )
-    assert math.isnan(
-        result.exponents["full"]["forward_ms"]
-    )  # one measured point: no slope
+    # one measured point: no slope
+    assert math.isnan(result.exponents["full"]["forward_ms"])
     assert "skipped" in markdown_table(result) and "—" in markdown_table(
         result
     )

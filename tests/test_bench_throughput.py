@@ -7,15 +7,15 @@ import pytest
 import torch
 
 from annotated.bench.__main__ import main
-from annotated.bench.throughput import (
+from annotated.bench.throughput import run_throughput
+from annotated.bench.throughput_models import (
     THROUGHPUT_SIZES,
     ReferenceDecoder,
     ThroughputSize,
     copy_library_weights,
     library_decoder,
-    run_throughput,
-    throughput_table,
 )
+from annotated.bench.throughput_report import throughput_table
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TINY = ThroughputSize(
@@ -38,7 +38,7 @@ def test_the_sizes_are_nanogpts_cpu_recipe_and_the_small_model():
     assert THROUGHPUT_SIZES[0].tokens == 12 * 64
 
 
-@pytest.mark.parametrize("positional", ["learned", "none"])
+@pytest.mark.parametrize("positional", ["learned", "nope"])
 def test_the_reference_with_copied_weights_is_the_library_decoder(positional):
     """Same parameter count, same logits and same loss gradient on the embeddings: the two time one network."""
     torch.manual_seed(0)
@@ -119,7 +119,7 @@ def test_without_the_loop_its_columns_are_empty():
         steps=1,
         warmup=0,
         loop=False,
-        positional="none",
+        positional="nope",
         progress=False,
     )
     assert row["train_loop_ms"] is None and row["library_ms"] > 0

@@ -11,7 +11,7 @@ from annotated.analysis.claims import (
     out_of_distribution,
 )
 from annotated.analysis.intervals import t_interval
-from annotated.lab.reports import write_csv
+from annotated.lab.tables import write_csv
 
 
 def summary(tmp_path, runs):
@@ -52,18 +52,18 @@ def test_out_of_distribution_averages_the_lengths_beyond_training(tmp_path):
 
 def test_value_claims_follow_the_stated_rule():
     claim = Claim("K", "counting copy", "s", value={"nope": 0.99})
+    # within 0.10 of the mean
     assert (
         judge(claim, {"nope": [0.95, 0.97, 0.93]})["verdict"] == "reproduced"
-    )  # within 0.10 of the mean
+    )
+    # 0.11 away, inside [0.77, 0.99]
     assert (
         judge(claim, {"nope": [0.84, 0.87, 0.93]})["verdict"] == "reproduced"
-    )  # 0.11 away, inside [0.77, 0.99]
-    assert (
-        judge(claim, {"nope": [0.2, 0.9, 0.95]})["verdict"] == "partly"
-    )  # inside an interval too wide to decide
-    assert (
-        judge(claim, {"nope": [0.70, 0.72, 0.71]})["verdict"] == "partly"
-    )  # same side of 0.5, further away
+    )
+    # inside an interval too wide to decide
+    assert judge(claim, {"nope": [0.2, 0.9, 0.95]})["verdict"] == "partly"
+    # same side of 0.5, further away
+    assert judge(claim, {"nope": [0.70, 0.72, 0.71]})["verdict"] == "partly"
     assert (
         judge(claim, {"nope": [0.1, 0.12, 0.11]})["verdict"]
         == "not reproduced"

@@ -35,9 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SMALL = [
     "--d-model",
     "16",
-    "--layers",
+    "--n-layers",
     "1",
-    "--heads",
+    "--n-heads",
     "2",
     "--steps",
     "8",
@@ -102,7 +102,7 @@ def test_help_explains_every_option(capsys):
     from annotated.positional import POSITIONAL_ENCODINGS
 
     assert (
-        "--pe {" + ",".join(sorted(POSITIONAL_ENCODINGS)) + "}" in out
+        "--positional {" + ",".join(sorted(POSITIONAL_ENCODINGS)) + "}" in out
     )  # every registered encoding, by name
     assert "(default: rope)" in out
 
@@ -115,14 +115,14 @@ def test_help_explains_every_option(capsys):
             "unknown task 'sorting'; valid names: .*sort",
         ),
         (
-            ["train", "--pe", "rotary"],
+            ["train", "--positional", "rotary"],
             "invalid choice: 'rotary' \\(choose from .*'rope'",
         ),
         (["train", "--attention", "sparse"], "invalid choice: 'sparse'"),
         (["train", "--steps", "-3"], "steps must be an integer ≥ 1"),
         (["train", "--batch-size", "0"], "batch_size must be an integer ≥ 1"),
         (
-            ["train", "--pe", "learned", "--eval-lengths", "20"],
+            ["train", "--positional", "learned", "--eval-lengths", "20"],
             "length 20 needs 40 positions",
         ),
         (["train", "--train-length", "4-8"], "LOW:HIGH"),
@@ -133,7 +133,7 @@ def test_help_explains_every_option(capsys):
         (["sweep", "sort_rope"], "a sweep needs a grid"),
         (["report", "/no/such/folder"], "is not a folder"),
         (
-            ["train", "--plugin", "missing_plugin.py"],
+            ["train", "--plugins", "missing_plugin.py"],
             "plugin file 'missing_plugin.py' not found",
         ),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
@@ -158,7 +158,7 @@ def test_usage_and_config_errors_exit_2_and_write_nothing(
 
 def test_train_then_report_with_a_user_task_in_a_subprocess(tmp_path):
     write_plugin(tmp_path, "increment_cli")
-    command = [sys.executable, "-m", "annotated", "train", "--plugin", "increment_cli.py", "--task", "increment_cli",
+    command = [sys.executable, "-m", "annotated", "train", "--plugins", "increment_cli.py", "--task", "increment_cli",
                "--train-length", "3", "--eval-lengths", "5", "--out", "runs", "--no-progress", *SMALL]  # fmt: skip
     done = subprocess.run(
         command, cwd=tmp_path, capture_output=True, text=True, timeout=120
@@ -182,7 +182,7 @@ def test_runtime_failure_exits_1_and_marks_the_run(tmp_path, capsys):
     code = main(
         [
             "train",
-            "--plugin",
+            "--plugins",
             str(plugin),
             "--task",
             "increment_broken",
@@ -240,7 +240,7 @@ def test_list_shows_tasks_encodings_kernels_and_plugin_tasks(
     tmp_path, capsys
 ):
     plugin = write_plugin(tmp_path, "increment_listed")
-    assert main(["list", "--plugin", str(plugin)]) == 0
+    assert main(["list", "--plugins", str(plugin)]) == 0
     out = capsys.readouterr().out
     for word in (
         "sort",
@@ -407,12 +407,21 @@ def test_every_config_field_has_a_flag_with_help():
     )  # the lab's own default
 
 
-def test_every_flag_that_worked_before_still_parses():
-    used = {"--config", "--name", "--task", "--task-arg", "--train-length", "--eval-lengths", "--seed", "--pe",
-            "--attention", "--attention-param", "--layers", "--d-model", "--heads", "--kv-heads", "--d-ff", "--max-len",
-            "--dropout", "--norm", "--activation", "--steps", "--batch-size", "--lr", "--weight-decay", "--warmup",
-            "--min-lr-ratio", "--grad-clip", "--eval-every", "--eval-batches", "--checkpoint-every", "--device",
-            "--plugin", "--out", "--progress", "--no-progress"}  # fmt: skip
+# the spellings the command line took before the flags were generated from the configs
+OLD_SPELLINGS = {"--pe": "--positional", "--layers": "--n-layers", "--heads": "--n-heads",
+                 "--kv-heads": "--n-kv-heads", "--attention-param": "--attention-params",
+                 "--warmup": "--warmup-steps", "--task-arg": "--task-kwargs", "--plugin": "--plugins"}  # fmt: skip
+
+
+def test_every_flag_the_docs_show_parses_and_old_spellings_are_refused(
+    capsys,
+):
+    used = {"--config", "--name", "--task", "--task-kwargs", "--train-length", "--eval-lengths", "--seed",
+            "--positional", "--attention", "--attention-params", "--n-layers", "--d-model", "--n-heads",
+            "--n-kv-heads", "--d-ff", "--max-len", "--dropout", "--norm", "--activation", "--steps", "--batch-size",
+            "--lr", "--weight-decay", "--warmup-steps", "--min-lr-ratio", "--grad-clip", "--eval-every",
+            "--eval-batches", "--checkpoint-every", "--device", "--plugins", "--out", "--progress",
+            "--no-progress"}  # fmt: skip
     for text in [
         ROOT / "README.md",
         *sorted((ROOT / "notebooks").glob("*.py")),
@@ -428,9 +437,9 @@ def test_every_flag_that_worked_before_still_parses():
         for option in action.option_strings
     }
     assert used <= options, sorted(used - options)
-    args = build_parser().parse_args(["train", "--pe", "alibi", "--layers", "3", "--heads", "2", "--kv-heads", "1",
-                                      "--warmup", "5", "--task-arg", "n_symbols=5", "--attention-param", "window=4",
-                                      "--plugin", "a_module"])  # fmt: skip
+    args = build_parser().parse_args(["train", "--positional", "alibi", "--n-layers", "3", "--n-heads", "2",
+                                      "--n-kv-heads", "1", "--warmup-steps", "5", "--task-kwargs", "n_symbols=5",
+                                      "--attention-params", "window=4", "--plugins", "a_module"])  # fmt: skip
     config = experiment_from_args(args)
     assert config.model == {"positional": "alibi", "n_layers": 3, "n_heads": 2, "n_kv_heads": 1,
                             "attention_params": {"window": 4}}  # fmt: skip
@@ -439,6 +448,17 @@ def test_every_flag_that_worked_before_still_parses():
         {"n_symbols": 5},
         ["a_module"],
     )
+    assert (
+        not set(OLD_SPELLINGS) & options
+        and set(OLD_SPELLINGS.values()) <= options
+    )
+    for old in (
+        OLD_SPELLINGS
+    ):  # neither as a flag nor as an abbreviation of the new one
+        with pytest.raises(SystemExit) as exit_:
+            main(["train", old, "1", "--out", "unused"])
+        assert exit_.value.code == 2
+        assert f"unrecognized arguments: {old}" in capsys.readouterr().err
 
 
 def test_every_registry_name_is_a_choice():
@@ -537,7 +557,7 @@ def test_flags_override_a_config_file(tmp_path):
                                                         "model": {"d_model": 32, "attention_params": {"window": 2}},
                                                         "train": {"steps": 50}, "plugins": ["first"]}))  # fmt: skip
     argv = ["train", "--config", str(tmp_path / "base.yaml"), "--steps", "60", "--attention-params", "chunk_size=8",
-            "--plugin", "second", "--task-kwargs", "n_symbols=5"]  # fmt: skip
+            "--plugins", "second", "--task-kwargs", "n_symbols=5"]  # fmt: skip
     config = experiment_from_args(build_parser().parse_args(argv))
     assert (config.name, config.task, config.task_kwargs) == (
         "base",

@@ -11,7 +11,8 @@ import sys
 import pytest
 import torch
 
-from annotated.figures.dashboard import ComparisonDashboard, parse_lengths
+from annotated.figures.dashboard import ComparisonDashboard
+from annotated.figures.dashboard_controls import parse_lengths
 from annotated.lab import ExperimentConfig, expand_grid, read_csv, resolve
 from annotated.lab.cli import build_parser, experiment_from_args, main
 from annotated.tasks import CopyTask, register_task
@@ -30,9 +31,8 @@ def trained(one_thread, tmp_path_factory):
     """A dashboard that has trained nope and ALiBi on copy (one seed each), and its result."""
     dashboard = ComparisonDashboard(task="copy", encodings=["nope", "alibi"], out_dir=tmp_path_factory.mktemp("runs"),
                                     **TINY)  # fmt: skip
-    assert (
-        dashboard._repr_mimebundle_().get("image/png") is None
-    )  # nothing to show before training
+    # nothing to show before training
+    assert dashboard._repr_mimebundle_().get("image/png") is None
     return dashboard, dashboard.train()
 
 
@@ -55,9 +55,8 @@ def test_configs_are_one_sweep_that_the_command_line_runs_too(tmp_path):
     assert [(c.model["positional"], c.seed) for c in configs] == [("rope", 0), ("rope", 1), ("learned", 0),
                                                                   ("learned", 1)]  # fmt: skip
     parser = build_parser()
-    for config in (
-        configs
-    ):  # each point is the config the command line's train flags build
+    # each point is the config the command line's train flags build
+    for config in configs:
         pe, seed = config.model["positional"], config.seed
         argv = [
             "train",
@@ -71,17 +70,16 @@ def test_configs_are_one_sweep_that_the_command_line_runs_too(tmp_path):
             "--name",
             config.name,
         ]
+        # reverse at n=6: 12 inputs
         expected = experiment_from_args(
             parser.parse_args([*argv, "--max-len", "12"])
-        )  # reverse at n=6: 12 inputs
+        )
         assert config == expected
         assert resolve(config).to_dict() == resolve(expected).to_dict()
-    assert {resolve(c).model_config.max_len for c in configs} == {
-        12
-    }  # the learned table reaches n = 6
-    lines = (
-        dashboard.command_lines()
-    )  # a shell script: write the sweep's YAML, run it
+    # the learned table reaches n = 6
+    assert {resolve(c).model_config.max_len for c in configs} == {12}
+    # a shell script: write the sweep's YAML, run it
+    lines = dashboard.command_lines()
     assert (
         lines[0] == "cat > compare_reverse.yaml <<'EOF'"
         and lines[-2] == "EOF"
@@ -105,9 +103,8 @@ def test_configs_are_one_sweep_that_the_command_line_runs_too(tmp_path):
     dashboard.controls["d_model"].value = 32
     config = dashboard.configs()[0]
     assert (config.train["steps"], config.model["d_model"]) == (40, 32)
-    assert (
-        resolve(config).train_config.warmup_steps == 4
-    )  # the lab's default: a tenth of the steps
+    # the lab's default: a tenth of the steps
+    assert resolve(config).train_config.warmup_steps == 4
     assert "steps: 40" in dashboard.commands.value
     assert not out.exists()  # building configs trains nothing
 
@@ -133,13 +130,11 @@ def test_trains_what_the_command_line_trains(trained, tmp_path, capsys):
     cli = json.loads((folder / "report.json").read_text())
     nope, alibi = result.runs
     assert (nope.encoding, alibi.encoding) == ("nope", "alibi")
-    assert (
-        alibi.report["per_length"] == cli["per_length"]
-    )  # the same numbers, to the last bit
+    # the same numbers, to the last bit
+    assert alibi.report["per_length"] == cli["per_length"]
     assert alibi.report["final_train_loss"] == cli["final_train_loss"]
-    assert (
-        nope.report["per_length"] != cli["per_length"]
-    )  # …and the encoding does change them
+    # …and the encoding does change them
+    assert nope.report["per_length"] != cli["per_length"]
     group = next(g for g in result.groups() if g["encoding"] == "alibi")
     assert (
         group["in_dist_exact_match"] == cli["in_distribution"]["exact_match"]
@@ -159,15 +154,15 @@ def test_trains_what_the_command_line_trains(trained, tmp_path, capsys):
     assert group["gap_token_accuracy"] == pytest.approx(
         group["in_dist_token_accuracy"] - group["ood_token_accuracy"]
     )
+    # eval every 4 steps at n = 4 and 6
     assert [r["step"] for r in alibi.history.evals] == [
         4,
         4,
         8,
         8,
-    ]  # eval every 4 steps at n = 4 and 6
-    summary = {
-        r["run"]: r for r in read_csv(result.folder / "summary.csv")
-    }  # the sweep's own summary agrees
+    ]
+    # the sweep's own summary agrees
+    summary = {r["run"]: r for r in read_csv(result.folder / "summary.csv")}
     assert (
         summary[alibi.folder.name]["in_dist_exact_match"]
         == cli["in_distribution"]["exact_match"]
@@ -223,13 +218,14 @@ def test_table_and_static_figure_hold_every_encoding(trained):
 def test_attention_explorer_of_a_trained_run(trained):
     dashboard, _ = trained
     explorer = dashboard.explorer("alibi")
+    # (L, B, H, T, T): copy at n=4 is 4 + SEP + 4 tokens
     assert explorer.weights.shape == (
         1,
         1,
         2,
         8,
         8,
-    )  # (L, B, H, T, T): copy at n=4 is 4 + SEP + 4 tokens
+    )
     torch.testing.assert_close(
         explorer.weights.sum(-1), torch.ones(1, 1, 2, 8)
     )
@@ -248,9 +244,10 @@ def test_bad_choices_are_refused_with_a_message(tmp_path):
         ValueError, match="choose at least one positional encoding"
     ):
         dashboard.train()
+    # shown while choosing
     assert (
         "choose at least one positional encoding" in dashboard.commands.value
-    )  # shown while choosing
+    )
     dashboard.button.click()
     assert (
         "cannot train" in dashboard.status.value
@@ -309,9 +306,8 @@ def test_a_failed_run_is_reported(tmp_path):
         and "the user&#x27;s task broke" in status
     )
     assert dashboard.result is None and not dashboard.button.disabled
-    (folder,) = (
-        tmp_path.iterdir()
-    )  # the sweep folder keeps the failed run and a summary that says so
+    # the sweep folder keeps the failed run and a summary that says so
+    (folder,) = tmp_path.iterdir()
     assert [
         r["status"]
         for r in read_csv(folder / "summary.csv")

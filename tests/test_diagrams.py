@@ -7,6 +7,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from annotated.figures import diagrams
+from annotated.figures.attention_diagrams import tiling_diagram
+from annotated.figures.pattern_diagrams import architecture_masks_diagram
+from annotated.figures.position_diagrams import position_ids_diagram
 from annotated.figures.viz import figure_png
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -87,33 +90,31 @@ def test_each_diagram_is_shown_by_its_chapter():
     for chapter, draw in diagrams.DIAGRAMS.items():
         source = (NOTEBOOKS / f"{chapter}.py").read_text(encoding="utf-8")
         assert f"{draw.__name__}(" in source, (
-            f"notebooks/{chapter}.py should show diagrams.{draw.__name__}()"
+            f"notebooks/{chapter}.py should show {draw.__name__}()"
         )
 
 
 def test_masks_diagram_draws_the_masks_it_names():
     n = 4
-    fig = diagrams.architecture_masks_diagram(n)
+    fig = architecture_masks_diagram(n)
     cells = [p for p in fig.axes[0].patches if isinstance(p, Rectangle)]
     assert len(cells) == 5 * n * n  # five panels of n × n cells
     hidden = [p for p in cells if p.get_facecolor()[:3] == (1.0, 1.0, 1.0)]
-    assert (
-        len(hidden) == 2 * n * (n - 1) // 2
-    )  # the two causal panels hide the upper triangle
+    # the two causal panels hide the upper triangle
+    assert len(hidden) == 2 * n * (n - 1) // 2
 
 
 def test_tiling_diagram_skips_the_future_only_when_causal():
     def hatched(fig):
         return sum(bool(p.get_hatch()) for p in fig.axes[0].patches)
 
-    assert hatched(diagrams.tiling_diagram(4, causal=True)) == 6
-    assert hatched(diagrams.tiling_diagram(4, causal=False)) == 0
+    assert hatched(tiling_diagram(4, causal=True)) == 6
+    assert hatched(tiling_diagram(4, causal=False)) == 0
 
 
 def test_position_ids_diagram_shows_the_tasks_ids():
     labels = [
-        t.get_text()
-        for t in diagrams.position_ids_diagram(472, 351).axes[0].texts
+        t.get_text() for t in position_ids_diagram(472, 351).axes[0].texts
     ]
     coupled = labels[labels.index("coupled") + 1 :][:17]
     assert coupled == [

@@ -43,9 +43,8 @@ def previous_token_pattern(t: int) -> torch.Tensor:
 def scores_of(
     pattern: torch.Tensor, ids: torch.Tensor, delimiters: torch.Tensor
 ) -> dict[str, float]:
-    sums = window_scores(
-        pattern[None, None, None], ids[None], delimiters
-    )  # (B=1, L=1, H=1, T, T)
+    # (B=1, L=1, H=1, T, T)
+    sums = window_scores(pattern[None, None, None], ids[None], delimiters)
     return {
         k: float(total[0, 0]) / count for k, (total, count) in sums.items()
     }
@@ -57,29 +56,24 @@ def test_previous_token_pattern_scores_one_and_its_other_scores_by_hand():
         previous_token_pattern(4), ids, torch.tensor([False, False, True])
     )
     assert s["previous_token"] == 1.0
-    assert s["first_position"] == pytest.approx(
-        1 / 3
-    )  # only query 1's previous token is position 0
+    # only query 1's previous token is position 0
+    assert s["first_position"] == pytest.approx(1 / 3)
     assert s["mean_distance"] == pytest.approx(3 / 4)  # distances 0, 1, 1, 1
-    assert s["delimiter"] == pytest.approx(
-        1 / 3
-    )  # query 3 reads position 2, the delimiter "c"
-    assert (
-        s["same_character"] == 0.0
-    )  # query 3 ("b") reads "c", not the earlier "b" at 1
+    # query 3 reads position 2, the delimiter "c"
+    assert s["delimiter"] == pytest.approx(1 / 3)
+    # query 3 ("b") reads "c", not the earlier "b" at 1
+    assert s["same_character"] == 0.0
 
 
 def test_same_character_and_sink_patterns():
-    ids = torch.tensor(
-        [0, 1, 0, 1]
-    )  # "abab": queries 2 and 3 have an earlier copy, two back
+    # "abab": queries 2 and 3 have an earlier copy, two back
+    ids = torch.tensor([0, 1, 0, 1])
     same = torch.zeros(4, 4)
     same[0, 0] = same[1, 1] = 1.0
     same[2, 0] = same[3, 1] = 1.0
     s = scores_of(same, ids, torch.tensor([False, False]))
-    assert (
-        s["same_character"] == 1.0 and s["previous_token"] == 0.0
-    )  # query 1 reads itself, 2 and 3 read t-2
+    # query 1 reads itself, 2 and 3 read t-2
+    assert s["same_character"] == 1.0 and s["previous_token"] == 0.0
     sink = torch.zeros(4, 4)
     sink[:, 0] = 1.0
     s = scores_of(sink, ids, torch.tensor([False, False]))
@@ -116,9 +110,10 @@ def test_induction_score_of_an_exact_induction_pattern_is_one():
         generator=seeded(),
     )
     assert scores.shape == (1, 1) and float(scores) == pytest.approx(1.0)
+    # uniform logits
     assert halves.tolist() == pytest.approx(
         [torch.log(torch.tensor(7.0)).item()] * 2
-    )  # uniform logits
+    )
 
 
 def test_previous_token_pattern_is_no_induction_head():
@@ -196,10 +191,11 @@ def test_rollout_of_identity_attention_is_identity():
 
 def test_rollout_equals_the_papers_formula_written_out():
     gen = seeded(1)
+    # (H, T, T)
     layers = [
         torch.softmax(torch.randn(2, 4, 4, generator=gen), -1)
         for _ in range(2)
-    ]  # (H, T, T)
+    ]
     hat = []
     for a in layers:
         m = 0.5 * a.mean(0) + 0.5 * torch.eye(4)
@@ -217,9 +213,8 @@ def test_zero_ablation_equals_zeroing_that_heads_columns_of_w_o():
     x = random_ids(3, 9, high=11)
     with ablate_head(model, 1, 2, mode="zero"):
         ablated = model(x).logits
-    assert all(
-        a.head_hook is None for a in attention_layers(model)
-    )  # the hook is gone again
+    # the hook is gone again
+    assert all(a.head_hook is None for a in attention_layers(model))
     reference = tiny_model(
         vocab_size=11
     ).eval()  # the same weights, but W_o blind to head 2 of layer 1
@@ -237,12 +232,10 @@ def test_ablation_changes_the_output_only_through_that_head():
     base = model(x, need_weights=True)
     with ablate_head(model, 1, 0, mode="zero"):
         ablated = model(x, need_weights=True)
-    torch.testing.assert_close(
-        ablated.attentions[0], base.attentions[0]
-    )  # layer 0 runs before the ablated head
-    torch.testing.assert_close(
-        ablated.attentions[1], base.attentions[1]
-    )  # and layer 1's weights do not change
+    # layer 0 runs before the ablated head
+    torch.testing.assert_close(ablated.attentions[0], base.attentions[0])
+    # and layer 1's weights do not change
+    torch.testing.assert_close(ablated.attentions[1], base.attentions[1])
     assert not torch.allclose(ablated.logits, base.logits)
 
 

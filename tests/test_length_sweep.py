@@ -23,7 +23,7 @@ import yaml
 import annotated
 from annotated import lab
 from annotated.lab.config import CONFIG_DIR
-from annotated.lab.reports import read_csv
+from annotated.lab.tables import read_csv
 from annotated.training.evaluation import expand_lengths
 
 DATA = Path(annotated.__file__).parent / "data"
@@ -45,11 +45,12 @@ ENCODINGS = [
     "t5",
     "randomized",
 ]
+# 600 steps at n = 8: ~6 s
 CELL = {
     "task": "contains_pattern",
     "model.positional": "nope",
     "seed": 0,
-}  # 600 steps at n = 8: ~6 s
+}
 # Re-training on this 2-core machine gives exact match 0.607 at n = 16 against the stored 0.590, with
 # the library before and after the mask_mod/score_mod refactor alike (same losses step by step); the
 # stored sweep ran elsewhere. 0.02 admits that float-level drift over 600 steps and nothing larger.
@@ -112,9 +113,8 @@ def retrain(rows, cell: dict, config, out_dir) -> tuple[dict, dict]:
         folder = lab.run(point, out_dir)
     finally:
         torch.set_num_threads(threads)
-    return stored, yaml.safe_load(
-        (folder / "report.json").read_text()
-    )  # JSON is YAML
+    # JSON is YAML
+    return stored, yaml.safe_load((folder / "report.json").read_text())
 
 
 def test_one_cell_of_the_stored_sweep_reproduces(rows, tmp_path):
@@ -178,9 +178,8 @@ def test_protocol_sweeps_are_the_shipped_configs_and_say_what_completed():
                     run[f"exact_match_lo@{n}"],
                     run[f"exact_match_hi@{n}"],
                 )
-                assert (
-                    low - 1e-9 <= run[f"exact_match@{n}"] <= high + 1e-9
-                )  # Wilson's 1.0 may round to 1 - 1e-16
+                # Wilson's 1.0 may round to 1 - 1e-16
+                assert low - 1e-9 <= run[f"exact_match@{n}"] <= high + 1e-9
 
 
 # One cell of the protocol sweeps, re-trained: the sort sweep's randomized encoding, seed 2 (it learned

@@ -14,9 +14,13 @@ from annotated.analysis.intervals import (
     t_interval,
     wilson_interval,
 )
-from annotated.lab.reports import group_statistics
+from annotated.lab.tables import group_statistics
 from annotated.models.transformer import ModelOutput
-from annotated.positional.randomized import sample_sorted_positions
+from annotated.positional.absolute import LearnedAbsoluteEncoding
+from annotated.positional.randomized import (
+    RandomizedPositions,
+    sample_sorted_positions,
+)
 from annotated.tasks import get_task
 from annotated.tasks.base import Batch
 from annotated.training.config import TrainConfig
@@ -186,21 +190,13 @@ def test_absolute_encodings_see_a_shift(positional):
 
 def test_learned_table_must_hold_every_drawn_position():
     with pytest.raises(ValueError, match="set max_len ≥ 64"):
-        tiny_model(
-            vocab_size=10,
-            positional="learned",
-            max_len=32,
-            random_positions=64,
-        )
+        RandomizedPositions(8, 64, inner=LearnedAbsoluteEncoding(32, 8))
 
 
 def test_evaluation_draws_random_positions_from_a_seeded_stream():
     model = tiny_model(
-        vocab_size=COPY.vocab_size,
-        positional="sinusoidal",
-        max_len=64,
-        random_positions=64,
-    )
+        vocab_size=COPY.vocab_size, positional="randomized", max_len=16
+    )  # draws from range(64)
     batch = COPY.sample(4, 3, 0)
     one = batch_positions(model, batch, torch.Generator().manual_seed(5))[
         "positions"
@@ -242,7 +238,8 @@ def test_a_randomized_model_scores_on_held_out_data_as_it_trained():
     tested at 0…T−1 meets position gaps it never saw. Tested as it was trained (random draws from
     a seeded stream), its held-out loss at the training length is its training loss."""
     torch.manual_seed(0)
-    model = tiny_model(vocab_size=COPY.vocab_size, positional="rope", max_len=32, random_positions=32,
+    # positions drawn from range(32)
+    model = tiny_model(vocab_size=COPY.vocab_size, positional="randomized", max_len=8,
                        d_model=32, n_heads=4)  # fmt: skip
     config = TrainConfig(
         steps=300,
@@ -256,9 +253,8 @@ def test_a_randomized_model_scores_on_held_out_data_as_it_trained():
     train_loss = sum(r["loss"] for r in history.steps[-5:]) / 5
     held_out = history.final_evals()[4]
     assert held_out["loss"] < train_loss + 0.1
-    model.config.random_positions = (
-        0  # the old protocol: evaluate at positions 0…T−1
-    )
+    # the old protocol: evaluate at positions 0…T−1
+    model.decoder.positional.max_positions = 0
     plain = evaluate(model, COPY, 4, config, torch.device("cpu"))
     assert plain["loss"] > held_out["loss"] + 0.5
 

@@ -32,7 +32,8 @@ from annotated.core.atomic import TEMPORARY, pid_alive, write_atomic
 from annotated.core.fields import ConfigError, Interval, check_value
 from annotated.lab import Resolved, resume, run
 from annotated.lab.cli import main
-from annotated.lab.runs import LOCK, check_resumable
+from annotated.lab.folders import LOCK
+from annotated.lab.runs import check_resumable
 from annotated.models.checkpoints import payload_digest
 from annotated.models.config import ModelConfig
 from annotated.models.generate import generate
@@ -454,7 +455,7 @@ def test_divergence_keeps_the_last_good_state_and_marks_the_run(
 
 def test_sigterm_stops_a_run_like_ctrl_c_in_a_subprocess(tmp_path):
     command = [sys.executable, "-m", "annotated", "train", "--task", "sort", "--train-length", "4", "--d-model", "16",
-               "--layers", "1", "--heads", "2", "--steps", "100000", "--batch-size", "8", "--checkpoint-every", "4",
+               "--n-layers", "1", "--n-heads", "2", "--steps", "100000", "--batch-size", "8", "--checkpoint-every", "4",
                "--device", "cpu", "--out", "out", "--no-progress"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(

@@ -44,9 +44,10 @@ def test_bootstrap_interval_matches_the_least_squares_standard_error():
     x, y = np.log(n), np.log(loss)
     slope, intercept = np.polyfit(x, y, 1)
     residual = y - (intercept + slope * x)
+    # textbook OLS
     se = np.sqrt(
         residual @ residual / (len(x) - 2) / ((x - x.mean()) @ (x - x.mean()))
-    )  # textbook OLS
+    )
     assert fit.alpha == pytest.approx(-slope) and low < fit.alpha < high
     assert 0.5 < (high - low) / (2 * 1.96 * se) < 2.0
 
@@ -61,21 +62,21 @@ def test_fits_refuse_too_few_sizes_and_bad_values():
 def test_non_embedding_parameters_leave_out_the_token_table_only():
     tied = tiny_model(vocab_size=11)
     d = tied.config.d_model
+    # attention, 2 norms, MLP
     per_layer = (
         4 * (d * d + d) + 2 * 2 * d + (d * 4 * d + 4 * d) + (4 * d * d + d)
-    )  # attention, 2 norms, MLP
-    assert (
-        non_embedding_parameters(tied) == 2 * per_layer + 2 * d
-    )  # + the final norm; RoPE has no parameters
+    )
+    # + the final norm; RoPE has no parameters
+    assert non_embedding_parameters(tied) == 2 * per_layer + 2 * d
     untied = tiny_model(vocab_size=11, tie_weights=False)
+    # the head counts
     assert (
         non_embedding_parameters(untied)
         == non_embedding_parameters(tied) + 11 * d
-    )  # the head counts
+    )
     learned = tiny_model(vocab_size=11, positional="learned")
-    assert non_embedding_parameters(learned) == non_embedding_parameters(
-        tied
-    )  # position table left out too
+    # position table left out too
+    assert non_embedding_parameters(learned) == non_embedding_parameters(tied)
     assert isinstance(learned.decoder.positional, torch.nn.Module)
 
 

@@ -27,9 +27,8 @@ def test_spans_and_intervals_read_as_written():
     assert interval_text([]) == "none yet"
     assert interval_text([0.5]) == "0.50 (1 seed)"
     assert interval_text([1.0, 1.0, 1.0]) == "1.00 [1.00, 1.00]"
-    assert (
-        interval_text([0.2, 0.4, 0.6]) == "0.40 [0.00, 0.90]"
-    )  # t(2) = 4.303, sd 0.2: 0.4 ± 0.497, clipped
+    # t(2) = 4.303, sd 0.2: 0.4 ± 0.497, clipped
+    assert interval_text([0.2, 0.4, 0.6]) == "0.40 [0.00, 0.90]"
 
 
 def test_completed_runs_match_the_provenance(sweeps):
@@ -74,9 +73,8 @@ def test_table_and_lengths_name_every_encoding_and_fit_the_column(sweeps):
 def test_plot_draws_one_line_per_encoding_with_runs(sweeps):
     fig, ax = plt.subplots()
     sweeps.plot(ax, "sort", ["sinusoidal", "randomized", "absent"], "sort")
-    assert (
-        len(ax.get_lines()) == 3
-    )  # two encodings and the training-length line
+    # two encodings and the training-length line
+    assert len(ax.get_lines()) == 3
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [
         "sinusoidal (3 seeds)",
         "randomized (3 seeds)",
@@ -95,13 +93,11 @@ def test_the_stopped_addition_sweep_is_the_shipped_config_without_min_steps():
         CONFIG_DIR / "length_addition_coupled.yaml"
     ).to_dict()
     assert shipped["train"].pop("min_steps") == shipped["train"]["steps"]
-    shipped["eval_lengths"] = [
-        n for n in shipped["eval_lengths"] if n <= 100
-    ]  # it was tested to 100 digits
+    # it was tested to 100 digits
+    shipped["eval_lengths"] = [n for n in shipped["eval_lengths"] if n <= 100]
     ran = lab.ExperimentConfig.from_dict(sweep["config"]).to_dict()
-    assert (
-        ran.pop("train") == shipped.pop("train") and ran == shipped
-    )  # the same sweep in every other setting
+    # the same sweep in every other setting
+    assert ran.pop("train") == shipped.pop("train") and ran == shipped
     runs = stopped.completed("addition_coupled")
     assert len(runs) == 3 and all(
         r["learned"] and r["steps_to_learn"] < 6000 for r in runs

@@ -11,22 +11,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from annotated.tasks import TASKS, Batch, text
-from annotated.tasks.text import (
+from annotated.tasks import TASKS, Batch, corpus, text
+from annotated.tasks.corpus import (
     CACHE_FILENAME,
     TINY_SHAKESPEARE_SHA256,
-    CharTokenizer,
     ChecksumMismatchError,
     CorpusUnavailableError,
-    TextDataset,
     load_tiny_shakespeare,
 )
+from annotated.tasks.text import CharTokenizer, TextDataset
 
 SAMPLE = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n"
     * 20
 )
-REAL_FETCH = text._fetch  # kept before the autouse fixture replaces it
+REAL_FETCH = corpus._fetch  # kept before the autouse fixture replaces it
 SHARED_COPY = (
     Path(__file__).resolve().parents[2]
     / "shared"
@@ -38,13 +37,13 @@ SHARED_COPY = (
 @pytest.fixture(autouse=True)
 def offline(monkeypatch, tmp_path):
     """No network, no real cache: every test gets its own cache dir and a failing downloader."""
-    monkeypatch.delenv(text.PATH_ENV, raising=False)
-    monkeypatch.setenv(text.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(corpus.PATH_ENV, raising=False)
+    monkeypatch.setenv(corpus.CACHE_ENV, str(tmp_path / "cache"))
 
     def no_network(url, out, timeout=30.0):
         raise urllib.error.URLError("network disabled in tests")
 
-    monkeypatch.setattr(text, "_fetch", no_network)
+    monkeypatch.setattr(corpus, "_fetch", no_network)
 
 
 @pytest.fixture
@@ -52,7 +51,7 @@ def served(monkeypatch):
     """A fake server holding SAMPLE, published with SAMPLE's checksum; records the calls."""
     payload = SAMPLE.encode()
     monkeypatch.setattr(
-        text, "TINY_SHAKESPEARE_SHA256", hashlib.sha256(payload).hexdigest()
+        corpus, "TINY_SHAKESPEARE_SHA256", hashlib.sha256(payload).hexdigest()
     )
     calls = []
 
@@ -60,7 +59,7 @@ def served(monkeypatch):
         calls.append(url)
         out.write(payload)
 
-    monkeypatch.setattr(text, "_fetch", fetch)
+    monkeypatch.setattr(corpus, "_fetch", fetch)
     return calls
 
 
@@ -114,10 +113,9 @@ def test_explicit_path_wins_and_is_not_checked(tmp_path, monkeypatch):
     mine, other = tmp_path / "mine.txt", tmp_path / "other.txt"
     mine.write_text("my own corpus", encoding="utf-8")
     other.write_text("from the environment", encoding="utf-8")
-    monkeypatch.setenv(text.PATH_ENV, str(other))
-    assert (
-        load_tiny_shakespeare(path=mine) == "my own corpus"
-    )  # checksum differs: accepted as is
+    monkeypatch.setenv(corpus.PATH_ENV, str(other))
+    # checksum differs: accepted as is
+    assert load_tiny_shakespeare(path=mine) == "my own corpus"
 
 
 def test_environment_variable_then_cache(tmp_path, monkeypatch):
@@ -126,12 +124,11 @@ def test_environment_variable_then_cache(tmp_path, monkeypatch):
     (cache / CACHE_FILENAME).write_text("cached", encoding="utf-8")
     env_file = tmp_path / "env.txt"
     env_file.write_text("from the environment", encoding="utf-8")
-    monkeypatch.setenv(text.PATH_ENV, str(env_file))
+    monkeypatch.setenv(corpus.PATH_ENV, str(env_file))
     assert load_tiny_shakespeare() == "from the environment"
-    monkeypatch.delenv(text.PATH_ENV)
-    assert (
-        load_tiny_shakespeare() == "cached"
-    )  # $ANNOTATED_CACHE set by the fixture
+    monkeypatch.delenv(corpus.PATH_ENV)
+    # $ANNOTATED_CACHE set by the fixture
+    assert load_tiny_shakespeare() == "cached"
 
 
 def test_missing_given_files_raise(tmp_path, monkeypatch):
@@ -139,7 +136,7 @@ def test_missing_given_files_raise(tmp_path, monkeypatch):
         CorpusUnavailableError, match="the path argument points at"
     ):
         load_tiny_shakespeare(path=tmp_path / "nope.txt")
-    monkeypatch.setenv(text.PATH_ENV, str(tmp_path / "nope.txt"))
+    monkeypatch.setenv(corpus.PATH_ENV, str(tmp_path / "nope.txt"))
     with pytest.raises(
         CorpusUnavailableError, match=r"\$ANNOTATED_TINYSHAKESPEARE points at"
     ):
@@ -155,14 +152,13 @@ def test_no_network_no_copy_says_how_to_provide(tmp_path):
         "network disabled",
         "path=",
         "ANNOTATED_TINYSHAKESPEARE",
-        text.TINY_SHAKESPEARE_URL,
+        corpus.TINY_SHAKESPEARE_URL,
         "ANNOTATED_CACHE",
     ):
         assert hint in message
     assert str(tmp_path / "c" / CACHE_FILENAME) in message
-    assert (
-        list((tmp_path / "c").iterdir()) == []
-    )  # no temporary file left behind
+    # no temporary file left behind
+    assert list((tmp_path / "c").iterdir()) == []
     with pytest.raises(CorpusUnavailableError, match="download=False"):
         load_tiny_shakespeare(cache_dir=tmp_path / "d", download=False)
 
@@ -171,24 +167,23 @@ def test_download_once_into_the_cache(served, tmp_path):
     cache = tmp_path / "explicit"
     assert load_tiny_shakespeare(cache_dir=cache) == SAMPLE
     assert load_tiny_shakespeare(cache_dir=cache) == SAMPLE
-    assert served == [
-        text.TINY_SHAKESPEARE_URL
-    ]  # fetched once, then read from the cache
+    # fetched once, then read from the cache
+    assert served == [corpus.TINY_SHAKESPEARE_URL]
     assert sorted(p.name for p in cache.iterdir()) == [CACHE_FILENAME]
 
 
 def test_default_cache_dir_follows_environment(served, tmp_path, monkeypatch):
-    monkeypatch.setenv(text.CACHE_ENV, str(tmp_path / "elsewhere"))
+    monkeypatch.setenv(corpus.CACHE_ENV, str(tmp_path / "elsewhere"))
     load_tiny_shakespeare()
     assert (tmp_path / "elsewhere" / CACHE_FILENAME).read_text(
         encoding="utf-8"
     ) == SAMPLE
-    monkeypatch.delenv(text.CACHE_ENV)
-    assert text.default_cache_dir() == Path.home() / ".cache" / "annotated"
+    monkeypatch.delenv(corpus.CACHE_ENV)
+    assert corpus.default_cache_dir() == Path.home() / ".cache" / "annotated"
 
 
 def test_checksum_mismatch_leaves_nothing(served, tmp_path, monkeypatch):
-    monkeypatch.setattr(text, "TINY_SHAKESPEARE_SHA256", "0" * 64)
+    monkeypatch.setattr(corpus, "TINY_SHAKESPEARE_SHA256", "0" * 64)
     with pytest.raises(ChecksumMismatchError, match="expected 0000"):
         load_tiny_shakespeare(cache_dir=tmp_path / "c")
     assert list((tmp_path / "c").iterdir()) == []
@@ -200,7 +195,7 @@ def test_interrupted_download_leaves_no_partial_file(tmp_path, monkeypatch):
         out.flush()
         raise ConnectionResetError("connection dropped")
 
-    monkeypatch.setattr(text, "_fetch", half_then_fail)
+    monkeypatch.setattr(corpus, "_fetch", half_then_fail)
     with pytest.raises(CorpusUnavailableError, match="connection dropped"):
         load_tiny_shakespeare(cache_dir=tmp_path / "c")
     assert list((tmp_path / "c").iterdir()) == []
@@ -211,7 +206,7 @@ def test_interrupt_during_download_is_not_swallowed(tmp_path, monkeypatch):
         out.write(b"partial")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(text, "_fetch", interrupted)
+    monkeypatch.setattr(corpus, "_fetch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         load_tiny_shakespeare(cache_dir=tmp_path / "c")
     assert list((tmp_path / "c").iterdir()) == []
@@ -224,11 +219,11 @@ def test_real_fetch_streams_the_response(monkeypatch):
         opened.append((url, timeout))
         return io.BytesIO(b"To be, or not to be")
 
-    monkeypatch.setattr(text.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(corpus.urllib.request, "urlopen", urlopen)
     out = io.BytesIO()
-    REAL_FETCH(text.TINY_SHAKESPEARE_URL, out)
+    REAL_FETCH(corpus.TINY_SHAKESPEARE_URL, out)
     assert out.getvalue() == b"To be, or not to be" and opened == [
-        (text.TINY_SHAKESPEARE_URL, 30.0)
+        (corpus.TINY_SHAKESPEARE_URL, 30.0)
     ]
 
 
@@ -269,9 +264,8 @@ def test_windows_are_shifted_substrings_of_their_split():
 
 
 def test_windows_by_hand_and_seeded():
-    data = TextDataset(
-        "hello world", val_fraction=0.5
-    )  # train "hello", val " world"
+    # train "hello", val " world"
+    data = TextDataset("hello world", val_fraction=0.5)
     batch = data.sample(8, 4, 0)
     assert {data.decode(row) for row in batch.inputs} <= {"hell"}
     assert {data.decode(row) for row in batch.targets} <= {"ello"}
@@ -309,7 +303,6 @@ def test_tiny_shakespeare_is_registered_lazily(served):
         isinstance(registered, TextDataset)
         and registered.source == "load_tiny_shakespeare"
     )
-    fresh = TextDataset(
-        load_tiny_shakespeare
-    )  # the same loader, resolved through the fake server
-    assert fresh.text == SAMPLE and served == [text.TINY_SHAKESPEARE_URL]
+    # the same loader, resolved through the fake server
+    fresh = TextDataset(load_tiny_shakespeare)
+    assert fresh.text == SAMPLE and served == [corpus.TINY_SHAKESPEARE_URL]

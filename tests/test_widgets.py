@@ -10,7 +10,8 @@ import torch
 from conftest import seeded
 from matplotlib.figure import Figure
 
-from annotated.figures.widgets import AttentionExplorer, InteractiveFigure
+from annotated.figures.attention_explorer import AttentionExplorer
+from annotated.figures.widgets import InteractiveFigure
 
 
 def _line(fig, slope):

@@ -1,5 +1,6 @@
-"""Ablations: remove one head and measure what the loss loses, overall and per
-character class.
+"""Ablations: remove one head and measure what the loss loses.
+
+The loss is measured overall and per character class.
 
 A head's output ``o_h = A_h V_h`` reaches the residual stream only through the
 output projection, ``out = concat(o_1 … o_H) W_o``. Ablating head ``h``
@@ -54,14 +55,15 @@ def ablate_head(
     layers = attention_layers(model)
     if not 0 <= layer < len(layers) or not 0 <= head < layers[layer].n_heads:
         raise ValueError(
-            f"no head {head} in layer {layer}: the model has {len(layers)} layers of "
-            f"{layers[0].n_heads} heads (both counted from 0)"
+            f"no head {head} in layer {layer}: the model has {len(layers)} "
+            f"layers of {layers[0].n_heads} heads (both counted from 0)"
         )
     if mode not in ABLATIONS:
         raise ValueError(f"mode must be one of {ABLATIONS}, got {mode!r}")
     if mode == "mean" and mean is None:
         raise ValueError(
-            "mode='mean' needs mean=(T, D), the head's mean output: see head_means()"
+            "mode='mean' needs mean=(T, D), the head's mean output: "
+            "see head_means()"
         )
 
     def hook(out: torch.Tensor) -> torch.Tensor:  # (B, H, T, D)
@@ -83,8 +85,9 @@ def ablate_head(
 def head_means(
     model, inputs: torch.Tensor, batch_size: int = 128
 ) -> torch.Tensor:
-    """Every head's mean output at each position over ``inputs (N, T)``:
-    ``(L, H, T, D)``."""
+    """Every head's mean output at each position over ``inputs (N, T)``.
+
+    Returns ``(L, H, T, D)``."""
     layers, sums = attention_layers(model), None
     captured: list[torch.Tensor] = []
 

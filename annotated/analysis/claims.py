@@ -1,5 +1,6 @@
-"""Published length-generalisation claims, tested against a sweep's results
-with a stated rule.
+"""Published length-generalisation claims, tested against a sweep.
+
+Each claim is judged by a stated rule.
 
 A claim is one sentence of a paper with its number (Kazemnejad et al. 2023:
 "NoPE reaches 0.99 exact match beyond the training lengths on the counting
@@ -32,7 +33,7 @@ from pathlib import Path
 import yaml
 
 from annotated.analysis.intervals import format_interval, t_interval
-from annotated.lab.reports import read_csv
+from annotated.lab.tables import read_csv
 
 TOLERANCE = 0.10
 # an interval wider than this cannot reproduce a number by containing it
@@ -42,8 +43,9 @@ VERDICTS = ("reproduced", "partly", "not reproduced", "not testable here")
 
 @dataclass(frozen=True)
 class Claim:
-    """One published claim: ``value`` = {encoding: number} or ``order`` =
-    (higher, lower)."""
+    """One published claim: a value per encoding, or an order of two.
+
+    ``value`` = {encoding: number}, or ``order`` = (higher, lower)."""
 
     paper: str
     setting: str
@@ -91,7 +93,8 @@ def out_of_distribution(
         )
         if first is None:
             raise ValueError(
-                f"{summary}: no train_length column and no sweep.yaml beside it; pass beyond=L"
+                f"{summary}: no train_length column and no sweep.yaml "
+                "beside it; pass beyond=L"
             )
         picked = [
             n for n in lengths if n > first and (upto is None or n <= upto)
@@ -106,8 +109,9 @@ def out_of_distribution(
 
 
 def _train_high(row: dict) -> int:
-    """The longest training length of a summary row or a sweep.yaml: ``8``,
-    ``[1, 20]`` or ``"[1, 20]"``."""
+    """The longest training length of a summary row or a sweep.yaml.
+
+    The length is written ``8``, ``[1, 20]`` or ``"[1, 20]"``."""
     value = row.get("train_length")
     if isinstance(value, str):  # "[1, 20]" as the CSV keeps it
         return int(value.strip("[] ").split(",")[-1])
@@ -119,8 +123,9 @@ def _train_high(row: dict) -> int:
 
 
 def judge(claim: Claim, results: dict[str, list[float]] | None) -> dict:
-    """One row of the claims table: the claim, our numbers (mean [95%
-    interval] over seeds) and the verdict."""
+    """One row of the claims table: the claim, our numbers, the verdict.
+
+    Our numbers are the mean [95% interval] over seeds."""
     row = {"paper": claim.paper, "setting": claim.setting}
     if claim.sweep is None or results is None:
         return row | {
@@ -158,7 +163,10 @@ def judge(claim: Claim, results: dict[str, list[float]] | None) -> dict:
         verdict = "reproduced"
     else:
         verdict = "partly" if m1 > m2 else "not reproduced"
-    ours = f"{high} {format_interval(m1, lo1, hi1)} vs {low} {format_interval(m2, lo2, hi2)}"
+    ours = (
+        f"{high} {format_interval(m1, lo1, hi1)} "
+        f"vs {low} {format_interval(m2, lo2, hi2)}"
+    )
     return row | {
         "published": _published(claim),
         "ours": ours,
@@ -197,8 +205,9 @@ def _published(claim: Claim) -> str:
 def claims_table(
     claims: list[Claim], sweeps: dict[str, dict[str, list[float]]]
 ) -> list[dict]:
-    """Every claim judged against the stored sweep it names
-    (``sweeps[claim.sweep]``)."""
+    """Every claim judged against the stored sweep it names.
+
+    The sweep is ``sweeps[claim.sweep]``."""
     return [
         judge(c, sweeps.get(c.sweep) if c.sweep else None) for c in claims
     ]

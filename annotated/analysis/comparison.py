@@ -1,117 +1,34 @@
-"""A comparison of positional encodings: the runs of one sweep, as a table and
-a figure (week 6).
+"""A comparison of positional encodings: a sweep's runs as table and figure.
 
 A sweep over ``model.positional`` and ``seed`` (:func:`annotated.lab.sweep`)
 leaves one run folder per encoding and seed. :meth:`Comparison.from_sweep`
-reads them back, and a :class:`Comparison` shows them: the summary table (in-
-and out-of-distribution exact match, token accuracy and loss, and the gap;
-mean ± std over seeds), the learning curves, accuracy against length and one
-held-out example's attention maps per encoding. The table's rows are those of
-the sweep's summary.csv (:func:`annotated.lab.reports.run_row`, grouped over
-seeds by :func:`annotated.lab.reports.group_statistics`), plus ``ood_*``: the
-mean over the evaluation lengths longer than training. The comparison
+reads them back (one :class:`~annotated.analysis.run_result.RunResult` each),
+and a :class:`Comparison` shows them: the summary table (in- and
+out-of-distribution exact match, token accuracy and loss, and the gap; mean
+and 95% interval over seeds), the learning curves, accuracy against length and
+one held-out example's attention maps per encoding. The table's rows are those
+of the sweep's summary.csv (:func:`annotated.lab.tables.run_row`, grouped
+over seeds by :func:`annotated.lab.tables.group_statistics`), plus ``ood_*``:
+the mean over the evaluation lengths longer than training. The comparison
 dashboard (:mod:`annotated.figures.dashboard`) shows one.
 """
 
 from __future__ import annotations
 
 import html
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from matplotlib.ticker import LogFormatter
 
 from annotated import lab
 from annotated.analysis.intervals import format_interval
-from annotated.figures.viz import (
-    accuracy_vs_length,
-    attention_heatmap,
-    new_figure,
-)
-from annotated.lab.reports import group_statistics, read_csv, run_row
-from annotated.models.transformer import load_model
+from annotated.analysis.run_result import RunResult
+from annotated.figures.curves import accuracy_vs_length
+from annotated.figures.viz import attention_heatmap, new_figure
+from annotated.lab.tables import group_statistics
 from annotated.training.evaluation import length_range
-from annotated.training.history import History
-
-METRICS = ("exact_match", "token_accuracy", "loss")
-
-
-def _mean(values):
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else None
-
-
-@dataclass
-class RunResult:
-    """One trained run: which encoding and seed, its config, its run folder,
-    report.json and history."""
-
-    encoding: str
-    seed: int
-    config: lab.ExperimentConfig
-    folder: Path
-    report: dict
-    history: History
-
-    @classmethod
-    def from_folder(
-        cls, config: lab.ExperimentConfig, folder: Path
-    ) -> RunResult:
-        """The run of ``config`` that :func:`annotated.lab.run` wrote into
-        ``folder``."""
-        report = (
-            json.loads((folder / "report.json").read_text())
-            if (folder / "report.json").is_file()
-            else {}
-        )
-        history = History(
-            read_csv(folder / "metrics.csv"), read_csv(folder / "eval.csv")
-        )
-        report.setdefault("status", "missing")
-        encoding = lab.resolve(config).model_config.positional
-        return cls(encoding, config.seed, config, folder, report, history)
-
-    def row(self) -> dict:
-        """A summary.csv row, plus ``ood_*``: the mean over the evaluation
-        lengths longer than training."""
-        row = {
-            "kind": "run",
-            "run": self.folder.name,
-            "status": self.report["status"],
-        }
-        row |= {"encoding": self.encoding, "seed": self.seed} | run_row(
-            self.report
-        )
-        trained = self.report["in_distribution"]["length"]
-        longer = [
-            r
-            for n, r in self.report["per_length"].items()
-            if int(n) > trained
-        ]
-        for metric in METRICS:
-            row[f"ood_{metric}"] = _mean(r.get(metric) for r in longer)
-        return row
-
-    def attention_example(
-        self, length: int
-    ) -> tuple[list[torch.Tensor], list[str]]:
-        """The attention weights (one ``(1, H, T, T)`` per layer) and token
-        labels of one held-out example of ``length`` — the example of the run
-        folder's attention.png."""
-        model = load_model(self.folder / "model.pt").eval()
-        task = lab.resolve(self.config).task
-        batch = task.sample(
-            1, length, torch.Generator().manual_seed(0), split="val"
-        )
-        with torch.no_grad():
-            # L × (1, H, T, T)
-            attentions = model(batch.inputs, need_weights=True).attentions
-        return list(attentions), [
-            task.token_names[i] for i in batch.inputs[0].tolist()
-        ]
 
 
 @dataclass
@@ -126,8 +43,9 @@ class Comparison:
 
     @classmethod
     def from_sweep(cls, folder) -> Comparison:
-        """Read back a sweep over ``model.positional`` (and ``seed``) that
-        :func:`annotated.lab.sweep` wrote."""
+        """Read back a sweep that :func:`annotated.lab.sweep` wrote.
+
+        The sweep runs over ``model.positional`` (and ``seed``)."""
         folder = Path(folder)
         config = lab.ExperimentConfig.from_file(folder / "sweep.yaml")
         runs = [
@@ -154,13 +72,15 @@ class Comparison:
         return [r.row() for r in self.runs]
 
     def groups(self) -> list[dict]:
-        """One row per encoding: mean and ``*_std`` over its seeds of every
-        metric."""
+        """One row per encoding: mean and ``*_std`` of every metric.
+
+        Both are taken over the encoding's seeds."""
         return group_statistics(self.rows(), ["encoding", "seed"])
 
     def table_html(self) -> str:
-        """The summary as an HTML table: one row per encoding, mean [95%
-        t-interval] over seeds."""
+        """The summary as an HTML table, one row per encoding.
+
+        Each cell is the mean [95% t-interval] over seeds."""
         n_seeds = len({r.seed for r in self.runs})
         longer = [n for n in self.lengths if n > self.train_length]
 
@@ -192,7 +112,8 @@ class Comparison:
             for title in ["encoding", "runs", *[c[0] for c in columns]]
         )
         body = "".join(
-            f"<tr><td><b>{html.escape(g['encoding'])}</b></td><td>{html.escape(g['status'])}</td>"
+            f"<tr><td><b>{html.escape(g['encoding'])}</b></td>"
+            f"<td>{html.escape(g['status'])}</td>"
             + "".join(f"<td>{cell(g, key)}</td>" for _, key in columns)
             + "</tr>"
             for g in self.groups()
@@ -208,11 +129,14 @@ class Comparison:
             else f"mean [95% t-interval] over {n_seeds} seeds"
         )
         caption = (
-            f"Task <code>{html.escape(self.task)}</code>, trained at n = {self.train_length}; "
-            f"out of distribution (OOD) = {ood}; gap = in-dist − OOD; {spread}."
+            f"Task <code>{html.escape(self.task)}</code>, "
+            f"trained at n = {self.train_length}; "
+            f"out of distribution (OOD) = {ood}; gap = in-dist − OOD; "
+            f"{spread}."
         )
         return (
-            f'<table style="text-align:right"><caption style="caption-side:top">{caption}</caption>'
+            '<table style="text-align:right">'
+            f'<caption style="caption-side:top">{caption}</caption>'
             f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
         )
 
@@ -275,7 +199,8 @@ class Comparison:
             ylim=(-0.02, 1.02),
             xlabel="step",
             ylabel="exact match",
-            title=f"held-out exact match (solid n={self.train_length}, dashed n={longest})",
+            title="held-out exact match "
+            f"(solid n={self.train_length}, dashed n={longest})",
         )
         for ax in (ax_loss, ax_acc):
             ax.legend(fontsize=7)

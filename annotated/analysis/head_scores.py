@@ -1,5 +1,4 @@
-"""Head-role scores: what each attention head does, averaged over many windows
-of text.
+"""Head-role scores: what each attention head does, over windows of text.
 
 One attention map hints at a mechanism; a score averaged over thousands of
 windows measures how much of a head's attention goes where a role says it
@@ -7,18 +6,23 @@ should. With ``A`` one head's weights ``(T, T)`` on a window ``x_0 … x_{T-1}``
 (causal: ``A[t, j] = 0`` for ``j > t``), each score is a mean over the scored
 queries ``t`` (and over windows):
 
-==================  ===========================================================  ===============
-score               per query t                                                  queries scored
-==================  ===========================================================  ===============
-previous_token      ``A[t, t-1]``                                                t ≥ 1
-same_character      ``Σ_{j<t, x_j = x_t} A[t, j]``                               t with an earlier x_j = x_t
-delimiter           ``Σ_{j ≤ t, x_j ∈ delimiters} A[t, j]`` (space, newline,      t ≥ 1
-                    punctuation)
-first_position      ``A[t, 0]`` (the "attention sink", Xiao et al. 2023)          t ≥ 1
-mean_distance       ``Σ_j A[t, j] (t − j)``, in positions                         all t
-induction           ``A[t, t − n + 1]`` on a random sequence of n tokens          n ≤ t < 2n
-                    repeated twice (Olsson et al. 2022)
-==================  ===========================================================  ===============
+================  ==================================  =================
+score             per query t                         queries scored
+================  ==================================  =================
+previous_token    ``A[t, t-1]``                       t ≥ 1
+same_character    ``Σ_{j<t, x_j = x_t} A[t, j]``      t with an earlier
+                                                      x_j = x_t
+delimiter         ``Σ_{j ≤ t, x_j ∈ delimiters}       t ≥ 1
+                  A[t, j]`` (space, newline,
+                  punctuation)
+first_position    ``A[t, 0]`` (the "attention sink",  t ≥ 1
+                  Xiao et al. 2023)
+mean_distance     ``Σ_j A[t, j] (t − j)``, in         all t
+                  positions
+induction         ``A[t, t − n + 1]`` on a random     n ≤ t < 2n
+                  sequence of n tokens repeated
+                  twice (Olsson et al. 2022)
+================  ==================================  =================
 
 An induction head attends from a token to the token that *followed* its
 earlier occurrence, so that it can copy it ("… A B … A → B"); random tokens
@@ -63,8 +67,9 @@ def character_classes(chars) -> dict[str, torch.Tensor]:
 
 
 def delimiter_mask(chars) -> torch.Tensor:
-    """Tokens that separate words: space, newline and punctuation
-    (``string.punctuation``)."""
+    """Tokens that separate words: space, newline and punctuation.
+
+    Punctuation is ``string.punctuation``."""
     return torch.tensor(
         [
             c in (" ", "\n") or (len(c) == 1 and c in string.punctuation)
@@ -75,8 +80,9 @@ def delimiter_mask(chars) -> torch.Tensor:
 
 @torch.no_grad()
 def attention_weights(model, inputs: torch.Tensor) -> torch.Tensor:
-    """Every head's weights on ``inputs (B, T)``, stacked: ``(B, L, H, T, T)``
-    (the reference path)."""
+    """Every head's weights on ``inputs (B, T)``: ``(B, L, H, T, T)``.
+
+    They come from the reference path."""
     was_training = model.training
     model.eval()
     # L × (B, H, T, T)
@@ -88,8 +94,9 @@ def attention_weights(model, inputs: torch.Tensor) -> torch.Tensor:
 def window_scores(
     weights: torch.Tensor, ids: torch.Tensor, delimiters: torch.Tensor
 ) -> dict[str, torch.Tensor]:
-    """Sums (not means) of the five text scores over the scored queries of a
-    batch, and their counts.
+    """Sums of the five text scores over a batch's scored queries.
+
+    Sums, not means, and their counts.
 
     ``weights (B, L, H, T, T)``, ``ids (B, T)``, ``delimiters (V,)`` boolean.
     Returns ``{score: (sum (L, H), count)}`` so that batches can be added up
@@ -190,12 +197,14 @@ def head_scores(
     batch_size: int = 128,
     induction_vocab: str = string.ascii_lowercase,
 ) -> dict:
-    """Every score of every head, over ``windows`` held-out windows of
-    ``task`` (its ``"val"`` split).
+    """Every score of every head, over ``windows`` held-out windows.
 
-    Returns ``{"scores": {score: (L, H)}, "induction_loss": (first half, second half), "windows": n}``.
-    The induction sequences draw their tokens from ``induction_vocab`` (lower-case letters: text-like
-    tokens, in a random order no Shakespeare line has)."""
+    The windows come from ``task``'s ``"val"`` split.
+
+    Returns ``{"scores": {score: (L, H)}, "induction_loss": (first half,
+    second half), "windows": n}``. The induction sequences draw their tokens
+    from ``induction_vocab`` (lower-case letters: text-like tokens, in a
+    random order no Shakespeare line has)."""
     generator = torch.Generator().manual_seed(seed)
     chars = [task.decode([i]) for i in range(task.vocab_size)]
     delimiters = delimiter_mask(chars)

@@ -1,12 +1,15 @@
-"""95% intervals: for one accuracy measured on n test examples, and for a mean
-over seeds.
+"""95% intervals: for one accuracy, and for a mean over seeds.
+
+The accuracy is measured on n test examples; the mean is over a handful of
+seeds.
 
 An accuracy of 0.90 on 50 problems and on 5,000 problems are different claims.
 Each accuracy the lab records carries a **Wilson score interval** (Wilson
 1927), which, unlike the textbook p ± z·√(p(1−p)/n), stays inside [0, 1] and
 does not collapse to a point at 0 or 1 accuracy:
 
-    centre = (p + z²/2n) / (1 + z²/n),   half-width = z / (1 + z²/n) · √(p(1−p)/n + z²/4n²)
+    centre     = (p + z²/2n) / (1 + z²/n),
+    half-width = z / (1 + z²/n) · √(p(1−p)/n + z²/4n²)
 
 A mean over seeds (a handful of runs, each its own random draw of
 initialisation and data) carries a **Student-t interval**: mean ± t₀.₉₇₅(k−1)
@@ -25,8 +28,9 @@ Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 def wilson_interval(
     successes: int, n: int, z: float = Z95
 ) -> tuple[float, float]:
-    """The Wilson score interval ``(low, high)`` for ``successes`` out of
-    ``n`` (``(0, 1)`` when ``n == 0``)."""
+    """The Wilson score interval ``(low, high)`` of ``successes`` / ``n``.
+
+    It is ``(0, 1)`` when ``n == 0``."""
     if n < 0 or not 0 <= successes <= max(n, 0):
         raise ValueError(
             f"need 0 ≤ successes ≤ n, got successes={successes}, n={n}"
@@ -45,8 +49,9 @@ def t_interval(
     *,
     bounds: tuple[float, float] | None = None,
 ) -> tuple[float, float, float]:
-    """``(mean, low, high)`` of the Student-t interval for the mean of
-    ``values`` (one per seed).
+    """The Student-t interval ``(mean, low, high)`` for a mean over seeds.
+
+    ``values`` holds one value per seed.
 
     One value has no spread to measure: its interval is ``(nan, nan)``, never
     a fake zero width. ``bounds`` clips the interval to the values a metric
@@ -78,8 +83,7 @@ def t_interval(
 def format_interval(
     mean: float, low: float, high: float, digits: int = 2
 ) -> str:
-    """``0.87 [0.80, 0.92]``, or just the mean when the interval is
-    undefined."""
+    """``0.87 [0.80, 0.92]``, or the mean alone without an interval."""
     if any(math.isnan(v) for v in (low, high)):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"

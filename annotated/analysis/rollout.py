@@ -1,5 +1,6 @@
-"""Attention rollout (Abnar and Zuidema 2020, "Quantifying Attention Flow in
-Transformers").
+"""Attention rollout: attention followed back to the input tokens.
+
+Abnar and Zuidema 2020, "Quantifying Attention Flow in Transformers".
 
 Raw attention of a late layer says where that layer reads, but what it reads
 is already a mix of earlier positions. Rollout follows the mix back to the
@@ -7,7 +8,8 @@ input tokens. Each layer's residual connection keeps the token itself, so the
 layer is modelled as half attention, half identity, averaged over heads and
 re-normalised:
 
-    Â_l = normalise_rows(½ · mean_h A_l,h + ½ · I),      R_l = Â_l · R_{l-1},   R_0 = I,
+    Â_l = normalise_rows(½ · mean_h A_l,h + ½ · I),
+    R_l = Â_l · R_{l-1},   R_0 = I,
 
 and ``R_L[t, j]`` is how much of position ``t``'s representation after the
 last layer traces back to input token ``j``. It is a linear approximation: it

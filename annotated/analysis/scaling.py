@@ -1,5 +1,6 @@
-"""Scaling laws: how held-out loss falls with model size (Kaplan et al. 2020,
-"Scaling Laws for Neural Language Models").
+"""Scaling laws: how held-out loss falls with model size.
+
+Kaplan et al. 2020, "Scaling Laws for Neural Language Models".
 
 Kaplan et al. find that a language model's test loss, trained to convergence
 on enough data, follows a power law in its non-embedding parameter count N,
@@ -63,8 +64,9 @@ EVAL_WINDOWS = 512  # per split, drawn by heldout_loss with its default seed
 
 @dataclass
 class PowerLawFit:
-    """``L(N) = floor + (n_c / N)^alpha`` with a 95 % bootstrap interval for
-    ``alpha``."""
+    """``L(N) = floor + (n_c / N)^alpha``, with an interval for ``alpha``.
+
+    The interval is a 95 % bootstrap interval."""
 
     alpha: float
     n_c: float
@@ -79,8 +81,9 @@ class PowerLawFit:
 
 
 def non_embedding_parameters(model: torch.nn.Module) -> int:
-    """Parameters outside the token embedding and any learned position table
-    (Kaplan et al.'s N).
+    """Kaplan et al.'s N: the parameters outside the embedding tables.
+
+    All but the token embedding and any learned position table.
 
     A tied output head shares the embedding matrix and is not counted; an
     untied one is counted."""
@@ -106,8 +109,9 @@ def heldout_loss(
     seed: int = 1234,
     batch_size: int = 64,
 ) -> float:
-    """Mean next-token loss (nats) over ``windows`` windows of ``length``
-    drawn from ``split`` with ``seed``."""
+    """Mean next-token loss (nats) over ``windows`` windows of ``length``.
+
+    The windows are drawn from ``split`` with ``seed``."""
     generator = torch.Generator().manual_seed(seed)
     was_training = model.training
     model.eval()
@@ -138,8 +142,9 @@ def _line(log_n: np.ndarray, log_l: np.ndarray) -> tuple[float, float]:
 def _fit(
     n: np.ndarray, loss: np.ndarray, floor: float
 ) -> tuple[float, float, float]:
-    """α, N_c and the squared error in L of ``L = floor + (N_c / N)^α`` fitted
-    in log-log space."""
+    """α, N_c and the squared error in L of ``L = floor + (N_c / N)^α``.
+
+    The line is fitted in log-log space."""
     a, b = _line(np.log(n), np.log(loss - floor))
     alpha = -b
     n_c = float(np.exp(a / alpha)) if alpha != 0 else float("inf")
@@ -163,11 +168,13 @@ def _check(n, loss) -> tuple[np.ndarray, np.ndarray]:
     n, loss = np.asarray(n, dtype=float), np.asarray(loss, dtype=float)
     if n.shape != loss.shape or n.ndim != 1:
         raise ValueError(
-            f"n and loss must be 1-d arrays of one length, got shapes {n.shape} and {loss.shape}"
+            "n and loss must be 1-d arrays of one length, "
+            f"got shapes {n.shape} and {loss.shape}"
         )
     if len(np.unique(n)) < 3:
         raise ValueError(
-            f"a power law needs runs at ≥ 3 different sizes, got {len(np.unique(n))}"
+            "a power law needs runs at ≥ 3 different sizes, "
+            f"got {len(np.unique(n))}"
         )
     if (n <= 0).any() or (loss <= 0).any():
         raise ValueError("parameter counts and losses must be positive")
@@ -192,8 +199,9 @@ def _bootstrap(
 def fit_power_law(
     n, loss, *, bootstrap: int = 1000, seed: int = 0
 ) -> PowerLawFit:
-    """Fit ``L = (N_c / N)^α`` by least squares on log-log axes; 95 %
-    bootstrap interval for α.
+    """Fit ``L = (N_c / N)^α`` by least squares on log-log axes.
+
+    α gets a 95 % bootstrap interval.
 
     >>> fit = fit_power_law([1e3, 1e4, 1e5], [4.0, 2.0, 1.0], bootstrap=0)
     >>> round(fit.alpha, 4)  # the loss halves every decade: α = log10(2)
@@ -214,8 +222,9 @@ def fit_power_law(
 def fit_power_law_with_floor(
     n, loss, *, bootstrap: int = 200, seed: int = 0
 ) -> PowerLawFit:
-    """Fit ``L = E + (N_c / N)^α`` (the floor ``E`` profiled on a grid below
-    the smallest loss)."""
+    """Fit ``L = E + (N_c / N)^α``.
+
+    The floor ``E`` is profiled on a grid below the smallest loss."""
     n, loss = _check(n, loss)
     floor = _best_floor(n, loss)
     alpha, n_c, error = _fit(n, loss, floor)
@@ -237,8 +246,9 @@ def sweep_points() -> list[tuple[int, int]]:
 def train_point(
     task, d_model: int, seed: int, *, steps: int | None = None
 ) -> dict:
-    """Train one size of the sweep (``steps`` overrides the recipe's) and
-    measure it: a row of scaling_runs.csv."""
+    """Train one size of the sweep and measure it: a row of scaling_runs.csv.
+
+    ``steps`` overrides the recipe's."""
     import time
 
     from annotated.models.config import ModelConfig

@@ -1,5 +1,6 @@
-"""The book's stored length-generalisation sweeps: read, summarise per
-encoding, and plot.
+"""The book's stored length-generalisation sweeps, per encoding.
+
+Read them, summarise them per encoding, and plot them.
 
 ``scripts/collect_length_sweep.py`` gathers sweep folders into
 ``annotated/data/<prefix>summary.csv`` (a row per run, ``task`` and
@@ -11,8 +12,8 @@ seed's exact match beyond the training lengths
 claims table uses), and a figure of exact match against length with 95%
 intervals over seeds.
 
-    >>> sweeps = StoredSweeps()                                  # doctest: +SKIP
-    >>> print(sweeps.table("sort", ["sinusoidal", "randomized"]))   # doctest: +SKIP
+    >>> sweeps = StoredSweeps()  # doctest: +SKIP
+    >>> sweeps.table("sort", ["sinusoidal", "randomized"])  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import yaml
 
 from annotated.analysis.claims import out_of_distribution
 from annotated.analysis.intervals import format_interval, t_interval
-from annotated.lab.reports import read_csv
+from annotated.lab.tables import read_csv
 from annotated.training.evaluation import expand_lengths
 
 DATA = Path(__file__).parent.parent / "data"
@@ -41,8 +42,7 @@ def interval_text(values: list[float]) -> str:
 
 
 def spans(lengths: list[int]) -> str:
-    """Sorted lengths written compactly: ``[1, 2, 3, 5, 10]`` →
-    ``'1..3, 5, 10'``."""
+    """Sorted lengths, compactly: ``[1, 2, 3, 5, 10]`` → ``'1..3, 5, 10'``."""
     runs: list[list[int]] = []
     for n in lengths:
         if runs and n == runs[-1][-1] + 1:
@@ -55,8 +55,7 @@ def spans(lengths: list[int]) -> str:
 
 
 class StoredSweeps:
-    """The sweeps stored under ``annotated/data`` with one file prefix, keyed
-    by task."""
+    """Stored sweeps of one file prefix under ``annotated/data``, by task."""
 
     def __init__(self, prefix: str = "length_protocol_", data: Path = DATA):
         self.rows = read_csv(Path(data) / f"{prefix}summary.csv")
@@ -78,8 +77,9 @@ class StoredSweeps:
         return expand_lengths(self.config(task)["eval_lengths"])
 
     def completed(self, task: str, encoding: str | None = None) -> list[dict]:
-        """The completed runs of one task's sweep (and one encoding), in seed
-        order."""
+        """The completed runs of one task's sweep, in seed order.
+
+        Only those of ``encoding`` when it is given."""
         return [
             r
             for r in self.rows
@@ -92,8 +92,10 @@ class StoredSweeps:
     def per_seed(
         self, task: str, *, beyond: int | None = None, upto: int | None = None
     ) -> dict[str, list[float]]:
-        """``{encoding: [mean exact match over beyond < n ≤ upto, per seed]}``
-        (default: beyond training)."""
+        """Mean exact match over lengths, per encoding and seed.
+
+        ``{encoding: [mean exact match over beyond < n ≤ upto, per seed]}``;
+        by default the lengths beyond training."""
         return out_of_distribution(
             [r for r in self.rows if r["task"] == task],
             beyond=beyond,
@@ -101,8 +103,10 @@ class StoredSweeps:
         )
 
     def table(self, task: str, encodings: list[str]) -> str:
-        """Per encoding: seeds completed and learned, steps to learn, ID and
-        OOD exact match with intervals."""
+        """Per encoding: learned seeds, steps, ID and OOD exact match.
+
+        The seeds completed and learned, the steps to learn, and in- and
+        out-of-distribution exact match with intervals."""
         high, cap, top = (
             self.train_high(task),
             self.config(task)["train"]["steps"],
@@ -112,9 +116,14 @@ class StoredSweeps:
             self.per_seed(task, beyond=0, upto=high),
             self.per_seed(task),
         )
+        header = (
+            f"{'encoding':<13}{'learned':>8}  {'steps':<15}"
+            f"{f'ID 1..{high}':<19}OOD {high + 1}..{top}"
+        )
         lines = [
-            f"{task}: mean exact match [95% t-interval] over seeds; cap {cap}",
-            f"{'encoding':<13}{'learned':>8}  {'steps':<15}{f'ID 1..{high}':<19}OOD {high + 1}..{top}",
+            f"{task}: mean exact match [95% t-interval] over seeds; "
+            f"cap {cap}",
+            header,
         ]
         for encoding in encodings:
             runs = self.completed(task, encoding)
@@ -125,17 +134,21 @@ class StoredSweeps:
                 )
                 or "–"
             )
+            learned = sum(r["learned"] for r in runs)
+            in_dist = interval_text(ind.get(encoding, []))
+            out_dist = interval_text(ood.get(encoding, []))
             lines.append(
-                f"{encoding:<13}{sum(r['learned'] for r in runs):>6}/{len(runs)}  {steps:<15}"
-                f"{interval_text(ind.get(encoding, [])):<19}{interval_text(ood.get(encoding, []))}"
+                f"{encoding:<13}{learned:>6}/{len(runs)}  {steps:<15}"
+                f"{in_dist:<19}{out_dist}"
             )
         return "\n".join(lines)
 
     def at_lengths(
         self, task: str, encodings: list[str], at: tuple[int, ...]
     ) -> str:
-        """Each completed seed's exact match at the lengths ``at``, with its
-        Wilson 95% lower bound."""
+        """Each completed seed's exact match at the lengths ``at``.
+
+        Each value is followed by its Wilson 95% lower bound."""
         lines = [f"{task}: exact match per seed (Wilson 95% lower bound)"]
         for encoding in encodings:
             runs = self.completed(task, encoding)
@@ -143,7 +156,8 @@ class StoredSweeps:
                 lines.append(f"  {encoding:<13}no completed run")
             for n in at if runs else ():
                 seeds = " ".join(
-                    f"s{r['seed']} {r[f'exact_match@{n}']:.3f} (>{r[f'exact_match_lo@{n}']:.3f})"
+                    f"s{r['seed']} {r[f'exact_match@{n}']:.3f} "
+                    f"(>{r[f'exact_match_lo@{n}']:.3f})"
                     for r in runs
                 )
                 lines.append(f"  {encoding:<13}n={n:<4}{seeds}")

@@ -1,13 +1,17 @@
-"""Benchmarks: how time and memory grow with T, measured, never asserted by a
-test.
+"""Benchmarks: how time and memory grow with T, measured.
+
+What they measure is reported, never asserted by a test.
 
 * :mod:`annotated.bench.kernels` — time and peak memory of every attention
-  kernel against T;
+  kernel against T, with :mod:`annotated.bench.kernel_results` for the
+  fitted exponents, the table and the plot;
 * :mod:`annotated.bench.encodings` — peak memory of block-wise attention with
   RoPE, ALiBi and T5 (score mods against a materialised bias);
 * :mod:`annotated.bench.throughput` — training tokens/s of the library's
   decoder against the same network built from
-  ``torch.nn.TransformerEncoderLayer``, and of the ``train`` loop;
+  ``torch.nn.TransformerEncoderLayer``
+  (:mod:`annotated.bench.throughput_models`), and of the ``train`` loop,
+  with :mod:`annotated.bench.throughput_report` for the table;
 * :mod:`annotated.bench.measure` — the meters (peak allocator bytes, fastest
   of n runs, fitted slope).
 
@@ -22,29 +26,31 @@ from annotated.bench.encodings import (
     encoding_memory,
     encoding_table,
 )
+from annotated.bench.kernel_results import (
+    BenchmarkResult,
+    fit_exponents,
+    markdown_table,
+    plot_scaling,
+    write_outputs,
+)
 from annotated.bench.kernels import (
     DEFAULT_LENGTHS,
     KERNEL_PARAMS,
     QUICK_LENGTHS,
-    BenchmarkResult,
     estimate_forward_bytes,
-    fit_exponents,
-    markdown_table,
-    plot_scaling,
     run_benchmark,
-    write_outputs,
 )
 from annotated.bench.measure import (
     fastest_seconds,
     fit_exponent,
     peak_forward_bytes,
 )
-from annotated.bench.throughput import (
+from annotated.bench.throughput import run_throughput
+from annotated.bench.throughput_models import (
     THROUGHPUT_SIZES,
     ReferenceDecoder,
-    run_throughput,
-    throughput_table,
 )
+from annotated.bench.throughput_report import throughput_table
 
 __all__ = [
     "DEFAULT_LENGTHS",

@@ -1,5 +1,7 @@
-"""``python -m annotated.bench``: the kernel benchmark, the encoding memory
-table and the training throughput table (see :mod:`annotated.bench`)."""
+"""``python -m annotated.bench``: kernel, encoding and throughput tables.
+
+The kernel benchmark, the encoding memory table and the training throughput
+table (see :mod:`annotated.bench`)."""
 
 from __future__ import annotations
 
@@ -13,24 +15,22 @@ from annotated.bench.encodings import (
     encoding_memory,
     encoding_table,
 )
+from annotated.bench.kernel_results import BenchmarkResult, markdown_table
 from annotated.bench.kernels import (
     BENCH_KERNELS,
     DEFAULT_LENGTHS,
     QUICK_LENGTHS,
-    BenchmarkResult,
-    markdown_table,
     run_benchmark,
 )
-from annotated.bench.throughput import (
-    THROUGHPUT_SIZES,
-    profile_step,
-    run_throughput,
-    throughput_table,
-)
+from annotated.bench.throughput import profile_step, run_throughput
+from annotated.bench.throughput_models import THROUGHPUT_SIZES
+from annotated.bench.throughput_report import throughput_table
 
 
 def main(argv=None) -> BenchmarkResult | list[dict] | list[str]:
-    """Command line: ``python -m annotated.bench [--quick] [--lengths ...] [--kinds ...] [--out DIR]``."""
+    """The command line; returns what it measured.
+
+    ``python -m annotated.bench --help`` lists the options."""
     parser = argparse.ArgumentParser(
         prog="python -m annotated.bench", description=__doc__.split("\n\n")[0]
     )
@@ -45,14 +45,16 @@ def main(argv=None) -> BenchmarkResult | list[dict] | list[str]:
         nargs="+",
         choices=list(BENCH_KERNELS),
         default=None,
-        help="kernels to time (default: every kernel that runs on the device)",
+        help="kernels to time (default: every kernel that runs on the "
+        "device)",
     )
     parser.add_argument(
         "--encoding-lengths",
         type=int,
         nargs="+",
         default=list(ENCODING_LENGTHS),
-        help="T for the block-wise memory table of RoPE / ALiBi / T5 (default 1024 … 8192)",
+        help="T for the block-wise memory table of RoPE / ALiBi / T5 "
+        "(default 1024 … 8192)",
     )
     parser.add_argument(
         "--skip-kernels", action="store_true", help="no kernel timings"
@@ -65,19 +67,22 @@ def main(argv=None) -> BenchmarkResult | list[dict] | list[str]:
     parser.add_argument(
         "--throughput-only",
         action="store_true",
-        help="only the training-throughput table (library decoder vs nn.TransformerEncoderLayer)",
+        help="only the training-throughput table "
+        "(library decoder vs nn.TransformerEncoderLayer)",
     )
     parser.add_argument(
         "--throughput-repeats",
         type=int,
         default=7,
-        help="timed runs per model in the throughput table; the median is reported (default 7)",
+        help="timed runs per model in the throughput table; "
+        "the median is reported (default 7)",
     )
     parser.add_argument(
         "--profile",
         choices=["library", "reference"],
         default=None,
-        help="print torch.profiler's operator table of that model's training step at each throughput size, and stop",
+        help="print torch.profiler's operator table of that model's "
+        "training step at each throughput size, and stop",
     )
     parser.add_argument(
         "--out",
@@ -141,7 +146,8 @@ def main(argv=None) -> BenchmarkResult | list[dict] | list[str]:
         ]
         for size, table in zip(THROUGHPUT_SIZES, tables, strict=True):
             print(
-                f"{args.profile}, {size.name}: operators by self CPU time over 3 steps\n{table}"
+                f"{args.profile}, {size.name}: "
+                f"operators by self CPU time over 3 steps\n{table}"
             )
         return tables
     out = Path(args.out)
@@ -156,8 +162,8 @@ def main(argv=None) -> BenchmarkResult | list[dict] | list[str]:
             out_dir=out,
         )
         print(
-            "Training throughput, one step (forward, loss, backward, AdamW):\n"
-            + throughput_table(steps)
+            "Training throughput, one step "
+            "(forward, loss, backward, AdamW):\n" + throughput_table(steps)
         )
         if args.throughput_only:
             return steps
@@ -166,8 +172,8 @@ def main(argv=None) -> BenchmarkResult | list[dict] | list[str]:
     )
     (out / "encodings.md").write_text(encoding_table(rows))
     print(
-        "Peak forward memory of block-wise attention (H=4, D=16), MiB (× RoPE):\n"
-        + encoding_table(rows)
+        "Peak forward memory of block-wise attention (H=4, D=16), "
+        "MiB (× RoPE):\n" + encoding_table(rows)
     )
     if args.skip_kernels:
         return rows

@@ -1,5 +1,6 @@
-"""Does block-wise attention stay O(T·block) in memory with every positional
-encoding?
+"""Does block-wise attention stay O(T·block) with every encoding?
+
+Its memory is measured with each positional encoding.
 
 RoPE acts on q and k, so a tiled kernel never sees it. ALiBi and T5 act on the
 scores: given as a ``score_mod``, the kernel evaluates them one tile at a
@@ -41,9 +42,10 @@ def encoding_memory(
     seed: int = 0,
     progress: bool = True,
 ) -> list[dict]:
-    """Rows ``{variant, T, peak_forward_mib, vs_rope}``: peak forward memory
-    of causal block-wise attention (batch 1) with each encoding; ``vs_rope``
-    is the ratio to RoPE at the same T."""
+    """Peak forward memory of block-wise attention with each encoding.
+
+    Rows ``{variant, T, peak_forward_mib, vs_rope}``: causal block-wise
+    attention (batch 1); ``vs_rope`` is the ratio to RoPE at the same T."""
     from tqdm.auto import tqdm
 
     gen = torch.Generator().manual_seed(seed)
@@ -119,8 +121,9 @@ def encoding_exponents(rows: list[dict]) -> dict[str, float]:
 
 
 def encoding_table(rows: list[dict]) -> str:
-    """Markdown: peak MiB per variant and T (ratio to RoPE in brackets), and
-    the fitted exponent."""
+    """Markdown: peak MiB per variant and T, and the fitted exponent.
+
+    The ratio to RoPE is in brackets."""
     lengths = sorted({r["T"] for r in rows})
     cell = {(r["variant"], r["T"]): r for r in rows}
     lines = [

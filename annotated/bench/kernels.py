@@ -21,54 +21,46 @@ O(T) time (linear, local). This module measures, for each kind and length T:
   coarse to see a 1 MiB tile.
 
 A (kind, T) whose estimated memory exceeds the budget is skipped and recorded
-as such. Results go to a CSV, a Markdown table and a log-log plot whose legend
-holds each kind's fitted exponent (least-squares slope of log cost against log
-T): ≈ 2 is the O(T²) wall, ≈ 1 linear. A kernel with a fixed working set
-(block-wise tiles) plus an O(T) output has a fitted memory slope below 1 at
-short T that tends to 1 as T grows. Run ``python -m annotated.bench --help``;
-``make bench`` writes to ``_build/bench``. Timings are never asserted by
-tests.
+as such. Results (:mod:`annotated.bench.kernel_results`) go to a CSV, a
+Markdown table and a log-log plot whose legend holds each kind's fitted
+exponent. Run ``python -m annotated.bench --help``; ``make bench`` writes to
+``_build/bench``. Timings are never asserted by tests.
 
 Legend: B batch, H heads, T time, D head dim.
 """
 
 from __future__ import annotations
 
-import csv
-import math
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import torch
 
 from annotated.attention.attend import attend
-from annotated.bench.measure import (
-    fastest_seconds,
-    fit_exponent,
-    peak_forward_bytes,
+from annotated.bench.kernel_results import (
+    BenchmarkResult,
+    fit_exponents,
+    write_outputs,
 )
+from annotated.bench.measure import fastest_seconds, peak_forward_bytes
 from annotated.kernels import ATTENTION_KERNELS, AttentionKernel
 
 DEFAULT_LENGTHS = tuple(2**i for i in range(8, 15))  # 256 … 16384
 QUICK_LENGTHS = tuple(2**i for i in range(8, 13))  # 256 … 4096
-# Settings for the kernels that need one; block 128 keeps the Python tile loop
-# short on a CPU.
-# The readable reference, for the O(T²) wall: "full" is PyTorch's fused SDPA,
-# which on a CPU
-# runs a flash-style kernel and never holds the T × T scores either.
+# The readable reference, for the O(T²) wall: "full" is PyTorch's fused
+# SDPA, which on a CPU runs a flash-style kernel and never holds the T × T
+# scores either.
 BENCH_KERNELS = {
     "reference": AttentionKernel(
         attend,
         attend,
         exact=True,
         score_mods=True,
-        mask_mods=True,
         query_masks=True,
         memory="O(T²)",
         summary="the readable attend (scores, softmax, weights)",
     ),
     **ATTENTION_KERNELS,
 }
+# Settings for the kernels that need one; block 128 keeps the Python tile
+# loop short on a CPU.
 KERNEL_PARAMS = {
     "local": {"window": 128},
     "topk": {"top_k": 32},
@@ -76,29 +68,15 @@ KERNEL_PARAMS = {
     "linear": {},
     "flex": {},
 }
-METRICS = {
-    "forward_ms": "forward time (ms)",
-    "forward_backward_ms": "forward + backward time (ms)",
-    "peak_forward_mib": "peak forward memory (MiB)",
-}
 CPU_BUDGET_BYTES = 8 * 2**30
-
-
-@dataclass
-class BenchmarkResult:
-    """Rows (one per kind and T), fitted exponents per kind and metric, and
-    the files written."""
-
-    rows: list[dict]
-    exponents: dict[str, dict[str, float]]
-    files: dict[str, Path] = field(default_factory=dict)
 
 
 def estimate_forward_bytes(
     kind: str, t: int, *, batch: int, n_heads: int, d_head: int, params=None
 ) -> int:
-    """A rough upper estimate of the forward pass's float32 bytes, used to
-    skip what cannot fit."""
+    """A rough upper estimate of the forward pass's float32 bytes.
+
+    It is used to skip what cannot fit."""
     params = KERNEL_PARAMS.get(kind, {}) if params is None else params
     bh, f = batch * n_heads, 4
     io = 2 * bh * t * d_head * f  # output + one scaled copy of the inputs
@@ -125,19 +103,6 @@ def estimate_forward_bytes(
     return io + bh * t * per_row * f + tiles
 
 
-def fit_exponents(rows: list[dict]) -> dict[str, dict[str, float]]:
-    """Fitted exponent per kind and metric over the measured (not skipped)
-    rows."""
-    out = {}
-    for kind in dict.fromkeys(r["kind"] for r in rows):
-        done = [r for r in rows if r["kind"] == kind and r["status"] == "ok"]
-        out[kind] = {
-            m: fit_exponent([r["T"] for r in done], [r[m] for r in done])
-            for m in METRICS
-        }
-    return out
-
-
 def run_benchmark(
     kinds=None,
     lengths=DEFAULT_LENGTHS,
@@ -155,8 +120,9 @@ def run_benchmark(
     timer: str = "wall",
     progress: bool = True,
 ) -> BenchmarkResult:
-    """Time and peak memory of each attention kind at each length T;
-    optionally write files.
+    """Time and peak memory of each attention kind at each length T.
+
+    Optionally write files.
 
     ``device=None`` uses CUDA when available. The memory budget defaults to
     half the free GPU memory, or 8 GiB on a CPU; a (kind, T) whose
@@ -183,17 +149,20 @@ def run_benchmark(
     unknown = [k for k in kinds if k not in BENCH_KERNELS]
     if unknown:
         raise ValueError(
-            f"unknown attention kinds {unknown}; choose from {sorted(BENCH_KERNELS)}"
+            f"unknown attention kinds {unknown}; "
+            f"choose from {sorted(BENCH_KERNELS)}"
         )
     if repeats <= 0 or any(int(t) <= 0 for t in lengths):
         raise ValueError(
-            f"repeats and every length must be positive, got repeats={repeats}, lengths={list(lengths)}"
+            "repeats and every length must be positive, "
+            f"got repeats={repeats}, lengths={list(lengths)}"
         )
     if timer not in ("wall", "cpu") or (
         timer == "cpu" and device.type != "cpu"
     ):
         raise ValueError(
-            f"timer must be 'wall', or 'cpu' on a CPU device; got timer={timer!r} on {device}"
+            "timer must be 'wall', or 'cpu' on a CPU device; "
+            f"got timer={timer!r} on {device}"
         )
     if memory_budget_bytes is None:
         memory_budget_bytes = (
@@ -228,7 +197,8 @@ def run_benchmark(
         )
         if estimate * (2 if backward else 1) > memory_budget_bytes:
             row["status"] = (
-                f"skipped: estimated {estimate / 2**20:.0f} MiB > budget {memory_budget_bytes / 2**20:.0f} MiB"
+                f"skipped: estimated {estimate / 2**20:.0f} MiB > "
+                f"budget {memory_budget_bytes / 2**20:.0f} MiB"
             )
             rows.append(row)
             continue
@@ -275,108 +245,3 @@ def run_benchmark(
     if out_dir is not None:
         result.files = write_outputs(result, out_dir)
     return result
-
-
-def markdown_table(result: BenchmarkResult) -> str:
-    """The rows and the fitted exponents as two Markdown tables."""
-    cell = lambda x: (
-        "—" if x is None else f"{x:g}" if isinstance(x, float) else str(x)
-    )  # noqa: E731
-    lines = [
-        "| kind | T | forward ms | fwd+bwd ms | peak fwd MiB | status |",
-        "|---|---:|---:|---:|---:|---|",
-    ]
-    for r in result.rows:
-        values = (
-            r["kind"],
-            r["T"],
-            r["forward_ms"],
-            r["forward_backward_ms"],
-            r["peak_forward_mib"],
-            r["status"],
-        )
-        lines.append("| " + " | ".join(cell(x) for x in values) + " |")
-    lines += [
-        "",
-        "Fitted exponents (cost ∝ T^slope over the measured T):",
-        "",
-    ]
-    lines += [
-        "| kind | " + " | ".join(METRICS.values()) + " |",
-        "|---|" + "---:|" * len(METRICS),
-    ]
-    for kind, fits in result.exponents.items():
-        lines.append(
-            f"| {kind} | "
-            + " | ".join(
-                "—" if math.isnan(s) else f"{s:.2f}" for s in fits.values()
-            )
-            + " |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def plot_scaling(result: BenchmarkResult, path=None):
-    """Log-log panels of each metric against T, one line per kind, fitted
-    slope in the legend.
-
-    Built on a bare ``matplotlib.figure.Figure`` (Agg canvas, no pyplot):
-    saving needs no display and never switches a notebook's backend; a
-    notebook shows the returned figure.
-    """
-    import matplotlib.ticker
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(5 * len(METRICS), 4), layout="constrained")
-    axes = fig.subplots(1, len(METRICS))
-    for ax, (metric, label) in zip(axes, METRICS.items(), strict=True):
-        for kind, fits in result.exponents.items():
-            done = [
-                r
-                for r in result.rows
-                if r["kind"] == kind
-                and r["status"] == "ok"
-                and r[metric] is not None
-            ]
-            if done:
-                slope = fits[metric]
-                ax.loglog(
-                    [r["T"] for r in done],
-                    [r[metric] for r in done],
-                    "o-",
-                    label=f"{kind} (slope {slope:.2f})",
-                )
-        lengths = sorted({r["T"] for r in result.rows})
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(
-            lengths,
-            [str(t) for t in lengths],
-            rotation=45 if len(lengths) > 5 else 0,
-        )
-        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        ax.set(xlabel="sequence length T", ylabel=label, title=label)
-        ax.grid(True, which="both", alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=8)
-    if path is not None:
-        fig.savefig(path, dpi=120)
-    return fig
-
-
-def write_outputs(result: BenchmarkResult, out_dir) -> dict[str, Path]:
-    """Write ``results.csv``, ``results.md`` and ``scaling.png`` into
-    ``out_dir``; return their paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = {
-        "csv": out_dir / "results.csv",
-        "markdown": out_dir / "results.md",
-        "plot": out_dir / "scaling.png",
-    }
-    with open(files["csv"], "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(result.rows[0]))
-        writer.writeheader()
-        writer.writerows(result.rows)
-    files["markdown"].write_text(markdown_table(result))
-    plot_scaling(result, files["plot"])
-    return files

@@ -1,6 +1,8 @@
-"""Measuring cost: peak memory of a call (CUDA counters, or the CPU
-allocator's events through the profiler), the fastest of several timed runs,
-and the exponent of a power law fitted to them."""
+"""Measuring cost: peak memory, the fastest run, a fitted exponent.
+
+Peak memory of a call (CUDA counters, or the CPU allocator's events through
+the profiler), the fastest of several timed runs, and the exponent of a power
+law fitted to them."""
 
 from __future__ import annotations
 
@@ -15,8 +17,7 @@ import torch
 
 @contextlib.contextmanager
 def _native_stderr_silenced():
-    """The CPU profiler prints start/stop lines from C++; keep them out of the
-    progress bar."""
+    """Keep the CPU profiler's C++ start/stop lines off the progress bar."""
     try:
         saved = os.dup(2)
     except OSError:  # no real stderr (some notebook front ends)
@@ -32,8 +33,9 @@ def _native_stderr_silenced():
 
 
 def peak_forward_bytes(fn, device: torch.device | str = "cpu") -> int:
-    """Peak bytes allocated while ``fn()`` runs, above what was allocated
-    before it (see module doc)."""
+    """Peak bytes allocated while ``fn()`` runs, above those before it.
+
+    See the module docstring for how each device counts them."""
     device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)

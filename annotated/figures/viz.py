@@ -1,8 +1,9 @@
-"""Matplotlib figures used across the chapters.
+"""Matplotlib figures of attention, and off-screen rendering.
 
-Every function draws onto axes it is given (or makes its own figure) and
-returns the figure or axes, so notebooks stay short and the widgets can redraw
-off-screen. Nothing here is drawn at import time.
+Every plot draws onto axes it is given (or makes its own figure) and returns
+the figure, axes or image, so notebooks stay short and the widgets can
+redraw off-screen. The curves of a training run are in
+:mod:`annotated.figures.curves`. Nothing here is drawn at import time.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def attention_heatmap(
     w = _to_numpy(weights)
     if w.ndim != 2:
         raise ValueError(
-            f"attention_heatmap needs a 2-D (Tq, Tk) matrix, got shape {w.shape}"
+            "attention_heatmap needs a 2-D (Tq, Tk) matrix, "
+            f"got shape {w.shape}"
         )
     im = ax.imshow(w, cmap=cmap, vmin=0.0, vmax=vmax, aspect="auto")
     if key_labels is not None:
@@ -109,8 +111,7 @@ def figure_png(fig: Figure, dpi: int = 100) -> bytes:
 
 
 def figure_image(fig: Figure, dpi: int = 100):
-    """A figure as an ``IPython.display.Image``: shown as a cell's value
-    whatever the plotting backend.
+    """A figure as an ``IPython.display.Image``, shown by any backend.
 
     A figure made with :func:`new_figure` is not known to pyplot, so a
     notebook would not draw it by itself; the chapters show the diagrams of
@@ -122,8 +123,7 @@ def figure_image(fig: Figure, dpi: int = 100):
 
 
 def new_figure(*args, **kwargs) -> Figure:
-    """A figure that is not registered with pyplot (safe to build in widgets
-    and threads)."""
+    """A figure not registered with pyplot: safe in widgets and threads."""
     fig = Figure(*args, **kwargs)
     FigureCanvasAgg(fig)
     return fig
@@ -137,8 +137,7 @@ def attention_row_bars(
     title: str | None = None,
     color: str = "tab:blue",
 ):
-    """Draw one query's attention distribution over the keys (Tk,) as vertical
-    bars.
+    """Draw one query's weights over the keys (Tk,) as vertical bars.
 
     The bars sit in the same left-to-right order as the heatmap's columns, so
     the two can be read side by side; the largest weight is drawn in a darker
@@ -147,7 +146,8 @@ def attention_row_bars(
     w = _to_numpy(row)
     if w.ndim != 1:
         raise ValueError(
-            f"attention_row_bars needs one row of weights (Tk,), got shape {w.shape}"
+            "attention_row_bars needs one row of weights (Tk,), "
+            f"got shape {w.shape}"
         )
     bars = ax.bar(range(len(w)), w, color=color)
     if len(w):
@@ -155,7 +155,8 @@ def attention_row_bars(
     if key_labels is not None:
         if len(key_labels) != len(w):
             raise ValueError(
-                f"{len(key_labels)} key labels for a row of {len(w)} weights; pass one label per key"
+                f"{len(key_labels)} key labels for a row of {len(w)} "
+                "weights; pass one label per key"
             )
         ax.set_xticks(
             range(len(w)),
@@ -182,8 +183,7 @@ def head_grid(
     annotate: bool = False,
     fig=None,
 ):
-    """One heatmap per head for a stack of attention matrices ``(H, Tq, Tk)``,
-    sharing one colour bar.
+    """One heatmap per head of ``(H, Tq, Tk)``, sharing one colour bar.
 
     ``fig``: draw onto this (empty) figure instead of a new pyplot one — the
     widgets pass an off-screen figure. Returns the figure.
@@ -191,7 +191,8 @@ def head_grid(
     w = _to_numpy(weights)
     if w.ndim != 3:
         raise ValueError(
-            f"head_grid needs a stack of attention matrices (H, Tq, Tk), got shape {w.shape}"
+            "head_grid needs a stack of attention matrices (H, Tq, Tk), "
+            f"got shape {w.shape}"
         )
     n = w.shape[0]
     ncols = min(n, 4) if ncols is None else ncols
@@ -235,9 +236,10 @@ def signed_heatmap(
     colorbar: bool = True,
     symmetric: bool = True,
 ):
-    """Draw any real matrix (positional encodings, biases, similarities) with
-    a diverging colour map centred on 0 (``symmetric=True``) or spanning its
-    range. Returns the image."""
+    """Draw any real matrix with a diverging colour map; returns the image.
+
+    For positional encodings, biases, similarities: centred on 0
+    (``symmetric=True``) or spanning the matrix's range."""
     m = _to_numpy(matrix)
     if m.ndim != 2:
         raise ValueError(
@@ -262,125 +264,3 @@ def signed_heatmap(
     if colorbar:
         ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     return im
-
-
-# --- training runs (annotated.training.loop History: .steps and .evals, lists of dicts) ---
-
-
-def _rows_series(rows, key: str, **where):
-    rows = [
-        r
-        for r in rows
-        if r.get(key) is not None
-        and all(r.get(k) == v for k, v in where.items())
-    ]
-    return [r["step"] for r in rows], [float(r[key]) for r in rows]
-
-
-def loss_curves(history, ax, *, title: str | None = "loss"):
-    """Training loss per logged step and held-out loss at each evaluated
-    length (log scale)."""
-    ax.plot(
-        *_rows_series(history.steps, "loss"), color="0.6", lw=1, label="train"
-    )
-    for length in sorted({r["length"] for r in history.evals}):
-        ax.plot(
-            *_rows_series(history.evals, "loss", length=length),
-            marker="o",
-            ms=3,
-            label=f"eval n={length}",
-        )
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy (nats)")
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize=8)
-    return ax
-
-
-def accuracy_curves(
-    history, ax, *, metric: str = "exact_match", title: str | None = None
-):
-    """Held-out ``metric`` (``exact_match`` or ``token_accuracy``) against
-    step, one line per length."""
-    for length in sorted({r["length"] for r in history.evals}):
-        ax.plot(
-            *_rows_series(history.evals, metric, length=length),
-            marker="o",
-            ms=3,
-            label=f"n={length}",
-        )
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("step")
-    ax.set_ylabel(metric.replace("_", " "))
-    ax.set_title(title or metric.replace("_", " "))
-    ax.legend(fontsize=8)
-    return ax
-
-
-def grad_norm_curves(
-    history, ax, *, title: str | None = "gradient norm (before clipping)"
-):
-    """Total gradient norm and the norm of each layer's parameters against
-    step (log scale)."""
-    ax.plot(
-        *_rows_series(history.steps, "grad_norm"),
-        color="black",
-        lw=1.5,
-        label="total",
-    )
-    layers = [
-        k
-        for k in (history.steps[0] if history.steps else {})
-        if k.startswith("grad_norm/")
-    ]
-    for key in layers:
-        ax.plot(
-            *_rows_series(history.steps, key),
-            lw=0.8,
-            label=key.split("/", 1)[1],
-        )
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("‖g‖₂")
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize=7)
-    return ax
-
-
-def accuracy_vs_length(
-    curves: dict,
-    ax,
-    *,
-    train_length: int | None = None,
-    ylabel: str = "exact match",
-    title: str | None = "accuracy vs length",
-):
-    """``curves``: ``{label: (lengths, values)}`` or
-    ``{label: (lengths, means, stds)}`` (error bars). A dashed line marks the
-    training length: left of it is in distribution, right is extrapolation."""
-    for label, curve in curves.items():
-        lengths, values = curve[0], curve[1]
-        errors = curve[2] if len(curve) > 2 else None
-        ax.errorbar(
-            lengths,
-            values,
-            yerr=errors,
-            marker="o",
-            ms=4,
-            capsize=3,
-            label=str(label),
-        )
-    if train_length is not None:
-        ax.axvline(
-            train_length, color="0.5", ls="--", lw=1, label="train length"
-        )
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("problem length n")
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize=8)
-    return ax

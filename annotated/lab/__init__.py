@@ -4,57 +4,55 @@ folder of runs.
 Each module imports only those above it in this list:
 
 - ``plugins``: :func:`load_plugins`, a user's file or module that registers
-  tasks
+  tasks; ``trackers``: the metrics also in TensorBoard or W&B
 - ``config``: :class:`ExperimentConfig`, the shipped configs
-  (:func:`find_config`), :func:`resolve`
-- ``runs``: :func:`run` one experiment into a dated folder, :func:`resume` one
-  that stopped
-- ``executors``: where a sweep's runs train: this process, ``jobs=N`` local
-  processes, or a Ray cluster (``ray start --head`` on one machine, then
-  ``executor="ray"``, ``address=``; see its docstring)
-- ``sweeps``: :func:`sweep` a grid into one folder, summary.csv over seeds
-  (:func:`expand_grid`); :func:`resume_sweep` finishes one on its folder
+  (:func:`find_config`)
+- ``validation``: :func:`resolve`, the check before training, into a
+  :class:`Resolved` experiment
+- ``tables``, ``plots``, ``reports``: CSV files and rows over seeds, a run's
+  figures, a run's report.json / report.md
+- ``folders``: :func:`new_folder`, :func:`environment`, the run lock
+- ``runs``: :func:`run` one experiment into a dated folder, :func:`resume`
+  one that stopped
+- ``jobs``, ``executors``, ``ray_executor``: where a sweep's runs train: this
+  process, ``jobs=N`` local processes, or a Ray cluster (``ray start --head``
+  on one machine, then ``executor="ray"``, ``address=``)
+- ``grid``: :func:`expand_grid`, the points of a sweep; ``summary``: a
+  sweep's summary.csv over seeds and its report.md
+- ``sweeps``: :func:`sweep` a grid into one folder; :func:`resume_sweep`
+  finishes one on its folder
 - ``rerender``: :func:`~annotated.lab.rerender.report` redraws a run's or a
   sweep's reports from its files
+- ``flags``, ``commands``, ``cli``: the command line, ``python -m annotated``
 
 ``plugins`` lists Python files or modules imported first, so a task a user
 registers with :func:`~annotated.tasks.register_task` runs like a built-in
-one. The generalisation gap of a run is its in-distribution accuracy minus the
-mean accuracy over the evaluation lengths longer than training (None if there
-are none). Every public name is importable from here:
+one. Every public name is importable from here:
 ``from annotated.lab import ExperimentConfig, run, sweep``.
 """
 
 from annotated.lab.config import (
     CONFIG_DIR,
-    LAB_DEFAULTS,
     NAME_PATTERN,
     ExperimentConfig,
-    Resolved,
     as_config,
     find_config,
-    resolve,
     shipped_configs,
-    train_values,
 )
 from annotated.lab.executors import EXECUTORS, check_executor
+from annotated.lab.folders import environment, new_folder
+from annotated.lab.grid import GRID_KEYS, expand_grid, sweep_runs
 from annotated.lab.plugins import load_plugins
-from annotated.lab.reports import read_csv
 from annotated.lab.rerender import report, rerender_run
-from annotated.lab.runs import (
-    environment,
-    new_folder,
-    resume,
-    run,
-    save_checkpoint,
-)
-from annotated.lab.sweeps import (
-    GRID_KEYS,
-    expand_grid,
-    resume_sweep,
-    sweep,
-    sweep_runs,
-    write_summary,
+from annotated.lab.runs import resume, run, save_checkpoint
+from annotated.lab.summary import write_summary
+from annotated.lab.sweeps import resume_sweep, sweep
+from annotated.lab.tables import read_csv
+from annotated.lab.validation import (
+    LAB_DEFAULTS,
+    Resolved,
+    resolve,
+    train_values,
 )
 
 __all__ = [

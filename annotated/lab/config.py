@@ -1,17 +1,15 @@
-"""An experiment's config, the configs shipped with the library, and the check
-that runs before training.
+"""An experiment's config, the configs shipped with the library, and the
+files a run folder keeps its settings in.
 
 An :class:`ExperimentConfig` (a dataclass, or the same fields in YAML / JSON)
 names a task, the training length (or ``[low, high]``), the evaluation
 lengths, the model (any :class:`~annotated.models.config.ModelConfig` field
 but ``vocab_size``, which the task gives), the training (any
 :class:`~annotated.training.config.TrainConfig` field but ``seed``) and one
-``seed`` that seeds both the model's initialisation and training.
-:func:`resolve` checks all of it without training and returns a
-:class:`Resolved` experiment: ``model.max_len`` defaults to the training
-sequence length, and a left-out ``train.warmup_steps`` to a tenth of the steps
-(at most TrainConfig's default), so a short run needs no warm-up setting of
-its own.
+``seed`` that seeds both the model's initialisation and training. Its own
+fields are checked when it is made; the model and training sections are
+checked by their configs when :func:`~annotated.lab.validation.resolve`
+builds them.
 """
 
 from __future__ import annotations
@@ -22,22 +20,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 import yaml
 
 from annotated.core.fields import check_fields
-from annotated.lab.plugins import load_plugins
-from annotated.lab.trackers import check_tracker
-from annotated.models.config import ModelConfig
-from annotated.models.transformer import build_model
-from annotated.tasks import Task, get_task
-from annotated.training.config import TrainConfig
-from annotated.training.evaluation import (
-    check_lengths,
-    expand_lengths,
-    length_range,
-)
-from annotated.training.loop import resolve_device
+from annotated.training.evaluation import expand_lengths
 
 NAME_PATTERN = r"[A-Za-z0-9_.\-=]+"
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -46,16 +32,6 @@ RANGES = {
     "train_length": "[1, inf)",
     "eval_lengths": "[1, inf)",
     "seed": "non-negative",
-}
-# the defaults resolve() sets in place of the dataclasses' own (the command
-# line's --help shows them)
-LAB_DEFAULTS = {
-    "model": {
-        "max_len": "the sequence length of the longest training problem"
-    },
-    "train": {
-        "warmup_steps": f"a tenth of the steps, at most {TrainConfig.warmup_steps}"
-    },
 }
 
 
@@ -90,6 +66,16 @@ class ExperimentConfig:
     # where relative plugin paths start
     base_dir: str | None = field(default=None, repr=False, compare=False)
 
+    def __post_init__(self):
+        # every field's type first: a section that is not a mapping, a
+        # length that is text…
+        check_fields(self, RANGES)
+        if not re.fullmatch(NAME_PATTERN, self.name):
+            raise ValueError(
+                "name must be letters, digits, '_', '-', '.', '=' (it names "
+                f"a folder), got {self.name!r}"
+            )
+
     @classmethod
     def from_dict(cls, values: dict, *, base_dir=None) -> ExperimentConfig:
         # a run's config.yaml reads back
@@ -98,7 +84,8 @@ class ExperimentConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(
-                f"unknown experiment field(s) {unknown}; valid fields: {sorted(known)}"
+                f"unknown experiment field(s) {unknown}; valid fields: "
+                f"{sorted(known)}"
             )
         lengths = values.get("eval_lengths")
         if isinstance(lengths, str) or (
@@ -107,25 +94,20 @@ class ExperimentConfig:
         ):
             # "1..40" → [1, 2, …, 40]
             values["eval_lengths"] = expand_lengths(lengths)
-        config = cls(
+        return cls(
             **values, base_dir=None if base_dir is None else str(base_dir)
         )
-        check_fields(
-            config, RANGES
-        )  # every field's type: a section that is not a mapping, a length that is text…
-        return config
 
     @classmethod
     def from_file(cls, path) -> ExperimentConfig:
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"no config file at {path}")
+        kind = "JSON" if path.suffix == ".json" else "YAML"
         try:
             text = path.read_text(encoding="utf-8")
             values = (
-                json.loads(text)
-                if path.suffix == ".json"
-                else yaml.safe_load(text)
+                json.loads(text) if kind == "JSON" else yaml.safe_load(text)
             )
         except (
             json.JSONDecodeError,
@@ -133,16 +115,17 @@ class ExperimentConfig:
             UnicodeDecodeError,
         ) as error:
             raise ValueError(
-                f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {error}"
+                f"{path} is not valid {kind}: {error}"
             ) from error
         if not isinstance(values, dict):
             raise ValueError(
-                f"{path} must hold a mapping of experiment fields, got {type(values).__name__}"
+                f"{path} must hold a mapping of experiment fields, got "
+                f"{type(values).__name__}"
             )
         try:
             return cls.from_dict(values, base_dir=path.parent)
-        # name the file: a run's config.yaml, a sweep's, the user's own
         except ValueError as error:
+            # name the file: a run's config.yaml, a sweep's, the user's own
             raise type(error)(f"{path}: {error}") from error
 
     def to_dict(self) -> dict:
@@ -161,23 +144,15 @@ class ExperimentConfig:
 def read_json_file(path) -> dict:
     """A JSON mapping from ``path`` (a run's report.json), with an error
     naming the file when it is damaged."""
-    return _read_mapping(
-        Path(path),
-        json.loads,
-        (json.JSONDecodeError, UnicodeDecodeError),
-        "JSON",
-    )
+    errors = (json.JSONDecodeError, UnicodeDecodeError)
+    return _read_mapping(Path(path), json.loads, errors, "JSON")
 
 
 def read_yaml_file(path) -> dict:
     """A YAML mapping from ``path`` (a run's config.yaml), with an error
     naming the file when it is damaged."""
-    return _read_mapping(
-        Path(path),
-        yaml.safe_load,
-        (yaml.YAMLError, UnicodeDecodeError),
-        "YAML",
-    )
+    errors = (yaml.YAMLError, UnicodeDecodeError)
+    return _read_mapping(Path(path), yaml.safe_load, errors, "YAML")
 
 
 def _read_mapping(path: Path, parse, errors, kind: str) -> dict:
@@ -185,11 +160,13 @@ def _read_mapping(path: Path, parse, errors, kind: str) -> dict:
         values = parse(path.read_text(encoding="utf-8"))
     except errors as error:
         raise ValueError(
-            f"{path} is damaged: not valid {kind} ({error}); restore it, or delete the folder"
+            f"{path} is damaged: not valid {kind} ({error}); restore it, or "
+            "delete the folder"
         ) from error
     if not isinstance(values, dict):
         raise ValueError(
-            f"{path} is damaged: it holds a {type(values).__name__}, not a mapping of fields"
+            f"{path} is damaged: it holds a {type(values).__name__}, not a "
+            "mapping of fields"
         )
     return values
 
@@ -200,8 +177,8 @@ def shipped_configs() -> list[str]:
 
 
 def find_config(name) -> Path:
-    """A path, or the name of a config shipped in annotated/lab/configs/ (with
-    or without .yaml)."""
+    """A path, or the name of a config shipped in annotated/lab/configs/
+    (with or without .yaml)."""
     path = Path(name)
     if path.is_file():
         return path
@@ -211,153 +188,16 @@ def find_config(name) -> Path:
     if shipped.is_file():
         return shipped
     raise ValueError(
-        f"no config file {name!r}; give a path or one of the shipped configs: {', '.join(shipped_configs())}"
+        f"no config file {name!r}; give a path or one of the shipped "
+        f"configs: {', '.join(shipped_configs())}"
     )
 
 
 def as_config(config) -> ExperimentConfig:
-    """An ExperimentConfig from itself, a dict of its fields, or a YAML / JSON
-    file."""
+    """An ExperimentConfig from itself, a dict of its fields, or a YAML /
+    JSON file."""
     if isinstance(config, ExperimentConfig):
         return config
     if isinstance(config, dict):
         return ExperimentConfig.from_dict(config)
     return ExperimentConfig.from_file(config)
-
-
-@dataclass
-class Resolved:
-    """A checked experiment: the task instance, the model and training
-    configs, the lengths."""
-
-    config: ExperimentConfig
-    task: Task
-    model_config: ModelConfig
-    train_config: TrainConfig
-    lengths: tuple[int, int]
-    eval_lengths: list[int]
-    plugins: list[str]
-
-    def build_model(self):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.config.seed)
-            return build_model(self.model_config)
-
-    def to_dict(self) -> dict:
-        values = self.config.to_dict() | {
-            "model": self.model_config.to_dict(),
-            "train": self.train_config.to_dict(),
-        }
-        values["train"].pop("seed")
-        values.pop("grid")
-        values["plugins"] = self.plugins
-        return values
-
-
-def train_values(train: dict, seed) -> dict:
-    """TrainConfig's fields for an experiment: its ``train`` section, its
-    seed, and (when left out) a warm-up of a tenth of the steps, at most
-    TrainConfig's default."""
-    values = {**train, "seed": seed}
-    steps = values.get("steps", TrainConfig.steps)
-    if (
-        "warmup_steps" not in values
-        and isinstance(steps, int)
-        and not isinstance(steps, bool)
-    ):
-        values["warmup_steps"] = min(
-            TrainConfig.warmup_steps, max(steps, 0) // 10
-        )
-    return values
-
-
-def check_device(device: str | None) -> None:
-    """Refuse a device this machine does not have, before any folder
-    exists."""
-    kind = resolve_device(device).type
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"train.device is {device!r} but CUDA is not available here; write device: cpu, or leave it out"
-        )
-    if (
-        kind == "cuda"
-        and resolve_device(device).index is not None
-        and resolve_device(device).index >= torch.cuda.device_count()
-    ):
-        raise ValueError(
-            f"train.device is {device!r} but this machine has {torch.cuda.device_count()} CUDA device(s)"
-        )
-    if kind == "mps" and not (
-        getattr(torch.backends, "mps", None)
-        and torch.backends.mps.is_available()
-    ):
-        raise ValueError(
-            f"train.device is {device!r} but MPS is not available here; write device: cpu, or leave it out"
-        )
-
-
-def resolve(config: ExperimentConfig) -> Resolved:
-    """Check everything that can be checked without training; raise ValueError
-    saying what to change (a missing corpus raises the task's own error, e.g.
-    CorpusUnavailableError)."""
-    check_fields(config, RANGES)
-    if not isinstance(config.name, str) or not re.fullmatch(
-        NAME_PATTERN, config.name
-    ):
-        raise ValueError(
-            f"name must be letters, digits, '_', '-', '.', '=' (it names a folder), got {config.name!r}"
-        )
-    plugins = load_plugins(config.plugins, config.base_dir)
-    check_tracker(config.tracker)
-    task = get_task(config.task)
-    if config.task_kwargs:
-        try:
-            task = type(task)(**config.task_kwargs)
-        except TypeError as error:
-            raise ValueError(
-                f"task_kwargs {config.task_kwargs} do not fit task {config.task!r}: {error}"
-            ) from error
-    low, high = length_range(config.train_length)
-    model = dict(config.model)
-    if model.get("vocab_size", task.vocab_size) != task.vocab_size:
-        raise ValueError(
-            f"model.vocab_size comes from the task ({task.vocab_size}); leave it out"
-        )
-    if model.get("arch", "decoder") != "decoder":
-        raise ValueError(
-            "the lab trains decoder-only models on next-token batches; set model.arch to 'decoder'"
-        )
-    model_config = ModelConfig.from_dict(
-        {
-            "max_len": task.seq_len(high),
-            **model,
-            "vocab_size": task.vocab_size,
-        }
-    )
-    if "seed" in config.train:
-        raise ValueError(
-            "set the seed at the top level of the experiment (seed: N), not in train"
-        )
-    train_config = TrainConfig.from_dict(
-        train_values(config.train, config.seed)
-    )
-    check_device(train_config.device)
-    check_lengths(
-        model_config, task, sorted({low, high, *config.eval_lengths})
-    )
-    resolved = Resolved(
-        config,
-        task,
-        model_config,
-        train_config,
-        (low, high),
-        sorted(set(config.eval_lengths)),
-        plugins,
-    )
-    try:
-        # builds nothing real: only the constructor checks run
-        with torch.device("meta"):
-            build_model(model_config)
-    except NotImplementedError as error:
-        raise ValueError(str(error)) from error
-    return resolved

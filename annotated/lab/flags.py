@@ -1,24 +1,24 @@
 """Command-line flags generated from config dataclasses, so ``--help`` cannot
 drift from the configs.
 
-Each field of a dataclass becomes one flag, ``--d-model`` for ``d_model``
-(plus any older spellings as aliases). Its help is the field's
-``metadata["help"]``, else the one-line comment after it in the source, else
-the clause of the class docstring that names it, and it ends with the default.
-The field's type decides how the flag reads its value:
+Each field of a dataclass becomes one flag, ``--d-model`` for ``d_model``.
+Its help is the field's ``metadata["help"]``, else its comment (the one after
+it on its line, or the comment lines right above it), else the clause of the
+class docstring that names it, and it ends with the default. The field's type
+decides how the flag reads its value:
 
-============================  ===============================================================
-field type                    flag
-============================  ===============================================================
-``int``, ``float``, ``str``   one value of that type (``choices`` from a registry when given)
-``bool``                      ``--x`` / ``--no-x``
-``X | None``                  one value of X, or ``none``
-``int | list[int]``           ``N`` or ``LOW:HIGH`` (a length, or a range drawn from)
-``list[int]``                 one or more numbers after the flag (``--eval-lengths 12 16``)
-``list[str]``                 one name per flag, repeatable (``--plugins a.py --plugins b.py``)
-``tuple[X, X]``               two values
-``dict``                      ``KEY=VALUE`` or a YAML mapping, repeatable; merged
-============================  ===============================================================
+- ``int``, ``float``, ``str``: one value of that type (``choices`` from a
+  registry when given)
+- ``bool``: ``--x`` / ``--no-x``
+- ``X | None``: one value of X, or ``none``
+- ``int | list[int]``: ``N`` or ``LOW:HIGH`` (a length, or a range drawn
+  from)
+- ``list[int]``: one or more numbers after the flag
+  (``--eval-lengths 12 16``)
+- ``list[str]``: one name per flag, repeatable
+  (``--plugins a.py --plugins b.py``)
+- ``tuple[X, X]``: two values
+- ``dict``: ``KEY=VALUE`` or a YAML mapping, repeatable; merged
 
 A flag that is not given leaves nothing in the namespace
 (``argparse.SUPPRESS``), so :func:`apply_flags` writes only what was typed and
@@ -44,21 +44,18 @@ import yaml
 
 @dataclass(frozen=True)
 class Flag:
-    """One generated flag: the field it sets, in which section of the config,
-    and how."""
+    """One generated flag: the field it sets, in which section of the
+    config, and how."""
 
     section: str  # the dict of the config the value goes to (e.g. "model")
     name: str  # the field's name
     dest: str  # the argparse attribute
-    options: tuple[str, ...]  # "--d-model" first, then its aliases
-    # "value" replaces, "merge" merges a dict into the one below, "extend"
-    # adds to a list
-    kind: str
+    kind: str  # "value" replaces, "merge" merges a dict, "extend" a list
 
 
 def field_docs(cls) -> dict[str, str]:
-    """One line per field of a dataclass: ``metadata["help"]``, the comment
-    after the field, or the clause of the class docstring that names it
+    """One line per field of a dataclass: ``metadata["help"]``, the field's
+    comment, or the clause of the class docstring that names it
     (``eval_every=0`` …)."""
     names = [f.name for f in dataclasses.fields(cls)]
     docs = {}
@@ -70,9 +67,7 @@ def field_docs(cls) -> dict[str, str]:
     for klass in reversed(cls.__mro__):
         if dataclasses.is_dataclass(klass):
             docs |= {
-                k: v
-                for k, v in _trailing_comments(klass).items()
-                if k in names
+                k: v for k, v in _field_comments(klass).items() if k in names
             }
     docs |= {
         f.name: f.metadata["help"]
@@ -82,7 +77,7 @@ def field_docs(cls) -> dict[str, str]:
     return docs
 
 
-def _trailing_comments(cls) -> dict[str, str]:
+def _field_comments(cls) -> dict[str, str]:
     """Each field's comment: the one after it on its line, else the comment
     lines right above it."""
     try:
@@ -127,7 +122,8 @@ def parse_mapping(text: str) -> dict:
         mapping = None
     if not isinstance(mapping, dict):
         raise argparse.ArgumentTypeError(
-            f"takes KEY=VALUE or a YAML mapping such as '{{window: 4}}', got {text!r}"
+            "takes KEY=VALUE or a YAML mapping such as '{window: 4}', "
+            f"got {text!r}"
         )
     return mapping
 
@@ -211,7 +207,8 @@ def _reading(annotation, name: str) -> tuple[dict, str, str]:
             note,
         )
     raise TypeError(
-        f"no flag for field {name} of type {annotation}; teach annotated.lab.flags._reading that type"
+        f"no flag for field {name} of type {annotation}; teach "
+        "annotated.lab.flags._reading that type"
     )
 
 
@@ -228,7 +225,6 @@ def add_flags(
     *,
     skip=(),
     only=None,
-    aliases=None,
     choices=None,
     notes=None,
     defaults=None,
@@ -236,17 +232,11 @@ def add_flags(
     """Add one flag per field of dataclass ``cls`` to ``group`` (a parser or
     an argument group).
 
-    ``skip`` / ``only``: fields left out / the only ones added; ``aliases``:
-    older spellings per field; ``choices``: allowed values per field (a
-    registry's names); ``notes``: text appended to a field's help;
-    ``defaults``: what the default is, where something other than the
-    dataclass sets it."""
-    aliases, choices, notes, defaults = (
-        aliases or {},
-        choices or {},
-        notes or {},
-        defaults or {},
-    )
+    ``skip`` / ``only``: fields left out / the only ones added;
+    ``choices``: allowed values per field (a registry's names); ``notes``:
+    text appended to a field's help; ``defaults``: what the default is, where
+    something other than the dataclass sets it."""
+    choices, notes, defaults = choices or {}, notes or {}, defaults or {}
     hints, docs, flags = typing.get_type_hints(cls), field_docs(cls), []
     for field in dataclasses.fields(cls):
         if field.name in skip or (
@@ -273,19 +263,15 @@ def add_flags(
             + notes.get(field.name, "")
             + how
         )
-        options = (
-            "--" + field.name.replace("_", "-"),
-            *aliases.get(field.name, ()),
-        )
         dest = f"{section}.{field.name}"
         group.add_argument(
-            *options,
+            "--" + field.name.replace("_", "-"),
             dest=dest,
             default=argparse.SUPPRESS,
             help=f"{text} (default: {default})".replace("%", "%%"),
             **keywords,
         )
-        flags.append(Flag(section, field.name, dest, options, kind))
+        flags.append(Flag(section, field.name, dest, kind))
     return flags
 
 
@@ -309,16 +295,3 @@ def apply_flags(
             target[flag.name] = [*(target.get(flag.name) or []), *value]
         else:
             target[flag.name] = value
-
-
-class OneMetavarFormatter(argparse.HelpFormatter):
-    """``--positional, --pe {rope,…}`` rather than the value repeated after
-    every alias."""
-
-    def _format_action_invocation(self, action):
-        if not action.option_strings or action.nargs == 0:
-            return super()._format_action_invocation(action)
-        value = self._format_args(
-            action, self._get_default_metavar_for_optional(action)
-        )
-        return f"{', '.join(action.option_strings)} {value}"

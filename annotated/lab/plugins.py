@@ -3,7 +3,7 @@ checked.
 
 A plugin registers its own tasks with :func:`~annotated.tasks.register_task`,
 so an experiment (or
-``python -m annotated train --plugin my_tasks.py --task my_task``) can name
+``python -m annotated train --plugins my_tasks.py --task my_task``) can name
 them like a built-in task. Each plugin is imported once per process.
 """
 
@@ -25,7 +25,8 @@ def load_plugins(plugins, base_dir=None) -> list[str]:
     for plugin in plugins:
         if not isinstance(plugin, str) or not plugin:
             raise ValueError(
-                f"a plugin is a .py file path or a module name, got {plugin!r}"
+                "a plugin is a .py file path or a module name, got "
+                f"{plugin!r}"
             )
         if plugin.endswith(".py"):
             loaded.append(_load_file(plugin, base_dir))
@@ -50,7 +51,8 @@ def _load_file(plugin: str, base_dir) -> str:
     path = next((p for p in [*candidates, Path(plugin)] if p.is_file()), None)
     if path is None:
         raise ValueError(
-            f"plugin file {plugin!r} not found (looked in {base_dir or '.'} and the working directory)"
+            f"plugin file {plugin!r} not found (looked in {base_dir or '.'} "
+            "and the working directory)"
         )
     key = str(path.resolve())
     if key in _LOADED_PLUGINS:
@@ -65,6 +67,7 @@ def _load_file(plugin: str, base_dir) -> str:
     except Exception as error:
         del _LOADED_PLUGINS[key]
         raise ValueError(
-            f"plugin {plugin} failed to import: {type(error).__name__}: {error}"
+            f"plugin {plugin} failed to import: "
+            f"{type(error).__name__}: {error}"
         ) from error
     return key

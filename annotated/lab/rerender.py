@@ -1,7 +1,8 @@
-"""Re-rendering: rebuild a run's or a sweep's reports, plots and summary from
-the files it wrote.
+"""Re-rendering: rebuild a run's or a sweep's reports, plots and summary
+from the files it wrote.
 
-The rendering itself lives in :mod:`annotated.lab.reports`; here a folder's
+The rendering itself lives in :mod:`annotated.lab.reports` and
+:mod:`annotated.lab.summary`; here a folder's
 CSVs, config.yaml and model.pt are read back, so a report can be redrawn after
 the plotting code changes, or after a file was deleted, without training
 again.
@@ -11,14 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from annotated.lab.config import (
-    ExperimentConfig,
-    read_json_file,
-    read_yaml_file,
-    resolve,
-)
-from annotated.lab.reports import read_csv, write_report
-from annotated.lab.sweeps import write_summary
+from annotated.lab.config import ExperimentConfig, read_yaml_file
+from annotated.lab.reports import write_report
+from annotated.lab.summary import read_report, write_summary
+from annotated.lab.tables import read_csv
+from annotated.lab.validation import resolve
 from annotated.models.summary import count_parameters
 from annotated.models.transformer import load_model
 from annotated.training.evaluation import length_range
@@ -26,8 +24,8 @@ from annotated.training.history import History
 
 
 def report(path) -> Path:
-    """Re-render report.json / report.md / plots of a run folder, or of every
-    run of a sweep and its summary."""
+    """Re-render report.json / report.md / plots of a run folder, or of
+    every run of a sweep and its summary."""
     path = Path(path)
     if (path / "sweep.yaml").is_file():
         for child in sorted(
@@ -39,7 +37,8 @@ def report(path) -> Path:
         rerender_run(path)
     else:
         raise ValueError(
-            f"{path} is neither a run folder (config.yaml) nor a sweep folder (sweep.yaml)"
+            f"{path} is neither a run folder (config.yaml) nor a sweep "
+            "folder (sweep.yaml)"
         )
     return path
 
@@ -47,11 +46,7 @@ def report(path) -> Path:
 def rerender_run(folder: Path) -> dict:
     """Rebuild a run's plots and reports from its CSVs (and its model.pt for
     the attention maps)."""
-    info = (
-        read_json_file(folder / "report.json")
-        if (folder / "report.json").is_file()
-        else {}
-    )
+    info = read_report(folder)
     config = read_yaml_file(folder / "config.yaml")
     missing = [
         k

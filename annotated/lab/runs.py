@@ -1,15 +1,21 @@
 """Runs: train one experiment into a dated folder, and continue one that
 stopped.
 
-:func:`run` writes ``<out_dir>/<YYYYmmdd-HHMMSS>_<name>/``::
+:func:`run` writes ``<out_dir>/<YYYYmmdd-HHMMSS>_<name>/``:
 
-    config.yaml     the resolved config + environment (library, torch, python, device, git commit)
-    metrics.csv     one row per logged step          eval.csv     one row per evaluation and length
-    model.pt        weights + config (annotated.models.transformer.load_model reads it) + optimizer/RNG state
-    *.png           loss, accuracy, gradient norms, accuracy vs length, attention maps
-    report.json     status, in-distribution and per-length accuracy, generalisation gap, time, size
-    report.md       the same for people
-    tensorboard/    with ``tracker: tensorboard`` (wandb/ with ``tracker: wandb``): the same metrics, see annotated.lab.trackers
+- ``config.yaml``: the resolved config and the environment (library, torch,
+  python, device, git commit)
+- ``metrics.csv``: one row per logged step; ``eval.csv``: one row per
+  evaluation and length
+- ``model.pt``: weights and config
+  (:func:`annotated.models.transformer.load_model` reads it), and the
+  optimizer and RNG state
+- ``*.png``: loss, accuracy, gradient norms, accuracy vs length, attention
+  maps
+- ``report.json``: status, in-distribution and per-length accuracy,
+  generalisation gap, time, size; ``report.md``: the same for people
+- ``tensorboard/`` with ``tracker: tensorboard`` (``wandb/`` with
+  ``tracker: wandb``): the same metrics (:mod:`annotated.lab.trackers`)
 
 The whole config is checked before any folder exists, so a bad config leaves
 nothing behind. Folders are never overwritten (a taken name gets ``-2``,
@@ -20,88 +26,37 @@ error and the metrics so far. A run stopped by Ctrl-C, by SIGTERM (turned into
 the same KeyboardInterrupt while a run trains) or by a divergence writes its
 last good state to model.pt before it stops and is marked ``"interrupted"`` or
 ``"diverged"``; :func:`resume` continues any of them in the same folder. While
-a run trains, ``run.lock`` holds its process id, so a second process cannot
-resume it at the same time; a lock whose process is gone (a ``kill -9``) is
-stale and is taken over with a notice.
+a run trains, it holds the folder's lock (:mod:`annotated.lab.folders`).
 """
 
 from __future__ import annotations
 
-import itertools
-import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 
-import torch
 import yaml
 
-import annotated
-from annotated.core.atomic import pid_alive, write_atomic
-from annotated.lab.config import (
-    ExperimentConfig,
-    Resolved,
-    as_config,
-    read_json_file,
-    resolve,
+from annotated.core.atomic import write_atomic
+from annotated.lab.config import ExperimentConfig, as_config, read_json_file
+from annotated.lab.folders import (
+    LOCK,
+    environment,
+    lock_holder,
+    new_folder,
+    run_lock,
 )
 from annotated.lab.reports import write_report
 from annotated.lab.trackers import open_tracker
+from annotated.lab.validation import Resolved, resolve
 from annotated.models.checkpoints import read_checkpoint, write_checkpoint
 from annotated.models.summary import count_parameters
 from annotated.training.history import History
 from annotated.training.loop import TrainingDiverged, resolve_device, train
-
-# {"pid", "host", "since"} of the process training in this folder
-LOCK = "run.lock"
-
-
-def new_folder(parent: Path, name: str, *, stamp: bool = True) -> Path:
-    """Create ``parent/<stamp>_<name>`` (or ``parent/name``); a taken name
-    gets ``-2``, ``-3``…"""
-    parent.mkdir(parents=True, exist_ok=True)
-    base = f"{datetime.now():%Y%m%d-%H%M%S}_{name}" if stamp else name
-    for i in itertools.count(1):
-        folder = parent / (base if i == 1 else f"{base}-{i}")
-        try:
-            folder.mkdir()
-            return folder
-        except FileExistsError:
-            continue
-
-
-def environment(device) -> dict:
-    """What produced a run: library, torch and python versions, device, git
-    commit, time."""
-    commit = None
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(annotated.__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        commit = out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return {
-        "annotated": annotated.__version__,
-        "torch": str(torch.__version__),
-        "python": sys.version.split()[0],
-        "device": str(device),
-        "git_commit": commit,
-        "created": datetime.now().isoformat(timespec="seconds"),
-    }
 
 
 def save_checkpoint(path: Path, resolved: Resolved, state: dict) -> None:
@@ -129,7 +84,8 @@ def run(
     config = as_config(config)
     if config.grid:
         raise ValueError(
-            "this config has a grid: run it with sweep(), or remove grid"
+            "this config has a grid: run it as a sweep (sweep(), or python "
+            "-m annotated sweep CONFIG), or remove grid"
         )
     resolved = resolve(config)
     folder = _folder or new_folder(Path(out_dir), config.name)
@@ -160,10 +116,12 @@ def check_resumable(folder) -> tuple[Resolved, dict]:
         )
     holder = lock_holder(folder)
     if holder is not None:
+        pid = holder["pid"]
         raise ValueError(
-            f"{folder} is still training in process {holder['pid']} on {holder['host']} ({folder / LOCK}); wait for it "
-            f"to finish or stop it (kill -INT {holder['pid']}) and resume then; if no such process runs (it was "
-            f"killed on another machine), delete {LOCK}"
+            f"{folder} is still training in process {pid} on "
+            f"{holder['host']} ({folder / LOCK}); wait for it to finish or "
+            f"stop it (kill -INT {pid}) and resume then; if no such process "
+            f"runs (it was killed on another machine), delete {LOCK}"
         )
     report = (
         read_json_file(folder / "report.json")
@@ -174,69 +132,20 @@ def check_resumable(folder) -> tuple[Resolved, dict]:
         raise ValueError(f"{folder} is already complete; nothing to resume")
     if not (folder / "model.pt").is_file():
         raise ValueError(
-            f"{folder} has no checkpoint (model.pt); it cannot be resumed — start it again with run()"
+            f"{folder} has no checkpoint (model.pt); it cannot be resumed — "
+            "start it again with run()"
         )
     resolved = resolve(ExperimentConfig.from_file(folder / "config.yaml"))
     checkpoint = read_checkpoint(folder / "model.pt")
     if not isinstance(checkpoint.get("training_state"), dict):
         raise ValueError(
-            f"{folder / 'model.pt'} holds weights but no training state; it cannot be resumed"
+            f"{folder / 'model.pt'} holds weights but no training state; it "
+            "cannot be resumed"
         )
     return resolved, {
         **checkpoint["training_state"],
         "model": checkpoint["state_dict"],
     }
-
-
-def lock_holder(folder) -> dict | None:
-    """``{"pid", "host", …}`` of the live process training in ``folder``, or
-    None. A lock left by a process that is gone (killed) is stale: it is
-    removed, with a notice on stderr."""
-    path = Path(folder) / LOCK
-    try:
-        holder = json.loads(path.read_text(encoding="utf-8"))
-        pid, host = int(holder["pid"]), str(holder["host"])
-    except FileNotFoundError:
-        return None
-    # a lock cut short by a kill: nobody holds it
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        holder, pid, host = {}, 0, socket.gethostname()
-    if host != socket.gethostname() or (
-        pid != os.getpid() and pid_alive(pid)
-    ):
-        return {**holder, "pid": pid, "host": host}
-    gone = (
-        f"names process {pid}, which is no longer running"
-        if pid
-        else "cannot be read (cut short by a kill)"
-    )
-    print(
-        f"notice: {path} {gone}; the run stopped without cleaning up; taking it over",
-        file=sys.stderr,
-    )
-    path.unlink(missing_ok=True)
-    return None
-
-
-@contextmanager
-def run_lock(folder: Path) -> Iterator[None]:
-    """Hold ``folder/run.lock`` while the block runs (refusing a folder a live
-    process holds)."""
-    holder = lock_holder(folder)
-    if holder is not None and holder["pid"] != os.getpid():
-        raise ValueError(
-            f"{folder} is being trained by process {holder['pid']} on {holder['host']}; not starting"
-        )
-    mine = {
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "since": datetime.now().isoformat(timespec="seconds"),
-    }
-    write_atomic(folder / LOCK, json.dumps(mine))
-    try:
-        yield
-    finally:
-        (folder / LOCK).unlink(missing_ok=True)
 
 
 @contextmanager
@@ -296,8 +205,6 @@ def _train_locked(
         "name": resolved.config.name,
         "task": resolved.config.task,
         "parameters": count_parameters(model),
-    }
-    info |= {
         "train_length": list(resolved.lengths),
         "eval_lengths": resolved.eval_lengths,
         "device": str(device),
@@ -347,19 +254,19 @@ def _train_locked(
         history.meta["steps_done"] = (
             history.steps[-1]["step"] if history.steps else 0
         )
-        status = (
-            "interrupted"
-            if isinstance(error, KeyboardInterrupt)
-            else "failed"
-        )
-        status = "diverged" if isinstance(error, TrainingDiverged) else status
+        if isinstance(error, TrainingDiverged):
+            status = "diverged"
+        elif isinstance(error, KeyboardInterrupt):
+            status = "interrupted"
+        else:
+            status = "failed"
         info |= {
             "status": status,
             "error": f"{type(error).__name__}: {error}",
             "traceback": traceback.format_exc(),
+            "checkpoint_step": saved["step"],
+            "wall_time_s": time.perf_counter() - began,
         }
-        info["checkpoint_step"] = saved["step"]
-        info["wall_time_s"] = time.perf_counter() - began
         write_report(folder, info, history)
         raise
     finally:

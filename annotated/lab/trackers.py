@@ -41,7 +41,8 @@ def check_tracker(name: str) -> None:
     package = PACKAGES.get(name)
     if package and importlib.util.find_spec(package) is None:
         raise ValueError(
-            f'tracker {name!r} needs the {package} package: pip install "annotated[{name}]" (or tracker: none)'
+            f"tracker {name!r} needs the {package} package: "
+            f'pip install "annotated[{name}]" (or tracker: none)'
         )
 
 

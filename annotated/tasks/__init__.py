@@ -1,17 +1,21 @@
-"""Tasks: pure, seeded generators of training batches, and the registry that
-names them.
+"""Tasks: pure, seeded generators of training batches, and their registry.
 
 The layout of DeepMind's randomized-positional-encodings code (Ruoss et al.
 2023), each module importing only those before it in this list:
 
-``base`` the task API: :class:`Batch`, :class:`Task`,
-:class:`PromptAnswerTask`, :class:`LabellingTask` ``sequences`` copy, reverse,
-sort ``arithmetic`` addition, modular running sum, parity ``matching`` k-back,
-contains-pattern, long-range match, associative recall ``extrapolation``
-reversed addition with Abacus or coupled position ids, copy with EOS (counting
-copy) ``text`` the Tiny Shakespeare corpus and character-level windows
-(:class:`TextDataset`) ``registry`` ``TASKS``, :func:`register_task`,
-:func:`get_task`, and the built-in names
+* ``base``: the task API, :class:`Batch` and :class:`Task`;
+* ``layouts``: :class:`PromptAnswerTask` and :class:`LabellingTask`;
+* ``sequences``: copy, reverse, sort;
+* ``arithmetic``: addition, modular running sum, parity;
+* ``matching``: k-back, contains-pattern, long-range match, associative
+  recall;
+* ``extrapolation``: reversed addition with Abacus or coupled position ids,
+  copy with EOS (counting copy);
+* ``corpus``: the Tiny Shakespeare corpus, found or downloaded;
+* ``text``: character-level windows (:class:`TextDataset`) and their
+  tokenizer;
+* ``registry``: ``TASKS``, :func:`register_task`, :func:`get_task`, and the
+  built-in names.
 
 Every public name is importable from here:
 ``from annotated.tasks import get_task, KBackTask``.
@@ -27,13 +31,18 @@ from annotated.tasks.base import (
     SEP,
     SPLITS,
     Batch,
-    LabellingTask,
-    PromptAnswerTask,
     Task,
     as_generator,
     check_count,
     digit_names,
     letter_names,
+)
+from annotated.tasks.corpus import (
+    ChecksumMismatchError,
+    CorpusUnavailableError,
+    download_tiny_shakespeare,
+    load_tiny_shakespeare,
+    tiny_shakespeare_path,
 )
 from annotated.tasks.extrapolation import (
     EOS,
@@ -41,6 +50,7 @@ from annotated.tasks.extrapolation import (
     ReversedAdditionTask,
     digit_places,
 )
+from annotated.tasks.layouts import LabellingTask, PromptAnswerTask
 from annotated.tasks.matching import (
     AssociativeRecallTask,
     ContainsPatternTask,
@@ -49,15 +59,7 @@ from annotated.tasks.matching import (
 )
 from annotated.tasks.registry import TASKS, get_task, register_task
 from annotated.tasks.sequences import CopyTask, ReverseTask, SortTask
-from annotated.tasks.text import (
-    CharTokenizer,
-    ChecksumMismatchError,
-    CorpusUnavailableError,
-    TextDataset,
-    download_tiny_shakespeare,
-    load_tiny_shakespeare,
-    tiny_shakespeare_path,
-)
+from annotated.tasks.text import CharTokenizer, TextDataset
 
 __all__ = [
     "EOS",

@@ -11,19 +11,14 @@ from __future__ import annotations
 
 import torch
 
-from annotated.tasks.base import (
-    PAD,
-    SEP,
-    LabellingTask,
-    PromptAnswerTask,
-    check_count,
-    digit_names,
-)
+from annotated.tasks.base import PAD, SEP, check_count, digit_names
+from annotated.tasks.layouts import LabellingTask, PromptAnswerTask
 
 
 class AdditionTask(PromptAnswerTask):
-    """Add two ``length``-digit numbers (leading zeros allowed); the sum has
-    ``length + 1`` digits.
+    """Add two ``length``-digit numbers (leading zeros allowed).
+
+    The sum has ``length + 1`` digits.
 
     ``reverse_digits=False`` writes every number most-significant digit first,
     as on paper: length 3, ``4 7 2 + 3 5 1 =`` → ``0 8 2 3``.
@@ -79,9 +74,11 @@ class AdditionTask(PromptAnswerTask):
 
 
 class ModularRunningSumTask(LabellingTask):
-    """Label ``y_i = (x_0 + … + x_i) mod base``: the sum *including* ``x_i``,
-    which position ``i`` has read, so every position is scored. Base 10:
-    ``3 9 4`` → ``3 2 6``. Base 2 = running parity."""
+    """Label ``y_i = (x_0 + … + x_i) mod base``, the running sum.
+
+    The sum *includes* ``x_i``, which position ``i`` has read, so every
+    position is scored. Base 10: ``3 9 4`` → ``3 2 6``. Base 2 = running
+    parity."""
 
     def __init__(self, base: int = 10):
         check_count("base", base, 2)
@@ -102,8 +99,9 @@ class ModularRunningSumTask(LabellingTask):
 
 
 class ParityTask(PromptAnswerTask):
-    """Is the number of ones odd? Length 4: ``1 0 1 1 SEP`` → ``1``; only that
-    position is scored."""
+    """Is the number of ones odd? ``1 0 1 1 SEP`` → ``1``.
+
+    Length 4 in the example; only the answer position is scored."""
 
     token_names = ("0", "1", SEP, PAD)
     chance_accuracy = 0.5

@@ -1,32 +1,37 @@
-"""Task formats for length extrapolation: reversed addition with position ids,
-and copy with EOS.
+"""Task formats for length extrapolation.
+
+Reversed addition with position ids, and copy with EOS.
 
 The formats of the papers that made transformers extrapolate on these tasks:
 
-* **Addition, every number least-significant digit first** (Lee et al. 2023;
-  McLeish et al. 2024), ``a_rev + b_rev = c_rev EOS`` with the answer padded
-  to ``n + 1`` digits, so each answer digit needs only the operand digits of
-  its own significance and the carry from the digit before. Optionally an
-  **end marker** per operand (``a_rev 0 $ + b_rev 0 $ = c_rev EOS``): the
-  padded ``0`` and the ``$`` give the carry-out digit and ``EOS`` keys of
-  their own significance to read (measured on this machine: with the marker, a
-  1-layer coupled model trained on 1…10 digits added 100-digit numbers;
-  without it, the last digit and EOS decayed with length). The task numbers
-  the tokens itself and returns the ids in :attr:`Batch.positions`:
+* **Addition, every number least-significant digit first** (Lee et al.
+  2023; McLeish et al. 2024), ``a_rev + b_rev = c_rev EOS`` with the answer
+  padded to ``n + 1`` digits, so each answer digit needs only the operand
+  digits of its own significance and the carry from the digit before.
+  Optionally an **end marker** per operand (``a_rev 0 $ + b_rev 0 $ = c_rev
+  EOS``): the padded ``0`` and the ``$`` give the carry-out digit and
+  ``EOS`` keys of their own significance to read. The task numbers the
+  tokens itself and returns the ids in :attr:`Batch.positions`:
 
-  - ``position_ids="abacus"`` (McLeish et al. 2024, "Transformers Can Do Arithmetic with the Right
-    Embeddings", §3): each digit gets its place within its own number, 1, 2, 3, …; every other
-    token gets 0 (the reference code's ``helper``: runs of consecutive digit tokens, counted from 1);
-  - ``position_ids="coupled"`` (Cho et al. 2024, "Position Coupling", §3): tokens of the same
-    significance in the operands and the answer share one id: the digit of significance ``s``
-    (``s = 0`` least significant) gets ``s + 1``, ``+`` and ``=`` get 0 (as in the reference code,
-    they sit one place below the least significant digit), ``$`` and ``EOS`` get ``n + 2`` (one place
-    above the carry-out digit). Ids start at 0; a random start is the encoding's business.
+  - ``position_ids="abacus"`` (McLeish et al. 2024, "Transformers Can Do
+    Arithmetic with the Right Embeddings", §3): each digit gets its place
+    within its own number, 1, 2, 3, …; every other token gets 0 (the
+    reference code's ``helper``: runs of consecutive digit tokens, counted
+    from 1);
+  - ``position_ids="coupled"`` (Cho et al. 2024, "Position Coupling", §3):
+    tokens of the same significance in the operands and the answer share
+    one id: the digit of significance ``s`` (``s = 0`` least significant)
+    gets ``s + 1``, ``+`` and ``=`` get 0 (as in the reference code, they
+    sit one place below the least significant digit), ``$`` and ``EOS`` get
+    ``n + 2`` (one place above the carry-out digit). Ids start at 0; a
+    random start is the encoding's business.
 
-  For reversed operands of equal length the two agree on every digit; they differ on the other tokens.
-  Cho et al.'s code (``HanseulJo/position-coupling``) writes the operands most significant digit
-  first and reverses only the answer by default; reversing all three, as here, is McLeish et al.'s
-  format and one of Cho et al.'s ablations (``reverse_input=True``).
+  For reversed operands of equal length the two agree on every digit; they
+  differ on the other tokens. Cho et al.'s code
+  (``HanseulJo/position-coupling``) writes the operands most significant
+  digit first and reverses only the answer by default; reversing all three,
+  as here, is McLeish et al.'s format and one of Cho et al.'s ablations
+  (``reverse_input=True``).
 
 * **Copy with EOS** (Kazemnejad et al. 2023, "The Impact of Positional
   Encoding on Length Generalization in Transformers", their copy task):
@@ -42,25 +47,22 @@ from __future__ import annotations
 
 import torch
 
-from annotated.tasks.base import (
-    PAD,
-    SEP,
-    Batch,
-    PromptAnswerTask,
-    check_count,
-    digit_names,
-)
+from annotated.tasks.base import PAD, SEP, Batch, check_count, digit_names
+from annotated.tasks.layouts import PromptAnswerTask
 
 EOS, END_MARKER = "EOS", "$"
 POSITION_IDS = ("none", "abacus", "coupled")
 
 
 def digit_places(ids: torch.Tensor, is_digit: torch.Tensor) -> torch.Tensor:
-    """Abacus ids (McLeish et al. 2024): each digit's 1-based place within its
-    run of consecutive digits, 0 for every other token. ``ids`` (B, T) token
-    ids, ``is_digit`` (V,) bool per token id.
+    """Abacus ids (McLeish et al. 2024): each digit's place in its number.
 
-    >>> digit_places(torch.tensor([[1, 2, 10, 3, 4, 5]]), torch.arange(12) < 10).tolist()
+    Each digit's 1-based place within its run of consecutive digits, 0 for
+    every other token. ``ids`` (B, T) token ids, ``is_digit`` (V,) bool per
+    token id.
+
+    >>> ids = torch.tensor([[1, 2, 10, 3, 4, 5]])
+    >>> digit_places(ids, torch.arange(12) < 10).tolist()
     [[1, 2, 0, 1, 2, 3]]
     """
     digit = is_digit.to(ids.device)[ids]  # (B, T)
@@ -72,12 +74,14 @@ def digit_places(ids: torch.Tensor, is_digit: torch.Tensor) -> torch.Tensor:
 
 
 class ReversedAdditionTask(PromptAnswerTask):
-    """``a_rev + b_rev = c_rev EOS``: two ``length``-digit numbers, least
-    significant digit first, sum padded to ``length + 1`` digits. Length 3,
-    472 + 351 = 823 (module docstring for the options)::
+    """``a_rev + b_rev = c_rev EOS``: addition, least significant digit first.
+
+    Two ``length``-digit numbers, sum padded to ``length + 1`` digits. Length
+    3, 472 + 351 = 823 (module docstring for the options)::
 
         end_marker=False   2 7 4 + 1 5 3 = 3 2 8 0 EOS
-          coupled ids      1 2 3 0 1 2 3 0 1 2 3 4 5      abacus ids  1 2 3 0 1 2 3 0 1 2 3 4 0
+          coupled ids      1 2 3 0 1 2 3 0 1 2 3 4 5
+          abacus ids       1 2 3 0 1 2 3 0 1 2 3 4 0
         end_marker=True    2 7 4 0 $ + 1 5 3 0 $ = 3 2 8 0 EOS
           coupled ids      1 2 3 4 5 0 1 2 3 4 5 0 1 2 3 4 5
 
@@ -93,7 +97,8 @@ class ReversedAdditionTask(PromptAnswerTask):
     ):
         if position_ids not in POSITION_IDS:
             raise ValueError(
-                f"position_ids must be one of {POSITION_IDS}, got {position_ids!r}"
+                f"position_ids must be one of {POSITION_IDS}, "
+                f"got {position_ids!r}"
             )
         self.end_marker, self.position_ids = end_marker, position_ids
         self.token_names = (
@@ -130,8 +135,9 @@ class ReversedAdditionTask(PromptAnswerTask):
     def operands(
         self, prompt: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The two operands' digits (B, n) each, least significant first,
-        after checking the format."""
+        """The two operands' digits (B, n) each, least significant first.
+
+        The format is checked first."""
         width, p = (prompt.shape[1] - 1) // 2, prompt.shape[1]
         n = width - 2 if self.end_marker else width
         a, b = prompt[:, :width], prompt[:, width + 1 :]  # (B, width) each
@@ -170,8 +176,9 @@ class ReversedAdditionTask(PromptAnswerTask):
         return total
 
     def ids(self, s: torch.Tensor) -> torch.Tensor | None:
-        """Position ids (B, L) of whole laid-out sequences ``s`` (prompt,
-        ``=``, answer digits, EOS)."""
+        """Position ids (B, L) of whole laid-out sequences ``s``.
+
+        ``s`` holds the prompt, ``=``, the answer digits and EOS."""
         if self.position_ids == "abacus":
             return digit_places(s, torch.arange(self.vocab_size) < 10)
         if self.position_ids == "none":
@@ -203,6 +210,7 @@ class ReversedAdditionTask(PromptAnswerTask):
 
 class CopyEOSTask(PromptAnswerTask):
     """Copy the prompt after SEP, then write EOS (Kazemnejad et al. 2023).
+
     Length 3, ``repeated=False`` then ``repeated=True`` (one symbol, drawn per
     sequence, ``n`` times)::
 

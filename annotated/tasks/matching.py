@@ -18,19 +18,19 @@ import torch
 from annotated.tasks.base import (
     PAD,
     SEP,
-    LabellingTask,
-    PromptAnswerTask,
     check_count,
     digit_names,
     fair_coin,
     letter_names,
 )
+from annotated.tasks.layouts import LabellingTask, PromptAnswerTask
 
 
 class KBackTask(LabellingTask):
-    """Label ``1`` where ``x_i == x_{i-k}``, else ``0``; the first ``k``
-    positions are not scored. k = 2: ``a b a b c b`` → ``PAD PAD 1 1 0 1``.
-    Each scored label is drawn 1 with probability ½."""
+    """Label ``1`` where ``x_i == x_{i-k}``, else ``0``.
+
+    The first ``k`` positions are not scored. k = 2: ``a b a b c b`` →
+    ``PAD PAD 1 1 0 1``. Each scored label is drawn 1 with probability ½."""
 
     def __init__(self, k: int = 2, n_symbols: int = 4):
         check_count("k", k, 1)
@@ -64,11 +64,12 @@ class KBackTask(LabellingTask):
 
 
 class ContainsPatternTask(PromptAnswerTask):
-    """Does a fixed pattern occur anywhere in the prompt? One label per
-    sequence, the same at any offset (shift-invariant). Pattern ``abc``:
-    ``d a b c a a SEP`` → ``1``, ``a b d c a b SEP`` → ``0``. Negatives
-    contain no occurrence; positives get one planted at a uniform offset (half
-    each)."""
+    """Does a fixed pattern occur anywhere in the prompt?
+
+    One label per sequence, the same at any offset (shift-invariant). Pattern
+    ``abc``: ``d a b c a a SEP`` → ``1``, ``a b d c a b SEP`` → ``0``.
+    Negatives contain no occurrence; positives get one planted at a uniform
+    offset (half each)."""
 
     def __init__(
         self, pattern: str | Sequence[int] = "abc", n_symbols: int = 4
@@ -82,7 +83,8 @@ class ContainsPatternTask(PromptAnswerTask):
         )
         if not ids or min(ids) < 0 or max(ids) >= n_symbols:
             raise ValueError(
-                f"pattern must be a non-empty sequence of symbols among {''.join(names)}, got {pattern!r}"
+                "pattern must be a non-empty sequence of symbols among "
+                f"{''.join(names)}, got {pattern!r}"
             )
         self.pattern, self.n_symbols = pattern, n_symbols
         self._pattern = torch.tensor(ids, dtype=torch.long)  # (p,)
@@ -122,8 +124,9 @@ class ContainsPatternTask(PromptAnswerTask):
 
 
 class LongRangeMatchTask(PromptAnswerTask):
-    """Is the first token equal to the last? ``c a d b c SEP`` → ``1``. Half
-    the sequences match."""
+    """Is the first token equal to the last? ``c a d b c SEP`` → ``1``.
+
+    Half the sequences match."""
 
     def __init__(self, n_symbols: int = 4):
         check_count("n_symbols", n_symbols, 2)
@@ -156,10 +159,11 @@ class LongRangeMatchTask(PromptAnswerTask):
 
 
 class AssociativeRecallTask(PromptAnswerTask):
-    """``length`` key–value pairs with distinct keys, then a query key; answer
-    its value (Ba et al. 2016; Olsson et al. 2022). Length 3:
-    ``c 7 a 2 f 7 a SEP`` → ``2``. Keys are letters (``n_keys`` ≥ length),
-    values digits."""
+    """Key–value pairs, then a query key: answer its value.
+
+    ``length`` pairs with distinct keys (Ba et al. 2016; Olsson et al. 2022).
+    Length 3: ``c 7 a 2 f 7 a SEP`` → ``2``. Keys are letters (``n_keys`` ≥
+    length), values digits."""
 
     def __init__(self, n_keys: int = 32, n_values: int = 10):
         check_count("n_keys", n_keys, 1)
@@ -208,7 +212,8 @@ class AssociativeRecallTask(PromptAnswerTask):
         hit = keys == query  # (B, n)
         if prompt.shape[1] % 2 == 0 or not hit.any(dim=1).all():
             raise ValueError(
-                "an associative-recall prompt is key value pairs then one of those keys"
+                "an associative-recall prompt is key value pairs "
+                "then one of those keys"
             )
         # latest binding wins
         last = (hit * torch.arange(1, hit.shape[1] + 1)).argmax(

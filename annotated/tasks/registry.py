@@ -1,5 +1,4 @@
-"""The task registry: every task the lab, the command line and the chapters
-can name.
+"""The task registry: every task the lab, the CLI and the chapters name.
 
 ``TASKS`` maps a name to a ready-built :class:`~annotated.tasks.base.Task`
 instance, so a task registered with arguments keeps them:
@@ -27,6 +26,7 @@ from annotated.tasks.arithmetic import (
     ParityTask,
 )
 from annotated.tasks.base import Task
+from annotated.tasks.corpus import load_tiny_shakespeare
 from annotated.tasks.extrapolation import CopyEOSTask, ReversedAdditionTask
 from annotated.tasks.matching import (
     AssociativeRecallTask,
@@ -35,16 +35,17 @@ from annotated.tasks.matching import (
     LongRangeMatchTask,
 )
 from annotated.tasks.sequences import CopyTask, ReverseTask, SortTask
-from annotated.tasks.text import TextDataset, load_tiny_shakespeare
+from annotated.tasks.text import TextDataset
 
 TASKS: dict[str, Task] = {}
 
 
 def register_task(name: str, task=None, *, replace: bool = False):
-    """Add a task under ``name``: ``register_task("mine", MyTask())``, or as a
-    decorator on a ``Task`` subclass (instantiated with no arguments):
-    ``@register_task("mine")``. A taken name raises ValueError unless
-    ``replace=True``."""
+    """Add a task under ``name``, as an instance or a decorated class.
+
+    ``register_task("mine", MyTask())``, or as a decorator on a ``Task``
+    subclass (instantiated with no arguments): ``@register_task("mine")``. A
+    taken name raises ValueError unless ``replace=True``."""
     if not isinstance(name, str) or not re.fullmatch(
         r"[A-Za-z0-9_\-]+", name
     ):
@@ -56,11 +57,13 @@ def register_task(name: str, task=None, *, replace: bool = False):
         instance = obj() if isinstance(obj, type) else obj
         if not isinstance(instance, Task):
             raise TypeError(
-                f"register_task needs a Task instance or subclass, got {type(instance).__name__}"
+                "register_task needs a Task instance or subclass, "
+                f"got {type(instance).__name__}"
             )
         if name in TASKS and not replace:
             raise ValueError(
-                f"a task named {name!r} is already registered; choose another name (taken: {', '.join(sorted(TASKS))}) "
+                f"a task named {name!r} is already registered; choose "
+                f"another name (taken: {', '.join(sorted(TASKS))}) "
                 "or pass replace=True"
             )
         TASKS[name] = instance
@@ -70,8 +73,7 @@ def register_task(name: str, task=None, *, replace: bool = False):
 
 
 def get_task(name: str | Task) -> Task:
-    """The registered task called ``name`` (a Task instance is returned as
-    is)."""
+    """The task registered as ``name``; a Task instance is returned as is."""
     if isinstance(name, Task):
         return name
     if name not in TASKS:

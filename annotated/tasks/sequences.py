@@ -3,7 +3,7 @@
 The answer is as long as the prompt, so every answer position is scored and
 the task asks the model to find, for each output position, the right input
 position: by offset (copy), by mirrored offset (reverse) or by rank (sort).
-Layout: :class:`~annotated.tasks.base.PromptAnswerTask`.
+Layout: :class:`~annotated.tasks.layouts.PromptAnswerTask`.
 
 Legend: B batch, n problem length.
 """
@@ -12,13 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from annotated.tasks.base import (
-    PAD,
-    SEP,
-    PromptAnswerTask,
-    check_count,
-    digit_names,
-)
+from annotated.tasks.base import PAD, SEP, check_count, digit_names
+from annotated.tasks.layouts import PromptAnswerTask
 
 
 class _SymbolSequenceTask(PromptAnswerTask):
@@ -39,8 +34,10 @@ class CopyTask(_SymbolSequenceTask):
 
     Length 3, prompt ``4 1 7``::
 
-        s       4 1 7 SEP 4 1 7
-        inputs  4 1 7 SEP 4 1        targets 1 7 SEP 4 1 7        scored . . . x x x
+        s        4 1 7 SEP 4 1 7
+        inputs   4  1  7    SEP  4  1
+        targets  1  7  SEP  4    1  7
+        scored   .  .  .    x    x  x
     """
 
     def __init__(self, n_symbols: int = 10):
@@ -52,8 +49,9 @@ class CopyTask(_SymbolSequenceTask):
 
 
 class ReverseTask(_SymbolSequenceTask):
-    """Write the prompt backwards after SEP. Length 3: ``4 1 7 SEP`` → answer
-    ``7 1 4``."""
+    """Write the prompt backwards after SEP.
+
+    Length 3: ``4 1 7 SEP`` → answer ``7 1 4``."""
 
     def __init__(self, n_symbols: int = 10):
         super().__init__(n_symbols)
@@ -64,9 +62,10 @@ class ReverseTask(_SymbolSequenceTask):
 
 
 class SortTask(_SymbolSequenceTask):
-    """Sort integers ascending (repeats kept). Length 5: ``3 0 3 9 1 SEP`` →
-    answer ``0 1 3 3 9``. No chance level: sorted outputs are not uniform per
-    position."""
+    """Sort integers ascending (repeats kept).
+
+    Length 5: ``3 0 3 9 1 SEP`` → answer ``0 1 3 3 9``. No chance level:
+    sorted outputs are not uniform per position."""
 
     def solve(self, prompt):
         return prompt.sort(dim=1).values

@@ -1,41 +1,18 @@
-"""Character-level text: a tokenizer, the Tiny Shakespeare corpus, and random
-training windows.
+"""Character-level text: a tokenizer and random training windows.
 
-A character-level language model (Karpathy's char-rnn, 2015; nanoGPT) predicts
-the next
-character: the vocabulary is the set of characters in the corpus, ids in
-sorted order. :class:`TextDataset` is a :class:`~annotated.tasks.base.Task`
-whose ``length`` is the context length, so the training loop treats text like
-any algorithmic task; the registry (:mod:`annotated.tasks.registry`) names it
-``"tiny_shakespeare"``, and it reads the corpus on first use (not at import).
-
-Where the corpus comes from (:func:`load_tiny_shakespeare`), first match wins:
-
-1. the ``path`` argument;
-2. the environment variable ``ANNOTATED_TINYSHAKESPEARE`` (a file path);
-3. ``tinyshakespeare.txt`` in the cache directory (the ``cache_dir`` argument,
-   else ``$ANNOTATED_CACHE``, else ``~/.cache/annotated/``);
-4. a download from :data:`TINY_SHAKESPEARE_URL` into that cache, once: written
-   to a temporary file, checked against :data:`TINY_SHAKESPEARE_SHA256`, then
-   moved into place with ``os.replace``, so a failed or corrupt download never
-   leaves a file behind.
-
-Only downloads are checked: a file you point at (1–3) is used as it is, so an
-edited or different corpus works. With no local copy and no network the error
-says how to provide one.
+A character-level language model (Karpathy's char-rnn, 2015; nanoGPT)
+predicts the next character: the vocabulary is the set of characters in the
+corpus, ids in sorted order. :class:`TextDataset` is a
+:class:`~annotated.tasks.base.Task` whose ``length`` is the context length,
+so the training loop treats text like any algorithmic task; the registry
+(:mod:`annotated.tasks.registry`) names it ``"tiny_shakespeare"``, and it
+reads the corpus (:mod:`annotated.tasks.corpus`) on first use, not at
+import.
 
 Legend: B batch, T context length, N characters in a split.
 """
 
 from __future__ import annotations
-
-import hashlib
-import os
-import shutil
-import tempfile
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import torch
 
@@ -46,23 +23,6 @@ from annotated.tasks.base import (
     as_generator,
     check_count,
 )
-
-TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
-TINY_SHAKESPEARE_SHA256 = (
-    "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
-)
-PATH_ENV, CACHE_ENV = "ANNOTATED_TINYSHAKESPEARE", "ANNOTATED_CACHE"
-CACHE_FILENAME = "tinyshakespeare.txt"
-
-
-class CorpusUnavailableError(FileNotFoundError):
-    """The corpus is neither on disk nor downloadable; the message says how to
-    provide it."""
-
-
-class ChecksumMismatchError(RuntimeError):
-    """A download's sha256 differs from the published one (nothing was
-    written)."""
 
 
 class CharTokenizer:
@@ -76,7 +36,8 @@ class CharTokenizer:
     def __init__(self, text: str):
         if not isinstance(text, str) or not text:
             raise ValueError(
-                "CharTokenizer needs a non-empty string to take its characters from"
+                "CharTokenizer needs a non-empty string "
+                "to take its characters from"
             )
         self.chars = "".join(sorted(set(text)))
         self._ids = {c: i for i, c in enumerate(self.chars)}
@@ -95,7 +56,8 @@ class CharTokenizer:
         unknown = sorted(set(text) - self._ids.keys())
         if unknown:
             raise ValueError(
-                f"characters not in the vocabulary: {unknown[:10]!r}; build the tokenizer from a text holding them"
+                f"characters not in the vocabulary: {unknown[:10]!r}; "
+                "build the tokenizer from a text holding them"
             )
         # (N,)
         return torch.tensor([self._ids[c] for c in text], dtype=torch.long)
@@ -115,7 +77,8 @@ class CharTokenizer:
             state.get("chars"), str
         ):
             raise ValueError(
-                "expected a dict made by CharTokenizer.to_dict(): {'kind': 'char', 'chars': ...}"
+                "expected a dict made by CharTokenizer.to_dict(): "
+                "{'kind': 'char', 'chars': ...}"
             )
         return cls(state["chars"])
 
@@ -126,109 +89,10 @@ class CharTokenizer:
         return f"CharTokenizer(vocab_size={self.vocab_size})"
 
 
-def default_cache_dir() -> Path:
-    return Path(
-        os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "annotated"
-    ).expanduser()
-
-
-def _how_to_provide(cache_file: Path) -> str:
-    return (
-        "Provide the file in one of these ways: pass load_tiny_shakespeare(path='/path/to/input.txt'); "
-        f"or set the environment variable {PATH_ENV}=/path/to/input.txt; "
-        f"or download {TINY_SHAKESPEARE_URL} (sha256 {TINY_SHAKESPEARE_SHA256}) and save it as {cache_file} "
-        f"(the cache directory can be changed with {CACHE_ENV})."
-    )
-
-
-def _fetch(url: str, out, timeout: float = 30.0) -> None:
-    """Stream ``url`` into the open binary file ``out`` (tests replace
-    this)."""
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        shutil.copyfileobj(response, out)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def download_tiny_shakespeare(dest: Path) -> Path:
-    """Download to ``dest`` atomically, verifying the sha256; no file is left
-    on failure."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=dest.parent, prefix=dest.name + ".", suffix=".part"
-    )
-    try:
-        try:
-            with os.fdopen(fd, "wb") as out:
-                _fetch(TINY_SHAKESPEARE_URL, out)
-        except (urllib.error.URLError, OSError) as error:
-            raise CorpusUnavailableError(
-                f"Tiny Shakespeare could not be downloaded ({error}). "
-                + _how_to_provide(dest)
-            ) from error
-        digest = _sha256(Path(tmp))
-        if digest != TINY_SHAKESPEARE_SHA256:
-            raise ChecksumMismatchError(
-                f"the download from {TINY_SHAKESPEARE_URL} has sha256 {digest}, expected {TINY_SHAKESPEARE_SHA256}; "
-                "nothing was saved. Retry later, or " + _how_to_provide(dest)
-            )
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dest
-
-
-def tiny_shakespeare_path(
-    path=None, cache_dir=None, *, download: bool = True
-) -> Path:
-    """Where the corpus is, in the order of the module docstring (downloading
-    if needed)."""
-    cache_file = (
-        Path(cache_dir).expanduser() / CACHE_FILENAME
-        if cache_dir is not None
-        else default_cache_dir() / CACHE_FILENAME
-    )
-    for given, origin in (
-        (path, "the path argument"),
-        (os.environ.get(PATH_ENV) or None, f"${PATH_ENV}"),
-    ):
-        if given is not None:
-            if not Path(given).expanduser().is_file():
-                raise CorpusUnavailableError(
-                    f"{origin} points at {given}, which is not a file. "
-                    + _how_to_provide(cache_file)
-                )
-            return Path(given).expanduser()
-    if cache_file.is_file():
-        return cache_file
-    if not download:
-        raise CorpusUnavailableError(
-            f"Tiny Shakespeare is not at {cache_file} and download=False. "
-            + _how_to_provide(cache_file)
-        )
-    return download_tiny_shakespeare(cache_file)
-
-
-def load_tiny_shakespeare(
-    path=None, cache_dir=None, *, download: bool = True
-) -> str:
-    """The Tiny Shakespeare text (Karpathy 2015; 1,115,394 characters, 65
-    distinct)."""
-    return tiny_shakespeare_path(
-        path, cache_dir, download=download
-    ).read_text(encoding="utf-8")
-
-
 class TextDataset(Task):
-    """Random windows of a text for next-character prediction, from a
-    contiguous train/val split.
+    """Random windows of a text for next-character prediction.
+
+    The windows come from a contiguous train/val split.
 
     ``sample(batch_size, length, generator, split="train")`` takes
     ``batch_size`` windows of ``length + 1`` characters at uniform random
@@ -249,7 +113,8 @@ class TextDataset(Task):
     ):
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(
-                f"val_fraction must lie strictly between 0 and 1, got {val_fraction}"
+                "val_fraction must lie strictly between 0 and 1, "
+                f"got {val_fraction}"
             )
         self.source = (
             getattr(source, "__name__", "<callable>")
@@ -276,7 +141,8 @@ class TextDataset(Task):
 
     @property
     def splits(self) -> dict[str, torch.Tensor]:
-        """Token ids of each split:
+        """Token ids of each split.
+
         ``{"train": (N_train,), "val": (N_val,)}``."""
         if self._splits is None:
             ids = self.tokenizer.encode(self.text)
@@ -308,7 +174,8 @@ class TextDataset(Task):
         ids = self.splits[split]  # (N,)
         if len(ids) < length + 1:
             raise ValueError(
-                f"the {split} split has {len(ids)} characters, a window of length {length} needs {length + 1}; "
+                f"the {split} split has {len(ids)} characters, a window of "
+                f"length {length} needs {length + 1}; "
                 "use a shorter length or a longer text"
             )
         # (B, 1)
