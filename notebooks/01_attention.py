@@ -71,7 +71,7 @@ from annotated.attention.masks import (
     padding,
     padding_mask,
 )
-from annotated.figures.diagrams import qkv_diagram
+from annotated.figures.attention_diagrams import qkv_diagram
 from annotated.figures.showcode import show_source
 from annotated.figures.viz import (
     attention_heatmap,

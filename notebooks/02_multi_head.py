@@ -57,7 +57,7 @@ except ImportError:
 # The code lives in `annotated/attention/` (`MultiHeadAttention`,
 # `KVCache`), on top of chapter 1's `attend` and `attention_entropy` in the
 # same folder; the explorer is
-# `annotated.figures.widgets.AttentionExplorer`.
+# `annotated.figures.attention_explorer.AttentionExplorer`.
 
 # %%
 import math
@@ -69,12 +69,13 @@ import torch.nn.functional as F
 
 from annotated.analysis.intervals import format_interval, t_interval
 from annotated.attention.attend import attention_entropy
+from annotated.attention.cache import KVCache
 from annotated.attention.masks import causal_mask
-from annotated.attention.multihead import KVCache, MultiHeadAttention
-from annotated.figures.diagrams import heads_diagram
+from annotated.attention.multihead import MultiHeadAttention
+from annotated.figures.attention_diagrams import heads_diagram
+from annotated.figures.attention_explorer import AttentionExplorer
 from annotated.figures.showcode import show_source
 from annotated.figures.viz import figure_image, head_grid
-from annotated.figures.widgets import AttentionExplorer
 from annotated.positional import LearnedAbsoluteEncoding
 
 torch.manual_seed(0)

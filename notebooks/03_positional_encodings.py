@@ -67,7 +67,7 @@ import torch.nn.functional as F
 
 from annotated.analysis.intervals import t_interval
 from annotated.attention.multihead import MultiHeadAttention
-from annotated.figures.diagrams import positional_diagram
+from annotated.figures.position_diagrams import positional_diagram
 from annotated.figures.showcode import show_source
 from annotated.figures.viz import figure_image, signed_heatmap
 from annotated.models.config import ModelConfig

@@ -68,7 +68,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from annotated.analysis.intervals import format_interval, t_interval
-from annotated.figures.diagrams import architecture_masks_diagram
+from annotated.figures.pattern_diagrams import architecture_masks_diagram
 from annotated.figures.showcode import show_source
 from annotated.figures.viz import attention_heatmap, figure_image
 from annotated.models.blocks import (

@@ -71,9 +71,10 @@ import yaml
 
 import annotated
 from annotated.analysis.intervals import format_interval, t_interval
-from annotated.figures.diagrams import next_character_diagram
+from annotated.figures.curves import loss_curves
 from annotated.figures.showcode import show_source
-from annotated.figures.viz import figure_image, loss_curves
+from annotated.figures.task_diagrams import next_character_diagram
+from annotated.figures.viz import figure_image
 from annotated.models.config import ModelConfig
 from annotated.models.generate import sample_next
 from annotated.models.summary import count_parameters

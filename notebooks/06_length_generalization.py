@@ -88,11 +88,16 @@ from annotated.analysis.stored_sweeps import (
     spans,
 )
 from annotated.figures import viz
+from annotated.figures.curves import (
+    accuracy_curves,
+    accuracy_vs_length,
+    loss_curves,
+)
 from annotated.figures.dashboard import ComparisonDashboard
-from annotated.figures.diagrams import protocol_diagram
 from annotated.figures.showcode import show_source
+from annotated.figures.task_diagrams import protocol_diagram
 from annotated.figures.viz import figure_image
-from annotated.lab.reports import read_csv
+from annotated.lab import read_csv
 from annotated.models.transformer import load_model
 from annotated.training.evaluation import batch_positions, expand_lengths
 from annotated.training.history import History
@@ -912,7 +917,7 @@ for ax, task in zip(panels, TASKS):
         )
         for e in ENCODINGS
     }
-    viz.accuracy_vs_length(
+    accuracy_vs_length(
         curves,
         ax,
         train_length=c.train_length,
@@ -1038,8 +1043,8 @@ for column, (encoding, folder) in enumerate(live.items()):
     history = History(
         read_csv(folder / "metrics.csv"), read_csv(folder / "eval.csv")
     )
-    viz.loss_curves(history, axes[0, column], title=f"{encoding}: loss")
-    viz.accuracy_curves(
+    loss_curves(history, axes[0, column], title=f"{encoding}: loss")
+    accuracy_curves(
         history,
         axes[1, column],
         metric="exact_match",

@@ -79,7 +79,7 @@ from annotated.bench import (
     plot_scaling,
     run_benchmark,
 )
-from annotated.figures.diagrams import tiling_diagram
+from annotated.figures.attention_diagrams import tiling_diagram
 from annotated.figures.showcode import show_source
 from annotated.figures.viz import figure_image, figure_png
 from annotated.kernels import (

@@ -84,7 +84,7 @@ from annotated.analysis.scaling import (
     fit_power_law_with_floor,
     heldout_loss,
 )
-from annotated.figures.diagrams import head_roles_diagram
+from annotated.figures.pattern_diagrams import head_roles_diagram
 from annotated.figures.showcode import show_source
 from annotated.figures.viz import figure_image
 from annotated.lab import read_csv

@@ -69,7 +69,7 @@ from annotated import lab
 from annotated.analysis.claims import Claim, claims_table
 from annotated.analysis.stored_sweeps import StoredSweeps
 from annotated.figures import viz
-from annotated.figures.diagrams import position_ids_diagram
+from annotated.figures.position_diagrams import position_ids_diagram
 from annotated.figures.showcode import show_source
 from annotated.figures.viz import figure_image
 from annotated.lab.config import CONFIG_DIR
@@ -134,9 +134,10 @@ print("three sequences of 6 tokens, positions from range(24):")
 print(draw)
 
 # %% [markdown]
-# Every row is increasing, and no id repeats within a row. The library applies
-# the draw to any encoding (`ModelConfig.random_positions`); the `randomized`
-# encoding of week 3 is the sinusoidal one read through it. The stored sort
+# Every row is increasing, and no id repeats within a row. The `randomized`
+# encoding of week 3 declares the range it draws from, and the training loop
+# and evaluation pass such draws to it; it reads them through the sinusoidal
+# encoding by default. The stored sort
 # sweep (8 symbols, training lengths $1 \dots 8$, tested to 16, three seeds
 # each, stop rule of week 6) sets it beside its base and beside two encodings
 # that need no remedy in the literature, NoPE and T5's bias (week 6, section

@@ -36,8 +36,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from annotated.lab.reports import group_statistics, run_row, write_csv  # noqa: E402
-from annotated.lab.sweeps import point_row, read_report, sweep_runs  # noqa: E402
+from annotated.lab.grid import sweep_runs  # noqa: E402
+from annotated.lab.summary import point_row, read_report  # noqa: E402
+from annotated.lab.tables import group_statistics, run_row, write_csv  # noqa: E402
 
 PREFIX = "length_generalization_"
 

@@ -39,7 +39,7 @@ from annotated.analysis.scaling import (
 )
 from annotated.lab import environment
 from annotated.tasks import get_task
-from annotated.tasks.text import tiny_shakespeare_path
+from annotated.tasks.corpus import tiny_shakespeare_path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "annotated" / "data"

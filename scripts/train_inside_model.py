@@ -25,7 +25,7 @@ from annotated.models.config import ModelConfig
 from annotated.models.summary import count_parameters
 from annotated.models.transformer import build_model
 from annotated.tasks import get_task
-from annotated.tasks.text import tiny_shakespeare_path
+from annotated.tasks.corpus import tiny_shakespeare_path
 from annotated.training.config import TrainConfig
 from annotated.training.loop import train
 

@@ -19,8 +19,8 @@ from annotated.tasks import CopyTask, register_task
 
 TINY = {"steps": 8, "d_model": 16, "n_layers": 1, "n_heads": 2, "batch_size": 8, "eval_batches": 1, "eval_every": 4,
         "train_length": 4, "eval_lengths": [6]}  # fmt: skip
-CLI_TINY = ["--train-length", "4", "--eval-lengths", "6", "--steps", "8", "--d-model", "16", "--layers", "1",
-            "--heads", "2", "--batch-size", "8", "--eval-batches", "1", "--eval-every", "4"]  # fmt: skip
+CLI_TINY = ["--train-length", "4", "--eval-lengths", "6", "--steps", "8", "--d-model", "16", "--n-layers", "1",
+            "--n-heads", "2", "--batch-size", "8", "--eval-batches", "1", "--eval-every", "4"]  # fmt: skip
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -63,7 +63,7 @@ def test_configs_are_one_sweep_that_the_command_line_runs_too(tmp_path):
             "--task",
             "reverse",
             *CLI_TINY,
-            "--pe",
+            "--positional",
             pe,
             "--seed",
             str(seed),
@@ -117,7 +117,7 @@ def test_trains_what_the_command_line_trains(trained, tmp_path, capsys):
                 "train",
                 "--task",
                 "copy",
-                "--pe",
+                "--positional",
                 "alibi",
                 *CLI_TINY,
                 "--out",

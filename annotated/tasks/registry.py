@@ -7,7 +7,7 @@ instance, so a task registered with arguments keeps them:
 :func:`register_task` takes an instance (built with whatever arguments you
 like) or, as a decorator, a ``Task`` subclass, which it instantiates with no
 arguments. User code registers its own tasks the same way, e.g. from a
-``--plugin`` file::
+``--plugins`` file::
 
     register_task("copy_3", CopyTask(n_symbols=3))
     get_task("copy_3")(2, 4, 0)  # Batch of 2 problems of length 4, seed 0
