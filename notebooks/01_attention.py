@@ -61,7 +61,11 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from annotated.attention.attend import attend, attention_entropy
+from annotated.attention.attend import (
+    attend,
+    attention_entropy,
+    masked_softmax,
+)
 from annotated.attention.masks import (
     and_masks,
     causal,
@@ -168,10 +172,19 @@ for q in ([0.0, 3.0], [1.5, 1.5], [10.0, 0.0]):
 figure_image(qkv_diagram())
 
 # %% [markdown]
-# Here is `attend`, exactly as the tests run it:
+# Here is `attend`, exactly as the tests run it. It reads as the equation:
+# check the call and resolve its defaults, compute the scores, find the keys
+# each query may see, take the softmax over those, and average the values.
 
 # %%
 show_source(attend)
+
+# %% [markdown]
+# One step deserves a look: the softmax over the visible keys gives a
+# query that may see no key at all zeros rather than `0/0`:
+
+# %%
+show_source(masked_softmax)
 
 # %% [markdown]
 # `attend` returns the weights as well as the output, because we want to look

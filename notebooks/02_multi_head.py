@@ -134,9 +134,10 @@ for n_heads in (1, 2, 4, 8):
 # ## 2. The same as `torch.nn.MultiheadAttention`
 #
 # Here is the library's `forward`: project, split into heads (B, T, C) → (B,
-# H, T, D), let the positional encoding act where it declares (RoPE rotates q
-# and k; ALiBi and T5 hand over a `score_mod`), append to the cache if there
-# is one, attend, and join the heads again.
+# H, T, D), call the positional encoding's two hooks (RoPE rotates q and k;
+# ALiBi and T5 hand over a `score_mod`; every other encoding leaves both
+# alone), append to the cache if there is one, attend, and join the heads
+# again.
 
 # %%
 show_source(MultiHeadAttention.forward)

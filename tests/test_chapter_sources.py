@@ -24,13 +24,14 @@ from _scripts import ROOT
 CHAPTER_SOURCES = {
     "01_attention": [
         "annotated.attention.attend:attend",
+        "annotated.attention.attend:masked_softmax",
         "annotated.attention.masks:causal",
         "annotated.attention.masks:padding",
     ],
     "02_multi_head": [
         "annotated.attention.multihead:MultiHeadAttention.forward",
         "annotated.attention.multihead:MultiHeadAttention._attend",
-        "annotated.attention.multihead:KVCache",
+        "annotated.attention.cache:KVCache",
     ],
     "03_positional_encodings": [
         "annotated.positional.rope:apply_rope",
