@@ -1,5 +1,5 @@
 """Property: any wrong value in any config field — from a YAML file or on the command line — ends in exit
-status 2, one ``error:`` line, no traceback, and no folder (issue 12, item 5).
+status 2, one ``error:`` line, no traceback, and no folder.
 
 The wrong values are wrong by construction, from a reference written here rather than read from
 the library: a value of a kind the field's type does not take (text for a number, a number for a

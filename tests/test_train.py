@@ -20,7 +20,12 @@ from annotated.training.evaluation import (
     length_range,
 )
 from annotated.training.history import History, layer_groups
-from annotated.training.loop import TrainingDiverged, resolve_device, train
+from annotated.training.loop import (
+    TrainingDiverged,
+    resolve_device,
+    stop_rule,
+    train,
+)
 from annotated.training.optim import (
     decay_groups,
     learning_rate,
@@ -373,6 +378,26 @@ def test_global_rng_is_left_alone_and_runs_repeat():
     )  # dropout drew from a forked RNG
 
 
+def test_stop_rule_learns_after_patience_and_stops_from_min_steps():
+    config = TrainConfig(steps=100, warmup_steps=0, eval_every=10, stop_accuracy=0.9, stop_patience=2,
+                         min_steps=50)  # fmt: skip
+    history = History()
+
+    def judge(step, *exact_matches):
+        rows = {n: {"exact_match": e} for n, e in enumerate(exact_matches)}
+        return stop_rule(history, config, step, rows)
+
+    assert not judge(10, 1.0, 0.7)  # mean 0.85: below the target
+    assert not judge(20, 0.9, 0.9) and "learned" not in history.meta  # once
+    assert not judge(
+        30, 1.0, 0.95
+    )  # twice in a row: learned, before min_steps
+    assert history.meta["learned"] and history.meta["steps_to_learn"] == 30
+    assert not judge(40, 0.0, 0.0) and history.meta["stop_streak"] == 0
+    assert judge(50, 0.0, 0.0)  # learned stays learned; min_steps reached
+    assert history.meta["steps_to_learn"] == 30
+
+
 # --- learning -----------------------------------------------------------------------------------
 
 
@@ -417,9 +442,10 @@ class PoisonAt(nn.Module):
 def test_nan_loss_stops_with_last_good_weights():
     model = PoisonAt(small_model(), k=5)
     after_step = {}
-    callback = lambda kind, row: after_step.setdefault(
-        row["step"], copy.deepcopy(model.state_dict())
-    )  # noqa: E731
+
+    def callback(kind, row):
+        after_step.setdefault(row["step"], copy.deepcopy(model.state_dict()))
+
     with pytest.raises(
         TrainingDiverged,
         match="diverged at step 5: the loss is nan.*lower lr",

@@ -50,7 +50,8 @@ def length_range(train_length) -> tuple[int, int]:
         ):
             return low, high
     raise ValueError(
-        f"train_length must be a positive int or a pair [low, high] with low ≤ high, got {train_length!r}"
+        "train_length must be a positive int or a pair [low, high] with "
+        f"low ≤ high, got {train_length!r}"
     )
 
 
@@ -65,11 +66,14 @@ def check_lengths(model_config, task: Task, lengths: Sequence[int]) -> None:
             or not model_config.positional_encoding.table_limit
         ):
             continue
-        if task.seq_len(length) > model_config.max_len:
+        needed, rows = task.seq_len(length), model_config.max_len
+        if needed > rows:
             raise ValueError(
-                f"length {length} needs {task.seq_len(length)} positions but the learned positional encoding has "
-                f"max_len={model_config.max_len} rows; raise model max_len to ≥ {task.seq_len(length)}, drop that "
-                "evaluation length, or choose an encoding that extrapolates (rope, alibi, sinusoidal, …)"
+                f"length {length} needs {needed} positions but the learned "
+                f"positional encoding has max_len={rows} rows; raise model "
+                f"max_len to ≥ {needed}, drop that evaluation length, or "
+                "choose an encoding that extrapolates (rope, alibi, "
+                "sinusoidal, …)"
             )
 
 
@@ -106,7 +110,8 @@ def expand_lengths(spec) -> list[int]:
             or match[3] == "0"
         ):
             raise ValueError(
-                f"a length range reads 'LOW..HIGH' or 'LOW..HIGH:STEP' with 1 ≤ LOW ≤ HIGH, got {spec!r}"
+                "a length range reads 'LOW..HIGH' or 'LOW..HIGH:STEP' with "
+                f"1 ≤ LOW ≤ HIGH, got {spec!r}"
             )
         return list(
             range(int(match[1]), int(match[2]) + 1, int(match[3] or 1))
@@ -121,7 +126,8 @@ def expand_lengths(spec) -> list[int]:
         ):
             return sorted(set(out))
     raise ValueError(
-        f"eval_lengths must be positive integers or ranges like '1..40', got {spec!r}"
+        "eval_lengths must be positive integers or ranges like '1..40', "
+        f"got {spec!r}"
     )
 
 
@@ -148,12 +154,9 @@ def evaluate(
     the mean over the scored queries, one value per layer and head
     (``entropy/L0H1``).
     """
-    generator = torch.Generator().manual_seed(
-        config.seed * EVAL_SEED_OFFSET + length
-    )
-    position_rng = torch.Generator().manual_seed(
-        config.seed * EVAL_SEED_OFFSET + length + POSITION_SEED_SHIFT
-    )
+    seed = config.seed * EVAL_SEED_OFFSET + length
+    generator = torch.Generator().manual_seed(seed)
+    position_rng = torch.Generator().manual_seed(seed + POSITION_SEED_SHIFT)
     was_training = model.training
     model.eval()
     loss_sum, correct, scored, exact, sequences = 0.0, 0, 0, 0, 0
@@ -167,7 +170,7 @@ def evaluate(
         ).to(device)
         # None, the task's ids, or a random sorted draw
         positions = batch_positions(model, batch, position_rng)
-        # (B,T,V); L×(B,H,T,Tk)
+        # (B, T, V); L × (B, H, T, Tk), weights for the first batch only
         logits, attentions = model_logits(
             model, batch.inputs, need_weights=i == 0, **positions
         )
@@ -183,27 +186,14 @@ def evaluate(
         scored += int(mask.sum())
         exact += int(hits.all(dim=1).sum())
         sequences += batch.inputs.shape[0]
-        # mean entropy over the scored queries: (L, H)
         if attentions and all(w is not None for w in attentions):
-            # (L, B, H, T)
-            per_query = torch.stack(
-                [attention_entropy(w.float()) for w in attentions]
-            )
-            weights = mask[None, :, None, :].float()
-            entropy = (per_query * weights).sum((1, 3)) / weights.sum(
-                (1, 3)
-            ).clamp_min(1)
+            entropy = scored_entropy(attentions, mask)
     model.train(was_training)
     loss = loss_sum / max(scored, 1)
-    row = {
-        "length": length,
-        "loss": loss,
-        "perplexity": math.exp(min(loss, 700.0)),
-    }
-    row |= {
-        "token_accuracy": correct / max(scored, 1),
-        "exact_match": exact / max(sequences, 1),
-    }
+    row = {"length": length, "loss": loss}
+    row["perplexity"] = math.exp(min(loss, 700.0))
+    row["token_accuracy"] = correct / max(scored, 1)
+    row["exact_match"] = exact / sequences
     row |= {"n_sequences": sequences, "n_scored": scored}
     row["exact_match_lo"], row["exact_match_hi"] = wilson_interval(
         exact, sequences
@@ -218,3 +208,15 @@ def evaluate(
             for h, e in enumerate(layer)
         }
     return row
+
+
+def scored_entropy(attentions, mask: torch.Tensor) -> torch.Tensor:
+    """The attention entropy of each layer and head, (L, H): the mean over
+    the scored queries (``mask``, (B, T)) of every sequence."""
+    # (L, B, H, T)
+    per_query = torch.stack(
+        [attention_entropy(w.float()) for w in attentions]
+    )
+    weights = mask[None, :, None, :].float()
+    total = (per_query * weights).sum((1, 3))
+    return total / weights.sum((1, 3)).clamp_min(1)

@@ -6,22 +6,20 @@ Which tensors it decays follows minGPT's ``configure_optimizers``
 (karpathy/minGPT, ``mingpt/model.py``): the matrices of whitelisted modules
 are pulled towards zero, and nothing else is.
 
-====================================================  =========  ===========================================
-parameter                                             decayed?   why
-====================================================  =========  ===========================================
-``weight`` of an ``nn.Linear``                         yes        minGPT's whitelist: the layers' matrices
-any ``bias``                                           no         minGPT: a shift, not a scale
-every parameter of ``nn.LayerNorm`` / ``nn.RMSNorm``   no         minGPT's blacklist: gains should stay near 1
-every parameter of an ``nn.Embedding``                 no         minGPT's blacklist: token tables (and the
-                                                                  learned position and T5 bucket tables)
-a parameter held by a positional encoding itself       no         a position table as a bare ``nn.Parameter``
-                                                                  is an embedding indexed by position
-                                                                  (minGPT's first GPT: ``no_decay.add('pos_emb')``)
-a matrix tied to an embedding (output head)            no         the embedding wins: nanoGPT's minGPT-style
-                                                                  rule (commit eba36e84) removed ``lm_head.weight``
-                                                                  from the decay set because it *is* ``wte.weight``
-anything else                                          —          ``ValueError`` naming it: no silent guess
-====================================================  =========  ===========================================
+- the ``weight`` of an ``nn.Linear`` decays: minGPT's whitelist, the layers'
+  matrices;
+- no ``bias`` decays: a shift, not a scale;
+- no parameter of ``nn.LayerNorm`` / ``nn.RMSNorm`` decays: minGPT's
+  blacklist, gains should stay near 1;
+- no parameter of an ``nn.Embedding`` decays: minGPT's blacklist, token
+  tables (and the learned position and T5 bucket tables);
+- no parameter held by a positional encoding itself decays: a position table
+  as a bare ``nn.Parameter`` is an embedding indexed by position (minGPT's
+  first GPT: ``no_decay.add('pos_emb')``);
+- a matrix tied to an embedding (the output head) does not decay: the
+  embedding wins, as in nanoGPT, whose decay set leaves out
+  ``lm_head.weight`` because it *is* ``wte.weight``;
+- anything else raises a ``ValueError`` naming it: no silent guess.
 
 Every trainable tensor lands in exactly one group (a tied tensor, reached from
 two modules, once). Frozen parameters (``requires_grad=False``) are left out
@@ -31,10 +29,11 @@ The learning rate warms up linearly, then follows a cosine to
 ``lr · min_lr_ratio`` (Loshchilov & Hutter 2017, SGDR; Vaswani et al. 2017
 warm up too):
 
-    lr(s) = lr · (s + 1) / W                                   for s < W (warm-up)
-    lr(s) = lr · (r + (1 − r) · ½ (1 + cos(π · p)))           after,  p = (s − W) / (S − W)
+    lr(s) = lr · (s + 1) / W                           for s < W (warm-up)
+    lr(s) = lr · (r + (1 − r) · ½ (1 + cos(π · p)))   for s ≥ W
 
-with ``S`` steps, ``W`` warm-up steps and ``r = min_lr_ratio``.
+with ``p = (s − W) / (S − W)``, ``S`` steps, ``W`` warm-up steps and
+``r = min_lr_ratio``.
 """
 
 from __future__ import annotations
@@ -81,10 +80,12 @@ def decay_groups(
             if verdict is None and param.requires_grad:
                 full = f"{module_name}.{name}" if module_name else name
                 raise ValueError(
-                    f"no weight-decay rule for parameter {full!r} of a {type(module).__name__}: decay covers "
-                    "nn.Linear weights; biases and every parameter of nn.LayerNorm, nn.RMSNorm, nn.Embedding and "
-                    "positional encodings are not decayed. Build the layer from those modules, or set weight_decay=0 "
-                    "and call torch.optim.AdamW yourself"
+                    f"no weight-decay rule for parameter {full!r} of a "
+                    f"{type(module).__name__}: decay covers nn.Linear "
+                    "weights; biases and every parameter of nn.LayerNorm, "
+                    "nn.RMSNorm, nn.Embedding and positional encodings are "
+                    "not decayed. Build the layer from those modules, or "
+                    "set weight_decay=0 and call torch.optim.AdamW yourself"
                 )
             verdicts.setdefault(id(param), []).append(bool(verdict))
     decay, no_decay = {}, {}
