@@ -101,7 +101,7 @@ from annotated.lab import read_csv
 from annotated.models.transformer import load_model
 from annotated.training.evaluation import batch_positions, expand_lengths
 from annotated.training.history import History
-from annotated.training.loop import _stop_rule
+from annotated.training.loop import stop_rule
 
 torch.manual_seed(0)
 # as the sweeps ran (one thread per process): the live runs give their numbers
@@ -180,7 +180,7 @@ show_source(batch_positions)
 # called at every evaluation step of the training loop:
 
 # %%
-show_source(_stop_rule)
+show_source(stop_rule)
 
 # %% [markdown]
 # With a target set, only the training lengths are evaluated during training

@@ -45,7 +45,7 @@ CHAPTER_SOURCES = {
     "05_language_model": ["annotated.models.generate:sample_next"],
     "06_length_generalization": [
         "annotated.training.evaluation:batch_positions",
-        "annotated.training.loop:_stop_rule",
+        "annotated.training.loop:stop_rule",
         "annotated.analysis.intervals:wilson_interval",
     ],
     "09_making_transformers_extrapolate": [

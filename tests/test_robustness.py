@@ -29,7 +29,8 @@ import torch
 import yaml
 
 from annotated.core.atomic import TEMPORARY, pid_alive, write_atomic
-from annotated.core.fields import ConfigError, Interval, check_value
+from annotated.core.fields import ConfigError, check_value
+from annotated.core.ranges import Interval
 from annotated.lab import Resolved, resume, run
 from annotated.lab.cli import main
 from annotated.lab.folders import LOCK
