@@ -43,6 +43,57 @@ def random_ids(*shape: int, high: int, seed: int = 0) -> torch.Tensor:
     return torch.randint(0, high, shape, generator=seeded(seed))
 
 
+def qkv(
+    b=2,
+    h=3,
+    t_q=13,
+    t_k=None,
+    d=8,
+    d_v=None,
+    *,
+    seed=0,
+    dtype=torch.float64,
+    grad=False,
+):
+    """Seeded queries (B, H, Tq, D), keys (B, H, Tk, D) and values (B, H, Tk, Dv);
+    Tk defaults to Tq and Dv to D + 1 (a value size unlike the key size on purpose)."""
+    g = seeded(seed)
+    t_k = t_q if t_k is None else t_k
+    d_v = d + 1 if d_v is None else d_v
+    q = torch.randn(b, h, t_q, d, generator=g, dtype=dtype)
+    k = torch.randn(b, h, t_k, d, generator=g, dtype=dtype)
+    v = torch.randn(b, h, t_k, d_v, generator=g, dtype=dtype)
+    return tuple(x.requires_grad_(grad) for x in (q, k, v))
+
+
+# A lab experiment that trains in about a second: sort at length 4, tested at 6.
+TINY_EXPERIMENT = {
+    "name": "tiny",
+    "task": "sort",
+    "train_length": 4,
+    "eval_lengths": [6],
+    "model": {"d_model": 16, "n_layers": 1, "n_heads": 2},
+    "train": {
+        "steps": 12,
+        "warmup_steps": 2,
+        "batch_size": 8,
+        "eval_every": 6,
+        "eval_batches": 1,
+        "device": "cpu",
+    },
+}
+
+
+def tiny_experiment(*, model=None, train=None, drop=(), **fields) -> dict:
+    """A fresh copy of TINY_EXPERIMENT with ``fields`` replaced, ``model`` and
+    ``train`` merged into their sections and the train fields in ``drop`` left out."""
+    config = {**TINY_EXPERIMENT, **fields}
+    config["model"] = {**TINY_EXPERIMENT["model"], **(model or {})}
+    merged = {**TINY_EXPERIMENT["train"], **(train or {})}
+    config["train"] = {k: v for k, v in merged.items() if k not in drop}
+    return config
+
+
 def tiny_model(seed: int = 0, **config):
     """A model built from ``ModelConfig(**TINY_MODEL | config)`` (``vocab_size`` is required), its
     initialisation seeded with ``torch.manual_seed(seed)``; in training mode, as built."""

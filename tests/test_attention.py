@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import qkv
 
 from annotated.attention.attend import (
     attend,
@@ -12,15 +13,6 @@ from annotated.attention.attend import (
     masked_softmax,
 )
 from annotated.attention.masks import causal_mask, padding_mask
-
-
-def _qkv(dtype, b=2, h=3, tq=5, tk=7, d=8, dv=4, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    q = torch.randn(b, h, tq, d, generator=g, dtype=dtype)
-    k = torch.randn(b, h, tk, d, generator=g, dtype=dtype)
-    v = torch.randn(b, h, tk, dv, generator=g, dtype=dtype)
-    return q, k, v
-
 
 TOL = {
     torch.float32: dict(atol=1e-5, rtol=1e-5),
@@ -32,7 +24,7 @@ TOL = {
 @pytest.mark.parametrize("use_mask", [False, True])
 @pytest.mark.parametrize("use_bias", [False, True])
 def test_attend_equals_sdpa(dtype, use_mask, use_bias):
-    q, k, v = _qkv(dtype)
+    q, k, v = qkv(t_q=5, t_k=7, d_v=4, dtype=dtype)
     g = torch.Generator().manual_seed(1)
     mask = torch.rand(2, 1, 5, 7, generator=g) > 0.3 if use_mask else None
     if mask is not None:
@@ -56,14 +48,14 @@ def test_attend_equals_sdpa(dtype, use_mask, use_bias):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_attend_causal_equals_sdpa_is_causal(dtype):
-    q, k, v = _qkv(dtype, tq=6, tk=6)
+    q, k, v = qkv(t_q=6, t_k=6, d_v=4, dtype=dtype)
     out, _ = attend(q, k, v, causal=True)
     ref = F.scaled_dot_product_attention(q, k, v, is_causal=True)
     torch.testing.assert_close(out, ref, **TOL[dtype])
 
 
 def test_custom_scale_equals_sdpa_scale():
-    q, k, v = _qkv(torch.float64)
+    q, k, v = qkv(t_q=5, t_k=7, d_v=4, dtype=torch.float64)
     out, _ = attend(q, k, v, scale=0.3)
     torch.testing.assert_close(
         out, F.scaled_dot_product_attention(q, k, v, scale=0.3)
@@ -71,7 +63,7 @@ def test_custom_scale_equals_sdpa_scale():
 
 
 def test_rows_sum_to_one_and_masked_keys_get_zero_weight():
-    q, k, v = _qkv(torch.float64)
+    q, k, v = qkv(t_q=5, t_k=7, d_v=4, dtype=torch.float64)
     mask = padding_mask([3, 7], 7)  # (B, 1, 1, Tk)
     _, w = attend(q, k, v, mask=mask)
     torch.testing.assert_close(
@@ -92,7 +84,7 @@ def test_hand_checked_example():
 
 
 def test_fully_masked_row_is_zero_and_nan_free():
-    q, k, v = _qkv(torch.float32)
+    q, k, v = qkv(t_q=5, t_k=7, d_v=4, dtype=torch.float32)
     mask = torch.ones(5, 7, dtype=torch.bool)
     mask[2] = False  # query 2 may look at nothing
     out, w = attend(q, k, v, mask=mask)
@@ -108,7 +100,7 @@ def test_fully_masked_row_is_zero_and_nan_free():
 
 
 def test_minus_inf_bias_everywhere_behaves_like_a_full_mask():
-    q, k, v = _qkv(torch.float32)
+    q, k, v = qkv(t_q=5, t_k=7, d_v=4, dtype=torch.float32)
     bias = torch.zeros(5, 7)
     bias[1] = float("-inf")
     out, w = attend(q, k, v, bias=bias)
@@ -117,7 +109,7 @@ def test_minus_inf_bias_everywhere_behaves_like_a_full_mask():
 
 @pytest.mark.parametrize("which", ["key", "value"])
 def test_causal_future_keys_and_values_never_change_earlier_outputs(which):
-    q, k, v = _qkv(torch.float64, tq=6, tk=6)
+    q, k, v = qkv(t_q=6, t_k=6, d_v=4, dtype=torch.float64)
     out, _ = attend(q, k, v, mask=causal_mask(6))
     for t in range(6):
         k2, v2 = k.clone(), v.clone()
@@ -131,7 +123,7 @@ def test_causal_future_keys_and_values_never_change_earlier_outputs(which):
 
 
 def test_causal_flag_with_longer_keys_aligns_queries_to_the_end():
-    q, k, v = _qkv(torch.float64, tq=2, tk=5)
+    q, k, v = qkv(t_q=2, t_k=5, d_v=4, dtype=torch.float64)
     out, w = attend(q, k, v, causal=True)
     assert (
         (w[..., 0, 4] == 0).all()
@@ -172,7 +164,7 @@ def test_mismatched_shapes_raise_value_error_naming_them(shapes, match):
 
 
 def test_wrong_mask_shape_or_dtype_raises():
-    q, k, v = _qkv(torch.float32)
+    q, k, v = qkv(t_q=5, t_k=7, d_v=4, dtype=torch.float32)
     with pytest.raises(
         ValueError,
         match=r"mask of shape \(5, 6\) does not broadcast .*\(2, 3, 5, 7\)",

@@ -156,6 +156,7 @@ def test_usage_and_config_errors_exit_2_and_write_nothing(
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_train_then_report_with_a_user_task_in_a_subprocess(tmp_path):
     write_plugin(tmp_path, "increment_cli")
     command = [sys.executable, "-m", "annotated", "train", "--plugins", "increment_cli.py", "--task", "increment_cli",
@@ -199,6 +200,7 @@ def test_runtime_failure_exits_1_and_marks_the_run(tmp_path, capsys):
     )
 
 
+@pytest.mark.slow
 def test_sweep_and_report_commands(tmp_path, capsys):
     config = {"name": "mini", "task": "copy", "train_length": 3, "eval_lengths": [4],
               "model": {"d_model": 16, "n_layers": 1, "n_heads": 2},

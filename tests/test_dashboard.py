@@ -109,6 +109,7 @@ def test_configs_are_one_sweep_that_the_command_line_runs_too(tmp_path):
     assert not out.exists()  # building configs trains nothing
 
 
+@pytest.mark.slow
 def test_trains_what_the_command_line_trains(trained, tmp_path, capsys):
     dashboard, result = trained
     assert (

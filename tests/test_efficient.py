@@ -5,6 +5,7 @@ import inspect
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import qkv
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,19 +27,6 @@ from annotated.kernels import (
 )
 
 F64 = dict(rtol=1e-10, atol=1e-10)
-
-
-def qkv(
-    b=2, h=3, t_q=13, t_k=None, d=8, seed=0, dtype=torch.float64, grad=False
-):
-    g = torch.Generator().manual_seed(seed)
-    t_k = t_q if t_k is None else t_k
-    q = torch.randn(b, h, t_q, d, generator=g, dtype=dtype)
-    k = torch.randn(b, h, t_k, d, generator=g, dtype=dtype)
-    v = torch.randn(
-        b, h, t_k, d + 1, generator=g, dtype=dtype
-    )  # Dv != D on purpose
-    return tuple(x.requires_grad_(grad) for x in (q, k, v))
 
 
 def grads(out, *inputs, seed=1):

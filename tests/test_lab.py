@@ -9,6 +9,7 @@ import textwrap
 import pytest
 import torch
 import yaml
+from conftest import tiny_experiment
 
 from annotated.lab import (
     ExperimentConfig,
@@ -23,21 +24,7 @@ from annotated.lab import (
 from annotated.models.transformer import load_model
 from annotated.tasks import get_task
 
-TINY = {
-    "name": "tiny",
-    "task": "sort",
-    "train_length": 4,
-    "eval_lengths": [6],
-    "model": {"d_model": 16, "n_layers": 1, "n_heads": 2},
-    "train": {
-        "steps": 12,
-        "warmup_steps": 2,
-        "batch_size": 8,
-        "eval_every": 6,
-        "eval_batches": 1,
-        "device": "cpu",
-    },
-}
+TINY = tiny_experiment()
 RUN_FILES = {
     "config.yaml",
     "metrics.csv",
@@ -264,6 +251,7 @@ def test_resume_ends_like_an_uninterrupted_run(tmp_path):
         resume(broken)
 
 
+@pytest.mark.slow
 def test_sweep_summary_and_report(tmp_path):
     config = tiny(
         grid={"model.positional": ["rope", "nope"], "seed": [0, 1]},

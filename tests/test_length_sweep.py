@@ -117,6 +117,7 @@ def retrain(rows, cell: dict, config, out_dir) -> tuple[dict, dict]:
     return stored, yaml.safe_load((folder / "report.json").read_text())
 
 
+@pytest.mark.slow
 def test_one_cell_of_the_stored_sweep_reproduces(rows, tmp_path):
     config = lab.ExperimentConfig.from_file(
         CONFIG_DIR / f"length_{CELL['task']}.yaml"
@@ -187,6 +188,7 @@ def test_protocol_sweeps_are_the_shipped_configs_and_say_what_completed():
 PROTOCOL_CELL = {"task": "sort", "model.positional": "randomized", "seed": 2}
 
 
+@pytest.mark.slow
 def test_one_cell_of_a_protocol_sweep_reproduces_within_its_interval(
     tmp_path,
 ):

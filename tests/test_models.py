@@ -133,6 +133,7 @@ def reverse_accuracy(embedding_scale):
     return right[batch.target_mask].float().mean().item()
 
 
+@pytest.mark.slow
 def test_sinusoidal_decoder_learns_to_reverse_with_the_automatic_embedding_scale():
     """A fixed step budget: √C-scaled tokens learn; unscaled tokens (std 0.02) under amplitude-1
     sinusoids stay near chance (1 / 10 symbols) in the same 150 steps."""

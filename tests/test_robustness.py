@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import tiny_experiment
 
 from annotated.core.atomic import TEMPORARY, pid_alive, write_atomic
 from annotated.core.fields import ConfigError, check_value
@@ -43,21 +44,7 @@ from annotated.tasks import TASKS, TextDataset, load_tiny_shakespeare
 from annotated.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = {
-    "name": "tiny",
-    "task": "sort",
-    "train_length": 4,
-    "eval_lengths": [6],
-    "model": {"d_model": 16, "n_layers": 1, "n_heads": 2},
-    "train": {
-        "steps": 12,
-        "warmup_steps": 2,
-        "batch_size": 8,
-        "eval_batches": 1,
-        "device": "cpu",
-        "snapshot_every": 5,
-    },
-}
+TINY = tiny_experiment(train={"snapshot_every": 5}, drop=("eval_every",))
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -454,6 +441,7 @@ def test_divergence_keeps_the_last_good_state_and_marks_the_run(
     )
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_run_like_ctrl_c_in_a_subprocess(tmp_path):
     command = [sys.executable, "-m", "annotated", "train", "--task", "sort", "--train-length", "4", "--d-model", "16",
                "--n-layers", "1", "--n-heads", "2", "--steps", "100000", "--batch-size", "8", "--checkpoint-every", "4",

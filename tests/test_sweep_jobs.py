@@ -9,6 +9,7 @@ import os
 import socket
 
 import pytest
+from conftest import tiny_experiment
 
 from annotated.lab import (
     ExperimentConfig,
@@ -20,21 +21,9 @@ from annotated.lab import (
 from annotated.lab.cli import main
 from annotated.lab.sweeps import plan
 
-TINY = {
-    "name": "tiny",
-    "task": "copy",
-    "train_length": 4,
-    "eval_lengths": [6],
-    "model": {"d_model": 16, "n_layers": 2, "n_heads": 2},
-    "train": {
-        "steps": 20,
-        "warmup_steps": 2,
-        "batch_size": 8,
-        "eval_every": 10,
-        "eval_batches": 1,
-        "device": "cpu",
-    },
-}
+TINY = tiny_experiment(
+    task="copy", model={"n_layers": 2}, train={"steps": 20, "eval_every": 10}
+)
 VOLATILE = (
     "train_time_s",
     "train_time_s_std",
@@ -74,6 +63,7 @@ def files(folder) -> dict[str, bytes]:
     }
 
 
+@pytest.mark.slow
 def test_two_jobs_give_the_serial_sweeps_rows(tmp_path):
     config = tiny(grid={"model.positional": ["rope", "sinusoidal"]})
     serial = sweep(config, tmp_path / "serial")
@@ -89,6 +79,7 @@ def test_two_jobs_give_the_serial_sweeps_rows(tmp_path):
         assert eval_rows(parallel / run) == eval_rows(serial / run)
 
 
+@pytest.mark.slow
 def test_a_repeated_value_gives_each_point_its_folder_and_row(tmp_path):
     names = [
         p.name
@@ -127,6 +118,7 @@ def test_a_repeated_value_gives_each_point_its_folder_and_row(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_rerunning_a_sweep_folder_finishes_only_what_is_missing(tmp_path):
     config = tiny(
         grid={"seed": [0, 1, 2, 3]},

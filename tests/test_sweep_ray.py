@@ -40,6 +40,7 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_a_sweep_through_ray_gives_the_local_rows(tmp_path, local_ray):
     config = tiny(
         grid={"model.positional": ["rope", "sinusoidal"]},

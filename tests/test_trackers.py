@@ -6,27 +6,17 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
+from conftest import tiny_experiment
 
 from annotated.lab import ExperimentConfig, read_csv, resolve, run
 from annotated.lab.trackers import TRACKERS, check_tracker, scalars
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
-TINY = {
-    "name": "tracked",
-    "task": "sort",
-    "train_length": 4,
-    "eval_lengths": [6],
-    "model": {"d_model": 16, "n_layers": 1, "n_heads": 2},
-    "train": {
-        "steps": 6,
-        "warmup_steps": 1,
-        "batch_size": 4,
-        "eval_every": 3,
-        "eval_batches": 1,
-        "device": "cpu",
-    },
-}
+TINY = tiny_experiment(
+    name="tracked",
+    train={"steps": 6, "warmup_steps": 1, "batch_size": 4, "eval_every": 3},
+)
 
 
 def test_scalars_name_train_and_eval_rows():

@@ -401,6 +401,7 @@ def test_stop_rule_learns_after_patience_and_stops_from_min_steps():
 # --- learning -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sort_length_8_reaches_99_percent_exact_match():
     """A fixed step budget (not a time): 250 AdamW steps of a 2-layer, d=64 model with a learned table."""
     model = tiny_model(

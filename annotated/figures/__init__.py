@@ -1,1 +1,9 @@
-"""figures"""
+"""What the chapters show: plots, diagrams, widgets and the library's code.
+
+- ``viz`` and ``curves``: attention maps and training curves (matplotlib);
+- ``*_diagrams`` with ``drawing``: the chapters' diagrams, drawn from the
+  library's own objects (``diagrams.DIAGRAMS`` maps chapters to them);
+- ``widgets``, ``attention_explorer``, ``dashboard``: interactive figures;
+- ``showcode``: :func:`~annotated.figures.showcode.show_source`, the
+  library's source on a chapter's page.
+"""

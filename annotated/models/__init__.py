@@ -1,1 +1,14 @@
-"""models"""
+"""Transformers built from one block set: GPT, BERT and T5.
+
+- ``config``: :class:`~annotated.models.config.ModelConfig`, one small
+  dataclass for every model, checked when it is made;
+- ``blocks``: the residual block (pre- or post-LN), feed-forward layer and
+  the encoder and decoder blocks;
+- ``stack``: embeddings, positions and a stack of blocks;
+- ``transformer``: the decoder-only, encoder-only and encoder-decoder models;
+- ``generate``: greedy, temperature and top-k decoding with a KV cache;
+- ``checkpoints``: weights saved with their config and a checksum;
+- ``recurrence``: Transformer-XL's segment recurrence;
+- ``hf``: weights to and from Hugging Face's GPT-2 and BERT;
+- ``summary``: parameter counts and a table of the modules.
+"""
