@@ -1,6 +1,7 @@
 """A comparison of positional encodings: a sweep's runs as table and figure.
 
-A sweep over ``model.positional`` and ``seed`` (:func:`annotated.lab.sweep`)
+A sweep over ``model.positional`` and ``seed``
+(:func:`annotated.lab.sweeps.sweep`)
 leaves one run folder per encoding and seed. :meth:`Comparison.from_sweep`
 reads them back (one :class:`~annotated.analysis.run_result.RunResult` each),
 and a :class:`Comparison` shows them: the summary table (in- and
@@ -43,7 +44,7 @@ class Comparison:
 
     @classmethod
     def from_sweep(cls, folder) -> Comparison:
-        """Read back a sweep that :func:`annotated.lab.sweep` wrote.
+        """Read back a sweep that :func:`annotated.lab.sweeps.sweep` wrote.
 
         The sweep runs over ``model.positional`` (and ``seed``)."""
         folder = Path(folder)

@@ -14,7 +14,7 @@ It has no training code and no loop of its own. The controls
 (:mod:`annotated.figures.dashboard_controls`) become one sweep config
 (:meth:`ComparisonDashboard.sweep_config`): the task, the lengths, the model
 and training settings and a grid over ``model.positional`` and ``seed``.
-:func:`annotated.lab.sweep` runs it into a sweep folder, exactly as
+:func:`annotated.lab.sweeps.sweep` runs it into a sweep folder, exactly as
 ``python -m annotated sweep`` runs the same config
 (:meth:`ComparisonDashboard.command_lines` spells it out), and
 :meth:`~annotated.analysis.comparison.Comparison.from_sweep` reads the folder
@@ -170,7 +170,7 @@ class ComparisonDashboard:
         ]
 
     def train(self, *, progress: bool = False) -> Comparison:
-        """Run the sweep with :func:`annotated.lab.sweep` and show the result.
+        """Run the sweep (:func:`~annotated.lab.sweeps.sweep`); show it.
 
         ``progress``: a tqdm bar per run as well. RuntimeError if a run failed
         (its report.md says why)."""

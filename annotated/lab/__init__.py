@@ -12,15 +12,15 @@ Each module imports only those above it in this list:
 - ``tables``, ``plots``, ``reports``: CSV files and rows over seeds, a run's
   figures, a run's report.json / report.md
 - ``folders``: :func:`new_folder`, :func:`environment`, the run lock
-- ``runs``: :func:`run` one experiment into a dated folder, :func:`resume`
-  one that stopped
+- ``runs``: :func:`~annotated.lab.runs.run` one experiment into a dated
+  folder, :func:`~annotated.lab.runs.resume` one that stopped
 - ``jobs``, ``executors``, ``ray_executor``: where a sweep's runs train: this
   process, ``jobs=N`` local processes, or a Ray cluster (``ray start --head``
   on one machine, then ``executor="ray"``, ``address=``)
 - ``grid``: :func:`expand_grid`, the points of a sweep; ``summary``: a
   sweep's summary.csv over seeds and its report.md
-- ``sweeps``: :func:`sweep` a grid into one folder; :func:`resume_sweep`
-  finishes one on its folder
+- ``sweeps``: :func:`~annotated.lab.sweeps.sweep` a grid into one folder;
+  :func:`resume_sweep` finishes one on its folder
 - ``rerender``: :func:`~annotated.lab.rerender.report` redraws a run's or a
   sweep's reports from its files
 - ``flags``, ``commands``, ``cli``: the command line, ``python -m annotated``

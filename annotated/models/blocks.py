@@ -5,7 +5,7 @@ Vaswani et al. (2017, §3.1) stack blocks of two sub-layers, self-attention
 then a position-wise feed-forward network (FFN); a decoder block that reads an
 encoder adds cross-attention in between. Every sub-layer ``f`` sits in a
 residual connection with a LayerNorm (Ba et al. 2016), placed in one of two
-ways:
+ways::
 
     post-LN (the original):      x ← LN(x + Dropout(f(x)))
     pre-LN  (GPT-2, most since): x ← x + Dropout(f(LN(x)))
