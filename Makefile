@@ -5,7 +5,8 @@
 #                 notebook downloaded from the site run in a fresh venv from its first cell (check-download)
 #   make lab      JupyterLab on the notebooks
 #   make sync     pair notebooks/NN_topic.py (the source) with NN_topic.ipynb (jupytext)
-#   make execute  re-execute every notebook in place (stores outputs), printing the time each took
+#   make execute  re-execute every notebook in place (stores outputs), printing the time each took, and record
+#                 in each the torch version, CPU capability and threads that produced them
 #   make bench    training throughput (tokens/s of the library's decoder vs nn.TransformerEncoderLayer, one thread),
 #                 time and peak-memory benchmark of the attention kernels, and block-wise memory per encoding
 #   make clean    remove build outputs (keeps .venv); make distclean also removes .venv
@@ -111,6 +112,7 @@ execute: $(STAMP)
 	@for nb in $(NB); do \
 	  start=$$(date +%s); \
 	  $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=600 "$$nb" || exit 1; \
+	  $(BIN)/python scripts/record_execution.py "$$nb" || exit 1; \
 	  printf '%-45s %4d s\n' "$$nb" "$$(( $$(date +%s) - start ))"; \
 	done
 

@@ -78,3 +78,17 @@ def test_every_toc_entry_exists():
         assert any(p.exists() for p in candidates), (
             f"_toc.yml lists {entry}, which does not exist"
         )
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_records_what_produced_its_outputs(nb_path):
+    """make execute records the torch version, CPU capability and threads."""
+    record = (
+        nbformat.read(nb_path, as_version=4)
+        .metadata.get("annotated", {})
+        .get("executed_with", {})
+    )
+    missing = {"torch", "cpu_capability", "threads"} - set(record)
+    assert not missing, (
+        f"{nb_path.name} does not record {sorted(missing)}: make execute"
+    )
