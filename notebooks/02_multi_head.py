@@ -190,7 +190,7 @@ out_b, w_b = theirs(
     need_weights=True,
     average_attn_weights=False,
 )
-out_c, w_c = ours(x, context, mask=real[:, None, None, :], need_weights=True)
+out_c, w_c = ours(x, context, key_padding_mask=real, need_weights=True)
 out_d, w_d = theirs(
     x,
     context,

@@ -197,3 +197,40 @@ def test_masked_softmax_hides_keys_and_zeroes_empty_rows():
     torch.testing.assert_close(
         masked_softmax(scores[:1]), torch.softmax(scores[:1], dim=-1)
     )
+
+
+def test_key_padding_mask_cannot_be_misread_when_batch_equals_length():
+    """At B == T a (B, Tk) padding mask passed as ``mask`` is a (Tq, Tk) mask, as documented;
+    passed as ``key_padding_mask`` it pads keys: the (B, 1, 1, Tk) reading, whatever B is."""
+    q, k, v = qkv(b=8, h=2, t_q=8, dtype=torch.float32)
+    keep = padding_mask(range(1, 9), 8)[:, 0, 0]  # (B, Tk) = (8, 8)
+    out, w = attend(q, k, v, key_padding_mask=keep)
+    ref, w_ref = attend(q, k, v, mask=keep[:, None, None, :])
+    torch.testing.assert_close(out, ref)
+    assert torch.equal(w, w_ref)
+    assert float(w.masked_select(~keep[:, None, None, :]).abs().sum()) == 0.0
+    as_query_mask, _ = attend(q, k, v, mask=keep)  # read as (Tq, Tk)
+    assert (as_query_mask - out).abs().max() > 0.1
+    both, _ = attend(q, k, v, causal=True, key_padding_mask=keep)
+    ref, _ = attend(q, k, v, mask=keep[:, None, None, :] & causal_mask(8))
+    torch.testing.assert_close(both, ref)
+
+
+def test_a_padding_mask_passed_as_mask_is_refused_naming_key_padding_mask():
+    q, k, v = qkv(b=6, h=2, t_q=8, dtype=torch.float32)
+    keep = torch.ones(6, 8, dtype=torch.bool)  # (B, Tk), B != T
+    with pytest.raises(
+        ValueError,
+        match=r"mask of shape \(6, 8\) does not broadcast .*a 2-D mask is "
+        r"\(Tq, Tk\): pass a \(B, Tk\) padding mask as key_padding_mask=",
+    ):
+        attend(q, k, v, mask=keep)
+    for bad in (keep[:, :7], keep[:5], keep.float(), keep[:, None, :]):
+        with pytest.raises(
+            ValueError,
+            match=r"key_padding_mask must be a boolean \(B, Tk\) = \(6, 8\)",
+        ):
+            attend(q, k, v, key_padding_mask=bad)
+    with pytest.raises(ValueError, match="key_padding_mask must be"):
+        # q, k, v without a batch dim: there is no B to pad
+        attend(q[0, 0], k[0, 0], v[0, 0], key_padding_mask=keep[0])

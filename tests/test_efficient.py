@@ -457,3 +457,30 @@ def test_kernel_settings_are_keyword_only_and_weights_drop_speed_settings():
         torch.testing.assert_close(
             w.sum(-1), torch.ones(2, 3, 9, dtype=torch.float64)
         )
+
+
+@pytest.mark.parametrize(
+    "name", [n for n, k in ATTENTION_KERNELS.items() if "cpu" in k.devices]
+)
+def test_every_kernel_takes_key_padding_mask_even_when_batch_equals_length(
+    name,
+):
+    """``key_padding_mask`` (B, Tk) equals the (B, 1, 1, Tk) mask tensor in every kernel, fast and
+    O(T²) path, at B == T where a 2-D ``mask`` would be read as (Tq, Tk)."""
+    kernel = ATTENTION_KERNELS[name]
+    q, k, v = qkv(b=9, h=2, t_q=9, d=4)
+    keep = padding_mask(range(9, 0, -1), 9)[:, 0, 0]  # (B, Tk) = (9, 9)
+    params = {"window": 3, "top_k": 9}
+    kw = {p: params[p] for p in kernel.settings() if p in params}
+    for fn in (kernel.fn, kernel.weights):
+        out, w = fn(q, k, v, key_padding_mask=keep, causal=True, **kw)
+        ref, w_ref = fn(
+            q, k, v, mask=keep[:, None, None, :], causal=True, **kw
+        )
+        torch.testing.assert_close(out, ref, **F64)
+        if w is not None:
+            torch.testing.assert_close(w, w_ref, **F64)
+            assert (
+                float(w.masked_select(~keep[:, None, None, :]).abs().sum())
+                == 0.0
+            )

@@ -77,7 +77,13 @@ def test_the_cycle_finder_finds_a_cycle():
 
 def test_the_primitive_imports_nothing_above_it():
     graph = import_graph()
-    below = {"annotated.attention.masks", "annotated.attention.grid"}
+    below = {
+        "annotated.attention.masks",
+        "annotated.attention.grid",
+        "annotated.attention.checks",
+    }
     assert graph["annotated.attention.attend"] <= below
+    # the checks of an attention call import nothing
+    assert graph["annotated.attention.checks"] == set()
     assert graph["annotated.attention.masks"] <= {"annotated.attention.grid"}
     assert graph["annotated.attention.grid"] == set()

@@ -439,3 +439,25 @@ def test_learned_encoding_past_its_table_errors_in_a_decoding_loop():
         "learned", d_model=C, n_heads=H, max_len=4, overflow="clamp"
     )
     assert run(clamp, mha, x, causal=True)[0].shape == (1, 6, C)
+
+
+def test_key_padding_mask_pads_keys_when_batch_equals_length():
+    """The issue's case: x (8, 8, 32) and a (B, T) = (8, 8) padding mask. ``key_padding_mask`` gives
+    torch's padding reading on both paths; the same tensor as ``mask`` is a (T, Tk) mask."""
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(32, 4).eval()
+    ref = to_torch_mha(mha)
+    x = torch.randn(8, 8, 32, generator=seeded(5))
+    pm = padding_mask(range(1, 9), 8)[:, 0, 0]  # (B, T), True = real token
+    ref_out, ref_w = ref(
+        x, x, x, key_padding_mask=~pm, average_attn_weights=False
+    )
+    for need_weights in (False, True):
+        out, w = mha(x, key_padding_mask=pm, need_weights=need_weights)
+        torch.testing.assert_close(out, ref_out, **ATOL)
+        if need_weights:
+            torch.testing.assert_close(w, ref_w, **ATOL)
+    as_mask, _ = mha(x, mask=pm)  # documented: a 2-D mask is (T, Tk)
+    assert (as_mask - ref_out).abs().max() > 0.1
+    with pytest.raises(ValueError, match="key_padding_mask="):
+        mha(x[:6], mask=pm[:6])  # B != T: refused, naming the argument

@@ -35,7 +35,7 @@ from annotated.core.ranges import Interval
 from annotated.lab import Resolved, resume, run
 from annotated.lab.cli import main
 from annotated.lab.folders import LOCK
-from annotated.lab.runs import check_resumable
+from annotated.lab.resuming import check_resumable
 from annotated.models.checkpoints import payload_digest
 from annotated.models.config import ModelConfig
 from annotated.models.generate import generate

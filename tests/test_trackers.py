@@ -1,14 +1,18 @@
 """Trackers: a lab run with ``tracker: tensorboard`` writes metrics.csv's numbers into event files that
-TensorBoard reads back; W&B offline when the package is installed; the default writes nothing extra."""
+TensorBoard reads back; W&B offline (the dev extra installs it); the default writes nothing extra;
+``--tracker`` lists its choices."""
 
 from __future__ import annotations
 
 import importlib.util
+import re
+from pathlib import Path
 
 import pytest
 from conftest import tiny_experiment
 
 from annotated.lab import ExperimentConfig, read_csv, resolve, run
+from annotated.lab.cli import main
 from annotated.lab.trackers import TRACKERS, check_tracker, scalars
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -108,7 +112,8 @@ def test_tensorboard_event_file_holds_the_metrics_csv_numbers(tmp_path):
 
 
 def test_wandb_offline_run(tmp_path, monkeypatch):
-    wandb = pytest.importorskip("wandb")
+    import wandb  # the dev extra installs it: this test runs, offline, instead of skipping
+
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     folder = run(TINY | {"tracker": "wandb"}, tmp_path)
@@ -117,3 +122,23 @@ def test_wandb_offline_run(tmp_path, monkeypatch):
         "an offline run directory with its .wandb log"
     )
     assert wandb.run is None  # the tracker finished its run
+
+
+def test_wandb_is_a_dev_dependency_pinned_in_the_lock_file():
+    """So CI installs it and the offline W&B test runs instead of skipping."""
+    root = Path(__file__).resolve().parent.parent
+    (dev,) = re.findall(
+        r"^dev = \[(.*)\]", (root / "pyproject.toml").read_text(), re.M
+    )
+    assert '"wandb"' in dev.split(", ")
+    pins = (root / "requirements-lock.txt").read_text().splitlines()
+    assert any(re.fullmatch(r"wandb==\d+\.\d+\.\d+", line) for line in pins)
+
+
+def test_tracker_choices_are_in_the_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "--tracker {none,tensorboard,wandb}" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["train", "--tracker", "mlflow"])
+    assert "invalid choice: 'mlflow'" in capsys.readouterr().err

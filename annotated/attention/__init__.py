@@ -2,6 +2,8 @@
 
 - ``attend``: :func:`~annotated.attention.attend.attend`, scaled dot-product
   attention written out (Vaswani et al. 2017, eq. 1), returning its weights;
+- ``checks``: the shapes every attention call is checked for (padding is
+  ``key_padding_mask`` (B, Tk); a 2-D ``mask`` is (Tq, Tk));
 - ``masks``: which keys a query may see, as predicates
   ``mask_mod(b, h, q_idx, k_idx)`` combined with ``and_masks`` / ``or_masks``;
 - ``multihead``: :class:`~annotated.attention.multihead.MultiHeadAttention`

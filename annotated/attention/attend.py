@@ -18,7 +18,10 @@ and :func:`masked_softmax` turns the scores into weights.
 
 Legend: B batch, H heads, Tq query length, Tk key length, D head dim, Dv value
 dim. Scores are (B, H, Tq, Tk); :func:`attend` accepts any leading dims
-``...`` in place of ``B, H``. Masks: boolean, ``True`` = may attend.
+``...`` in place of ``B, H``. Masks: boolean, ``True`` = may attend. A
+``mask`` tensor is read against the scores from the right, so a 2-D mask is
+always (Tq, Tk); padding has its own argument, ``key_padding_mask`` (B, Tk),
+which cannot be mistaken for one even when B == Tq.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from annotated.attention.checks import check_qkv
 from annotated.attention.grid import score_grid
 from annotated.attention.masks import MaskMod, ScoreMod, and_masks
 from annotated.attention.masks import causal as causal_mod
@@ -40,6 +44,7 @@ def attend(
     mask: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
     *,
+    key_padding_mask: torch.Tensor | None = None,
     causal: bool = False,
     scale: float | None = None,
     dropout_p: float = 0.0,
@@ -52,9 +57,12 @@ def attend(
         q: queries ``(..., Tq, D)``; k: keys ``(..., Tk, D)``; v: values
             ``(..., Tk, Dv)``.
         mask: boolean tensor broadcastable to ``(..., Tq, Tk)``; ``True`` =
-            may attend.
+            may attend. A 2-D mask is ``(Tq, Tk)``.
         bias: float tensor broadcastable to ``(..., Tq, Tk)``, added to the
             scores.
+        key_padding_mask: boolean ``(B, Tk)``, B the first dim of q;
+            ``True`` = a real key (the opposite of
+            ``nn.MultiheadAttention``'s). ANDed with ``mask``.
         causal: also apply :func:`annotated.attention.masks.causal` (queries
             are the last Tq keys).
         scale: multiplies ``q kᵀ``; default ``1/√D``. A temperature τ is
@@ -71,8 +79,16 @@ def attend(
         are *all* masked reads nothing: its weights and output are zeros (no
         NaN), as in ``F.scaled_dot_product_attention``.
     """
-    scale, mask_mod = prepare_attention(
-        q, k, v, mask, bias, causal=causal, scale=scale, mask_mod=mask_mod
+    scale, mask, mask_mod = prepare_attention(
+        q,
+        k,
+        v,
+        mask,
+        bias,
+        key_padding_mask=key_padding_mask,
+        causal=causal,
+        scale=scale,
+        mask_mod=mask_mod,
     )
     scores = attention_scores(q, k, bias, scale=scale, score_mod=score_mod)
     keep = visible_keys(mask, mask_mod, scores.shape, q.device)
@@ -88,22 +104,31 @@ def prepare_attention(
     mask: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
     *,
+    key_padding_mask: torch.Tensor | None = None,
     causal: bool = False,
     scale: float | None = None,
     mask_mod: MaskMod | None = None,
     grouped_kv: bool = False,
-) -> tuple[float, MaskMod | None]:
-    """Check an attention call, resolve its defaults: ``(scale, mask_mod)``.
+) -> tuple[float, torch.Tensor | None, MaskMod | None]:
+    """Check an attention call, resolve its defaults:
+    ``(scale, mask, mask_mod)``.
 
     Every kernel calls it before any work. The shapes are checked
-    (:func:`check_qkv`), the scale defaults to 1/√D, and causality is a mask
-    like any other: ``causal=True`` ANDs
-    :func:`annotated.attention.masks.causal` into ``mask_mod``.
+    (:func:`check_qkv`), the scale defaults to 1/√D, padding joins the mask
+    tensor (``key_padding_mask`` (B, Tk) becomes (B, 1, …, 1, Tk), ANDed
+    with ``mask``), and causality is a mask like any other: ``causal=True``
+    ANDs :func:`annotated.attention.masks.causal` into ``mask_mod``.
     ``grouped_kv`` lets k and v have fewer heads than q.
     """
-    check_qkv(q, k, v, mask, bias, grouped_kv=grouped_kv)
+    check_qkv(q, k, v, mask, bias, key_padding_mask, grouped_kv=grouped_kv)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    return scale, and_masks(mask_mod, causal_mod if causal else None)
+    if key_padding_mask is not None:
+        # (B, Tk) -> (B, 1, …, 1, Tk): every head and query of a sequence
+        padding = key_padding_mask.reshape(
+            q.shape[0], *(1,) * (q.dim() - 2), k.shape[-2]
+        )
+        mask = padding if mask is None else mask & padding
+    return scale, mask, and_masks(mask_mod, causal_mod if causal else None)
 
 
 def attention_scores(
@@ -163,88 +188,3 @@ def attention_entropy(weights: torch.Tensor) -> torch.Tensor:
     uniform."""
     w = weights.clamp_min(1e-12)
     return -(weights * w.log()).sum(-1)
-
-
-# --- input checks (shared by every kernel) ----------------------------------
-
-
-def check_qkv(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    mask=None,
-    bias=None,
-    *,
-    grouped_kv: bool = False,
-) -> tuple:
-    """Validate the shapes and dtypes of an attention call; return the score
-    shape (..., Tq, Tk).
-
-    With ``grouped_kv``, k and v may have Hkv heads (dim -3) where q has H,
-    Hkv dividing H (grouped-query attention). Raises ``ValueError`` naming
-    the offending shapes, so a caller sees what to change.
-    """
-    # "q (2, 5, 8)": each tensor's name and shape, for the messages
-    q_shape, k_shape, v_shape = (
-        f"{name} {tuple(x.shape)}" for name, x in zip("qkv", (q, k, v))
-    )
-    if q.dim() < 2 or k.dim() < 2 or v.dim() < 2:
-        raise ValueError(
-            "q, k, v need at least 2 dims (..., T, D); "
-            f"got {q_shape}, {k_shape}, {v_shape}"
-        )
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(
-            f"q and k must share their last dim (d_k): {q_shape} vs {k_shape}"
-        )
-    if k.shape[:-1] != v.shape[:-1]:
-        raise ValueError(
-            "k and v must have the same shape up to the last dim "
-            f"(one value per key): {k_shape} vs {v_shape}"
-        )
-    if grouped_kv and not (
-        q.dim() >= 3
-        and q.shape[:-3] == k.shape[:-3]
-        and q.shape[-3] % k.shape[-3] == 0
-    ):
-        raise ValueError(
-            "grouped-query attention needs q (..., H, Tq, D), k and v "
-            f"(..., Hkv, Tk, D) with Hkv dividing H: {q_shape} vs {k_shape}"
-        )
-    if not grouped_kv and q.shape[:-2] != k.shape[:-2]:
-        raise ValueError(
-            "q and k must have the same leading (batch, head) dims: "
-            f"{q_shape} vs {k_shape}"
-        )
-    score_shape = (*q.shape[:-1], k.shape[-2])  # (..., Tq, Tk)
-    check_mask_and_bias(mask, bias, score_shape)
-    return score_shape
-
-
-def check_mask_and_bias(mask, bias, score_shape: tuple) -> None:
-    """A mask must be boolean and a bias floating point, each broadcastable to
-    ``score_shape``."""
-    if mask is not None and mask.dtype != torch.bool:
-        raise ValueError(
-            "mask must be a boolean tensor (True = may attend), got "
-            f"dtype {mask.dtype}; pass additive float masks as bias="
-        )
-    if bias is not None and not bias.is_floating_point():
-        raise ValueError(
-            f"bias must be a floating-point tensor, got dtype {bias.dtype}"
-        )
-    for name, x in (("mask", mask), ("bias", bias)):
-        if x is not None and not _broadcastable(tuple(x.shape), score_shape):
-            raise ValueError(
-                f"{name} of shape {tuple(x.shape)} does not broadcast to "
-                f"the scores (..., Tq, Tk) = {score_shape}"
-            )
-
-
-def _broadcastable(shape: tuple, target: tuple) -> bool:
-    if len(shape) > len(target):
-        return False
-    return all(
-        s in (1, t)
-        for s, t in zip(reversed(shape), reversed(target), strict=False)
-    )

@@ -187,6 +187,7 @@ class MultiHeadAttention(nn.Module):
         context: torch.Tensor | None = None,
         *,
         mask: torch.Tensor | None = None,
+        key_padding_mask: torch.Tensor | None = None,
         bias: torch.Tensor | None = None,
         causal: bool = False,
         need_weights: bool = False,
@@ -198,7 +199,10 @@ class MultiHeadAttention(nn.Module):
 
         Args:
             mask: boolean, broadcastable to ``(B, H, T, Tk)``, ``True`` = may
-                attend. With a cache, ``Tk`` counts the cached tokens too.
+                attend; a 2-D mask is ``(T, Tk)``. With a cache, ``Tk``
+                counts the cached tokens too.
+            key_padding_mask: boolean ``(B, Tk)``, ``True`` = a real key
+                (unlike ``nn.MultiheadAttention``'s); never read as (T, Tk).
             bias: float, broadcastable to ``(B, H, T, Tk)``, added to the
                 scores (on top of any score-level positional bias).
             causal: queries see only keys up to their own position (queries
@@ -236,8 +240,9 @@ class MultiHeadAttention(nn.Module):
                 k, v, k_positions = cache.append(k, v, positions)
             # ALiBi, T5: a score_mod the kernel evaluates tile by tile
             score_mod = self.positional.score_mod(positions, k_positions)
+        masks = {"mask": mask, "key_padding_mask": key_padding_mask}
         out, weights = self._attend(  # (B, H, T, D)
-            q, k, v, mask, bias, score_mod, causal, need_weights
+            q, k, v, masks, bias, score_mod, causal, need_weights
         )
         # read or edit each head's output (annotated.analysis.ablation)
         if self.head_hook is not None:
@@ -246,11 +251,10 @@ class MultiHeadAttention(nn.Module):
         out = out.transpose(1, 2).reshape(b, t, self.d_model)
         return self.out_proj(out), weights
 
-    def _attend(
-        self, q, k, v, mask, bias, score_mod, causal: bool, need_weights: bool
-    ):
+    def _attend(self, q, k, v, masks, bias, score_mod, causal, need_weights):
         """The one kernel call: q ``(B, H, Tq, D)``, k and v
-        ``(B, Hkv, Tk, D)`` -> ``(out, weights or None)``."""
+        ``(B, Hkv, Tk, D)``, ``masks`` the ``mask`` and
+        ``key_padding_mask`` -> ``(out, weights or None)``."""
         spec = ATTENTION_KERNELS[self.kernel]
         settings = dict(self.kernel_params)
         if spec.dropout:
@@ -265,10 +269,10 @@ class MultiHeadAttention(nn.Module):
             q,
             k,
             v,
-            mask=mask,
             bias=bias,
             causal=causal,
             score_mod=score_mod,
+            **masks,
             **settings,
         )
         return out, (weights if need_weights else None)

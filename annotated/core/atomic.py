@@ -6,7 +6,9 @@ place with ``os.replace``.
 of one. On any error the temporary file is removed and the target is left as
 it was. A process killed mid-write (``kill -9``) cannot remove its temporary
 file; the next write into that folder does (:func:`remove_stale_temporaries`:
-every ``.<name>.tmp<pid>`` whose process is gone). Imports nothing else from
+every ``.<name>.tmp<pid>`` whose process is gone). Several files that
+belong together (a run's report) are written inside :func:`stops_held`, so
+Ctrl-C or SIGTERM cannot leave some of them old. Imports nothing else from
 :mod:`annotated`.
 """
 
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -82,3 +86,27 @@ def write_atomic(path, data: str | bytes) -> None:
         tmp.write_bytes(
             data.encode("utf-8") if isinstance(data, str) else data
         )
+
+
+@contextmanager
+def stops_held() -> Iterator[None]:
+    """Within the block, SIGINT (Ctrl-C) and SIGTERM wait: each is sent
+    again once the block ends, to whatever handles it then (usually a
+    KeyboardInterrupt right after the block). Only the main thread handles
+    signals; elsewhere the block runs unchanged."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = []
+    names = (signal.SIGINT, signal.SIGTERM)
+    previous = {
+        name: signal.signal(name, lambda signum, frame: held.append(signum))
+        for name in names
+    }
+    try:
+        yield
+    finally:
+        for name, handler in previous.items():
+            signal.signal(name, handler)
+        for signum in dict.fromkeys(held):  # each signal once, in order
+            signal.raise_signal(signum)

@@ -5,12 +5,14 @@ Dense attention (:func:`~annotated.attention.attend.attend`) builds the whole
 here dodges that wall in a different way, and each keeps ``attend``'s call
 shape and hooks, with its own settings keyword-only::
 
-    kernel(q, k, v, mask=None, bias=None, *, causal=False, scale=None,
-           mask_mod=None, score_mod=None, **settings) -> (out, weights | None)
+    kernel(q, k, v, mask=None, bias=None, *, key_padding_mask=None,
+           causal=False, scale=None, mask_mod=None, score_mod=None,
+           **settings) -> (out, weights | None)
 
 Each starts with ``attend``'s own first step,
 :func:`~annotated.attention.attend.prepare_attention` (the checks, the
-default scale, causality as one more ``mask_mod``); top-k and local attention
+default scale, the key padding folded into the mask, causality as one more
+``mask_mod``); top-k and local attention
 end with its :func:`~annotated.attention.attend.masked_softmax`.
 
 ============= ===================================== ============= ==========

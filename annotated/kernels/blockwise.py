@@ -37,6 +37,7 @@ def blockwise_attention(
     mask: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
     *,
+    key_padding_mask: torch.Tensor | None = None,
     causal: bool = False,
     scale: float | None = None,
     mask_mod: MaskMod | None = None,
@@ -63,8 +64,16 @@ def blockwise_attention(
         block_size=block_size,
         query_block_size=query_block_size,
     )
-    scale, mask_mod = prepare_attention(
-        q, k, v, mask, bias, causal=causal, scale=scale, mask_mod=mask_mod
+    scale, mask, mask_mod = prepare_attention(
+        q,
+        k,
+        v,
+        mask,
+        bias,
+        key_padding_mask=key_padding_mask,
+        causal=causal,
+        scale=scale,
+        mask_mod=mask_mod,
     )
     q_block = block_size if query_block_size is None else query_block_size
     if mask is not None and mask.dim() < 2:

@@ -34,8 +34,9 @@ def key_padding(
         return None
     if mask.dim() >= 2 and mask.shape[-2] != 1:
         raise ValueError(
-            f"{kernel} can only honour key-padding masks of shape "
-            f"(..., 1, Tk) (e.g. masks.padding_mask), got mask of shape "
+            f"{kernel} can only honour key-padding masks "
+            "(key_padding_mask= (B, Tk), or a mask of shape (..., 1, Tk)), "
+            "got mask of shape "
             f"{tuple(mask.shape)}; use causal= for causality, or 'full' / "
             "'blockwise' attention for arbitrary masks"
         )

@@ -40,6 +40,7 @@ def flex_attention(
     mask: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
     *,
+    key_padding_mask: torch.Tensor | None = None,
     causal: bool = False,
     scale: float | None = None,
     mask_mod: MaskMod | None = None,
@@ -47,8 +48,16 @@ def flex_attention(
 ) -> tuple[torch.Tensor, None]:
     """``attend``'s meaning through FlexAttention; q, k, v are
     ``(B, H, T, D)``."""
-    scale, mask_mod = prepare_attention(
-        q, k, v, mask, bias, causal=causal, scale=scale, mask_mod=mask_mod
+    scale, mask, mask_mod = prepare_attention(
+        q,
+        k,
+        v,
+        mask,
+        bias,
+        key_padding_mask=key_padding_mask,
+        causal=causal,
+        scale=scale,
+        mask_mod=mask_mod,
     )
     if not flex_available(q.device):
         raise ValueError(

@@ -44,8 +44,7 @@ def _refuse_mods(bias, mask_mod, score_mod) -> None:
         raise ValueError(
             "linear attention cannot take a mask_mod: a predicate may depend "
             "on the query, but linear attention can only drop keys; pass "
-            "causal=True and/or a key-padding mask tensor "
-            "(masks.padding_mask)"
+            "causal=True and/or key_padding_mask= (B, Tk)"
         )
 
 
@@ -56,6 +55,7 @@ def linear_attention_quadratic(
     mask: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
     *,
+    key_padding_mask: torch.Tensor | None = None,
     causal: bool = False,
     scale: float | None = None,
     mask_mod: MaskMod | None = None,
@@ -74,8 +74,14 @@ def linear_attention_quadratic(
     """
     _refuse_mods(bias, mask_mod, score_mod)
     # the paper's φ(q)·φ(k) has no scale: the default is 1, not 1/√D
-    scale, mask_mod = prepare_attention(
-        q, k, v, mask, causal=causal, scale=1.0 if scale is None else scale
+    scale, mask, mask_mod = prepare_attention(
+        q,
+        k,
+        v,
+        mask,
+        key_padding_mask=key_padding_mask,
+        causal=causal,
+        scale=1.0 if scale is None else scale,
     )
     phi_q, phi_k = feature_map(q * scale), feature_map(k)
     sim = phi_q @ phi_k.transpose(-2, -1)  # (..., Tq, Tk), all > 0
@@ -95,6 +101,7 @@ def linear_attention(
     mask: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
     *,
+    key_padding_mask: torch.Tensor | None = None,
     causal: bool = False,
     scale: float | None = None,
     mask_mod: MaskMod | None = None,
@@ -121,8 +128,9 @@ def linear_attention(
 
     Left out: other feature maps (pass ``feature_map``), random features
     (Performer), the recurrent one-token-at-a-time decoding API. ``scale``
-    (default 1, as in the paper) multiplies q before φ. Only key-padding masks
-    ``(..., 1, Tk)`` can be honoured (masked keys drop out of S and z); a
+    (default 1, as in the paper) multiplies q before φ. Only padding can be
+    honoured, ``key_padding_mask`` (B, Tk) or a mask ``(..., 1, Tk)``
+    (masked keys drop out of S and z); a
     query-dependent mask or a score bias raises ValueError. With
     ``causal=True`` the queries are the last Tq positions, as in ``attend``.
     Returns ``(out, None)``: the weights are never formed.
@@ -130,8 +138,13 @@ def linear_attention(
     _refuse_mods(bias, mask_mod, score_mod)
     positive_sizes("linear_attention", chunk_size=chunk_size)
     # causality comes from the prefix sums below, not from a mask_mod
-    scale, _ = prepare_attention(
-        q, k, v, mask, scale=1.0 if scale is None else scale
+    scale, mask, _ = prepare_attention(
+        q,
+        k,
+        v,
+        mask,
+        key_padding_mask=key_padding_mask,
+        scale=1.0 if scale is None else scale,
     )
     key_keep = key_padding(mask, "linear attention")  # (..., Tk) or None
     # (..., Tq, D), (..., Tk, D)

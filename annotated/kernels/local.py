@@ -43,6 +43,7 @@ def local_attention(
     mask: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
     *,
+    key_padding_mask: torch.Tensor | None = None,
     causal: bool = False,
     scale: float | None = None,
     mask_mod: MaskMod | None = None,
@@ -57,15 +58,24 @@ def local_attention(
     ``global_positions`` adds Longformer's global tokens: they become G extra
     score columns, and their own rows read every key, so memory is
     O(T·(w + G)); with ``causal=True`` causality still holds. A mask
-    *tensor* may only drop keys (``(..., 1, Tk)``, e.g.
-    ``masks.padding_mask``); a bias tensor is read at the band's entries
-    only, but is itself O(T²) unless it broadcasts: prefer a ``score_mod``.
+    *tensor* may only drop keys: ``key_padding_mask`` (B, Tk), or a
+    ``mask`` of shape ``(..., 1, Tk)``; a bias tensor is read at the band's
+    entries only, but is itself O(T²) unless it broadcasts: prefer a
+    ``score_mod``.
     Left out: dilated windows, the custom CUDA kernel of the paper. Returns
     ``(out, None)``.
     """
     positive_sizes("local_attention", window=window, chunk_size=chunk_size)
-    scale, mask_mod = prepare_attention(
-        q, k, v, mask, bias, causal=causal, scale=scale, mask_mod=mask_mod
+    scale, mask, mask_mod = prepare_attention(
+        q,
+        k,
+        v,
+        mask,
+        bias,
+        key_padding_mask=key_padding_mask,
+        causal=causal,
+        scale=scale,
+        mask_mod=mask_mod,
     )
     key_keep = key_padding(mask, "local_attention")  # (..., Tk) or None
     t_q, t_k, dev = q.shape[-2], k.shape[-2], q.device
@@ -176,6 +186,7 @@ def local_attention_quadratic(
     mask: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
     *,
+    key_padding_mask: torch.Tensor | None = None,
     causal: bool = False,
     mask_mod: MaskMod | None = None,
     window: int,
@@ -194,6 +205,7 @@ def local_attention_quadratic(
         v,
         mask,
         bias,
+        key_padding_mask=key_padding_mask,
         causal=causal,
         mask_mod=and_masks(band, mask_mod),
         **hooks,

@@ -33,6 +33,7 @@ CALL_ARGS = (
     "v",
     "mask",
     "bias",
+    "key_padding_mask",
     "causal",
     "scale",
     "dropout_p",
@@ -46,8 +47,8 @@ class AttentionKernel:
     """One entry of :data:`ATTENTION_KERNELS`: the function and what it can
     honour."""
 
-    # fn(q, k, v, mask=None, bias=None, *, causal, scale, mask_mod,
-    # score_mod, **settings) -> (out, weights or None)
+    # fn(q, k, v, mask=None, bias=None, *, key_padding_mask, causal,
+    # scale, mask_mod, score_mod, **settings) -> (out, weights or None)
     fn: Callable
     # the same attention written the O(T²) way: (out, weights), for plots
     reference: Callable
@@ -62,6 +63,9 @@ class AttentionKernel:
     sizes: tuple[str, ...] = ()  # settings that are positive integers
     devices: tuple[str, ...] = ("cpu", "cuda")
     memory: str = ""  # forward activation memory in T
+    # keeps each layer's (Tq, Tk) weights for the backward pass (training
+    # memory grows as T²; annotated.training.memory)
+    full_scores: bool = True
     summary: str = ""
 
     def settings(self) -> list[str]:
@@ -112,6 +116,7 @@ ATTENTION_KERNELS: dict[str, AttentionKernel] = {
         score_mods=False,
         query_masks=False,
         sizes=("chunk_size",),
+        full_scores=False,
         memory="O(T·D²/C + T·C)",
         summary="elu+1 feature map, prefix sums",
     ),
@@ -122,6 +127,7 @@ ATTENTION_KERNELS: dict[str, AttentionKernel] = {
         score_mods=True,
         query_masks=False,
         sizes=("window", "chunk_size"),
+        full_scores=False,
         memory="O(T·w)",
         summary="sliding window (+ global tokens), mods per band",
     ),
@@ -142,6 +148,7 @@ ATTENTION_KERNELS: dict[str, AttentionKernel] = {
         score_mods=True,
         query_masks=True,
         sizes=("block_size", "query_block_size"),
+        full_scores=False,
         memory="O(T·block)",
         summary="online softmax over tiles (flash), mods per tile",
     ),
@@ -152,6 +159,7 @@ ATTENTION_KERNELS: dict[str, AttentionKernel] = {
         score_mods=True,
         query_masks=True,
         devices=("cuda",),
+        full_scores=False,
         memory="O(T·block)",
         summary="PyTorch FlexAttention (CUDA only)",
     ),

@@ -32,6 +32,7 @@ def sdpa_attention(
     mask: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
     *,
+    key_padding_mask: torch.Tensor | None = None,
     causal: bool = False,
     scale: float | None = None,
     dropout_p: float = 0.0,
@@ -44,14 +45,17 @@ def sdpa_attention(
     t_q, t_k = q.shape[-2], k.shape[-2]
     # SDPA's is_causal takes no attn_mask and aligns queries to the *first*
     # keys: use it only with no other mask or bias, and Tq = Tk.
-    plain = all(x is None for x in (mask, bias, mask_mod, score_mod))
+    plain = all(
+        x is None for x in (mask, bias, key_padding_mask, mask_mod, score_mod)
+    )
     sdpa_causal = causal and plain and t_q == t_k
-    scale, mask_mod = prepare_attention(
+    scale, mask, mask_mod = prepare_attention(
         q,
         k,
         v,
         mask,
         bias,
+        key_padding_mask=key_padding_mask,
         causal=causal and not sdpa_causal,
         scale=scale,
         mask_mod=mask_mod,

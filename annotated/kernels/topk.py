@@ -35,6 +35,7 @@ def topk_attention(
     mask: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
     *,
+    key_padding_mask: torch.Tensor | None = None,
     causal: bool = False,
     scale: float | None = None,
     mask_mod: MaskMod | None = None,
@@ -46,8 +47,16 @@ def topk_attention(
     gradients flow only through the kept scores. Returns ``(out, weights)``
     like ``attend``."""
     positive_sizes("topk_attention", top_k=top_k)
-    scale, mask_mod = prepare_attention(
-        q, k, v, mask, bias, causal=causal, scale=scale, mask_mod=mask_mod
+    scale, mask, mask_mod = prepare_attention(
+        q,
+        k,
+        v,
+        mask,
+        bias,
+        key_padding_mask=key_padding_mask,
+        causal=causal,
+        scale=scale,
+        mask_mod=mask_mod,
     )
     scores = attention_scores(q, k, bias, scale=scale, score_mod=score_mod)
     keep = visible_keys(mask, mask_mod, scores.shape, q.device)

@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from annotated.core.fields import check_fields
+from annotated.lab.trackers import TRACKERS
 from annotated.training.evaluation import expand_lengths
 
 NAME_PATTERN = r"[A-Za-z0-9_.\-=]+"
@@ -47,7 +48,8 @@ class ExperimentConfig:
     task_kwargs: dict = field(default_factory=dict)
     # problem length, or [low, high] drawn per step
     train_length: int | list[int] = 8
-    # besides the training length; "1..40" = every length 1 to 40
+    # besides the training length; "1..40" = every length 1 to 40; empty:
+    # 1 to twice the longest training length, as far as task and model go
     eval_lengths: list[int] = field(default_factory=list)
     # ModelConfig fields (vocab_size comes from the task)
     model: dict = field(default_factory=dict)
@@ -58,7 +60,7 @@ class ExperimentConfig:
     plugins: list[str] = field(default_factory=list)
     # also log the metrics to tensorboard or wandb (annotated.lab.trackers);
     # none: nothing extra
-    tracker: str = "none"
+    tracker: str = field(default="none", metadata={"choices": TRACKERS})
     # sweeps only: {"model.positional": [...], "seed": [...]}
     grid: dict = field(default_factory=dict)
     # sweeps only: [{when: {model.positional: learned}, set: {...}}]

@@ -233,7 +233,8 @@ def add_flags(
     an argument group).
 
     ``skip`` / ``only``: fields left out / the only ones added;
-    ``choices``: allowed values per field (a registry's names); ``notes``:
+    ``choices``: allowed values per field (a registry's names; else a
+    field's ``metadata["choices"]``); ``notes``:
     text appended to a field's help; ``defaults``: what the default is, where
     something other than the dataclass sets it."""
     choices, notes, defaults = choices or {}, notes or {}, defaults or {}
@@ -244,10 +245,11 @@ def add_flags(
         ):
             continue
         keywords, kind, how = _reading(hints[field.name], field.name)
-        if field.name in choices:
+        allowed = choices.get(field.name, field.metadata.get("choices"))
+        if allowed is not None:
             keywords = {
                 k: v for k, v in keywords.items() if k != "metavar"
-            } | {"choices": list(choices[field.name])}
+            } | {"choices": list(allowed)}
         if field.name in defaults:
             default = defaults[field.name]
         elif field.default is not MISSING:

@@ -6,7 +6,9 @@ The generalisation gap of a run is its in-distribution accuracy minus the
 mean accuracy over the evaluation lengths longer than training (None if there
 are none). Every file is written to a temporary name beside its target and
 moved into place (:mod:`annotated.core.atomic`), so none is ever
-half-written.
+half-written, and a report is written whole: a stop (Ctrl-C, SIGTERM) that
+arrives meanwhile takes effect once it is written. ``changes`` lists the
+training fields a resume changed (:mod:`annotated.lab.resuming`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from annotated.core.atomic import write_atomic
+from annotated.core.atomic import stops_held, write_atomic
 from annotated.lab.plots import write_plots
 from annotated.lab.tables import write_csv
 from annotated.training.history import History
@@ -66,7 +68,7 @@ def summarize(info: dict, history: History | None) -> dict:
         }
         summary |= {
             k: meta[k]
-            for k in ("learned", "steps_to_learn", "stop_accuracy")
+            for k in ("learned", "steps_to_learn", "stop_accuracy", "changes")
             if k in meta
         }
         summary["final_train_loss"] = (
@@ -97,6 +99,12 @@ def markdown_report(summary: dict, plots: list[str]) -> str:
         f"{_fmt(s.get('train_time_s'), 1)} s; final training loss: "
         f"{_fmt(s.get('final_train_loss'))}",
     ]
+    for change in s.get("changes", []):  # {"step": 5, "lr": [old, new]}
+        fields = {k: v for k, v in change.items() if k != "step"}
+        lines.append(
+            f"- resumed at step {change['step']} with "
+            + ", ".join(f"{k} {a} → {b}" for k, (a, b) in fields.items())
+        )
     if "learned" in s:
         outcome = (
             f"learned at step {s['steps_to_learn']}"
@@ -150,15 +158,17 @@ def write_report(
     length=None,
 ) -> dict:
     """metrics.csv, eval.csv, plots, report.json and report.md of one run
-    folder."""
-    plots = []
-    if history is not None:
-        write_csv(folder / "metrics.csv", history.steps)
-        write_csv(folder / "eval.csv", history.evals)
-        plots = write_plots(folder, history, model, task, length)
-        if model is None and (folder / "attention.png").is_file():
-            plots.append("attention.png")
-    summary = summarize(info, history)
-    write_atomic(folder / "report.json", json.dumps(summary, indent=2) + "\n")
-    write_atomic(folder / "report.md", markdown_report(summary, plots))
+    folder, with Ctrl-C and SIGTERM held until all are written."""
+    with stops_held():
+        plots = []
+        if history is not None:
+            write_csv(folder / "metrics.csv", history.steps)
+            write_csv(folder / "eval.csv", history.evals)
+            plots = write_plots(folder, history, model, task, length)
+            if model is None and (folder / "attention.png").is_file():
+                plots.append("attention.png")
+        summary = summarize(info, history)
+        text = json.dumps(summary, indent=2) + "\n"
+        write_atomic(folder / "report.json", text)
+        write_atomic(folder / "report.md", markdown_report(summary, plots))
     return summary

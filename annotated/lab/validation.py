@@ -11,7 +11,10 @@ to the training sequence length, and a left-out ``train.warmup_steps`` to a
 tenth of the steps (at most TrainConfig's default), so a short run needs no
 warm-up setting of its own; the vocabulary comes from the task; the lab
 trains decoders; the device must exist on this machine; every length must fit
-the task and the model.
+the task and the model; left out, the evaluation lengths are every length
+from 1 to twice the longest training length that the task and the model can
+run; and the run's estimated peak memory
+(:mod:`annotated.training.memory`) must fit in what the device has free.
 """
 
 from __future__ import annotations
@@ -24,11 +27,21 @@ from annotated.lab.config import ExperimentConfig
 from annotated.lab.plugins import load_plugins
 from annotated.lab.trackers import check_tracker
 from annotated.models.config import ModelConfig
+from annotated.models.summary import count_parameters
 from annotated.models.transformer import build_model
 from annotated.tasks import Task, get_task
 from annotated.training.config import TrainConfig
-from annotated.training.evaluation import check_lengths, length_range
+from annotated.training.evaluation import (
+    check_lengths,
+    default_eval_lengths,
+    length_range,
+)
 from annotated.training.loop import resolve_device
+from annotated.training.memory import (
+    available_memory,
+    estimate_memory,
+    human_bytes,
+)
 
 # the defaults resolve() sets in place of the dataclasses' own (the command
 # line's --help shows them)
@@ -67,6 +80,7 @@ class Resolved:
             "train": self.train_config.to_dict(),
         }
         values["train"].pop("seed")
+        values["eval_lengths"] = self.eval_lengths
         values.pop("grid")
         values["plugins"] = self.plugins
         return values
@@ -149,21 +163,77 @@ def resolve(config: ExperimentConfig) -> Resolved:
         train_values(config.train, config.seed)
     )
     check_device(train_config.device)
-    check_lengths(
-        model_config, task, sorted({low, high, *config.eval_lengths})
+    eval_lengths = sorted(set(config.eval_lengths)) or default_eval_lengths(
+        model_config, task, high
     )
+    check_lengths(model_config, task, sorted({low, high, *eval_lengths}))
     try:
         # builds nothing real: only the constructors' own checks run
         with torch.device("meta"):
-            build_model(model_config)
+            shapes = build_model(model_config)
     except NotImplementedError as error:
         raise ValueError(str(error)) from error
+    longest = max(high, *eval_lengths)
+    parameters = count_parameters(shapes)
+    check_memory(
+        model_config, train_config, task, parameters, (high, longest)
+    )
     return Resolved(
         config,
         task,
         model_config,
         train_config,
         (low, high),
-        sorted(set(config.eval_lengths)),
+        eval_lengths,
         plugins,
+    )
+
+
+def check_memory(
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    task: Task,
+    parameters: int,
+    lengths: tuple[int, int],
+) -> None:
+    """Refuse, before any folder exists, a run whose estimated peak memory
+    exceeds what its device has free (RAM, or the GPU's free memory), naming
+    the fields that make it large. ``lengths``: the longest training and
+    evaluation lengths."""
+    high, longest = lengths
+    estimate = estimate_memory(
+        model_config,
+        train_config,
+        parameters,
+        train_tokens=task.seq_len(high),
+        eval_tokens=task.seq_len(longest),
+        train_length=high,
+        eval_length=longest,
+    )
+    device = resolve_device(train_config.device)
+    free = available_memory(device)
+    if free is None or estimate.total_bytes <= free:
+        return
+    m, t = model_config, train_config
+    lower = f"model.d_model ({m.d_model}) or model.n_layers ({m.n_layers})"
+    if estimate.activation_bytes > estimate.state_bytes:
+        if estimate.largest.startswith("a training step"):
+            lower = (
+                f"train.batch_size ({t.batch_size}), the training length "
+                f"({high}) or model.d_model ({m.d_model})"
+            )
+        elif estimate.largest.startswith("the evaluation"):
+            lower = (
+                "train.eval_batch_size "
+                f"({t.eval_batch_size or t.batch_size}) or the longest "
+                f"evaluation length ({longest})"
+            )
+    raise ValueError(
+        f"this run needs about {human_bytes(estimate.total_bytes)} of "
+        f"memory, more than the {human_bytes(free)} free on {device}: "
+        f"{estimate.parameters:,} parameters take "
+        f"{human_bytes(estimate.state_bytes)} (28 bytes each: weights, "
+        "gradients, AdamW moments and a snapshot) and "
+        f"{estimate.largest} needs {human_bytes(estimate.activation_bytes)}"
+        f" more; lower {lower}"
     )
