@@ -12,6 +12,10 @@ Each module imports only those above it in this list:
 - ``tables``, ``plots``, ``reports``: CSV files and rows over seeds, a run's
   figures, a run's report.json / report.md
 - ``folders``: :func:`new_folder`, :func:`environment`, the run lock
+- ``resuming``: the checks before a stopped run continues (its config
+  still that of its checkpoint), and the training fields it may change
+- ``ranks``: a run under torchrun: rank 0 writes it, the other ranks train
+  beside it
 - ``runs``: :func:`~annotated.lab.runs.run` one experiment into a dated
   folder, :func:`~annotated.lab.runs.resume` one that stopped
 - ``jobs``, ``executors``, ``ray_executor``: where a sweep's runs train: this

@@ -13,19 +13,18 @@
 :class:`~annotated.models.config.ModelConfig` and
 :class:`~annotated.training.config.TrainConfig`, generated from the
 dataclasses by :mod:`annotated.lab.flags` (help from each field's comment,
-choices from the registries), so ``--help`` says what the configs say. Left
-out: ``model.vocab_size`` (the task gives it), ``train.seed`` (``--seed``
-seeds both) and ``grid`` (a sweep's: ``sweep CONFIG``). Flags are written in
-full (no abbreviations). ``--plugins my_tasks.py`` (or a module name) is
-imported first, so ``--task`` can name the tasks it registers.
+choices from the registries), so ``--help`` says what the configs say, and
+``resume RUN`` one per field a run may change mid-run (``--lr 1e-4``). Left
+out: ``model.vocab_size`` (the task's), ``train.seed`` (``--seed`` seeds
+both), ``grid`` (a sweep's). Flags are written in full; ``--plugins`` are
+imported first, so ``--task`` can name the tasks they register.
 
 Exit status: 0 success; 2 a usage or config error, one line on stderr and
 nothing written (a wrong type or range, a missing corpus, a device this
-machine lacks, a run that cannot be resumed, a damaged file); 1 a failure
-while running (the run folder is marked ``failed``, or ``diverged`` with its
-last good state in model.pt); 130 interrupted by Ctrl-C or SIGTERM (model.pt
-holds the last good state: ``resume`` continues it). The subcommands
-themselves are in :mod:`annotated.lab.commands`.
+machine lacks, too little memory, a run that cannot be resumed, a damaged
+file); 1 a failure while running (the run is marked ``failed``, or
+``diverged``); 130 interrupted by Ctrl-C or SIGTERM. ``resume`` continues a
+stopped run from model.pt; the subcommands are :mod:`annotated.lab.commands`.
 """
 
 from __future__ import annotations
@@ -44,6 +43,7 @@ from annotated.lab.config import (
 from annotated.lab.executors import EXECUTORS
 from annotated.lab.flags import add_flags, apply_flags
 from annotated.lab.plugins import load_plugins
+from annotated.lab.resuming import RESUME_FLAGS
 from annotated.lab.validation import LAB_DEFAULTS
 from annotated.models.blocks import ACTIVATIONS, NORM_PLACEMENTS
 from annotated.models.config import ARCHITECTURES, ModelConfig
@@ -199,10 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="a run folder (config.yaml) or a sweep folder (sweep.yaml)",
     )
     add_plugin_flag(r)
-    u = command(
-        "resume", help="continue an interrupted run from its last checkpoint"
-    )
+    u = command("resume", help="continue a stopped run from its checkpoint")
     u.add_argument("path", help="the run folder")
+    u.set_defaults(mid_run=add_flags(u, TrainConfig, "train", **RESUME_FLAGS))
     add_output_flags(u, out=False)
     lst = command(
         "list",
@@ -260,7 +259,9 @@ def run_command(args) -> int:
             args.config, plugins=plugins, **{k: vars(args)[k] for k in where}
         )
     if args.command == "resume":
-        return commands.resume(args.path, progress=args.progress)
+        mid_run = {}  # the training fields given, if any
+        apply_flags(args, args.mid_run, {"train": mid_run})
+        return commands.resume(args.path, mid_run, progress=args.progress)
     if args.command == "report":
         return commands.report(args.path)
     return commands.list_everything()

@@ -32,14 +32,19 @@ from annotated.tasks import (
     ChecksumMismatchError,
     CorpusUnavailableError,
 )
+from annotated.training.torchrun import launch_command, process_group
 
 # exit 2 when raised before training (ConfigError is a ValueError)
 USER_ERRORS = (ValueError, CorpusUnavailableError, ChecksumMismatchError)
 
 
 def train(config: ExperimentConfig, out: str, *, progress: bool) -> int:
-    """``train``: one run into a new folder under ``out``."""
-    print_run(run(config, out, progress=progress))
+    """``train``: one run into a new folder under ``out`` (under torchrun,
+    trained by every rank and written by rank 0)."""
+    with process_group() as ranks:
+        folder = run(config, out, progress=progress)
+        if ranks.is_main:
+            print_run(folder)
     return 0
 
 
@@ -80,9 +85,16 @@ def sweep(
     return 0
 
 
-def resume(path: str, *, progress: bool) -> int:
-    """``resume``: continue the stopped run in folder ``path``."""
-    print_run(resume_run(existing_folder(path), progress=progress))
+def resume(path: str, changes: dict | None = None, *, progress: bool) -> int:
+    """``resume``: continue the stopped run in folder ``path`` with
+    ``changes`` to its mid-run training fields (under torchrun, on as many
+    ranks as it began with)."""
+    with process_group() as ranks:
+        folder = resume_run(
+            existing_folder(path), changes=changes, progress=progress
+        )
+        if ranks.is_main:
+            print_run(folder)
     return 0
 
 
@@ -142,11 +154,33 @@ def ran(error: BaseException) -> bool:
 
 def resume_hint(error: BaseException) -> str:
     """Where a stopped run keeps its last good state, and the command that
-    continues it ("" when there is none)."""
+    continues it, with a divergence's advice as flags; for a run stopped
+    after its training had finished, the command that redraws its report
+    ("" when there is nothing to continue)."""
     folder = getattr(error, "run_folder", None)
     if folder is None or not (Path(folder) / "model.pt").is_file():
         return ""
+    report = Path(folder) / "report.json"
+    try:
+        finished = json.loads(report.read_text())["status"] == "completed"
+    except (OSError, ValueError, LookupError, TypeError):
+        finished = False
+    if finished:
+        return (  # stopped while the final report was written
+            f"; training had finished and {report} says so; redraw its "
+            f"plots with: python -m annotated report {folder}"
+        )
+    command = f"{launch_command()} -m annotated resume {folder}"
     return (
         f"; {folder}/model.pt holds its last good state — continue with: "
-        f"python -m annotated resume {folder}"
+        f"{command}" + advice_flags(error)
+    )
+
+
+def advice_flags(error: BaseException) -> str:
+    """A divergence's advice as ``resume``'s flags: ``" --lr 0.0001"``."""
+    advice = getattr(error, "advice", {})
+    return "".join(
+        f" --{name.replace('_', '-')} {value}"
+        for name, value in advice.items()
     )

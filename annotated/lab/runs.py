@@ -25,8 +25,12 @@ training; a run that fails keeps its folder, marked ``"failed"`` with the
 error and the metrics so far. A run stopped by Ctrl-C, by SIGTERM (turned into
 the same KeyboardInterrupt while a run trains) or by a divergence writes its
 last good state to model.pt before it stops and is marked ``"interrupted"`` or
-``"diverged"``; :func:`resume` continues any of them in the same folder. While
-a run trains, it holds the folder's lock (:mod:`annotated.lab.folders`).
+``"diverged"``; :func:`resume` continues any of them in the same folder,
+changing the training fields a run may change mid-run if asked
+(:mod:`annotated.lab.resuming`). No exit leaves report.json ``"running"``: a
+stop after the last step leaves it ``"completed"``. While a run trains, it
+holds the folder's lock (:mod:`annotated.lab.folders`); under torchrun, rank
+0 alone writes the folder (:mod:`annotated.lab.ranks`).
 """
 
 from __future__ import annotations
@@ -42,19 +46,16 @@ from pathlib import Path
 import yaml
 
 from annotated.core.atomic import write_atomic
-from annotated.lab.config import ExperimentConfig, as_config, read_json_file
-from annotated.lab.folders import (
-    LOCK,
-    environment,
-    lock_holder,
-    new_folder,
-    run_lock,
-)
+from annotated.lab.config import as_config
+from annotated.lab.folders import environment, new_folder, run_lock
+from annotated.lab.ranks import read_on_rank_zero, train_beside_rank_zero
 from annotated.lab.reports import write_report
+from annotated.lab.resuming import check_resumable
 from annotated.lab.trackers import open_tracker
 from annotated.lab.validation import Resolved, resolve
-from annotated.models.checkpoints import read_checkpoint, write_checkpoint
+from annotated.models.checkpoints import write_checkpoint
 from annotated.models.summary import count_parameters
+from annotated.training.distributed import current_ranks
 from annotated.training.history import History
 from annotated.training.loop import TrainingDiverged, resolve_device, train
 
@@ -88,14 +89,21 @@ def run(
             "-m annotated sweep CONFIG), or remove grid"
         )
     resolved = resolve(config)
-    folder = _folder or new_folder(Path(out_dir), config.name)
+    folder = current_ranks().from_main(  # under torchrun: rank 0 makes it
+        lambda: _folder or new_folder(Path(out_dir), config.name)
+    )
     return _train_into(folder, resolved, progress=progress, callback=callback)
 
 
-def resume(folder, *, progress: bool = False, callback=None) -> Path:
+def resume(
+    folder, *, changes=None, progress: bool = False, callback=None
+) -> Path:
     """Continue an interrupted, diverged or failed run from its last
-    checkpoint (model.pt) in its own folder."""
-    resolved, state = check_resumable(folder)
+    checkpoint (model.pt) in its own folder; ``changes``: new values of the
+    mid-run training fields (:mod:`annotated.lab.resuming`)."""
+    resolved, state = read_on_rank_zero(
+        lambda: check_resumable(folder, changes)
+    )
     return _train_into(
         Path(folder),
         resolved,
@@ -105,56 +113,15 @@ def resume(folder, *, progress: bool = False, callback=None) -> Path:
     )
 
 
-def check_resumable(folder) -> tuple[Resolved, dict]:
-    """The checked experiment and training state :func:`resume` starts from;
-    ValueError (naming the folder or file) when the run is complete, still
-    training in another process, or has no checkpoint."""
-    folder = Path(folder)
-    if not (folder / "config.yaml").is_file():
-        raise ValueError(
-            f"{folder} is not a run folder (it has no config.yaml)"
-        )
-    holder = lock_holder(folder)
-    if holder is not None:
-        pid = holder["pid"]
-        raise ValueError(
-            f"{folder} is still training in process {pid} on "
-            f"{holder['host']} ({folder / LOCK}); wait for it to finish or "
-            f"stop it (kill -INT {pid}) and resume then; if no such process "
-            f"runs (it was killed on another machine), delete {LOCK}"
-        )
-    report = (
-        read_json_file(folder / "report.json")
-        if (folder / "report.json").is_file()
-        else {}
-    )
-    if report.get("status") == "completed":
-        raise ValueError(f"{folder} is already complete; nothing to resume")
-    if not (folder / "model.pt").is_file():
-        raise ValueError(
-            f"{folder} has no checkpoint (model.pt); it cannot be resumed — "
-            "start it again with run()"
-        )
-    resolved = resolve(ExperimentConfig.from_file(folder / "config.yaml"))
-    checkpoint = read_checkpoint(folder / "model.pt")
-    if not isinstance(checkpoint.get("training_state"), dict):
-        raise ValueError(
-            f"{folder / 'model.pt'} holds weights but no training state; it "
-            "cannot be resumed"
-        )
-    return resolved, {
-        **checkpoint["training_state"],
-        "model": checkpoint["state_dict"],
-    }
-
-
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """Within the block, SIGTERM (``kill PID``, a scheduler's stop) raises
     KeyboardInterrupt as Ctrl-C does, so training saves its last good state;
     later SIGTERMs are ignored until the block ends (SIGKILL does not). Only
-    the main thread can set a handler; elsewhere the block runs unchanged."""
-    if threading.current_thread() is not threading.main_thread():
+    the main thread can set a handler; elsewhere, and among several ranks
+    (where signals ask every rank to stop), the block runs unchanged."""
+    main = threading.current_thread() is threading.main_thread()
+    if not main or current_ranks().size > 1:
         yield
         return
 
@@ -173,6 +140,8 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def _train_into(
     folder: Path, resolved: Resolved, *, progress, callback, resume_state=None
 ) -> Path:
+    if not current_ranks().is_main:  # rank 0 alone writes the folder
+        return train_beside_rank_zero(folder, resolved, resume_state)
     with run_lock(folder), sigterm_as_interrupt():
         try:
             return _train_locked(
@@ -192,36 +161,20 @@ def _train_locked(
     folder: Path, resolved: Resolved, *, progress, callback, resume_state=None
 ) -> Path:
     device = resolve_device(resolved.train_config.device)
-    write_atomic(
-        folder / "config.yaml",
-        yaml.safe_dump(
-            resolved.to_dict() | {"environment": environment(device)},
-            sort_keys=False,
-            allow_unicode=True,
-        ),
-    )
-    model = resolved.build_model()
     info = {
         "name": resolved.config.name,
         "task": resolved.config.task,
-        "parameters": count_parameters(model),
+        "parameters": None,
         "train_length": list(resolved.lengths),
         "eval_lengths": resolved.eval_lengths,
         "device": str(device),
     }
-    write_report(folder, info | {"status": "running"}, None)
-    began = time.perf_counter()
+    began, tracker, history = time.perf_counter(), None, None
     # what a failure keeps
     live = (
         History.from_dict(resume_state["history"])
         if resume_state
         else History()
-    )
-    tracker = open_tracker(
-        resolved.config.tracker,
-        folder,
-        run_name=resolved.config.name,
-        config=resolved.to_dict(),
     )
 
     def record(kind, row):
@@ -237,7 +190,25 @@ def _train_locked(
         save_checkpoint(folder / "model.pt", resolved, state)
         saved["step"] = state["step"]
 
+    # from here on every exit leaves a report that is not "running"
     try:
+        write_atomic(
+            folder / "config.yaml",
+            yaml.safe_dump(
+                resolved.to_dict() | {"environment": environment(device)},
+                sort_keys=False,
+                allow_unicode=True,
+            ),
+        )
+        model = resolved.build_model()
+        info["parameters"] = count_parameters(model)
+        write_report(folder, info | {"status": "running"}, None)
+        tracker = open_tracker(
+            resolved.config.tracker,
+            folder,
+            run_name=resolved.config.name,
+            config=resolved.to_dict(),
+        )
         history = train(
             model,
             resolved.task,
@@ -249,40 +220,45 @@ def _train_locked(
             resume_state=resume_state,
             checkpoint=save,
         )
-    except BaseException as error:
-        history = getattr(error, "history", None) or live
-        history.meta["steps_done"] = (
-            history.steps[-1]["step"] if history.steps else 0
+        info |= {"status": "completed", "error": None}
+        tracker, closing = None, tracker
+        if closing:
+            closing.close()
+        info["wall_time_s"] = time.perf_counter() - began
+        write_report(
+            folder,
+            info,
+            history,
+            model=model.cpu(),
+            task=resolved.task,
+            length=resolved.lengths[1],
         )
-        if isinstance(error, TrainingDiverged):
-            status = "diverged"
-        elif isinstance(error, KeyboardInterrupt):
-            status = "interrupted"
-        else:
-            status = "failed"
-        info |= {
-            "status": status,
-            "error": f"{type(error).__name__}: {error}",
-            "traceback": traceback.format_exc(),
-            "checkpoint_step": saved["step"],
-            "wall_time_s": time.perf_counter() - began,
-        }
+    except BaseException as error:
+        if history is None:  # stopped before training had finished
+            history = getattr(error, "history", None) or live
+            history.meta["steps_done"] = (
+                history.steps[-1]["step"] if history.steps else 0
+            )
+            info |= {
+                "status": stop_status(error),
+                "error": f"{type(error).__name__}: {error}",
+                "traceback": traceback.format_exc(),
+                "checkpoint_step": saved["step"],
+            }
+        info["wall_time_s"] = time.perf_counter() - began
         write_report(folder, info, history)
         raise
     finally:
         if tracker:
             tracker.close()
-    info |= {
-        "status": "completed",
-        "error": None,
-        "wall_time_s": time.perf_counter() - began,
-    }
-    write_report(
-        folder,
-        info,
-        history,
-        model=model.cpu(),
-        task=resolved.task,
-        length=resolved.lengths[1],
-    )
     return folder
+
+
+def stop_status(error: BaseException) -> str:
+    """What report.json says of a run that ``error`` stopped while it
+    trained."""
+    if isinstance(error, TrainingDiverged):
+        return "diverged"
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted"
+    return "failed"

@@ -19,6 +19,7 @@ from annotated.core.fields import check_fields
 RANGES = {
     "steps": "[1, inf)",
     "batch_size": "[1, inf)",
+    "grad_accum": "[1, inf)",
     "lr": "positive",
     "weight_decay": "non-negative",
     "betas": "[0, 1)",
@@ -36,6 +37,9 @@ RANGES = {
     "min_steps": "[0, inf)",
     "snapshot_every": "[1, inf)",
 }
+# the fields a stopped run may change when it resumes: the loop reads them
+# afresh at every step (the schedule, the clipping, where it ends)
+MID_RUN = ("steps", "lr", "warmup_steps", "grad_clip")
 # the device names TrainConfig.device takes (None: the GPU when present)
 DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps")
 
@@ -46,13 +50,16 @@ class TrainConfig:
     ``checkpoint_every=0`` never calls the checkpoint function (the lab saves
     one at the end anyway)."""
 
-    steps: int = 1000
+    steps: int = 1000  # optimizer steps in all
     batch_size: int = 32
-    lr: float = 1e-3
+    # micro-batches of batch_size per step, their gradients summed: a step
+    # trains on batch_size × grad_accum (× ranks under torchrun) examples
+    grad_accum: int = 1
+    lr: float = 1e-3  # the peak learning rate, after the warm-up
     # AdamW's decoupled decay, on Linear weights only (training.optim)
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.98)
-    warmup_steps: int = 100
+    warmup_steps: int = 100  # steps of the linear warm-up from 0 to lr
     min_lr_ratio: float = 0.1  # the cosine ends at lr * min_lr_ratio
     grad_clip: float | None = 1.0  # max total gradient norm; None: no clip
     eval_every: int = 0

@@ -77,6 +77,21 @@ def check_lengths(model_config, task: Task, lengths: Sequence[int]) -> None:
             )
 
 
+def default_eval_lengths(model_config, task: Task, longest: int) -> list[int]:
+    """The lengths a run is evaluated at when none are given: every length
+    from 1 to twice the longest training length (the protocol of the
+    length-generalisation papers), less those :func:`check_lengths` refuses
+    (the task's limits, a learned table's rows)."""
+    lengths = []
+    for length in range(1, 2 * longest + 1):
+        try:
+            check_lengths(model_config, task, [length])
+        except ValueError:
+            continue
+        lengths.append(length)
+    return lengths
+
+
 def batch_positions(model, batch, generator: torch.Generator) -> dict:
     """The ``positions=`` keyword for one batch: the task's own ids (coupling,
     Abacus), else for a randomized model (``model.position_range > 0``) a

@@ -33,12 +33,14 @@ used when present.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch
 from tqdm.auto import tqdm
 
 from annotated.tasks import Task
 from annotated.training.config import TrainConfig
+from annotated.training.divergence import advice_text, divergence_advice
 from annotated.training.history import History
 from annotated.training.state import TrainingRun
 from annotated.training.steps import (
@@ -48,6 +50,7 @@ from annotated.training.steps import (
     log_step,
     train_step,
 )
+from annotated.training.torchrun import stop_signals
 
 __all__ = [
     "TrainingDiverged",
@@ -60,11 +63,16 @@ __all__ = [
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or inf. ``history`` holds everything logged up to
-    then; the model holds the last weights whose loss was finite."""
+    then; the model holds the last weights whose loss was finite;
+    ``advice`` the config fields to change, with values to try
+    (:func:`~annotated.training.divergence.divergence_advice`)."""
 
-    def __init__(self, message: str, *, step: int, history: History):
+    def __init__(
+        self, message: str, *, step: int, history: History, advice=None
+    ):
         super().__init__(message)
         self.step, self.history = step, history
+        self.advice = advice or {}
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -109,24 +117,36 @@ def train(
     Every ``eval_every`` steps the model is evaluated and, with
     ``config.stop_accuracy`` set, judged by :func:`stop_rule`; when it stops,
     and at the last step, every length is evaluated.
+
+    In a process group (``torchrun``) the model trains data-parallel
+    (:mod:`annotated.training.distributed`): rank 0 alone evaluates and
+    calls ``callback`` and ``checkpoint``, and sends its stop decision to
+    the other ranks; a lost rank raises
+    :class:`~annotated.training.distributed.RankLost` after rank 0 saved
+    the last snapshot marked ``"failed"``.
     """
     config = config or TrainConfig()
     device = resolve_device(config.device)
     run = TrainingRun.start(
         model, task, config, device, train_length, eval_lengths
     )
-    run.callback, run.checkpoint = callback, checkpoint
+    if run.ranks.is_main:  # the rank that records and writes
+        run.callback, run.checkpoint = callback, checkpoint
     if resume_state is not None:
         run.resume(resume_state)
     run.prepare()
     bar = tqdm(
         total=config.steps,
         initial=run.step,
-        disable=not progress,
+        disable=not (progress and run.ranks.is_main),
         desc="train",
     )
     # dropout draws from the global RNG; keep the caller's intact
-    with bar, torch.random.fork_rng(devices=run.cuda_devices):
+    with (
+        bar,
+        torch.random.fork_rng(devices=run.cuda_devices),
+        stop_signals(run.ranks),
+    ):
         run.begin(resume_state)
         try:
             for step in range(run.step + 1, config.steps + 1):
@@ -143,8 +163,9 @@ def train(
                 if logged:
                     row = log_step(run, row)
                     bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
-                stop = evaluated and evaluate_and_judge(run, step)
-                if stop or last:
+                judge = partial(evaluate_and_judge, run, step)
+                stop = evaluated and run.ranks.from_main(judge)
+                if (stop or last) and run.ranks.is_main:
                     evaluate_the_rest(run, step)
                 run.record_time()
                 if kept or stop:
@@ -154,6 +175,12 @@ def train(
         except KeyboardInterrupt:
             run.mark_stopped("interrupted")
             raise
+        except RuntimeError as error:
+            lost = run.ranks.lost(error, run.step)
+            if lost is None:
+                raise
+            run.mark_stopped("failed")
+            raise lost from error
     run.history.meta["status"] = "completed"
     if config.stop_accuracy is not None:
         run.history.meta.setdefault("learned", False)
@@ -211,11 +238,13 @@ def raise_if_diverged(run: TrainingRun) -> None:
     run.model.load_state_dict(snapshot["model"])
     run.optimizer.load_state_dict(snapshot["optimizer"])
     run.mark_stopped("diverged")
+    step = run.watch.first_step
+    advice = divergence_advice(run.config, step)
     raise TrainingDiverged(
-        f"training diverged at step {run.watch.first_step}: "
-        f"{run.watch.what()}. The model holds the weights of step "
-        f"{snapshot['step']}, the last snapshot; lower lr, raise "
-        "warmup_steps, or set grad_clip",
-        step=run.watch.first_step,
+        f"training diverged at step {step}: {run.watch.what()}. The model "
+        f"holds the weights of step {snapshot['step']}, the last snapshot; "
+        + advice_text(run.config, advice),
+        step=step,
         history=run.history,
+        advice=advice,
     )

@@ -12,7 +12,9 @@ two host syncs: the first non-finite loss or gradient norm, and the tokens.
 
 Three random streams, each seeded from ``TrainConfig.seed``: the data
 (``seed``), dropout through the global RNG (``seed + 1``, inside a fork that
-leaves the caller's RNG as it was) and randomized positions (``seed + 2``).
+leaves the caller's RNG as it was; each rank of a data-parallel run has its
+own, :func:`~annotated.training.distributed.dropout_seed`) and randomized
+positions (``seed + 2``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ import torch
 
 from annotated.tasks import Task, get_task
 from annotated.training.config import TrainConfig
+from annotated.training.distributed import (
+    Ranks,
+    check_examples_per_step,
+    current_ranks,
+    dropout_seed,
+)
 from annotated.training.evaluation import check_lengths, length_range
 from annotated.training.history import History, layer_groups
 from annotated.training.optim import make_optimizer
@@ -51,6 +59,8 @@ class TrainingRun:
     data_rng: torch.Generator
     # randomized positions: a stream apart from the data
     position_rng: torch.Generator
+    # this process's place among the ranks (data-parallel under torchrun)
+    ranks: Ranks = field(default_factory=Ranks)
     history: History = field(default_factory=History)
     step: int = 0
     snapshot: dict | None = None
@@ -94,11 +104,13 @@ class TrainingRun:
             lengths=lengths,
             data_rng=torch.Generator().manual_seed(config.seed),
             position_rng=torch.Generator().manual_seed(config.seed + 2),
+            ranks=current_ranks(),
         )
 
     def resume(self, state: dict) -> None:
         """Continue from a :func:`training_state`: weights, optimizer
         moments, data and position streams, history and step."""
+        check_examples_per_step(state, self.config, self.ranks)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.data_rng.set_state(state["data_rng"])
@@ -113,9 +125,12 @@ class TrainingRun:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         compile_ = self.config.compile
-        self.forward = torch.compile(self.model) if compile_ else self.model
+        model = self.ranks.wrap(self.model, self.device)
+        self.forward = torch.compile(model) if compile_ else model
         self.layers = layer_groups(self.model)
         self.history.meta["device"] = str(self.device)
+        if self.ranks.size > 1:
+            self.history.meta["ranks"] = self.ranks.size
         if self.config.stop_accuracy is not None:
             self.history.meta |= {
                 "stop_accuracy": self.config.stop_accuracy,
@@ -138,8 +153,12 @@ class TrainingRun:
     def begin(self, resume_state: dict | None) -> None:
         """Seed dropout's stream (the global RNG, forked by the caller), take
         the first snapshot and switch to training mode."""
-        torch.manual_seed(self.config.seed + 1)
+        torch.manual_seed(dropout_seed(self.config.seed, self.ranks))
         if resume_state is not None:
+            # this rank's own streams, when the ranks saved theirs
+            by_rank = resume_state.get("rank_rngs", [])
+            if len(by_rank) == self.ranks.size:
+                resume_state = resume_state | by_rank[self.ranks.rank]
             torch.set_rng_state(resume_state["torch_rng"])
             if "cuda_rng" in resume_state and self.cuda_devices:
                 torch.cuda.set_rng_state_all(resume_state["cuda_rng"])
@@ -186,6 +205,9 @@ def training_state(run: TrainingRun) -> dict:
     state["position_rng"] = run.position_rng.get_state()
     if torch.cuda.is_available():
         state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    if run.ranks.size > 1:  # dropout's stream differs between ranks
+        rngs = {k: state[k] for k in ("torch_rng", "cuda_rng") if k in state}
+        state["rank_rngs"] = run.ranks.gather(rngs)
     return state
 
 

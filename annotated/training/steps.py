@@ -13,7 +13,9 @@ et al. 2013) before the step; the per-layer norms only on logged steps.
 The step is kept cheap: nothing it computes is read on the host. A NaN or
 inf loss or gradient norm is recorded on the device, by the run's
 :class:`~annotated.training.state.StepWatch`, and read only at logging,
-evaluation, checkpoint and snapshot steps (one host sync each).
+evaluation, checkpoint and snapshot steps (one host sync each). Among
+several ranks, each step's all-reduce of the loss also carries the ranks'
+stop flag, which is read on the host.
 
 Legend: B batch, T sequence length, V vocabulary.
 """
@@ -23,13 +25,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
-from annotated.training.evaluation import (
-    batch_positions,
-    evaluate,
-    model_logits,
-)
+from annotated.training.distributed import backward_shards
+from annotated.training.evaluation import batch_positions, evaluate
 from annotated.training.history import grad_norms, peak_memory_bytes
 from annotated.training.optim import learning_rate
 from annotated.training.state import TrainingRun
@@ -50,26 +48,27 @@ def every(n: int, step: int) -> bool:
 
 
 def train_step(run: TrainingRun, step: int, *, per_layer: bool) -> dict:
-    """One optimizer step on a fresh batch. Returns the step's log row with
-    the loss and gradient norms still on the device (no host sync);
-    ``per_layer`` adds each layer's gradient norm."""
+    """One optimizer step on a fresh batch: this rank's shard of it, in
+    ``grad_accum`` micro-batches (:mod:`annotated.training.distributed`
+    says why N ranks × batch b train as one process × batch N·b). Returns
+    the step's log row with the loss and gradient norms still on the device
+    (no host sync); ``per_layer`` adds each layer's gradient norm."""
     config, (low, high) = run.config, run.train_range
     length = high
     if low != high:
         draw = torch.randint(low, high + 1, (1,), generator=run.data_rng)
         length = int(draw)
-    batch = run.task.sample(config.batch_size, length, run.data_rng)
-    batch = batch.to(run.device)
+    # the whole step's batch, every rank's shard and micro-batch of it
+    whole = config.batch_size * config.grad_accum * run.ranks.size
+    batch = run.task.sample(whole, length, run.data_rng).to(run.device)
     lr = learning_rate(step - 1, config)
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     positions = batch_positions(run.model, batch, run.position_rng)
-    # (B, T, V)
-    logits, _ = model_logits(run.forward, batch.inputs, **positions)
-    mask = batch.target_mask  # (B, T)
-    loss = F.cross_entropy(logits[mask].float(), batch.targets[mask])
     run.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    loss = backward_shards(
+        run.forward, batch, positions, run.ranks, config.grad_accum
+    )
     # per layer, before clipping
     norms = grad_norms(run.layers) if per_layer else {}
     total = total_norm(run.params, config.grad_clip)
