@@ -80,15 +80,7 @@ def attend(
         NaN), as in ``F.scaled_dot_product_attention``.
     """
     scale, mask, mask_mod = prepare_attention(
-        q,
-        k,
-        v,
-        mask,
-        bias,
-        key_padding_mask=key_padding_mask,
-        causal=causal,
-        scale=scale,
-        mask_mod=mask_mod,
+        q, k, v, mask, bias, key_padding_mask, causal, scale, mask_mod
     )
     scores = attention_scores(q, k, bias, scale=scale, score_mod=score_mod)
     keep = visible_keys(mask, mask_mod, scores.shape, q.device)
@@ -103,7 +95,6 @@ def prepare_attention(
     v: torch.Tensor,
     mask: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
-    *,
     key_padding_mask: torch.Tensor | None = None,
     causal: bool = False,
     scale: float | None = None,

@@ -65,15 +65,7 @@ def blockwise_attention(
         query_block_size=query_block_size,
     )
     scale, mask, mask_mod = prepare_attention(
-        q,
-        k,
-        v,
-        mask,
-        bias,
-        key_padding_mask=key_padding_mask,
-        causal=causal,
-        scale=scale,
-        mask_mod=mask_mod,
+        q, k, v, mask, bias, key_padding_mask, causal, scale, mask_mod
     )
     q_block = block_size if query_block_size is None else query_block_size
     if mask is not None and mask.dim() < 2:

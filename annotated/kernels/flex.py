@@ -49,15 +49,7 @@ def flex_attention(
     """``attend``'s meaning through FlexAttention; q, k, v are
     ``(B, H, T, D)``."""
     scale, mask, mask_mod = prepare_attention(
-        q,
-        k,
-        v,
-        mask,
-        bias,
-        key_padding_mask=key_padding_mask,
-        causal=causal,
-        scale=scale,
-        mask_mod=mask_mod,
+        q, k, v, mask, bias, key_padding_mask, causal, scale, mask_mod
     )
     if not flex_available(q.device):
         raise ValueError(

@@ -67,15 +67,7 @@ def local_attention(
     """
     positive_sizes("local_attention", window=window, chunk_size=chunk_size)
     scale, mask, mask_mod = prepare_attention(
-        q,
-        k,
-        v,
-        mask,
-        bias,
-        key_padding_mask=key_padding_mask,
-        causal=causal,
-        scale=scale,
-        mask_mod=mask_mod,
+        q, k, v, mask, bias, key_padding_mask, causal, scale, mask_mod
     )
     key_keep = key_padding(mask, "local_attention")  # (..., Tk) or None
     t_q, t_k, dev = q.shape[-2], k.shape[-2], q.device

@@ -49,17 +49,10 @@ def sdpa_attention(
         x is None for x in (mask, bias, key_padding_mask, mask_mod, score_mod)
     )
     sdpa_causal = causal and plain and t_q == t_k
+    causal = causal and not sdpa_causal  # else a mask_mod like any other
+    # the last True: k and v may have fewer heads than q (GQA)
     scale, mask, mask_mod = prepare_attention(
-        q,
-        k,
-        v,
-        mask,
-        bias,
-        key_padding_mask=key_padding_mask,
-        causal=causal and not sdpa_causal,
-        scale=scale,
-        mask_mod=mask_mod,
-        grouped_kv=True,
+        q, k, v, mask, bias, key_padding_mask, causal, scale, mask_mod, True
     )
     if score_mod is not None:  # materialised once: (..., Tq, Tk)
         grid = score_grid(q.shape[:-2], t_q, t_k, q.device)

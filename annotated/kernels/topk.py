@@ -48,15 +48,7 @@ def topk_attention(
     like ``attend``."""
     positive_sizes("topk_attention", top_k=top_k)
     scale, mask, mask_mod = prepare_attention(
-        q,
-        k,
-        v,
-        mask,
-        bias,
-        key_padding_mask=key_padding_mask,
-        causal=causal,
-        scale=scale,
-        mask_mod=mask_mod,
+        q, k, v, mask, bias, key_padding_mask, causal, scale, mask_mod
     )
     scores = attention_scores(q, k, bias, scale=scale, score_mod=score_mod)
     keep = visible_keys(mask, mask_mod, scores.shape, q.device)
