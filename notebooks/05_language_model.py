@@ -285,8 +285,8 @@ print(
 # run of §2.1 gets there too). The validation curve runs through the middle of
 # the training curve: no sign of overfitting, which is no surprise, since the
 # live run reads 300 × 12 × 64 = 230,400 characters, a quarter of the training
-# split ({ref}`ex-05-epochs`). The tokens/s line is measured on this machine,
-# shared with other work, and changes from run to run.
+# split ({ref}`ex-05-epochs`). The tokens/s line depends on the machine and
+# what else it runs, and changes from run to run.
 #
 # ### 2.1 The full run, stored
 #

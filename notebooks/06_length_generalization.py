@@ -432,7 +432,7 @@ print(sweeps.table("parity", PARITY))
 # significance in both operands and the answer the same position id; the
 # library's variant reads those ids only through a learned per-head bias on
 # the clipped difference of coupled ids (`annotated.positional.coupled`), the
-# variant that extrapolated in measurements on this machine. One layer, width
+# variant that extrapolated when we tried both readings. One layer, width
 # 128; operands of $1 \dots 10$ digits drawn per step. The stop rule (0.99
 # exact match, three evaluations in a row) records when each run learned, and
 # `min_steps` keeps it training to 6,000 steps (week 6, part 2 shows what
@@ -588,8 +588,8 @@ CLAIMS = [
           value={"sinusoidal": 0.01, "rope": 0.0}, source=K_ADD,
           read_off=True),
     Claim(M, "Abacus: 1..20 -> 100 digits", None, value={"abacus": 0.99},
-          reason="the 1-layer Abacus variant measured on this machine did "
-          "not fit 10 digits; the deeper models of the paper were not run",
+          reason="the 1-layer Abacus variant we tried did not fit 10 "
+          "digits; the deeper models of the paper were not run",
           source=M_ABACUS),
     Claim(C, "coupling, 6.7x the training length; ours: 1..10 -> 50 "
           "digits (5x)", "addition_coupled@50",

@@ -200,8 +200,8 @@ for i, rows in enumerate(abacus.eval().shifted(places, 2).tolist()):
 # McLeish et al. pair it with deeper models (and NoPE or FIRE inside
 # attention). The library has the encoding and the task format
 # (`addition_abacus`), but this book ran no Abacus sweep: a one-layer Abacus
-# model tried on this machine while sizing the work (not a stored run) did not
-# fit 10-digit addition, and the deeper models did not fit the compute of this
+# model we tried while sizing the work (not a stored run) did not fit
+# 10-digit addition, and the deeper models did not fit the compute of this
 # chapter. The claim stays *not testable here*.
 #
 # ## 4. Position coupling, read as a relative bias
@@ -215,8 +215,8 @@ for i, rows in enumerate(abacus.eval().shifted(places, 2).tolist()):
 # $$\text{score}(i, j) \mathrel{+}=
 # b_h\big[\operatorname{clip}(p_i - p_j, -3, 3)\big]$$
 #
-# (the class docstring says why: in runs made on this machine while sizing the
-# work, the absolute table over coupled ids fitted 10 digits and failed at 15,
+# (the class docstring says why; in runs we made while sizing the work, the
+# absolute table over coupled ids fitted 10 digits and failed at 15,
 # while the bias extrapolated). As a `score_mod`:
 
 # %%
