@@ -484,6 +484,9 @@ def test_a_hand_edit_of_a_mid_run_field_is_recorded_as_a_change(
 STOP_IN_WINDOW = textwrap.dedent(
     """
     import os, signal, sys
+    # Ctrl-C as in a terminal, even when this test runs in the background,
+    # where a shell starts commands with SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import annotated.lab.reports as reports
     import annotated.lab.runs as runs
     from annotated.lab.cli import main
