@@ -36,6 +36,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from annotated.lab.folders import unclean_provenance  # noqa: E402
 from annotated.lab.grid import sweep_runs  # noqa: E402
 from annotated.lab.summary import point_row, read_report  # noqa: E402
 from annotated.lab.tables import group_statistics, run_row, write_csv  # noqa: E402
@@ -75,11 +76,12 @@ def wall_time(reports: list[dict]) -> dict:
         starts.append(start)
         ends.append(start + timedelta(seconds=report["wall_time_s"]))
     return {"runs_wall_time_s": round(sum(r["wall_time_s"] for r in done), 1),
+            "runs_cpu_time_s": round(sum(r.get("cpu_time_s") or 0.0 for r in done), 1),
             "span_s": round((max(ends) - min(starts)).total_seconds(), 1)}  # fmt: skip
 
 
 def collect(folders: list[Path], out: Path, *, commands: list[str], wall_time_s: float | None,
-            prefix: str = PREFIX) -> list[dict]:  # fmt: skip
+            prefix: str = PREFIX, allow_dirty: bool = False) -> list[dict]:  # fmt: skip
     rows, sweeps = [], []
     for folder in folders:
         config = yaml.safe_load((folder / "sweep.yaml").read_text())
@@ -90,6 +92,9 @@ def collect(folders: list[Path], out: Path, *, commands: list[str], wall_time_s:
             raise ValueError(
                 f"{folder}: no run has started yet (no run folder holds a config.yaml)"
             )
+        problem = unclean_provenance(runs)
+        if problem and not allow_dirty:
+            raise SystemExit(f"error: {folder}: {problem}")
         environment = runs[0] | {
             "created": min(r["created"] for r in runs),
             "last_run_created": max(r["created"] for r in runs),
@@ -97,7 +102,7 @@ def collect(folders: list[Path], out: Path, *, commands: list[str], wall_time_s:
         statuses = [r["status"] for r in summary if r["kind"] == "run"]
         sweeps.append({"folder": folder.name, "completed_runs": f"{statuses.count('completed')}/{len(statuses)}",
                        "statuses": dict(Counter(statuses)), "wall_time": wall_time(reports),
-                       "environment": environment, "config": config})  # fmt: skip
+                       "environment": environment, "clean": problem is None, "config": config})  # fmt: skip
         for row in summary:
             rows.append(
                 {
@@ -147,6 +152,11 @@ def main(argv=None) -> int:
         default=[],
         help="a command line that made the folders",
     )
+    parser.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="store runs made from a tree that differed from its commit (their diff's SHA-256 is recorded)",
+    )
     args = parser.parse_args(argv)
     rows = collect(
         args.folders,
@@ -154,6 +164,7 @@ def main(argv=None) -> int:
         commands=args.command,
         wall_time_s=args.wall_time_s,
         prefix=args.prefix,
+        allow_dirty=args.allow_dirty,
     )
     print(
         f"{len(rows)} rows from {len(args.folders)} sweeps -> {args.out}/{args.prefix}{{summary.csv,provenance.yaml}}"

@@ -22,11 +22,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from annotated.lab.folders import unclean_provenance  # noqa: E402
 from annotated.models.checkpoints import read_checkpoint, write_checkpoint  # noqa: E402
 from annotated.models.config import ModelConfig  # noqa: E402
 
 
-def store(run: Path, name: str, what: str, out: Path) -> Path:
+def store(
+    run: Path, name: str, what: str, out: Path, *, allow_dirty: bool = False
+) -> Path:
     report = json.loads((run / "report.json").read_text())
     if report.get("status") != "completed":
         raise SystemExit(
@@ -41,6 +44,9 @@ def store(run: Path, name: str, what: str, out: Path) -> Path:
         {k: v.float() for k, v in checkpoint["state_dict"].items()},
     )
     run_config = yaml.safe_load((run / "config.yaml").read_text())
+    problem = unclean_provenance([run_config.get("environment") or {}])
+    if problem and not allow_dirty:
+        raise SystemExit(f"error: {run}: {problem}")
     provenance = {
         "what": what,
         "script": "scripts/store_run_model.py",
@@ -58,6 +64,8 @@ def store(run: Path, name: str, what: str, out: Path) -> Path:
         "learned": report.get("learned"),
         "steps_to_learn": report.get("steps_to_learn"),
         "train_time_s": round(report.get("train_time_s", 0.0), 1),
+        "wall_time_s": report.get("wall_time_s"),
+        "cpu_time_s": report.get("cpu_time_s"),
         "exact_match": {
             int(n): round(row["exact_match"], 4)
             for n, row in report["per_length"].items()
@@ -89,8 +97,21 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--out", type=Path, default=ROOT / "annotated" / "data"
     )
+    parser.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="store a run made from a tree that differed from its commit (its diff's SHA-256 is recorded)",
+    )
     args = parser.parse_args(argv)
-    print(store(args.run, args.name, args.what, args.out))
+    print(
+        store(
+            args.run,
+            args.name,
+            args.what,
+            args.out,
+            allow_dirty=args.allow_dirty,
+        )
+    )
     return 0
 
 

@@ -352,3 +352,16 @@ def test_user_task_from_a_plugin_file(tmp_path):
     assert get_task("increment_lab_test").solve(
         torch.tensor([[9, 1]])
     ).tolist() == [[0, 2]]
+
+
+def test_stored_results_name_one_clean_commit():
+    from annotated.lab.folders import environment, unclean_provenance
+
+    env = environment("cpu")
+    assert {"cpu_capability", "threads", "git_dirty", "git_diff_sha256"} <= set(env)
+    clean = {"git_commit": "a" * 40, "git_dirty": False, "git_diff_sha256": None}
+    assert unclean_provenance([clean, dict(clean)]) is None
+    dirty = clean | {"git_dirty": True, "git_diff_sha256": "f" * 64}
+    assert "1 of 2 runs" in unclean_provenance([clean, dirty])
+    assert "--allow-dirty" in unclean_provenance([clean | {"git_dirty": None}])
+    assert "2 commits" in unclean_provenance([clean, clean | {"git_commit": "b" * 40}])

@@ -9,6 +9,7 @@ notice.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -44,28 +45,63 @@ def new_folder(parent: Path, name: str, *, stamp: bool = True) -> Path:
 
 
 def environment(device) -> dict:
-    """What produced a run: library, torch and python versions, device, git
-    commit, time."""
-    commit = None
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(annotated.__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        commit = out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        pass
+    """What produced a run: library, torch and python versions, the CPU
+    capability and threads torch computes with, device, git commit and
+    whether the tree differed from it (with the diff's SHA-256), time."""
+    commit, diff = _git("rev-parse", "HEAD"), _git("diff", "HEAD")
     return {
         "annotated": annotated.__version__,
         "torch": str(torch.__version__),
         "python": sys.version.split()[0],
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
         "device": str(device),
-        "git_commit": commit,
+        "git_commit": commit.strip() or None if commit is not None else None,
+        # None when git could not tell; then the tree is not known clean
+        "git_dirty": None if diff is None else bool(diff),
+        "git_diff_sha256": hashlib.sha256(diff.encode()).hexdigest()
+        if diff
+        else None,
         "created": datetime.now().isoformat(timespec="seconds"),
     }
+
+
+def unclean_provenance(environments: list[dict]) -> str | None:
+    """Why results from runs with these environments cannot be stored as
+    made by one clean commit, or None: a tree that differed from its commit,
+    one git could not read, or runs from different commits."""
+    dirty = [e for e in environments if e.get("git_dirty") is not False]
+    commits = {e.get("git_commit") for e in environments}
+    if dirty:
+        hashes = sorted({str(e.get("git_diff_sha256")) for e in dirty})
+        return (
+            f"{len(dirty)} of {len(environments)} runs ran from a tree that "
+            "differed from its commit, or git could not tell (diff SHA-256 "
+            f"{', '.join(h[:12] for h in hashes)}); commit, re-run, or pass "
+            "--allow-dirty to store them with that hash"
+        )
+    if len(commits) > 1:
+        return (
+            f"the runs come from {len(commits)} commits "
+            f"({', '.join(sorted(str(c)[:10] for c in commits))}); re-run "
+            "them from one, or pass --allow-dirty"
+        )
+    return None
+
+
+def _git(*args: str) -> str | None:
+    """The output of ``git ARGS`` in the library's folder, or None."""
+    try:
+        out = subprocess.run(
+            ["git", *args],
+            cwd=Path(annotated.__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
 
 
 def lock_holder(folder) -> dict | None:

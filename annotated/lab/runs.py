@@ -170,6 +170,7 @@ def _train_locked(
         "device": str(device),
     }
     began, tracker, history = time.perf_counter(), None, None
+    cpu_began = time.process_time()  # this process's CPU time, all threads
     # what a failure keeps
     live = (
         History.from_dict(resume_state["history"])
@@ -225,6 +226,7 @@ def _train_locked(
         if closing:
             closing.close()
         info["wall_time_s"] = time.perf_counter() - began
+        info["cpu_time_s"] = time.process_time() - cpu_began
         write_report(
             folder,
             info,
@@ -246,6 +248,7 @@ def _train_locked(
                 "checkpoint_step": saved["step"],
             }
         info["wall_time_s"] = time.perf_counter() - began
+        info["cpu_time_s"] = time.process_time() - cpu_began
         write_report(folder, info, history)
         raise
     finally:
