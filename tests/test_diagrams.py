@@ -86,6 +86,14 @@ def test_each_diagram_draws_and_says_what_it_teaches(chapter):
         )
 
 
+def test_chapter_diagram_draws_the_chapters_diagram_and_names_the_chapters():
+    fig = diagrams.chapter_diagram("01_attention")
+    assert isinstance(fig, Figure)
+    assert texts(fig) == texts(diagrams.DIAGRAMS["01_attention"]())
+    with pytest.raises(ValueError, match="01_attention"):
+        diagrams.chapter_diagram("10_unknown")
+
+
 def test_each_diagram_is_shown_by_its_chapter():
     for chapter, draw in diagrams.DIAGRAMS.items():
         source = (NOTEBOOKS / f"{chapter}.py").read_text(encoding="utf-8")

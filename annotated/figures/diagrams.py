@@ -27,7 +27,7 @@ from annotated.figures.task_diagrams import (
     protocol_diagram,
 )
 
-__all__ = ["DIAGRAMS"]
+__all__ = ["DIAGRAMS", "chapter_diagram"]
 
 #: chapter (notebook name) → the function drawing its diagram
 DIAGRAMS = {
@@ -41,3 +41,14 @@ DIAGRAMS = {
     "08_inside_the_model": head_roles_diagram,
     "09_making_transformers_extrapolate": position_ids_diagram,
 }
+
+
+def chapter_diagram(chapter: str):
+    """Draw the diagram of ``chapter`` (a notebook name such as
+    ``"01_attention"``); returns its matplotlib figure."""
+    if chapter not in DIAGRAMS:
+        raise ValueError(
+            f"no diagram for chapter {chapter!r}; the chapters with one are "
+            f"{sorted(DIAGRAMS)}"
+        )
+    return DIAGRAMS[chapter]()
