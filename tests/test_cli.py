@@ -299,7 +299,7 @@ def test_shipped_configs_are_valid():
     }
     for point in points:
         resolve(point)
-    for task in length_tasks:  # week 6: 7 encodings x 3 seeds, every evaluated length within each model's reach
+    for task in length_tasks:  # 7 encodings x 3 seeds, every evaluated length within each model's reach
         config = ExperimentConfig.from_file(
             CONFIG_DIR / f"length_{task}.yaml"
         )

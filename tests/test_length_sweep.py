@@ -141,7 +141,7 @@ def test_one_cell_of_the_stored_sweep_reproduces(rows, tmp_path):
 
 def test_protocol_sweeps_are_the_shipped_configs_and_say_what_completed():
     """annotated/data/length_protocol_* (scripts/collect_length_sweep.py --prefix length_protocol_), which
-    week 6 leads with: each sweep is its shipped config, its completed-run count matches its rows, and
+    the length-generalisation chapter leads with: each sweep is its shipped config, its completed-run count matches its rows, and
     every completed run carries every evaluated length with a Wilson interval around its exact match."""
     provenance = yaml.safe_load(
         (DATA / "length_protocol_provenance.yaml").read_text()

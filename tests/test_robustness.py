@@ -1,4 +1,4 @@
-"""Bad input never ends in a traceback, and a stopped run is never lost (issue 12, items 1, 2 and the smaller list).
+"""Bad input never ends in a traceback, and a stopped run is never lost.
 
 Each case the issue found failing is a test here: wrongly typed config values (in Python, YAML
 and JSON), YAML's ``3e-4``, a missing Tiny Shakespeare, Ctrl-C / SIGTERM / divergence keeping the

@@ -1,4 +1,4 @@
-"""Ways a lab run went wrong that are now caught (issue 27): a config too large for the machine, a
+"""Ways a lab run could go wrong, each now caught: a config too large for the machine, a
 failure while a run starts, a diverged run resumed with a lower rate, a config.yaml edited under its
 checkpoint, a stop while the final report is written, and evaluation lengths left out. The padding
 case is in tests/test_attention.py, tests/test_efficient.py and tests/test_multihead.py; the W&B
