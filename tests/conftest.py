@@ -4,6 +4,9 @@ Fixtures are found by pytest; the plain helpers are imported (``from conftest im
 as the tests import ``_scripts`` (pytest puts this folder on ``sys.path``).
 """
 
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -99,3 +102,34 @@ def tiny_model(seed: int = 0, **config):
     initialisation seeded with ``torch.manual_seed(seed)``; in training mode, as built."""
     torch.manual_seed(seed)
     return build_model(ModelConfig(**{**TINY_MODEL, **config}))
+
+
+# A run that snapshots every 5 steps and is evaluated only at its end.
+STOPPABLE = tiny_experiment(train={"snapshot_every": 5}, drop=("eval_every",))
+
+
+def stop_at(step: int):
+    """A run callback that raises KeyboardInterrupt (Ctrl-C) after ``step``."""
+
+    def callback(kind, row):
+        if kind == "step" and row["step"] == step:
+            raise KeyboardInterrupt
+
+    return callback
+
+
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory):
+    """A run interrupted (as by Ctrl-C) after step 7; its last snapshot is step 5."""
+    from annotated.lab import run  # the lab only where a test asks for it
+
+    out = tmp_path_factory.mktemp("stopped")
+    with pytest.raises(KeyboardInterrupt):
+        run(STOPPABLE, out, callback=stop_at(7))
+    (folder,) = out.iterdir()
+    return folder
+
+
+def copy_of(folder: Path, tmp_path: Path) -> Path:
+    """A copy of a run folder under ``tmp_path``, to change without touching the original."""
+    return Path(shutil.copytree(folder, tmp_path / folder.name))

@@ -15,7 +15,6 @@ import json
 import math
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -27,7 +26,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import tiny_experiment
+from conftest import STOPPABLE, copy_of
 
 from annotated.core.atomic import TEMPORARY, pid_alive, write_atomic
 from annotated.core.fields import ConfigError, check_value
@@ -44,7 +43,7 @@ from annotated.tasks import TASKS, TextDataset, load_tiny_shakespeare
 from annotated.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = tiny_experiment(train={"snapshot_every": 5}, drop=("eval_every",))
+TINY = STOPPABLE
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -336,28 +335,6 @@ def test_device_cuda_without_cuda_is_refused_before_any_folder(
 
 
 # --- item 2: a stopped run is never lost ------------------------------------------------------------------------
-
-
-def stop_at(step: int):
-    def callback(kind, row):
-        if kind == "step" and row["step"] == step:
-            raise KeyboardInterrupt
-
-    return callback
-
-
-@pytest.fixture(scope="module")
-def stopped(tmp_path_factory):
-    """A run interrupted (as by Ctrl-C) after step 7; its last snapshot is step 5."""
-    out = tmp_path_factory.mktemp("stopped")
-    with pytest.raises(KeyboardInterrupt):
-        run(TINY, out, callback=stop_at(7))
-    (folder,) = out.iterdir()
-    return folder
-
-
-def copy_of(folder: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(folder, tmp_path / folder.name))
 
 
 def test_ctrl_c_keeps_the_last_good_state_and_resume_finishes_as_an_uninterrupted_run(

@@ -12,7 +12,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import tiny_experiment
+from conftest import STOPPABLE, copy_of, tiny_experiment
 
 import annotated.lab.validation as validation
 from annotated.lab import (
@@ -29,7 +28,6 @@ from annotated.lab import (
     read_csv,
     resolve,
     resume,
-    run,
 )
 from annotated.lab.cli import main
 from annotated.models.config import ModelConfig
@@ -38,7 +36,7 @@ from annotated.training.divergence import advice_text, divergence_advice
 from annotated.training.memory import estimate_memory, human_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = tiny_experiment(train={"snapshot_every": 5}, drop=("eval_every",))
+TINY = STOPPABLE
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -74,28 +72,6 @@ def snapshot_files(folder: Path) -> dict[str, str]:
         for p in sorted(folder.rglob("*"))
         if p.is_file()
     }
-
-
-def stop_at(step: int):
-    def callback(kind, row):
-        if kind == "step" and row["step"] == step:
-            raise KeyboardInterrupt
-
-    return callback
-
-
-@pytest.fixture(scope="module")
-def stopped(tmp_path_factory):
-    """A run interrupted (as by Ctrl-C) after step 7; its last snapshot is step 5."""
-    out = tmp_path_factory.mktemp("stopped")
-    with pytest.raises(KeyboardInterrupt):
-        run(TINY, out, callback=stop_at(7))
-    (folder,) = out.iterdir()
-    return folder
-
-
-def copy_of(folder: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(folder, tmp_path / folder.name))
 
 
 # --- a config too large for the machine -------------------------------------------------------------------------
