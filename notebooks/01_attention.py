@@ -172,7 +172,7 @@ for q in ([0.0, 3.0], [1.5, 1.5], [10.0, 0.0]):
 figure_image(qkv_diagram())
 
 # %% [markdown]
-# Here is `attend`, exactly as the tests run it. It reads as the equation:
+# Here is the library's `attend`. It reads as the equation:
 # check the call and resolve its defaults, compute the scores, find the keys
 # each query may see, take the softmax over those, and average the values.
 

@@ -1080,9 +1080,8 @@ plt.show()
 # against length and attention maps. Here it is trained once, small (300
 # steps, $d_\text{model} = 32$, one seed, RoPE against the learned table on
 # contains-pattern), so that the book shows its output; in a live notebook,
-# change the controls and press Train. The widget's own output is not compared
-# when the notebook is re-checked (widgets render differently in each front
-# end), so the cell after it prints the table's numbers again.
+# change the controls and press Train. Widgets render differently in each
+# front end, so the cell after it prints the table's numbers again.
 
 # %% tags=["nbval-ignore-output"]
 dashboard = ComparisonDashboard(

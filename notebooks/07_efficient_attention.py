@@ -126,8 +126,8 @@ print(
 # Now measured. `peak_forward_bytes` records every allocation of PyTorch's CPU
 # allocator during one forward pass and returns the peak above what was
 # allocated before (see `annotated/bench/measure.py`). We time the same call.
-# Timings depend on the machine (this cell's output is not compared when the
-# notebook is tested); the memory is a count of bytes.
+# Timings depend on the machine and what else it runs; the memory is a count
+# of bytes.
 
 # %% tags=["nbval-ignore-output"]
 gen = torch.Generator().manual_seed(0)
@@ -413,8 +413,7 @@ print(
 # $\propto T^p$ (a least-squares line in log–log). We run a small grid here
 # (two heads of 32 dims, one timed run per point, process CPU time);
 # `make bench` runs the full one up to $T = 16384$. Timings vary between
-# machines and runs, so this cell's output is not compared when the notebook
-# is tested.
+# machines and runs.
 
 # %% tags=["nbval-ignore-output"]
 result = run_benchmark(
