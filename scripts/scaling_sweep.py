@@ -38,6 +38,7 @@ from annotated.analysis.scaling import (
     train_point,
 )
 from annotated.lab import environment
+from annotated.lab.folders import require_clean
 from annotated.tasks import get_task
 from annotated.tasks.corpus import tiny_shakespeare_path
 
@@ -64,8 +65,15 @@ def main(argv=None) -> None:
         help="one JSON per point",
     )
     parser.add_argument("--out", type=Path, default=DATA)
+    parser.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="store results from a tree that differs from its commit "
+        "(the diff's SHA-256 is recorded)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    require_clean(environment("cpu"), args.allow_dirty)
     args.work.mkdir(parents=True, exist_ok=True)
     task = get_task("tiny_shakespeare")
     for d_model, seed in sweep_points():
@@ -108,7 +116,11 @@ def main(argv=None) -> None:
             "val_fraction": 0.1,
         },  # fmt: skip
         "total_wall_time_s": round(sum(r["wall_time_s"] for r in rows), 1),
-        "environment": environment("cpu") | {"threads": 1},
+        # None for points trained before CPU time was recorded
+        "total_cpu_time_s": None
+        if any("cpu_time_s" not in r for r in rows)
+        else round(sum(r["cpu_time_s"] for r in rows), 1),
+        "environment": environment("cpu"),
     }
     (args.out / "scaling_provenance.yaml").write_text(
         yaml.safe_dump(provenance, sort_keys=False)

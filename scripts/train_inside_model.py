@@ -20,6 +20,7 @@ import torch
 import yaml
 
 from annotated.lab import environment
+from annotated.lab.folders import require_clean
 from annotated.models.checkpoints import write_checkpoint
 from annotated.models.config import ModelConfig
 from annotated.models.summary import count_parameters
@@ -41,8 +42,15 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--out", type=Path, default=DATA / "inside_model.pt")
+    parser.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="store a model trained from a tree that differs from its "
+        "commit (the diff's SHA-256 is recorded)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    require_clean(environment("cpu"), args.allow_dirty)
     task = get_task("tiny_shakespeare")
     model_config = ModelConfig(arch="decoder", vocab_size=task.vocab_size, n_layers=4, n_heads=4, d_model=128,
                                max_len=CONTEXT, positional="rope")  # fmt: skip
@@ -51,9 +59,10 @@ def main(argv=None) -> None:
                                log_every=50, seed=0, device="cpu")  # fmt: skip
     torch.manual_seed(0)
     model = build_model(model_config)
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), time.process_time()
     history = train(model, task, train_length=CONTEXT, config=train_config)
     seconds = time.perf_counter() - began
+    cpu_seconds = time.process_time() - cpu_began
     state = {
         k: v.detach().to(torch.float16) for k, v in model.state_dict().items()
     }
@@ -77,11 +86,12 @@ def main(argv=None) -> None:
         "train": train_config.to_dict()
         | {"context": CONTEXT, "tokens_seen": args.steps * 12 * CONTEXT},
         "wall_time_s": round(seconds, 1),
+        "cpu_time_s": round(cpu_seconds, 1),
         "validation": [
             {"step": r["step"], "loss": round(r["loss"], 4)}
             for r in history.evals
         ],
-        "environment": environment("cpu") | {"threads": 1},
+        "environment": environment("cpu"),
     }
     (args.out.with_name(args.out.stem + "_provenance.yaml")).write_text(
         yaml.safe_dump(provenance, sort_keys=False)

@@ -268,7 +268,7 @@ def train_point(
     )
     torch.manual_seed(seed)
     model = build_model(config)
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), time.process_time()
     train(
         model,
         task,
@@ -276,6 +276,7 @@ def train_point(
         config=TrainConfig(**recipe, seed=seed, eval_batches=1),
     )
     seconds = time.perf_counter() - began
+    cpu_seconds = time.process_time() - cpu_began
     losses = {
         split: heldout_loss(model, task, CONTEXT, EVAL_WINDOWS, split=split)
         for split in ("val", "train")
@@ -289,4 +290,5 @@ def train_point(
         "train_loss": round(losses["train"], 5),
         "tokens": recipe["steps"] * recipe["batch_size"] * CONTEXT,
         "wall_time_s": round(seconds, 1),
+        "cpu_time_s": round(cpu_seconds, 1),
     }

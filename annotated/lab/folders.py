@@ -89,6 +89,15 @@ def unclean_provenance(environments: list[dict]) -> str | None:
     return None
 
 
+def require_clean(env: dict, allow_dirty: bool = False) -> None:
+    """Stop a script that stores results (exit with a sentence) when
+    ``env``, an :func:`environment`, was not made from a clean commit —
+    unless ``allow_dirty``, which stores the diff's SHA-256 with them."""
+    problem = unclean_provenance([env])
+    if problem and not allow_dirty:
+        raise SystemExit(f"error: {problem}")
+
+
 def _git(*args: str) -> str | None:
     """The output of ``git ARGS`` in the library's folder, or None."""
     try:
