@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from annotated.analysis.claims import (
-    Claim,
+    Claim as CitedClaim,
+)
+from annotated.analysis.claims import (
     claims_table,
     judge,
     learned_flags,
@@ -15,6 +17,18 @@ from annotated.analysis.claims import (
 from annotated.analysis.claims_text import claims_text
 from annotated.analysis.intervals import t_interval
 from annotated.lab.tables import write_csv
+
+
+def Claim(*args, source="Test et al., Table 1", **kwargs):  # noqa: N802
+    """A claim with a source: every published number names one."""
+    return CitedClaim(*args, source=source, **kwargs)
+
+
+def test_a_published_number_without_its_source_is_refused():
+    with pytest.raises(ValueError, match="names its source"):
+        CitedClaim("K", "counting copy", "s", value={"nope": 0.99})
+    # a claim with no number (not run here, said why) needs none
+    CitedClaim("M", "Abacus", None, reason="not run")
 
 
 def summary(tmp_path, runs):
@@ -233,7 +247,7 @@ def test_the_printed_table_numbers_its_sources_and_fits_the_page():
               source=source, read_off=True),
         Claim("C", "coupling", "s", at_least={"nope": 0.95},
               source="Cho et al. 2024, Fig. 1"),
-        Claim("M", "Abacus", None, value={"abacus": 0.99}, reason="not run"),
+        CitedClaim("M", "Abacus", None, reason="not run"),
     ]  # fmt: skip
     text = claims_text(
         claims_table(claims, {"s": {"nope": [0.98, 0.99], "t5": [0.2]}})

@@ -81,6 +81,11 @@ class Claim:
         kinds = [self.value, self.order, self.at_least]
         if sum(k is not None for k in kinds) > 1:
             raise ValueError(f"{self.setting}: one of value/order/at_least")
+        if any(k is not None for k in kinds) and not self.source.strip():
+            raise ValueError(
+                f"{self.setting}: a published claim names its source — "
+                "pass source='paper, table or figure, setting'"
+            )
 
 
 def _runs(summary, key, beyond, upto):
