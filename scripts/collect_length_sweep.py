@@ -39,7 +39,12 @@ sys.path.insert(0, str(ROOT))
 from annotated.lab.folders import unclean_provenance  # noqa: E402
 from annotated.lab.grid import sweep_runs  # noqa: E402
 from annotated.lab.summary import point_row, read_report  # noqa: E402
-from annotated.lab.tables import group_statistics, run_row, write_csv  # noqa: E402
+from annotated.lab.tables import (  # noqa: E402
+    group_statistics,
+    read_csv,
+    run_row,
+    write_csv,
+)
 
 PREFIX = "length_generalization_"
 
@@ -80,8 +85,28 @@ def wall_time(reports: list[dict]) -> dict:
             "span_s": round((max(ends) - min(starts)).total_seconds(), 1)}  # fmt: skip
 
 
+def merged(out: Path, prefix: str, rows: list[dict], provenance: dict):
+    """The stored files with the tasks of ``rows`` replaced in place (the
+    other tasks' rows, sweeps and commands kept as they were)."""
+    tasks = {r["task"] for r in rows}
+    old_rows = read_csv(out / f"{prefix}summary.csv")
+    old = yaml.safe_load((out / f"{prefix}provenance.yaml").read_text())
+    at = next(i for i, r in enumerate(old_rows) if r["task"] in tasks)
+    kept = [r for r in old_rows if r["task"] not in tasks]
+    sweeps = old["sweeps"]
+    where = next(i for i, s in enumerate(sweeps) if s["config"]["task"] in tasks)
+    sweeps = [s for s in sweeps if s["config"]["task"] not in tasks]
+    names = {s["config"]["name"] for s in provenance["sweeps"]}
+    commands = [c for c in old["commands"]
+                if not any(f"sweep {n} " in c for n in names)]  # fmt: skip
+    return kept[:at] + rows + kept[at:], old | {
+        "commands": commands + provenance["commands"],
+        "sweeps": sweeps[:where] + provenance["sweeps"] + sweeps[where:],
+    }
+
+
 def collect(folders: list[Path], out: Path, *, commands: list[str], wall_time_s: float | None,
-            prefix: str = PREFIX, allow_dirty: bool = False) -> list[dict]:  # fmt: skip
+            prefix: str = PREFIX, allow_dirty: bool = False, merge: bool = False) -> list[dict]:  # fmt: skip
     rows, sweeps = [], []
     for folder in folders:
         config = yaml.safe_load((folder / "sweep.yaml").read_text())
@@ -112,12 +137,14 @@ def collect(folders: list[Path], out: Path, *, commands: list[str], wall_time_s:
                 | row
             )
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / f"{prefix}summary.csv", rows)
     provenance = {
         "commands": commands,
         "wall_time_s": wall_time_s,
         "sweeps": sweeps,
     }
+    if merge:
+        rows, provenance = merged(out, prefix, rows, provenance)
+    write_csv(out / f"{prefix}summary.csv", rows)
     (out / f"{prefix}provenance.yaml").write_text(
         yaml.safe_dump(provenance, sort_keys=False, allow_unicode=True)
     )
@@ -157,6 +184,12 @@ def main(argv=None) -> int:
         action="store_true",
         help="store runs made from a tree that differed from its commit (their diff's SHA-256 is recorded)",
     )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace only these sweeps' tasks in the stored files (the "
+        "other tasks' rows and provenance stay as they were)",
+    )
     args = parser.parse_args(argv)
     rows = collect(
         args.folders,
@@ -165,6 +198,7 @@ def main(argv=None) -> int:
         wall_time_s=args.wall_time_s,
         prefix=args.prefix,
         allow_dirty=args.allow_dirty,
+        merge=args.merge,
     )
     print(
         f"{len(rows)} rows from {len(args.folders)} sweeps -> {args.out}/{args.prefix}{{summary.csv,provenance.yaml}}"

@@ -6,10 +6,11 @@ scripts/collect_length_sweep.py). Here one cell of it — one task × one encodi
 the cheapest — is trained again through the same code path (shipped config →
 ``lab.expand_grid`` → ``lab.run``) and must give the stored numbers.
 
-Why a tolerance (0.01 absolute on accuracies): the sweep ran with one thread per process
-(OMP_NUM_THREADS=1). Another thread count or CPU sums floats in another order, the weights
-drift apart in the last bits, and a held-out sequence whose answer was a near-tie can flip.
-Same machine and threads gave identical numbers; 0.01 is 5 of the 512 held-out sequences.
+Why a tolerance (0.02 absolute on accuracies, for the short contains_pattern cell): the sweep ran
+with one thread per process (OMP_NUM_THREADS=1). Another thread count or CPU sums floats in another
+order, the weights drift apart in the last bits, and a held-out sequence whose answer was a near-tie
+can flip. The protocol cells train for thousands of steps, long enough for that drift to become a
+different run; they are judged as one more seed of their group instead (seed_envelope).
 """
 
 from __future__ import annotations
@@ -183,38 +184,79 @@ def test_protocol_sweeps_are_the_shipped_configs_and_say_what_completed():
                 assert low - 1e-9 <= run[f"exact_match@{n}"] <= high + 1e-9
 
 
-# One cell of the protocol sweeps, re-trained: the sort sweep's randomized encoding, seed 2 (it learned
-# sort in 2,000 steps, the fewest of the sweep's runs that learned: about 1-2.5 minutes on one thread).
-PROTOCOL_CELL = {"task": "sort", "model.positional": "randomized", "seed": 2}
+# Cells of the protocol sweeps, re-trained. Sort, randomized encoding, seed 2: it learned sort in
+# 2,000 steps, the fewest of the sweep's runs that learned (about 1-2.5 minutes on one thread). Parity,
+# NoPE, seed 0: a chaotic cell — on another CPU this seed's run learns at another step or not at all
+# within the cap (measured: stored learned at step 1,600 on one machine, never on another).
+PROTOCOL_CELLS = [
+    ("randomized_sort", {"task": "sort", "model.positional": "randomized", "seed": 2}),
+    ("length_parity", {"task": "parity", "model.positional": "nope", "seed": 0}),
+]  # fmt: skip
+
+
+def seed_envelope(runs: list[dict], n: int) -> tuple[float, float]:
+    """The exact matches at length ``n`` that the stored seeds of one group make plausible: from the
+    lowest seed's Wilson 95% lower end to the highest seed's upper end.
+
+    Why this rule: another CPU or thread count sums floats in another order, and a small training run
+    amplifies that into a different run, much as another seed would (measured: the same sort cell gives
+    0.941 at n = 9 under ATEN_CPU_CAPABILITY=default and 0.969 natively). So a re-trained run is judged
+    as one more seed of its group, not against its own stored digits: each length must land where the
+    group's seeds landed, widened by each seed's sampling interval (512 problems). A regression that
+    changes the model — positions ignored, a mask dropped, another encoding — moves whole curves
+    outside that band (test_the_seed_envelope_rejects_another_model)."""
+    return (
+        min(r[f"exact_match_lo@{n}"] for r in runs) - 1e-9,
+        max(r[f"exact_match_hi@{n}"] for r in runs) + 1e-9,
+    )
+
+
+def group_runs(rows: list[dict], task: str, positional: str) -> list[dict]:
+    return [r for r in rows if r["kind"] == "run" and r["task"] == task
+            and r["model.positional"] == positional and r["status"] == "completed"]  # fmt: skip
+
+
+def outside_envelope(per_length: dict, runs: list[dict], lengths) -> list[str]:
+    """The lengths at which ``per_length`` (n -> exact match) leaves the group's seed envelope."""
+    out = []
+    for n in lengths:
+        low, high = seed_envelope(runs, n)
+        if not low <= per_length[n] <= high:
+            out.append(f"n={n}: {per_length[n]:.3f} outside the seeds' [{low:.3f}, {high:.3f}]")
+    return out
+
+
+def test_the_seed_envelope_rejects_another_model():
+    """The rule is not vacuous: a stored seed of the sort sweep is inside its own group's envelope, while
+    a run of another encoding (sinusoidal: it fails beyond the training lengths; NoPE: positions
+    ignored) is judged outside the randomized group's envelope at some length."""
+    rows = read_csv(DATA / "length_protocol_summary.csv")
+    lengths = range(1, 17)
+    randomized = group_runs(rows, "sort", "randomized")
+
+    def curve(run):
+        return {n: run[f"exact_match@{n}"] for n in lengths}
+
+    assert not any(outside_envelope(curve(r), randomized, lengths) for r in randomized)
+    for other in ("sinusoidal", "nope"):
+        worst = min(group_runs(rows, "sort", other), key=lambda r: r["exact_match@12"])
+        assert outside_envelope(curve(worst), randomized, lengths), other
 
 
 @pytest.mark.slow
-def test_one_cell_of_a_protocol_sweep_reproduces_within_its_interval(
-    tmp_path,
-):
-    """The stop rule, the randomized positions drawn at training and test time and the held-out
-    problems all come from seeded generators, so the same code on the same kind of CPU gives the
-    stored run back; elsewhere float-level drift may move a number, so each length's exact match must
-    lie inside the stored run's Wilson 95% interval (512 problems), and the run must learn, as stored."""
-    config = lab.ExperimentConfig.from_file(
-        CONFIG_DIR / "randomized_sort.yaml"
-    )
-    stored, report = retrain(
-        read_csv(DATA / "length_protocol_summary.csv"),
-        PROTOCOL_CELL,
-        config,
-        tmp_path,
-    )
-    assert report["status"] == "completed" and report["learned"] == bool(
-        stored["learned"]
-    )
-    for n in expand_lengths(config.eval_lengths):
-        ours = report["per_length"][str(n)]["exact_match"]
-        assert (
-            stored[f"exact_match_lo@{n}"] - 1e-9
-            <= ours
-            <= stored[f"exact_match_hi@{n}"] + 1e-9
-        ), (
-            f"n={n}: re-trained {ours:.3f}, stored {stored[f'exact_match@{n}']:.3f} "
-            f"[{stored[f'exact_match_lo@{n}']:.3f}, {stored[f'exact_match_hi@{n}']:.3f}]"
-        )
+@pytest.mark.parametrize("config_name, cell", PROTOCOL_CELLS, ids=["sort", "parity"])
+def test_a_protocol_cell_retrained_lands_among_its_seeds(tmp_path, config_name, cell):
+    """The stop rule, the positions drawn at training and test time and the held-out problems all come
+    from seeded generators, so on the machine that made them the same code gives the stored run back.
+    Elsewhere the run is judged as one more seed of its group (seed_envelope): it must learn if every
+    stored seed of its group learned, and each length must land inside the seeds' envelope."""
+    config = lab.ExperimentConfig.from_file(CONFIG_DIR / f"{config_name}.yaml")
+    rows = read_csv(DATA / "length_protocol_summary.csv")
+    _, report = retrain(rows, cell, config, tmp_path)
+    assert report["status"] == "completed"
+    runs = group_runs(rows, cell["task"], cell["model.positional"])
+    if all(r["learned"] for r in runs):
+        assert report["learned"], "every stored seed of this group learned; the re-trained run did not"
+    lengths = expand_lengths(config.eval_lengths)
+    ours = {n: report["per_length"][str(n)]["exact_match"] for n in lengths}
+    assert not outside_envelope(ours, runs, lengths), outside_envelope(ours, runs, lengths)
