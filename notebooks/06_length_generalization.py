@@ -632,9 +632,10 @@ show_source(_value_verdict)
 # testable here*: the setting was not run. *Inconclusive: not learned*: the
 # runs never learned their training lengths, so whatever they score beyond
 # them neither confirms nor refutes a claim about extrapolation — an
-# encoding is judged only on its runs that learned, and one with none is
-# inconclusive. A claim on several encodings is *partly* when they disagree
-# or when some could not be judged.
+# encoding is judged only on its runs that learned, and one with fewer than
+# three such runs is inconclusive (two lucky seeds make no mean). A claim on
+# several encodings is *partly* when they disagree or when some could not be
+# judged.
 
 # %%
 K, R = "Kazemnejad et al. 2023", "Ruoss et al. 2023"
@@ -782,9 +783,10 @@ for e, published in CLAIMS[9].value.items():
 # both learned sort in every seed, neither comes near 1 beyond it); and parity
 # (row 10, taken apart above: NoPE's 0.63 [0.53, 0.73] lies 0.118 below
 # ≈0.75, further than the tolerance and outside its interval, but on the same
-# side of 0.5 — partly; the two RoPE seeds that learned give 0.61, 0.097 from
-# ≈0.51 — reproduced, on two seeds whose interval spans [0.00, 1.00]; no
-# sinusoidal run learned parity, so that third of the claim is inconclusive).
+# side of 0.5 — partly; only two of the ten RoPE runs learned parity (they
+# give 0.61, 0.097 from ≈0.51, with an interval spanning [0.00, 1.00]), too
+# few to judge by, and no sinusoidal run learned it, so those two thirds of
+# the claim are inconclusive).
 # Not
 # reproduced: T5's bias on the counting copy (row 2: 0.26 [0.00, 0.73]
 # against 0.77). Inconclusive, because the runs never learned their training

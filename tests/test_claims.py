@@ -164,7 +164,12 @@ def test_runs_that_never_learned_are_inconclusive(tmp_path):
     results = {"alibi": [0.9, 0.92, 0.0]}
     assert judge(alibi, results)["verdict"] == "partly"
     row = judge(alibi, results, {"alibi": [True, True, False]})
-    assert row["verdict"] == "reproduced" and "alibi 2/3" in row["why"]
+    # two seeds that learned are too few to judge by (MIN_LEARNED = 3)
+    assert row["verdict"] == "inconclusive: not learned"
+    assert "alibi 2/3" in row["why"]
+    row = judge(alibi, {"alibi": [0.9, 0.92, 0.88, 0.0]},
+                {"alibi": [True, True, True, False]})  # fmt: skip
+    assert row["verdict"] == "reproduced" and "alibi 3/4" in row["why"]
     # a claim on several encodings, one of them untested: partly at best
     both = Claim("K", "parity", "s", value={"nope": 0.75, "rope": 0.5})
     row = judge(

@@ -17,7 +17,9 @@ unrounded numbers (the table prints two decimals): 0.94 is below 0.95.
   *not comparable*, with what differs, whatever the numbers;
 * a run that never learned its training lengths can neither confirm nor
   refute an extrapolation claim: each encoding is judged on its runs that
-  learned them, and an encoding with none is *inconclusive: not learned*;
+  learned them, and an encoding with none is *inconclusive: not learned* —
+  as is one where fewer than ``MIN_LEARNED`` (3) of its runs learned: two
+  lucky seeds out of ten make no mean to judge a published number by;
 * a **value** claim (``"nope": 0.99``) is *reproduced* when the published
   number lies within ``TOLERANCE`` (0.10) of our mean, or inside our interval
   when that is at most ``MAX_WIDTH`` (0.30) wide; *partly* when it lies inside
@@ -49,6 +51,8 @@ from annotated.lab.tables import read_csv
 TOLERANCE = 0.10
 # an interval wider than this cannot reproduce a number by containing it
 MAX_WIDTH = 0.30
+# fewer runs that learned than this (of at least this many) decide nothing
+MIN_LEARNED = 3
 JUDGED = ("reproduced", "partly", "not reproduced")
 VERDICTS = JUDGED + (
     "not comparable",
@@ -215,7 +219,9 @@ def judge(
     if claim.differs:
         return row | {"verdict": "not comparable", "why": claim.differs}
     each = {
-        e: "inconclusive: not learned" if seeds[e] and not kept[e] else None
+        e: "inconclusive: not learned"
+        if seeds[e] and len(kept[e]) < min(MIN_LEARNED, len(seeds[e]))
+        else None
         for e in named
     }
     if claim.order is not None:
