@@ -534,8 +534,12 @@ for temperature in (0.1, 1.0, 10.0):
 # weight 0.90), and the second "the" splits its weight exactly in half between
 # the two identical "the" vectors (0.5 and 0.5). Already in the figure at
 # $\tau=1$ every query puts its largest weight on its own token (the second
-# "the" ties with the first, 0.34 and 0.34), since a vector is most similar to
-# itself (the printout shows only row 5 at the other settings). At $\tau=10$
+# "the" ties with the first, 0.34 and 0.34). That is a property of these
+# vectors, not of dot products: $q\cdot k = |q|$ times the length of $k$'s
+# projection on $q$, and here no other vector projects onto a token's vector
+# further than that vector's own length; a longer vector pointing roughly the
+# same way would outscore the token itself (the printout shows only row 5 at
+# the other settings). At $\tau=10$
 # the second "the" is close to uniform over the five keys it may see
 # (0.18–0.21), and the mean entropy has grown from 0.15 to 1.30 nats. The mask
 # is untouched by temperature: the upper triangle stays exactly zero.

@@ -951,10 +951,12 @@ plt.show()
 # every scored position teaches the same rule, "compare with six back";
 # without it, three positions in four are noise. Every run with memory ends
 # far above every run without it.
-# Notice that the memory model learned to read a memory it never received
-# gradient through: $W_k$ and $W_v$ are shared with the current segment, and
-# they do receive gradient from the memory's keys and values, which are
-# recomputed from the cached states with the current weights.
+# Notice that no gradient flows back into the cached states: they are
+# detached, so the previous segment's computation is never trained through
+# the memory. The model still learns to read them, because the projections
+# $W_k$ and $W_v$ are shared with the current segment and do receive gradient
+# from the memory's keys and values, which are recomputed from the cached
+# states with the current weights.
 #
 # ## Exercises
 #
