@@ -1,0 +1,57 @@
+"""Pages speak to the reader: the prose of every chapter is free of words
+about how the book is built, tested or was produced — sessions, this machine,
+the test suite, nbval, "compared when", "stored sweep", commit hashes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import jupytext
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "notebooks").glob("[0-9]*.py"))
+
+MAINTAINER_WORDS = {
+    "a session": r"\bsessions?\b",
+    "this machine": r"\bthis machine\b",
+    "the test suite": r"\bthe tests\b|\bthe test suite\b|\bis tested\b",
+    "nbval": r"\bnbval\b",
+    "what is compared": r"\bcompared when\b|\bnot compared\b",
+    "a stored sweep": r"\bstored sweeps?\b",
+    "CI": r"\bCI\b",
+    "a commit hash": r"\bcommit `?[0-9a-f]{7,40}\b",
+    "how the work was sized": r"\bsizing the work\b|\bnot rerun\b",
+}
+
+
+def prose(path: Path) -> list[tuple[int, str]]:
+    """(cell number, line) of every markdown line of a chapter."""
+    cells = jupytext.read(path).cells
+    return [
+        (i, line)
+        for i, cell in enumerate(cells)
+        if cell.cell_type == "markdown"
+        for line in cell.source.splitlines()
+    ]
+
+
+def test_there_are_chapters():
+    assert len(CHAPTERS) >= 9
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_prose_speaks_to_the_reader(path):
+    found = [
+        f"cell {i}: {name}: {line.strip()[:70]}"
+        for i, line in prose(path)
+        for name, pattern in MAINTAINER_WORDS.items()
+        if re.search(pattern, line, re.IGNORECASE)
+    ]
+    assert not found, "\n".join(found)
+
+
+def test_the_rule_catches_maintainer_words():
+    line = "This cell's output is not compared when the notebook is tested."
+    assert any(re.search(p, line, re.I) for p in MAINTAINER_WORDS.values())
