@@ -357,7 +357,7 @@ for task in ("counting_copy", "copy_eos"):
 # and 0.000 in the third; every other run scores 0.000 at $n = 25$ and at 40,
 # including the two learned-table runs that fit the training lengths. ALiBi's
 # OOD mean, 0.43 [0.00, 1.00], has an interval too wide to separate it from
-# anything (exercise {ref}`ex-06-separate` finds no separated pair on this
+# anything ({ref}`ex-06-separate` finds no separated pair on this
 # task). The published random-copy claims set ALiBi and T5's bias above the
 # absolute encoding; the sinusoidal and T5 runs never learned the training
 # lengths, so section 7 finds both claims inconclusive here (rows 5 and 6).

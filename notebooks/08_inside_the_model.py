@@ -834,9 +834,10 @@ expect_below(
 # before, L3H2 0.45) and two delimiter heads (L1H0 0.44, L1H3 0.40). The other
 # twelve are "mixed": most split their attention between the previous
 # character (0.09–0.38) and delimiters (0.24–0.38). The delimiter scores need
-# their baseline (exercise 3): an untrained head already puts about a quarter
-# of its weight on spaces, newlines and punctuation, because that is their
-# share of the text, so a delimiter score of 0.40 is a modest preference. No
+# their baseline ({ref}`ex-08-scores-random`): an untrained head already puts
+# about a quarter of its weight on spaces, newlines and punctuation, because
+# that is their share of the text, so a delimiter score of 0.40 is a modest
+# preference. No
 # head is an attention sink (first-position scores 0.02–0.05), and no head
 # reads far: mean distances run from 1.5 characters (L3H2) to 14.1 (L1H0),
 # where uniform attention over 64 characters gives 15.8.
@@ -877,7 +878,7 @@ expect_below(
 # 0.33 on the first 32 characters. After four layers of mixing, the final
 # position traces back to a broad stretch of the window. How broad is an
 # assumption: with a residual share of 0.9 instead of ½ the rollout keeps 0.70
-# on the character itself (exercise 2).
+# on the character itself ({ref}`ex-08-rollout-share`).
 #
 # **The scaling law.** Validation loss falls from 2.35 nats (width 16, mean of
 # two seeds) to 1.87 (width 128) over a 60× range of non-embedding parameters.
