@@ -468,8 +468,10 @@ print(textwrap.fill(provenance["samples"]["how"], 78) + "\n\n" + full_samples)
 # $\tau = 0.8$ have the play's layout, capitalised speaker names and many real
 # short words ("I fear, it is", "my father", "heaven"), next to invented ones
 # ("meether", "giventy"). The run took 9.6 minutes of wall-clock time on a
-# machine shared with other jobs, which is why it is stored rather than run
-# here.
+# busy 2-core computer; the estimate printed under the live run is what one
+# free core needs, and it varies with the load. Either way the full run takes
+# more than this chapter's whole budget, so its result is read here rather
+# than trained again.
 #
 # ## 3. Sampling
 #
