@@ -4,6 +4,8 @@ Fixtures are found by pytest; the plain helpers are imported (``from conftest im
 as the tests import ``_scripts`` (pytest puts this folder on ``sys.path``).
 """
 
+import dataclasses
+import math
 import shutil
 from pathlib import Path
 
@@ -133,3 +135,27 @@ def stopped(tmp_path_factory):
 def copy_of(folder: Path, tmp_path: Path) -> Path:
     """A copy of a run folder under ``tmp_path``, to change without touching the original."""
     return Path(shutil.copytree(folder, tmp_path / folder.name))
+
+
+def poison_after(monkeypatch, calls: int) -> None:
+    """Models the lab builds from now on give NaN logits from their
+    ``calls``-th training forward on (a run that diverges)."""
+    from annotated.lab import Resolved
+
+    build = Resolved.build_model
+
+    def poisoned(self):
+        model, seen = build(self), [0]
+
+        def hook(module, args, out):
+            seen[0] += module.training
+            return (
+                dataclasses.replace(out, logits=out.logits * math.nan)
+                if seen[0] >= calls
+                else out
+            )
+
+        model.register_forward_hook(hook)
+        return model
+
+    monkeypatch.setattr(Resolved, "build_model", poisoned)

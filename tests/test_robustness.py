@@ -26,12 +26,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import STOPPABLE, copy_of
+from conftest import STOPPABLE, copy_of, poison_after
 
 from annotated.core.atomic import TEMPORARY, pid_alive, write_atomic
 from annotated.core.fields import ConfigError, check_value
 from annotated.core.ranges import Interval
-from annotated.lab import Resolved, resume, run
+from annotated.lab import resume, run
 from annotated.lab.cli import main
 from annotated.lab.folders import LOCK
 from annotated.lab.resuming import check_resumable
@@ -364,27 +364,6 @@ def test_ctrl_c_keeps_the_last_good_state_and_resume_finishes_as_an_uninterrupte
         resumed.state_dict().items(), reference.state_dict().items()
     ):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
-
-
-def poison_after(monkeypatch, calls: int) -> None:
-    """Models the lab builds give NaN logits from their ``calls``-th training forward on."""
-    build = Resolved.build_model
-
-    def poisoned(self):
-        model, seen = build(self), [0]
-
-        def hook(module, args, out):
-            seen[0] += module.training
-            return (
-                dataclasses.replace(out, logits=out.logits * math.nan)
-                if seen[0] >= calls
-                else out
-            )
-
-        model.register_forward_hook(hook)
-        return model
-
-    monkeypatch.setattr(Resolved, "build_model", poisoned)
 
 
 def test_divergence_keeps_the_last_good_state_and_marks_the_run(

@@ -7,10 +7,8 @@ case in tests/test_trackers.py.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-import math
 import os
 import subprocess
 import sys
@@ -19,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import STOPPABLE, copy_of, tiny_experiment
+from conftest import STOPPABLE, copy_of, poison_after, tiny_experiment
 
 import annotated.lab.validation as validation
 from annotated.lab import (
@@ -63,6 +61,15 @@ def write_config(tmp_path: Path, config: dict) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def train_from_config(tmp_path: Path, config: dict, capsys):
+    """``train --config`` with ``config`` into ``tmp_path/out`` → (exit
+    status, stdout, stderr)."""
+    path = write_config(tmp_path, config)
+    return run_cli(
+        ["train", "--config", path, "--out", tmp_path / "out"], capsys
+    )
 
 
 def snapshot_files(folder: Path) -> dict[str, str]:
@@ -237,16 +244,7 @@ def test_a_failure_while_the_run_starts_leaves_a_failed_report(
         )
 
     monkeypatch.setattr(Resolved, "build_model", too_large)
-    code, _, err = run_cli(
-        [
-            "train",
-            "--config",
-            write_config(tmp_path, TINY),
-            "--out",
-            tmp_path / "out",
-        ],
-        capsys,
-    )
+    code, _, err = train_from_config(tmp_path, TINY, capsys)
     (folder,) = (tmp_path / "out").iterdir()
     assert code == 1 and "RuntimeError" in one_error_line(err)
     report = json.loads((folder / "report.json").read_text())
@@ -258,27 +256,6 @@ def test_a_failure_while_the_run_starts_leaves_a_failed_report(
 
 
 # --- a diverged run, resumed differently --------------------------------------------------------------------------
-
-
-def poison_after(monkeypatch, calls: int) -> None:
-    """Models built from now on return NaN logits from their ``calls``-th training forward on."""
-    build = Resolved.build_model
-
-    def poisoned(self):
-        model, seen = build(self), [0]
-
-        def hook(module, args, out):
-            seen[0] += module.training
-            return (
-                dataclasses.replace(out, logits=out.logits * math.nan)
-                if seen[0] >= calls
-                else out
-            )
-
-        model.register_forward_hook(hook)
-        return model
-
-    monkeypatch.setattr(Resolved, "build_model", poisoned)
 
 
 def test_divergence_advice_applies_to_the_config():
@@ -312,16 +289,7 @@ def test_a_diverged_run_resumes_with_a_lower_rate_recorded_in_config_and_report(
         train={"snapshot_every": 5, "lr": 0.05, "warmup_steps": 0},
         drop=("eval_every",),
     )
-    code, _, err = run_cli(
-        [
-            "train",
-            "--config",
-            write_config(tmp_path, config),
-            "--out",
-            tmp_path / "out",
-        ],
-        capsys,
-    )
+    code, _, err = train_from_config(tmp_path, config, capsys)
     (folder,) = (tmp_path / "out").iterdir()
     line = one_error_line(err)
     assert code == 1 and "TrainingDiverged" in line
@@ -367,16 +335,7 @@ def test_the_divergence_hint_offers_clipping_only_when_it_is_off(
         train={"snapshot_every": 5, "grad_clip": None, "steps": 200},
         drop=("eval_every",),
     )
-    code, _, err = run_cli(
-        [
-            "train",
-            "--config",
-            write_config(tmp_path, config),
-            "--out",
-            tmp_path / "out",
-        ],
-        capsys,
-    )
+    code, _, err = train_from_config(tmp_path, config, capsys)
     line = one_error_line(err)
     assert code == 1 and line.endswith(
         "--lr 0.0001 --warmup-steps 20 --grad-clip 1.0"
