@@ -98,11 +98,8 @@ def _runs(summary, key, beyond, upto):
     if isinstance(summary, str | Path):
         # the training lengths, when the grid does not vary them
         sweep_yaml = Path(summary).with_name("sweep.yaml")
-        default_high = (
-            _train_high(yaml.safe_load(sweep_yaml.read_text()))
-            if sweep_yaml.is_file()
-            else None
-        )
+        if sweep_yaml.is_file():
+            default_high = _train_high(yaml.safe_load(sweep_yaml.read_text()))
         rows = read_csv(Path(summary))
     for row in rows:
         if row["kind"] != "run" or row["status"] != "completed":
@@ -112,11 +109,9 @@ def _runs(summary, key, beyond, upto):
             for k in row
             if k.startswith("exact_match@") and row[k] is not None
         )
-        first = (
-            beyond
-            if beyond is not None
-            else (_train_high(row) if "train_length" in row else default_high)
-        )
+        first = beyond if beyond is not None else default_high
+        if beyond is None and "train_length" in row:
+            first = _train_high(row)
         if first is None:
             raise ValueError(
                 f"{summary}: no train_length column and no sweep.yaml "
@@ -218,21 +213,15 @@ def judge(
         )
     if claim.differs:
         return row | {"verdict": "not comparable", "why": claim.differs}
-    each = {
-        e: "inconclusive: not learned"
-        if seeds[e] and len(kept[e]) < min(MIN_LEARNED, len(seeds[e]))
-        else None
-        for e in named
-    }
+    few = "inconclusive: not learned"  # too few runs learned to judge by
+    thin = {e for e in named
+            if len(kept[e]) < min(MIN_LEARNED, len(seeds[e]))}  # fmt: skip
     if claim.order is not None:
-        undecided = [v for v in each.values() if v]
-        row["verdict"] = (
-            undecided[0] if undecided else _order_verdict(*stats.values())
-        )
+        row["verdict"] = few if thin else _order_verdict(*stats.values())
         return row
     targets = claim.value or claim.at_least
     rule = _value_verdict if claim.value else _threshold_verdict
-    each = [each[e] or rule(targets[e], *stats[e]) for e in named]
+    each = [few if e in thin else rule(targets[e], *stats[e]) for e in named]
     return row | {"verdict": _combined(each)}
 
 
