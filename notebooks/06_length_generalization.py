@@ -1517,7 +1517,7 @@ print(
 # a zero gradient leaves a row exactly as initialised, on any CPU; a row
 # that training reaches moves by far more than rounding (seen 0.14)
 expect_above("the rows training reaches have moved",
-             moved[:trained_positions].max(), 0.01)  # fmt: skip
+             moved[:trained_positions].max().item(), 0.01)  # fmt: skip
 expect("the other rows are exactly as initialised",
        moved[trained_positions:].max().item() == 0.0,
        largest_change=moved[trained_positions:].max().item())  # fmt: skip

@@ -101,3 +101,18 @@ def test_a_broken_conclusion_fails_its_check(case):
     # the check cell of the claim (or an earlier check in it) stops the run
     assert failure.value.ename == "ConclusionFailed", failure.value
     assert "the numbers do not bear it out" in str(failure.value)
+
+
+def test_expect_takes_tensors_that_require_grad_without_a_warning():
+    import warnings
+
+    import torch
+
+    from annotated.analysis.expect import ConclusionFailed, expect_above
+
+    moved = torch.tensor([0.2, 0.0], requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        expect_above("the rows moved", moved.max(), 0.01)
+        with pytest.raises(ConclusionFailed, match="value=0, bound=0.01"):
+            expect_above("the rows moved", moved.min(), 0.01)

@@ -37,6 +37,13 @@ def _numbers(numbers: dict) -> str:
     return ", ".join(f"{k}={show(v)}" for k, v in numbers.items())
 
 
+def _float(value) -> float:
+    """A number or a one-element tensor (detached first, so a tensor that
+    requires grad converts without a warning) as a float."""
+    detach = getattr(value, "detach", None)
+    return float(detach() if detach else value)
+
+
 def expect(claim: str, holds: bool, **numbers) -> None:
     """Raise :class:`ConclusionFailed` unless ``holds``; the message names
     the claim and the numbers it was judged on."""
@@ -49,12 +56,12 @@ def expect(claim: str, holds: bool, **numbers) -> None:
 
 def expect_above(claim: str, value: float, bound: float) -> None:
     """``value`` must be at least ``bound``."""
-    expect(claim, value >= bound, value=float(value), bound=bound)
+    expect(claim, value >= bound, value=_float(value), bound=bound)
 
 
 def expect_below(claim: str, value: float, bound: float) -> None:
     """``value`` must be at most ``bound``."""
-    expect(claim, value <= bound, value=float(value), bound=bound)
+    expect(claim, value <= bound, value=_float(value), bound=bound)
 
 
 def expect_between(
@@ -62,7 +69,7 @@ def expect_between(
 ) -> None:
     """``value`` must lie in ``[low, high]``."""
     expect(
-        claim, low <= value <= high, value=float(value), low=low, high=high
+        claim, low <= value <= high, value=_float(value), low=low, high=high
     )
 
 
@@ -73,8 +80,8 @@ def expect_greater(
     expect(
         claim,
         higher - lower > margin,
-        higher=float(higher),
-        lower=float(lower),
+        higher=_float(higher),
+        lower=_float(lower),
         margin=margin,
     )
 
