@@ -553,7 +553,7 @@ for e in PARITY[1:]:
 # variant that extrapolated when we tried both readings. One layer, width
 # 128; operands of $1 \dots 10$ digits drawn per step. The stop rule (0.99
 # exact match, three evaluations in a row) records when each run learned, and
-# `min_steps` keeps it training to 6,000 steps (week 6, part 2 shows what
+# `min_steps` keeps it training to 6,000 steps (week 6b shows what
 # stopping at the rule costs); tested at every length up to 20 digits and at
 # 30, 50, 100 and 200. Beside it, two baselines with the same model, data,
 # optimiser and cap: tokens numbered $0 \dots T-1$ and read by the sinusoidal
@@ -604,8 +604,8 @@ print(
 # ones (0.053–0.096; ID 0.10 [0.06, 0.14]); all six score 0.000 at 11 digits
 # and at every length beyond. With one layer and this budget, numbering the
 # digits by their significance is what makes the task learnable at all, and
-# what learned carries to 20 times the length. Week 6, part 2
-# ({doc}`09_making_transformers_extrapolate`) looks inside the model.
+# what learned carries to 20 times the length. Week 6b
+# ({doc}`06b_making_transformers_extrapolate`) looks inside the model.
 #
 # ## 7. The published claims, side by side
 #
@@ -1555,7 +1555,7 @@ expect("the other rows are exactly as initialised",
 #   6,000 steps, adds 20-, 50- and 100-digit numbers at 1.000 exact match in 3
 #   of 3 seeds and 200-digit ones at 0.900–1.000; sinusoidal and RoPE
 #   baselines with the same budget do not learn 1…10 digits (0 of 6 runs).
-#   Week 6, part 2 shows how.
+#   Week 6b shows how.
 # * On the random copy (18 of 18 runs) only ALiBi copies past 20 (0.818 and
 #   0.797 at $n = 25$ in the two seeds that learned the task); every other run
 #   scores 0.000 there, most of them without having learned the task within

@@ -48,7 +48,7 @@ CHAPTER_SOURCES = {
         "annotated.training.loop:stop_rule",
         "annotated.analysis.intervals:wilson_interval",
     ],
-    "09_making_transformers_extrapolate": [
+    "06b_making_transformers_extrapolate": [
         "annotated.positional.randomized:sample_sorted_positions",
         "annotated.tasks.extrapolation:digit_places",
         "annotated.positional.abacus:AbacusEncoding.shifted",

@@ -39,7 +39,7 @@ DIAGRAMS = {
     "06_length_generalization": protocol_diagram,
     "07_efficient_attention": tiling_diagram,
     "08_inside_the_model": head_roles_diagram,
-    "09_making_transformers_extrapolate": position_ids_diagram,
+    "06b_making_transformers_extrapolate": position_ids_diagram,
 }
 
 

@@ -33,7 +33,7 @@ except ImportError:
     pass
 
 # %% [markdown]
-# # Week 6, part 2 — Making transformers extrapolate
+# # Week 6b — Making transformers extrapolate
 #
 # **Learning goals.** By the end of this chapter you can
 #
