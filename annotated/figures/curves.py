@@ -8,6 +8,8 @@ and returns them. Nothing here is drawn at import time.
 
 from __future__ import annotations
 
+from annotated.figures.palette import encoding_color
+
 
 def _rows_series(rows, key: str, **where):
     """Steps and values of ``key`` in the rows that match ``where``."""
@@ -117,6 +119,7 @@ def accuracy_vs_length(
             ms=4,
             capsize=3,
             label=str(label),
+            color=encoding_color(label, default=None),
         )
     if train_length is not None:
         ax.axvline(
