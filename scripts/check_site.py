@@ -45,7 +45,6 @@ import fnmatch
 import functools
 import http.server
 import os
-import re
 import shutil
 import sys
 import threading
@@ -85,24 +84,6 @@ SHRUNK_FIGURE = "figure shrunk"
 PRESENTATION = (WIDE_OUTPUT, WIDE_CODE, SHRUNK_FIGURE)
 # A figure drawn at 100 dpi and shown at less than half its width puts 10-pt labels under 7 px.
 MAX_SHRINK = 2.0
-# Script errors of the pinned book tool chain that are harmless and cannot be fixed by
-# configuration: listed with their upstream issue, never failed. Keep each pattern narrow.
-KNOWN_UPSTREAM_ERRORS = [
-    (
-        re.compile(
-            r"uncaught script error: Identifier '(THEBE_JS_URL|thebe_selector\w*)' has already been declared"
-        ),
-        "Sphinx 7.x writes inline scripts added by extensions twice (sphinx-doc/sphinx#13402, fixed in "
-        "Sphinx 8.2, but jupyter-book 1.x needs Sphinx 7); the first declaration stands",
-    ),
-    (
-        re.compile(
-            r"console error \(\S+/pydata-sphinx-theme\.js\S*\): Got invalid theme mode: \. Resetting to auto\.$"
-        ),
-        "pydata-sphinx-theme logs this on a reader's first visit (empty localStorage), then sets the mode to auto",
-    ),
-]
-
 # Loads every image eagerly, waits for each to decode (or fail), and reports what loaded.
 IMAGES_JS = """async () => {
   const images = [...document.images];
@@ -314,14 +295,6 @@ def split_link(href: str, origin: str) -> tuple[str, str, str] | None:
     if f"{url.scheme}://{url.netloc}" != origin:
         return ("external", href, "")
     return ("local", url.path or "/", urllib.parse.unquote(url.fragment))
-
-
-def known_upstream_error(error: str) -> str | None:
-    """The explanation when ``error`` is a known harmless error of the book tool chain, else None."""
-    for pattern, explanation in KNOWN_UPSTREAM_ERRORS:
-        if pattern.search(error):
-            return explanation
-    return None
 
 
 def is_our_host(url: str, origin: str) -> bool:
@@ -701,12 +674,7 @@ def summarize(
             f"{r.images_ok}/{r.images}",
             f"{r.links_ok}/{len(r.links)}" if r.width == DESKTOP[0] else "",
             str(len(r.blocked)),
-            str(
-                sum(
-                    not known_upstream_error(e)
-                    for e in dict.fromkeys(r.errors)
-                )
-            ),
+            str(len(dict.fromkeys(r.errors))),
         ]
         for r in sorted(reports, key=lambda r: (r.page, -r.width))
     ]
@@ -735,22 +703,10 @@ def summarize(
         for url, on in sorted(blocked_on.items()):
             print(f"  {url}  ({len(on)} page{'s' * (len(on) > 1)})")
 
-    known = defaultdict(list)
-    for r in reports:
-        for error in dict.fromkeys(r.errors):
-            if explanation := known_upstream_error(error):
-                known[explanation].append(f"{r.page} @ {r.width} px: {error}")
-    if known:
-        print("\nKnown upstream script errors (harmless; not failures):")
-        for explanation, seen in known.items():
-            print(f"  {explanation}:")
-            print("\n".join(f"    {line}" for line in seen))
-
     failures = [
         f"{r.page} @ {r.width} px: {e}"
         for r in reports
         for e in dict.fromkeys(r.errors)
-        if not known_upstream_error(e)
     ]
     if presentation == "report":
         listed = [

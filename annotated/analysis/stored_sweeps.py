@@ -24,6 +24,7 @@ import yaml
 
 from annotated.analysis.claims import out_of_distribution
 from annotated.analysis.intervals import format_interval, t_interval
+from annotated.figures.palette import ENCODING_COLORS
 from annotated.lab.tables import read_csv
 from annotated.training.evaluation import expand_lengths
 
@@ -191,7 +192,12 @@ class StoredSweeps:
             name = (labels or {}).get(encoding, encoding)
             label = f"{name} ({len(runs)} seed{'s' if len(runs) > 1 else ''})"
             (line,) = ax.plot(
-                lengths, [s[0] for s in stats], marker="o", ms=3, label=label
+                lengths,
+                [s[0] for s in stats],
+                marker="o",
+                ms=3,
+                label=label,
+                color=ENCODING_COLORS.get(encoding),
             )
             if len(runs) > 1:
                 lo, hi = [s[1] for s in stats], [s[2] for s in stats]
@@ -204,6 +210,12 @@ class StoredSweeps:
         ax.axvline(self.train_high(task) + 0.5, color="0.5", ls="--", lw=1)
         if xscale:
             ax.set_xscale(xscale)
+            # ticks in digits, not powers of ten
+            # (every length drawn on these axes so far, other tasks too)
+            ticks = [n for n in (1, 10, 20, 50, 100, 200, 500, 1000)
+                     if n <= ax.dataLim.x1]  # fmt: skip
+            ax.set_xticks(ticks, [str(n) for n in ticks])
+            ax.minorticks_off()
         else:
             ax.set_xlim(0, max(lengths) + 1)
         ax.set(
