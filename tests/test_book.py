@@ -105,7 +105,7 @@ def test_first_cell_installs_the_repository_or_the_override(
     )
 
 
-def test_landing_page_shows_a_small_lab_figure_with_its_provenance():
+def test_landing_page_figure_names_the_script_that_draws_it():
     intro = (ROOT / "book" / "intro.md").read_text(encoding="utf-8")
     figures = re.findall(r"```\{figure\}\s+(\S+\.png)", intro)
     assert figures, "book/intro.md shows no PNG figure (a {figure} directive)"
@@ -120,8 +120,9 @@ def test_landing_page_shows_a_small_lab_figure_with_its_provenance():
         assert png.stat().st_size < 200_000, (
             f"{figure} is {png.stat().st_size} bytes: keep it under 200 KB"
         )
-    assert "python -m annotated" in intro, (
-        "the caption must give the command that made the figure"
+    scripts = re.findall(r"`python (scripts/\S+\.py)`", intro)
+    assert scripts and all((ROOT / s).is_file() for s in scripts), (
+        "the caption must give the command that drew the figure"
     )
 
 

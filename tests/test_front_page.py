@@ -108,3 +108,49 @@ def test_glossary_defines_the_words_the_chapters_use(term):
     assert re.search(rf"^{re.escape(term)}\b.*\n  \S", glossary, re.M), (
         f"the glossary does not define {term!r}"
     )
+
+
+def test_the_front_page_invites_a_start_with_week_1():
+    top = INTRO.split("## Who it is for")[0]
+    assert re.search(
+        r"```\{button-ref\} \.\./notebooks/01_attention\n(:.*\n)*\n"
+        r"Start with week 1 →",
+        top,
+    ), "the front page's top needs a 'Start with week 1 →' button"
+    for way in ("Colab", "Binder", "git clone"):
+        assert way in top, f"the front page's top does not mention {way}"
+
+
+def test_the_total_time_is_the_sum_of_the_chapters_times():
+    rows = [
+        line
+        for line in _section("The path through the book").splitlines()
+        if re.match(r"\| \d+b? \|", line)
+    ]
+    minutes = sum(int(re.search(r"about (\d+) min", r)[1]) for r in rows)
+    hours = {"7½": 7.5}[re.search(r"about \*\*(\S+) hours\*\*", INTRO)[1]]
+    assert len(rows) == 9 and minutes == hours * 60, (minutes, hours)
+
+
+def test_the_hero_caption_states_what_the_stored_sweeps_hold():
+    from annotated.analysis.stored_sweeps import StoredSweeps
+
+    sweeps = StoredSweeps()
+    coupled = sweeps.completed("addition_coupled", "coupled_bias")
+    at = {
+        n: sum(r[f"exact_match@{n}"] for r in coupled) / len(coupled)
+        for n in (20, 50, 100, 200)
+    }
+    caption = INTRO.split("```{figure}")[1].split("```")[0]
+    assert len(coupled) == 3 and "mean of 3 seeds" in caption
+    assert min(at[n] for n in (20, 50, 100)) == 1.0
+    assert "right up to 100 digits" in caption
+    assert f"{at[200]:.3f} at 200" in caption
+    baselines = [
+        r
+        for encoding in ("sinusoidal", "rope")
+        for r in sweeps.completed("addition_marked", encoding)
+    ]
+    assert baselines and not any(r["learned"] for r in baselines), (
+        "the caption says the baselines do not learn addition"
+    )

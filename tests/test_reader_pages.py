@@ -1,6 +1,7 @@
 """Pages speak to the reader: the prose of every chapter is free of words
 about how the book is built, tested or was produced — sessions, this machine,
-the test suite, nbval, "compared when", "stored sweep", commit hashes."""
+the test suite, nbval, "compared when", "stored sweep", commit hashes. The
+front page too."""
 
 from __future__ import annotations
 
@@ -46,6 +47,17 @@ def test_chapter_prose_speaks_to_the_reader(path):
     found = [
         f"cell {i}: {name}: {line.strip()[:70]}"
         for i, line in prose(path)
+        for name, pattern in MAINTAINER_WORDS.items()
+        if re.search(pattern, line, re.IGNORECASE)
+    ]
+    assert not found, "\n".join(found)
+
+
+def test_the_front_page_speaks_to_the_reader():
+    intro = (ROOT / "book" / "intro.md").read_text(encoding="utf-8")
+    found = [
+        f"line {i}: {name}: {line.strip()[:70]}"
+        for i, line in enumerate(intro.splitlines(), 1)
         for name, pattern in MAINTAINER_WORDS.items()
         if re.search(pattern, line, re.IGNORECASE)
     ]
