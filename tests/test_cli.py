@@ -25,8 +25,13 @@ from annotated.lab.cli import (
 )
 from annotated.lab.config import CONFIG_DIR
 from annotated.lab.flags import field_docs
-from annotated.models.blocks import ACTIVATIONS, NORM_PLACEMENTS
-from annotated.models.config import ARCHITECTURES, ModelConfig
+from annotated.models.config import (
+    ARCHITECTURES,
+    NORM_PLACEMENTS,
+    ModelConfig,
+)
+from annotated.models.feedforward import ACTIVATION_NAMES
+from annotated.models.norms import NORM_TYPES
 from annotated.positional import POSITIONAL_ENCODINGS
 from annotated.tasks import TASKS
 from annotated.training.config import TrainConfig
@@ -466,13 +471,13 @@ def test_every_flag_the_docs_show_parses_and_old_spellings_are_refused(
 def test_every_registry_name_is_a_choice():
     registries = {("model", "positional"): POSITIONAL_ENCODINGS, ("model", "attention"): ATTENTION_KERNELS,
                   ("model", "arch"): ARCHITECTURES, ("model", "norm"): NORM_PLACEMENTS,
-                  ("model", "activation"): ACTIVATIONS}  # fmt: skip
+                  ("model", "activation"): ACTIVATION_NAMES, ("model", "norm_type"): NORM_TYPES}  # fmt: skip
     parser = build_parser()
     for (section, name), registry in registries.items():
         assert sorted(flag_of(section, name).choices) == sorted(registry)
         for value in registry:
             config = experiment_from_args(
-                parser.parse_args(["train", f"--{name}", value])
+                parser.parse_args(["train", "--" + name.replace("_", "-"), value])
             )
             assert config.model[name] == value
     for task in TASKS:  # open: a plugin named in a config file may add one, so the lab checks the name

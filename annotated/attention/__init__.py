@@ -7,5 +7,8 @@
 - ``masks``: which keys a query may see, as predicates
   ``mask_mod(b, h, q_idx, k_idx)`` combined with ``and_masks`` / ``or_masks``;
 - ``multihead``: :class:`~annotated.attention.multihead.MultiHeadAttention`
-  (with grouped-query attention) and its key-value cache.
+  (with grouped-query attention) and its key-value cache;
+- ``rules``: what a layer's sizes, positional encoding and kernel must agree
+  on, checked once (:func:`~annotated.attention.rules.check_attention`);
+- ``qk_norm``: queries and keys RMS-normalised per head (QK-norm).
 """

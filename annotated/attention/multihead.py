@@ -1,13 +1,14 @@
-"""Multi-head attention (Vaswani et al. 2017, §3.2.2) and the rules it keeps.
+"""Multi-head attention (Vaswani et al. 2017, §3.2.2).
 
 :class:`MultiHeadAttention` projects the input into H heads, lets each head
 attend with one kernel of :mod:`annotated.kernels` (dense SDPA by default, the
 reference :func:`attend` when the weights are wanted) and joins the heads
 again; a :class:`~annotated.attention.cache.KVCache` keeps the keys and
-values of earlier tokens for decoding. :func:`check_attention` writes down,
-once, what a layer's sizes, encoding and kernel must agree on; a
-:class:`~annotated.models.config.ModelConfig` is checked by the same function
-before anything is built.
+values of earlier tokens for decoding. What a layer's sizes, encoding and
+kernel must agree on is written once, in
+:func:`~annotated.attention.rules.check_attention`; with ``qk_norm`` the
+queries and keys are RMS-normalised per head
+(:mod:`annotated.attention.qk_norm`).
 
 Legend: B batch, T/Tq query length, Tk key length, C d_model, H heads, Hkv k/v
 heads, D head dim.
@@ -15,12 +16,16 @@ heads, D head dim.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn as nn
 
 from annotated.attention.cache import KVCache
-from annotated.kernels import ATTENTION_KERNELS, check_kernel_params
-from annotated.positional import POSITIONAL_ENCODINGS, PositionalEncoding
+from annotated.attention.qk_norm import head_projection
+from annotated.attention.rules import check_attention
+from annotated.kernels import ATTENTION_KERNELS
+from annotated.positional import PositionalEncoding
 from annotated.positional.base import NoPositionalEncoding, check_positions
 
 
@@ -33,74 +38,6 @@ def repeat_kv(t: torch.Tensor, groups: int) -> torch.Tensor:
     ``F.scaled_dot_product_attention(..., enable_gqa=True)``).
     """
     return t if groups == 1 else t.repeat_interleave(groups, dim=-3)
-
-
-def check_attention(
-    d_model: int,
-    n_heads: int,
-    n_kv_heads: int | None = None,
-    *,
-    positional: PositionalEncoding | type = NoPositionalEncoding,
-    kernel: str = "full",
-    kernel_params: dict | None = None,
-    dropout: float = 0.0,
-) -> dict:
-    """Refuse an attention layer that cannot work, with a sentence that says
-    what to change; return the kernel's settings as a dict.
-
-    The heads divide ``d_model`` and the k/v heads divide the heads. The
-    encoding takes the head dim (it declares ``even_head_dim``) and, if built
-    by hand, was built for these sizes. The kernel can apply the encoding's
-    ``score_mod`` and the dropout (its entry declares ``score_mods`` and
-    ``dropout``). ``positional``: an encoding class (a config) or module.
-    """
-    cls = positional if isinstance(positional, type) else type(positional)
-    if not issubclass(cls, PositionalEncoding):
-        raise ValueError(
-            f"positional must be a PositionalEncoding module or None, got "
-            f"{cls.__name__}; build one with "
-            "annotated.positional.make_positional(name, ...)"
-        )
-    n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
-    if d_model % n_heads:
-        raise ValueError(
-            f"d_model={d_model} must be divisible by n_heads={n_heads} (each "
-            "head gets d_model // n_heads dims); change d_model or n_heads"
-        )
-    if n_heads % n_kv_heads:
-        raise ValueError(
-            f"n_heads={n_heads} must be divisible by n_kv_heads={n_kv_heads} "
-            "(each k/v head serves a whole group of query heads); pick "
-            "n_kv_heads among the divisors of n_heads, or None"
-        )
-    head_dim = d_model // n_heads
-    cls.check_head_dim(head_dim)
-    for name, value in (("n_heads", n_heads), ("head_dim", head_dim)):
-        if getattr(positional, name) not in (None, value):
-            raise ValueError(
-                f"positional encoding built for {name}="
-                f"{getattr(positional, name)}, attention has {value}"
-            )
-    settings = check_kernel_params(kernel, kernel_params)
-    spec = ATTENTION_KERNELS[kernel]
-    if cls.where == "score" and not spec.score_mods:
-        takes = [n for n, k in ATTENTION_KERNELS.items() if k.score_mods]
-        name = next(
-            (n for n, c in POSITIONAL_ENCODINGS.items() if c is cls),
-            cls.__name__,
-        )
-        raise ValueError(
-            f"kernel {kernel!r} cannot apply the score_mod of positional="
-            f"{name!r} (it never forms the q·k scores); use positional="
-            "'rope' or an embedding-level encoding, or one of the kernels "
-            f"that take score mods: {takes}"
-        )
-    if dropout > 0 and not spec.dropout:
-        raise ValueError(
-            f"kernel {kernel!r} has no attention dropout, but dropout="
-            f"{dropout}; set dropout=0.0 or use the 'full' kernel"
-        )
-    return settings
 
 
 class MultiHeadAttention(nn.Module):
@@ -131,6 +68,9 @@ class MultiHeadAttention(nn.Module):
     :func:`attend`) and returns the weights ``(B, H, Tq, Tk)`` *that kernel
     uses*, so a plot or an entropy sees the approximation, not dense
     attention. Paths are tested to agree. Only "full" has attention dropout.
+    ``qk_norm`` RMS-normalises every head's q and k (ε ``norm_eps``) as they
+    are projected, before positions and scores
+    (:mod:`annotated.attention.qk_norm`).
     """
 
     # a callable (B, H, T, D) -> (B, H, T, D) on the heads' outputs, or None
@@ -148,6 +88,8 @@ class MultiHeadAttention(nn.Module):
         positional: PositionalEncoding | None = None,
         kernel: str = "full",
         kernel_params: dict | None = None,
+        qk_norm: bool = False,
+        norm_eps: float = 1e-5,
     ):
         super().__init__()
         n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
@@ -165,8 +107,12 @@ class MultiHeadAttention(nn.Module):
         self.d_model, self.n_heads = d_model, n_heads
         self.n_kv_heads, self.head_dim = n_kv_heads, d_model // n_heads
         kv_dim = n_kv_heads * self.head_dim
-        self.q_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.k_proj = nn.Linear(d_model, kv_dim, bias=bias)
+        # with qk_norm each head's q and k are RMS-normalised (qk_norm.py)
+        project = partial(
+            head_projection, d_model, bias=bias, qk_norm=qk_norm, eps=norm_eps
+        )
+        self.q_proj = project(n_heads, self.head_dim)
+        self.k_proj = project(n_kv_heads, self.head_dim)
         self.v_proj = nn.Linear(d_model, kv_dim, bias=bias)
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
         self.positional, self.kernel, self.dropout = pe, kernel, dropout

@@ -35,6 +35,7 @@ from annotated.core.type_checks import fits_type, in_range, is_number
 
 __all__ = [
     "ConfigError",
+    "check_choice",
     "check_fields",
     "check_token_ids",
     "check_value",
@@ -92,6 +93,14 @@ def check_value(
     message += f", got {value!r} ({article(type(value).__name__)})"
     instead = advice(value, hint, interval, example)
     raise ConfigError(message + (f"; {instead}" if instead else ""))
+
+
+def check_choice(name: str, value, choices) -> None:
+    """Refuse a ``value`` not among ``choices``, listing the valid ones."""
+    if value not in choices:
+        raise ValueError(
+            f"unknown {name} {value!r}; choose one of {sorted(choices)}"
+        )
 
 
 def check_token_ids(

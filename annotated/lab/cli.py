@@ -13,11 +13,12 @@
 :class:`~annotated.models.config.ModelConfig` and
 :class:`~annotated.training.config.TrainConfig`, generated from the
 dataclasses by :mod:`annotated.lab.flags` (help from each field's comment,
-choices from the registries), so ``--help`` says what the configs say, and
-``resume RUN`` one per field a run may change mid-run (``--lr 1e-4``). Left
-out: ``model.vocab_size`` (the task's), ``train.seed`` (``--seed`` seeds
-both), ``grid`` (a sweep's). Flags are written in full; ``--plugins`` are
-imported first, so ``--task`` can name the tasks they register.
+choices from the registries or a field's ``metadata``), so ``--help`` says
+what the configs say, and ``resume RUN`` one per field a run may change
+mid-run (``--lr 1e-4``). Left out: ``model.vocab_size`` (the task's),
+``train.seed`` (``--seed`` seeds both), ``grid`` (a sweep's). Flags are
+written in full; ``--plugins`` are imported first, so ``--task`` can name the
+tasks they register.
 
 Exit status: 0 success; 2 a usage or config error, one line on stderr and
 nothing written (a wrong type or range, a missing corpus, a device this
@@ -45,7 +46,7 @@ from annotated.lab.flags import add_flags, apply_flags
 from annotated.lab.plugins import load_plugins
 from annotated.lab.resuming import RESUME_FLAGS
 from annotated.lab.validation import LAB_DEFAULTS
-from annotated.models.blocks import ACTIVATIONS, NORM_PLACEMENTS
+from annotated.models.blocks import NORM_PLACEMENTS
 from annotated.models.config import ARCHITECTURES, ModelConfig
 from annotated.positional import POSITIONAL_ENCODINGS
 from annotated.tasks import TASKS
@@ -71,7 +72,6 @@ def registry_choices() -> dict[str, dict]:
             "attention": list(ATTENTION_KERNELS),
             "arch": ARCHITECTURES,
             "norm": NORM_PLACEMENTS,
-            "activation": ACTIVATIONS,
         }
     }
 

@@ -2,8 +2,11 @@
 
 - ``config``: :class:`~annotated.models.config.ModelConfig`, one small
   dataclass for every model, checked when it is made;
-- ``blocks``: the residual block (pre- or post-LN), feed-forward layer and
-  the encoder and decoder blocks;
+- ``blocks``: the residual block (pre- or post-LN) and the encoder and
+  decoder blocks;
+- ``feedforward``: the feed-forward layer, plain (GELU, ReLU, ReLU²) or
+  gated (SwiGLU);
+- ``norms``: LayerNorm or RMSNorm, by name;
 - ``stack``: embeddings, positions and a stack of blocks;
 - ``transformer``: the decoder-only, encoder-only and encoder-decoder models;
 - ``generate``: greedy, temperature and top-k decoding with a KV cache;

@@ -4,8 +4,8 @@ residual sub-layer.
 Vaswani et al. (2017, §3.1) stack blocks of two sub-layers, self-attention
 then a position-wise feed-forward network (FFN); a decoder block that reads an
 encoder adds cross-attention in between. Every sub-layer ``f`` sits in a
-residual connection with a LayerNorm (Ba et al. 2016), placed in one of two
-ways::
+residual connection with a LayerNorm (Ba et al. 2016; or an RMSNorm, see
+:mod:`annotated.models.norms`), placed in one of two ways::
 
     post-LN (the original):      x ← LN(x + Dropout(f(x)))
     pre-LN  (GPT-2, most since): x ← x + Dropout(f(LN(x)))
@@ -37,51 +37,20 @@ import torch.nn as nn
 
 from annotated.attention.cache import KVCache
 from annotated.attention.multihead import MultiHeadAttention
-from annotated.models.config import ACTIVATIONS, NORM_PLACEMENTS, check_choice
-
-
-class FeedForward(nn.Module):
-    """Position-wise feed-forward network (Vaswani et al. 2017, §3.3):
-
-        FFN(x) = W₂ · act(W₁ x + b₁) + b₂,     W₁: C → F,  W₂: F → C
-
-    applied to every position separately (the only place a block mixes
-    channels without mixing positions). ``act`` is GELU (Hendrycks & Gimpel
-    2016; BERT), its tanh approximation
-    ``0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`` ("gelu_tanh", which GPT-2
-    uses; it differs from exact GELU by up to ~5e-4) or ReLU (the original and
-    T5). Dropout acts on the hidden layer; the residual sub-layer adds its
-    own. Gated variants (SwiGLU) are left out.
-    """
-
-    def __init__(
-        self,
-        d_model: int,
-        d_ff: int,
-        activation: str = "gelu",
-        dropout: float = 0.0,
-        *,
-        bias: bool = True,
-    ):
-        super().__init__()
-        check_choice("activation", activation, ACTIVATIONS)
-        if d_model <= 0 or d_ff <= 0:
-            raise ValueError(
-                f"d_model and d_ff must be positive, got {d_model} and {d_ff}"
-            )
-        self.up = nn.Linear(d_model, d_ff, bias=bias)  # W₁
-        self.act = ACTIVATIONS[activation]()
-        self.drop = nn.Dropout(dropout)
-        self.down = nn.Linear(d_ff, d_model, bias=bias)  # W₂
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # (B, T, C) -> (B, T, F) -> (B, T, C)
-        return self.down(self.drop(self.act(self.up(x))))
+from annotated.core.fields import check_choice
+from annotated.models.config import NORM_PLACEMENTS
+from annotated.models.feedforward import (
+    GATED_ACTIVATIONS,
+    FeedForward,
+    GatedFeedForward,
+    default_d_ff,
+)
+from annotated.models.norms import make_norm
 
 
 class Residual(nn.Module):
-    """A sub-layer ``f`` inside a residual connection with a LayerNorm, pre-
-    or post-LN.
+    """A sub-layer ``f`` inside a residual connection with a norm, pre- or
+    post-LN.
 
     ``forward(x, *args, **kwargs)`` calls ``f(h, *args, **kwargs)`` on
     ``h = LN(x)`` (pre) or ``h = x`` (post); extra arguments (an encoder
@@ -89,7 +58,10 @@ class Residual(nn.Module):
     particular the encoder output is not normalised here. ``f`` may return a
     tensor or a tuple ``(tensor, extra)`` such as attention's
     ``(out, weights)``; the result is always ``(new x, extra or None)``.
-    ``eps`` is the LayerNorm's ε (PyTorch's and GPT-2's 1e-5; BERT's 1e-12).
+    ``norm_type`` picks LayerNorm or RMSNorm
+    (:func:`~annotated.models.norms.make_norm`; ``LN`` above stands for
+    either); ``eps`` is its ε (PyTorch's and GPT-2's 1e-5; BERT's 1e-12) and
+    ``norm_bias`` whether a LayerNorm has its shift.
     """
 
     def __init__(
@@ -100,11 +72,13 @@ class Residual(nn.Module):
         norm: str = "pre",
         dropout: float = 0.0,
         eps: float = 1e-5,
+        norm_type: str = "layernorm",
+        norm_bias: bool = True,
     ):
         super().__init__()
         check_choice("norm placement", norm, NORM_PLACEMENTS)
         self.sublayer, self.norm_placement = sublayer, norm
-        self.norm = nn.LayerNorm(d_model, eps=eps)
+        self.norm = make_norm(norm_type, d_model, eps=eps, bias=norm_bias)
         self.drop = nn.Dropout(dropout)
 
     def forward(
@@ -134,8 +108,15 @@ class TransformerBlock(nn.Module):
             :class:`~annotated.attention.multihead.MultiHeadAttention`).
         kernel, kernel_params: the self-attention's kernel and its settings
             (an entry of :data:`annotated.kernels.ATTENTION_KERNELS`).
-        norm_eps: the ε of every LayerNorm in the block (1e-5, as PyTorch and
+        norm_eps: the ε of every norm in the block (1e-5, as PyTorch and
             GPT-2; BERT: 1e-12).
+        norm_type, norm_bias: LayerNorm (with or without its shift) or
+            RMSNorm (:mod:`annotated.models.norms`).
+        activation: names a plain or a gated feed-forward network
+            (:mod:`annotated.models.feedforward`); ``d_ff=None`` is then
+            4 · C or 8/3 · C.
+        qk_norm: RMS-normalise every head's queries and keys, in both
+            attentions (:mod:`annotated.attention.qk_norm`).
 
     ``forward`` returns ``(x (B, T, C), self weights (B, H, T, Tk) or None,
     cross weights (B, H, T, S) or None)``; weights are computed only with
@@ -159,9 +140,12 @@ class TransformerBlock(nn.Module):
         kernel: str = "full",
         kernel_params: dict | None = None,
         norm_eps: float = 1e-5,
+        norm_type: str = "layernorm",
+        norm_bias: bool = True,
+        qk_norm: bool = False,
     ):
         super().__init__()
-        d_ff = 4 * d_model if d_ff is None else d_ff
+        d_ff = default_d_ff(d_model, activation) if d_ff is None else d_ff
         self.causal = causal
         attention = partial(
             MultiHeadAttention,
@@ -170,6 +154,8 @@ class TransformerBlock(nn.Module):
             n_kv_heads,
             bias=bias,
             dropout=dropout,
+            qk_norm=qk_norm,
+            norm_eps=norm_eps,
         )
         residual = partial(
             Residual,
@@ -177,6 +163,8 @@ class TransformerBlock(nn.Module):
             norm=norm,
             dropout=dropout,
             eps=norm_eps,
+            norm_type=norm_type,
+            norm_bias=norm_bias,
         )
         self.self_attn = residual(
             attention(
@@ -187,9 +175,18 @@ class TransformerBlock(nn.Module):
         )
         # cross-attention: dense, and no positions
         self.cross_attn = residual(attention()) if cross_attention else None
-        self.ff = residual(
-            FeedForward(d_model, d_ff, activation, dropout, bias=bias)
-        )
+        gated = activation in GATED_ACTIVATIONS  # SwiGLU
+        ffn = GatedFeedForward if gated else FeedForward
+        self.ff = residual(ffn(d_model, d_ff, activation, dropout, bias=bias))
+
+    def residual_outputs(self) -> list[nn.Linear]:
+        """The layers that write into the residual stream: each attention's
+        ``out_proj`` and the feed-forward network's ``down``."""
+        attentions = [self.self_attn, self.cross_attn]
+        return [
+            *(a.sublayer.out_proj for a in attentions if a is not None),
+            self.ff.sublayer.down,
+        ]
 
     def forward(
         self,

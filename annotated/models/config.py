@@ -11,9 +11,12 @@ window or causal order to exploit. Combinations a kernel cannot honour (a
 score bias with linear or local attention, attention dropout with any kernel
 but "full") are refused when the config is made, with a sentence that says
 what to change (the rules an attention layer keeps are written once, in
-:func:`annotated.attention.multihead.check_attention`). The names a field may
-take live here too (:data:`ARCHITECTURES`, :data:`ACTIVATIONS`,
-:data:`NORM_PLACEMENTS`), checked by :func:`check_choice`. ``embedding_scale``
+:func:`annotated.attention.rules.check_attention`). The names a field may
+take live beside what they build (:data:`ARCHITECTURES` and
+:data:`NORM_PLACEMENTS` here, the activations in
+:mod:`annotated.models.feedforward`, the norms in
+:mod:`annotated.models.norms`), checked by
+:func:`~annotated.core.fields.check_choice`. ``embedding_scale``
 left at None is chosen from the positional encoding (see
 :mod:`annotated.models.transformer`). ``to_dict`` / ``from_dict`` turn a
 config into JSON- and YAML-ready values and back; ``diff`` names the fields
@@ -24,25 +27,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 
-import torch.nn as nn
-
-from annotated.attention.multihead import check_attention
-from annotated.core.fields import check_fields
+from annotated.attention.rules import check_attention
+from annotated.core.fields import check_choice, check_fields
+from annotated.models.feedforward import ACTIVATION_NAMES, default_d_ff
+from annotated.models.norms import NORM_TYPES
 from annotated.positional import encoding_class
 
 ARCHITECTURES = ("decoder", "encoder", "encoder-decoder")
 NORM_PLACEMENTS = ("pre", "post")
-# GELU exact (BERT), its tanh approximation (GPT-2's "gelu_new"; Hendrycks &
-# Gimpel 2016, §2), ReLU (original, T5)
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "gelu": nn.GELU,
-    "gelu_tanh": partial(nn.GELU, approximate="tanh"),
-    "relu": nn.ReLU,
-}
 # ModelConfig's numbers, checked with every field's type first
 # (annotated.core.fields.check_fields)
 RANGES = {
@@ -61,14 +55,6 @@ RANGES = {
 }
 
 
-def check_choice(name: str, value, choices) -> None:
-    """Refuse a ``value`` not among ``choices``, listing the valid ones."""
-    if value not in choices:
-        raise ValueError(
-            f"unknown {name} {value!r}; choose one of {sorted(choices)}"
-        )
-
-
 @dataclass(kw_only=True)
 class ModelConfig:
     """Everything needed to rebuild a model; ``to_dict`` / ``from_dict`` for
@@ -78,11 +64,18 @@ class ModelConfig:
     converters in :mod:`annotated.models.hf` set them); their defaults leave
     every model as it was. ``activation="gelu_tanh"`` is GPT-2's
     tanh-approximate GELU (Radford et al. 2019; exact GELU differs by up to
-    ~5e-4 per unit). ``norm_eps`` is every LayerNorm's ε (Ba et al. 2016):
+    ~5e-4 per unit). ``norm_eps`` is every norm's ε (Ba et al. 2016):
     1e-5 in PyTorch and GPT-2, 1e-12 in BERT (Devlin et al. 2019).
-    ``embedding_norm`` puts a LayerNorm on token + position (+ token-type)
+    ``embedding_norm`` puts a norm on token + position (+ token-type)
     embeddings before the first block, and ``n_token_types`` adds BERT's
     learned segment embedding (sentence A or B; type 0 when none is given).
+
+    Five fields hold the pieces most models since GPT-2 changed; their
+    defaults leave a model as GPT-2 had it: ``norm_type="rmsnorm"``
+    (:mod:`annotated.models.norms`), a gated feed-forward network with
+    ``activation="swiglu"`` (:mod:`annotated.models.feedforward`),
+    ``norm_bias=False`` (with ``bias=False``: no bias anywhere), ``qk_norm``
+    (:mod:`annotated.attention.qk_norm`) and ``zero_init_residual``.
     """
 
     # "decoder" (GPT), "encoder" (BERT) or "encoder-decoder" (T5)
@@ -94,7 +87,8 @@ class ModelConfig:
     n_heads: int = 4
     # < n_heads: grouped-query attention (1 = multi-query); None = n_heads
     n_kv_heads: int | None = None
-    d_ff: int | None = None  # feed-forward hidden size; None → 4 * d_model
+    # feed-forward hidden size; None → 4 · d_model (8/3 · d_model gated)
+    d_ff: int | None = None
     # the training length: rows of a learned positional table
     max_len: int = 256
     dropout: float = 0.0
@@ -104,13 +98,20 @@ class ModelConfig:
     attention: str = "full"
     # e.g. {"window": 64}, {"top_k": 8}, {"block_size": 64}
     attention_params: dict = field(default_factory=dict)
-    # LayerNorm placement: "pre" (GPT-2) or "post" (original transformer)
+    # norm placement: "pre" (GPT-2) or "post" (original transformer)
     norm: str = "pre"
-    # feed-forward non-linearity: "gelu" (BERT), "gelu_tanh" (GPT-2), "relu"
-    activation: str = "gelu"
-    # ε of every LayerNorm: 1e-5 (GPT-2, PyTorch), 1e-12 (BERT)
+    # which norm: "layernorm" (GPT-2, BERT) or "rmsnorm" (T5, LLaMA)
+    norm_type: str = field(
+        default="layernorm", metadata={"choices": NORM_TYPES}
+    )
+    # feed-forward non-linearity: "gelu" (BERT), "gelu_tanh" (GPT-2),
+    # "relu", "relu2" (Primer), or gated "swiglu" (LLaMA)
+    activation: str = field(
+        default="gelu", metadata={"choices": ACTIVATION_NAMES}
+    )
+    # ε of every LayerNorm / RMSNorm: 1e-5 (GPT-2, PyTorch), 1e-12 (BERT)
     norm_eps: float = 1e-5
-    # a LayerNorm on the summed embeddings before the first block (BERT)
+    # a norm on the summed embeddings before the first block (BERT)
     embedding_norm: bool = False
     # > 0: a learned token-type (segment A/B) embedding (BERT: 2)
     n_token_types: int = 0
@@ -118,6 +119,13 @@ class ModelConfig:
     tie_weights: bool = True
     # biases in the attention and feed-forward linear layers
     bias: bool = True
+    # the LayerNorms' shift β (RMSNorm has none); nanoGPT drops it too
+    norm_bias: bool = True
+    # RMS-normalise every head's queries and keys (attention.qk_norm)
+    qk_norm: bool = False
+    # start each block's residual output projections (attention's out_proj,
+    # the feed-forward's last layer) at zero: every block begins as identity
+    zero_init_residual: bool = False
     # encoder only: size of the sequence-classification head (None = no head)
     n_classes: int | None = None
     # padding's token id: encoders hide these keys when given no mask
@@ -130,7 +138,8 @@ class ModelConfig:
         check_fields(self, RANGES)
         check_choice("arch", self.arch, ARCHITECTURES)
         check_choice("norm placement", self.norm, NORM_PLACEMENTS)
-        check_choice("activation", self.activation, ACTIVATIONS)
+        check_choice("norm_type", self.norm_type, NORM_TYPES)
+        check_choice("activation", self.activation, ACTIVATION_NAMES)
         # heads, head dim and kernel: the rules every attention layer keeps
         # (the kernel runs the self-attention; cross-attention stays dense)
         self.attention_params = check_attention(
@@ -142,7 +151,8 @@ class ModelConfig:
             kernel_params=self.attention_params,
             dropout=self.dropout,
         )
-        self.d_ff = 4 * self.d_model if self.d_ff is None else self.d_ff
+        if self.d_ff is None:
+            self.d_ff = default_d_ff(self.d_model, self.activation)
         if self.n_classes is not None:
             if self.arch != "encoder":
                 raise ValueError(

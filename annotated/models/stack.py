@@ -4,10 +4,12 @@ class.
 :class:`Stack` is the body of every model: embedding-level positions on the
 token embeddings, the blocks of :mod:`annotated.models.blocks` (each built
 with the config's attention kernel, and with the positional encoding when it
-acts inside attention), and a final LayerNorm for pre-LN.
+acts inside attention), and a final norm for pre-LN (every norm a LayerNorm
+or an RMSNorm, as ``ModelConfig.norm_type`` says).
 :class:`AnnotatedModel` holds what :mod:`annotated.models.transformer`'s GPT,
 BERT and T5 have in common: the token embedding, the output head, GPT-2's
-initialisation, and ``save`` / ``load_weights`` (the file format is
+initialisation (with ``zero_init_residual``, the blocks' residual output
+projections at zero), and ``save`` / ``load_weights`` (the file format is
 :mod:`annotated.models.checkpoints`).
 
 Legend: B batch, T time, C d_model, V vocab.
@@ -19,7 +21,11 @@ import torch
 import torch.nn as nn
 
 from annotated.core.fields import check_token_ids
-from annotated.models.blocks import DecoderBlock, EncoderBlock
+from annotated.models.blocks import (
+    DecoderBlock,
+    EncoderBlock,
+    TransformerBlock,
+)
 from annotated.models.checkpoints import (
     describe_differences,
     load_state,
@@ -27,12 +33,13 @@ from annotated.models.checkpoints import (
     write_checkpoint,
 )
 from annotated.models.config import ModelConfig
+from annotated.models.norms import make_norm
 from annotated.positional import make_positional
 
 
 class Stack(nn.Module):
     """Token embedding (shared, passed in) + embedding-level positions +
-    blocks + final LN (pre-LN only)."""
+    blocks + final norm (pre-LN only)."""
 
     def __init__(
         self,
@@ -55,9 +62,10 @@ class Stack(nn.Module):
         acts_in_attention = self.positional.where in ("qk", "score")
         block = DecoderBlock if causal else EncoderBlock
         extra = {"cross_attention": cross_attention} if causal else {}
+        norm = {"eps": c.norm_eps, "bias": c.norm_bias}
         # BERT normalises the summed embeddings (Devlin et al. 2019)
         self.embedding_norm = (
-            nn.LayerNorm(c.d_model, eps=c.norm_eps)
+            make_norm(c.norm_type, c.d_model, **norm)
             if c.embedding_norm
             else None
         )
@@ -76,12 +84,15 @@ class Stack(nn.Module):
                 kernel=c.attention,
                 kernel_params=c.attention_params,
                 norm_eps=c.norm_eps,
+                norm_type=c.norm_type,
+                norm_bias=c.norm_bias,
+                qk_norm=c.qk_norm,
                 **extra,
             )
             for _ in range(c.n_layers)
         )
         self.final_norm = (
-            nn.LayerNorm(c.d_model, eps=c.norm_eps)
+            make_norm(c.norm_type, c.d_model, **norm)
             if c.norm == "pre"
             else nn.Identity()
         )
@@ -193,12 +204,22 @@ class AnnotatedModel(nn.Module):
 
     def _init_weights(self) -> None:
         """GPT-2 initialisation: normal(0, 0.02) weights, zero biases;
-        LayerNorms start at (1, 0)."""
+        norms start at gain 1 (and shift 0). With ``zero_init_residual`` the
+        layers that write into the residual stream
+        (:meth:`~annotated.models.blocks.TransformerBlock.residual_outputs`)
+        start at zero, so every block starts as the identity (as
+        modded-nanogpt does; Goyal et al. 2017 zero a ResNet block's last
+        BatchNorm gain for the same reason)."""
         for module in self.modules():
             if isinstance(module, nn.Linear | nn.Embedding):
                 nn.init.normal_(module.weight, std=0.02)
                 if getattr(module, "bias", None) is not None:
                     nn.init.zeros_(module.bias)
+        if self.config.zero_init_residual:
+            for block in self.modules():
+                if isinstance(block, TransformerBlock):
+                    for layer in block.residual_outputs():
+                        nn.init.zeros_(layer.weight)
         if self.config.tie_weights:
             # logits = h Eᵀ: one matrix reads and writes tokens
             self.lm_head.weight = self.tok_emb.weight

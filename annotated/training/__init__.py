@@ -8,7 +8,8 @@
 - ``config``: :class:`~annotated.training.config.TrainConfig`;
 - ``memory``: the memory a run needs, estimated before anything is built;
 - ``divergence``: what to change after a run diverged, with values to try;
-- ``optim``: AdamW with decay groups and the learning-rate schedule;
+- ``optim``: AdamW with decay groups (or Muon for the blocks' matrices
+  beside it) and the learning-rate schedule;
 - ``evaluation``: exact match and loss at many lengths, with intervals;
 - ``history``: what a run records.
 """

@@ -10,9 +10,9 @@ naming the field, the value, its type and what to write instead
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
-from annotated.core.fields import check_fields
+from annotated.core.fields import check_choice, check_fields
 
 # TrainConfig's ranges; the types come from the annotations (both checked by
 # annotated.core.fields.check_fields)
@@ -23,6 +23,9 @@ RANGES = {
     "lr": "positive",
     "weight_decay": "non-negative",
     "betas": "[0, 1)",
+    "muon_lr": "positive",
+    "muon_momentum": "[0, 1)",
+    "muon_weight_decay": "non-negative",
     "warmup_steps": "[0, inf)",
     "min_lr_ratio": "[0, 1]",
     "grad_clip": "positive",
@@ -39,7 +42,9 @@ RANGES = {
 }
 # the fields a stopped run may change when it resumes: the loop reads them
 # afresh at every step (the schedule, the clipping, where it ends)
-MID_RUN = ("steps", "lr", "warmup_steps", "grad_clip")
+MID_RUN = ("steps", "lr", "muon_lr", "warmup_steps", "grad_clip")
+# the names TrainConfig.optimizer takes (annotated.training.optim)
+OPTIMIZERS = ("adamw", "muon")
 # the device names TrainConfig.device takes (None: the GPU when present)
 DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps")
 
@@ -59,6 +64,12 @@ class TrainConfig:
     # AdamW's decoupled decay, on Linear weights only (training.optim)
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.98)
+    # "adamw", or "muon": Muon for the blocks' matrices and AdamW (lr,
+    # weight_decay, betas) for the rest (training.optim)
+    optimizer: str = field(default="adamw", metadata={"choices": OPTIMIZERS})
+    muon_lr: float = 0.02  # Muon's peak learning rate, on the same schedule
+    muon_momentum: float = 0.95  # Muon's (Nesterov) momentum
+    muon_weight_decay: float = 0.0  # Muon's decoupled weight decay
     warmup_steps: int = 100  # steps of the linear warm-up from 0 to lr
     min_lr_ratio: float = 0.1  # the cosine ends at lr * min_lr_ratio
     grad_clip: float | None = 1.0  # max total gradient norm; None: no clip
@@ -83,6 +94,7 @@ class TrainConfig:
     def __post_init__(self):
         # every field's type and range first: nothing below meets a wrong type
         check_fields(self, RANGES)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
         self.betas = tuple(self.betas)
         if self.warmup_steps > self.steps:
             raise ValueError(

@@ -6,7 +6,8 @@ A decoder-only model is trained as a language model on a task's batches
 :mod:`annotated.tasks`). The recipe is the one most transformers since GPT
 use, each piece in its own module:
 
-- one step: AdamW decaying ``nn.Linear`` weights only, linear warm-up then
+- one step: AdamW decaying ``nn.Linear`` weights only (or, with
+  ``optimizer="muon"``, Muon for the blocks' matrices), linear warm-up then
   cosine decay, gradient-norm clipping (:mod:`annotated.training.steps`,
   :mod:`annotated.training.optim`);
 - evaluation on held-out batches at every requested length

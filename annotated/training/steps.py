@@ -2,8 +2,9 @@
 evaluations.
 
 A step draws a batch (and, for a range of training lengths, its length) from
-the run's data stream, sets the learning rate of the schedule, and takes one
-AdamW step on the next-token cross-entropy of the scored positions:
+the run's data stream, sets the learning rates of the schedule, and takes one
+optimizer step (AdamW, or Muon and AdamW) on the next-token cross-entropy of
+the scored positions:
 
     loss = − mean over scored (b, t) of log softmax(logits[b, t])[target]
 
@@ -29,7 +30,7 @@ import torch
 from annotated.training.distributed import backward_shards
 from annotated.training.evaluation import batch_positions, evaluate
 from annotated.training.history import grad_norms, peak_memory_bytes
-from annotated.training.optim import learning_rate
+from annotated.training.optim import set_learning_rates
 from annotated.training.state import TrainingRun
 
 __all__ = [
@@ -61,9 +62,7 @@ def train_step(run: TrainingRun, step: int, *, per_layer: bool) -> dict:
     # the whole step's batch, every rank's shard and micro-batch of it
     whole = config.batch_size * config.grad_accum * run.ranks.size
     batch = run.task.sample(whole, length, run.data_rng).to(run.device)
-    lr = learning_rate(step - 1, config)
-    for group in run.optimizer.param_groups:
-        group["lr"] = lr
+    lr = set_learning_rates(run.optimizer, step - 1, config)
     positions = batch_positions(run.model, batch, run.position_rng)
     run.optimizer.zero_grad(set_to_none=True)
     loss = backward_shards(
