@@ -44,14 +44,18 @@ except ImportError:
 # **Learning goals.** By the end of this chapter you can
 #
 # 1. read attention as a *soft* dictionary lookup and compute it by hand;
-# 2. write $\mathrm{softmax}(QK^\top/\sqrt{d_k})\,V$ in a few lines, and check
-#    it against PyTorch's own kernel;
+# 2. build causal self-attention yourself, in a few lines of `torch`: from
+#    averaging the past with a lower-triangular matrix, through queries,
+#    keys and values computed by learned $W_q, W_k, W_v$, to
+#    $\mathrm{softmax}(QK^\top/\sqrt{d_k})\,V$ — and check it against the
+#    library's `attend` and PyTorch's own kernel;
 # 3. explain, with measurements, why the scores are divided by $\sqrt{d_k}$;
 # 4. build causal and padding masks and say what each one hides.
 #
-# Everything here uses two files of the library's `annotated/attention/`
-# folder: `attend.py` (the primitive) and `masks.py` (masks as small
-# functions).
+# You write attention first, with `torch` alone. Then we read the library's
+# version, which the rest of the book builds on: two files of its
+# `annotated/attention/` folder, `attend.py` (the primitive) and `masks.py`
+# (masks as small functions).
 
 # %%
 import math
@@ -59,6 +63,7 @@ import math
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from annotated.attention.attend import (
@@ -150,81 +155,261 @@ for q in ([0.0, 3.0], [1.5, 1.5], [10.0, 0.0]):
 # instead of 3) sharpens the weights towards a hard lookup. How large the
 # scores are matters — that is what the $\sqrt{d_k}$ below is about.
 #
-# ## 2. The formula and the code
+# ## 2. Write attention yourself
 #
-# With queries $Q \in \mathbb{R}^{T_q\times d_k}$, keys
-# $K \in \mathbb{R}^{T_k\times d_k}$ and values
-# $V \in \mathbb{R}^{T_k\times d_v}$ ({cite:t}`vaswani2017attention`, eq. 1):
+# In §1 we wrote the keys, the values and the query by hand. In a
+# transformer they come from the tokens themselves: every token of a
+# sequence is a query, a key and a value at once, and attention lets each
+# token gather what it needs from the others — *self*-attention. We build it
+# in five small steps with nothing but `torch`, along the path of Karpathy's
+# "Let's build GPT" {cite:p}`karpathy2022nanogpt`: a plain average of the
+# past, then a weighted one, then weights computed from the tokens.
+#
+# ### Step 1: average the past with a matrix
+#
+# Take a sequence of $T=4$ tokens, each a vector of $C=2$ numbers: the rows
+# of $x$. A language model predicts each next token from the ones before it,
+# so token $t$ may use tokens $0, \dots, t$ and never a later one. The
+# simplest thing it can do with them is to average them,
+# $\bar x_t = \frac{1}{t+1} \sum_{s \le t} x_s$:
+
+# %% tags=["from-scratch"]
+x = torch.tensor(
+    [[1.0, 0.0], [3.0, 2.0], [2.0, 4.0], [6.0, 2.0]]
+)  # (T, C): 4 tokens of 2 numbers each
+T = x.shape[0]
+running_mean = torch.stack([x[: t + 1].mean(dim=0) for t in range(T)])
+print(running_mean)
+
+# %% [markdown]
+# A loop over the tokens is slow. The same averages are one matrix product:
+# put a 1 wherever token $t$ may see token $s$ ($s \le t$) — a
+# lower-triangular matrix, `torch.tril` — and divide each row by its sum.
+
+# %% tags=["from-scratch"]
+ones = torch.tril(torch.ones(T, T))  # 1 where key s <= query t
+avg = ones / ones.sum(dim=1, keepdim=True)  # each row sums to 1
+print(avg)
+print("avg @ x is the running mean:", torch.allclose(avg @ x, running_mean))
+
+# %% [markdown]
+# Row $t$ of `avg` holds the weight token $t$ gives to every token:
+# $1/(t+1)$ on itself and each earlier token, 0 on the future. Multiplying
+# by $x$ takes all $T$ weighted averages at once.
+#
+# ### Step 2: weights from scores, through a softmax
+#
+# An average gives every visible token the same weight; attention lets the
+# weights differ. They must stay non-negative, sum to one in each row and
+# stay zero on the future. A softmax over each row does all three, once the
+# scores of the future are set to $-\infty$ (since $e^{-\infty} = 0$). When
+# every score is 0 — no token more relevant than another — it gives back
+# exactly the averaging matrix:
+
+# %% tags=["from-scratch"]
+future = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+scores = torch.zeros(T, T)  # every token as relevant as any other
+scores = scores.masked_fill(future, float("-inf"))  # hide the future
+weights = torch.softmax(scores, dim=-1)  # e^-inf = 0; rows sum to 1
+print(weights)
+print("same as avg:", torch.allclose(weights, avg))
+
+# %% [markdown]
+# Other scores give other weights, still zero on the future and still
+# summing to one. Here every query prefers the later tokens: key $s$ scores
+# $s$.
+
+# %% tags=["from-scratch"]
+scores = torch.arange(T).float().expand(T, T)  # key s scores s
+weights = torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
+print(weights)
+print(weights @ x)  # the weighted averages
+
+# %% [markdown]
+# Row 1 now puts 0.731 on token 1 and 0.269 on token 0, and the averages
+# lean towards the recent tokens. That is the whole mechanism: scores, a
+# mask, a softmax, a weighted average. What is left is where the scores come
+# from.
+#
+# ### Step 3: queries, keys and values from the tokens
+#
+# Self-attention computes the query, the key and the value of each token
+# from the token itself, with three learned linear maps: token $t$ emits a
+# **query** $q_t = x_t W_q$ (what it looks for), a **key**
+# $k_t = x_t W_k$ (what it can be found by) and a **value**
+# $v_t = x_t W_v$ (what it hands over when found). The score of query $t$
+# for key $s$ is the dot product $q_t \cdot k_s$, and all of them at once
+# are $QK^\top$. Below, $T=5$ random tokens of width $C=8$, with queries,
+# keys and values of size $d_k=4$; an `nn.Linear` without bias is just a
+# learned matrix (here, as at the start of training, a random one).
+
+# %% tags=["from-scratch"]
+torch.manual_seed(0)
+T, C, d_k = 5, 8, 4
+x = torch.randn(T, C)  # (T, C): 5 tokens of width 8
+W_q = nn.Linear(C, d_k, bias=False)  # learned during training
+W_k = nn.Linear(C, d_k, bias=False)
+W_v = nn.Linear(C, d_k, bias=False)
+with torch.no_grad():  # no training in this chapter: no gradients needed
+    q, k, v = W_q(x), W_k(x), W_v(x)  # (T, d_k) each
+scores = q @ k.T  # (T, T): query t against key s
+print("q, k, v:", tuple(q.shape), "| scores:", tuple(scores.shape))
+
+# %% tags=["from-scratch"]
+future = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+weights = torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
+out = weights @ v  # (T, d_k): each token's weighted average of values
+print(weights)
+print("out:", tuple(out.shape))
+
+# %% [markdown]
+# Every row now has weights of its own, computed from the tokens, and
+# training adjusts $W_q$, $W_k$ and $W_v$ until the weights pick what is
+# useful for the task.
+#
+# ### Step 4: $\mathrm{softmax}(QK^\top/\sqrt{d_k})\,V$ as a function
+#
+# One change before we package it: divide the scores by $\sqrt{d_k}$. Dot
+# products of $d_k$ numbers grow with $d_k$, and large scores make the
+# softmax nearly one-hot; §3 measures why that hurts. With queries
+# $Q \in \mathbb{R}^{T_q\times d_k}$, keys $K \in \mathbb{R}^{T_k\times d_k}$
+# and values $V \in \mathbb{R}^{T_k\times d_v}$, this is eq. 1 of
+# {cite:t}`vaswani2017attention`:
 #
 # $$
 # \mathrm{Attention}(Q, K, V) =
 # \underbrace{\mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_k}}
-# + B\right)}_{\text{weights } A \,\in\, \mathbb{R}^{T_q\times T_k}} V ,
+# \right)}_{\text{weights } A \,\in\, \mathbb{R}^{T_q\times T_k}} V ,
 # $$
 #
-# where the softmax runs over the keys (each row of $A$ sums to one), $B$ is
-# an optional additive bias (later chapters put positional information there),
-# and masked-out entries get a score of $-\infty$, hence a weight of exactly
-# zero. The library's `attend` is this formula and nothing more. The picture,
-# with the shape of every operand:
+# where the softmax runs over the keys (each row of $A$ sums to one) and
+# hidden entries get a score of $-\infty$, hence a weight of exactly zero.
+# In code, five lines; the mask is boolean, `True` where a query may look:
+
+
+# %% tags=["from-scratch"]
+def attention(q, k, v, mask=None):
+    """softmax(q kᵀ / √d_k) v, and the weights; mask: True = may look."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)  # each row sums to 1
+    return weights @ v, weights
+
+
+# %% [markdown]
+# `k.transpose(-2, -1)` rather than `k.T` lets the same lines run on a
+# batch $(B, T, d_k)$, or on many heads $(B, H, T, d_k)$ at once (next
+# week). The function returns the weights as well as the output, because we
+# want to look at them. The picture, with the shape of every operand (the
+# $B$ in its title is an additive bias that the library's version accepts,
+# below):
 
 # %% tags=["hide-input"]
 figure_image(qkv_diagram())
 
 # %% [markdown]
-# Here is the library's `attend`. It reads as the equation:
-# check the call and resolve its defaults, compute the scores, find the keys
-# each query may see, take the softmax over those, and average the values.
+# ### Step 5: the causal mask
+#
+# As a "may look" matrix, the mask of steps 2 and 3 is the lower triangle:
+# `torch.tril` again, now of booleans. With it, the function is causal
+# self-attention, the layer at the heart of every GPT:
 
-# %%
-show_source(attend)
+
+# %% tags=["from-scratch"]
+def causal_self_attention(x, W_q, W_k, W_v):
+    """Each token of x (..., T, C) reads itself and the tokens before."""
+    T = x.shape[-2]
+    mask = torch.tril(torch.ones(T, T, dtype=torch.bool))  # key <= query
+    return attention(W_q(x), W_k(x), W_v(x), mask)
+
+
+out, weights = causal_self_attention(x, W_q, W_k, W_v)
+print("weights on the future are 0:", bool((weights[future] == 0).all()))
+print("rows sum to 1:", torch.allclose(weights.sum(-1), torch.ones(T)))
 
 # %% [markdown]
-# One step deserves a look: the softmax over the visible keys gives a
-# query that may see no key at all zeros rather than `0/0`:
-
-# %%
-show_source(masked_softmax)
-
-# %% [markdown]
-# `attend` returns the weights as well as the output, because we want to look
-# at them. PyTorch's fused kernel `F.scaled_dot_product_attention` (SDPA)
-# computes the same output without ever returning the weights. We check that
-# the two agree on random inputs — with no mask, with a boolean mask, and with
-# an additive bias — in float32 and float64:
+# Those twelve lines are all of attention. The library's version,
+# `annotated.attention.attend.attend`, and PyTorch's fused kernel
+# `F.scaled_dot_product_attention` (SDPA), which returns the output but
+# never the weights, should compute the same thing. We check it on random
+# queries, keys and values of shape (B, H, T, D) — two sequences, four
+# heads — with no mask, with the causal mask and with a random boolean
+# mask, in float32 and float64:
 
 # %%
 g = torch.Generator().manual_seed(0)
-rows = [
-    f"{'dtype':<13}  {'case':<11}  {'max |attend − SDPA|':<22}  "
-    "rows of A sum to 1"
-]
+lower = torch.tril(torch.ones(6, 6, dtype=torch.bool))  # causal, T = 6
 for dtype in (torch.float32, torch.float64):
-    q = torch.randn(2, 4, 6, 16, generator=g, dtype=dtype)  # (B, H, Tq, D)
-    k = torch.randn(2, 4, 9, 16, generator=g, dtype=dtype)  # (B, H, Tk, D)
-    v = torch.randn(2, 4, 9, 8, generator=g, dtype=dtype)  # (B, H, Tk, Dv)
-    mask = torch.rand(6, 9, generator=g) > 0.3
+    # (B, H, T, D): 2 sequences, 4 heads, 6 tokens, head size 16
+    q, k, v = torch.randn(3, 2, 4, 6, 16, generator=g, dtype=dtype)
+    mask = torch.rand(6, 6, generator=g) > 0.3
     mask[:, 0] = True  # every query may see at least one key
-    bias = torch.randn(4, 6, 9, generator=g, dtype=dtype)
-    cases = {
-        "no mask": ({}, {}),
-        "bool mask": ({"mask": mask}, {"attn_mask": mask}),
-        "bias + mask": (
-            {"mask": mask, "bias": bias},
-            {"attn_mask": bias.masked_fill(~mask, float("-inf"))},
+    cases = {  # case: (yours, the library's, SDPA's output)
+        "no mask": (attention(q, k, v), attend(q, k, v), {}),
+        "causal": (
+            attention(q, k, v, lower),
+            attend(q, k, v, causal=True),
+            {"is_causal": True},
+        ),
+        "random mask": (
+            attention(q, k, v, mask),
+            attend(q, k, v, mask=mask),
+            {"attn_mask": mask},
         ),
     }
-    for case, (ours_kw, sdpa_kw) in cases.items():
-        ours, w = attend(q, k, v, **ours_kw)
-        theirs = F.scaled_dot_product_attention(q, k, v, **sdpa_kw)
-        tol = 1e-5 if dtype == torch.float32 else 1e-12
-        err = (ours - theirs).abs().max().item()
-        below = f"< {tol:g}: {err < tol}"
-        rows.append(
-            f"{str(dtype):<13}  {case:<11}  {below:<22}  "
-            f"{torch.allclose(w.sum(-1), torch.ones((), dtype=dtype))}"
-        )
-print("\n".join(rows))
+    for case, ((out, w), (lib_out, lib_w), sdpa_kw) in cases.items():
+        sdpa_out = F.scaled_dot_product_attention(q, k, v, **sdpa_kw)
+        torch.testing.assert_close(out, lib_out)  # raises if they differ
+        torch.testing.assert_close(w, lib_w)
+        torch.testing.assert_close(out, sdpa_out)
+        print(f"{str(dtype):<13}  {case:<11}  yours = attend = SDPA: True")
+
+# %% [markdown]
+# ### The library's version adds …
+#
+# `attend` computes the same softmax and the same weighted average. It adds
+# what the rest of the book needs from one shared primitive:
+#
+# * a keyword-only `scale` (default $1/\sqrt{D}$): a temperature $\tau$ is
+#   `scale = 1/(τ√D)`, as in §5;
+# * masks three ways: a boolean `mask` as in yours, a `key_padding_mask`
+#   of shape (B, Tk) for padded batches, and masks written as *functions*,
+#   `mask_mod=` or simply `causal=True` (§4);
+# * two hooks that change the scores: an additive `bias` — the $B$ of the
+#   picture — and a `score_mod` function, where chapter 3's ALiBi and T5
+#   put their position information;
+# * dropout on the weights while training (`dropout_p`);
+# * a query whose keys are all hidden gets zero weights and a zero output,
+#   not NaN (`masked_softmax`; §4 shows what your function does there);
+# * checks that refuse a wrong call with a sentence naming the shapes, run
+#   first by `prepare_attention`.
+#
+# It reads as the equation: check the call and resolve its defaults,
+# compute the scores, find the keys each query may see, take the softmax
+# over those, and average the values. Unfold the listing to read it.
+
+# %% tags=["hide-output"]
+show_source(attend)
+
+# %% [markdown]
+# The softmax over the visible keys, which gives a query that may see no
+# key at all zeros rather than $0/0$:
+
+# %% tags=["hide-output"]
+show_source(masked_softmax)
+
+# %% [markdown]
+# And one of the checks at work. A padding mask holds one row per sequence,
+# (B, Tk); passed as `mask`, where a (Tq, Tk) matrix belongs, it is refused
+# with a sentence that says what to do instead:
+
+# %%
+real_keys = torch.ones(2, 6, dtype=torch.bool)  # (B, Tk): no padding here
+try:
+    attend(q, k, v, mask=real_keys)
+except ValueError as error:
+    print(error)
 
 # %% [markdown]
 # ## 3. Why divide by $\sqrt{d_k}$?
@@ -419,13 +604,16 @@ print(
 # kernels cannot afford (chapter 7). So the library writes each mask as a
 # *predicate* over one entry — PyTorch FlexAttention's
 # `mask_mod(b, h, q_idx, k_idx)` — and builds a tensor only where a tensor is
-# the lesson. The causal mask is one line of code; the padding mask is built
-# from the sequence lengths and returns a predicate that is one line as well:
+# the lesson. The causal mask is one line, `return q_idx >= k_idx`: the
+# `torch.tril` of step 5, written as a rule about positions. The padding
+# mask is built from the sequence lengths and returns a predicate that is
+# one line as well: key `k_idx` of sequence `b` is visible when it lies
+# before that sequence's length (unfold the listings to read them whole):
 
-# %%
+# %% tags=["hide-output"]
 show_source(causal)
 
-# %%
+# %% tags=["hide-output"]
 show_source(padding)
 
 # %% [markdown]
@@ -449,19 +637,23 @@ _, w_mod = attend(q, k, v, mask_mod=mods)
 print("attend(mask_mod=…) equals attend(mask=…):", torch.equal(w_mod, w))
 
 # %% [markdown]
-# What if *every* key of a row is hidden? Then the softmax would compute
-# $0/0$. `attend` documents its choice: such a row gets all-zero weights and a
-# zero output, never NaN — the same result PyTorch's SDPA gives.
+# What if *every* key of a row is hidden? Then the softmax computes
+# $e^{-\infty} / \sum e^{-\infty} = 0/0$. Your `attention` of §2 returns
+# NaN for that row, and a NaN spreads to everything computed from it.
+# `attend` documents its choice: such a row gets all-zero weights and a zero
+# output, never NaN — the same result PyTorch's SDPA gives.
 
 # %%
 empty = torch.ones(T, T, dtype=torch.bool)
 empty[2] = False  # query 2 may see nothing
+yours, _ = attention(q, k, v, empty)
 out, w = attend(q, k, v, mask=empty)
 sdpa = F.scaled_dot_product_attention(q, k, v, attn_mask=empty)
-print("weights of row 2:", w[0, 0, 2].tolist())
-print("output of row 2: ", out[0, 0, 2].tolist())
+print("yours,  output of row 2:", yours[0, 0, 2, :4].tolist(), "…")
+print("attend, output of row 2:", out[0, 0, 2, :4].tolist(), "…")
+print("attend, weights of row 2:", w[0, 0, 2].tolist())
 print(
-    "any NaN:",
+    "attend: any NaN:",
     bool(out.isnan().any()),
     "| equals SDPA:",
     torch.allclose(out, sdpa, atol=1e-6),
@@ -659,7 +851,18 @@ print(
 #
 # * Attention is a weighted average of values, with weights from a softmax
 #   over query–key similarities: a differentiable dictionary lookup.
-# * `attend` is the formula written out; it agrees with PyTorch's SDPA and
+# * Averaging the past is a matrix product with a row-normalised
+#   lower-triangular matrix. A softmax over scores, with the future set to
+#   $-\infty$, turns that average into a weighted one; with all scores equal
+#   it is the plain average again.
+# * Self-attention computes the scores from the tokens: learned $W_q$, $W_k$,
+#   $W_v$ give each token a query, a key and a value, and
+#   $\mathrm{softmax}(QK^\top/\sqrt{d_k})\,V$ is five lines of code;
+#   `torch.tril` makes it causal.
+# * Your function equals the library's `attend` and PyTorch's SDPA on random
+#   inputs. `attend` adds a `scale`, padding masks and masks as functions,
+#   `bias` and `score_mod` hooks, dropout, zeros instead of NaN for a query
+#   with nothing to see, and checks with readable errors; like yours, it
 #   returns the weights so that we can plot them.
 # * The $1/\sqrt{d_k}$ factor keeps the scores' variance at 1, so the softmax
 #   neither saturates nor starves the gradient as heads grow.

@@ -45,19 +45,21 @@ except ImportError:
 #
 # 1. say why a transformer runs several small attention heads instead of one
 #    big one;
-# 2. read the library's `MultiHeadAttention` and check that it computes
-#    exactly what `torch.nn.MultiheadAttention` computes, given the same
-#    weights;
+# 2. write multi-head attention yourself — one head, several heads side by
+#    side, then one fused projection split into heads by a reshape — and
+#    check that it computes exactly what the library's `MultiHeadAttention`
+#    and `torch.nn.MultiheadAttention` compute, given the same weights;
 # 3. explain grouped-query and multi-query attention (GQA/MQA) and compute the
 #    key–value memory they save;
 # 4. train a tiny model on a task that needs two heads, and watch the heads
 #    specialise — in attention maps, in per-head entropy, and in an
 #    interactive explorer.
 #
-# The code lives in `annotated/attention/` (`MultiHeadAttention`,
-# `KVCache`), on top of chapter 1's `attend` and `attention_entropy` in the
-# same folder; the explorer is
-# `annotated.figures.attention_explorer.AttentionExplorer`.
+# You write multi-head attention first, with `torch` alone and week 1's
+# five-line `attention`. Then we read the library's version in
+# `annotated/attention/` (`MultiHeadAttention`, `KVCache`), on top of
+# chapter 1's `attend` and `attention_entropy` in the same folder; the
+# explorer is `annotated.figures.attention_explorer.AttentionExplorer`.
 
 # %%
 import math
@@ -105,90 +107,243 @@ torch.set_num_threads(1)
 # with $W_q^h, W_k^h, W_v^h \in \mathbb{R}^{C\times D}$ and
 # $W_o \in \mathbb{R}^{C\times C}$. Each head can now look at a different
 # place, and the concatenation keeps their answers apart. In code the $H$
-# projections are one $C\times C$ matrix whose output is cut into $H$ pieces —
-# the "head split" is a reshape:
-#
-# ```python
-# # (B, T, C) -> (B, H, T, D)
-# q = self.q_proj(x).view(B, T, H, D).transpose(1, 2)
-# ```
-#
-# The whole path of one layer, with the shape at every step:
+# projections are one $C\times C$ matrix whose output is cut into $H$ pieces:
+# the "head split" is a reshape, which you will write in §2. The whole path
+# of one layer, with the shape at every step:
 
 # %% tags=["hide-input"]
 figure_image(heads_diagram())
 
 # %% [markdown]
-# So heads cost nothing extra: the parameter count of `MultiHeadAttention`
-# does not depend on $H$, only on $C$.
-
-# %%
-for n_heads in (1, 2, 4, 8):
-    mha = MultiHeadAttention(64, n_heads)
-    print(
-        f"d_model 64, {n_heads} head(s) of size {64 // n_heads:>2}: "
-        f"{sum(p.numel() for p in mha.parameters())} parameters"
-    )
-
-# %% [markdown]
-# ## 2. The same as `torch.nn.MultiheadAttention`
+# ## 2. Write multi-head attention yourself
 #
-# Here is the library's `forward`: project, split into heads (B, T, C) → (B,
-# H, T, D), call the positional encoding's two hooks (RoPE rotates q and k;
-# ALiBi and T5 hand over a `score_mod`; every other encoding leaves both
-# alone), append to the cache if there is one, attend, and join the heads
-# again.
+# We build it in three steps with nothing but `torch`, the way nanoGPT
+# {cite:p}`karpathy2022nanogpt` does: one head as a module, then several
+# heads side by side, then all heads from one fused projection. The heads
+# attend with week 1's five lines, written out again here so that this
+# chapter needs nothing else:
 
-# %%
-show_source(MultiHeadAttention.forward)
+
+# %% tags=["from-scratch"]
+def attention(q, k, v, mask=None):
+    """softmax(q kᵀ / √d_k) v, and the weights; mask: True = may look."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)  # each row sums to 1
+    return weights @ v, weights
+
 
 # %% [markdown]
-# The attention itself is one call, `_attend`: the kernel chosen by name
-# (chapter 7), and with `need_weights=True` chapter 1's `attend`, which
-# returns the weights we plot below.
+# ### Step 1: one head
+#
+# One head is week 1's causal self-attention with its three projections
+# kept inside a module: $W_q, W_k, W_v$ map each token of width $C$ to a
+# query, a key and a value of the head's size $D$.
 
-# %%
-show_source(MultiHeadAttention._attend)
+
+# %% tags=["from-scratch"]
+class Head(nn.Module):
+    """One causal self-attention head: (B, T, C) -> (B, T, D)."""
+
+    def __init__(self, C, D):
+        super().__init__()
+        self.W_q = nn.Linear(C, D, bias=False)
+        self.W_k = nn.Linear(C, D, bias=False)
+        self.W_v = nn.Linear(C, D, bias=False)
+
+    def forward(self, x):
+        T = x.shape[-2]
+        mask = torch.tril(torch.ones(T, T, dtype=torch.bool))  # causal
+        out, _ = attention(self.W_q(x), self.W_k(x), self.W_v(x), mask)
+        return out
+
+
+torch.manual_seed(0)
+x = torch.randn(2, 6, 32)  # (B, T, C): 2 sequences of 6 tokens, width 32
+print("one head of size 8:", tuple(Head(32, 8)(x).shape))
 
 # %% [markdown]
-# PyTorch ships its own multi-head attention. It keeps $W_q, W_k, W_v$ stacked
-# in one `in_proj_weight` of shape $(3C, C)$. We copy our projections into it
-# and compare outputs *and* per-head weights — for causal self-attention, and
-# for cross-attention with padded keys. One trap: PyTorch's boolean masks mean
-# the opposite of ours (`True` = **hidden**), hence the `~`.
+# ### Step 2: several heads, concatenated
+#
+# $H$ heads of size $D = C/H$ run side by side on the same input. Their
+# outputs, concatenated, have width $C$ again, and an output projection
+# $W_o$ mixes what the heads found.
+
+
+# %% tags=["from-scratch"]
+class MultiHead(nn.Module):
+    """H heads side by side, concatenated, then W_o: (B, T, C) -> same."""
+
+    def __init__(self, C, H):
+        super().__init__()
+        self.heads = nn.ModuleList(Head(C, C // H) for _ in range(H))
+        self.W_o = nn.Linear(C, C, bias=False)
+
+    def forward(self, x):
+        out = torch.cat([head(x) for head in self.heads], dim=-1)
+        return self.W_o(out)  # (B, T, H * D) = (B, T, C) -> (B, T, C)
+
+
+print("four heads of size 8:", tuple(MultiHead(32, 4)(x).shape))
+
+# %% [markdown]
+# ### Step 3: one projection, split into heads
+#
+# A loop over heads runs $3H$ small matrix products one after another. But
+# the $H$ query matrices of size $C\times D$, stacked, are one $C\times C$
+# matrix, and so are the keys' and the values'; all three together are one
+# `nn.Linear(C, 3C)`. Its output is cut into q, k and v, and each of those
+# into $H$ heads by a reshape, $(B, T, C) \to (B, T, H, D) \to (B, H, T, D)$.
+# `attention` then treats the head dimension like the batch: all heads
+# attend at once. A reshape back puts the heads side by side before $W_o$.
+
+
+# %% tags=["from-scratch"]
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention, all heads in one projection."""
+
+    def __init__(self, C, H):
+        super().__init__()
+        self.H = H
+        self.W_qkv = nn.Linear(C, 3 * C, bias=False)  # every head's q, k, v
+        self.W_o = nn.Linear(C, C, bias=False)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        qkv = self.W_qkv(x).split(C, dim=-1)  # q, k, v: (B, T, C) each
+        # (B, T, C) -> (B, T, H, D) -> (B, H, T, D)
+        q, k, v = [t.view(B, T, self.H, -1).transpose(1, 2) for t in qkv]
+        mask = torch.tril(torch.ones(T, T, dtype=torch.bool))
+        out, _ = attention(q, k, v, mask)  # (B, H, T, D)
+        out = out.transpose(1, 2).reshape(B, T, C)  # heads side by side
+        return self.W_o(out)
+
+
+# %% [markdown]
+# Steps 2 and 3 are the same layer. An `nn.Linear` stores its weight as
+# (out, in), so stacking the heads' $(D, C)$ query weights one below the
+# other gives the $(C, C)$ query block of `W_qkv`, whose output features
+# $hD, \dots, hD + D - 1$ are head $h$'s — exactly the slice that the
+# `view` cuts out. Copy the heads' weights into the fused layer and both
+# give the same output:
+
+# %% tags=["from-scratch"]
+heads = MultiHead(32, 4)
+fused = CausalSelfAttention(32, 4)
+with torch.no_grad():  # stack each head's W_q, then W_k, then W_v
+    fused.W_qkv.weight.copy_(
+        torch.cat(
+            [
+                getattr(head, name).weight  # (D, C)
+                for name in ("W_q", "W_k", "W_v")
+                for head in heads.heads
+            ]
+        )
+    )  # (3C, C)
+    fused.W_o.weight.copy_(heads.W_o.weight)
+torch.testing.assert_close(fused(x), heads(x))
+print("fused projection = list of heads:", True)
+
+# %% [markdown]
+# The fused layer is what real models run. Its parameters do not depend on
+# the number of heads, only on the width: `W_qkv` holds $3C^2$ numbers and
+# `W_o` $C^2$, whatever $H$ is. So heads cost nothing extra.
+
+# %%
+for H in (1, 2, 4, 8):
+    n_params = sum(p.numel() for p in CausalSelfAttention(64, H).parameters())
+    print(f"C = 64, {H} head(s) of size {64 // H:>2}: {n_params} parameters")
+
+# %% [markdown]
+# ### The same as the library's, and as PyTorch's
+#
+# The library's `MultiHeadAttention` and PyTorch's `nn.MultiheadAttention`
+# should compute the same layer. We build both without biases, as yours,
+# and copy your weights into them. The library keeps $W_q, W_k, W_v$ as three
+# projections, `q_proj`, `k_proj` and `v_proj`, each $(C, C)$: the three
+# blocks of your `W_qkv`. PyTorch stacks them into one `in_proj_weight` of
+# shape $(3C, C)$, exactly as you did. One trap: PyTorch's boolean masks
+# mean the opposite of ours (`True` = **hidden**), hence the `~`.
 
 # %%
 d_model, n_heads = 32, 4
-ours = MultiHeadAttention(d_model, n_heads)
-theirs = nn.MultiheadAttention(d_model, n_heads, batch_first=True)
-with torch.no_grad():  # copy our weights into PyTorch's module
-    theirs.in_proj_weight.copy_(
-        torch.cat(
-            [ours.q_proj.weight, ours.k_proj.weight, ours.v_proj.weight]
-        )
-    )
-    theirs.in_proj_bias.copy_(
-        torch.cat([ours.q_proj.bias, ours.k_proj.bias, ours.v_proj.bias])
-    )
-    theirs.out_proj.weight.copy_(ours.out_proj.weight)
-    theirs.out_proj.bias.copy_(ours.out_proj.bias)
+yours = CausalSelfAttention(d_model, n_heads)
+ours = MultiHeadAttention(d_model, n_heads, bias=False)
+theirs = nn.MultiheadAttention(d_model, n_heads, bias=False, batch_first=True)
+with torch.no_grad():  # your weights, copied into both
+    q_w, k_w, v_w = yours.W_qkv.weight.split(d_model)  # (C, C) each
+    ours.q_proj.weight.copy_(q_w)
+    ours.k_proj.weight.copy_(k_w)
+    ours.v_proj.weight.copy_(v_w)
+    ours.out_proj.weight.copy_(yours.W_o.weight)
+    theirs.in_proj_weight.copy_(yours.W_qkv.weight)  # (3C, C), as yours
+    theirs.out_proj.weight.copy_(yours.W_o.weight)
 
 g = torch.Generator().manual_seed(0)
 x = torch.randn(2, 6, d_model, generator=g)  # (B, T, C)
+out_ours, _ = ours(x, causal=True)
+out_theirs, _ = theirs(x, x, x, attn_mask=~causal_mask(6), need_weights=False)
+torch.testing.assert_close(yours(x), out_ours)  # raises if they differ
+torch.testing.assert_close(yours(x), out_theirs)
+print("yours = MultiHeadAttention = nn.MultiheadAttention:", True)
+
+# %% [markdown]
+# ### The library's version adds …
+#
+# `MultiHeadAttention.forward` runs the same path as yours: project, split
+# into heads, attend, join the heads, project. Around that path it adds
+# what the later chapters need:
+#
+# * grouped-query attention: `n_kv_heads` key/value heads, fewer than the
+#   query heads, shared by groups of them (§3), hence three projections
+#   instead of one fused `W_qkv`; each may have a bias (`bias=True`, the
+#   default);
+# * cross-attention: keys and values read from a `context` sequence
+#   (chapter 4's decoder), and masks as in week 1 — `mask`,
+#   `key_padding_mask`, an additive `bias` — with `causal` an argument
+#   rather than always on;
+# * the positional encoding's two hooks (week 3): `rotate_qk`, where RoPE
+#   turns q and k, and `score_mod`, where ALiBi and T5 bias the scores, at
+#   the `positions` of the tokens;
+# * a KV cache for generation: with `cache=`, the new keys and values are
+#   appended to those of the tokens before (§3, week 4);
+# * a pluggable kernel, chosen by name (`kernel=`, chapter 7): by default
+#   PyTorch's fused SDPA; with `need_weights=True` the kernel's reference
+#   form runs instead — for the default, week 1's `attend` — and returns
+#   the weights we plot below;
+# * dropout on the attention weights while training;
+# * a `head_hook` that reads or edits each head's output (chapter 8's
+#   ablations);
+# * checks with readable errors: at construction, that the heads divide
+#   $C$, that the key/value heads divide the heads, and that the encoding
+#   and the kernel fit each other; at each call, the input's shapes.
+#
+# Unfold the listings to read `forward` and `_attend`, the one kernel call.
+
+# %% tags=["hide-output"]
+show_source(MultiHeadAttention.forward)
+
+# %% tags=["hide-output"]
+show_source(MultiHeadAttention._attend)
+
+# %% [markdown]
+# Two of those additions, checked against PyTorch with the same weights: the
+# per-head weights that `need_weights=True` returns, and cross-attention to
+# a context whose second sequence ends in padding. The fast path (no
+# weights) and the reference path give the same output.
+
+# %%
 context = torch.randn(
     2, 9, d_model, generator=g
 )  # (B, S, C): another sequence, for cross-attention
 real = torch.ones(2, 9, dtype=torch.bool)
 real[1, 6:] = False  # the second context has 3 padding tokens
 
-out_a, w_a = ours(x, causal=True, need_weights=True)
+fast, _ = ours(x, causal=True)  # through F.scaled_dot_product_attention
+out_a, w_a = ours(x, causal=True, need_weights=True)  # through attend
 out_b, w_b = theirs(
-    x,
-    x,
-    x,
-    attn_mask=~causal_mask(6),
-    need_weights=True,
-    average_attn_weights=False,
+    x, x, x, attn_mask=~causal_mask(6), average_attn_weights=False
 )
 out_c, w_c = ours(x, context, key_padding_mask=real, need_weights=True)
 out_d, w_d = theirs(
@@ -196,29 +351,24 @@ out_d, w_d = theirs(
     context,
     context,
     key_padding_mask=~real,
-    need_weights=True,
     average_attn_weights=False,
 )
+torch.testing.assert_close(fast, out_a)
+print("fast path = reference path:", True)
 cases = {
     "causal self-attention": (out_a, out_b, w_a, w_b),
     "cross-attention + padding": (out_c, out_d, w_c, w_d),
 }
-print(
-    "agree within 1e-6 (max |Δ|):\n"
-    + "\n".join(
-        f"{case:>25}: outputs {(o1 - o2).abs().max().item() < 1e-6}, "
-        f"weights {(w1 - w2).abs().max().item() < 1e-6}, "
-        f"shape {tuple(w1.shape)}"
-        for case, (o1, o2, w1, w2) in cases.items()
+for case, (o1, o2, w1, w2) in cases.items():
+    torch.testing.assert_close(o1, o2)
+    torch.testing.assert_close(w1, w2)
+    print(
+        f"{case:>25}: outputs and weights {tuple(w1.shape)} = PyTorch's: True"
     )
-)
 
 # %% [markdown]
-# Both agree to within float32 rounding. The weights come back per head,
-# $(B, H, T_q, T_k)$: that is what we will plot below. Without
-# `need_weights=True`, `MultiHeadAttention` takes its fast path through
-# `F.scaled_dot_product_attention` and returns no weights; the unit tests
-# check that both paths give the same output.
+# The weights come back per head, $(B, H, T_q, T_k)$: that is what we will
+# plot below.
 #
 # ## 3. Grouped-query and multi-query attention
 #
@@ -279,7 +429,7 @@ print(
 # keys and values (after RoPE's rotation, if any) and returns everything
 # attended so far.
 
-# %%
+# %% tags=["hide-output"]
 show_source(KVCache)
 
 # %% [markdown]
@@ -1060,9 +1210,15 @@ expect(
 # * Multi-head attention splits the model width into $H$ subspaces; each head
 #   computes its own attention pattern, and the concatenation keeps their
 #   results apart. It costs no extra parameters.
-# * The library's `MultiHeadAttention` matches `torch.nn.MultiheadAttention`
-#   given the same weights, for self- and cross-attention with masks (mind
-#   PyTorch's inverted mask meaning).
+# * Written from scratch it is one fused projection to q, k and v, a reshape
+#   $(B, T, C) \to (B, H, T, D)$, week 1's attention on all heads at once,
+#   a reshape back and $W_o$ — the same layer as a list of separate heads.
+# * Given the same weights, yours, the library's `MultiHeadAttention` and
+#   `torch.nn.MultiheadAttention` compute the same output; the library's
+#   also matches PyTorch's per-head weights and cross-attention with
+#   padding (mind PyTorch's inverted mask meaning). It adds grouped-query
+#   key/value heads, the positional encoding's hooks, a KV cache, a
+#   pluggable kernel, dropout and a hook on the heads' outputs.
 # * GQA/MQA share key/value heads between groups of query heads; the KV cache
 #   shrinks by the factor $H/H_{kv}$.
 # * On a task that needs two positions, whether a small model learns within
