@@ -1,7 +1,8 @@
 """Train the model that chapter 8 ("Inside a trained model") opens up, and store it in annotated/data/.
 
-The recipe is week 5's nanoGPT CPU recipe in full: a 4-layer, 4-head GPT of width 128 with RoPE,
-context 64, 2000 steps of 12 windows, AdamW lr 1e-3 (100 warm-up steps, cosine to 1e-4), weight
+The recipe has week 5's nanoGPT CPU size and schedule, with three changes: RoPE instead of a
+learned position table, biases in the linear layers, and AdamW's beta2 0.98. A 4-layer, 4-head GPT
+of width 128, context 64, 2000 steps of 12 windows, AdamW lr 1e-3 (100 warm-up steps, cosine to 1e-4), weight
 decay 0.1, gradient clipping 1.0, seed 0. The weights are stored in float16 (1.6 MB; the chapter
 loads them back into a float32 model) with a provenance file that says how they were made.
 
