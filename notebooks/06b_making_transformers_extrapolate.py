@@ -81,6 +81,7 @@ from annotated.analysis.expect import (
 )
 from annotated.analysis.stored_sweeps import StoredSweeps
 from annotated.figures import viz
+from annotated.figures.palette import encoding_color
 from annotated.figures.position_diagrams import position_ids_diagram
 from annotated.figures.showcode import show_source
 from annotated.figures.viz import figure_image
@@ -166,8 +167,8 @@ print(sweeps.at_lengths("sort", ["sinusoidal", "randomized"], (8, 12, 16)))
 # 9…16, its base 0.00 [0.00, 0.01]: the remedy works here in every seed
 # (0.709–0.936 at $n = 12$, 0.395–0.723 at 16), though not without loss. NoPE
 # keeps 0.62 [0.26, 0.98] and T5's bias 0.19 [0.16, 0.22] — an encoding that
-# never saw a large position is not thereby safe from length. Week 6 sets
-# these numbers beside the papers'.
+# never saw a large position is not thereby safe from length. The appendix
+# ({doc}`reproduction_report`) sets these numbers beside the papers'.
 #
 # ## 3. Abacus: a digit's place within its number
 #
@@ -284,16 +285,28 @@ ADDITION = {
     "addition_coupled": ["coupled_bias"],
     "addition_marked": ["sinusoidal", "rope"],
 }
+NAMES = {
+    "coupled_bias": "position coupling",
+    "sinusoidal": "sinusoidal, ids 0…T−1",
+    "rope": "RoPE, ids 0…T−1",
+}
 fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
+ax.set_prop_cycle(  # each encoding in its colour of the whole book
+    color=[encoding_color(e) for es in ADDITION.values() for e in es]
+)
 for task_name, encodings in ADDITION.items():
     sweeps.plot(
         ax,
         task_name,
         encodings,
-        "addition: trained on 1..10 digits (dashed line)",
+        "addition: trained on 1…10 digits (dashed line)",
         xscale="log",
-        xlabel="digits per operand n",
+        xlabel="digits per operand n (log scale)",
+        labels=NAMES,
     )
+DIGITS = [1, 10, 20, 50, 100, 200]
+ax.set_xticks(DIGITS, labels=[str(n) for n in DIGITS])
+ax.tick_params(axis="x", which="minor", labelbottom=False)
 plt.show()
 for task_name, encodings in ADDITION.items():
     print(sweeps.table(task_name, encodings))
@@ -529,7 +542,7 @@ print(
 # the longest operand seen in training, the two heads read the same places as
 # at 10, and all 256 problems are right. This is what coupling buys: "one
 # significance up" is the same bias entry at every length, and the exercise
-# {ref}`ex-09-carry` shows that these two places are all a digit needs.
+# {ref}`ex-06b-carry` shows that these two places are all a digit needs.
 #
 # The live model of section 6 was trained for 1,200 steps instead of 6,000.
 # The same measurement on it:
@@ -647,7 +660,7 @@ labels = [
 ]  # token · coupled id
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
 for ax, (role, h) in zip(axes, heads.items()):
-    viz.attention_heatmap(
+    image = viz.attention_heatmap(
         weights[h][answer][:, :prompt_len],
         ax,
         query_labels=[labels[i] for i in answer],
@@ -655,6 +668,11 @@ for ax, (role, h) in zip(axes, heads.items()):
         colorbar=False,
         title=f"head {h}, the {role}",
     )
+    ax.set(
+        xlabel="key: prompt token · coupled id",
+        ylabel="query: input token · coupled id",
+    )
+fig.colorbar(image, ax=axes, label="attention weight", shrink=0.9)
 plt.show()
 
 # %% [markdown]
@@ -668,7 +686,8 @@ plt.show()
 #
 # ## 8. The addition claims
 #
-# Judged by the rules of week 6 (`annotated.analysis.claims`), on the sweeps
+# Judged by the rules of the appendix ({doc}`reproduction_report`;
+# `annotated.analysis.claims`), on the sweeps
 # above; ours is the mean exact match at the lengths named, over the
 # seeds that learned 1…10 digits. Each published number carries the number of
 # its source, listed under the table.
@@ -725,12 +744,13 @@ print(claims_text(claims_table(ADDITION_CLAIMS, results, learned)))
 # nothing about extrapolation. Row 3 is not comparable: 1.00 [1.00, 1.00] at
 # 100 digits is a larger ratio than McLeish et al. report (10× against 5×),
 # reached by a different method than their Abacus embeddings. Abacus itself
-# stays not testable here (section 3); week 6's table holds the other claims.
+# stays not testable here (section 3); the appendix's table holds the other
+# claims.
 #
 # ## Exercises
 #
 # ```{exercise}
-# :label: ex-09-carry
+# :label: ex-06b-carry
 # Section 7 says the query that predicts answer digit $c_s$ needs the operand
 # digits of significance $s$ and $s - 1$. Show that, with the previous answer
 # digit $c_{s-1}$ as the query's own token, these are enough to compute $c_s$
@@ -738,7 +758,7 @@ print(claims_text(claims_table(ADDITION_CLAIMS, results, learned)))
 # Check the rule on 10,000 random additions.
 # ```
 #
-# ```{solution-start} ex-09-carry
+# ```{solution-start} ex-06b-carry
 # :class: dropdown
 # ```
 
@@ -767,13 +787,13 @@ print(f"carries predicted wrongly by the rule: {wrong} of {10_000 * 12}")
 # ```
 #
 # ```{exercise}
-# :label: ex-09-ids
+# :label: ex-06b-ids
 # Give `ReversedAdditionTask(end_marker=False)` coupled ids for `472 + 351`
 # and compare them with the end-marked ids of the figure. Which tokens lose a
 # key of their own significance without the marker?
 # ```
 #
-# ```{solution-start} ex-09-ids
+# ```{solution-start} ex-06b-ids
 # :class: dropdown
 # ```
 
@@ -835,4 +855,4 @@ print(" ".join(str(i) for i in plain.ids(s)[0].tolist()))
 #   100-digit problems defeat it — one model of each, a reading rather than a
 #   law.
 # * Two significances are all a digit needs: the carry rule of
-#   {ref}`ex-09-carry` holds on 120,000 random columns without exception.
+#   {ref}`ex-06b-carry` holds on 120,000 random columns without exception.
