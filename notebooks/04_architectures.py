@@ -71,6 +71,7 @@ from annotated.analysis.expect import (
     expect,
     expect_above,
     expect_below,
+    expect_between,
     expect_greater,
     expect_seeds_greater,
 )
@@ -142,10 +143,194 @@ print("FFN parameters:", count_parameters(ff), "= 8*32 + 32 + 32*8 + 8")
 # In pre-LN the path from the input to the output is a plain sum,
 # $x_L = x_0 + \sum_l f_l(\cdot)$, and one last LayerNorm follows the stack.
 # In post-LN every block ends with a LayerNorm, so the signal (and the
-# gradient) passes through $L$ normalisations on its way. The library's
-# `Residual.forward` is both, switched by one flag:
+# gradient) passes through $L$ normalisations on its way.
+#
+# ### Write a block, then a GPT
+#
+# Before reading the library's block, write a pre-LN one (GPT-2's
+# arrangement) yourself. Attention first: chapter 2's multi-head attention
+# with one fused projection for $W_q, W_k, W_v$, made causal, with PyTorch's
+# `scaled_dot_product_attention` computing
+# $\mathrm{softmax}(QK^\top/\sqrt{D})V$ for every head at once:
+
+
+# %% tags=["from-scratch"]
+class CausalSelfAttention(nn.Module):
+    """Chapter 2's multi-head attention, causal: x (B, T, C) -> (B, T, C)."""
+
+    def __init__(self, C: int, H: int):
+        super().__init__()
+        self.H = H
+        self.qkv = nn.Linear(C, 3 * C)  # W_q, W_k, W_v side by side
+        self.out = nn.Linear(C, C)  # W_o: joins the heads
+
+    def forward(self, x):
+        B, T, C = x.shape
+        qkv = self.qkv(x).view(B, T, 3, self.H, C // self.H)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, H, T, D)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.out(y.transpose(1, 2).reshape(B, T, C))
+
+
+# %% [markdown]
+# The block is the two pre-LN sub-layers of the formula above:
+# $x \leftarrow x + \mathrm{attn}(\mathrm{LN}_1(x))$, then
+# $x \leftarrow x + \mathrm{MLP}(\mathrm{LN}_2(x))$, with the $4\times$ GELU
+# feed-forward network of the start of this section:
+
+
+# %% tags=["from-scratch"]
+class Block(nn.Module):
+    """Pre-LN: x + attn(LN1(x)), then x + MLP(LN2(x)); (B, T, C)."""
+
+    def __init__(self, C: int, H: int):
+        super().__init__()
+        self.ln1, self.attn = nn.LayerNorm(C), CausalSelfAttention(C, H)
+        self.ln2 = nn.LayerNorm(C)
+        self.mlp = nn.Sequential(
+            nn.Linear(C, 4 * C), nn.GELU(), nn.Linear(4 * C, C)
+        )
+
+    def forward(self, x):
+        x = x + self.attn(self.ln1(x))  # positions exchange information
+        return x + self.mlp(self.ln2(x))  # each position on its own
+
+
+block = Block(32, 4)
+n_params = sum(p.numel() for p in block.parameters())
+print("output shape:", tuple(block(torch.randn(2, 10, 32)).shape))
+expected = 12 * 32**2 + 13 * 32  # attn 4C²+4C, MLP 8C²+5C, 2 LNs 4C
+print("parameters:", n_params, "= 12·32² + 13·32:", n_params == expected)
+
+# %% [markdown]
+# A GPT is a stack of these blocks between an input and an output: a
+# learned vector for each token plus a learned vector for each position
+# (attention alone does not know the order, chapter 3), $N$ blocks, one last
+# LayerNorm (pre-LN leaves the residual sum unnormalised until here), and a
+# linear layer from $C$ to a score for every token of the vocabulary:
+
+
+# %% tags=["from-scratch"]
+class GPT(nn.Module):
+    """Token + position embeddings -> N blocks -> LayerNorm -> logits."""
+
+    def __init__(self, V: int, C: int, H: int, N: int, max_len: int):
+        super().__init__()
+        self.tok = nn.Embedding(V, C)  # a vector per token
+        self.pos = nn.Embedding(max_len, C)  # a vector per position
+        self.blocks = nn.Sequential(*[Block(C, H) for _ in range(N)])
+        self.ln_f = nn.LayerNorm(C)  # pre-LN: one last LayerNorm
+        self.head = nn.Linear(C, V, bias=False)  # C -> V scores
+
+    def forward(self, idx):  # (B, T) token ids -> (B, T, V) logits
+        positions = torch.arange(idx.shape[1], device=idx.device)  # (T,)
+        x = self.tok(idx) + self.pos(positions)  # (B, T, C)
+        return self.head(self.ln_f(self.blocks(x)))
+
+
+tiny_gpt = GPT(V=11, C=32, H=4, N=2, max_len=16)
+print("logits:", tuple(tiny_gpt(torch.randint(0, 11, (2, 16))).shape))
+
+# %% [markdown]
+# Is this the library's block? Give the library's `DecoderBlock` random
+# weights (LayerNorms and biases included), copy them into ours — its
+# `q_proj`, `k_proj`, `v_proj` stacked into our fused `qkv` — and compare on
+# a random input. Then the same for a whole GPT: the library's decoder-only
+# model with learned positions and a separate output layer (ours does not
+# share the token embedding with it), dropout 0:
+
 
 # %%
+def block_weights(library_block):
+    """Our Block's state dict, read from a library DecoderBlock."""
+    attn, ff = library_block.self_attn, library_block.ff
+    mha, mlp = attn.sublayer, ff.sublayer
+    qkv = (mha.q_proj, mha.k_proj, mha.v_proj)
+    return {
+        "ln1.weight": attn.norm.weight,
+        "ln1.bias": attn.norm.bias,
+        "attn.qkv.weight": torch.cat([proj.weight for proj in qkv]),
+        "attn.qkv.bias": torch.cat([proj.bias for proj in qkv]),
+        "attn.out.weight": mha.out_proj.weight,
+        "attn.out.bias": mha.out_proj.bias,
+        "ln2.weight": ff.norm.weight,
+        "ln2.bias": ff.norm.bias,
+        "mlp.0.weight": mlp.up.weight,
+        "mlp.0.bias": mlp.up.bias,
+        "mlp.2.weight": mlp.down.weight,
+        "mlp.2.bias": mlp.down.bias,
+    }
+
+
+def randomize(module):
+    """Every weight, bias and LayerNorm gain of `module` drawn at random."""
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.normal_(0.0, 0.3)
+    return module.eval()
+
+
+torch.manual_seed(0)
+library_block = randomize(DecoderBlock(d_model=32, n_heads=4))
+block.load_state_dict(block_weights(library_block))  # strict: every weight
+x = torch.randn(2, 10, 32)  # (B, T, C)
+torch.testing.assert_close(block(x), library_block(x)[0])
+
+check_config = ModelConfig(
+    arch="decoder",
+    vocab_size=11,
+    d_model=32,
+    n_heads=4,
+    n_layers=2,
+    max_len=16,
+    positional="learned",
+    tie_weights=False,
+    dropout=0.0,
+)
+library_gpt = randomize(build_model(check_config))
+stack = library_gpt.decoder
+weights = {
+    "tok.weight": library_gpt.tok_emb.weight,
+    "pos.weight": stack.positional.table.weight,
+    "ln_f.weight": stack.final_norm.weight,
+    "ln_f.bias": stack.final_norm.bias,
+    "head.weight": library_gpt.lm_head.weight,
+}
+for n, library_block_n in enumerate(stack.blocks):
+    for name, value in block_weights(library_block_n).items():
+        weights[f"blocks.{n}.{name}"] = value
+tiny_gpt.load_state_dict(weights)  # strict: every weight has its twin
+idx = torch.randint(0, 11, (2, 16))
+torch.testing.assert_close(tiny_gpt(idx), library_gpt(idx).logits)
+print(
+    "our Block equals the library's DecoderBlock:",
+    torch.allclose(block(x), library_block(x)[0], atol=1e-5),
+)
+print(
+    "our GPT equals the library's GPT:",
+    torch.allclose(tiny_gpt(idx), library_gpt(idx).logits, atol=1e-5),
+)
+print(
+    "same number of parameters:",
+    count_parameters(tiny_gpt) == count_parameters(library_gpt),
+    f"({count_parameters(tiny_gpt)})",
+)
+
+# %% [markdown]
+# The library's block adds what the rest of the book needs: the post-LN
+# arrangement behind one flag (§2 and §3 measure both), dropout after each
+# sub-layer, a choice of activation, an optional cross-attention sub-layer
+# that reads an encoder (T5, §4.3), a positional encoding that acts inside
+# attention (RoPE, ALiBi or T5's bias, chapter 3), padding masks, a
+# key-value cache for generation (§6), the attention weights on request,
+# and a choice of attention kernel (chapter 7). Its GPT adds any of chapter
+# 3's encodings in place of our learned positions (RoPE by default), an
+# output layer that shares the token embedding (`tie_weights=True`),
+# GPT-2's initialisation, and saving and loading (§7). Each of its
+# sub-layers is a `Residual`, whose `forward` holds both arrangements,
+# switched by one flag (folded):
+
+# %% tags=["hide-output"]
 show_source(Residual.forward)
 
 # %% [markdown]
@@ -349,6 +534,7 @@ axes[1].legend()
 fig.suptitle("seed 0 dark, seeds 1 and 2 light")
 plt.show()
 
+
 # %% tags=["nbval-ignore-output"]
 def final_losses(setting):
     """The mean loss of the last 10 steps, one per seed."""
@@ -369,6 +555,7 @@ for depth in (2, 12):
                 + f"   mean {format_interval(*t_interval(finals))}"
             )
 print("\n".join(table))
+
 
 # %% tags=["remove-cell"]
 # The conclusions drawn below, each read from `curves`. Re-runs on other
@@ -585,8 +772,7 @@ expect_below(
     token_acc - 0.05,  # 0.07 to 0.19 fewer; all six tokens must be right
 )
 expect(
-    "greedy decoding gets the same share of whole answers as teacher "
-    "forcing",
+    "greedy decoding gets the same share of whole answers as teacher forcing",
     abs(greedy_right - seq_acc) <= 0.002,  # equal in exact arithmetic
     greedy=greedy_right,
     teacher_forced=seq_acc,
@@ -997,8 +1183,12 @@ expect(
 )
 
 # %% [markdown]
-# The cross-attention of the last decoder layer shows which
-# source number each output step reads:
+# The cross-attention of the last decoder layer (mean over its heads) shows
+# which source number each output step reads. Each row is one step of the
+# decoder. It is labelled by the token the decoder *reads* at that step (its
+# input: `SEP`, then the answer so far) and, after the arrow, the token it
+# *writes* there (its prediction of the next one): the row `0 → 2` reads the
+# 0 and writes the first 2.
 
 # %% tags=["nbval-ignore-output"]
 src_example = torch.tensor([[7, 2, 9, 2, 5, 0]])
@@ -1013,21 +1203,32 @@ print(
     "→ T5 writes:",
     sort_task.decode(written[0, 1:]),
 )
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+reads = sort_task.decode(written[0, :-1]).split()  # the decoder's inputs
+steps = [
+    f"{read} → {write}"
+    for read, write in zip(reads, sort_task.decode(written[0, 1:]).split())
+]
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
 attention_heatmap(
     out.cross_attentions[-1][0].mean(0),
     axes[0],
-    query_labels=sort_task.decode(written[0, :-1]).split(),
+    query_labels=steps,
     key_labels=sort_task.decode(src_example[0]).split(),
     title="cross-attention (decoder → encoder)",
+    annotate=True,
+    colorbar=False,
 )
+axes[0].set_xlabel("key: source number")
 attention_heatmap(
     out.attentions[-1][0].mean(0),
     axes[1],
-    query_labels=sort_task.decode(written[0, :-1]).split(),
-    key_labels=sort_task.decode(written[0, :-1]).split(),
+    query_labels=steps,
+    key_labels=reads,
     title="decoder self-attention (causal)",
 )
+axes[1].set_xlabel("key: decoder input")
+for ax in axes:
+    ax.set_ylabel("decoder step: reads → writes")
 plt.show()
 
 # %% tags=["remove-cell"]
@@ -1053,6 +1254,28 @@ expect_above(
     on_twos.min(),
     0.25,  # 0.36 to 0.48 on each 2 under every CPU capability we tried
 )
+expect_between(
+    "about 0.4 on each 2",
+    on_twos.max().item(),
+    0.3,
+    0.5,  # 0.36 to 0.48 on each 2 under every CPU capability we tried
+)
+first_two = int((writes == 2).nonzero()[0])  # the step 0 → 2
+on_zero = cross[first_two, src_example[0] == 0].item()
+expect_greater(  # measured: about 0.40 on each 2 against 0.16 on the 0
+    "the step that reads 0 and writes the first 2 puts less weight on the 0 "
+    "than on either 2",
+    on_twos[0].min().item(),
+    on_zero,
+    margin=0.1,
+)
+expect_between(  # measured: 0.16
+    "the step that writes the first 2 puts about a sixth of its weight on "
+    "the 0",
+    on_zero,
+    0.05,
+    0.3,
+)
 expect(
     "the decoder's self-attention is causal",
     torch.triu(out.attentions[-1][0], diagonal=1).abs().max() == 0,
@@ -1067,13 +1290,18 @@ expect(
 # at least as wide: on some CPUs the two 95% intervals overlap, on others
 # they do not. So the T5 sorts a little better in these runs, no more: we
 # have not tuned either model, and they differ in more than the architecture
-# (T5's relative bias here, RoPE in the GPT). The cross-attention is the
-# clearest map in this chapter: every output step puts its largest weight on
-# a source number equal to the one it writes — the `SEP` query, which writes
-# 0, on the 0, the steps that write 5, 7 and 9 on the 5, the 7 and the 9 —
-# and the two steps that write a 2 split their weight between the two 2s of
-# the source. The decoder's self-attention is causal (nothing above the
-# diagonal): the first query can only look at `SEP`, each later one only at
+# (T5's relative bias here, RoPE in the GPT).
+#
+# The cross-attention is the clearest map in this chapter, read row by row
+# by what each step writes (after the arrow): every step puts its largest
+# weight on a source number equal to the one it writes — `SEP → 0` on the
+# 0; `2 → 5`, `5 → 7` and `7 → 9` on the 5, the 7 and the 9. The two steps
+# that write a 2, `0 → 2` and `2 → 2`, split their weight between the two 2s
+# of the source, about 0.4 on each; `0 → 2` puts only about 0.16 on the
+# source's 0, the number it reads at that step. What a step looks up in the
+# source is the number it is about to write, not the one it has just
+# written. The decoder's self-attention is causal (nothing above the
+# diagonal): the first step can only look at `SEP`, each later one only at
 # what was written before it.
 #
 # ## 5. Generation: greedy, temperature, top-k
@@ -1231,7 +1459,7 @@ expect(
 # and feeds only the newest token after the prompt (`fresh` below; chapter 2
 # shows the `KVCache` class itself):
 
-# %%
+# %% tags=["hide-output"]
 show_source(generate)
 
 # %% [markdown]
