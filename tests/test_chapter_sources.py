@@ -48,6 +48,7 @@ CHAPTER_SOURCES = {
         "annotated.training.loop:stop_rule",
         "annotated.analysis.intervals:wilson_interval",
     ],
+    "reproduction_report": ["annotated.analysis.claims:_value_verdict"],
     "06b_making_transformers_extrapolate": [
         "annotated.positional.randomized:sample_sorted_positions",
         "annotated.tasks.extrapolation:digit_places",

@@ -27,6 +27,7 @@ from annotated import lab
 from annotated.analysis.intervals import format_interval
 from annotated.analysis.run_result import RunResult
 from annotated.figures.curves import accuracy_vs_length
+from annotated.figures.palette import encoding_color
 from annotated.figures.viz import attention_heatmap, new_figure
 from annotated.lab.tables import group_statistics
 from annotated.training.evaluation import length_range
@@ -145,7 +146,10 @@ class Comparison:
         """Learning curves, accuracy vs length, and per encoding the attention
         maps (mean over heads, one row per layer) of one held-out example at
         the training length."""
-        colors = {e: f"C{i}" for i, e in enumerate(self.encodings)}
+        colors = {
+            e: encoding_color(e, default=f"C{i}")
+            for i, e in enumerate(self.encodings)
+        }
         examples = {
             e: next(
                 r for r in self.runs if r.encoding == e
@@ -234,6 +238,7 @@ class Comparison:
         )
         # (layers, encodings)
         axes = bottom.subplots(n_layers, len(examples), squeeze=False)
+        image = None
         for column, (encoding, (attentions, labels)) in enumerate(
             examples.items()
         ):
@@ -243,7 +248,7 @@ class Comparison:
                 if layer >= len(attentions) or attentions[layer] is None:
                     ax.axis("off")
                     continue
-                attention_heatmap(
+                image = attention_heatmap(
                     attentions[layer][0].mean(0),
                     ax,
                     query_labels=labels,
@@ -251,6 +256,10 @@ class Comparison:
                     colorbar=False,
                     title=f"{encoding}: layer {layer}, mean over heads",
                 )
+        if image is not None:  # every map shares the scale 0…1
+            bottom.colorbar(
+                image, ax=axes, shrink=0.8, label="attention weight"
+            )
         bottom.suptitle(
             f"attention of one held-out example at n = {self.train_length}",
             fontsize=10,

@@ -30,7 +30,8 @@ def wilson_interval(
 ) -> tuple[float, float]:
     """The Wilson score interval ``(low, high)`` of ``successes`` / ``n``.
 
-    It is ``(0, 1)`` when ``n == 0``."""
+    It is ``(0, 1)`` when ``n == 0``; an end is exactly 0 or 1 when every
+    trial failed or succeeded."""
     if n < 0 or not 0 <= successes <= max(n, 0):
         raise ValueError(
             f"need 0 ≤ successes ≤ n, got successes={successes}, n={n}"
@@ -40,7 +41,9 @@ def wilson_interval(
     p, z2 = successes / n, z * z
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low = 0.0 if successes == 0 else centre - half
+    high = 1.0 if successes == n else centre + half
+    return low, high
 
 
 def t_interval(
