@@ -83,20 +83,26 @@ def head_roles_diagram(text: str = "to be to be") -> Figure:
         ),
     ]
     cell = 0.5
+    shown = [c if c != " " else "␣" for c in chars]  # a space made visible
     fig, ax = canvas(
-        10.0, 2.7, (-0.6, 5 * (n * cell + 1.2)), (-1.4, n * cell + 1.3)
+        10.0, 3.0, (-0.6, 5 * (n * cell + 1.2)), (-1.4, n * cell + 1.4)
     )
     for p, (title, keep) in enumerate(panels):
         x = p * (n * cell + 1.2)
         cell_grid(ax, x, 0.0, cell, keep, on="#3182bd")
+        for k, char in enumerate(shown):  # keys along the top, queries left
+            ax.text(x + (k + 0.5) * cell, n * cell + 0.08, char,
+                    ha="center", va="bottom", fontsize=6.5)  # fmt: skip
+            ax.text(x - 0.08, (n - 0.5 - k) * cell, char,
+                    ha="right", va="center", fontsize=6.5)  # fmt: skip
         ax.text(
-            x + n * cell / 2, n * cell + 0.45, title, ha="center", fontsize=9
+            x + n * cell / 2, n * cell + 0.75, title, ha="center", fontsize=9
         )
     ax.text(
         5 * (n * cell + 1.2) / 2 - 0.6,
         -0.9,
-        f"the text {text!r}: rows are queries (top = first character), "
-        "columns keys; filled = the score counts that weight",
+        f"the text {text!r} (␣ = space): rows are queries, columns keys; "
+        "filled = the score counts that weight",
         ha="center",
         fontsize=8.5,
         color="0.2",
