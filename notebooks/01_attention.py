@@ -59,6 +59,7 @@ except ImportError:
 
 # %%
 import math
+import textwrap
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
@@ -409,7 +410,7 @@ real_keys = torch.ones(2, 6, dtype=torch.bool)  # (B, Tk): no padding here
 try:
     attend(q, k, v, mask=real_keys)
 except ValueError as error:
-    print(error)
+    print(textwrap.fill(str(error), 72))  # the message, wrapped to the page
 
 # %% [markdown]
 # ## 3. Why divide by $\sqrt{d_k}$?

@@ -683,7 +683,7 @@ LIVE_TASK, LIVE_ENCODINGS = "contains_pattern", ["rope", "nope", "learned"]
 # our stored runs of this recipe: one row per run, one per encoding
 summary = read_csv(DATA / "length_generalization_summary.csv")
 print(
-    f"{LIVE_TASK}: trained at n = {c.train_length} only, "
+    f"{LIVE_TASK}: trained at n = {c.train_length} only,\n"
     f"{c.train['steps']} steps, batch {c.train['batch_size']}, "
     f"lr {c.train['lr']}; {c.model['n_layers']} layers, "
     f"width {c.model['d_model']}"
