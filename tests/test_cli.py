@@ -291,6 +291,7 @@ def test_shipped_configs_are_valid():
             *(f"length_{t}.yaml" for t in length_tasks),
             "sort_rope.yaml",
             "sweep_small.yaml",
+            "modern_recipe.yaml",
             *protocol,
         ]
     )
@@ -599,3 +600,25 @@ def test_field_docs_read_metadata_comments_and_the_docstring():
         "b": "b=0 turns b off",
         "c": "from metadata",
     }
+
+
+def test_the_modern_recipe_sweep_crosses_two_blocks_and_two_optimisers():
+    points = expand_grid(
+        ExperimentConfig.from_file(CONFIG_DIR / "modern_recipe.yaml")
+    )
+    assert len(points) == 12  # 2 blocks x 2 optimisers x 3 seeds
+    recipes = {
+        (p.model.get("norm_type"), p.train["optimizer"]): p for p in points
+    }
+    nanogpt = recipes[("layernorm", "adamw")]
+    assert nanogpt.model["positional"] == "learned"
+    assert nanogpt.train["lr"] == 1e-3
+    modern = recipes[("rmsnorm", "adamw")].model
+    assert (modern["activation"], modern["positional"]) == ("swiglu", "rope")
+    assert modern["qk_norm"] and not modern["tie_weights"]
+    assert recipes[("rmsnorm", "adamw")].train["lr"] == 2e-3
+    assert recipes[("rmsnorm", "muon")].train["lr"] == 3e-3
+    for point in points:  # nanoGPT's CPU budget for every recipe
+        assert (point.model["d_model"], point.model["n_layers"]) == (128, 4)
+        assert (point.train["steps"], point.train["batch_size"]) == (2000, 12)
+        ModelConfig(vocab_size=65, max_len=64, **point.model)  # valid
