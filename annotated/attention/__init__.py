@@ -10,5 +10,7 @@
   (with grouped-query attention) and its key-value cache;
 - ``rules``: what a layer's sizes, positional encoding and kernel must agree
   on, checked once (:func:`~annotated.attention.rules.check_attention`);
-- ``qk_norm``: queries and keys RMS-normalised per head (QK-norm).
+- ``qk_norm``: queries and keys RMS-normalised per head (QK-norm);
+- ``scaled_scores``: every logit times a fixed inverse temperature, or a
+  factor that grows with log n, the number of keys (Scalable-Softmax).
 """

@@ -25,6 +25,7 @@ def check_attention(
     kernel: str = "full",
     kernel_params: dict | None = None,
     dropout: float = 0.0,
+    scales_scores: bool = False,
 ) -> dict:
     """Refuse an attention layer that cannot work, with a sentence that says
     what to change; return the kernel's settings as a dict.
@@ -33,7 +34,10 @@ def check_attention(
     encoding takes the head dim (it declares ``even_head_dim``) and, if built
     by hand, was built for these sizes. The kernel can apply the encoding's
     ``score_mod`` and the dropout (its entry declares ``score_mods`` and
-    ``dropout``). ``positional``: an encoding class (a config) or module.
+    ``dropout``), and multiply whole scores when the layer scales its logits
+    (``scales_scores``, or an encoding that declares it:
+    :mod:`annotated.attention.scaled_scores`). ``positional``: an encoding
+    class (a config) or module.
     """
     cls = positional if isinstance(positional, type) else type(positional)
     if not issubclass(cls, PositionalEncoding):
@@ -64,8 +68,15 @@ def check_attention(
             )
     settings = check_kernel_params(kernel, kernel_params)
     spec = ATTENTION_KERNELS[kernel]
+    takes = [n for n, k in ATTENTION_KERNELS.items() if k.score_mods]
+    if (scales_scores or cls.scales_scores) and not spec.score_mods:
+        raise ValueError(
+            f"kernel {kernel!r} cannot scale the attention logits "
+            "(logit_scale, length_scale): it has no softmax over q·k scores "
+            "to sharpen; set logit_scale=1.0 and length_scale=None, or use "
+            f"one of the kernels that form the scores: {takes}"
+        )
     if cls.where == "score" and not spec.score_mods:
-        takes = [n for n, k in ATTENTION_KERNELS.items() if k.score_mods]
         name = next(
             (n for n, c in POSITIONAL_ENCODINGS.items() if c is cls),
             cls.__name__,

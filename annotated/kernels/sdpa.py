@@ -6,9 +6,13 @@ SDPA takes one mask tensor, so the mods are evaluated once over the whole
 :func:`~annotated.attention.attend.visible_keys`, the ``score_mod`` on a
 score of 0 — and folded into one float mask: the bias where a key is
 visible, −inf where it is not. That assumes the ``score_mod`` *adds* to the
-score (ALiBi and T5 do); a mod that rescales scores needs ``attend`` or the
-block-wise kernel. SDPA returns no weights; tests check it equals
-``attend``.
+score (ALiBi and T5 do). A mod that also multiplies each query's row by a
+factor f says so with its ``row_factor``
+(:func:`~annotated.attention.scaled_scores.scale_scores`): then q is
+multiplied by f and the mod is evaluated on the bias (or 0), since
+f·(q·k·scale + bias + b) = (f·q)·k·scale + f·(bias + b). Any other mod
+that rescales scores needs ``attend`` or the block-wise kernel. SDPA returns
+no weights; tests check it equals ``attend``.
 
 Legend: B batch, H heads, Hkv k/v heads, Tq/Tk query/key length, D head dim.
 """
@@ -54,7 +58,13 @@ def sdpa_attention(
     scale, mask, mask_mod = prepare_attention(
         q, k, v, mask, bias, key_padding_mask, causal, scale, mask_mod, True
     )
-    if score_mod is not None:  # materialised once: (..., Tq, Tk)
+    rows = getattr(score_mod, "row_factor", None)
+    if score_mod is not None and rows is not None:  # f · (whole score)
+        grid = score_grid(q.shape[:-2], t_q, t_k, q.device)
+        zero = torch.zeros((), dtype=q.dtype, device=q.device)
+        bias = score_mod(zero if bias is None else bias.to(q.dtype), *grid)
+        q = q * rows(*grid[:3], q.dtype)  # f (..., Tq, 1)
+    elif score_mod is not None:  # materialised once: (..., Tq, Tk)
         grid = score_grid(q.shape[:-2], t_q, t_k, q.device)
         zero = torch.zeros((), dtype=q.dtype, device=q.device)
         extra = score_mod(zero, *grid)

@@ -246,10 +246,11 @@ def add_flags(
             continue
         keywords, kind, how = _reading(hints[field.name], field.name)
         allowed = choices.get(field.name, field.metadata.get("choices"))
-        if allowed is not None:
+        if allowed is not None:  # an optional field also takes 'none'
+            optional = type(None) in typing.get_args(hints[field.name])
             keywords = {
                 k: v for k, v in keywords.items() if k != "metavar"
-            } | {"choices": list(allowed)}
+            } | {"choices": [*allowed] + [None] * optional}
         if field.name in defaults:
             default = defaults[field.name]
         elif field.default is not MISSING:

@@ -11,6 +11,8 @@
 - ``transformer``: the decoder-only, encoder-only and encoder-decoder models;
 - ``generate``: greedy, temperature and top-k decoding with a KV cache;
 - ``checkpoints``: weights saved with their config and a checksum;
+- ``logit_scale``: a trained model's attention temperature, changed
+  without retraining;
 - ``recurrence``: Transformer-XL's segment recurrence;
 - ``hf``: weights to and from Hugging Face's GPT-2 and BERT;
 - ``summary``: parameter counts and a table of the modules.

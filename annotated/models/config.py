@@ -30,6 +30,10 @@ import math
 from dataclasses import dataclass, field
 
 from annotated.attention.rules import check_attention
+from annotated.attention.scaled_scores import (
+    LENGTH_SCALES,
+    check_logit_scale,
+)
 from annotated.core.fields import check_choice, check_fields
 from annotated.models.feedforward import ACTIVATION_NAMES, default_d_ff
 from annotated.models.norms import NORM_TYPES
@@ -52,6 +56,8 @@ RANGES = {
     "embedding_scale": "positive",
     "norm_eps": "(0, 1)",
     "n_token_types": "non-negative",
+    "logit_scale": "positive",
+    "length_scale_train": "[2, inf)",
 }
 
 
@@ -76,6 +82,11 @@ class ModelConfig:
     ``activation="swiglu"`` (:mod:`annotated.models.feedforward`),
     ``norm_bias=False`` (with ``bias=False``: no bias anywhere), ``qk_norm``
     (:mod:`annotated.attention.qk_norm`) and ``zero_init_residual``.
+
+    ``logit_scale`` and ``length_scale`` multiply every self-attention logit
+    by a fixed inverse temperature and by a factor that grows with the
+    number of keys (:mod:`annotated.attention.scaled_scores`); left at their
+    defaults they change no number.
     """
 
     # "decoder" (GPT), "encoder" (BERT) or "encoder-decoder" (T5)
@@ -132,6 +143,17 @@ class ModelConfig:
     pad_id: int | None = None
     # token embeddings × this; None: √d_model for sinusoidal/randomized, or 1
     embedding_scale: float | None = None
+    # every self-attention logit (q·k/√D + bias) × this, an inverse
+    # temperature; change it on a trained model with set_logit_scale
+    logit_scale: float = 1.0
+    # a length-aware softmax: logits × s_h·log n ("ssmax", s_h learned),
+    # × log n / log n_train ("log_ratio"), or × max(1, that) ("…_beyond");
+    # n = the keys a query sees
+    length_scale: str | None = field(
+        default=None, metadata={"choices": LENGTH_SCALES}
+    )
+    # n_train: the n at which the length factor is 1; None: max_len
+    length_scale_train: int | None = None
 
     def __post_init__(self):
         # every field's type and range first: nothing below meets a wrong type
@@ -140,6 +162,11 @@ class ModelConfig:
         check_choice("norm placement", self.norm, NORM_PLACEMENTS)
         check_choice("norm_type", self.norm_type, NORM_TYPES)
         check_choice("activation", self.activation, ACTIVATION_NAMES)
+        if self.length_scale is not None and self.length_scale_train is None:
+            self.length_scale_train = self.max_len
+        check_logit_scale(
+            self.logit_scale, self.length_scale, self.length_scale_train
+        )
         # heads, head dim and kernel: the rules every attention layer keeps
         # (the kernel runs the self-attention; cross-attention stays dense)
         self.attention_params = check_attention(
@@ -150,6 +177,7 @@ class ModelConfig:
             kernel=self.attention,
             kernel_params=self.attention_params,
             dropout=self.dropout,
+            scales_scores=self.scales_scores,
         )
         if self.d_ff is None:
             self.d_ff = default_d_ff(self.d_model, self.activation)
@@ -183,6 +211,12 @@ class ModelConfig:
             if self.positional_encoding.fixed_signal
             else 1.0
         )
+
+    @property
+    def scales_scores(self) -> bool:
+        """Whether self-attention multiplies its logits
+        (:mod:`annotated.attention.scaled_scores`)."""
+        return self.logit_scale != 1.0 or self.length_scale is not None
 
     @property
     def positional_encoding(self) -> type:

@@ -4,8 +4,10 @@ class.
 :class:`Stack` is the body of every model: embedding-level positions on the
 token embeddings, the blocks of :mod:`annotated.models.blocks` (each built
 with the config's attention kernel, and with the positional encoding when it
-acts inside attention), and a final norm for pre-LN (every norm a LayerNorm
-or an RMSNorm, as ``ModelConfig.norm_type`` says).
+acts inside attention, wrapped with the logit scale of
+:mod:`annotated.attention.scaled_scores` when the config sets one), and a
+final norm for pre-LN (every norm a LayerNorm or an RMSNorm, as
+``ModelConfig.norm_type`` says).
 :class:`AnnotatedModel` holds what :mod:`annotated.models.transformer`'s GPT,
 BERT and T5 have in common: the token embedding, the output head, GPT-2's
 initialisation (with ``zero_init_residual``, the blocks' residual output
@@ -20,6 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from annotated.attention.scaled_scores import scaled_encoding
 from annotated.core.fields import check_token_ids
 from annotated.models.blocks import (
     DecoderBlock,
@@ -80,7 +83,15 @@ class Stack(nn.Module):
                 activation=c.activation,
                 dropout=c.dropout,
                 bias=c.bias,
-                positional=self.positional if acts_in_attention else None,
+                # the stack's encoding, or one that scales the logits too
+                positional=scaled_encoding(
+                    self.positional if acts_in_attention else None,
+                    c.n_heads,
+                    causal=causal,
+                    logit_scale=c.logit_scale,
+                    length_scale=c.length_scale,
+                    length_train=c.length_scale_train,
+                ),
                 kernel=c.attention,
                 kernel_params=c.attention_params,
                 norm_eps=c.norm_eps,

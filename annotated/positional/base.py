@@ -21,8 +21,8 @@ Every encoding answers all three hooks (``forward``, ``rotate_qk``,
 :class:`~annotated.attention.multihead.MultiHeadAttention` and the models call
 the hooks without copying a ``forward`` per encoding. An encoding also
 declares what it needs and has (``even_head_dim``, ``table_limit``,
-``fixed_signal``, ``learned``, ``position_range``), so no other module tests
-an encoding by its name.
+``fixed_signal``, ``learned``, ``position_range``, ``scales_scores``), so no
+other module tests an encoding by its name.
 
 Legend: B batch, T time, C model dim, H heads, D head dim, Tq/Tk query/key
 length. Positions are integer tensors of shape (T,) or (B, T).
@@ -50,6 +50,9 @@ class PositionalEncoding(nn.Module):
     learned: bool = False  # has trained parameters
     # > 0: trained on sorted positions drawn from range(position_range)
     position_range: int = 0
+    # multiplies whole scores (annotated.attention.scaled_scores): needs a
+    # kernel that forms them
+    scales_scores: bool = False
     # the sizes a module was built for (None: any)
     n_heads: int | None = None
     head_dim: int | None = None
