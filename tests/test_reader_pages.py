@@ -42,25 +42,26 @@ def test_there_are_chapters():
     assert len(CHAPTERS) >= 9
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
-def test_chapter_prose_speaks_to_the_reader(path):
-    found = [
-        f"cell {i}: {name}: {line.strip()[:70]}"
-        for i, line in prose(path)
+def maintainer_words(lines, where: str) -> list[str]:
+    """``where`` and a number, the word found and the line, for every line
+    of ``(number, line)`` that holds a maintainer word."""
+    return [
+        f"{where} {i}: {name}: {line.strip()[:70]}"
+        for i, line in lines
         for name, pattern in MAINTAINER_WORDS.items()
         if re.search(pattern, line, re.IGNORECASE)
     ]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_prose_speaks_to_the_reader(path):
+    found = maintainer_words(prose(path), "cell")
     assert not found, "\n".join(found)
 
 
 def test_the_front_page_speaks_to_the_reader():
     intro = (ROOT / "book" / "intro.md").read_text(encoding="utf-8")
-    found = [
-        f"line {i}: {name}: {line.strip()[:70]}"
-        for i, line in enumerate(intro.splitlines(), 1)
-        for name, pattern in MAINTAINER_WORDS.items()
-        if re.search(pattern, line, re.IGNORECASE)
-    ]
+    found = maintainer_words(enumerate(intro.splitlines(), 1), "line")
     assert not found, "\n".join(found)
 
 
