@@ -56,6 +56,9 @@ class ExperimentConfig:
     # TrainConfig fields (the seed is the one below)
     train: dict = field(default_factory=dict)
     seed: int = 0  # seeds the model's initialisation and the training batches
+    # sweeps: a recipe's label; a grid over it (variant: [base, rmsnorm])
+    # with overrides (when: {variant: rmsnorm}) sets each recipe's fields
+    variant: str = ""
     # .py files or module names to import first
     plugins: list[str] = field(default_factory=list)
     # also log the metrics to tensorboard or wandb (annotated.lab.trackers);

@@ -9,6 +9,13 @@ one encoding::
 
     overrides: [{when: {model.positional: learned}, set: {model.max_len: 90}}]
 
+A grid over ``variant`` names recipes that differ in several fields at
+once, each set by its override::
+
+    grid: {variant: [base, modern]}
+    overrides: [{when: {variant: modern}, set: {model.norm_type: rmsnorm,
+                                                model.activation: swiglu}}]
+
 Every grid point has its own name, ``<name>-<key>=<value>-…``, which names
 its run folder; a grid that repeats a value (``seed: [0, 0]``) gives its equal
 points the suffix ``-p<index>`` (the point's index in the cross product), so
@@ -30,6 +37,7 @@ GRID_KEYS = (
     "train_length",
     "eval_lengths",
     "seed",
+    "variant",
     "model",
     "train",
 )
