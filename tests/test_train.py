@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import pytest
@@ -516,6 +517,47 @@ def test_resume_from_a_checkpoint_ends_like_an_uninterrupted_run():
     assert resumed.final_evals()[5]["loss"] == pytest.approx(
         full.final_evals()[5]["loss"], rel=1e-6
     )
+
+
+def test_a_slice_is_the_start_of_the_full_run_and_resumes_to_its_end():
+    """stop_after ends training early on the full run's schedule: its steps
+    are the full run's first steps, and resuming its last state with
+    stop_after unset ends where the uninterrupted run ends."""
+    config = TrainConfig(
+        steps=12, warmup_steps=3, batch_size=8, eval_every=6, eval_batches=1
+    )
+    whole = small_model(dropout=0.1)
+    full = train(whole, SORT, train_length=[2, 5], config=config)
+    saved = []
+    cut = small_model(dropout=0.1)
+    part = train(
+        cut,
+        SORT,
+        train_length=[2, 5],
+        config=dataclasses.replace(config, stop_after=7),
+        checkpoint=saved.append,
+    )
+    assert [r["step"] for r in part.steps] == list(range(1, 8))
+    assert [r["lr"] for r in part.steps] == [r["lr"] for r in full.steps[:7]]
+    assert [r["loss"] for r in part.steps] == pytest.approx(
+        [r["loss"] for r in full.steps[:7]], rel=1e-6
+    )
+    assert saved[-1]["step"] == 7 and set(part.final_evals()) == {5}
+    resumed = train(
+        small_model(dropout=0.1, seed=123),
+        SORT,
+        train_length=[2, 5],
+        config=config,
+        resume_state=saved[-1],
+    )
+    assert [r["loss"] for r in resumed.steps] == pytest.approx(
+        [r["loss"] for r in full.steps], rel=1e-6
+    )
+
+
+def test_stop_after_past_the_last_step_is_refused():
+    with pytest.raises(ValueError, match="stop_after=13 exceeds steps=12"):
+        TrainConfig(steps=12, warmup_steps=3, stop_after=13)
 
 
 def test_learned_table_too_short_is_refused_before_training():

@@ -96,10 +96,12 @@ def check_resumable(
             f"was (resume itself may change {', '.join(MID_RUN)})"
         )
     step = int(state["step"])
-    if resolved.train_config.steps <= step:
+    if resolved.train_config.end_step <= step:
         raise ValueError(
-            f"steps={resolved.train_config.steps} leaves nothing to train: "
-            f"the checkpoint is at step {step}; give --steps above {step}"
+            f"steps={resolved.train_config.steps} (stop_after="
+            f"{resolved.train_config.stop_after}) leaves nothing to train: "
+            f"the checkpoint is at step {step}; give --steps above {step} "
+            "or a later --stop-after"
         )
     return resolved, {
         **state,

@@ -38,11 +38,19 @@ RANGES = {
     "stop_accuracy": "(0, 1]",
     "stop_patience": "[1, inf)",
     "min_steps": "[0, inf)",
+    "stop_after": "[1, inf)",
     "snapshot_every": "[1, inf)",
 }
 # the fields a stopped run may change when it resumes: the loop reads them
 # afresh at every step (the schedule, the clipping, where it ends)
-MID_RUN = ("steps", "lr", "muon_lr", "warmup_steps", "grad_clip")
+MID_RUN = (
+    "steps",
+    "stop_after",
+    "lr",
+    "muon_lr",
+    "warmup_steps",
+    "grad_clip",
+)
 # the names TrainConfig.optimizer takes (annotated.training.optim)
 OPTIMIZERS = ("adamw", "muon")
 # the device names TrainConfig.device takes (None: the GPU when present)
@@ -86,6 +94,9 @@ class TrainConfig:
     stop_patience: int = 2
     # no run stops before this step (steps_to_learn says when it learned)
     min_steps: int = 0
+    # end after this step, the schedule still that of steps: a slice of a
+    # longer run, which resume can finish; None: run all steps
+    stop_after: int | None = None
     # keep the state to fall back to after a divergence every N steps
     snapshot_every: int = 50
     # torch.compile the model for training (on the CPU: needs a C++ compiler)
@@ -100,6 +111,11 @@ class TrainConfig:
             raise ValueError(
                 f"warmup_steps={self.warmup_steps} exceeds "
                 f"steps={self.steps}; lower warmup_steps"
+            )
+        if self.stop_after is not None and self.stop_after > self.steps:
+            raise ValueError(
+                f"stop_after={self.stop_after} exceeds steps={self.steps}; "
+                "lower stop_after or raise steps"
             )
         if self.min_steps > self.steps:
             raise ValueError(
@@ -116,6 +132,11 @@ class TrainConfig:
                 "the stop rule reads held-out accuracy every eval_every "
                 "steps; set eval_every > 0"
             )
+
+    @property
+    def end_step(self) -> int:
+        """The step training ends at: ``stop_after``, or else ``steps``."""
+        return self.stop_after or self.steps
 
     def to_dict(self) -> dict:
         return {**asdict(self), "betas": list(self.betas)}

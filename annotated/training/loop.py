@@ -137,7 +137,7 @@ def train(
         run.resume(resume_state)
     run.prepare()
     bar = tqdm(
-        total=config.steps,
+        total=config.end_step,
         initial=run.step,
         disable=not (progress and run.ranks.is_main),
         desc="train",
@@ -150,8 +150,8 @@ def train(
     ):
         run.begin(resume_state)
         try:
-            for step in range(run.step + 1, config.steps + 1):
-                last = step == config.steps
+            for step in range(run.step + 1, config.end_step + 1):
+                last = step == config.end_step
                 logged = every(config.log_every, step) or last
                 row = train_step(run, step, per_layer=logged)
                 bar.update(1)
@@ -220,7 +220,7 @@ def evaluate_and_judge(run: TrainingRun, step: int) -> bool:
     """
     config, (low, high) = run.config, run.train_range
     if config.stop_accuracy is None:
-        if step != config.steps:
+        if step != config.end_step:
             evaluate_lengths(run, step, run.lengths)
         return False
     trained = [n for n in run.lengths if low <= n <= high]
