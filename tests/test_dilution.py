@@ -1,0 +1,88 @@
+"""annotated.analysis.dilution on the stored coupled-addition model:
+teacher-forced exact match is greedy decoding's, and the attention roles
+partition every answer query's weight."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import annotated
+from annotated.analysis.dilution import (
+    ROLES,
+    exact_match_count,
+    role_mass,
+)
+from annotated.models.logit_scale import set_logit_scale
+from annotated.models.transformer import load_model
+from annotated.tasks import get_task
+
+DATA = Path(annotated.__file__).parent / "data"
+TASK = get_task("addition_coupled")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model(DATA / "addition_coupled.pt").eval()
+
+
+@torch.no_grad()
+def greedy_exact(model, n: int, problems: int, seed: int) -> int:
+    """Decode each answer token by token from the prompt (no cache, no
+    teacher forcing) and count the answers written exactly."""
+    batch = TASK.sample(
+        problems, n, torch.Generator().manual_seed(seed), split="val"
+    )
+    queries = batch.target_mask[0].nonzero().flatten().tolist()
+    x = batch.inputs[:, : queries[0] + 1]
+    written = []
+    for q in queries:
+        logits = model(x, positions=batch.positions[:, : x.shape[1]]).logits
+        token = logits[:, -1].argmax(-1)  # (B,)
+        written.append(token)
+        if q + 1 < batch.inputs.shape[1]:
+            x = torch.cat([x, token[:, None]], dim=1)
+    written = torch.stack(written, dim=1)  # (B, answer tokens)
+    truth = batch.targets[:, queries]
+    return int((written == truth).all(-1).sum())
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.25, 3.0])
+def test_teacher_forced_exact_match_is_greedy_decodings(model, scale):
+    """Also with the logits rescaled, so that some answers go wrong and the
+    two counts are compared where they could differ."""
+    set_logit_scale(model, scale)
+    try:
+        for n in (3, 12):
+            forced = exact_match_count(model, TASK, n, 24, seed=5)
+            assert forced == greedy_exact(model, n, 24, seed=5), (n, scale)
+    finally:
+        set_logit_scale(model, 1.0)
+
+
+def test_a_sharper_or_blurred_softmax_costs_answers_at_short_lengths(model):
+    """The rescaled models above are a test of anything only if some of
+    their answers are wrong."""
+    set_logit_scale(model, 0.25)
+    try:
+        assert exact_match_count(model, TASK, 12, 24, seed=5) < 24
+    finally:
+        set_logit_scale(model, 1.0)
+    assert exact_match_count(model, TASK, 12, 24, seed=5) == 24
+
+
+def test_the_roles_partition_each_answer_querys_weight(model):
+    mass = role_mass(model, TASK, 8, 3, seed=0)
+    assert mass.shape == (model.config.n_heads, len(ROLES))
+    torch.testing.assert_close(
+        mass.sum(1), torch.ones(model.config.n_heads), atol=1e-5, rtol=0
+    )
+
+
+def test_the_digit_head_reads_its_digits_at_ten_digits(model):
+    """Week 6b's finding: one head puts almost all of its weight on the
+    operand digits of the significance being written."""
+    mass = role_mass(model, TASK, 10, 2, seed=0)
+    assert mass[:, ROLES.index("digit")].max() > 0.95
