@@ -10,6 +10,8 @@
 - ``stack``: embeddings, positions and a stack of blocks;
 - ``transformer``: the decoder-only, encoder-only and encoder-decoder models;
 - ``generate``: greedy, temperature and top-k decoding with a KV cache;
+- ``beam``: beam search with length normalisation, batched, its KV cache
+  reordered with the surviving hypotheses;
 - ``checkpoints``: weights saved with their config and a checksum;
 - ``logit_scale``: a trained model's attention temperature, changed
   without retraining;

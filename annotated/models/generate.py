@@ -8,8 +8,8 @@ argmax, or a draw from ``softmax(logits / temperature)`` restricted to the
 :class:`~annotated.models.transformer.EncoderDecoder` (T5) step by step; with
 a key-value cache (one :class:`~annotated.attention.cache.KVCache` per
 layer) each step feeds only the newest token and gives exactly the tokens
-recomputation gives (tested). Left out: beam search, nucleus (top-p) sampling,
-a cache for the cross-attention keys.
+recomputation gives (tested). Beam search is :mod:`annotated.models.beam`.
+Left out: nucleus (top-p) sampling, a cache for the cross-attention keys.
 
 Legend: B batch, T time (target / decoder), S source (encoder) length, V
 vocab.
