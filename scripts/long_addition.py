@@ -34,7 +34,10 @@ from annotated.analysis.dilution import (  # noqa: E402
     exact_match_count,
     role_mass,
 )
-from annotated.models.logit_scale import set_logit_scale  # noqa: E402
+from annotated.models.logit_scale import (  # noqa: E402
+    set_length_scale,
+    set_logit_scale,
+)
 from annotated.models.transformer import load_model  # noqa: E402
 from annotated.tasks import get_task  # noqa: E402
 
@@ -67,7 +70,7 @@ def main(argv=None) -> int:
     parser.add_argument("--problems", type=int, default=128)
     parser.add_argument("--chunk", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--scales", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--scales", nargs="+", default=["1.0"], help="a number: every logit × it; a length rule (log_ratio, log_ratio_beyond): logits × log n / log n_train, n_train the keys of the longest training problem")
     parser.add_argument("--mass-problems", type=int, default=4, help="problems per length for the attention mass (0: none)")
     parser.add_argument("--out", type=Path, default=ROOT / "annotated/data/addition_long")
     args = parser.parse_args(argv)
@@ -77,8 +80,11 @@ def main(argv=None) -> int:
     name = args.model.stem
     exact_path = Path(f"{args.out}_exact.csv")
     mass_path = Path(f"{args.out}_mass.csv")
+    n_train = task.seq_len(10)  # the keys of a 10-digit problem
     for scale in args.scales:
-        set_logit_scale(model, scale)
+        rule = None if scale.replace(".", "").isdigit() else scale
+        set_length_scale(model, rule, n_train if rule else None)
+        set_logit_scale(model, 1.0 if rule else float(scale))
         for n in args.lengths:
             have = done(mass_path, ["model", "scale", "length"])
             if args.mass_problems and (name, str(scale), str(n)) not in have:
