@@ -8,7 +8,8 @@
 #   make execute  re-execute every notebook in place (stores outputs), printing the time each took, and record
 #                 in each the torch version, CPU capability and threads that produced them
 #   make bench    training throughput (tokens/s of the library's decoder vs nn.TransformerEncoderLayer, one thread),
-#                 time and peak-memory benchmark of the attention kernels, and block-wise memory per encoding
+#                 time and peak-memory benchmark of the attention kernels, and block-wise memory per encoding;
+#                 with NANOGPT_DIR set, the train command against nanoGPT's train.py, whole process (300, 2000 its)
 #   make clean    remove build outputs (keeps .venv); make distclean also removes .venv
 
 PYTHON ?= python3
@@ -121,8 +122,15 @@ execute: $(STAMP)
 	  printf '%-45s %4d s\n' "$$nb" "$$(( $$(date +%s) - start ))"; \
 	done
 
+# With NANOGPT_DIR (a nanoGPT checkout), also the whole-process A/B of `train` against nanoGPT's train.py.
 bench: $(STAMP)
 	$(BIN)/python -m annotated.bench --out _build/bench --throughput-repeats 7
+	@if [ -n "$$NANOGPT_DIR" ]; then \
+	  $(BIN)/python -m annotated.bench.nanogpt --out _build/bench; \
+	else \
+	  echo "make bench: set NANOGPT_DIR to a nanoGPT checkout (git clone https://github.com/karpathy/nanoGPT)" \
+	       "to add the train command against nanoGPT's train.py (python -m annotated.bench.nanogpt)"; \
+	fi
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache .hypothesis

@@ -7,6 +7,10 @@ length) and, when the trained model is at hand, ``attention.png`` (every
 head's weights on one held-out problem). A sweep folder gets one
 ``accuracy_vs_length.png``: each group's mean over seeds with its 95%
 interval. :mod:`annotated.figures.curves` draws the curves.
+
+matplotlib is imported when a figure is drawn, not with this module: a
+command that makes no plot (``--help``, a refused config, a rank that
+trains beside rank 0) never loads it.
 """
 
 from __future__ import annotations
@@ -16,12 +20,13 @@ from pathlib import Path
 import torch
 
 from annotated.core.atomic import write_atomic
-from annotated.figures import curves, viz
 from annotated.lab.tables import not_nan
 from annotated.training.history import History
 
 
 def save_figure(fig, path: Path) -> None:
+    from annotated.figures import viz  # matplotlib: only once a plot is made
+
     write_atomic(path, viz.figure_png(fig))
 
 
@@ -31,6 +36,8 @@ def write_plots(
     """Draw a run's figures into ``folder``; return their file names."""
     if not history.steps:
         return []
+    from annotated.figures import curves, viz
+
     plots = {}
     fig = viz.new_figure(figsize=(11, 3.6))
     ax_loss, ax_acc = fig.subplots(1, 2)
@@ -74,6 +81,8 @@ def attention_figure(model, task, length: int):
         attentions = model.eval()(batch.inputs, need_weights=True).attentions
     if not attentions or any(w is None for w in attentions):
         return None
+    from annotated.figures import viz
+
     stack = torch.cat([w[0] for w in attentions])  # (L*H, T, T)
     heads = attentions[0].shape[1]
     ids = batch.inputs[0].tolist()
@@ -98,6 +107,8 @@ def plot_group_accuracy(
     """A sweep's ``accuracy_vs_length.png``: per group (labelled by its
     values of ``keys``), the mean exact match over seeds at each length with
     its 95% interval as error bars."""
+    from annotated.figures import curves, viz
+
     groups = {}
     for g in group_rows:
         present = [
