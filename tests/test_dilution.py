@@ -86,3 +86,20 @@ def test_the_digit_head_reads_its_digits_at_ten_digits(model):
     operand digits of the significance being written."""
     mass = role_mass(model, TASK, 10, 2, seed=0)
     assert mass[:, ROLES.index("digit")].max() > 0.95
+
+
+def test_exact_by_length_sums_chunks_per_setting_and_length():
+    from annotated.analysis.dilution import exact_by_length
+
+    rows = [
+        {"scale": 1.0, "length": 100, "correct": 16, "problems": 16},
+        {"scale": 1.0, "length": 10, "correct": 7, "problems": 8},
+        {"scale": 1.0, "length": 100, "correct": 5, "problems": 16},
+        {"scale": "log_ratio_beyond", "length": 100, "correct": 3,
+         "problems": 4},
+    ]  # fmt: skip
+    assert exact_by_length(rows) == {
+        "1.0": {10: (7, 8), 100: (21, 32)},
+        "log_ratio_beyond": {100: (3, 4)},
+    }
+    assert list(exact_by_length(rows)["1.0"]) == [10, 100]

@@ -76,3 +76,21 @@ def role_mass(model, task, n: int, problems: int, *, seed: int):
         )  # (H, 4)
         total = total + mass
     return total / problems
+
+
+def exact_by_length(rows: list[dict]) -> dict[str, dict[int, tuple]]:
+    """Rows of ``scripts/long_addition.py``'s ``_exact.csv`` summed per
+    setting (``"1.0"``, ``"1.3"``, ``"log_ratio_beyond"`` …) and length:
+    ``{setting: {n: (correct, problems)}}``, lengths in order."""
+    totals: dict[str, dict[int, list]] = {}
+    for row in rows:
+        setting = str(row["scale"])
+        counts = totals.setdefault(setting, {}).setdefault(
+            int(row["length"]), [0, 0]
+        )
+        counts[0] += int(row["correct"])
+        counts[1] += int(row["problems"])
+    return {
+        setting: {n: tuple(c) for n, c in sorted(by_n.items())}
+        for setting, by_n in totals.items()
+    }
