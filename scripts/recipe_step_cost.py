@@ -38,7 +38,6 @@ from annotated.lab import (  # noqa: E402
     resolve,
 )
 from annotated.lab.tables import write_csv  # noqa: E402
-from annotated.models.transformer import build_model  # noqa: E402
 from annotated.training.loop import train  # noqa: E402
 
 
@@ -58,9 +57,8 @@ def step_ms(point, steps: int) -> float:
         resolved.train_config, steps=steps, warmup_steps=5, eval_every=0,
         checkpoint_every=0, log_every=1, device="cpu",
     )  # fmt: skip
-    torch.manual_seed(point.seed)
-    model = build_model(resolved.model_config)
-    length = resolved.train_range[1]
+    model = resolved.build_model()
+    length = resolved.lengths[1]
     history = train(model, resolved.task, train_length=length, config=config)
     tokens = config.batch_size * length
     ms = [1000 * tokens / row["tokens_per_s"] for row in history.steps[10:]]
