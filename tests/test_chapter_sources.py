@@ -43,6 +43,10 @@ CHAPTER_SOURCES = {
         "annotated.models.generate:generate",
     ],
     "05_language_model": ["annotated.models.generate:sample_next"],
+    "05b_modern_transformer": [
+        "annotated.models.feedforward:GatedFeedForward.forward",
+        "annotated.training.optim:muon_groups",
+    ],
     "06_length_generalization": [
         "annotated.training.evaluation:batch_positions",
         "annotated.training.loop:stop_rule",

@@ -292,6 +292,7 @@ def test_shipped_configs_are_valid():
             "sort_rope.yaml",
             "sweep_small.yaml",
             "modern_recipe.yaml",
+            "modern_ablation.yaml",
             *protocol,
         ]
     )
@@ -622,3 +623,20 @@ def test_the_modern_recipe_sweep_crosses_two_blocks_and_two_optimisers():
         assert (point.model["d_model"], point.model["n_layers"]) == (128, 4)
         assert (point.train["steps"], point.train["batch_size"]) == (2000, 12)
         ModelConfig(vocab_size=65, max_len=64, **point.model)  # valid
+
+
+def test_a_variant_grid_names_recipes_set_by_their_overrides():
+    points = expand_grid(
+        ExperimentConfig.from_file(CONFIG_DIR / "modern_ablation.yaml")
+    )
+    assert len(points) == 36  # 12 recipes x 3 seeds
+    by_name = {p.name: p for p in points}
+    base = by_name["modern_ablation-variant=base-seed=0"]
+    alone = by_name["modern_ablation-variant=rope-seed=1"]
+    full = by_name["modern_ablation-variant=upto_untied-seed=2"]
+    assert base.variant == "base" and base.model["positional"] == "learned"
+    assert alone.model["positional"] == "rope" and "qk_norm" not in alone.model
+    assert {k: full.model[k] for k in ("norm_type", "activation", "positional", "qk_norm",
+                                       "zero_init_residual", "tie_weights")} == {
+        "norm_type": "rmsnorm", "activation": "swiglu", "positional": "rope", "qk_norm": True,
+        "zero_init_residual": True, "tie_weights": False}  # fmt: skip

@@ -128,8 +128,8 @@ def test_the_total_time_is_the_sum_of_the_chapters_times():
         if re.match(r"\| \d+b? \|", line)
     ]
     minutes = sum(int(re.search(r"about (\d+) min", r)[1]) for r in rows)
-    hours = {"7½": 7.5}[re.search(r"about \*\*(\S+) hours\*\*", INTRO)[1]]
-    assert len(rows) == 9 and minutes == hours * 60, (minutes, hours)
+    hours = {"8¼": 8.25}[re.search(r"about \*\*(\S+) hours\*\*", INTRO)[1]]
+    assert len(rows) == 10 and minutes == hours * 60, (minutes, hours)
 
 
 def test_the_hero_caption_states_what_the_stored_sweeps_hold():

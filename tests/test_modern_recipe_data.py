@@ -111,3 +111,46 @@ def test_the_modern_recipe_reaches_the_baselines_loss_in_a_third_of_its_time(
         modern,
         baseline_seconds,
     )
+
+
+def test_the_ablation_sweep_is_the_shipped_config_complete_and_clean():
+    provenance = yaml.safe_load(
+        (DATA / "modern_ablation_provenance.yaml").read_text()
+    )
+    (sweep,) = provenance["sweeps"]
+    assert sweep["completed_runs"] == "36/36" and sweep["clean"]
+    assert sweep["environment"]["threads"] == 1
+    stored = ExperimentConfig.from_dict(sweep["config"])
+    shipped = ExperimentConfig.from_file(
+        CONFIG_DIR / "modern_ablation.yaml"
+    )
+    assert stored.to_dict() == shipped.to_dict()
+
+
+def test_the_two_sweeps_baselines_are_the_same_runs(curves):
+    """modern_ablation's base and modern_recipe's nanoGPT + AdamW have one
+    config: on one machine, one thread, their losses agree exactly."""
+    ablation = defaultdict(list)
+    for row in read_csv(DATA / "modern_ablation_curves.csv"):
+        if row["variant"] == "base":
+            ablation[int(row["seed"])].append(row["val_loss"])
+    for seed, curve in curves[BASELINE].items():
+        assert ablation[seed] == [loss for _, loss, _ in curve]
+
+
+def test_the_step_costs_were_measured_on_a_clean_tree_for_every_recipe():
+    from annotated.analysis.recipes import RECIPES, load_step_cost
+
+    costs = load_step_cost()
+    assert set(costs) == set(RECIPES)
+    provenance = yaml.safe_load(
+        (DATA / "modern_step_cost_provenance.yaml").read_text()
+    )
+    environment = provenance["environment"]
+    assert not environment["git_dirty"] and environment["threads"] == 1
+    for row in read_csv(DATA / "modern_step_cost.csv"):
+        rounds = [v for k, v in row.items() if k.startswith("round_")]
+        assert len(rounds) == 3
+        # the median of its rounds, which agree within 10%
+        assert row["ms_per_step"] == sorted(rounds)[1]
+        assert max(rounds) / min(rounds) < 1.1, row

@@ -47,9 +47,9 @@ def test_recipe_rows_measure_against_the_baselines_mean_final_loss():
     }
     base, fast = rows[BASELINE], rows["fast"]
     assert base["val"] == pytest.approx(2.0)
-    # the baseline's mean, 2.0, is where both its seeds start
-    assert base["steps_to_target"] == pytest.approx(10.0)
-    assert base["seconds_to_target"] == pytest.approx(1.0)
+    # the baseline's final loss is the target: reached at its last step
+    assert base["steps_to_target"] == pytest.approx(20.0)
+    assert base["seconds_to_target"] == pytest.approx(2.0)
     # fast: seed 0 at step 10 (3 s); seed 1 a quarter of the way from
     # step 10 to 20 (2.1 → 1.7): step 12.5, 3.75 s
     assert fast["steps_to_target"] == pytest.approx(11.25)
@@ -94,7 +94,8 @@ def test_a_measured_step_cost_turns_steps_into_seconds():
             curves, {BASELINE: 1, "other": 1}, {BASELINE: 40.0, "other": 80.0}
         )
     }
-    # both reach 1.8 at step 750: 30 s at 40 ms a step, 60 s at 80
+    # both reach 1.8 at step 750 (the baseline by definition, at its last
+    # step): 30 s at 40 ms a step, 60 s at 80
     assert rows[BASELINE]["seconds_to_target"] == pytest.approx(30.0)
     assert rows["other"]["seconds_to_target"] == pytest.approx(60.0)
     assert rows["other"]["ms_per_step"] == 80.0

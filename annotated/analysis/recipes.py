@@ -134,6 +134,8 @@ def recipe_rows(
     for label, seeds in curves.items():
         mean, low, high = t_interval(finals[label])
         reached = [reach(curve, target) for curve in seeds.values()]
+        if label == BASELINE:  # its own final loss: reached at its end
+            reached = [curve[-1][::2] for curve in seeds.values()]
         last = [curve[-1] for curve in seeds.values()]
         ms = 1000 * sum(s / step for step, _, s in last) / len(last)
         steps = sum(r[0] for r in reached) / len(reached)
@@ -174,7 +176,10 @@ def time_figure(
         color = None if colors is None else colors.get(label)
         ax.plot(seconds, losses, "o-", ms=3, label=label, color=color)
     base = [c[-1][1] for c in curves[BASELINE].values()]
-    ax.axhline(sum(base) / len(base), color="black", ls="--", lw=1)
+    mean = sum(base) / len(base)
+    ax.axhline(
+        mean, color="black", ls="--", lw=1, label=f"{BASELINE}: {mean:.3f}"
+    )
     ax.set(xlabel="training time (s, one thread)", ylabel="validation loss")
     ax.legend(fontsize=8)
     return ax
