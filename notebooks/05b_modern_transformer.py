@@ -604,10 +604,10 @@ expect_below(
 # ```{exercise}
 # :label: ex-05b-layernorm
 # LayerNorm's mean subtraction makes it blind to adding a constant to every
-# feature; RMSNorm's is not. Show it on a tensor, and then measure, on the
-# trained-from-scratch `rms_norm`, how far the mean of a token's features is
-# from zero relative to its RMS in a random vector of width 128. Why does it
-# matter little for a model whose features are centred anyway?
+# feature; RMSNorm is not. Show it on a tensor with the `rms_norm` of §2.1,
+# then measure how far the mean of a random token's 128 features is from
+# zero relative to their RMS. Why does the mean matter little for a model
+# whose features are centred anyway?
 # ```
 #
 # ```{solution-start} ex-05b-layernorm
