@@ -10,7 +10,9 @@ Writes ``<out>_exact.csv`` (a row per model, logit scale, length and chunk
 of ``--chunk`` problems: how many were answered exactly) and
 ``<out>_mass.csv`` (a row per model, scale, length and head: the answer
 queries' mean attention on the digit, carry, other-operand and other keys,
-annotated.analysis.dilution.role_mass). A chunk already in the file is
+annotated.analysis.dilution.role_mass) and, with ``--loss-problems``,
+``<out>_loss.csv`` (the answer tokens' mean cross-entropy, which tells
+settings apart where exact match saturates). A chunk already in the file is
 skipped, so a stopped run goes on where it stopped; each row is written as
 soon as it is measured. One thread: run two scales or lengths as two
 processes to use two cores.
@@ -31,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from annotated.analysis.dilution import (  # noqa: E402
     ROLES,
+    answer_loss,
     exact_match_count,
     role_mass,
 )
@@ -43,6 +46,7 @@ from annotated.tasks import get_task  # noqa: E402
 
 EXACT = ["model", "scale", "length", "chunk", "seed", "problems", "correct", "seconds"]
 MASS = ["model", "scale", "length", "head", "problems", *ROLES]
+LOSS = ["model", "scale", "length", "problems", "seed", "answer_loss"]
 CHUNK_SEED = 1000  # chunk c draws with generator seed CHUNK_SEED + c
 MASS_SEED = 7
 
@@ -72,6 +76,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--scales", nargs="+", default=["1.0"], help="a number: every logit × it; a length rule (log_ratio, log_ratio_beyond): logits × log n / log n_train, n_train the keys of the longest training problem")
     parser.add_argument("--mass-problems", type=int, default=4, help="problems per length for the attention mass (0: none)")
+    parser.add_argument("--loss-problems", type=int, default=0, help="problems per length for the answer tokens' mean cross-entropy, in <out>_loss.csv (0: none)")
     parser.add_argument("--out", type=Path, default=ROOT / "annotated/data/addition_long")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -80,6 +85,7 @@ def main(argv=None) -> int:
     name = args.model.stem
     exact_path = Path(f"{args.out}_exact.csv")
     mass_path = Path(f"{args.out}_mass.csv")
+    loss_path = Path(f"{args.out}_loss.csv")
     n_train = task.seq_len(10)  # the keys of a 10-digit problem
     for scale in args.scales:
         rule = None if scale.replace(".", "").isdigit() else scale
@@ -95,6 +101,15 @@ def main(argv=None) -> int:
                      **{r: round(float(v), 5) for r, v in zip(ROLES, mass[h])}}
                     for h in range(mass.shape[0])
                 ])  # fmt: skip
+            have = done(loss_path, ["model", "scale", "length"])
+            if args.loss_problems and (name, str(scale), str(n)) not in have:
+                loss = answer_loss(model, task, n, args.loss_problems, seed=MASS_SEED, batch_size=args.batch_size)
+                append(loss_path, LOSS, [
+                    {"model": name, "scale": scale, "length": n,
+                     "problems": args.loss_problems, "seed": MASS_SEED,
+                     "answer_loss": float(f"{loss:.6g}")}
+                ])  # fmt: skip
+                print(f"{scale} {n}: answer loss {loss:.4g}", flush=True)
             have = done(exact_path, ["model", "scale", "length", "chunk"])
             for c in range(-(-args.problems // args.chunk)):
                 if (name, str(scale), str(n), str(c)) in have:

@@ -103,3 +103,18 @@ def test_exact_by_length_sums_chunks_per_setting_and_length():
         "log_ratio_beyond": {100: (3, 4)},
     }
     assert list(exact_by_length(rows)["1.0"]) == [10, 100]
+
+
+def test_the_stored_long_additions_count_128_problems_from_1000_digits():
+    """The long evaluations of week 6b: every setting reported at 1,000 or
+    2,000 digits holds 128 problems, each chunk drawn with its own seed."""
+    from annotated.analysis.dilution import exact_by_length
+    from annotated.lab.tables import read_csv
+
+    rows = read_csv(DATA / "addition_long_exact.csv")
+    for setting, by_n in exact_by_length(rows).items():
+        for n, (_, problems) in by_n.items():
+            if n in (1000, 2000):
+                assert problems == 128, (setting, n, problems)
+    keys = [(str(r["scale"]), r["length"], r["seed"]) for r in rows]
+    assert len(keys) == len(set(keys))

@@ -94,3 +94,24 @@ def exact_by_length(rows: list[dict]) -> dict[str, dict[int, tuple]]:
         setting: {n: tuple(c) for n, c in sorted(by_n.items())}
         for setting, by_n in totals.items()
     }
+
+
+@torch.no_grad()
+def answer_loss(
+    model, task, n: int, problems: int, *, seed: int, batch_size: int = 8
+) -> float:
+    """The mean cross-entropy (nats) of the answer tokens over ``problems``
+    ``n``-digit additions: a continuous score where exact match saturates
+    (every setting right, or every one wrong)."""
+    generator = torch.Generator().manual_seed(seed)
+    total, tokens, left = 0.0, 0, problems
+    while left > 0:
+        batch = task.sample(min(batch_size, left), n, generator, split="val")
+        logits = model(batch.inputs, positions=batch.positions).logits
+        losses = torch.nn.functional.cross_entropy(
+            logits.transpose(1, 2), batch.targets, reduction="none"
+        )  # (B, T)
+        total += float(losses[batch.target_mask].sum())
+        tokens += int(batch.target_mask.sum())
+        left -= len(batch.inputs)
+    return total / tokens
