@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -72,6 +73,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "annotated/data")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    wall, cpu = time.perf_counter(), time.process_time()
     points = {label: point_of(*spec) for label, spec in RECIPES.items()}
     rounds = {label: [] for label in points}
     for r in range(args.rounds):
@@ -88,6 +90,8 @@ def main(argv=None) -> int:
         "what": "ms per training step of each recipe, one thread, median of the steps after the tenth, median over rounds in which the recipes took turns",
         "command": "OMP_NUM_THREADS=1 python scripts/recipe_step_cost.py " + " ".join(argv or sys.argv[1:]),
         "environment": environment("cpu"),
+        "wall_time_s": round(time.perf_counter() - wall, 1),
+        "cpu_time_s": round(time.process_time() - cpu, 1),
     }
     (args.out / "modern_step_cost_provenance.yaml").write_text(yaml.safe_dump(provenance, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return 0

@@ -96,12 +96,15 @@ def check_resumable(
             f"was (resume itself may change {', '.join(MID_RUN)})"
         )
     step = int(state["step"])
-    if resolved.train_config.end_step <= step:
+    train = resolved.train_config
+    if train.end_step <= step:
+        ends = f"steps={train.steps}" + (
+            f" with stop_after={train.stop_after}" if train.stop_after else ""
+        )
         raise ValueError(
-            f"steps={resolved.train_config.steps} (stop_after="
-            f"{resolved.train_config.stop_after}) leaves nothing to train: "
-            f"the checkpoint is at step {step}; give --steps above {step} "
-            "or a later --stop-after"
+            f"{ends} leaves nothing to train: the checkpoint is at step "
+            f"{step}; give --steps above {step}"
+            + (" or a later --stop-after" if train.stop_after else "")
         )
     return resolved, {
         **state,
