@@ -6,15 +6,15 @@ start with a token that looked worse. Beam search (as used for translation
 by Sutskever et al. 2014 and Wu et al. 2016) keeps ``beam_size`` = K
 hypotheses per prompt. At each step every alive hypothesis is extended by
 every token of the vocabulary, the K·V candidates are scored, and the best
-K survive:
+K survive::
 
     log P(y) = Σ_t log p(y_t | y_<t, prompt)
     score(y) = log P(y) / |y| ** length_penalty
 
 Summed log-probabilities favour short hypotheses (every token costs), so the
-score divides by the length |y|: the number of new tokens, end-of-sequence
+score divides by the length ``|y|``: the number of new tokens, end-of-sequence
 included. This is the plain power of the length that Hugging Face's
-``length_penalty`` uses, not GNMT's ((5 + |y|) / 6) ** α (Wu et al. 2016,
+``length_penalty`` uses, not GNMT's ``((5 + |y|) / 6) ** α`` (Wu et al. 2016,
 §7): ``length_penalty=0`` ranks by the raw sum, 1 by the mean log-prob per
 token. Without ``eos_id`` all hypotheses have the same length and the
 penalty changes nothing.
