@@ -300,8 +300,8 @@ muon_step(ours, W.grad, torch.zeros_like(W0), lr=0.02)
 relative = ((ours - W.detach()).norm() / (ours - W0).norm()).item()
 print(
     f"{len(hidden_mats)} matrices to Muon, {len(rest)} tensors to AdamW\n"
-    f"{name} {tuple(W.shape)}: our step and torch.optim.Muon's differ by "
-    f"{relative:.1%}"
+    f"{name} {tuple(W.shape)}:\n"
+    f"our step and torch.optim.Muon's differ by {relative:.1%}"
 )
 
 # %% tags=["remove-cell"]
@@ -404,8 +404,8 @@ def table(labels):
 
 
 print(
-    f"the baseline's final validation loss: {target:.3f}, reached after "
-    f"2,000 steps = {baseline_seconds:.0f} s\n"
+    f"the baseline's final validation loss: {target:.3f},\n"
+    f"reached after 2,000 steps = {baseline_seconds:.0f} s\n"
 )
 print("each change alone:\n" + table([BASELINE, *ALONE]))
 print("\none after another:\n" + table([BASELINE, *LADDER]))
