@@ -41,19 +41,27 @@ def _role_keys(task, batch, n: int) -> tuple[torch.Tensor, list]:
 
 
 @torch.no_grad()
+def _forward(model, task, n: int, problems: int, seed: int, batch_size: int):
+    """``(batch, logits)`` for ``problems`` fresh ``n``-digit additions
+    (generator seed ``seed``), ``batch_size`` at a time."""
+    generator = torch.Generator().manual_seed(seed)
+    left = problems
+    while left > 0:
+        batch = task.sample(min(batch_size, left), n, generator, split="val")
+        yield batch, model(batch.inputs, positions=batch.positions).logits
+        left -= len(batch.inputs)
+
+
+@torch.no_grad()
 def exact_match_count(
     model, task, n: int, problems: int, *, seed: int, batch_size: int = 8
 ) -> int:
     """How many of ``problems`` fresh ``n``-digit additions (generator seed
     ``seed``) ``model`` answers exactly."""
-    generator = torch.Generator().manual_seed(seed)
-    right, left = 0, problems
-    while left > 0:
-        batch = task.sample(min(batch_size, left), n, generator, split="val")
-        logits = model(batch.inputs, positions=batch.positions).logits
+    right = 0
+    for batch, logits in _forward(model, task, n, problems, seed, batch_size):
         hit = (logits.argmax(-1) == batch.targets) | ~batch.target_mask
         right += int(hit.all(-1).sum())
-        left -= len(batch.inputs)
     return right
 
 
@@ -103,15 +111,11 @@ def answer_loss(
     """The mean cross-entropy (nats) of the answer tokens over ``problems``
     ``n``-digit additions: a continuous score where exact match saturates
     (every setting right, or every one wrong)."""
-    generator = torch.Generator().manual_seed(seed)
-    total, tokens, left = 0.0, 0, problems
-    while left > 0:
-        batch = task.sample(min(batch_size, left), n, generator, split="val")
-        logits = model(batch.inputs, positions=batch.positions).logits
+    total, tokens = 0.0, 0
+    for batch, logits in _forward(model, task, n, problems, seed, batch_size):
         losses = torch.nn.functional.cross_entropy(
             logits.transpose(1, 2), batch.targets, reduction="none"
         )  # (B, T)
         total += float(losses[batch.target_mask].sum())
         tokens += int(batch.target_mask.sum())
-        left -= len(batch.inputs)
     return total / tokens

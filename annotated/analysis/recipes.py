@@ -133,14 +133,16 @@ def recipe_rows(
     rows = []
     for label, seeds in curves.items():
         mean, low, high = t_interval(finals[label])
-        reached = [reach(curve, target) for curve in seeds.values()]
         if label == BASELINE:  # its own final loss: reached at its end
             reached = [curve[-1][::2] for curve in seeds.values()]
-        last = [curve[-1] for curve in seeds.values()]
-        ms = 1000 * sum(s / step for step, _, s in last) / len(last)
+        else:
+            reached = [reach(curve, target) for curve in seeds.values()]
         steps = sum(r[0] for r in reached) / len(reached)
         seconds = sum(r[1] for r in reached) / len(reached)
-        if step_ms is not None:
+        if step_ms is None:
+            last = [curve[-1] for curve in seeds.values()]
+            ms = 1000 * sum(s / step for step, _, s in last) / len(last)
+        else:
             ms = step_ms[label]
             seconds = steps * ms / 1000
         rows.append(
@@ -159,9 +161,7 @@ def recipe_rows(
     return rows
 
 
-def time_figure(
-    curves: dict, labels: list[str], ax, step_ms=None, colors=None
-):
+def time_figure(curves: dict, labels: list[str], ax, step_ms=None):
     """Mean validation loss over seeds against training seconds (steps ×
     ``step_ms[label]`` / 1000, or the sweep's logged seconds), one curve
     per recipe in ``labels``, with the baseline's final loss as a dashed
@@ -173,8 +173,7 @@ def time_figure(
         if step_ms is not None:
             seconds = [ev[0][0] * step_ms[label] / 1000 for ev in points]
         losses = [sum(p[1] for p in ev) / len(ev) for ev in points]
-        color = None if colors is None else colors.get(label)
-        ax.plot(seconds, losses, "o-", ms=3, label=label, color=color)
+        ax.plot(seconds, losses, "o-", ms=3, label=label)
     base = [c[-1][1] for c in curves[BASELINE].values()]
     mean = sum(base) / len(base)
     ax.axhline(
