@@ -20,7 +20,7 @@ from annotated.lab.cli import build_parser, experiment_from_args, main
 from annotated.models.config import ModelConfig
 from annotated.models.generate import generate
 from annotated.models.logit_scale import set_length_scale, set_logit_scale
-from annotated.models.transformer import load_model
+from annotated.models.transformer import build_model, load_model
 from annotated.positional import CoupledRelativeBias
 from annotated.tasks import get_task
 from annotated.training.config import TrainConfig
@@ -32,7 +32,9 @@ ATOL = dict(atol=1e-5, rtol=1e-4)
 STORED = "annotated/data/addition_coupled.pt"
 H, T, N_TRAIN = 3, 11, 4
 # (logit_scale c, length_scale): a fixed temperature, each length rule, and both at once
-RULES = [(1.3, None), (1.0, "ssmax"), (1.0, "log_ratio"), (1.0, "log_ratio_beyond"), (0.8, "ssmax")]
+RULES = [(1.3, None), (1.0, "ssmax"), (1.0, "log_ratio"), (1.0, "log_ratio_beyond"), (0.8, "ssmax"),
+         (1.0, "log_beyond"), (1.2, "log_beyond")]  # fmt: skip
+SLOPE = 0.3  # β of log_beyond in these tests
 IDS = torch.tensor([0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 5])  # coupled-style ids: n must not read them
 
 
@@ -41,7 +43,7 @@ def encoding(c, rule, causal, seed=0):
     g = seeded(seed)
     inner = CoupledRelativeBias(H, max_distance=2).double()
     scaled = ScaledScores(inner, H, causal=causal, logit_scale=c, length_scale=rule,
-                          length_train=N_TRAIN).double()  # fmt: skip
+                          length_train=N_TRAIN, length_slope=SLOPE).double()  # fmt: skip
     with torch.no_grad():
         for p in scaled.parameters():
             p.copy_(torch.rand(p.shape, generator=g, dtype=p.dtype) * 0.1 + 0.05)
@@ -55,6 +57,8 @@ def hand_factor(scaled, n):
         return torch.full((H, *n.shape), c, dtype=torch.float64)
     if rule == "ssmax":
         return c * scaled.ssmax_scale.detach()[:, None, None] * log_n
+    if rule == "log_beyond":  # 1 + β · max(0, log n − log n_train)
+        return c * (1 + SLOPE * (log_n - math.log(N_TRAIN)).clamp_min(0)).expand(H, *n.shape)
     ratio = (log_n / math.log(N_TRAIN)).expand(H, *n.shape)
     return c * (ratio.clamp_min(1.0) if rule == "log_ratio_beyond" else ratio)
 
@@ -163,6 +167,7 @@ def test_linear_attention_refuses_a_logit_scale():
     ({"logit_scale": math.inf}, "logit_scale must be a positive"),
     ({"length_scale": "ssmx"}, "unknown length_scale 'ssmx'; choose one of"),
     ({"length_scale": "ssmax", "length_scale_train": 1}, "length_scale_train must be"),
+    ({"length_scale": "log_beyond", "length_scale_slope": -0.1}, "length_scale_slope must be"),
 ])  # fmt: skip
 def test_bad_values_are_refused_with_a_sentence(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -273,3 +278,22 @@ def test_defaults_build_the_model_as_before():
     model = tiny_model(vocab_size=8, positional="alibi")
     assert not any(isinstance(m, ScaledScores) for m in model.modules())
     assert not any("ssmax" in n or ".encoding." in n for n in model.state_dict())
+
+
+def test_log_beyond_is_the_plain_model_up_to_n_train_keys():
+    """Trained with log_beyond = trained without: on sequences of at most n_train tokens the
+    factor is exactly 1, so the logits and a training step's gradients are the plain model's, bit
+    for bit; one token more and the last query's logits change."""
+    plain = tiny_model(vocab_size=8, positional="alibi")
+    rule = dataclasses.replace(plain.config, length_scale="log_beyond", length_scale_train=9)
+    ruled = build_model(rule)
+    ruled.load_state_dict(plain.state_dict())
+    x = torch.randint(0, 8, (2, 10), generator=seeded(3))
+    for model in (plain, ruled):
+        model.zero_grad()
+        model(x[:, :9]).logits.square().mean().backward()
+    for a, b in zip(plain.parameters(), ruled.parameters(), strict=True):
+        assert torch.equal(a.grad, b.grad)
+    with torch.no_grad():
+        assert torch.equal(plain(x).logits[:, :9], ruled(x).logits[:, :9])
+        assert not torch.allclose(plain(x).logits[:, 9], ruled(x).logits[:, 9])

@@ -16,12 +16,18 @@ encoding adds::
     g(h, n) = s_h · log n                        "ssmax"
     g(h, n) = log n / log n_train                "log_ratio"
     g(h, n) = max(1, log n / log n_train)        "log_ratio_beyond"
+    g(h, n) = 1 + β · max(0, log(n / n_train))   "log_beyond"
 
 ``c = logit_scale`` is a fixed inverse temperature (1/τ) that can be changed
 on a trained model. ``s_h`` is a learned parameter per head, started at
 ``1 / log n_train`` so that the factor is 1 at ``n_train`` keys;
 "log_ratio_beyond" is 1 up to ``n_train`` keys and grows as log n beyond
-(the rule of Qwen's LogN-scaling, Bai et al. 2023).
+(the rule of Qwen's LogN-scaling, Bai et al. 2023); "log_beyond" is 1 up
+to ``n_train`` too and grows by ``β = length_slope`` per factor e of keys
+beyond, the form of YaRN's attention temperature, 0.1 ln s + 1 for a
+context s times the trained one (Peng et al. 2024). Both are 1 on every
+sequence training saw, so a model trained with them is the model trained
+without.
 
 ``n_i`` is the number of keys query i can see: ``q_idx + 1`` in a causal
 layer, ``Tk`` in a non-causal one. Queries are the last Tq keys, so a query
@@ -54,16 +60,17 @@ from annotated.positional.base import (
 )
 
 # the length-aware rules; None = no length factor
-LENGTH_SCALES = ("ssmax", "log_ratio", "log_ratio_beyond")
+LENGTH_SCALES = ("ssmax", "log_ratio", "log_ratio_beyond", "log_beyond")
 
 
 def check_logit_scale(
     logit_scale: float = 1.0,
     length_scale: str | None = None,
     length_train: int | None = None,
+    length_slope: float = 0.1,
 ) -> None:
     """Refuse a scale that is not a positive finite number, an unknown
-    length rule, or a rule without an ``n_train`` ≥ 2."""
+    length rule, a rule without an ``n_train`` ≥ 2, or a negative slope."""
     if (
         isinstance(logit_scale, bool)
         or not isinstance(logit_scale, int | float)
@@ -89,6 +96,11 @@ def check_logit_scale(
             f"length_scale={length_scale!r} needs the number of keys n_train "
             "at which its factor is 1 (log n_train divides), an integer ≥ "
             f"2; got {length_train!r}"
+        )
+    if not 0 <= length_slope < math.inf:
+        raise ValueError(
+            "length_slope (β of log_beyond) must be a finite number ≥ 0, "
+            f"got {length_slope!r}"
         )
 
 
@@ -133,9 +145,12 @@ class ScaledScores(PositionalEncoding):
         logit_scale: float = 1.0,
         length_scale: str | None = None,
         length_train: int | None = None,
+        length_slope: float = 0.1,
     ):
         super().__init__()
-        check_logit_scale(logit_scale, length_scale, length_train)
+        check_logit_scale(
+            logit_scale, length_scale, length_train, length_slope
+        )
         self.encoding, self.n_heads, self.causal = encoding, n_heads, causal
         self.head_dim = encoding.head_dim
         self.learned = encoding.learned or length_scale == "ssmax"
@@ -144,6 +159,7 @@ class ScaledScores(PositionalEncoding):
         self.position_range = encoding.position_range
         self.logit_scale, self.length_scale = float(logit_scale), length_scale
         self.length_train = length_train
+        self.length_slope = float(length_slope)
         if length_scale == "ssmax":
             # (H,): s_h · log n_train = 1 at the start
             start = 1.0 / math.log(length_train)
@@ -153,6 +169,7 @@ class ScaledScores(PositionalEncoding):
         rule = self.length_scale
         return f"logit_scale={self.logit_scale}" + (
             f", length_scale={rule!r}, length_train={self.length_train}"
+            + (f", length_slope={self.length_slope}" * (rule == "log_beyond"))
             if rule
             else ""
         )
@@ -182,6 +199,9 @@ class ScaledScores(PositionalEncoding):
             n = (q_idx + 1 if causal else q_idx * 0 + t_k).to(dtype)
             if rule == "ssmax":  # s_h · log n
                 f = gain[h].to(dtype) * torch.log(n)
+            elif rule == "log_beyond":  # 1 + β · max(0, log(n / n_train))
+                beyond = (torch.log(n) - log_train).clamp_min(0.0)
+                f = 1.0 + self.length_slope * beyond
             else:  # log n / log n_train, at least 1 for "…_beyond"
                 f = torch.log(n) / log_train
                 f = f.clamp_min(1.0) if rule == "log_ratio_beyond" else f
@@ -198,6 +218,7 @@ def scaled_encoding(
     logit_scale: float = 1.0,
     length_scale: str | None = None,
     length_train: int | None = None,
+    length_slope: float = 0.1,
 ) -> PositionalEncoding | None:
     """The encoding one self-attention layer gets: ``encoding`` itself when
     the factor is 1 (the default), else a :class:`ScaledScores` around it
@@ -211,4 +232,5 @@ def scaled_encoding(
         logit_scale=logit_scale,
         length_scale=length_scale,
         length_train=length_train,
+        length_slope=length_slope,
     )

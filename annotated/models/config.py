@@ -58,6 +58,7 @@ RANGES = {
     "n_token_types": "non-negative",
     "logit_scale": "positive",
     "length_scale_train": "[2, inf)",
+    "length_scale_slope": "non-negative",
 }
 
 
@@ -148,12 +149,15 @@ class ModelConfig:
     logit_scale: float = 1.0
     # a length-aware softmax: logits × s_h·log n ("ssmax", s_h learned),
     # × log n / log n_train ("log_ratio"), or × max(1, that) ("…_beyond");
+    # or 1 + β·max(0, log(n / n_train)) ("log_beyond");
     # n = the keys a query sees
     length_scale: str | None = field(
         default=None, metadata={"choices": LENGTH_SCALES}
     )
     # n_train: the n at which the length factor is 1; None: max_len
     length_scale_train: int | None = None
+    # β of "log_beyond": 1 + β·log(n / n_train) beyond n_train keys
+    length_scale_slope: float = 0.1
 
     def __post_init__(self):
         # every field's type and range first: nothing below meets a wrong type
@@ -165,7 +169,10 @@ class ModelConfig:
         if self.length_scale is not None and self.length_scale_train is None:
             self.length_scale_train = self.max_len
         check_logit_scale(
-            self.logit_scale, self.length_scale, self.length_scale_train
+            self.logit_scale,
+            self.length_scale,
+            self.length_scale_train,
+            self.length_scale_slope,
         )
         # heads, head dim and kernel: the rules every attention layer keeps
         # (the kernel runs the self-attention; cross-attention stays dense)

@@ -4,11 +4,12 @@ retraining.
 :func:`set_logit_scale` sets the fixed inverse temperature c of
 :mod:`annotated.attention.scaled_scores` on a built or loaded model, and
 :func:`set_length_scale` one of its fixed length rules ("log_ratio",
-"log_ratio_beyond"); both act on every self-attention layer in place and
-record the change in ``model.config``, so a checkpoint saved afterwards
-rebuilds the same model. SSMax's ``s_h`` is trained, so it is neither added
-nor removed here. At ``logit_scale=1.0`` with no length rule a layer gets its
-encoding back, and the model computes exactly what it computed as built.
+"log_ratio_beyond", "log_beyond"); both act on every self-attention layer
+in place and record the change in ``model.config``, so a checkpoint saved
+afterwards rebuilds the same model. SSMax's ``s_h`` is trained, so it is
+neither added nor removed here. At ``logit_scale=1.0`` with no length rule
+a layer gets its encoding back, and the model computes exactly what it
+computed as built.
 """
 
 from __future__ import annotations
@@ -34,20 +35,24 @@ def set_length_scale(
     model: nn.Module,
     length_scale: str | None,
     length_train: int | None = None,
+    length_slope: float = 0.1,
 ) -> nn.Module:
     """Give every self-attention layer of ``model`` the fixed length rule
     ``length_scale`` with ``n_train = length_train`` (None: the model's
-    ``max_len``), or no rule; in place, returns ``model``."""
+    ``max_len``) and slope β = ``length_slope`` ("log_beyond"), or no rule;
+    in place, returns ``model``."""
     if "ssmax" in (length_scale, model.config.length_scale):
         raise ValueError(
             "ssmax learns s_h per head while training, so it cannot be added "
             "to or removed from a trained model; build the model with "
-            "length_scale='ssmax', or use 'log_ratio' / 'log_ratio_beyond'"
+            "length_scale='ssmax', or use 'log_ratio', 'log_ratio_beyond' "
+            "or 'log_beyond'"
         )
     config = dataclasses.replace(
         model.config,
         length_scale=length_scale,
         length_scale_train=length_train,
+        length_scale_slope=length_slope,
     )
     return _rescale(model, config)
 
@@ -70,6 +75,7 @@ def _rescale(model: nn.Module, config: ModelConfig) -> nn.Module:
             logit_scale=config.logit_scale,
             length_scale=config.length_scale,
             length_train=config.length_scale_train,
+            length_slope=config.length_scale_slope,
         )
     model.config = config
     return model

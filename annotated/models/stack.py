@@ -91,6 +91,7 @@ class Stack(nn.Module):
                     logit_scale=c.logit_scale,
                     length_scale=c.length_scale,
                     length_train=c.length_scale_train,
+                    length_slope=c.length_scale_slope,
                 ),
                 kernel=c.attention,
                 kernel_params=c.attention_params,
