@@ -281,6 +281,7 @@ def test_shipped_configs_are_valid():
     protocol = [
         "length_addition_baselines.yaml",
         "length_addition_coupled.yaml",
+        "length_addition_logn.yaml",
         "length_counting_copy.yaml",
         "length_copy_eos.yaml",
         "length_parity.yaml",
