@@ -2,6 +2,7 @@
 additions, in resumable chunks.
 
     python scripts/long_addition.py [--model annotated/data/addition_coupled.pt]
+        [--name addition_coupled]
         [--lengths 10 20 50 100 200 500 1000 2000] [--problems 128]
         [--chunk 16] [--scales 1.0] [--mass-problems 4]
         [--out annotated/data/addition_long]
@@ -71,6 +72,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=ROOT / "annotated/data/addition_coupled.pt")
     parser.add_argument("--lengths", type=int, nargs="+", default=[10, 20, 50, 100, 200, 500, 1000, 2000])
+    parser.add_argument("--name", help="the model column of the rows (default: the checkpoint's file name without .pt; a run folder's model.pt: pass the run's name)")
     parser.add_argument("--problems", type=int, default=128)
     parser.add_argument("--chunk", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -82,7 +84,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     task = get_task("addition_coupled")
     model = load_model(args.model).eval()
-    name = args.model.stem
+    name = args.name or args.model.stem
     exact_path = Path(f"{args.out}_exact.csv")
     mass_path = Path(f"{args.out}_mass.csv")
     loss_path = Path(f"{args.out}_loss.csv")
