@@ -103,6 +103,10 @@ def test_exact_by_length_sums_chunks_per_setting_and_length():
         "log_ratio_beyond": {100: (3, 4)},
     }
     assert list(exact_by_length(rows)["1.0"]) == [10, 100]
+    for i, row in enumerate(rows):
+        row["model"] = "b" if i == 2 else "a"
+    assert exact_by_length(rows, "b") == {"1.0": {100: (5, 16)}}
+    assert exact_by_length(rows, "a")["1.0"] == {10: (7, 8), 100: (16, 16)}
 
 
 def test_the_stored_long_additions_count_128_problems_from_1000_digits():

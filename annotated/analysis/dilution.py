@@ -86,12 +86,17 @@ def role_mass(model, task, n: int, problems: int, *, seed: int):
     return total / problems
 
 
-def exact_by_length(rows: list[dict]) -> dict[str, dict[int, tuple]]:
+def exact_by_length(
+    rows: list[dict], model: str | None = None
+) -> dict[str, dict[int, tuple]]:
     """Rows of ``scripts/long_addition.py``'s ``_exact.csv`` summed per
     setting (``"1.0"``, ``"1.3"``, ``"log_ratio_beyond"`` …) and length:
-    ``{setting: {n: (correct, problems)}}``, lengths in order."""
+    ``{setting: {n: (correct, problems)}}``, lengths in order; only the
+    rows of ``model`` when given."""
     totals: dict[str, dict[int, list]] = {}
     for row in rows:
+        if model is not None and row["model"] != model:
+            continue
         setting = str(row["scale"])
         counts = totals.setdefault(setting, {}).setdefault(
             int(row["length"]), [0, 0]
