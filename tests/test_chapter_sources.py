@@ -47,6 +47,11 @@ CHAPTER_SOURCES = {
         "annotated.models.feedforward:GatedFeedForward.forward",
         "annotated.training.optim:muon_groups",
     ],
+    "05c_subword_tokens": [
+        "annotated.tasks.bpe:train_bpe",
+        "annotated.tasks.bpe:encode",
+        "annotated.analysis.tokens:val_bits_per_character",
+    ],
     "06_length_generalization": [
         "annotated.training.evaluation:batch_positions",
         "annotated.training.loop:stop_rule",
