@@ -42,6 +42,10 @@ CHAPTER_SOURCES = {
         "annotated.models.blocks:Residual.forward",
         "annotated.models.generate:generate",
     ],
+    "04c_vision_transformer": [
+        "annotated.models.vit:VisionTransformer.forward",
+        "annotated.models.vit:VisionTransformer.class_attention",
+    ],
     "05_language_model": ["annotated.models.generate:sample_next"],
     "05b_modern_transformer": [
         "annotated.models.feedforward:GatedFeedForward.forward",

@@ -24,6 +24,7 @@ CHAPTERS = [
     "02_multi_head",
     "03_positional_encodings",
     "04_architectures",
+    "04c_vision_transformer",
 ]
 FROM_THE_LIBRARY = re.compile(r"^\s*(from|import)\s+annotated\b", re.M)
 COMPARES = re.compile(r"assert_close|allclose|torch\.equal")
