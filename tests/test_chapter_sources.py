@@ -42,6 +42,12 @@ CHAPTER_SOURCES = {
         "annotated.models.blocks:Residual.forward",
         "annotated.models.generate:generate",
     ],
+    "04b_translation": [
+        "annotated.models.blocks:TransformerBlock.forward",
+        "annotated.models.transformer:EncoderDecoder.forward",
+        "annotated.training.seq2seq:PairedBatches.sample",
+        "annotated.models.beam:beam_search",
+    ],
     "04c_vision_transformer": [
         "annotated.models.vit:VisionTransformer.forward",
         "annotated.models.vit:VisionTransformer.class_attention",

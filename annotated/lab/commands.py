@@ -137,11 +137,18 @@ def existing_folder(path: str) -> Path:
 
 
 def print_run(folder) -> None:
-    """One line: the run's folder, status and exact match per length."""
+    """One line: the run's folder, status and exact match per length (and
+    per held-out split)."""
     summary = json.loads((Path(folder) / "report.json").read_text())
     results = ", ".join(
-        f"n={n}: {r['exact_match']:.3f}"
-        for n, r in summary["per_length"].items()
+        [
+            f"n={n}: {r['exact_match']:.3f}"
+            for n, r in summary["per_length"].items()
+        ]
+        + [
+            f"{k}: {r['exact_match']:.3f}"
+            for k, r in summary.get("splits", {}).items()
+        ]
     )
     print(f"{folder}: {summary['status']}; exact match {results}")
 

@@ -32,14 +32,18 @@ KEPT += (
 )
 
 
+def kept(row: dict) -> dict:
+    """What report.json keeps of one evaluation row."""
+    return {k: row.get(k) for k in KEPT}
+
+
 def summarize(info: dict, history: History | None) -> dict:
-    """report.json: ``info`` (status, size, time…) + in-distribution and
-    per-length results + the gap."""
+    """report.json: ``info`` (status, size, time, held-out splits…) +
+    in-distribution and per-length results + the gap."""
     summary = dict(info)
     finals = history.final_evals() if history else {}
     summary["per_length"] = {
-        str(n): {k: row.get(k) for k in KEPT}
-        for n, row in sorted(finals.items())
+        str(n): kept(row) for n, row in sorted(finals.items())
     }
     low, high = info["train_length"]
     summary["in_distribution"] = {
@@ -121,14 +125,18 @@ def markdown_report(summary: dict, plots: list[str]) -> str:
         "| exact match [95% Wilson interval] |",
         "|---:|---:|---:|---:|",
     ]
-    for n, row in s["per_length"].items():
-        mark = " (train)" if int(n) == s["in_distribution"]["length"] else ""
+    rows = [
+        (f"{n} (train)" if int(n) == s["in_distribution"]["length"] else n, r)
+        for n, r in s["per_length"].items()
+    ]
+    rows += [(f"split {k}", r) for k, r in s.get("splits", {}).items()]
+    for n, row in rows:
         exact = _fmt(row["exact_match"], 3)
         if row.get("exact_match_lo") is not None:
             lo, hi = row["exact_match_lo"], row["exact_match_hi"]
             exact += f" [{lo:.3f}, {hi:.3f}]"
         lines.append(
-            f"| {n}{mark} | {_fmt(row['loss'])} "
+            f"| {n} | {_fmt(row['loss'])} "
             f"| {_fmt(row['token_accuracy'])} | {exact} |"
         )
     gap = s.get("generalisation_gap")

@@ -21,6 +21,7 @@ from annotated.models.summary import count_parameters
 from annotated.models.transformer import load_model
 from annotated.training.evaluation import length_range
 from annotated.training.history import History
+from annotated.training.seq2seq import PairedBatches, PairedEncoderDecoder
 
 
 def report(path) -> Path:
@@ -86,6 +87,10 @@ def rerender_run(folder: Path) -> dict:
             task = resolve(
                 ExperimentConfig.from_file(folder / "config.yaml")
             ).task
+            if isinstance(task, PairedBatches):  # reads source | answer
+                model = PairedEncoderDecoder.from_model(
+                    model, task.answer_len(high)
+                )
             info["parameters"] = count_parameters(model)
         except (ValueError, OSError):
             model = None

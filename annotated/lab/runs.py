@@ -13,7 +13,8 @@ stopped.
 - ``*.png``: loss, accuracy, gradient norms, accuracy vs length, attention
   maps
 - ``report.json``: status, in-distribution and per-length accuracy,
-  generalisation gap, time, size; ``report.md``: the same for people
+  generalisation gap, time, size, and the exact match on each held-out
+  split a task names (``eval_splits``); ``report.md``: the same for people
 - ``tensorboard/`` with ``tracker: tensorboard`` (``wandb/`` with
   ``tracker: wandb``): the same metrics (:mod:`annotated.lab.trackers`)
 
@@ -49,13 +50,14 @@ from annotated.core.atomic import write_atomic
 from annotated.lab.config import as_config
 from annotated.lab.folders import environment, new_folder, run_lock
 from annotated.lab.ranks import read_on_rank_zero, train_beside_rank_zero
-from annotated.lab.reports import write_report
+from annotated.lab.reports import kept, write_report
 from annotated.lab.resuming import check_resumable
 from annotated.lab.trackers import open_tracker
 from annotated.lab.validation import Resolved, resolve
 from annotated.models.checkpoints import write_checkpoint
 from annotated.models.summary import count_parameters
 from annotated.training.distributed import current_ranks
+from annotated.training.evaluation import evaluate_splits
 from annotated.training.history import History
 from annotated.training.loop import TrainingDiverged, resolve_device, train
 
@@ -221,6 +223,15 @@ def _train_locked(
             resume_state=resume_state,
             checkpoint=save,
         )
+        splits = evaluate_splits(  # a task's held-out splits, if any
+            model,
+            resolved.task,
+            resolved.lengths[1],
+            resolved.train_config,
+            device,
+        )
+        if splits:
+            info["splits"] = {k: kept(row) for k, row in splits.items()}
         info |= {"status": "completed", "error": None}
         tracker, closing = None, tracker
         if closing:

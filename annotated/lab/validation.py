@@ -10,11 +10,13 @@ fields. What it adds is what only the lab knows: ``model.max_len`` defaults
 to the training sequence length, and a left-out ``train.warmup_steps`` to a
 tenth of the steps (at most TrainConfig's default), so a short run needs no
 warm-up setting of its own; the vocabulary comes from the task; the lab
-trains decoders; the device must exist on this machine; every length must fit
-the task and the model; left out, the evaluation lengths are every length
-from 1 to twice the longest training length that the task and the model can
-run; and the run's estimated peak memory
-(:mod:`annotated.training.memory`) must fit in what the device has free.
+trains decoders, and encoder-decoders on a task of source → answer pairs
+(:mod:`annotated.training.seq2seq` lays them out for the loop); the device
+must exist on this machine; every length must fit the task and the model;
+left out, the evaluation lengths are every length from 1 to twice the
+longest training length that the task and the model can run; and the run's
+estimated peak memory (:mod:`annotated.training.memory`) must fit in what
+the device has free.
 """
 
 from __future__ import annotations
@@ -42,12 +44,14 @@ from annotated.training.memory import (
     estimate_memory,
     human_bytes,
 )
+from annotated.training.seq2seq import PairedBatches, PairedEncoderDecoder
 
 # the defaults resolve() sets in place of the dataclasses' own (the command
 # line's --help shows them)
 LAB_DEFAULTS = {
     "model": {
-        "max_len": "the sequence length of the longest training problem"
+        "max_len": "the sequence length of the longest training problem",
+        "pad_id": "the task's PAD for an encoder-decoder, else none",
     },
     "train": {
         "warmup_steps": "a tenth of the steps, at most "
@@ -72,6 +76,9 @@ class Resolved:
     def build_model(self):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)
+            if isinstance(self.task, PairedBatches):
+                answer_len = self.task.answer_len(self.lengths[1])
+                return PairedEncoderDecoder(self.model_config, answer_len)
             return build_model(self.model_config)
 
     def to_dict(self) -> dict:
@@ -145,11 +152,15 @@ def resolve(config: ExperimentConfig) -> Resolved:
             f"model.vocab_size comes from the task ({task.vocab_size}); "
             "leave it out"
         )
-    if model.get("arch", "decoder") != "decoder":
+    if model.get("arch") == "encoder":
         raise ValueError(
-            "the lab trains decoder-only models on next-token batches; set "
-            "model.arch to 'decoder'"
+            "the lab trains models that write an answer: set model.arch to "
+            "'decoder', or 'encoder-decoder' for a task of source → answer "
+            "pairs (dates)"
         )
+    if model.get("arch") == "encoder-decoder":  # source and answer, one row
+        task = PairedBatches(task)
+        model.setdefault("pad_id", task.pad_id)  # sources are padded
     model |= {"vocab_size": task.vocab_size}
     model_config = ModelConfig.from_dict(
         {"max_len": task.seq_len(high)} | model

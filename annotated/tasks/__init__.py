@@ -11,6 +11,8 @@ The layout of DeepMind's randomized-positional-encodings code (Ruoss et al.
   recall;
 * ``extrapolation``: reversed addition with Abacus or coupled position ids,
   copy with EOS (counting copy);
+* ``dates``: dates as people write them → ISO 8601, a translation task for
+  an encoder-decoder (:class:`~annotated.tasks.dates.DateTask`);
 * ``corpus``: the Tiny Shakespeare corpus, found or downloaded;
 * ``text``: character-level windows (:class:`TextDataset`) and their
   tokenizer;

@@ -94,17 +94,17 @@ FORMS = (
     "{Month} {Dth}, {YYYY}",  # March 3rd, 1998
     "{Weekday}, the {Dth} of {Month} {YYYY}",  # Tuesday, the 3rd of March…
     "{Weekday} {D} {Month} {YYYY}",  # Tuesday 3 March 1998
-    "{Weekday}, {Month} {D}, {YYYY}",  # Tuesday, March 3, 1998
     "{DD}/{MM}/{YYYY}",  # 03/03/1998
     "{D}.{M}.{YYYY}",  # 3.3.1998
     "{YYYY}, {Month} {D}",  # 1998, March 3
+    "{YYYY}/{MM}/{DD}",  # 1998/03/03
     "{D} {Mon} {YYYY}",  # 3 Mar 1998
     "{Wkd}, {D} {Mon} {YYYY}",  # Tue, 3 Mar 1998 (e-mail headers)
     "{DD} {MON} {YYYY}",  # 03 MAR 1998
     # held out by default: pieces the forms above show, recombined
+    "{Weekday}, {Month} {D}, {YYYY}",  # Tuesday, March 3, 1998
     "{Mon} {D}, {YYYY}",  # Mar 3, 1998
     "the {Dth} of {Month}, {YYYY}",  # the 3rd of March, 1998
-    "{YYYY}/{MM}/{DD}",  # 1998/03/03
 )
 HELDOUT_FORMS = FORMS[-3:]
 
@@ -122,8 +122,7 @@ MAX_SOURCE_LEN = max(map(len, _SOURCES))
 
 
 def _choose(name, value, pool: Sequence, seed: int) -> tuple:
-    """``value`` items of ``pool`` drawn with ``seed``, or the items given,
-    in the pool's order."""
+    """``value`` items of ``pool`` drawn with ``seed``, or those given."""
     items = value
     if isinstance(value, int) and not isinstance(value, bool):
         check_count(name, value, 0)
@@ -144,7 +143,7 @@ class DateTask(Task):
     """Human dates → ``YYYY-MM-DD``. ``sample_pairs(3, 0)``::
 
         2 December 1948                     →  1948-12-02
-        24.8.2011                           →  2011-08-24
+        2011, August 24                     →  2011-08-24
         Thursday, the 16th of October 2092  →  2092-10-16
 
     ``split_forms``: the :data:`FORMS` seen only in ``test_forms``, or how
@@ -153,6 +152,7 @@ class DateTask(Task):
 
     supports_seq2seq = True
     min_length = max_length = 1  # a date has one size
+    eval_splits = DATE_SPLITS[1:]  # what the lab reports
 
     def __init__(
         self,
@@ -175,17 +175,21 @@ class DateTask(Task):
     bos_id = property(lambda self: self.token_id(BOS))
     eos_id = property(lambda self: self.token_id(EOS))
 
+    def check_length(self, length: int) -> None:
+        if type(length) is not int or length != 1:
+            raise ValueError(f"a date has one size: length 1, not {length}")
+
+    def answer_len(self, length: int) -> int:
+        return ANSWER_LEN  # YYYY-MM-DD, EOS
+
     def split_parts(self, split: str) -> tuple[tuple[str, ...], tuple]:
         """The form names and years a split draws from."""
         forms = tuple(f for f in FORMS if f not in self.split_forms)
         years = tuple(y for y in YEARS if y not in self.heldout_years)
-        parts = {
-            "train": (forms, years),
-            "test": (forms, years),
-            "val": (forms, years),  # the lab's name for held-out batches
-            "test_forms": (self.split_forms, years),
-            "test_years": (forms, self.heldout_years),
-        }
+        # "val": the lab's name for held-out batches
+        parts = dict.fromkeys(("train", "test", "val"), (forms, years))
+        parts["test_forms"] = (self.split_forms, years)
+        parts["test_years"] = (forms, self.heldout_years)
         if split not in parts:
             raise ValueError(
                 f"split must be one of {DATE_SPLITS}, got {split!r}"
@@ -256,11 +260,8 @@ class DateTask(Task):
         right to the longest source, and answers (B, A)."""
         if not pairs:
             raise ValueError("pairs_to_tensors needs at least one pair")
-        src = pad_sequence(  # (B, S)
-            [self.encode_source(s) for s, _ in pairs],
-            batch_first=True,
-            padding_value=self.pad_id,
-        )
+        ids = [self.encode_source(s) for s, _ in pairs]
+        src = pad_sequence(ids, batch_first=True, padding_value=self.pad_id)
         answer = torch.stack([self.encode_target(t) for _, t in pairs])
         return src, answer
 

@@ -27,6 +27,7 @@ from annotated.tasks.arithmetic import (
 )
 from annotated.tasks.base import Task
 from annotated.tasks.corpus import load_tiny_shakespeare
+from annotated.tasks.dates import DateTask
 from annotated.tasks.extrapolation import CopyEOSTask, ReversedAdditionTask
 from annotated.tasks.matching import (
     AssociativeRecallTask,
@@ -114,5 +115,7 @@ register_task(
     "addition_marked",
     ReversedAdditionTask(end_marker=True, position_ids="none"),
 )
+# human dates → ISO 8601, with held-out forms and years (train_length 1)
+register_task("dates", DateTask())
 # reads the corpus on first use
 register_task("tiny_shakespeare", TextDataset(load_tiny_shakespeare))

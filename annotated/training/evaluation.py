@@ -160,10 +160,16 @@ def model_logits(model, inputs, **kwargs):
 
 @torch.no_grad()
 def evaluate(
-    model, task: Task, length: int, config: TrainConfig, device: torch.device
+    model,
+    task: Task,
+    length: int,
+    config: TrainConfig,
+    device: torch.device,
+    *,
+    split: str = "val",
 ) -> dict:
     """Loss, perplexity, token accuracy, exact match and attention entropy on
-    held-out batches of one length.
+    held-out batches of one length (of the task's ``split``).
 
     Exact match counts a sequence when every scored token is right; entropy is
     the mean over the scored queries, one value per layer and head
@@ -181,7 +187,7 @@ def evaluate(
             config.eval_batch_size or config.batch_size,
             length,
             generator,
-            split="val",
+            split=split,
         ).to(device)
         # None, the task's ids, or a random sorted draw
         positions = batch_positions(model, batch, position_rng)
@@ -223,6 +229,18 @@ def evaluate(
             for h, e in enumerate(layer)
         }
     return row
+
+
+def evaluate_splits(
+    model, task: Task, length: int, config: TrainConfig, device
+) -> dict[str, dict]:
+    """:func:`evaluate` on each held-out split a task names in
+    ``eval_splits`` (new forms, new years…): ``{split: row}``; ``{}`` for
+    a task without them."""
+    return {
+        split: evaluate(model, task, length, config, device, split=split)
+        for split in getattr(task, "eval_splits", ())
+    }
 
 
 def scored_entropy(attentions, mask: torch.Tensor) -> torch.Tensor:
