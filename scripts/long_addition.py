@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     parser.add_argument("--problems", type=int, default=128)
     parser.add_argument("--chunk", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--scales", nargs="+", default=["1.0"], help="a number: every logit × it; a length rule (log_ratio, log_ratio_beyond): logits × log n / log n_train, n_train the keys of the longest training problem; log_beyond:B: logits × (1 + B · max(0, log(n / n_train)))")
+    parser.add_argument("--scales", nargs="+", default=["1.0"], help="a number: every logit × it, on top of any length rule the model was trained with; a length rule (log_ratio, log_ratio_beyond): logits × log n / log n_train, n_train the keys of the longest training problem; log_beyond:B: logits × (1 + B · max(0, log(n / n_train)))")
     parser.add_argument("--mass-problems", type=int, default=4, help="problems per length for the attention mass (0: none)")
     parser.add_argument("--loss-problems", type=int, default=0, help="problems per length for the answer tokens' mean cross-entropy, in <out>_loss.csv (0: none)")
     parser.add_argument("--out", type=Path, default=ROOT / "annotated/data/addition_long")
@@ -89,13 +89,17 @@ def main(argv=None) -> int:
     mass_path = Path(f"{args.out}_mass.csv")
     loss_path = Path(f"{args.out}_loss.csv")
     n_train = task.seq_len(10)  # the keys of a 10-digit problem
+    # a number keeps the model's own length rule (one trained in stays on)
+    own = (model.config.length_scale, model.config.length_scale_train,
+           model.config.length_scale_slope)  # fmt: skip
     for scale in args.scales:
         rule, _, slope = scale.partition(":")  # "log_beyond:0.1": β = 0.1
-        rule = None if rule.replace(".", "").isdigit() else rule
-        set_length_scale(
-            model, rule, n_train if rule else None, float(slope or 0.1)
-        )
-        set_logit_scale(model, 1.0 if rule else float(scale))
+        if rule.replace(".", "").isdigit():
+            set_length_scale(model, *own)
+            set_logit_scale(model, float(scale))
+        else:
+            set_length_scale(model, rule, n_train, float(slope or 0.1))
+            set_logit_scale(model, 1.0)
         for n in args.lengths:
             have = done(mass_path, ["model", "scale", "length"])
             if args.mass_problems and (name, str(scale), str(n)) not in have:
