@@ -704,7 +704,7 @@ plt.show()
 # (4 problems per length).
 
 # %%
-from annotated.analysis.dilution import exact_by_length  # noqa: E402
+from annotated.analysis.dilution import ROLES, exact_by_length  # noqa: E402
 from annotated.analysis.intervals import wilson_interval  # noqa: E402
 from annotated.lab.tables import read_csv  # noqa: E402
 
@@ -795,9 +795,12 @@ expect_between(
 # exactly 1 within the training lengths.
 
 # %%
-selection = {
+select_rows = read_csv(DATA / "addition_select_loss.csv")
+selection = {  # the stored model's constants; a length rule comes later
     str(r["scale"]): r["answer_loss"]
-    for r in read_csv(DATA / "addition_select_loss.csv")
+    for r in select_rows
+    if r["model"] == "addition_coupled"
+    and not str(r["scale"]).startswith("log_")
 }
 chosen = min(selection, key=selection.get)
 print(
@@ -924,14 +927,248 @@ expect(
 # shows why $\ln n / \ln 37$ over-shoots: only part of a trained gap grows
 # with $\ln n$. A sharper softmax is not a better one; the heads were trained
 # to a particular sharpness, and the right correction restores it rather
-# than maximising it. What this
-# section does not show is the retrained version: a model trained with a
-# length-aware softmax from the start, which the papers that scale logits by
-# $\log n$ recommend {cite:p}`chiang2022overcoming,nakanishi2025ssmax`;
-# the library has it (`ModelConfig(length_scale=...)`), the sweep is still
-# to run.
+# than maximising it.
+#
+# **A rule with one constant, on three seeds.** A constant suits the
+# lengths it was chosen near; the factor should grow with the keys, but
+# far more slowly than $\ln n / \ln 37$. YaRN {cite:p}`peng2024yarn`
+# multiplies queries and keys each by $1 + 0.1 \ln s$ for a context $s$
+# times the trained one; we take that shape for the logits. Here
+# $g(n) = 1 + \beta \max(0, \ln(n / 37))$
+# (`set_length_scale(model, "log_beyond", 37, beta)`). It is exactly 1 on
+# every sequence training saw, so a model trained with it is the model
+# trained without: the three seeds of section 5 are models trained with
+# it, and all that is left to choose is $\beta$ — on 700-digit problems
+# again. Beside it, the papers' own recipe: the same sweep retrained
+# with every logit $\times \ln n / \ln 37$ from the first step
+# {cite:p}`chiang2022overcoming` (shipped as `length_addition_logn`).
+
+# %%
+def best_at_700(model, rule):
+    """{setting: answer loss} at 700 digits for one model, and the best."""
+    losses = {
+        str(r["scale"]): r["answer_loss"]
+        for r in select_rows
+        if r["model"] == model and str(r["scale"]).startswith(rule)
+    }
+    return losses, min(losses, key=losses.get)
+
+
+betas, best = best_at_700("addition_coupled", "log_beyond:")
+beta, RULE = best.partition(":")[2], best
+print("700 digits, 16 problems: answer cross-entropy with 1 + β ln(n/37)")
+for setting, loss in betas.items():
+    b = setting.partition(":")[2]
+    print(f"  β = {b:<5}: {loss:.2e}" + ("  <- chosen" if b == beta else ""))
+low_g, high_g = (1 + float(beta) * math.log(k / 37) for k in (first, last))
+print(f"the rule's factor at 1,000 digits: {low_g:.2f} to {high_g:.2f}")
+
+seed_rows = read_csv(DATA / "addition_long_exact.csv") + read_csv(
+    DATA / "addition_seeds_exact.csv"
+)
+SEED_MODELS = {  # seed -> its name in the stored files
+    0: "addition_coupled",
+    1: "length_addition_coupled-seed=1",
+    2: "length_addition_coupled-seed=2",
+}
+LOGN_MODELS = {s: f"length_addition_logn-seed={s}" for s in range(3)}
+seed_exact = {
+    s: exact_by_length(seed_rows, m) for s, m in SEED_MODELS.items()
+}
+logn_exact = {
+    s: exact_by_length(seed_rows, m) for s, m in LOGN_MODELS.items()
+}
+LONG = (100, 200, 500, 1000, 2000)
+for s, model in SEED_MODELS.items():
+    if s:  # seed 0 is the stored model above
+        b, c = (best_at_700(model, r)[1] for r in ("log_beyond:", "1."))
+        print(f"seed {s} at 700 digits: best {b}, best constant × {c}")
+
+
+def rates(by_n):
+    """'1.00 0.90 …' over LONG, '–' where not run."""
+    return " ".join(
+        f"{by_n[n][0] / by_n[n][1]:>5.2f}" if n in by_n else f"{'–':>5}"
+        for n in LONG
+    )
+
+
+print(f"\n{'exact match at':<30}" + " ".join(f"{n:>5}" for n in LONG))
+for s in SEED_MODELS:
+    as_trained, ruled = seed_exact[s]["1.0"], seed_exact[s][RULE]
+    print(f"{f'seed {s}, as trained':<30}" + rates(as_trained))
+    print(f"{f'seed {s}, 1 + {beta} ln(n/37)':<30}" + rates(ruled))
+for s, by_setting in logn_exact.items():
+    trained = by_setting["1.0"]
+    print(f"{f'seed {s}, ln n / ln 37 trained':<30}" + rates(trained))
+print("\nWilson 95% intervals with the rule:")
+for s in SEED_MODELS:
+    for n in (1000, 2000):
+        c, t = seed_exact[s][RULE][n]
+        lo, hi = wilson_interval(c, t)
+        print(f"  seed {s}, {n:,} digits: {c}/{t} [{lo:.2f}, {hi:.2f}]")
+
+# %% tags=["hide-input"]
+fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
+for s in SEED_MODELS:
+    for setting, style, label in (
+        ("1.0", ":", "as trained"),
+        (RULE, "-", f"× (1 + {beta} ln(n/37))"),
+    ):
+        by_n = seed_exact[s][setting]
+        ax.plot(
+            list(by_n),
+            [c / t for c, t in by_n.values()],
+            style,
+            marker="o",
+            color=f"C{s}",
+            label=f"seed {s}, {label}",
+        )
+for s, by_setting in logn_exact.items():
+    if by_setting:
+        by_n = by_setting["1.0"]
+        ax.plot(
+            list(by_n),
+            [c / t for c, t in by_n.values()],
+            "--",
+            marker="s",
+            color=f"C{s}",
+            alpha=0.6,
+            label=f"seed {s}, × ln n / ln 37 trained in",
+        )
+ax.set(
+    xscale="log",
+    xlabel="digits per operand (trained on 1…10)",
+    ylabel="exact match",
+    ylim=(-0.03, 1.03),
+)
+ax.legend(fontsize=7, loc="lower left", ncols=2)
+plt.show()
+
+# %% tags=["remove-cell"]
+# read from stored files: the same on every machine
+ruled_at = {s: seed_exact[s][RULE] for s in SEED_MODELS}
+plain_at = {s: seed_exact[s]["1.0"] for s in SEED_MODELS}
+expect(
+    "β = 0.1 is the best β at 700 digits for every seed",
+    beta == "0.1"
+    and all(
+        best_at_700(m, "log_beyond:")[1] == RULE for m in SEED_MODELS.values()
+    ),
+)
+expect(
+    "as trained, seeds 1 and 2 add none of the 500-digit problems, seed 0 "
+    "all; with the rule all three add every problem to 500 digits",
+    plain_at[0][500][0] == 128
+    and plain_at[1][500][0] == plain_at[2][500][0] == 0
+    and all(
+        ruled_at[s][n][0] == ruled_at[s][n][1]
+        for s in SEED_MODELS
+        for n in (10, 100, 200, 500)
+    ),
+    plain=plain_at,
+)
+expect(
+    "at 1,000 digits the rule gives seed 0 every problem, seed 2 at least "
+    "0.94 (Wilson lower bound), seed 1 between 0.8 and 0.95; the target "
+    "(0.99 in every seed) is missed",
+    ruled_at[0][1000][0] == 128
+    and wilson_interval(*ruled_at[2][1000])[0] >= 0.94
+    and 0.8 <= ruled_at[1][1000][0] / 128 <= 0.95
+    and wilson_interval(*ruled_at[1][1000])[1] < 0.99,
+    at_1000={s: ruled_at[s][1000] for s in SEED_MODELS},
+)
+expect(
+    "at 2,000 digits: seed 0 all, seed 2 most, seed 1 almost none",
+    ruled_at[0][2000][0] == ruled_at[0][2000][1] == 128
+    and 0.8 <= ruled_at[2][2000][0] / ruled_at[2][2000][1] < 0.95
+    and ruled_at[1][2000][0] / ruled_at[1][2000][1] < 0.1,
+    at_2000={s: ruled_at[s][2000] for s in SEED_MODELS},
+)
+expect(
+    "× 1.4 gives seed 1 no more 1,000-digit sums than the rule",
+    seed_exact[1]["1.4"][1000] == ruled_at[1][1000],
+)
+trained_in = {s: e["1.0"] for s, e in logn_exact.items()}
+expect(
+    "trained in, ln n / ln 37 is exact to 200 digits in every seed; at "
+    "1,000 digits seeds 1 and 2 add every problem and seed 0 almost none",
+    all(e[n][0] == e[n][1] for e in trained_in.values() for n in (100, 200))
+    and trained_in[1][1000][0] == trained_in[2][1000][0] == 128
+    and trained_in[0][1000][0] <= 2,
+    trained_in=trained_in,
+)
+seed_mass = read_csv(DATA / "addition_seeds_mass.csv")
+
+
+def head_roles(model, setting, n, head):
+    """{role: weight} of one head of a stored seed."""
+    (row,) = [
+        r
+        for r in seed_mass
+        if r["model"] == model
+        and str(r["scale"]) == setting
+        and int(r["length"]) == n
+        and int(r["head"]) == head
+    ]
+    return {role: float(row[role]) for role in ROLES}
+
+
+spread = head_roles(SEED_MODELS[1], "1.0", 10, 0)
+expect(
+    "seed 1's head 0 spreads its weight at 10 digits (≈ 0.21 carry, 0.38 "
+    "other operand, 0.41 rest); its significance head (1) keeps ≥ 0.99 of "
+    "its weight on the digits with the rule at 1,000 digits",
+    abs(spread["carry"] - 0.21) < 0.01
+    and abs(spread["other operand"] - 0.38) < 0.01
+    and abs(spread["rest"] - 0.41) < 0.01
+    and head_roles(SEED_MODELS[1], RULE, 1000, 1)["digit"] >= 0.99,
+    spread=spread,
+)
+expect(
+    "trained in, seeds 1 and 2 add all 32 problems at 2,000 digits",
+    trained_in[1][2000] == trained_in[2][2000] == (32, 32),
+)
+logn_sweep = StoredSweeps("length_addition_logn_")
+logn_learned = {
+    int(r["seed"]): r["steps_to_learn"]
+    for r in logn_sweep.completed("addition_coupled")
+}
+expect(
+    "every trained-in seed learned 1…10 digits, within 1,000–1,600 steps",
+    sorted(logn_learned) == [0, 1, 2]
+    and all(1000 <= v <= 1600 for v in logn_learned.values()),
+    steps=logn_learned,
+)
 
 # %% [markdown]
+# **What we saw.** The rule needs one constant, and 700-digit problems
+# choose the same one for all three seeds: $\beta = 0.1$. It does most
+# of what the constant did for the stored model, and not all of it. As
+# trained, seeds 1 and 2 dilute sooner than seed 0: they add none of 128
+# problems at 500 digits, where seed 0 adds all.
+# With the rule every seed adds every problem at 100, 200 and 500 digits.
+# At 1,000 digits seed 0 adds 128 of 128, seed 2 126 of 128 and seed 1
+# 115 of 128 (Wilson [0.83, 0.94]); at 2,000 digits seed 0 adds all 128,
+# seed 2 57 of 64 and seed 1 2 of 32. The target we set ourselves — at
+# least 0.99 at 1,000 digits, a hundred times the training length, in all
+# three seeds — is met by one seed, nearly by a second, and missed by the
+# third. Seed 1 is not short of a better constant: × 1.4 gives it the same
+# 115 of 128. One factor for every head restores the heads that point at
+# one place (its significance head keeps 0.997 of its weight there at
+# 1,000 digits), but seed 1 also has a head that spreads its weight on
+# purpose — at 10 digits 0.21 on the carry digits, 0.38 on the other
+# operand, 0.41 on the rest — and a factor on its logits reshapes that
+# spread. That is a candidate, not a cause we have shown.
+#
+# Trained in, the papers' recipe does better on two seeds and worse on one.
+# Every seed learns 1…10 digits sooner (1,000–1,600 steps) and is exact to
+# 200 digits; at 1,000 digits seeds 1 and 2 add all 128 problems (and all
+# 32 at 2,000), while seed 0 adds 1 of 128. So a softmax that
+# knows how many keys it spreads over can carry a sum to a hundred times
+# its training length, but three seeds say it does not do so reliably at
+# this size; neither way of adding $\log n$ meets our target in all three.
+#
 # ## 9. The addition claims
 #
 # Judged by the rules of the appendix ({doc}`reproduction_report`;
@@ -955,6 +1192,16 @@ M_ABACUS = (
     "McLeish et al. 2024, abstract: up to 99% on 100-digit addition after "
     "training on 20-digit numbers (Abacus embeddings; one GPU for a day)"
 )
+C_LOGN = (
+    "Chiang & Cholak 2022, abstract: when a head must focus on one "
+    "position, models can fail on longer inputs; their remedy, attention "
+    "logits × log n, improves length generalization"
+)
+N_AFTER = (
+    "Nakanishi 2025, abstract: models that started training with Softmax "
+    "can still gain some length generalization by replacing it with SSMax "
+    "(logits × s log n) during or after pretraining"
+)
 ADDITION_CLAIMS = [
     Claim("Kazemnejad et al. 2023", "addition: absolute and RoPE fail "
           "beyond the training digits; ours: sinusoidal and RoPE, 1..10 -> "
@@ -969,6 +1216,14 @@ ADDITION_CLAIMS = [
           value={"coupled_bias": 0.99}, source=M_ABACUS,
           differs="another method (coupled positions, not Abacus "
           "embeddings), and 10x the training length against 5x"),
+    Claim("Chiang & Cholak 2022", "logits x log n trained in beat a plain "
+          "softmax beyond the training lengths; ours: x ln n / ln 37, "
+          "1..10 -> 1,000 digits", "logn@1000",
+          order=("log n, trained in", "softmax"), source=C_LOGN),
+    Claim("Nakanishi 2025", "a log-n factor added after training helps; "
+          "ours: x (1 + 0.1 ln(n/37)) beyond 37 keys, 1..10 -> 1,000 "
+          "digits", "after@1000",
+          order=("log n, after training", "softmax"), source=N_AFTER),
 ]  # fmt: skip
 results, learned = {}, {}
 for name, task, beyond, upto in (
@@ -979,21 +1234,59 @@ for name, task, beyond, upto in (
     rows = [r for r in sweeps.rows if r["task"] == task]
     results[name] = out_of_distribution(rows, beyond=beyond, upto=upto)
     learned[name] = learned_flags(rows, beyond=beyond, upto=upto)
-print(claims_text(claims_table(ADDITION_CLAIMS, results, learned)))
+
+
+def at_1000(exact, setting):
+    """Each seed's exact match at 1,000 digits under one setting."""
+    return [c / t for c, t in (e[setting][1000] for e in exact.values())]
+
+
+plain_1000 = at_1000(seed_exact, "1.0")
+results["logn@1000"] = {
+    "log n, trained in": at_1000(logn_exact, "1.0"),
+    "softmax": plain_1000,
+}
+results["after@1000"] = {
+    "log n, after training": at_1000(seed_exact, RULE),
+    "softmax": plain_1000,
+}
+addition_table = claims_table(ADDITION_CLAIMS, results, learned)
+print(claims_text(addition_table))
+
+# %% tags=["remove-cell"]
+expect(
+    "the verdicts: inconclusive, reproduced, not comparable, partly, "
+    "reproduced",
+    [r["verdict"] for r in addition_table]
+    == [
+        "inconclusive: not learned",
+        "reproduced",
+        "not comparable",
+        "partly",
+        "reproduced",
+    ],
+    verdicts=[r["verdict"] for r in addition_table],
+)
 
 # %% [markdown]
-# **What we saw.** One row is reproduced, one is inconclusive, one is not
-# comparable. Row 2: coupling carries training on 1…10 digits to 50 digits at
-# 1.00 [1.00, 1.00], above the "more than 95 %" of Cho et al.'s Fig. 1 at a
-# ratio (5×) inside the one they report (6.7×). Row 1 is inconclusive: the
+# **What we saw.** Two rows are reproduced, one partly, one is
+# inconclusive, one is not comparable. Row 2: coupling carries training on
+# 1…10 digits to 50 digits at 1.00 [1.00, 1.00], above the "more than
+# 95 %" of Cho et al.'s Fig. 1 at a ratio (5×) inside the one they report
+# (6.7×). Row 1 is inconclusive: the
 # baselines score 0.00 beyond 10 digits, as Kazemnejad et al.'s absolute and
 # rotary models do beyond theirs, but none of the six runs learned 1…10
 # digits (0 of 6), so they fail inside the training lengths too and say
 # nothing about extrapolation. Row 3 is not comparable: 1.00 [1.00, 1.00] at
 # 100 digits is a larger ratio than McLeish et al. report (10× against 5×),
-# reached by a different method than their Abacus embeddings. Abacus itself
-# stays not testable here (section 3); the appendix's table holds the other
-# claims.
+# reached by a different method than their Abacus embeddings. Rows 4 and 5
+# are section 8's 1,000-digit sums, one number per seed. Added after
+# training, a log-n factor lifts every seed above the plain softmax (0.96
+# [0.83, 1.00] against 0.13 [0.00, 0.70]): reproduced, though with our
+# slow-growing rule rather than Nakanishi's $s \log n$. Trained in, the
+# mean is higher too (0.67 against 0.13), but one seed of three fails, so
+# the intervals overlap: partly. Abacus itself stays not testable here
+# (section 3); the appendix's table holds the other claims.
 #
 # ## Exercises
 #
@@ -1149,5 +1442,12 @@ print(
 #   for the significance head). Every logit × 1.4, chosen at 700 digits,
 #   restores 128 of 128 at 1,000 and at 2,000; the rule × ln n / ln 37
 #   over-sharpens and fails from 500 digits on.
+# * A rule that is 1 on every training length and grows slowly beyond,
+#   × (1 + 0.1 ln(n/37)) with 0.1 chosen at 700 digits, on three seeds:
+#   every problem to 500 digits in all three (two of them add none there as
+#   trained); at 1,000 digits 128, 126 and 115 of 128; at 2,000 128 of 128,
+#   57 of 64, 2 of 32. Trained in from the first step, × ln n / ln 37 gives
+#   128, 128 and 1 of 128 at 1,000 digits. Our target, 0.99 at 1,000 digits
+#   in every seed, is met by neither.
 # * Two significances are all a digit needs: the carry rule of
 #   {ref}`ex-06b-carry` holds on 120,000 random columns without exception.

@@ -122,3 +122,30 @@ def test_the_stored_long_additions_count_128_problems_from_1000_digits():
                 assert problems == 128, (setting, n, problems)
     keys = [(str(r["scale"]), r["length"], r["seed"]) for r in rows]
     assert len(keys) == len(set(keys))
+
+
+def test_the_stored_seed_evaluations_are_complete_and_distinct():
+    """Week 6b's three seeds: every model and setting it reads holds 128
+    problems at each length up to 1,000 digits and at least 32 at 2,000;
+    no chunk is stored twice; each model has its 700-digit selection."""
+    from annotated.analysis.dilution import exact_by_length
+    from annotated.lab.tables import read_csv
+
+    rows = read_csv(DATA / "addition_seeds_exact.csv")
+    needed = {
+        f"length_addition_coupled-seed={s}": ("1.0", "log_beyond:0.1", "1.4")
+        for s in (1, 2)
+    } | {f"length_addition_logn-seed={s}": ("1.0",) for s in range(3)}
+    for model, settings in needed.items():
+        by_setting = exact_by_length(rows, model)
+        for setting in settings:
+            by_n = by_setting[setting]
+            assert by_n[1000][1] == 128 and by_n[2000][1] >= 32, (model, setting)
+            if setting != "1.4":
+                assert all(by_n[n][1] == 128 for n in (10, 100, 200, 500))
+    keys = [(r["model"], str(r["scale"]), r["length"], r["seed"]) for r in rows]
+    assert len(keys) == len(set(keys))
+    chosen = read_csv(DATA / "addition_select_loss.csv")
+    for model in ("addition_coupled", *list(needed)[:2]):
+        assert any(r["model"] == model and str(r["scale"]) == "log_beyond:0.1"
+                   for r in chosen)  # fmt: skip

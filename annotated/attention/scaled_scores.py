@@ -24,10 +24,10 @@ on a trained model. ``s_h`` is a learned parameter per head, started at
 "log_ratio_beyond" is 1 up to ``n_train`` keys and grows as log n beyond
 (the rule of Qwen's LogN-scaling, Bai et al. 2023); "log_beyond" is 1 up
 to ``n_train`` too and grows by ``β = length_slope`` per factor e of keys
-beyond, the form of YaRN's attention temperature, 0.1 ln s + 1 for a
-context s times the trained one (Peng et al. 2024). Both are 1 on every
-sequence training saw, so a model trained with them is the model trained
-without.
+beyond, the shape of YaRN's scaling (Peng et al. 2024), which multiplies
+queries and keys each by 0.1 ln s + 1 for a context s times the trained
+one. Both are 1 on every sequence training saw, so a model trained with
+them is the model trained without.
 
 ``n_i`` is the number of keys query i can see: ``q_idx + 1`` in a causal
 layer, ``Tk`` in a non-causal one. Queries are the last Tq keys, so a query
