@@ -1010,31 +1010,22 @@ for s in SEED_MODELS:
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
-for s in SEED_MODELS:
-    for setting, style, label in (
-        ("1.0", ":", "as trained"),
-        (RULE, "-", f"× (1 + {beta} ln(n/37))"),
-    ):
-        by_n = seed_exact[s][setting]
+CURVES = (  # (the seeds' results, setting, line, marker, label)
+    (seed_exact, "1.0", ":", "o", "as trained"),
+    (seed_exact, RULE, "-", "o", f"× (1 + {beta} ln(n/37))"),
+    (logn_exact, "1.0", "--", "s", "× ln n / ln 37 trained in"),
+)
+for exact, setting, style, marker, label in CURVES:
+    for s, by_setting in exact.items():
+        by_n = by_setting[setting]
         ax.plot(
             list(by_n),
             [c / t for c, t in by_n.values()],
             style,
-            marker="o",
+            marker=marker,
             color=f"C{s}",
+            alpha=0.6 if exact is logn_exact else 1.0,
             label=f"seed {s}, {label}",
-        )
-for s, by_setting in logn_exact.items():
-    if by_setting:
-        by_n = by_setting["1.0"]
-        ax.plot(
-            list(by_n),
-            [c / t for c, t in by_n.values()],
-            "--",
-            marker="s",
-            color=f"C{s}",
-            alpha=0.6,
-            label=f"seed {s}, × ln n / ln 37 trained in",
         )
 ax.set(
     xscale="log",
@@ -1162,12 +1153,13 @@ expect(
 # spread. That is a candidate, not a cause we have shown.
 #
 # Trained in, the papers' recipe does better on two seeds and worse on one.
-# Every seed learns 1…10 digits sooner (1,000–1,600 steps) and is exact to
-# 200 digits; at 1,000 digits seeds 1 and 2 add all 128 problems (and all
-# 32 at 2,000), while seed 0 adds 1 of 128. So a softmax that
-# knows how many keys it spreads over can carry a sum to a hundred times
-# its training length, but three seeds say it does not do so reliably at
-# this size; neither way of adding $\log n$ meets our target in all three.
+# Every seed learns 1…10 digits (in 1,000–1,600 steps; 800–2,200 without
+# the factor) and is exact to 200 digits; at 1,000 digits seeds 1 and 2
+# add all 128 problems (and all 32 at 2,000), while seed 0 adds 1 of 128.
+# So a softmax that knows how many keys it spreads over can carry a sum to
+# a hundred times its training length, but three seeds say it does not do
+# so reliably at this size; neither way of adding $\log n$ meets our
+# target in all three.
 #
 # ## 9. The addition claims
 #
