@@ -96,8 +96,8 @@ from annotated.positional import (
 from annotated.tasks import get_task
 
 torch.manual_seed(0)
-# tiny models: one thread is faster than several, and gives the same numbers
-# everywhere
+# tiny models: one thread is faster than several, and makes the numbers
+# independent of the core count (not of the CPU's vector instructions)
 torch.set_num_threads(1)
 
 # %% [markdown]

@@ -93,7 +93,9 @@ from annotated.tasks.digits import (
 from annotated.training.images import count_correct, train_classifier
 
 torch.manual_seed(0)
-torch.set_num_threads(1)  # one thread: the same numbers on every machine
+# one thread: fastest for models this small, and the numbers do not depend
+# on the core count (the CPU's vector instructions move their later digits)
+torch.set_num_threads(1)
 
 # %% [markdown]
 # ## 1. An image as a sentence
@@ -398,6 +400,13 @@ print(
     f"seed 0 got {vit_correct}/{len(data.test)}\nright: Wilson 95 % "
     f"interval [{100 * w_low:.1f}, {100 * w_high:.1f}]"
 )
+
+# %% [markdown]
+# These are the chapter's first numbers from training. Re-run on another
+# CPU or with another thread count, they change in their later digits
+# (PyTorch's vector kernels add floats in another order), and the CPU
+# times change with the machine; what §5 concludes from them holds
+# regardless.
 
 # %% tags=["remove-cell"]
 from annotated.analysis.expect import (  # noqa: E402

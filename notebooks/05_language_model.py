@@ -86,8 +86,8 @@ from annotated.training.evaluation import evaluate
 from annotated.training.loop import train
 
 torch.manual_seed(0)
-# small models: one thread is as fast as two here, and gives the same numbers
-# everywhere
+# small models: one thread is as fast as two here, and makes the numbers
+# independent of the core count (not of the CPU's vector instructions)
 torch.set_num_threads(1)
 
 # %% [markdown]

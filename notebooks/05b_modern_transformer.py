@@ -99,7 +99,9 @@ from annotated.training.config import TrainConfig
 from annotated.training.optim import make_optimizer, muon_groups
 
 torch.manual_seed(0)
-torch.set_num_threads(1)  # one thread: the same numbers on every machine
+# one thread: fastest for models this small, and the numbers do not depend
+# on the core count (the CPU's vector instructions move their later digits)
+torch.set_num_threads(1)
 
 # %% [markdown]
 # ## 1. What changed since GPT-2

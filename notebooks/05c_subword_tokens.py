@@ -93,7 +93,9 @@ from annotated.training.config import TrainConfig
 from annotated.training.loop import train
 
 torch.manual_seed(0)
-torch.set_num_threads(1)  # one thread: the same numbers on every machine
+# one thread: fastest for models this small, and the numbers do not depend
+# on the core count (the CPU's vector instructions move their later digits)
+torch.set_num_threads(1)
 
 # %% [markdown]
 # ## 1. What characters cost
@@ -753,6 +755,13 @@ expect(
 )
 
 # %% [markdown]
+# On the machine that stored the runs, the live values equal the stored
+# ones to every printed digit: a run is deterministic for a given CPU and
+# thread count. These are the page's only numbers trained live. On another
+# CPU, or with another thread count, they differ in their later digits
+# (PyTorch's vector kernels add floats in another order); the comparison
+# of §4 rests on the stored runs, which print the same everywhere.
+#
 # ## Exercises
 #
 # ```{exercise}

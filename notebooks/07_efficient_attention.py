@@ -109,7 +109,8 @@ from annotated.training.loop import train
 
 torch.manual_seed(0)
 # Tiny models train faster on one thread than on several (no synchronisation
-# between threads), and one thread gives the same numbers on every machine.
+# between threads), and one thread makes the numbers independent of the core
+# count (the CPU's vector instructions still move their later digits).
 torch.set_num_threads(1)
 
 # %% [markdown]

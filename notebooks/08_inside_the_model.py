@@ -94,9 +94,10 @@ from annotated.models.transformer import load_model
 from annotated.tasks import get_task
 
 torch.manual_seed(0)
-torch.set_num_threads(
-    1
-)  # the same numbers on every machine (and no slower for these small models)
+# one thread: no slower for these small models, and the numbers do not
+# depend on the core count (the CPU's vector instructions move their later
+# digits)
+torch.set_num_threads(1)
 DATA = Path(annotated.__file__).parent / "data"
 
 # %% [markdown]

@@ -68,3 +68,52 @@ def test_the_front_page_speaks_to_the_reader():
 def test_the_rule_catches_maintainer_words():
     line = "This cell's output is not compared when the notebook is tested."
     assert any(re.search(p, line, re.I) for p in MAINTAINER_WORDS.values())
+
+
+# A chapter whose outputs depend on the machine (cells whose outputs are
+# not compared byte for byte: training, timings) tells the reader so once:
+# re-executed on another CPU the numbers move in their later digits.
+MOVES = re.compile(r"later digits|need not agree|\bdiffers?\b")
+
+
+def moves_with_cpu(markdown: str) -> bool:
+    """The text names the CPU and says that numbers move with it."""
+    text = " ".join(markdown.split())
+    return bool(re.search(r"\bCPU\b", text) and MOVES.search(text))
+
+
+def says_numbers_move(cells) -> bool:
+    """True when no cell's output varies by machine, or a markdown cell says
+    that re-executed numbers move with the CPU."""
+    varies = any(
+        cell.cell_type == "code"
+        and "nbval-ignore-output" in cell.metadata.get("tags", [])
+        for cell in cells
+    )
+    return not varies or any(
+        cell.cell_type == "markdown" and moves_with_cpu(cell.source)
+        for cell in cells
+    )
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_a_chapter_says_its_trained_numbers_move_with_the_cpu(path):
+    assert says_numbers_move(jupytext.read(path).cells), (
+        f"{path.name} has outputs that differ by machine but never tells "
+        "the reader that re-executed numbers move with the CPU"
+    )
+
+
+def test_the_rule_catches_a_chapter_that_does_not_say_so():
+    text = (
+        "# %% [markdown]\n# Training a model.\n\n"
+        '# %% tags=["nbval-ignore-output"]\nprint(0.123)\n'
+    )
+    cells = jupytext.reads(text, fmt="py:percent").cells
+    assert not says_numbers_move(cells)
+    note = (
+        "# %% [markdown]\n# Run again on another CPU, these numbers change"
+        "\n# in their later digits.\n\n"
+    )
+    cells = jupytext.reads(note + text, fmt="py:percent").cells
+    assert says_numbers_move(cells)
