@@ -602,8 +602,9 @@ for d in (-1, -7, -8, -20, -127, -128, -1000):
     )
 
 # %% [markdown]
-# Distances 0–15 (causal) each have their own bucket; 20 shares a bucket with
-# its neighbours; 128 and 1000 fall in the same last bucket, 31. The bias
+# Distances 0–15 (causal) each have their own bucket; farther ones share
+# buckets that widen with distance (20 lands in bucket 17), and 127, 128 and
+# 1000 all fall in the last bucket, 31. The bias
 # table is learned; the last picture of this section shows a learned encoding,
 # the absolute table of a trained model — so we train some models first.
 #
@@ -914,7 +915,7 @@ expect_below(  # measured: 0.02
 for name in ("sinusoidal", "rope"):
     expect(  # measured: 0.31 to 0.36
         "by 4L the sinusoids and RoPE have lost about a third of a nat",
-        0.2 <= degradation(name) <= 0.5,
+        0.25 <= degradation(name) <= 0.45,
         degradation=degradation(name),
     )
 for name in ("sinusoidal", "rope", "learned"):
@@ -964,12 +965,12 @@ expect_greater(  # measured: 0.31-0.35 against 0.08-0.13
 expect_below(  # measured: 0.26-0.27 against 0.36
     "the clamped table degrades by a similar amount as the sinusoids",
     abs(degradation("learned") - degradation("sinusoidal")),
-    0.2,
+    0.15,
 )
 expect_below(  # measured: 0.05
     "NoPE degrades only a little from L to 4L",
     degradation("nope"),
-    0.12,
+    0.1,
 )
 
 # %%
@@ -1059,8 +1060,8 @@ expect_below(  # measured: 0.04 below the table
 #
 # *Within the training length* (the $L$ column) the seven models land
 # between about 2.3 and 2.5 nats after 200 steps, and the bigram table
-# reaches 2.50 on the same windows. The best of them (the sinusoids and
-# RoPE, about 2.32) are only about 0.2 nats below it; NoPE, the learned
+# reaches 2.50 on the same windows. The best of them are only about 0.2
+# nats below it; NoPE, the learned
 # table and the randomized positions are within a few hundredths of it.
 # These runs have learned little more than which character tends to follow
 # which, and how far a model gets in 200 steps says little about where it
@@ -1068,8 +1069,8 @@ expect_below(  # measured: 0.04 below the table
 # about the encodings**, and a longer run may well order them differently.
 # (One thing the runs do show there: the $\sqrt{C}$ scale matters. With token
 # embeddings left at size 0.02, the seed-0 sinusoidal model does clearly
-# worse at $L$, about 2.46 against 2.33 with the scale — hardly below the
-# bigram table.)
+# worse at $L$, by about a tenth of a nat — hardly below the bigram
+# table.)
 #
 # *Beyond the training length* the runs can say more, because each model is
 # measured against its own loss at $L$, and against the bigram table, which
@@ -1077,16 +1078,17 @@ expect_below(  # measured: 0.04 below the table
 # splits:
 #
 # * **ALiBi** extrapolates: at $4L$, and even on the last 32 positions, its
-#   loss is no higher than within the training length (about 2.39 against
-#   2.41) — the result {cite:t}`press2022alibi` reported. At $4L$ it is the
-#   best of the seven and the only one clearly below the bigram table (by
-#   about 0.1 nats). Its bias at an unseen distance is the same straight
-#   line continued; no learned number is new.
-# * **Randomized positions** stay flat as well (about 2.47 at $L$, 2.49 at
-#   $4L$): during training they saw position values up to $4L$, so nothing at
-#   test time is new {cite:p}`ruoss2023randomized`. But they stay flat at
-#   about the bigram table's level, so these runs cannot tell how much they
-#   use the positions at all.
+#   loss stays level with its loss within the training length (at most 0.02
+#   nats higher) — the result {cite:t}`press2022alibi` reported. At $4L$ it is
+#   the best of the seven and the only one clearly below the bigram table (by
+#   about 0.1 nats). Its bias at an unseen distance is the same straight line
+#   continued; no learned number is new.
+# * **Randomized positions** stay flat as well (their loss moves by less than
+#   a tenth of a nat from $L$ to $4L$): during training they saw position
+#   values up to $4L$, so nothing at test time is new
+#   {cite:p}`ruoss2023randomized`. But they stay flat at about the bigram
+#   table's level, so these runs cannot tell how much they use the positions
+#   at all.
 # * **Sinusoidal** and **RoPE** break down beyond $L$: the sinusoidal loss
 #   climbs right after the dashed line, RoPE's more slowly at first (compare
 #   their $2L$ columns), and by $4L$ both have lost about a third of a nat —
@@ -1103,7 +1105,8 @@ expect_below(  # measured: 0.04 below the table
 # * **Learned** cannot go past its table at all (the error above); clamped,
 #   it degrades by a similar amount as the sinusoids, to worse than the
 #   bigram table — every late position looks like position 31.
-# * **NoPE** degrades only a little (about 0.05 nats from $L$ to $4L$), from
+# * **NoPE** degrades only a little (under a tenth of a nat from $L$ to
+#   $4L$), from
 #   a start level with the bigram table; the causal mask gives it some sense
 #   of position, which may be what fails to carry over to unseen lengths.
 #
@@ -1163,10 +1166,14 @@ across = similarity[:16, 16:].mean().item()
 corners = similarity[:4, -4:].mean().item()
 # measured under three CPU float orders: near 0.66, far -0.12; the others
 # beside each check (all moved by less than 0.01)
-expect_above("neighbouring rows of the table are similar", near, 0.4)
 expect(
-    "rows 16 apart point slightly away from each other",
-    -0.4 <= far < 0,
+    "neighbouring rows of the table are similar, cosine about 0.66",
+    0.58 <= near <= 0.74,
+    near=near.item(),
+)
+expect(
+    "rows 16 apart point slightly away from each other, about -0.12",
+    -0.2 <= far <= -0.05,
     far=far.item(),
 )
 expect_greater(  # measured: 0.42 and 0.67 within, -0.12 across

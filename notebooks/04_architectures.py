@@ -596,10 +596,10 @@ expect_below(
     0.7,  # they end near 0.35 to 0.5, as the 2-layer runs do
 )
 expect_above(
-    "with 12 layers every post-LN run without warm-up stays on or just "
-    "below the plateau at ln 10 = 2.3",
+    "with 12 layers every post-LN run without warm-up stays within a few "
+    "tenths of the plateau at ln 10 = 2.3",
     min(min(smooth(curve)) for curve in curves[12, "post", 0]),
-    1.5,  # its smoothed losses never went below 1.85 on any CPU we tried
+    1.7,  # its smoothed losses never went below 1.85 on any CPU we tried
 )
 expect_seeds_greater(
     "with 12 layers and no warm-up post-LN ends far above pre-LN",
@@ -651,23 +651,23 @@ expect_below(
 # The loss curves, three seeds per setting (final losses as the mean of the
 # last 10 steps, then the mean over seeds with its 95% interval), are the
 # first numbers in this chapter that come from training. Re-run them on
-# another CPU or with another number of threads and they change in their
-# later digits (the vector instructions and the order of the sums differ);
-# the stalled runs below change most. What we conclude from them holds
-# regardless. With 2 layers all four settings learn: every run ends
-# between about 0.3 and 0.55, far below the 2.3 of guessing. The runs with
-# warm-up start slower (the learning rate is small at first) and are still
-# behind after 80 steps — clearly for post-LN, within the interval of the
-# runs without warm-up for pre-LN. With 12 layers the pre-LN runs, with or
-# without warm-up, end about as low as the shallow ones, but post-LN without
-# warm-up stalls on a plateau near 2.3 — about $\ln 10$, the loss of
-# guessing among the ten digits — in all three seeds, and ends at or just
-# below it. The same post-LN stack *with* warm-up leaves the plateau after
-# roughly 40 to 60 steps and ends well below the runs without warm-up, but
-# still far behind the pre-LN runs. That is the paper's point in miniature:
-# the deep post-LN stack does much worse without the warm-up, the pre-LN
-# stack does not need it (80 steps only: the size of the gaps would change
-# with the learning rate and the depth).
+# another CPU or with another number of threads and they change in their later
+# digits (the vector instructions and the order of the sums differ); the
+# stalled runs below change most. What we conclude from them holds regardless.
+# With 2 layers all four settings learn: every run ends between about 0.3 and
+# 0.55, far below the 2.3 of guessing. The runs with warm-up start slower (the
+# learning rate is small at first) and are still behind after 80 steps —
+# clearly for post-LN, within the interval of the runs without warm-up for
+# pre-LN. With 12 layers the pre-LN runs, with or without warm-up, end about
+# as low as the shallow ones, but post-LN without warm-up stalls on a plateau
+# near 2.3 — about $\ln 10$, the loss of guessing among the ten digits — in
+# all three seeds, and after 80 steps it is still only a few tenths below it.
+# The same post-LN stack *with* warm-up leaves the plateau after roughly 40 to
+# 60 steps and ends well below the runs without warm-up, but still far behind
+# the pre-LN runs. That is the paper's point in miniature: the deep post-LN
+# stack does much worse without the warm-up, the pre-LN stack does not need it
+# (80 steps only: the size of the gaps would change with the learning rate and
+# the depth).
 #
 # ## 4. Three architectures from one block
 #
