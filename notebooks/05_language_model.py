@@ -308,7 +308,7 @@ expect_between(
     "model's",
     baselines["bigram"] - final["loss"],
     0.02,  # measured 0.08 below
-    0.25,  # far from the full run's 1.89
+    0.15,  # far from the full run's 1.89
 )
 expect_below(
     "the validation loss runs through the middle of the training curve "
@@ -482,9 +482,9 @@ print(textwrap.fill(provenance["samples"]["how"], 78) + "\n\n" + full_samples)
 # short words ("I fear, it is", "my father", "heaven"), next to invented ones
 # ("meether", "giventy"). The run took 9.6 minutes of wall-clock time on a
 # busy 2-core computer; the estimate printed under the live run is what one
-# free core needs, and it varies with the load. Either way the full run takes
-# more than this chapter's whole budget, so its result is read here rather
-# than trained again.
+# free core needs, and it varies with the load. Either way it does not fit
+# beside this chapter's other experiments in its three minutes, so its result
+# is read here rather than trained again.
 #
 # ## 3. Sampling
 #
@@ -599,11 +599,12 @@ expect_above(
     1000 * stray["τ = 1.5"],
     5.0,  # per 1,000 characters
 )
-expect_below(
-    "top-k 5 removes the stray characters",
-    1000 * stray["τ = 1.5, top-k 5"],
-    1.0,  # per 1,000 characters
-)
+for name in ("τ = 1.0, top-k 5", "τ = 1.5, top-k 5"):
+    expect_below(
+        f"top-k 5 all but removes the stray characters ({name})",
+        1000 * stray[name],
+        1.0,  # per 1,000 characters; measured 0.0 for both
+    )
 
 
 # %% tags=["nbval-ignore-output"]
@@ -640,11 +641,11 @@ print(
 # $\tau = 1.5$ to 0.16, with stray capitals inside words (`alaJUr`, `inGe`)
 # that the flattened distribution now draws, 30 in every 1,000 characters.
 # Cutting the tail with top-$k$ = 5 raises the share at both temperatures
-# (0.39 at $\tau = 1$, 0.37 at $\tau = 1.5$) and removes the stray characters
-# altogether. Every rule already writes text laid out like the play —
-# capitalised line starts, commas, line breaks — while most words are still
-# invented: after 300 steps the model has learned the layout and common short
-# words, not yet the vocabulary.
+# (0.39 at $\tau = 1$, 0.37 at $\tau = 1.5$) and all but removes the stray
+# characters. Every sampling rule (greedy aside) already writes text laid
+# out like the play — capitalised line starts, line breaks — while most
+# words are still invented: after 300 steps the model has learned the
+# layout and common short words, not yet the vocabulary.
 #
 # ## 4. Train short, test long: positional encodings on a language model
 #
@@ -786,6 +787,11 @@ expect_below(
     abs(mean(at["nope"][0]) - mean(at["learned"][0])),
     0.05,  # measured 0.01; the learned table no better than NoPE
 )
+expect_above(
+    "at 64, the learned table is no better than NoPE",
+    mean(at["learned"][0]) - mean(at["nope"][0]),
+    -0.01,  # measured +0.012
+)
 spread_64 = max(mean(at[n][0]) for n in ENCODINGS) - min(
     mean(at[n][0]) for n in ENCODINGS
 )
@@ -834,18 +840,19 @@ expect_below(
     "these short runs end near the bigram model: NoPE and the learned "
     "table close to it",
     max(abs(to_bigram["nope"]), abs(to_bigram["learned"])),
-    0.1,  # measured: 0.036 and 0.024 below it
+    0.06,  # measured: 0.036 and 0.024 below it
 )
 expect_between(
     "RoPE ends about a quarter of a nat below the bigram model",
     to_bigram["rope"],
-    -0.4,
-    -0.1,  # measured -0.25
+    -0.32,
+    -0.18,  # measured -0.254
 )
-expect_above(
-    "the sinusoidal model ends above the bigram model",
+expect_between(
+    "the sinusoidal model ends about 0.3 above the bigram model",
     to_bigram["sinusoidal"],
-    0.1,  # measured +0.31
+    0.22,
+    0.4,  # measured +0.305
 )
 expect_above(
     "every model ends far above the stored full run",
@@ -1153,8 +1160,8 @@ print(
 #   validation loss of 1.887, beside nanoGPT's published 1.88 (one seed); the
 #   300 steps that run live reach 2.400, only just below the bigram baseline's
 #   2.482.
-# * Temperature and top-$k$ trade faithfulness to the model for tidier
-#   samples.
+# * A temperature below 1 trades faithfulness (a higher loss) for tidier
+#   samples; top-$k$ tidies them too.
 # * Trained at 64 characters and tested at 256 (small models, 200 steps, three
 #   seeds), ALiBi stays flat (2.286 to 2.293) while the sinusoidal encoding
 #   degrades (by about 0.19 nats on average) and RoPE rises at 256 (2.228 to
