@@ -756,14 +756,16 @@ expect(
     exact=exact,
     log_p=lp_mean,
 )
+# measured: 51 of 500 natively, 35 under default, 26 under avx2
 expect_between(
-    "beam 4 finds a likelier answer for ~one in ten", n_likelier, 25, 90
+    "beam 4 finds a likelier answer for some dates", n_likelier, 10, 90
 )
 
 # %% [markdown]
-# Beam search finds a likelier answer for about one date in ten, and
-# exact match rises by a few points (in the run shown, from 0.52 to
-# 0.55): wider beams help exactly when the model is unsure.
+# Beam search finds a likelier answer for some of the dates (how many
+# moves with the CPU the model was trained on; the count is printed
+# below), and exact match rises by a few points (in the run shown, from
+# 0.52 to 0.55): wider beams help exactly when the model is unsure.
 #
 # Where they differ, beam search found an answer the model itself rates
 # likelier. One where beam search is right and greedy decoding wrong,
@@ -839,7 +841,7 @@ expect(
 #   moves from the end of the source to the front of the answer.
 # * Beam search pays where the model is unsure. For the trained models
 #   it never finds a likelier answer than greedy decoding; halfway
-#   through a short run it does for about one date in ten, and lifts
+#   through a short run it does for some dates, and lifts
 #   exact match by a few points, because the best first character does
 #   not always begin the best answer.
 #
