@@ -417,8 +417,8 @@ for e, published in CLAIMS[9].value.items():
 
 # %%
 again = StoredSweeps("length_parity_default_")
-print("stored: " + environment(sweeps.sweeps["parity"]))
-print("again:  " + environment(again.sweeps["parity"]))
+print("stored:\n" + indented(environment(sweeps.sweeps["parity"])))
+print("again:\n" + indented(environment(again.sweeps["parity"])))
 again_rows = [r for r in again.rows if r["task"] == "parity"]
 parity_runs = {
     "stored": (results["parity"], learned["parity"]),
