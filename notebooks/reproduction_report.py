@@ -80,6 +80,7 @@ from annotated.analysis.claims import (
 )
 from annotated.analysis.claims_text import claims_text
 from annotated.analysis.expect import expect, expect_above, expect_below
+from annotated.analysis.intervals import t_interval
 from annotated.analysis.stored_sweeps import StoredSweeps, interval_text
 from annotated.figures.curves import accuracy_vs_length
 from annotated.figures.showcode import show_source
@@ -446,12 +447,17 @@ print(
 )
 
 # %% tags=["remove-cell"]
+counts = {
+    name: {e: sum(v) for e, v in ok.items()}
+    for name, (_, ok) in parity_runs.items()
+}
 for name, (ood, ok) in parity_runs.items():
     expect(
         f"{name}: NoPE learns parity in every seed, the others in at most "
         "2 of 10",
-        all(ok["nope"]) and max(sum(ok[e]) for e in ok if e != "nope") <= 2,
-        **{e: sum(v) for e, v in ok.items()},
+        all(ok["nope"])
+        and max(n for e, n in counts[name].items() if e != "nope") <= 2,
+        **counts[name],
     )
     nope = sum(ood["nope"]) / len(ood["nope"])
     expect(
@@ -460,10 +466,6 @@ for name, (ood, ok) in parity_runs.items():
         0.55 < nope < 0.75,
         nope=nope,
     )
-counts = {
-    name: {e: sum(v) for e, v in ok.items()}
-    for name, (_, ok) in parity_runs.items()
-}
 expect(
     "RoPE learned in 2 seeds, then in none; randomized in 2, then in 1",
     (counts["stored"]["rope"], counts["again"]["rope"]) == (2, 0)
@@ -471,8 +473,6 @@ expect(
     == (2, 1),
     **counts,
 )
-from annotated.analysis.intervals import t_interval  # noqa: E402
-
 nope_t = {
     name: t_interval(ood["nope"]) for name, (ood, _) in parity_runs.items()
 }
